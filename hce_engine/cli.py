@@ -1,0 +1,189 @@
+"""The ``hce`` command: every pipeline step from the shell.
+
+Errors a user can fix go to stderr as one line and exit with status 1; ``--json`` prints one JSON object
+on stdout.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Sequence
+
+from .errors import HCEError
+
+
+def _table(rows: list[dict], cols: list[str]) -> str:
+    if not rows:
+        return "(none)"
+    cells = [[str(r.get(c, "")) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(cols), line(["-" * w for w in widths])] + [line(r) for r in cells])
+
+
+def _progress(quiet: bool):
+    if quiet or not sys.stderr.isatty():
+        return None
+    def report(stage: str, done: int, total: int) -> None:
+        print(f"\r{stage}: {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+    return report
+
+
+def _fmt_metrics(m: dict) -> str:
+    return (f"nDCG@10 {m['ndcg_at_10']:.4f}  R@10 {m['recall_at_10']:.4f}  R@100 {m['recall_at_100']:.4f}  "
+            f"MRR@10 {m['mrr_at_10']:.4f}  ({m['queries']} queries)")
+
+
+def cmd_import(ws, a) -> int:
+    if a.queries:
+        report = ws.import_queries(a.name, a.queries, a.qrels, a.split)
+    else:
+        report = ws.import_corpus(a.path, name=a.name, id_col=a.id_col, title_col=a.title_col, text_col=a.text_col)
+    if a.json:
+        print(json.dumps(report.to_dict()))
+    else:
+        qrels = ", ".join(f"{s}: {n}" for s, n in report.qrels.items()) or "none"
+        print(f"imported corpus {report.corpus!r} ({report.format}): {report.documents} documents, "
+              f"{report.skipped_empty} empty skipped, {report.queries} queries, qrels {qrels}")
+    return 0
+
+
+def cmd_corpora(ws, a) -> int:
+    rows = ws.corpora()
+    if a.json:
+        print(json.dumps(rows, default=str))
+    else:
+        print(_table(rows, ["name", "documents", "removed", "queries", "qrels", "runs", "source"]))
+    return 0
+
+
+def cmd_encode(ws, a) -> int:
+    run = ws.encode(a.corpus, model=a.model, device=a.device, max_length=a.max_length,
+                    branching=a.branching, seed=a.seed, progress=_progress(a.json))
+    print(json.dumps({"run": run}) if a.json else run)
+    return 0
+
+
+def cmd_search(ws, a) -> int:
+    query = " ".join(a.query)
+    hits = ws.bm25_search(a.corpus, query, a.k) if a.bm25 else ws.search(a.corpus, query, run=a.run, k=a.k)
+    if a.json:
+        print(json.dumps({"query": query, "hits": [h.to_dict() for h in hits]}))
+    else:
+        for h in hits:
+            print(f"{h.rank:>3}. {h.score:7.4f}  [{h.ext_id}] {h.title}\n     {h.snippet}")
+        if not hits:
+            print("(no hits)")
+    return 0
+
+
+def cmd_eval(ws, a) -> int:
+    out = ws.evaluate(a.corpus, run=a.run, split=a.split, bm25=a.bm25, progress=_progress(a.json))
+    if a.json:
+        flat = dict(out["dense"], run=out["run"], split=out["split"])
+        if "bm25" in out:
+            flat["bm25"] = out["bm25"]
+        print(json.dumps(flat))
+    else:
+        print(f"run {out['run']} on {a.corpus}/{out['split']}")
+        print(f"  dense: {_fmt_metrics(out['dense'])}")
+        if "bm25" in out:
+            print(f"  bm25:  {_fmt_metrics(out['bm25'])}")
+    return 0
+
+
+def cmd_runs(ws, a) -> int:
+    rows = ws.runs(a.corpus)
+    if a.json:
+        print(json.dumps(rows, default=str))
+        return 0
+    for r in rows:
+        test = next((m for m in r["metrics"] if m["system"] == "dense"), None)
+        r["ndcg@10"] = f"{test['ndcg_at_10']:.4f} ({test['split']})" if test else ""
+        r["signal"] = r["config"].get("signal", "")
+        r["negatives"] = r["config"].get("negatives", "")
+    print(_table(rows, ["run_id", "corpus", "kind", "status", "signal", "negatives", "seed", "ndcg@10",
+                        "created_at", "error"]))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hce", description="HCE Explorer: train, explore and search with "
+                                "Hierarchical Corpus Encoders.")
+    p.add_argument("--workspace", help="workspace folder (default $HCE_WORKSPACE or ./hce-workspace)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("import", help="import a corpus file, folder or ZIP (or queries/qrels with --queries)")
+    s.add_argument("path", nargs="?", help="corpus file, folder or .zip")
+    s.add_argument("--name", help="corpus name (default: the file or folder name); with --queries, the corpus")
+    s.add_argument("--id-col"), s.add_argument("--title-col"), s.add_argument("--text-col")
+    s.add_argument("--queries", help="add a queries file (JSONL or TSV) to corpus --name instead")
+    s.add_argument("--qrels", help="with --queries: a qrels TSV for --split")
+    s.add_argument("--split", default="test")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_import)
+
+    s = sub.add_parser("corpora", help="list corpora with counts")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_corpora)
+
+    s = sub.add_parser("encode", help="zero-shot baseline run: encode, index and build the tree; prints the run id")
+    s.add_argument("--corpus", required=True)
+    s.add_argument("--model", help="local sentence-transformers or Hugging Face folder (default: bundled MiniLM)")
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    s.add_argument("--max-length", type=int, default=256)
+    s.add_argument("--branching", type=int, default=10)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_encode)
+
+    s = sub.add_parser("search", help="search a corpus with a run's encoder (default: latest finished run)")
+    s.add_argument("--corpus", required=True)
+    s.add_argument("--run", type=int)
+    s.add_argument("-k", type=int, default=10)
+    s.add_argument("--bm25", action="store_true", help="lexical BM25 instead of the dense encoder")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("query", nargs="+")
+    s.set_defaults(func=cmd_search)
+
+    s = sub.add_parser("eval", help="nDCG@10, R@10, R@100, MRR@10 against stored qrels")
+    s.add_argument("--corpus", required=True)
+    s.add_argument("--run", type=int)
+    s.add_argument("--split", default="test")
+    s.add_argument("--bm25", action="store_true", help="also score BM25 as the lexical reference")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_eval)
+
+    s = sub.add_parser("runs", help="list runs with status and metrics")
+    s.add_argument("--corpus")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_runs)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "import" and not args.path and not args.queries:
+        print("hce import: give a corpus PATH (or --queries FILE --name CORPUS)", file=sys.stderr)
+        return 1
+    if args.command == "import" and args.queries and not args.name:
+        print("hce import --queries: name the corpus with --name", file=sys.stderr)
+        return 1
+    from .workspace import Workspace
+    try:
+        ws = Workspace(args.workspace)
+        try:
+            return args.func(ws, args)
+        finally:
+            ws.close()
+    except HCEError as exc:
+        print(f"hce {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"hce {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,6 @@
+"""Corpus readers: files, folders and archives -> validated records (nothing stored here)."""
+from .readers import (MAX_FILE_BYTES, MAX_TEXT_CHARS, DocRecord, ParsedCorpus, read_corpus, read_pairs,
+                      read_qrels, read_queries)
+
+__all__ = ["DocRecord", "ParsedCorpus", "read_corpus", "read_queries", "read_qrels", "read_pairs",
+           "MAX_FILE_BYTES", "MAX_TEXT_CHARS"]

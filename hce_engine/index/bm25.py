@@ -1,0 +1,111 @@
+"""BM25 lexical index over int64 document ids, built with ``bm25s``.
+
+Tokenisation: bm25s' scikit-learn-style regex (tokens of >= 2 word characters), lowercased,
+English stop words removed, PyStemmer English (Snowball/Porter2) stemming. Scoring: bm25s
+defaults (``method="lucene"``, k1=1.5, b=0.75).
+
+Scoring is done per query with ``BM25.get_scores_from_ids`` + our own top-k, rather than
+``BM25.retrieve``: that sidesteps bm25s' failure modes for ``k > n_docs`` and for queries
+that tokenise to nothing (only stop words / unknown words), and lets us return only documents
+that actually match (score > 0; Lucene IDF is always positive), padding the rest with -1.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Sequence
+
+import bm25s
+import numpy as np
+import Stemmer
+
+__all__ = ["BM25Index"]
+
+_STOPWORDS = "en"
+_LANGUAGE = "english"
+
+
+class BM25Index:
+    """BM25 index mapping document ids (int64) to texts. Build with :meth:`build`."""
+
+    def __init__(self, retriever: bm25s.BM25 | None, doc_ids: np.ndarray, stemmer: "Stemmer.Stemmer"):
+        self._retriever = retriever
+        self._doc_ids = doc_ids
+        self._stemmer = stemmer
+        # PyStemmer objects are not thread-safe; scoring is cheap, so serialise searches.
+        self._lock = threading.Lock()
+
+    @classmethod
+    def build(cls, ids: Sequence[int], texts: Sequence[str]) -> "BM25Index":
+        """Index ``texts[i]`` under ``ids[i]``. ``ids`` must be unique ints; texts may be empty."""
+        doc_ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        texts = [t if isinstance(t, str) else "" for t in texts]
+        if doc_ids.size != len(texts):
+            raise ValueError(f"got {doc_ids.size} ids but {len(texts)} texts")
+        if np.unique(doc_ids).size != doc_ids.size:
+            raise ValueError("ids must be unique")
+        stemmer = Stemmer.Stemmer(_LANGUAGE)
+        retriever = bm25s.BM25()
+        has_vocab = False
+        if texts:
+            tokens = bm25s.tokenize(texts, stopwords=_STOPWORDS, stemmer=stemmer,
+                                    return_ids=True, show_progress=False)
+            # bm25s.BM25.index crashes when no document has a single token
+            has_vocab = len(tokens.vocab) > 0
+            if has_vocab:
+                retriever.index(tokens, show_progress=False)
+        return cls(retriever if has_vocab else None, doc_ids, stemmer)
+
+    def __len__(self) -> int:
+        """Number of indexed documents."""
+        return int(self._doc_ids.size)
+
+    def ids(self) -> np.ndarray:
+        """int64 (n,) indexed document ids, in build order."""
+        return self._doc_ids.copy()
+
+    def _query_token_ids(self, query: str) -> list[int]:
+        if self._retriever is None:  # no document had any indexable token
+            return []
+        vocab = self._retriever.vocab_dict
+        tokens = bm25s.tokenize([query], stopwords=_STOPWORDS, stemmer=self._stemmer,
+                                return_ids=False, show_progress=False)[0]
+        # "" is bm25s' placeholder "empty token": never score with it.
+        return [vocab[t] for t in tokens if t and t in vocab]
+
+    def search(self, queries: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` documents per query.
+
+        ``queries``: list of q strings (a single str is one query). Returns
+        ``(scores float32 (q, k), ids int64 (q, k))``, best first; ties broken by build order.
+        Only matching documents (score > 0) are returned; the remainder of each row is padded
+        with score ``-inf`` and id ``-1`` (e.g. k > n_docs, or a stop-word-only query).
+        """
+        if isinstance(queries, str):
+            queries = [queries]
+        k = int(k)
+        if k < 0:
+            raise ValueError(f"k must be >= 0, got {k}")
+        nq = len(queries)
+        out_scores = np.full((nq, k), -np.inf, dtype=np.float32)
+        out_ids = np.full((nq, k), -1, dtype=np.int64)
+        n = self._doc_ids.size
+        if n == 0 or k == 0:
+            return out_scores, out_ids
+        kk = min(k, n)
+        with self._lock:
+            for qi, query in enumerate(queries):
+                token_ids = self._query_token_ids(query or "")
+                if not token_ids:
+                    continue
+                scores = np.asarray(self._retriever.get_scores_from_ids(token_ids),
+                                    dtype=np.float32)
+                if kk < n:  # all docs scoring >= the kk-th best (keeps boundary ties)
+                    thr = np.partition(scores, n - kk)[n - kk]
+                    cand = np.flatnonzero(scores >= max(thr, np.float32(1e-30)))
+                else:
+                    cand = np.flatnonzero(scores > 0)
+                # score desc, then document position asc (deterministic ties)
+                cand = cand[np.lexsort((cand, -scores[cand]))][:kk]
+                out_scores[qi, :cand.size] = scores[cand]
+                out_ids[qi, :cand.size] = self._doc_ids[cand]
+        return out_scores, out_ids

@@ -1,0 +1,71 @@
+"""2-D maps of document vectors with UMAP, aligned across runs so before/after can be compared.
+
+umap-learn compiles its numba kernels on first use in each process (about a minute on 2 cores): call
+:func:`warm_up` once in a background thread at start, so no user click pays for it.
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+FIT_SAMPLE = 20_000  # above this many points, fit on a seeded sample and place the rest with transform()
+_warm = threading.Event()
+_warm_lock = threading.Lock()
+
+
+def warm_up() -> None:
+    """Compile UMAP's kernels (fit and transform) on tiny data; idempotent, thread-safe."""
+    with _warm_lock:
+        if _warm.is_set():
+            return
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((64, 8)).astype(np.float32)
+        project(x, seed=0, n_neighbors=5, _sample=32)
+        _warm.set()
+
+
+def is_warm() -> bool:
+    return _warm.is_set()
+
+
+def project(vectors: np.ndarray, seed: int = 0, n_neighbors: int = 15, min_dist: float = 0.1,
+            init: np.ndarray | None = None, _sample: int = FIT_SAMPLE) -> np.ndarray:
+    """UMAP (cosine) of float32 (n, d) vectors -> float32 (n, 2).
+
+    Args:
+        vectors: the document vectors.
+        seed: UMAP's random_state; the same seed and data give the same map on the same machine.
+        init: optional float (n, 2) starting layout (e.g. the baseline run's map), so a trained run's map
+            starts from the same arrangement.
+    Above ``FIT_SAMPLE`` points UMAP is fitted on a seeded sample and the rest are placed with transform().
+    """
+    import umap
+
+    n = len(vectors)
+    if n < 4:  # UMAP needs a few neighbours; tiny inputs get a trivial layout
+        return np.column_stack([np.arange(n, dtype=np.float32), np.zeros(n, dtype=np.float32)])
+    k = int(min(n_neighbors, n - 1))
+    fit_idx = np.arange(n) if n <= _sample else np.sort(np.random.default_rng(seed).choice(n, _sample, False))
+    init_arg = "spectral" if n > k + 1 else "random"
+    if init is not None:
+        init_arg = np.asarray(init, dtype=np.float64)[fit_idx]
+    reducer = umap.UMAP(n_neighbors=k, min_dist=min_dist, metric="cosine", random_state=seed, init=init_arg,
+                        n_components=2, low_memory=True, verbose=False, n_jobs=1)
+    xy = np.empty((n, 2), dtype=np.float32)
+    xy[fit_idx] = reducer.fit_transform(vectors[fit_idx])
+    if len(fit_idx) < n:
+        rest = np.setdiff1d(np.arange(n), fit_idx)
+        xy[rest] = reducer.transform(vectors[rest])
+    return xy
+
+
+def align(xy: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Rotate/reflect, scale and shift ``xy`` (n, 2) onto ``reference`` (n, 2) (orthogonal Procrustes),
+    matching row by row. Returns the aligned float32 (n, 2)."""
+    a = xy - xy.mean(0)
+    b = reference - reference.mean(0)
+    u, s, vt = np.linalg.svd(a.T @ b)
+    rot = u @ vt
+    scale = s.sum() / max((a ** 2).sum(), 1e-12)
+    return (scale * a @ rot + reference.mean(0)).astype(np.float32)

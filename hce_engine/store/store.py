@@ -1,0 +1,451 @@
+"""All SQL of the engine: one DuckDB file per workspace.
+
+DuckDB allows one writing process per file. The process that opens a :class:`Store` owns it; threads of that
+process (background training, the app's page scripts) each get their own cursor, so they can read and write
+concurrently. Vectors move through Arrow in both directions (no per-row inserts).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from typing import Any, Iterable, Iterator, Sequence
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from ..errors import NotFoundError, WorkspaceBusyError
+from .schema import MIGRATIONS, SCHEMA_VERSION
+
+ACTIVE_STATUSES = ("queued", "running")
+
+
+def _float_list_array(vectors: np.ndarray) -> pa.Array:
+    """float32 (n, d) -> Arrow list<float> array without a Python loop."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    n, d = vectors.shape
+    offsets = pa.array(np.arange(0, (n + 1) * d, d, dtype=np.int32))
+    return pa.ListArray.from_arrays(offsets, pa.array(vectors.reshape(-1)))
+
+
+def _stack_lists(column: pa.ChunkedArray | pa.Array, dim: int | None = None) -> np.ndarray:
+    """Arrow list<float> column -> float32 (n, d)."""
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    n = len(arr)
+    if n == 0:
+        return np.zeros((0, dim or 0), dtype=np.float32)
+    flat = arr.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    return flat.reshape(n, -1)
+
+
+class Store:
+    """The workspace database.
+
+    Args:
+        path: DuckDB file (created with the current schema if missing); ":memory:" for tests.
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        try:
+            self._con = duckdb.connect(path)
+        except duckdb.IOException as exc:  # lock held by another process
+            raise WorkspaceBusyError(
+                f"the workspace database {path} is open in another process (the app or another `hce` "
+                f"command); stop it or use another --workspace. ({exc})") from exc
+        self._local = threading.local()
+        self._migrate()
+
+    # -- connection plumbing -------------------------------------------------------------------
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        """This thread's cursor on the shared connection."""
+        cur = getattr(self._local, "cur", None)
+        if cur is None:
+            cur = self._local.cur = self._con.cursor()
+        return cur
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """All statements inside commit together or not at all (nesting joins the outer one)."""
+        depth = getattr(self._local, "depth", 0)
+        con = self.con
+        if depth == 0:
+            con.execute("BEGIN TRANSACTION")
+        self._local.depth = depth + 1
+        try:
+            yield con
+        except BaseException:
+            self._local.depth = depth
+            if depth == 0:
+                con.execute("ROLLBACK")
+            raise
+        self._local.depth = depth
+        if depth == 0:
+            con.execute("COMMIT")
+
+    def close(self) -> None:
+        self._con.close()
+
+    def _migrate(self) -> None:
+        con = self._con
+        con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        current = con.execute("SELECT max(version) FROM schema_version").fetchall()[0][0] or 0
+        if current > SCHEMA_VERSION:
+            raise WorkspaceBusyError(f"{self.path} was written by a newer HCE Explorer (schema {current}, "
+                                     f"this one knows {SCHEMA_VERSION})")
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            con.execute("BEGIN TRANSACTION")
+            try:
+                for stmt in MIGRATIONS[version - 1]:
+                    con.execute(stmt)
+                con.execute("INSERT INTO schema_version VALUES (?)", [version])
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    def schema_version(self) -> int:
+        return self._one("SELECT max(version) FROM schema_version")[0]
+
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> tuple | None:
+        """First row of a query (the result is drained, as DuckDB requires before the next statement)."""
+        rows = self.con.execute(sql, list(params)).fetchall()
+        return rows[0] if rows else None
+
+    def _arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        return self.con.sql(sql, params=list(params)).to_arrow_table()
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict]:
+        cur = self.con.execute(sql, list(params))
+        cols = [c[0] for c in cur.description]
+        return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+    # -- corpora -------------------------------------------------------------------------------
+    def create_corpus(self, name: str, source: str | None = None) -> int:
+        return self._one("INSERT INTO corpora (name, source) VALUES (?, ?) RETURNING corpus_id", [name, source])[0]
+
+    def find_corpus(self, name: str) -> int | None:
+        row = self._one("SELECT corpus_id FROM corpora WHERE name = ?", [name])
+        return row[0] if row else None
+
+    def corpus_id(self, name: str) -> int:
+        cid = self.find_corpus(name)
+        if cid is None:
+            known = ", ".join(c["name"] for c in self.list_corpora()) or "none yet"
+            raise NotFoundError(f"no corpus named {name!r} (corpora: {known})")
+        return cid
+
+    def corpus_name(self, corpus_id: int) -> str:
+        row = self._one("SELECT name FROM corpora WHERE corpus_id = ?", [corpus_id])
+        if row is None:
+            raise NotFoundError(f"no corpus with id {corpus_id}")
+        return row[0]
+
+    def list_corpora(self) -> list[dict]:
+        return self._rows("""
+            SELECT c.corpus_id, c.name, c.source, c.created_at,
+              (SELECT count(*) FROM documents d WHERE d.corpus_id = c.corpus_id AND NOT d.removed) AS documents,
+              (SELECT count(*) FROM documents d WHERE d.corpus_id = c.corpus_id AND d.removed) AS removed,
+              (SELECT count(*) FROM queries q WHERE q.corpus_id = c.corpus_id) AS queries,
+              (SELECT count(*) FROM qrels r WHERE r.corpus_id = c.corpus_id) AS qrels,
+              (SELECT count(*) FROM runs u WHERE u.corpus_id = c.corpus_id) AS runs
+            FROM corpora c ORDER BY c.corpus_id""")
+
+    def delete_corpus(self, corpus_id: int) -> None:
+        with self.transaction() as con:
+            for run in self.list_runs(corpus_id):
+                self._delete_run_rows(con, run["run_id"])
+            for table in ("documents", "queries", "qrels", "corpora"):
+                con.execute(f"DELETE FROM {table} WHERE corpus_id = ?", [corpus_id])
+
+    # -- documents, queries, qrels ------------------------------------------------------------
+    def insert_documents(self, corpus_id: int, ext_ids: Sequence[str], titles: Sequence[str],
+                         texts: Sequence[str], metadata: Sequence[str | None]) -> np.ndarray:
+        """Insert documents; returns their new doc ids (int64, input order)."""
+        n = len(ext_ids)
+        if n == 0:
+            return np.zeros(0, dtype=np.int64)
+        con = self.con
+        ids = np.asarray([r[0] for r in con.execute(f"SELECT nextval('doc_seq') FROM range({n})").fetchall()],
+                         dtype=np.int64)
+        table = pa.table({"doc_id": ids, "corpus_id": pa.array([corpus_id] * n, pa.int32()),
+                          "ext_id": list(ext_ids), "title": list(titles), "text": list(texts),
+                          "metadata": pa.array(list(metadata), pa.string())})
+        con.register("_new_docs", table)
+        try:
+            con.execute("INSERT INTO documents (doc_id, corpus_id, ext_id, title, text, metadata) "
+                        "SELECT doc_id, corpus_id, ext_id, title, text, metadata::JSON FROM _new_docs")
+        finally:
+            con.unregister("_new_docs")
+        return ids
+
+    def documents(self, corpus_id: int, include_removed: bool = False,
+                  doc_ids: Sequence[int] | None = None) -> pd.DataFrame:
+        """DataFrame (doc_id, ext_id, title, text, removed, added_at) ordered by doc_id."""
+        sql = ("SELECT doc_id, ext_id, title, text, removed, added_at, metadata FROM documents "
+               "WHERE corpus_id = ?")
+        params: list[Any] = [corpus_id]
+        if not include_removed:
+            sql += " AND NOT removed"
+        if doc_ids is not None:
+            sql += " AND doc_id IN (SELECT unnest(?::BIGINT[]))"
+            params.append([int(i) for i in doc_ids])
+        return self.con.execute(sql + " ORDER BY doc_id", params).df()
+
+    def existing_ext_ids(self, corpus_id: int, ext_ids: Iterable[str]) -> set[str]:
+        return {r[0] for r in self.con.execute(
+            "SELECT ext_id FROM documents WHERE corpus_id = ? AND ext_id IN (SELECT unnest(?::VARCHAR[]))",
+            [corpus_id, list(ext_ids)]).fetchall()}
+
+    def mark_removed(self, corpus_id: int, ext_ids: Sequence[str]) -> np.ndarray:
+        """Flag documents removed; returns the doc ids that were live and are now removed."""
+        rows = self.con.execute(
+            "UPDATE documents SET removed = true WHERE corpus_id = ? AND NOT removed AND "
+            "ext_id IN (SELECT unnest(?::VARCHAR[])) RETURNING doc_id", [corpus_id, list(ext_ids)]).fetchall()
+        return np.asarray(sorted(r[0] for r in rows), dtype=np.int64)
+
+    def insert_queries(self, corpus_id: int, ext_ids: Sequence[str], texts: Sequence[str]) -> None:
+        if not ext_ids:
+            return
+        table = pa.table({"corpus_id": pa.array([corpus_id] * len(ext_ids), pa.int32()),
+                          "ext_id": list(ext_ids), "text": list(texts)})
+        self.con.register("_new_q", table)
+        try:
+            self.con.execute("INSERT OR REPLACE INTO queries SELECT corpus_id, ext_id, text FROM _new_q")
+        finally:
+            self.con.unregister("_new_q")
+
+    def insert_qrels(self, corpus_id: int, split: str, rows: Sequence[tuple[str, str, int]]) -> None:
+        if not rows:
+            return
+        q, d, s = zip(*rows)
+        table = pa.table({"corpus_id": pa.array([corpus_id] * len(rows), pa.int32()),
+                          "split": [split] * len(rows), "q": list(q), "d": list(d),
+                          "s": pa.array(s, pa.int32())})
+        self.con.register("_new_qrels", table)
+        try:
+            self.con.execute("INSERT OR REPLACE INTO qrels SELECT corpus_id, split, q, d, s FROM _new_qrels")
+        finally:
+            self.con.unregister("_new_qrels")
+
+    def queries(self, corpus_id: int) -> dict[str, str]:
+        return dict(self.con.execute("SELECT ext_id, text FROM queries WHERE corpus_id = ? ORDER BY ext_id",
+                                     [corpus_id]).fetchall())
+
+    def splits(self, corpus_id: int) -> dict[str, int]:
+        """Split name -> number of judged queries."""
+        return dict(self.con.execute(
+            "SELECT split, count(DISTINCT query_ext_id) FROM qrels WHERE corpus_id = ? GROUP BY split "
+            "ORDER BY split", [corpus_id]).fetchall())
+
+    def qrels(self, corpus_id: int, split: str) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for q, d, s in self.con.execute(
+                "SELECT query_ext_id, doc_ext_id, score FROM qrels WHERE corpus_id = ? AND split = ?",
+                [corpus_id, split]).fetchall():
+            out.setdefault(q, {})[d] = s
+        return out
+
+    # -- runs ---------------------------------------------------------------------------------
+    def create_run(self, corpus_id: int, kind: str, config: dict, seed: int | None,
+                   status: str = "queued") -> int:
+        return self._one(
+            "INSERT INTO runs (corpus_id, kind, status, config, seed) VALUES (?, ?, ?, ?, ?) RETURNING run_id",
+            [corpus_id, kind, status, json.dumps(config, sort_keys=True), seed])[0]
+
+    def update_run(self, run_id: int, **fields: Any) -> None:
+        allowed = {"status", "error", "model_path", "summary", "finished_at", "config"}
+        bad = set(fields) - allowed
+        if bad:
+            raise ValueError(f"cannot update run fields {sorted(bad)}")
+        sets, params = [], []
+        for key, value in fields.items():
+            if key in ("summary", "config") and value is not None:
+                value = json.dumps(value, sort_keys=True)
+            sets.append(f"{key} = ?")
+            params.append(value)
+        if fields.get("status") in ("done", "failed", "cancelled", "interrupted") and "finished_at" not in fields:
+            sets.append("finished_at = current_timestamp")
+        self.con.execute(f"UPDATE runs SET {', '.join(sets)} WHERE run_id = ?", params + [run_id])
+
+    def _decode_run(self, row: dict) -> dict:
+        row["config"] = json.loads(row["config"]) if row["config"] else {}
+        row["summary"] = json.loads(row["summary"]) if row["summary"] else None
+        return row
+
+    def get_run(self, run_id: int) -> dict:
+        rows = self._rows("SELECT r.*, c.name AS corpus FROM runs r JOIN corpora c USING (corpus_id) "
+                          "WHERE run_id = ?", [run_id])
+        if not rows:
+            raise NotFoundError(f"no run {run_id}")
+        return self._decode_run(rows[0])
+
+    def list_runs(self, corpus_id: int | None = None) -> list[dict]:
+        sql = "SELECT r.*, c.name AS corpus FROM runs r JOIN corpora c USING (corpus_id)"
+        params: list[Any] = []
+        if corpus_id is not None:
+            sql += " WHERE r.corpus_id = ?"
+            params.append(corpus_id)
+        return [self._decode_run(r) for r in self._rows(sql + " ORDER BY run_id", params)]
+
+    def mark_interrupted(self, run_ids: Sequence[int] | None = None) -> list[int]:
+        """Runs left queued/running by a dead process -> 'interrupted'. Returns their ids."""
+        sql = "UPDATE runs SET status = 'interrupted', finished_at = current_timestamp, " \
+              "error = coalesce(error, 'the process running it stopped') WHERE status IN ('queued', 'running')"
+        params: list[Any] = []
+        if run_ids is not None:
+            sql += " AND run_id IN (SELECT unnest(?::INTEGER[]))"
+            params.append(list(run_ids))
+        return sorted(r[0] for r in self.con.execute(sql + " RETURNING run_id", params).fetchall())
+
+    def _delete_run_rows(self, con: duckdb.DuckDBPyConnection, run_id: int) -> None:
+        for table in ("train_log", "trees", "tree_nodes", "tree_docs", "vectors", "metrics", "projections",
+                      "runs"):
+            con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+
+    def delete_run(self, run_id: int) -> None:
+        with self.transaction() as con:
+            self._delete_run_rows(con, run_id)
+
+    # -- vectors --------------------------------------------------------------------------------
+    def write_vectors(self, run_id: int, doc_ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Store float32 (n, d) vectors for ``doc_ids`` (replacing any the run had for them)."""
+        doc_ids = np.asarray(doc_ids, dtype=np.int64)
+        table = pa.table({"run_id": pa.array(np.full(len(doc_ids), run_id, dtype=np.int32)),
+                          "doc_id": doc_ids, "vec": _float_list_array(vectors)})
+        with self.transaction() as con:
+            con.register("_new_vecs", table)
+            try:
+                con.execute("DELETE FROM vectors WHERE run_id = ? AND doc_id IN (SELECT doc_id FROM _new_vecs)",
+                            [run_id])
+                con.execute("INSERT INTO vectors SELECT run_id, doc_id, vec FROM _new_vecs")
+            finally:
+                con.unregister("_new_vecs")
+
+    def read_vectors(self, run_id: int, live_only_corpus: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(doc_ids int64 (n,), vectors float32 (n, d)) ordered by doc_id; optionally skip removed docs."""
+        sql = "SELECT v.doc_id, v.vec FROM vectors v"
+        if live_only_corpus is not None:
+            sql += " JOIN documents d ON d.doc_id = v.doc_id AND NOT d.removed"
+        tbl = self._arrow(sql + " WHERE v.run_id = ? ORDER BY v.doc_id", [run_id])
+        ids = tbl.column("doc_id").to_numpy().astype(np.int64)
+        return ids, _stack_lists(tbl.column("vec"))
+
+    def delete_vectors(self, run_id: int, doc_ids: Sequence[int]) -> None:
+        self.con.execute("DELETE FROM vectors WHERE run_id = ? AND doc_id IN (SELECT unnest(?::BIGINT[]))",
+                         [run_id, [int(i) for i in doc_ids]])
+
+    # -- training log ---------------------------------------------------------------------------
+    def log_step(self, run_id: int, step: int, epoch: float, loss: float | None, level_losses: Sequence[float],
+                 level_acc: Sequence[float], leaf_acc: float | None, examples_per_s: float | None,
+                 eta_s: float | None) -> None:
+        self.con.execute("INSERT INTO train_log (run_id, step, epoch, loss, level_losses, level_acc, leaf_acc, "
+                         "examples_per_s, eta_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         [run_id, step, epoch, loss, list(map(float, level_losses)), list(map(float, level_acc)),
+                          leaf_acc, examples_per_s, eta_s])
+
+    def train_log(self, run_id: int) -> pd.DataFrame:
+        return self.con.execute("SELECT * FROM train_log WHERE run_id = ? ORDER BY step", [run_id]).df()
+
+    # -- trees ----------------------------------------------------------------------------------
+    def write_tree(self, run_id: int, rebuild: int, tree, terms: Sequence[Sequence[str]] | None = None,
+                   rep_doc_ids: np.ndarray | None = None, stats: dict | None = None) -> None:
+        """Store a :class:`~hce_engine.tree.Tree` (nodes with centroids, labels, doc -> leaf)."""
+        n = tree.n_nodes
+        nodes = pa.table({
+            "run_id": pa.array(np.full(n, run_id, dtype=np.int32)),
+            "rebuild": pa.array(np.full(n, rebuild, dtype=np.int32)),
+            "node_id": pa.array(np.arange(n, dtype=np.int32)),
+            "parent": pa.array(tree.parent.astype(np.int32)),
+            "level": pa.array(tree.level.astype(np.int32)),
+            "size": pa.array(tree.size.astype(np.int64)),
+            "centroid": _float_list_array(tree.centroid),
+            "terms": pa.array([list(t) for t in terms] if terms is not None else [None] * n,
+                              pa.list_(pa.string())),
+            "rep_doc_id": pa.array(rep_doc_ids if rep_doc_ids is not None else [None] * n, pa.int64()),
+        })
+        docs = pa.table({"run_id": pa.array(np.full(tree.n_docs, run_id, dtype=np.int32)),
+                         "rebuild": pa.array(np.full(tree.n_docs, rebuild, dtype=np.int32)),
+                         "doc_id": pa.array(tree.doc_ids), "leaf": pa.array(tree.doc_leaf.astype(np.int32))})
+        with self.transaction() as con:
+            for table in ("trees", "tree_nodes", "tree_docs"):
+                con.execute(f"DELETE FROM {table} WHERE run_id = ? AND rebuild = ?", [run_id, rebuild])
+            con.execute("INSERT INTO trees (run_id, rebuild, builder, branching, depth, stats) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        [run_id, rebuild, tree.builder, int(tree.branching), tree.depth,
+                         json.dumps(stats) if stats is not None else None])
+            con.register("_nodes", nodes)
+            con.register("_tdocs", docs)
+            try:
+                con.execute("INSERT INTO tree_nodes SELECT * FROM _nodes")
+                con.execute("INSERT INTO tree_docs SELECT * FROM _tdocs")
+            finally:
+                con.unregister("_nodes")
+                con.unregister("_tdocs")
+
+    def list_trees(self, run_id: int) -> list[dict]:
+        rows = self._rows("SELECT * FROM trees WHERE run_id = ? ORDER BY rebuild", [run_id])
+        for r in rows:
+            r["stats"] = json.loads(r["stats"]) if r["stats"] else None
+        return rows
+
+    def read_tree(self, run_id: int, rebuild: int | None = None):
+        """(Tree, terms per node, representative doc id per node); latest rebuild by default."""
+        from ..tree.tree import Tree
+
+        trees = self.list_trees(run_id)
+        if not trees:
+            raise NotFoundError(f"run {run_id} has no tree")
+        meta = trees[-1] if rebuild is None else next((t for t in trees if t["rebuild"] == rebuild), None)
+        if meta is None:
+            raise NotFoundError(f"run {run_id} has no tree rebuild {rebuild}")
+        nodes = self._arrow("SELECT * FROM tree_nodes WHERE run_id = ? AND rebuild = ? ORDER BY node_id",
+                            [run_id, meta["rebuild"]])
+        docs = self._arrow("SELECT doc_id, leaf FROM tree_docs WHERE run_id = ? AND rebuild = ? ORDER BY doc_id",
+                           [run_id, meta["rebuild"]])
+        tree = Tree(parent=nodes.column("parent").to_numpy(), level=nodes.column("level").to_numpy(),
+                    centroid=_stack_lists(nodes.column("centroid")), size=nodes.column("size").to_numpy(),
+                    doc_leaf=docs.column("leaf").to_numpy(), doc_ids=docs.column("doc_id").to_numpy(),
+                    builder=meta["builder"], branching=meta["branching"])
+        terms = [t if t is not None else [] for t in nodes.column("terms").to_pylist()]
+        reps = np.asarray([-1 if r is None else r for r in nodes.column("rep_doc_id").to_pylist()], dtype=np.int64)
+        return tree, terms, reps
+
+    # -- metrics and projections --------------------------------------------------------------
+    def write_metrics(self, run_id: int, split: str, system: str, metrics: dict) -> None:
+        with self.transaction() as con:
+            con.execute("DELETE FROM metrics WHERE run_id = ? AND split = ? AND system = ?", [run_id, split, system])
+            con.execute("INSERT INTO metrics (run_id, split, system, ndcg_at_10, recall_at_10, recall_at_100, "
+                        "mrr_at_10, queries) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        [run_id, split, system, metrics["ndcg_at_10"], metrics["recall_at_10"],
+                         metrics["recall_at_100"], metrics["mrr_at_10"], metrics["queries"]])
+
+    def metrics(self, run_id: int | None = None) -> list[dict]:
+        sql = "SELECT * FROM metrics"
+        params: list[Any] = []
+        if run_id is not None:
+            sql += " WHERE run_id = ?"
+            params.append(run_id)
+        return self._rows(sql + " ORDER BY run_id, split, system", params)
+
+    def write_projection(self, run_id: int, doc_ids: np.ndarray, xy: np.ndarray) -> None:
+        table = pa.table({"run_id": pa.array(np.full(len(doc_ids), run_id, dtype=np.int32)),
+                          "doc_id": pa.array(np.asarray(doc_ids, dtype=np.int64)),
+                          "x": pa.array(xy[:, 0].astype(np.float32)), "y": pa.array(xy[:, 1].astype(np.float32))})
+        with self.transaction() as con:
+            con.execute("DELETE FROM projections WHERE run_id = ?", [run_id])
+            con.register("_proj", table)
+            try:
+                con.execute("INSERT INTO projections SELECT * FROM _proj")
+            finally:
+                con.unregister("_proj")
+
+    def read_projection(self, run_id: int) -> tuple[np.ndarray, np.ndarray]:
+        tbl = self._arrow("SELECT doc_id, x, y FROM projections WHERE run_id = ? ORDER BY doc_id", [run_id])
+        ids = tbl.column("doc_id").to_numpy().astype(np.int64)
+        xy = np.stack([tbl.column("x").to_numpy(), tbl.column("y").to_numpy()], axis=1) if len(ids) else \
+            np.zeros((0, 2), dtype=np.float32)
+        return ids, xy.astype(np.float32)

@@ -1,0 +1,121 @@
+"""Training pairs: supervised (from qrels) and unsupervised (Inverse Cloze Task), and the validation split.
+
+Documents are addressed by their *position* ``0..n_docs-1`` in the corpus array the tree is built from.
+"""
+from __future__ import annotations
+
+import math
+import random
+import re
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One training example.
+
+    Attributes:
+        query: query text.
+        doc_pos: corpus position of the relevant (positive) document.
+        doc_text: text to encode for the positive instead of the stored document (ICT: the document with
+            the pseudo-query sentence removed); None = the stored text.
+        kind: "supervised" or "ict" (validation prefers supervised pairs).
+    """
+
+    query: str
+    doc_pos: int
+    doc_text: str | None = None
+    kind: str = "supervised"
+
+
+def supervised_pairs(qrels: Mapping[str, Mapping[str, int]], queries: Mapping[str, str],
+                     doc_pos: Mapping[str, int]) -> list[Pair]:
+    """One pair per (query, relevant document) in ``qrels``.
+
+    Judgements with relevance <= 0, unknown query ids, empty queries and unknown document ids are
+    skipped. Order: qrels order (deterministic for ordered inputs).
+    """
+    out: list[Pair] = []
+    for qid, judged in qrels.items():
+        text = queries.get(qid)
+        if not text or not str(text).strip():
+            continue
+        for did, rel in judged.items():
+            if rel is None or rel <= 0 or did not in doc_pos:
+                continue
+            out.append(Pair(str(text), int(doc_pos[did]), None, "supervised"))
+    return out
+
+
+# A sentence ends at . ! or ? (optionally followed by closing quotes/brackets) before whitespace, or at
+# a line break. Simple on purpose: abbreviations ("e.g. ") may split, which only makes shorter sentences.
+_SENT_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\s*\n+\s*")
+_WORD = re.compile(r"\w+")
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split ``text`` into non-empty, stripped sentences (regex splitter, see ``_SENT_END``)."""
+    return [s.strip() for s in _SENT_END.split(text or "") if s and s.strip()]
+
+
+def ict_pairs(texts: Sequence[str], seed: int = 0, remove_prob: float = 0.9, min_words: int = 4) -> list[Pair]:
+    """Inverse Cloze Task pairs: one per document with at least two sentences.
+
+    For each such document a random sentence with at least ``min_words`` words becomes the pseudo-query;
+    with probability ``remove_prob`` the positive is the document with that sentence removed (returned in
+    ``Pair.doc_text``), otherwise the unchanged document (``doc_text=None``). Documents with one sentence,
+    or with no sentence long enough, yield no pair. Deterministic for a given seed.
+    """
+    rng = random.Random(seed)
+    out: list[Pair] = []
+    for pos, text in enumerate(texts):
+        sents = split_sentences(text)
+        if len(sents) < 2:
+            continue
+        eligible = [i for i, s in enumerate(sents) if len(_WORD.findall(s)) >= min_words]
+        if not eligible:
+            continue
+        k = eligible[rng.randrange(len(eligible))]
+        remove = rng.random() < remove_prob
+        doc_text = " ".join(s for i, s in enumerate(sents) if i != k) if remove else None
+        out.append(Pair(sents[k], pos, doc_text, "ict"))
+    return out
+
+
+def mix_pairs(supervised: Sequence[Pair], ict: Sequence[Pair], ict_ratio: float, seed: int = 0) -> list[Pair]:
+    """Joint signal: all supervised pairs plus a seeded sample of ICT pairs making up ``ict_ratio`` of the mix.
+
+    The mix is shuffled every epoch by the sampler, so each batch holds both kinds. With no supervised
+    pairs, all ICT pairs are returned.
+    """
+    sup = list(supervised)
+    if not sup:
+        return list(ict)
+    want = int(round(len(sup) * ict_ratio / max(1e-9, 1.0 - ict_ratio)))
+    want = min(want, len(ict))
+    idx = sorted(np.random.default_rng(seed).choice(len(ict), size=want, replace=False).tolist()) if want else []
+    return sup + [ict[i] for i in idx]
+
+
+def split_validation(pairs: Sequence[Pair], fraction: float, seed: int = 0) -> tuple[list[Pair], list[Pair]]:
+    """Hold out ``fraction`` of the distinct query texts (and all their pairs) for validation.
+
+    Grouped by query text, so a query never lands in both parts. At least one query is held out when
+    ``fraction > 0`` and there are at least two distinct queries; at least one stays for training.
+    Both parts keep the input order.
+    """
+    pairs = list(pairs)
+    if fraction <= 0 or not pairs:
+        return pairs, []
+    queries = list(dict.fromkeys(p.query for p in pairs))
+    if len(queries) < 2:
+        return pairs, []
+    n_val = min(len(queries) - 1, max(1, int(math.ceil(fraction * len(queries)))))
+    order = np.random.default_rng(seed).permutation(len(queries))
+    val_q = {queries[i] for i in order[:n_val]}
+    train = [p for p in pairs if p.query not in val_q]
+    val = [p for p in pairs if p.query in val_q]
+    return train, val

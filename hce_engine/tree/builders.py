@@ -1,0 +1,286 @@
+"""Tree builders (agglomerative and divisive spherical k-means) and incremental updates.
+
+Compute core: imports only numpy and torch. All builders return a :class:`Tree` whose nodes are numbered
+level by level (root 0, then level 1, ...) and, within a level, grouped by parent in parent order, so
+node ids follow a depth-first leaf order and every node's children are a contiguous id range.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from .kmeans import _cluster_sums, _to_tensor, normalize_rows, spherical_kmeans_torch
+from .tree import Tree
+
+#: ``build_tree(builder="auto")`` uses the divisive builder above this many documents.
+DIVISIVE_THRESHOLD = 50_000
+
+_DOC_CHUNK = 1 << 14
+
+
+def _prepare(vectors, device) -> torch.Tensor:
+    x = _to_tensor(vectors, device)
+    return normalize_rows(x)
+
+
+def _check_branching(branching: int) -> int:
+    b = int(branching)
+    if b < 2:
+        raise ValueError("branching must be >= 2")
+    return b
+
+
+def _finalize(parent_raw: np.ndarray, level_raw: np.ndarray, doc_leaf_raw: np.ndarray, x: torch.Tensor,
+              builder: str, branching: int, doc_ids=None) -> Tree:
+    """Renumber raw nodes (raw 0 must be the root) level by level, grouped by parent, and compute
+    sizes and centroids (normalised mean of the documents under each node) bottom-up."""
+    m = len(parent_raw)
+    depth = int(level_raw.max())
+    new_id = np.full(m, -1, dtype=np.int64)
+    new_id[0] = 0
+    nxt = 1
+    for lv in range(1, depth + 1):
+        nodes = np.flatnonzero(level_raw == lv)
+        order = np.lexsort((nodes, new_id[parent_raw[nodes]]))  # by new parent id, then raw id
+        nodes = nodes[order]
+        new_id[nodes] = np.arange(nxt, nxt + len(nodes))
+        nxt += len(nodes)
+    assert nxt == m, "every raw node must sit on a level 0..depth"
+    parent = np.full(m, -1, dtype=np.int64)
+    level = np.zeros(m, dtype=np.int64)
+    parent[new_id[1:]] = new_id[parent_raw[1:]]
+    level[new_id] = level_raw
+    doc_leaf = new_id[doc_leaf_raw]
+
+    n, d = x.shape
+    # Documents hang under leaves only; internal sizes and sums come from their children, bottom-up.
+    size = np.bincount(doc_leaf, minlength=m).astype(np.int64)
+    acc = torch.float32 if x.device.type == "cpu" else torch.float64
+    sums = _cluster_sums(x, torch.from_numpy(doc_leaf).to(x.device), m, acc)
+    # Fallback direction for a node whose members cancel out: its first document's vector.
+    first_doc = np.zeros(m, dtype=np.int64)
+    seen, idx = np.unique(doc_leaf[::-1], return_index=True)
+    first_doc[seen] = n - 1 - idx
+    fallback = x[torch.from_numpy(first_doc).to(x.device)]
+    for lv in range(depth, 0, -1):
+        nodes = np.flatnonzero(level == lv)
+        p = parent[nodes]
+        np.add.at(size, p, size[nodes])
+        nt = torch.from_numpy(nodes).to(x.device)
+        sums.index_add_(0, torch.from_numpy(p).to(x.device), sums[nt])
+        up, first = np.unique(p, return_index=True)  # internal nodes: first child's fallback
+        fallback[torch.from_numpy(up).to(x.device)] = fallback[torch.from_numpy(nodes[first]).to(x.device)]
+    centroid = normalize_rows(sums.to(torch.float32), fallback=fallback)
+    return Tree(parent=parent, level=level, centroid=centroid.cpu().numpy(), size=size, doc_leaf=doc_leaf,
+                doc_ids=doc_ids, builder=builder, branching=branching)
+
+
+def build_agglomerative(vectors, branching: int = 10, seed: int = 0, iters: int = 20,
+                        device: str | torch.device = "cpu", doc_ids=None) -> Tree:
+    """Bottom-up tree (method.md section 1).
+
+    Cluster the N documents into ceil(N/b) clusters with spherical k-means, then those centroids into
+    ceil(N/b^2), ... until at most b nodes remain; they hang under the root. Empty clusters are dropped.
+    Depth is always >= 1: with N <= b the tree is root -> one leaf cluster holding every document.
+
+    Args:
+        vectors: float32 (N, d) document embeddings (re-normalised here).
+        branching: b >= 2. seed: seeds every k-means call. iters: Lloyd iterations per call.
+        device: torch device for k-means. doc_ids: int64 (N,) store ids (default: positions).
+    Returns:
+        Tree with equal-length paths; node centroids are normalised means of the documents below.
+    Cost: first level O(N * N/b * d * iters).
+    """
+    b = _check_branching(branching)
+    x = _prepare(vectors, device)
+    n = x.shape[0]
+    if n == 0:
+        raise ValueError("cannot build a tree over zero documents")
+    maps: list[np.ndarray] = []  # bottom-up: docs -> level D, level D -> level D-1, ...
+    cur = x
+    j = 1
+    while True:
+        k = min(max(1, math.ceil(n / b ** j)), cur.shape[0])
+        cent, assign = spherical_kmeans_torch(cur, k, iters=iters, seed=seed + 7919 * (j - 1))
+        maps.append(assign.cpu().numpy())
+        cur = cent
+        j += 1
+        if cur.shape[0] <= b:
+            break
+    depth = len(maps)
+    counts = [len(maps[i + 1]) if i + 1 < depth else cur.shape[0] for i in range(depth)]  # bottom-up
+    # raw ids top-down: root 0, level 1 = counts[-1] nodes, level 2 = counts[-2], ...
+    offsets = {}
+    nxt = 1
+    for lv in range(1, depth + 1):
+        offsets[lv] = nxt
+        nxt += counts[depth - lv]
+    parent_raw = np.zeros(nxt, dtype=np.int64)
+    level_raw = np.zeros(nxt, dtype=np.int64)
+    parent_raw[0] = -1
+    for lv in range(1, depth + 1):
+        ids = np.arange(offsets[lv], offsets[lv] + counts[depth - lv])
+        level_raw[ids] = lv
+        if lv == 1:
+            parent_raw[ids] = 0
+        else:
+            parent_raw[ids] = offsets[lv - 1] + maps[depth - lv + 1]
+    doc_leaf_raw = offsets[depth] + maps[0]
+    return _finalize(parent_raw, level_raw, doc_leaf_raw, x, "agglomerative", b, doc_ids)
+
+
+def build_divisive(vectors, branching: int = 10, seed: int = 0, iters: int = 20, leaf_size: int | None = None,
+                   device: str | torch.device = "cpu", doc_ids=None) -> Tree:
+    """Top-down tree: recursive spherical k-means with b children (DSI-style), O(N b d depth iters).
+
+    A node with more than ``leaf_size`` (default b) documents is split into at most b children; one with
+    at most ``leaf_size`` is a leaf cluster. The root is always split, so depth >= 1. If k-means cannot
+    split a node (identical vectors), its documents are cut into equal chunks, so leaf sizes never exceed
+    ``leaf_size``.
+
+    Equal path lengths: a leaf cluster that ends at level l < D (the deepest leaf level) is extended
+    downwards by a chain of single-child pass-through nodes with the same documents (hence the same size
+    and centroid), ending at level D, where its documents hang. At the chain levels the level loss has a
+    single candidate and contributes nothing; the original node still competes with its siblings.
+
+    Args/returns as :func:`build_agglomerative`, plus ``leaf_size`` (>= 1).
+    """
+    b = _check_branching(branching)
+    ls = b if leaf_size is None else int(leaf_size)
+    if ls < 1:
+        raise ValueError("leaf_size must be >= 1")
+    x = _prepare(vectors, device)
+    n = x.shape[0]
+    if n == 0:
+        raise ValueError("cannot build a tree over zero documents")
+    parent_raw = [-1]
+    level_raw = [0]
+    leaf_members: list[tuple[int, np.ndarray]] = []  # (raw leaf id, doc positions)
+    queue = [(0, np.arange(n, dtype=np.int64))]  # nodes to split, breadth-first
+    head = 0
+    while head < len(queue):
+        node, idx = queue[head]
+        head += 1
+        lv = level_raw[node]
+        if len(idx) <= ls:
+            groups = [idx]  # only reached for the root: one leaf cluster under it
+        else:
+            sub = x[torch.from_numpy(idx).to(x.device)] if len(idx) < n else x
+            _, assign = spherical_kmeans_torch(sub, min(b, len(idx)), iters=iters,
+                                               seed=(seed * 1_000_003 + node) % (2 ** 31))
+            a = assign.cpu().numpy()
+            if a.max() == 0:  # k-means could not separate them (duplicates): cut into chunks
+                groups = np.array_split(idx, min(b, math.ceil(len(idx) / ls)))
+            else:
+                order = np.argsort(a, kind="stable")
+                cuts = np.flatnonzero(np.diff(a[order])) + 1
+                groups = np.split(idx[order], cuts)
+        for g in groups:
+            child = len(parent_raw)
+            parent_raw.append(node)
+            level_raw.append(lv + 1)
+            if len(g) <= ls:
+                leaf_members.append((child, g))
+            else:
+                queue.append((child, g))
+    depth = max(level_raw)
+    doc_leaf_raw = np.empty(n, dtype=np.int64)
+    for leaf, members in leaf_members:
+        bottom = leaf
+        for lv in range(level_raw[leaf] + 1, depth + 1):  # pass-through chain down to level D
+            parent_raw.append(bottom)
+            level_raw.append(lv)
+            bottom = len(parent_raw) - 1
+        doc_leaf_raw[members] = bottom
+    return _finalize(np.asarray(parent_raw, dtype=np.int64), np.asarray(level_raw, dtype=np.int64),
+                     doc_leaf_raw, x, "divisive", b, doc_ids)
+
+
+def build_tree(vectors, builder: str = "agglomerative", branching: int = 10, seed: int = 0, **kw) -> Tree:
+    """Build a tree with ``builder`` in {"agglomerative", "divisive", "auto"}.
+
+    "auto" picks divisive above ``DIVISIVE_THRESHOLD`` documents, agglomerative otherwise. Extra keyword
+    arguments (iters, device, doc_ids, leaf_size) go to the builder; ``leaf_size`` is ignored by the
+    agglomerative builder.
+    """
+    if builder == "auto":
+        builder = "divisive" if len(vectors) > DIVISIVE_THRESHOLD else "agglomerative"
+    if builder == "agglomerative":
+        kw.pop("leaf_size", None)
+        return build_agglomerative(vectors, branching=branching, seed=seed, **kw)
+    if builder == "divisive":
+        return build_divisive(vectors, branching=branching, seed=seed, **kw)
+    raise ValueError(f"unknown builder {builder!r} (agglomerative, divisive or auto)")
+
+
+# --------------------------------------------------------------------------------------------- updates
+
+def place_documents(tree: Tree, vectors) -> np.ndarray:
+    """Nearest leaf cluster by cosine for each row of ``vectors`` float32 (m, d) -> int64 (m,) node ids.
+
+    All level-``depth`` nodes are candidates, including ones emptied by :func:`remove_documents`.
+    """
+    v = np.asarray(vectors, dtype=np.float32)
+    if v.ndim == 1:
+        v = v[None, :]
+    leaves = tree.nodes_at(tree.depth)
+    c = tree.centroid[leaves]
+    out = np.empty(len(v), dtype=np.int64)
+    for s in range(0, len(v), _DOC_CHUNK):
+        sim = v[s:s + _DOC_CHUNK] @ c.T  # the row norm does not change the argmax
+        out[s:s + _DOC_CHUNK] = leaves[np.argmax(sim, axis=1)]
+    return out
+
+
+def _add_along_paths(tree: Tree, size: np.ndarray, leaves: np.ndarray, delta: int) -> None:
+    cur = np.asarray(leaves, dtype=np.int64)
+    while len(cur):
+        np.add.at(size, cur, delta)
+        cur = tree.parent[cur]
+        cur = cur[cur >= 0]
+
+
+def add_documents(tree: Tree, vectors, doc_ids) -> Tree:
+    """New Tree with documents appended (positions n_docs .. n_docs+m-1) under their nearest leaves.
+
+    Args: vectors float32 (m, d); doc_ids int64 (m,) store ids, not already in the tree.
+    Sizes of the leaves and all their ancestors grow; centroids are left unchanged.
+    """
+    ids = np.asarray(doc_ids, dtype=np.int64).reshape(-1)
+    v = np.asarray(vectors, dtype=np.float32).reshape(len(ids), -1) if len(ids) else np.zeros((0, tree.centroid.shape[1]), np.float32)
+    if len(np.unique(ids)) != len(ids) or np.isin(ids, tree.doc_ids).any():
+        raise ValueError("doc_ids must be new and unique")
+    leaves = place_documents(tree, v) if len(ids) else np.zeros(0, dtype=np.int64)
+    size = tree.size.copy()
+    _add_along_paths(tree, size, leaves, 1)
+    return Tree(parent=tree.parent.copy(), level=tree.level.copy(), centroid=tree.centroid.copy(), size=size,
+                doc_leaf=np.concatenate([tree.doc_leaf, leaves]), doc_ids=np.concatenate([tree.doc_ids, ids]),
+                builder=tree.builder, branching=tree.branching)
+
+
+def remove_documents(tree: Tree, doc_ids, strict: bool = True) -> Tree:
+    """New Tree without the documents whose store ids are in ``doc_ids``.
+
+    Remaining documents keep their order but are renumbered 0..n-1 (``doc_ids`` keeps the store ids).
+    Sizes along the removed documents' paths shrink; nodes are never deleted, so a node may remain with
+    size 0 (its centroid is kept and it can still receive documents through :func:`add_documents`).
+    Raises KeyError for ids not in the tree when ``strict``; otherwise ignores them.
+    """
+    ids = np.asarray(doc_ids, dtype=np.int64).reshape(-1)
+    if strict:
+        missing = ids[~np.isin(ids, tree.doc_ids)]
+        if len(missing):
+            raise KeyError(f"doc ids not in the tree: {missing[:10].tolist()}")
+    gone = np.isin(tree.doc_ids, ids)
+    size = tree.size.copy()
+    _add_along_paths(tree, size, tree.doc_leaf[gone], -1)
+    return Tree(parent=tree.parent.copy(), level=tree.level.copy(), centroid=tree.centroid.copy(), size=size,
+                doc_leaf=tree.doc_leaf[~gone], doc_ids=tree.doc_ids[~gone], builder=tree.builder,
+                branching=tree.branching)
+
+
+def subtree_docs(tree: Tree, node: int) -> np.ndarray:
+    """Document positions under ``node`` (any level), as a view into one precomputed array."""
+    return tree.subtree_docs(node)

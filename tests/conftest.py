@@ -1,0 +1,65 @@
+"""Shared fixtures: a tiny deterministic fake encoder saved as a model folder, and workspaces using it."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+SCIFACT = os.environ.get("HCE_SCIFACT", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data",
+                                                     "scifact"))
+SAMPLE = os.path.join(os.path.dirname(__file__), "..", "sample_corpora", "jargon_file", "corpus.jsonl")
+
+TOY_TOPICS = {
+    "space": ["rocket launch orbit", "planet star telescope", "astronaut moon mission", "galaxy nebula light"],
+    "cooking": ["bake bread oven", "pasta sauce tomato", "knife chop onion", "soup broth simmer"],
+    "music": ["guitar chord melody", "drum rhythm beat", "piano sonata concert", "violin orchestra bow"],
+}
+
+
+@pytest.fixture(scope="session")
+def fake_model(tmp_path_factory) -> str:
+    from hce_engine.encoder.fake import FakeEncoder
+    path = str(tmp_path_factory.mktemp("models") / "fake")
+    FakeEncoder(dim=32, seed=0).save(path)
+    return path
+
+
+def write_toy_beir(folder) -> str:
+    """A 36-document BEIR folder in 3 topics with train/test qrels."""
+    os.makedirs(os.path.join(folder, "qrels"), exist_ok=True)
+    docs, queries, qrels = [], [], {"train": [], "test": []}
+    n = 0
+    for topic, phrases in TOY_TOPICS.items():
+        for i in range(12):
+            words = phrases[i % 4].split()
+            docs.append({"_id": f"{topic}-{i}", "title": f"{topic} note {i}",
+                         "text": f"{phrases[i % 4]} {words[(i // 4) % 3]} {topic} item{i}. Another sentence about "
+                                 f"{phrases[(i + 1) % 4]}."})
+            if i < 8:
+                qid = f"q{n}"
+                n += 1
+                queries.append({"_id": qid, "text": f"{phrases[i % 4]} {topic}"})
+                qrels["train" if i < 5 else "test"].append((qid, f"{topic}-{i}", 1))
+    with open(os.path.join(folder, "corpus.jsonl"), "w") as f:
+        f.writelines(json.dumps(d) + "\n" for d in docs)
+    with open(os.path.join(folder, "queries.jsonl"), "w") as f:
+        f.writelines(json.dumps(q) + "\n" for q in queries)
+    for split, rows in qrels.items():
+        with open(os.path.join(folder, "qrels", f"{split}.tsv"), "w") as f:
+            f.write("query-id\tcorpus-id\tscore\n")
+            f.writelines(f"{q}\t{d}\t{s}\n" for q, d, s in rows)
+    return str(folder)
+
+
+@pytest.fixture
+def toy_beir(tmp_path) -> str:
+    return write_toy_beir(tmp_path / "toy")
+
+
+@pytest.fixture
+def workspace(tmp_path, fake_model):
+    from hce_engine import Workspace
+    ws = Workspace(str(tmp_path / "ws"), default_model=fake_model)
+    yield ws
+    ws.close()

@@ -1,0 +1,134 @@
+"""The Workspace with the fake encoder: import is all-or-nothing, runs are recorded, search and eval work."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from hce_engine import HCEError, InputError, NotFoundError, Workspace
+
+
+def db_snapshot(ws: Workspace) -> dict:
+    con = ws.store.con
+    tables = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()]
+    return {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in sorted(tables)}
+
+
+def test_import_beir_and_list(workspace, toy_beir):
+    report = workspace.import_corpus(toy_beir, name="toy")
+    assert (report.documents, report.queries, report.qrels) == (36, 24, {"test": 9, "train": 15})
+    [c] = workspace.corpora()
+    assert (c["name"], c["documents"], c["queries"], c["qrels"]) == ("toy", 36, 24, 24)
+    with pytest.raises(InputError, match="already exists"):
+        workspace.import_corpus(toy_beir, name="toy")
+
+
+def test_failed_imports_change_nothing(workspace, toy_beir, tmp_path):
+    workspace.import_corpus(toy_beir, name="toy")
+    before = db_snapshot(workspace)
+    # qrels naming an unknown document: detected before anything is written
+    bad = tmp_path / "bad"
+    shutil.copytree(toy_beir, bad)
+    with open(bad / "qrels" / "test.tsv", "a") as f:
+        f.write("q1\tnot-a-doc\t1\n")
+    with pytest.raises(InputError, match="document id 'not-a-doc' is not in the corpus"):
+        workspace.import_corpus(str(bad), name="bad")
+    # a failure inside the transaction (simulated storage error) rolls back the corpus row too
+    orig = workspace.store.insert_qrels
+
+    def boom(*a, **k):
+        raise RuntimeError("disk full")
+    workspace.store.insert_qrels = boom
+    with pytest.raises(RuntimeError):
+        workspace.import_corpus(toy_beir, name="other")
+    workspace.store.insert_qrels = orig
+    with open(tmp_path / "q.tsv", "w") as f:
+        f.write("qx\tnew query\n")
+    with open(tmp_path / "r.tsv", "w") as f:
+        f.write("qx\tmissing\t1\n")
+    with pytest.raises(InputError, match="document id 'missing' is unknown"):
+        workspace.import_queries("toy", str(tmp_path / "q.tsv"), str(tmp_path / "r.tsv"))
+    assert db_snapshot(workspace) == before
+    assert [c["name"] for c in workspace.corpora()] == ["toy"]
+
+
+def test_encode_search_eval(workspace, toy_beir):
+    workspace.import_corpus(toy_beir, name="toy")
+    run = workspace.encode("toy", branching=3)
+    info = workspace.run(run)
+    assert info["status"] == "done" and info["kind"] == "baseline" and info["config"]["seed"] == 0
+    ids, vecs = workspace.store.read_vectors(run)
+    assert vecs.shape == (36, 32) and np.allclose(np.linalg.norm(vecs, axis=1), 1, atol=1e-5)
+    tree, terms, reps = workspace.tree(run)
+    assert tree.n_docs == 36 and len(terms) == tree.n_nodes
+    hits = workspace.search("toy", "guitar chord melody music")
+    assert hits[0].ext_id.startswith("music") and len(hits) == 10
+    assert hits[0].path and len(hits[0].path) == tree.depth
+    bm = workspace.bm25_search("toy", "guitar chord")
+    assert bm[0].ext_id.startswith("music")
+    out = workspace.evaluate("toy", bm25=True)
+    assert out["run"] == run and out["dense"]["queries"] == 9
+    assert 0 < out["dense"]["ndcg_at_10"] <= 1 and 0 < out["bm25"]["ndcg_at_10"] <= 1
+    stored = workspace.store.metrics(run)
+    assert {m["system"] for m in stored} == {"dense", "bm25"}
+
+
+def test_eval_creates_baseline_and_errors(workspace, toy_beir):
+    workspace.import_corpus(toy_beir, name="toy")
+    assert workspace.latest_run("toy") is None
+    out = workspace.evaluate("toy", split="train")
+    assert out["dense"]["queries"] == 15 and workspace.latest_run("toy") == out["run"]
+    with pytest.raises(NotFoundError, match="no qrels for split 'dev'"):
+        workspace.evaluate("toy", split="dev")
+    with pytest.raises(NotFoundError, match="no corpus named 'nope'"):
+        workspace.search("nope", "x")
+    with pytest.raises(InputError, match="empty"):
+        workspace.search("toy", "  ")
+
+
+def test_failed_run_leaves_others_intact(workspace, toy_beir):
+    workspace.import_corpus(toy_beir, name="toy")
+    good = workspace.encode("toy")
+    with pytest.raises(InterruptedError):
+        workspace.encode("toy", cancel=lambda: True)
+    runs = {r["run_id"]: r["status"] for r in workspace.runs("toy")}
+    assert runs[good] == "done" and sorted(runs.values()) == ["cancelled", "done"]
+    assert workspace.latest_run("toy") == good
+    assert len(workspace.search("toy", "bread oven")) == 10
+
+
+def test_stale_running_runs_marked_interrupted(tmp_path, fake_model, toy_beir):
+    ws = Workspace(str(tmp_path / "w"), default_model=fake_model)
+    ws.import_corpus(toy_beir, name="toy")
+    done = ws.encode("toy")
+    cid = ws.store.corpus_id("toy")
+    dead = ws.store.create_run(cid, "train", {"x": 1}, 0, status="running")
+    ws.close()  # the process "dies" with a run marked running
+    ws = Workspace(str(tmp_path / "w"), default_model=fake_model)
+    assert ws.interrupted_runs == [dead]
+    assert ws.run(dead)["status"] == "interrupted" and ws.run(done)["status"] == "done"
+    ws.close()
+
+
+def test_schema_version_and_vectors_roundtrip(workspace):
+    from hce_engine.store import SCHEMA_VERSION
+    assert workspace.store.schema_version() == SCHEMA_VERSION
+    cid = workspace.store.create_corpus("v")
+    ids = workspace.store.insert_documents(cid, ["a", "b", "c"], ["", "", ""], ["x", "y", "z"], [None] * 3)
+    run = workspace.store.create_run(cid, "baseline", {}, 0)
+    vecs = np.random.default_rng(0).standard_normal((3, 7)).astype(np.float32)
+    workspace.store.write_vectors(run, ids, vecs)
+    got_ids, got = workspace.store.read_vectors(run)
+    assert np.array_equal(got_ids, ids) and got.dtype == np.float32 and np.array_equal(got, vecs)
+
+
+def test_delete_run(workspace, toy_beir):
+    workspace.import_corpus(toy_beir, name="toy")
+    a = workspace.encode("toy")
+    b = workspace.encode("toy", seed=1)
+    workspace.delete_run(b)
+    assert [r["run_id"] for r in workspace.runs()] == [a]
+    assert workspace.store.read_vectors(b)[0].size == 0
