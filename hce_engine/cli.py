@@ -108,6 +108,87 @@ def cmd_runs(ws, a) -> int:
     return 0
 
 
+def cmd_train(ws, a) -> int:
+    from .training import TrainConfig
+    settings = {k: v for k, v in {
+        "signal": a.signal, "split": a.split, "negatives": a.negatives, "epochs": a.epochs,
+        "batch_size": a.batch_size, "siblings": a.siblings, "branching": a.branching,
+        "memory_levels": a.memory_levels, "max_length": a.max_length, "recluster_every": a.recluster_every,
+        "seed": a.seed, "device": a.device, "model": a.model}.items() if v is not None}
+    if a.no_level_loss:
+        settings["level_loss"] = False
+    if a.resume:
+        run = ws.resume(a.resume, progress=_progress(a.json))
+    else:
+        if a.pairs:
+            ws.import_pairs(a.corpus, a.pairs, split=settings.setdefault("split", "pairs"))
+        config = TrainConfig.preset(a.preset, **settings) if a.preset else TrainConfig(**settings)
+        if not a.json:
+            est = ws.estimate(a.corpus, config)
+            print(f"estimated time on {est['device']}: about {est['total_seconds'] / 60:.1f} min "
+                  f"({est['steps']} steps, {est['pairs']} pairs)", file=sys.stderr)
+        run = ws.train(a.corpus, config, progress=_progress(a.json))
+    info = ws.run(run)
+    summary = info["summary"] or {}
+    if a.json:
+        print(json.dumps({"run": run, "status": info["status"], "start_val": summary.get("start_val"),
+                          "best_val": summary.get("best_val"), "improved": summary.get("improved"),
+                          "test": summary.get("test"), "examples_per_s": summary.get("examples_per_s")}))
+        return 0
+    print(run)
+    start, best = summary.get("start_val"), summary.get("best_val")
+    if start and best:
+        verdict = "beat" if summary.get("improved") else "did not beat"
+        print(f"validation: the trained encoder {verdict} the starting one: MRR@10 {start['mrr@10']:.4f} -> "
+              f"{best['mrr@10']:.4f} (epoch {summary.get('best_epoch')})", file=sys.stderr)
+    if summary.get("test"):
+        print(f"test start:   {_fmt_metrics(summary['test']['start'])}", file=sys.stderr)
+        print(f"test trained: {_fmt_metrics(summary['test']['trained'])}", file=sys.stderr)
+    return 0
+
+
+def _streamlit_flags(config_path: str) -> list[str]:
+    """``[section] key = value`` of streamlit_config.toml -> ``--section.key=value`` flags."""
+    import tomllib
+    with open(config_path, "rb") as f:
+        cfg = tomllib.load(f)
+    flags = []
+    for section, values in cfg.items():
+        for key, value in values.items():
+            value = str(value).lower() if isinstance(value, bool) else value
+            flags.append(f"--{section}.{key}={value}")
+    return flags
+
+
+def cmd_app(a) -> int:
+    """Start the Streamlit app on the workspace (this process must not hold the database)."""
+    import os
+    import subprocess
+    from .workspace import Workspace, default_workspace
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    workspace = os.path.abspath(a.workspace or default_workspace())
+    env = dict(os.environ, HCE_WORKSPACE=workspace)
+    if a.sample:
+        ws = Workspace(workspace)
+        try:
+            if "jargon" not in {c["name"] for c in ws.corpora()}:
+                report = ws.add_sample("jargon")
+                print(f"imported the sample corpus 'jargon' ({report.documents} documents)", file=sys.stderr)
+        finally:
+            ws.close()
+        env["HCE_AUTO_ENCODE"] = "1"  # the app encodes corpora that have no run yet, in the background
+    cmd = [sys.executable, "-m", "streamlit", "run", os.path.join(root, "ui", "app.py"),
+           *_streamlit_flags(os.path.join(root, "streamlit_config.toml"))]
+    if a.port:
+        cmd.append(f"--server.port={a.port}")
+    port = a.port or 8501
+    print(f"HCE Explorer on http://127.0.0.1:{port} (workspace {workspace})", file=sys.stderr)
+    try:
+        return subprocess.call(cmd, env=env)
+    except KeyboardInterrupt:
+        return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hce", description="HCE Explorer: train, explore and search with "
                                 "Hierarchical Corpus Encoders.")
@@ -155,6 +236,34 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_eval)
 
+    s = sub.add_parser("train", help="train an HCE encoder on a corpus; prints the run id")
+    s.add_argument("--corpus", required=True)
+    s.add_argument("--preset", choices=["quick", "full"], help="start from a preset (flags override it)")
+    s.add_argument("--signal", choices=["supervised", "ict", "joint"])
+    s.add_argument("--split", help="qrels split for supervised pairs (default train)")
+    s.add_argument("--pairs", help="a two-column (query, document id) file to train on (stored as split 'pairs')")
+    s.add_argument("--negatives", choices=["siblings", "random", "in-batch"])
+    s.add_argument("--no-level-loss", action="store_true", help="leaf term only (ablation)")
+    s.add_argument("--epochs", type=int)
+    s.add_argument("--batch-size", type=int)
+    s.add_argument("--siblings", type=int, help="S: sibling negatives per pair")
+    s.add_argument("--branching", type=int, help="b: tree branching factor")
+    s.add_argument("--memory-levels", type=int, help="M: learned memory levels")
+    s.add_argument("--max-length", type=int)
+    s.add_argument("--recluster-every", type=int, help="E: co-training, rebuild the tree every E epochs")
+    s.add_argument("--seed", type=int)
+    s.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    s.add_argument("--model", help="starting encoder folder (default: bundled MiniLM)")
+    s.add_argument("--resume", type=int, metavar="RUN", help="continue a cancelled/interrupted run")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("app", help="start the app (Streamlit) on this workspace")
+    s.add_argument("--port", type=int)
+    s.add_argument("--sample", action="store_true", help="import the bundled Jargon File sample if missing, "
+                   "and encode corpora that have no run yet")
+    s.set_defaults(func=cmd_app)
+
     s = sub.add_parser("runs", help="list runs with status and metrics")
     s.add_argument("--corpus")
     s.add_argument("--json", action="store_true")
@@ -170,6 +279,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "import" and args.queries and not args.name:
         print("hce import --queries: name the corpus with --name", file=sys.stderr)
         return 1
+    if args.command == "app":
+        try:
+            return cmd_app(args)
+        except HCEError as exc:
+            print(f"hce app: error: {exc}", file=sys.stderr)
+            return 1
     from .workspace import Workspace
     try:
         ws = Workspace(args.workspace)

@@ -22,9 +22,13 @@ import numpy as np
 
 from .corpus import read_corpus, read_qrels, read_queries
 from .errors import HCEError, InputError, NotFoundError
+from .jobs import JobRegistry
 from .store import Store
 
 DB_FILE = "hce.duckdb"
+SAMPLES_DIR = os.environ.get("HCE_SAMPLES") or os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), "sample_corpora")
+SAMPLE_CORPORA = {"jargon": "jargon_file/corpus.jsonl"}
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
@@ -92,8 +96,15 @@ class Workspace:
         self._indexes: dict[int, object] = {}
         self._bm25: dict[int, tuple] = {}
         self._trees: dict[int, tuple] = {}
+        self.jobs = JobRegistry()
+        self._seconds_per_seq: dict[tuple, float] = {}
 
-    def close(self) -> None:
+    def close(self, timeout: float = 30.0) -> None:
+        """Cancel this process's background runs, wait for them to stop, close the database."""
+        for run_id in self.jobs.active():
+            self.jobs.cancel(run_id)
+        for run_id in self.jobs.active():
+            self.jobs.wait(run_id, timeout)
         self.store.close()
 
     # -- corpora -------------------------------------------------------------------------------
@@ -151,6 +162,12 @@ class Workspace:
             self.store.insert_qrels(cid, split, rows)
         return ImportReport(corpus, "queries", 0, 0, len(queries), {split: len(rows)} if rows else {})
 
+    def add_sample(self, name: str = "jargon") -> ImportReport:
+        """Import a bundled sample corpus (see ``sample_corpora/README.md``) under its own name."""
+        if name not in SAMPLE_CORPORA:
+            raise NotFoundError(f"no sample corpus {name!r} (samples: {', '.join(SAMPLE_CORPORA)})")
+        return self.import_corpus(os.path.join(SAMPLES_DIR, SAMPLE_CORPORA[name]), name=name)
+
     def corpora(self) -> list[dict]:
         return self.store.list_corpora()
 
@@ -200,9 +217,9 @@ class Workspace:
         return self.store.get_run(run_id)
 
     def latest_run(self, corpus: str) -> int | None:
-        """The newest finished run of the corpus, or None."""
+        """The most recently finished run of the corpus, or None."""
         done = [r for r in self.store.list_runs(self.store.corpus_id(corpus)) if r["status"] == "done"]
-        return done[-1]["run_id"] if done else None
+        return max(done, key=lambda r: (r["finished_at"], r["run_id"]))["run_id"] if done else None
 
     def ensure_run(self, corpus: str, progress: Progress | None = None) -> int:
         """The latest finished run, creating the zero-shot baseline first if there is none."""
@@ -214,30 +231,67 @@ class Workspace:
                cancel: Callable[[], bool] | None = None) -> int:
         """Zero-shot baseline run: encode every live document, store the vectors, build the tree.
 
-        Returns the run id. A failure marks the run failed and re-raises; other runs are untouched.
+        Returns the run id. A failure marks the run failed (cancel: 'cancelled') and re-raises; other runs
+        are untouched.
         """
+        run_id = self._new_baseline_run(corpus, model, device, max_length, batch_size, tree, branching, builder,
+                                        seed)
+        self._execute_baseline(run_id, progress, cancel)
+        return run_id
+
+    def start_encode(self, corpus: str, **kwargs) -> int:
+        """Like :meth:`encode`, in a background thread; returns the run id at once."""
+        run_id = self._new_baseline_run(corpus, **kwargs)
+        self.jobs.start(run_id, "encode", lambda job: self._execute_baseline(
+            run_id, lambda stage, d, t: job.report(stage, d, t), job.cancelled))
+        return run_id
+
+    def _new_baseline_run(self, corpus: str, model: str | None = None, device: str = "auto",
+                          max_length: int = 256, batch_size: int = 64, tree: bool = True, branching: int = 10,
+                          builder: str = "auto", seed: int = 0) -> int:
         cid = self.store.corpus_id(corpus)
-        model_path = self.model_for(model)
-        config = {"model": model_path, "device": device, "max_length": max_length, "batch_size": batch_size,
-                  "tree": tree, "branching": branching, "builder": builder, "seed": seed}
-        run_id = self.store.create_run(cid, "baseline", config, seed, status="running")
+        config = {"model": self.model_for(model), "device": device, "max_length": max_length,
+                  "batch_size": batch_size, "tree": tree, "branching": branching, "builder": builder,
+                  "seed": seed}
+        return self.store.create_run(cid, "baseline", config, seed, status="running")
+
+    def _execute_baseline(self, run_id: int, progress: Progress | None, cancel: Callable[[], bool] | None) -> None:
+        info = self.store.get_run(run_id)
+        cfg = info["config"]
         try:
-            enc = self.encoder(model_path, device, max_length)
-            ids, _, texts = self._texts(cid)
-            vecs = enc.encode(texts, batch_size=batch_size,
+            enc = self.encoder(cfg["model"], cfg["device"], cfg["max_length"])
+            ids, _, texts = self._texts(info["corpus_id"])
+            vecs = enc.encode(texts, batch_size=cfg["batch_size"],
                               progress=(lambda d, t: progress("encode", d, t)) if progress else None, cancel=cancel)
             self.store.write_vectors(run_id, ids, vecs)
-            if tree:
+            if cfg["tree"]:
                 if progress:
                     progress("tree", 0, 1)
-                self.build_tree(run_id, vecs, ids, texts, branching=branching, builder=builder, seed=seed)
-            self.store.update_run(run_id, status="done", model_path=model_path,
+                self.build_tree(run_id, vecs, ids, texts, branching=cfg["branching"], builder=cfg["builder"],
+                                seed=cfg["seed"])
+            self.store.update_run(run_id, status="done", model_path=cfg["model"],
                                   summary={"documents": int(len(ids)), "dim": int(vecs.shape[1])})
         except BaseException as exc:
-            status = "cancelled" if isinstance(exc, InterruptedError) else "failed"
-            self.store.update_run(run_id, status=status, error=str(exc) or type(exc).__name__)
+            self._fail(run_id, exc)
             raise
-        return run_id
+
+    def _fail(self, run_id: int, exc: BaseException) -> None:
+        status = "cancelled" if isinstance(exc, (InterruptedError, KeyboardInterrupt)) else "failed"
+        self.store.update_run(run_id, status=status, error=str(exc) or type(exc).__name__)
+
+    def cancel(self, run_id: int) -> bool:
+        """Ask a background run of this process to stop (takes effect within a batch/step)."""
+        return self.jobs.cancel(run_id)
+
+    def progress(self, run_id: int) -> dict | None:
+        """Live progress of a run active in this process: stage, done, total, message, eta_s."""
+        job = self.jobs.get(run_id)
+        return job.snapshot() if job else None
+
+    def wait(self, run_id: int, timeout: float | None = None) -> dict:
+        """Block until a background run ends; returns the run."""
+        self.jobs.wait(run_id, timeout)
+        return self.store.get_run(run_id)
 
     def build_tree(self, run_id: int, vectors: np.ndarray, doc_ids: np.ndarray, texts: Sequence[str],
                    rebuild: int = 0, branching: int = 10, builder: str = "auto", seed: int = 0, tree=None):
@@ -314,14 +368,17 @@ class Workspace:
         cfg = info["config"]
         return self.encoder(info["model_path"], cfg.get("device", "auto"), cfg.get("max_length", 256))
 
+    @staticmethod
+    def _query_max_length(info: dict) -> int:
+        cfg = info["config"]
+        return cfg.get("query_max_length", cfg.get("max_length", 256))
+
     def search_many(self, corpus: str, queries: Sequence[str], run: int | None = None, k: int = 10,
                     with_paths: bool = True) -> list[list[Hit]]:
         """Dense search for several queries with the run's encoder. Returns one hit list per query."""
         info = self._resolve_run(corpus, run)
         enc = self._run_encoder(info)
-        qmax = info["config"].get("query_max_length", 64) if info["kind"] == "train" else info["config"].get(
-            "max_length", 256)
-        qv = enc.encode(list(queries), max_length=qmax)
+        qv = enc.encode(list(queries), max_length=self._query_max_length(info))
         scores, ids = self.index(info["run_id"]).search(qv, k)
         return [self._hits(info["run_id"], info["corpus_id"], s, i, with_paths) for s, i in zip(scores, ids)]
 
@@ -393,9 +450,7 @@ class Workspace:
         docs = self.store.documents(cid, include_removed=True)
         id_to_ext = dict(zip(docs["doc_id"].astype(int), docs["ext_id"]))
         enc = self._run_encoder(info)
-        qmax = info["config"].get("query_max_length", 64) if info["kind"] == "train" else info["config"].get(
-            "max_length", 256)
-        qv = enc.encode([queries[q] for q in qids], max_length=qmax)
+        qv = enc.encode([queries[q] for q in qids], max_length=self._query_max_length(info))
         scores, ids = self.index(info["run_id"]).search(qv, k)
         dense = evaluate(rankings_from_arrays(qids, ids, scores, id_to_ext), qrels)
         self.store.write_metrics(info["run_id"], split, "dense", dense)
@@ -405,3 +460,264 @@ class Workspace:
             out["bm25"] = evaluate(rankings_from_arrays(qids, bi, bs, id_to_ext), qrels)
             self.store.write_metrics(info["run_id"], split, "bm25", out["bm25"])
         return out
+
+    # -- training ------------------------------------------------------------------------------
+    def import_pairs(self, corpus: str, path: str, split: str = "pairs") -> ImportReport:
+        """Supervised training pairs (query text, document id) from a two-column file, stored as queries and
+        qrels of ``split`` (so ``TrainConfig(split=...)`` trains on them). All or nothing."""
+        from .corpus import read_pairs
+        cid = self.store.corpus_id(corpus)
+        label = os.path.basename(path)
+        pairs = read_pairs(path, label)
+        known = set(self.store.documents(cid)["ext_id"])
+        qid_of: dict[str, str] = {}
+        rows = []
+        for i, (q, d) in enumerate(pairs, start=1):
+            if d not in known:
+                raise InputError(f"document id {d!r} is not in corpus {corpus!r}", label, None)
+            qid = qid_of.setdefault(q, f"{split}-q{len(qid_of) + 1}")
+            rows.append((qid, d, 1))
+        rows = sorted(set(rows))
+        with self.store.transaction():
+            self.store.insert_queries(cid, list(qid_of.values()), list(qid_of))
+            self.store.insert_qrels(cid, split, rows)
+        return ImportReport(corpus, "pairs", 0, 0, len(qid_of), {split: len(rows)})
+
+    def _train_config(self, corpus_id: int, config) -> "TrainConfig":
+        from .training import TrainConfig
+        cfg = TrainConfig.from_dict(config) if isinstance(config, dict) else config.replace()
+        cfg.model = self.model_for(cfg.model)
+        try:
+            cfg.validate()
+        except ValueError as exc:
+            raise InputError(f"training settings: {exc}") from None
+        if cfg.signal in ("supervised", "joint") and not self.store.qrels(corpus_id, cfg.split):
+            have = ", ".join(self.store.splits(corpus_id)) or "none"
+            raise InputError(f"the {cfg.signal} signal needs qrels for split {cfg.split!r} (splits: {have}); "
+                             "import queries and qrels or pairs, or train with the ict signal")
+        return cfg
+
+    def train(self, corpus: str, config, progress: Progress | None = None,
+              cancel: Callable[[], bool] | None = None) -> int:
+        """Train an HCE encoder on the corpus (synchronously); returns the run id.
+
+        ``config`` is a :class:`~hce_engine.training.TrainConfig` or its dict. The run stores its full
+        settings and seed, its log, every tree (rebuild 0 = the starting encoder's, then co-training
+        rebuilds, then the trained encoder's), its vectors, checkpoints under ``models/run-N`` and a summary
+        (validation before/after, test metrics of the starting and trained encoders when the corpus has a
+        ``test`` split). Cancelled runs end 'cancelled' and can be resumed with :meth:`resume`.
+        """
+        run_id = self._new_train_run(corpus, config)
+        self._execute_train(run_id, progress, cancel)
+        return run_id
+
+    def start_training(self, corpus: str, config) -> int:
+        """Like :meth:`train`, in a background thread of this process; returns the run id at once."""
+        run_id = self._new_train_run(corpus, config)
+        self._start_train_job(run_id, resume=False)
+        return run_id
+
+    def resume(self, run_id: int, background: bool = False, progress: Progress | None = None,
+               cancel: Callable[[], bool] | None = None) -> int:
+        """Continue a cancelled or interrupted training run from its last epoch checkpoint."""
+        info = self.store.get_run(run_id)
+        if info["kind"] != "train" or info["status"] not in ("cancelled", "interrupted", "failed"):
+            raise HCEError(f"run {run_id} is a {info['kind']} run with status {info['status']}: only cancelled, "
+                           "interrupted or failed training runs can be resumed")
+        if not os.path.isdir(os.path.join(self.models_dir, f"run-{run_id}", "last")):
+            raise HCEError(f"run {run_id} stopped before its first epoch ended: there is no checkpoint to "
+                           "resume; start a new run")
+        self.store.update_run(run_id, status="running", error=None, finished_at=None)
+        if background:
+            self._start_train_job(run_id, resume=True)
+        else:
+            self._execute_train(run_id, progress, cancel, resume=True)
+        return run_id
+
+    def _start_train_job(self, run_id: int, resume: bool) -> None:
+        self.jobs.start(run_id, "train", lambda job: self._execute_train(
+            run_id, lambda stage, d, t, eta=None: job.report(stage, d, t, eta_s=eta), job.cancelled, resume))
+
+    def _new_train_run(self, corpus: str, config) -> int:
+        cid = self.store.corpus_id(corpus)
+        cfg = self._train_config(cid, config)
+        return self.store.create_run(cid, "train", cfg.to_dict(), cfg.seed, status="running")
+
+    def _baseline_for(self, corpus: str, model: str, progress: Progress | None, cancel) -> int:
+        """A finished zero-shot run of ``model`` on the corpus (256 tokens), encoding one if none exists."""
+        for r in reversed(self.store.list_runs(self.store.corpus_id(corpus))):
+            cfg = r["config"]
+            if r["kind"] == "baseline" and r["status"] == "done" and cfg.get("model") == model and \
+                    cfg.get("max_length") == 256 and cfg.get("tree"):
+                return r["run_id"]
+        return self.encode(corpus, model=model, progress=progress, cancel=cancel)
+
+    def training_pairs(self, corpus_id: int, cfg, ext_ids: Sequence[str], texts: Sequence[str]) -> list:
+        """The pairs a config trains on: supervised from qrels, ICT from the texts, or both mixed."""
+        from .training import ict_pairs, mix_pairs, supervised_pairs
+        sup, ict = [], []
+        if cfg.signal in ("supervised", "joint"):
+            sup = supervised_pairs(self.store.qrels(corpus_id, cfg.split), self.store.queries(corpus_id),
+                                   {e: i for i, e in enumerate(ext_ids)})
+        if cfg.signal in ("ict", "joint"):
+            ict = ict_pairs(texts, seed=cfg.seed, remove_prob=cfg.ict_remove_prob, min_words=cfg.ict_min_words)
+        pairs = mix_pairs(sup, ict, cfg.joint_ict_ratio, seed=cfg.seed) if cfg.signal == "joint" else sup or ict
+        if not pairs:
+            raise InputError("no training pairs: " + ("no qrels row names a live document" if sup == [] and
+                             cfg.signal != "ict" else "no document has two sentences of at least "
+                             f"{cfg.ict_min_words} words for the Inverse Cloze Task"))
+        return pairs
+
+    def _execute_train(self, run_id: int, progress: Progress | None, cancel: Callable[[], bool] | None,
+                       resume: bool = False) -> None:
+        from .encoder import load_encoder
+        from .training import TrainConfig, train
+        info = self.store.get_run(run_id)
+        corpus, cid = info["corpus"], info["corpus_id"]
+        report = progress or (lambda *a, **k: None)
+        try:
+            cfg = TrainConfig.from_dict(info["config"])
+            ids, ext_ids, texts = self._texts(cid)
+            pairs = self.training_pairs(cid, cfg, ext_ids, texts)
+            base_run = self._baseline_for(corpus, cfg.model, lambda st, d, t: report(f"baseline {st}", d, t),
+                                          cancel)
+            base_ids, base_vecs = self.store.read_vectors(base_run, live_only_corpus=cid)
+            initial = base_vecs if np.array_equal(base_ids, ids) else None
+            encoder = load_encoder(cfg.model, device=cfg.device, max_length=cfg.max_length)  # a fresh copy
+            ckpt = os.path.join(self.models_dir, f"run-{run_id}")
+            epochs: list[dict] = list((info["summary"] or {}).get("val_history", [])) if resume else []
+
+            def on_step(ev) -> None:
+                nan = float("nan")
+                self.store.log_step(run_id, ev.step, ev.epoch - 1 + ev.batch / ev.batches, ev.loss,
+                                    [nan if v is None else v for v in ev.level_loss],
+                                    [nan if v is None else v for v in ev.level_acc], ev.leaf_acc,
+                                    ev.examples_per_s, ev.eta_s)
+                report("train", ev.step, ev.total_steps, ev.eta_s)
+
+            def on_epoch(ev) -> None:
+                if ev.val is not None:
+                    epochs.append(ev.val)
+                    self.store.update_run(run_id, summary={"val_history": epochs, "best_epoch": ev.best_epoch,
+                                                           "baseline_run": base_run})
+                report("validate", ev.epoch, cfg.epochs)
+
+            def on_tree(rebuild: int, tree, vectors) -> None:
+                report("tree", rebuild, rebuild)
+                self.build_tree(run_id, vectors, ids, texts, rebuild=rebuild, seed=cfg.seed, tree=tree)
+
+            result = train(encoder, texts, pairs, cfg, initial_vectors=initial, on_step=on_step, on_tree=on_tree,
+                           on_epoch=on_epoch, should_cancel=cancel, checkpoint_dir=ckpt,
+                           resume_from=ckpt if resume else None)
+            summary = {"baseline_run": base_run, "best_epoch": result.best_epoch, "start_val": result.start_val,
+                       "best_val": result.best_val, "improved": result.improved, "val_history": result.val_history,
+                       "steps": result.steps, "epochs_done": result.epochs_done, "memory_levels":
+                       result.memory_levels, "rebuilds": result.rebuilds, "n_train_pairs": result.n_train_pairs,
+                       "n_val_pairs": result.n_val_pairs, "examples_per_s": result.examples_per_s,
+                       "seconds": result.seconds}
+            if result.status == "cancelled":
+                self.store.update_run(run_id, status="cancelled", summary=summary,
+                                      error="cancelled by the user (resume continues from the last epoch)")
+                return
+            model_path = result.checkpoint or os.path.join(ckpt, "best")
+            if not result.checkpoint:
+                encoder.save(model_path)
+            report("final encode", 0, len(texts))
+            vecs = encoder.encode(texts, max_length=cfg.max_length, cancel=cancel,
+                                  progress=lambda d, t: report("final encode", d, t))
+            self.store.write_vectors(run_id, ids, vecs)
+            report("tree", 1, 1)
+            self.build_tree(run_id, vecs, ids, texts, rebuild=result.rebuilds + 1, branching=cfg.branching,
+                            builder=cfg.builder, seed=cfg.seed)
+            with self._lock:
+                self._encoders.pop((model_path, cfg.device, cfg.max_length), None)
+            self.store.update_run(run_id, status="done", model_path=model_path, summary=summary)
+            if "test" in self.store.splits(cid) and cfg.split != "test":
+                report("evaluate", 0, 2)
+                start = self.evaluate(corpus, run=base_run, split="test")["dense"]
+                trained = self.evaluate(corpus, run=run_id, split="test")["dense"]
+                summary["test"] = {"start": start, "trained": trained}
+                self.store.update_run(run_id, summary=summary)
+        except BaseException as exc:
+            self._fail(run_id, exc)
+            raise
+
+    def train_log(self, run_id: int):
+        """DataFrame of a training run's steps: step, epoch, loss, level_losses, level_acc, leaf_acc,
+        examples_per_s, eta_s."""
+        return self.store.train_log(run_id)
+
+    def estimate(self, corpus: str, config) -> dict:
+        """Time estimate of a training run on this machine, before it starts (measures a short encode)."""
+        from .training import estimate_seconds, measure_seconds_per_sequence
+        cid = self.store.corpus_id(corpus)
+        cfg = self._train_config(cid, config)
+        ids, ext_ids, texts = self._texts(cid)
+        pairs = self.training_pairs(cid, cfg, ext_ids, texts)
+        enc = self.encoder(cfg.model, cfg.device, cfg.max_length)
+        key = (cfg.model, cfg.device, cfg.max_length)
+        if key not in self._seconds_per_seq:  # measured once per encoder setting and process
+            sample = [texts[i] for i in np.random.default_rng(0).choice(len(texts), min(32, len(texts)), False)]
+            self._seconds_per_seq[key] = measure_seconds_per_sequence(enc, sample, cfg.max_length)
+        sps = self._seconds_per_seq[key]
+        have = any(r["kind"] == "baseline" and r["status"] == "done" and r["config"].get("model") == cfg.model
+                   for r in self.store.list_runs(cid))
+        est = estimate_seconds(cfg, len(pairs), len(texts), sps, have_initial_vectors=have)
+        est["pairs"] = len(pairs)
+        est["device"] = str(enc.device)
+        return est
+
+    # -- exports -------------------------------------------------------------------------------
+    def export_model(self, run_id: int, dest: str) -> str:
+        """Copy the run's encoder (a sentence-transformers folder) to ``dest``; returns ``dest``."""
+        import shutil
+        info = self.store.get_run(run_id)
+        if info["status"] != "done" or not info["model_path"]:
+            raise HCEError(f"run {run_id} has no finished encoder to export")
+        if os.path.exists(dest):
+            raise InputError(f"{dest} already exists")
+        shutil.copytree(info["model_path"], dest)
+        return dest
+
+    def export_vectors(self, run_id: int, path: str) -> str:
+        """Parquet of the run's documents: doc_id, ext_id, title, vector, leaf path and map x/y (if any)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        from .store.store import _float_list_array
+        info = self.store.get_run(run_id)
+        ids, vecs = self.store.read_vectors(run_id, live_only_corpus=info["corpus_id"])
+        docs = self.store.documents(info["corpus_id"], doc_ids=ids).set_index("doc_id").loc[ids]
+        cols = {"doc_id": pa.array(ids), "ext_id": pa.array(list(docs["ext_id"])),
+                "title": pa.array(list(docs["title"])), "vector": _float_list_array(vecs)}
+        try:
+            tree, _, _ = self.tree(run_id)
+            pos = {int(d): p for p, d in enumerate(tree.doc_ids)}
+            paths = tree.paths()
+            cols["tree_path"] = pa.array([paths[pos[int(d)]].tolist() if int(d) in pos else None for d in ids],
+                                         pa.list_(pa.int64()))
+        except NotFoundError:
+            pass
+        pids, xy = self.store.read_projection(run_id)
+        if len(pids):
+            where = {int(d): i for i, d in enumerate(pids)}
+            cols["x"] = pa.array([float(xy[where[int(d)], 0]) if int(d) in where else None for d in ids], pa.float32())
+            cols["y"] = pa.array([float(xy[where[int(d)], 1]) if int(d) in where else None for d in ids], pa.float32())
+        pq.write_table(pa.table(cols), path)
+        return path
+
+    def export_trec(self, run_id: int, split: str, path: str, k: int = 100) -> str:
+        """A TREC run file (``qid Q0 docid rank score tag``) of the run on a split's queries."""
+        from .evaluation import rankings_from_arrays, write_trec_run
+        info = self.store.get_run(run_id)
+        cid = info["corpus_id"]
+        queries = self.store.queries(cid)
+        qids = [q for q in self.store.qrels(cid, split) if q in queries]
+        if not qids:
+            raise NotFoundError(f"corpus {info['corpus']!r} has no queries with qrels in split {split!r}")
+        enc = self._run_encoder(info)
+        scores, ids = self.index(run_id).search(enc.encode([queries[q] for q in qids],
+                                                           max_length=self._query_max_length(info)), k)
+        docs = self.store.documents(cid, include_removed=True)
+        ranking = rankings_from_arrays(qids, ids, scores, dict(zip(docs["doc_id"].astype(int), docs["ext_id"])))
+        write_trec_run(ranking, path, tag=f"hce-run{run_id}")
+        return path

@@ -97,7 +97,9 @@ def test_approximate_recall_vs_flat(kind):
     assert recall > 0.9, recall
 
 
-def test_hnsw_tombstones_and_compaction():
+@pytest.mark.parametrize("max_overfetch", [vi_mod.MAX_OVERFETCH, 0])  # over-fetch / bitmap filter
+def test_hnsw_tombstones_and_compaction(monkeypatch, max_overfetch):
+    monkeypatch.setattr(vi_mod, "MAX_OVERFETCH", max_overfetch)
     x = _clustered(3000, 16, 20, seed=6)
     ids = np.arange(3000, dtype=np.int64)
     index = VectorIndex.build(ids, x, "hnsw", ef_search=128)

@@ -166,7 +166,7 @@ class Encoder(torch.nn.Module):
 
         Texts are tokenised once, sorted by token count (longest first) and padded per batch, so
         batches carry almost no padding. A batch holds ``batch_size`` texts, or more when they are
-        short (token budget ``batch_size * max_length``, at most ``8 * batch_size`` texts).
+        short: up to ``8 * batch_size`` texts within a budget of ``batch_size * max_length`` tokens.
         ``progress(done, total)`` is called after each batch; ``cancel()`` returning True raises
         InterruptedError before the next batch. Runs under ``torch.inference_mode`` in eval mode
         (the previous train/eval mode is restored).
@@ -183,8 +183,6 @@ class Encoder(torch.nn.Module):
         lengths = np.fromiter(map(len, ids), dtype=np.int64, count=n)
         order = np.argsort(-lengths, kind="stable")
         pad_id = self.tokenizer.pad_token_id or 0
-        budget = batch_size * max_length
-        max_batch = 8 * batch_size
 
         out = np.empty((n, self.dim), dtype=np.float32)
         was_training = self.training
@@ -196,7 +194,7 @@ class Encoder(torch.nn.Module):
                     if cancel is not None and cancel():
                         raise InterruptedError("encoding cancelled")
                     longest = int(lengths[order[start]])
-                    size = min(max_batch, max(batch_size, budget // max(longest, 1)))
+                    size = self._batch_size(longest, batch_size, max_length)
                     idx = order[start:start + size]
                     blens = lengths[idx]
                     arr = np.full((len(idx), longest), pad_id, dtype=np.int64)
@@ -215,6 +213,10 @@ class Encoder(torch.nn.Module):
         finally:
             self.train(was_training)
         return out
+
+    def _batch_size(self, longest: int, batch_size: int, max_length: int) -> int:
+        """Texts in the next batch, whose longest text has ``longest`` tokens."""
+        return min(8 * batch_size, max(batch_size, batch_size * max_length // max(longest, 1)))
 
     def forward(self, texts: Sequence[str], max_length: int | None = None) -> torch.Tensor:
         """Same as :meth:`embed`."""

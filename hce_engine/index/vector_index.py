@@ -5,8 +5,9 @@ Three index kinds are supported:
 * ``"flat"`` - exact search, ``IndexIDMap2`` over ``IndexFlatIP``; real removal.
 * ``"hnsw"`` - approximate, ``IndexHNSWFlat`` (inner product, M=32). FAISS cannot remove from
   HNSW, so removed / replaced vectors are tombstoned and filtered out of results (the search
-  over-fetches ``k + #tombstones``). The graph is rebuilt from the live vectors when the
-  tombstones outnumber the live vectors (or on :meth:`VectorIndex.compact`).
+  over-fetches ``k + #tombstones``, or past :data:`MAX_OVERFETCH` passes faiss a bitmap of live
+  vectors). The graph is rebuilt from the live vectors when the tombstones outnumber the live
+  vectors (checked after each add/remove) or on :meth:`VectorIndex.compact`.
 * ``"ivf"`` - approximate, ``IndexIVFFlat`` (inner product) trained on the vectors given to
   :meth:`VectorIndex.build`; real removal.
 
@@ -23,10 +24,14 @@ from typing import Any
 import faiss
 import numpy as np
 
-__all__ = ["VectorIndex", "APPROX_THRESHOLD", "BLAS_THRESHOLD", "KINDS"]
+__all__ = ["VectorIndex", "APPROX_THRESHOLD", "BLAS_THRESHOLD", "KINDS", "MAX_OVERFETCH"]
 
 #: ``kind="auto"`` uses an exact flat index below this many vectors, HNSW at or above it.
 APPROX_THRESHOLD = 100_000
+
+#: HNSW with tombstones: while ``k + #tombstones`` is at most this, search over-fetches and
+#: filters; beyond it, faiss filters during the graph walk (``IDSelectorBitmap``).
+MAX_OVERFETCH = 2048
 
 #: Value given to ``faiss.cvar.distance_compute_blas_threshold`` at import. faiss 1.14+ ships
 #: a very large default (128000 in 1.15.1), which keeps batched flat search off the BLAS path:
@@ -145,6 +150,7 @@ class VectorIndex:
             index = faiss.IndexIVFFlat(self._quantizer, self._dim, nlist,
                                        faiss.METRIC_INNER_PRODUCT)
             index.cp.verbose = False
+            index.cp.min_points_per_centroid = 1  # tiny corpora: no "please provide" warning
             index.train(train_vectors)
             index.nprobe = min(nlist, int(nprobe) if nprobe is not None else max(8, nlist // 8))
             self._index = index
@@ -267,6 +273,7 @@ class VectorIndex:
                 self._alive[start:start + ids.size] = True
                 self._n_slots = start + ids.size
                 self._live.update(zip(ids.tolist(), range(start, start + ids.size)))
+                self._maybe_compact_locked()
             else:
                 self._index.add_with_ids(vectors, ids)
                 self._live.update(dict.fromkeys(ids.tolist(), 0))
@@ -296,8 +303,8 @@ class VectorIndex:
                                 count=len(present))
             self._alive[slots] = False
             self._n_dead += len(present)
-            if allow_compact and self._n_dead > max(len(self._live), 1024):
-                self._compact_locked()
+            if allow_compact:
+                self._maybe_compact_locked()
         else:
             arr = np.asarray(present, dtype=np.int64)
             removed = int(self._index.remove_ids(arr))
@@ -306,6 +313,10 @@ class VectorIndex:
             for i in present:
                 del self._live[i]
         return len(present)
+
+    def _maybe_compact_locked(self) -> None:
+        if self._n_dead > max(len(self._live), 1024):
+            self._compact_locked()
 
     def compact(self) -> None:
         """HNSW only (no-op otherwise): rebuild the graph from live vectors, dropping tombstones."""
@@ -352,8 +363,16 @@ class VectorIndex:
             if n_live == 0:
                 return scores, ids
             if self._kind == "hnsw":
-                kk = min(k + self._n_dead, self._n_slots)
-                d, lab = self._index.search(queries, kk)
+                if self._n_dead == 0 or k + self._n_dead <= MAX_OVERFETCH:
+                    # over-fetch past the tombstones, filter below
+                    d, lab = self._index.search(queries, min(k + self._n_dead, self._n_slots))
+                else:
+                    # too many tombstones to over-fetch: let faiss skip them during the search
+                    bitmap = np.packbits(self._alive[:self._n_slots], bitorder="little")
+                    params = faiss.SearchParametersHNSW()
+                    params.sel = faiss.IDSelectorBitmap(self._n_slots, faiss.swig_ptr(bitmap))
+                    params.efSearch = int(self._index.hnsw.efSearch)
+                    d, lab = self._index.search(queries, min(k, n_live), params=params)
                 valid = lab >= 0
                 valid[valid] = self._alive[lab[valid]]
                 ext = np.where(valid, self._slot_ids[np.where(lab >= 0, lab, 0)], -1)

@@ -42,17 +42,15 @@ class HierarchicalContrastiveLoss(torch.nn.Module):
         bidirectional: add the document-to-queries term.
 
     Inputs:
-        +----------------------------------------------+----------------------------------------------+
-        | argument                                     | shape / type                                 |
-        +==============================================+==============================================+
-        | q_emb: normalised embeddings of the batch's  | float (Q, d), with gradient                  |
-        | unique queries (``batch.queries``)           |                                              |
-        +----------------------------------------------+----------------------------------------------+
-        | doc_emb: normalised embeddings of the batch's| float (U, d), with gradient                  |
-        | unique documents (``batch.doc_texts``)       |                                              |
-        +----------------------------------------------+----------------------------------------------+
-        | batch: index arrays from the sampler         | :class:`~hce_engine.training.sampler.HierBatch`|
-        +----------------------------------------------+----------------------------------------------+
+        +------------+----------------------------------------------------------+-------------------------+
+        | argument   | meaning                                                  | shape                   |
+        +============+==========================================================+=========================+
+        | q_emb      | normalised embeddings of ``batch.queries``, with grad    | float (Q, d)            |
+        +------------+----------------------------------------------------------+-------------------------+
+        | doc_emb    | normalised embeddings of ``batch.doc_texts``, with grad  | float (U, d)            |
+        +------------+----------------------------------------------------------+-------------------------+
+        | batch      | index arrays and masks from :class:`HierarchicalSampler` | :class:`HierBatch`      |
+        +------------+----------------------------------------------------------+-------------------------+
 
         Returns ``(loss, details)``: a scalar tensor and a dict of floats for plotting: ``loss``,
         ``leaf_loss``, ``leaf_acc`` (positive ranked first among all leaf candidates), ``leaf_sibling_acc``
@@ -73,9 +71,14 @@ class HierarchicalContrastiveLoss(torch.nn.Module):
         ::
 
             from hce_engine.encoder import FakeEncoder
-            from hce_engine.training import HierarchicalContrastiveLoss, HierarchicalSampler
+            from hce_engine.training import HierarchicalContrastiveLoss, HierarchicalSampler, Pair
+            from hce_engine.tree import build_tree
 
-            sampler = HierarchicalSampler(tree, pairs, doc_texts, batch_size=32, siblings=15,
+            doc_texts = ["rocket launch orbit", "planet star telescope", "bake bread oven", "pasta sauce"]
+            pairs = [Pair("space launch", 0), Pair("italian food", 3)]
+            encoder = FakeEncoder(dim=32)  # or hce_engine.encoder.load_encoder(path)
+            tree = build_tree(encoder.encode(doc_texts), branching=2)
+            sampler = HierarchicalSampler(tree, pairs, doc_texts, batch_size=2, siblings=1,
                                           memory_levels=tree.depth)
             loss_fn = HierarchicalContrastiveLoss(tree, memory_levels=tree.depth, tau=0.05)
             for batch in sampler.batches(epoch=0):

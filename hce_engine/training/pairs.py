@@ -119,3 +119,30 @@ def split_validation(pairs: Sequence[Pair], fraction: float, seed: int = 0) -> t
     train = [p for p in pairs if p.query not in val_q]
     val = [p for p in pairs if p.query in val_q]
     return train, val
+
+
+def make_pairs(signal: str, texts: Sequence[str], *, qrels: Mapping[str, Mapping[str, int]] | None = None,
+               queries: Mapping[str, str] | None = None, doc_pos: Mapping[str, int] | None = None,
+               seed: int = 0, ict_remove_prob: float = 0.9, ict_min_words: int = 4,
+               joint_ict_ratio: float = 0.5) -> list[Pair]:
+    """The training pairs of a signal: "supervised" (qrels), "ict" (from ``texts``) or "joint" (both, see
+    :func:`mix_pairs`). ``TrainConfig`` fields map one to one:
+    ``make_pairs(c.signal, texts, qrels=..., queries=..., doc_pos=..., seed=c.seed,
+    ict_remove_prob=c.ict_remove_prob, ict_min_words=c.ict_min_words, joint_ict_ratio=c.joint_ict_ratio)``.
+    Raises ValueError when the signal needs qrels that are missing or yields no pair.
+    """
+    if signal not in ("supervised", "ict", "joint"):
+        raise ValueError(f"unknown signal {signal!r} (supervised, ict or joint)")
+    sup: list[Pair] = []
+    if signal in ("supervised", "joint"):
+        if not qrels or queries is None or doc_pos is None:
+            raise ValueError(f"signal {signal!r} needs qrels, queries and document ids")
+        sup = supervised_pairs(qrels, queries, doc_pos)
+        if not sup:
+            raise ValueError("the qrels yield no (query, relevant document) pair for this corpus")
+    if signal == "supervised":
+        return sup
+    ict = ict_pairs(texts, seed=seed, remove_prob=ict_remove_prob, min_words=ict_min_words)
+    if not ict and signal == "ict":
+        raise ValueError("no document has two sentences with a long enough one: ICT yields no pair")
+    return ict if signal == "ict" else mix_pairs(sup, ict, joint_ict_ratio, seed=seed)

@@ -18,7 +18,8 @@ Per pair with positive document position ``p`` (path ``n_1 .. n_D = tree.path(p)
 * **Leaf candidates**: column 0 the positive, columns 1..S the drawn negatives, columns S+1..S+B the batch's
   positives (in-batch negatives). Masked out: empty slots, the pair's own in-batch column, any in-batch
   positive that is a known positive of this query (the same document twice in a batch, or another relevant
-  document of the same query), and repeats of a document already in the row.
+  document of the same query), and repeats of a document already in the row (by position or identical
+  text, so an exact duplicate of the positive stored under another id is never a negative).
 
 Batches: pairs are shuffled every epoch with a generator seeded by ``(seed, epoch)``; a greedy pass keeps two
 pairs with the same positive document out of one batch when possible (a bounded look-ahead), and the masks
@@ -76,6 +77,7 @@ class HierBatch:
         pos: (B,) index into ``doc_texts`` of each pair's positive; ``pos_doc`` (B,) its corpus position.
         leaf_idx: (B, 1 + S + B) index into ``doc_texts``: positive, S negatives, the B in-batch positives.
         leaf_mask: (B, 1 + S + B) bool, True = a valid candidate (column 0 always).
+        leaf_doc: (B, 1 + S + B) corpus positions of the leaf candidates, -1 where masked.
         n_neg: S, the number of negative columns.
         levels: one :class:`LevelCandidates` per scored level, top level first.
         bidir_mask: (B, B) bool, [i, j] True when query j is a valid candidate for document i.
@@ -90,6 +92,7 @@ class HierBatch:
     pos_doc: np.ndarray
     leaf_idx: np.ndarray
     leaf_mask: np.ndarray
+    leaf_doc: np.ndarray
     n_neg: int
     levels: list[LevelCandidates] = field(default_factory=list)
     bidir_mask: np.ndarray | None = None
@@ -101,9 +104,7 @@ class HierBatch:
     @property
     def neg_doc(self) -> np.ndarray:
         """(B, S) corpus positions of the drawn negatives, -1 for empty slots."""
-        cols = self.leaf_idx[:, 1:1 + self.n_neg]
-        out = np.where(cols >= 0, self.doc_pos[np.maximum(cols, 0)], -1)
-        return out
+        return self.leaf_doc[:, 1:1 + self.n_neg]
 
     @property
     def n_sequences(self) -> int:
@@ -251,16 +252,17 @@ class HierarchicalSampler:
         query_idx = np.array([qkeys.setdefault(p.query, len(qkeys)) for p in pairs], dtype=np.int64)
         queries = list(qkeys)
 
-        doc_index: dict[tuple, int] = {}
+        doc_index: dict[str, int] = {}
         doc_texts: list[str] = []
         doc_pos: list[int] = []
 
         def add(pos: int, text: str | None = None) -> int:
-            key = ("s", pos) if text is None else ("t", pos, text)
-            j = doc_index.get(key)
+            # Keyed by content: identical texts (duplicate documents) are embedded once and masked as one.
+            text = self.doc_texts[pos] if text is None else text
+            j = doc_index.get(text)
             if j is None:
-                j = doc_index[key] = len(doc_texts)
-                doc_texts.append(self.doc_texts[pos] if text is None else text)
+                j = doc_index[text] = len(doc_texts)
+                doc_texts.append(text)
                 doc_pos.append(pos)
             return j
 
@@ -285,14 +287,17 @@ class HierarchicalSampler:
         for i in range(B):
             inb[i] &= ~np.isin(pos_doc, known[i])
         leaf_mask[:, 1 + S:] = inb
-        # Each document at most once per row (first occurrence wins; the positive is column 0).
+        # Each document (by position, and by text) at most once per row; first occurrence wins, so a
+        # duplicate of the positive (column 0) is always the one masked.
         for i in range(B):
-            cols = np.flatnonzero(leaf_mask[i])
-            _, first = np.unique(leaf_doc[i, cols], return_index=True)
-            keep = np.zeros(len(cols), dtype=bool)
-            keep[first] = True
-            leaf_mask[i, cols[~keep]] = False
+            for key in (leaf_doc, leaf_idx):
+                cols = np.flatnonzero(leaf_mask[i])
+                _, first = np.unique(key[i, cols], return_index=True)
+                keep = np.zeros(len(cols), dtype=bool)
+                keep[first] = True
+                leaf_mask[i, cols[~keep]] = False
         leaf_idx = np.where(leaf_mask, leaf_idx, -1)
+        leaf_doc = np.where(leaf_mask, leaf_doc, -1)
 
         # Level candidates.
         levels: list[LevelCandidates] = []
@@ -325,4 +330,5 @@ class HierarchicalSampler:
 
         return HierBatch(pair_idx=idx, queries=queries, query_idx=query_idx, doc_texts=doc_texts,
                          doc_pos=np.asarray(doc_pos, dtype=np.int64), pos=pos, pos_doc=pos_doc,
-                         leaf_idx=leaf_idx, leaf_mask=leaf_mask, n_neg=S, levels=levels, bidir_mask=bidir)
+                         leaf_idx=leaf_idx, leaf_mask=leaf_mask, leaf_doc=leaf_doc, n_neg=S, levels=levels,
+                         bidir_mask=bidir)

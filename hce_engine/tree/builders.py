@@ -11,6 +11,7 @@ import math
 import numpy as np
 import torch
 
+from . import kmeans
 from .kmeans import _cluster_sums, _to_tensor, normalize_rows, spherical_kmeans_torch
 from .tree import Tree
 
@@ -57,7 +58,7 @@ def _finalize(parent_raw: np.ndarray, level_raw: np.ndarray, doc_leaf_raw: np.nd
     n, d = x.shape
     # Documents hang under leaves only; internal sizes and sums come from their children, bottom-up.
     size = np.bincount(doc_leaf, minlength=m).astype(np.int64)
-    acc = torch.float32 if x.device.type == "cpu" else torch.float64
+    acc = torch.float32 if kmeans._is_cpu(x) else torch.float64
     sums = _cluster_sums(x, torch.from_numpy(doc_leaf).to(x.device), m, acc)
     # Fallback direction for a node whose members cancel out: its first document's vector.
     first_doc = np.zeros(m, dtype=np.int64)
@@ -131,12 +132,46 @@ def build_agglomerative(vectors, branching: int = 10, seed: int = 0, iters: int 
     return _finalize(parent_raw, level_raw, doc_leaf_raw, x, "agglomerative", b, doc_ids)
 
 
+def _capacity_assign(sim: np.ndarray, cap: int) -> np.ndarray:
+    """Assign rows to columns of ``sim`` (n, k) by similarity with at most ``cap`` rows per column.
+
+    Greedy rounds: every unassigned row proposes to its most similar column that still has room; each
+    column accepts its best proposers up to its remaining room. At most k + 1 rounds; needs k * cap >= n.
+    Returns int64 (n,) column ids renumbered to the non-empty columns 0..k'-1.
+    """
+    n, k = sim.shape
+    if k * cap < n:
+        raise ValueError("capacity too small")
+    assign = np.full(n, -1, dtype=np.int64)
+    room = np.full(k, cap, dtype=np.int64)
+    todo = np.arange(n)
+    while len(todo):
+        s = np.where(room > 0, sim[todo], -np.inf)
+        choice = np.argmax(s, axis=1)
+        best = s[np.arange(len(todo)), choice]
+        order = np.lexsort((np.arange(len(todo)), -best, choice))  # by column, best first
+        ch = choice[order]
+        first = np.searchsorted(ch, ch, side="left")
+        accept = (np.arange(len(ch)) - first) < room[ch]
+        assign[todo[order[accept]]] = ch[accept]
+        room -= np.bincount(ch[accept], minlength=k)
+        todo = np.flatnonzero(assign < 0)
+    used = np.unique(assign)
+    remap = np.zeros(k, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    return remap[assign]
+
+
 def build_divisive(vectors, branching: int = 10, seed: int = 0, iters: int = 20, leaf_size: int | None = None,
                    device: str | torch.device = "cpu", doc_ids=None) -> Tree:
     """Top-down tree: recursive spherical k-means with b children (DSI-style), O(N b d depth iters).
 
-    A node with more than ``leaf_size`` (default b) documents is split into at most b children; one with
-    at most ``leaf_size`` is a leaf cluster. The root is always split, so depth >= 1. If k-means cannot
+    A node with n > ``leaf_size`` (default b) documents is split by k-means into min(b, ceil(n/leaf_size))
+    children (b for large nodes; fewer near the bottom, so a node of 15 documents becomes 2 leaves of ~7
+    rather than 10 leaves of ~1-2, which keeps sibling sets useful); a node with at most ``leaf_size``
+    documents is a leaf cluster. A node with at most b * leaf_size documents is always split into leaf
+    clusters: after k-means, documents are assigned to the centroids greedily by cosine with at most
+    ``leaf_size`` per cluster, so a lopsided last split cannot add a level. The root is always split, so depth >= 1. If k-means cannot
     split a node (identical vectors), its documents are cut into equal chunks, so leaf sizes never exceed
     ``leaf_size``.
 
@@ -167,12 +202,18 @@ def build_divisive(vectors, branching: int = 10, seed: int = 0, iters: int = 20,
         if len(idx) <= ls:
             groups = [idx]  # only reached for the root: one leaf cluster under it
         else:
+            k = min(b, math.ceil(len(idx) / ls))
+            last = len(idx) <= b * ls  # this split yields the leaf clusters
             sub = x[torch.from_numpy(idx).to(x.device)] if len(idx) < n else x
-            _, assign = spherical_kmeans_torch(sub, min(b, len(idx)), iters=iters,
-                                               seed=(seed * 1_000_003 + node) % (2 ** 31))
-            a = assign.cpu().numpy()
+            cent, assign = spherical_kmeans_torch(sub, k, iters=iters, seed=(seed * 1_000_003 + node) % (2 ** 31))
+            if last:
+                # k-means may return fewer than k centroids (duplicates): repeat them so k * ls >= n
+                cent = cent[torch.arange(k, device=cent.device) % cent.shape[0]]
+                a = _capacity_assign((sub @ cent.t()).cpu().numpy(), ls)
+            else:
+                a = assign.cpu().numpy()
             if a.max() == 0:  # k-means could not separate them (duplicates): cut into chunks
-                groups = np.array_split(idx, min(b, math.ceil(len(idx) / ls)))
+                groups = np.array_split(idx, k)
             else:
                 order = np.argsort(a, kind="stable")
                 cuts = np.flatnonzero(np.diff(a[order])) + 1

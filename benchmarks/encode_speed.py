@@ -1,0 +1,140 @@
+"""Encoding throughput: hce_engine Encoder.encode vs SentenceTransformer.encode (same model, texts, device).
+
+    python benchmarks/encode_speed.py [--n 500] [--corpus PATH] [--batch-size 64] [--max-length 256]
+                                      [--repeats 2] [--device auto] [--model PATH] [--out JSON]
+
+Texts are ``title + " " + text`` from a BEIR-style corpus.jsonl. Both encoders are warmed up, then
+timed ``--repeats`` times in alternating order; the best time of each is reported. Writes JSON
+(numbers + hardware) to benchmarks/results/encode_speed.json by default.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from hce_engine.encoder import Encoder, default_model_path, resolve_device  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+
+
+def read_texts(path: str, n: int) -> list[str]:
+    texts = []
+    with open(path) as f:
+        for line in f:
+            if len(texts) >= n:
+                break
+            d = json.loads(line)
+            texts.append((d.get("title", "") + " " + d.get("text", "")).strip())
+    return texts
+
+
+def hardware(device: torch.device) -> dict:
+    info = {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": str(device),
+            "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "python": platform.python_version(), "torch": torch.__version__}
+    try:
+        info["sched_affinity_cpus"] = len(os.sched_getaffinity(0))
+    except AttributeError:
+        pass
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    import transformers
+    import sentence_transformers
+    info["transformers"] = transformers.__version__
+    info["sentence_transformers"] = sentence_transformers.__version__
+    return info
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n", type=int, default=500)
+    ap.add_argument("--corpus", default="/work/shared/data/scifact/corpus.jsonl")
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--max-length", type=int, default=256)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--model", default=None, help="model folder (default: bundled all-MiniLM-L6-v2)")
+    ap.add_argument("--out", default=str(HERE / "results" / "encode_speed.json"))
+    args = ap.parse_args(argv)
+
+    from sentence_transformers import SentenceTransformer
+
+    device = resolve_device(args.device)
+    model_path = args.model or default_model_path()
+    texts = read_texts(args.corpus, args.n)
+    n = len(texts)
+    engine = Encoder.load(model_path, device=str(device), max_length=args.max_length)
+    st = SentenceTransformer(model_path, device=str(device))
+    st.max_seq_length = args.max_length
+
+    runners = {
+        "engine": lambda: engine.encode(texts, batch_size=args.batch_size),
+        "sentence_transformers": lambda: st.encode(texts, batch_size=args.batch_size, normalize_embeddings=True,
+                                                   convert_to_numpy=True, show_progress_bar=False),
+    }
+    warm = texts[: min(n, 2 * args.batch_size)]
+    engine.encode(warm, batch_size=args.batch_size)
+    st.encode(warm, batch_size=args.batch_size, show_progress_bar=False)
+
+    times: dict[str, list[float]] = {k: [] for k in runners}
+    cpu_times: dict[str, list[float]] = {k: [] for k in runners}  # process CPU time, all threads
+    outputs: dict[str, np.ndarray] = {}
+    names = list(runners)
+    for r in range(args.repeats):
+        for name in (names if r % 2 == 0 else names[::-1]):
+            sync(device)
+            t0, c0 = time.perf_counter(), time.process_time()
+            outputs[name] = runners[name]()
+            sync(device)
+            times[name].append(time.perf_counter() - t0)
+            cpu_times[name].append(time.process_time() - c0)
+            print(f"  repeat {r + 1} {name:<22} {times[name][-1]:7.2f} s wall {cpu_times[name][-1]:7.2f} s cpu",
+                  flush=True)
+
+    best = {k: min(v) for k, v in times.items()}
+    dps = {k: n / v for k, v in best.items()}
+    ratio = dps["engine"] / dps["sentence_transformers"]
+    cos = (outputs["engine"] * outputs["sentence_transformers"]).sum(1)
+
+    table = "\n".join([
+        f"encode speed: {n} docs, batch {args.batch_size}, max_length {args.max_length}, device {device}, "
+        f"torch threads {torch.get_num_threads()}, best of {args.repeats}",
+        f"| {'encoder':<22} | {'best s':>7} | {'docs/s':>7} | {'cpu s':>7} |",
+        f"|{'-' * 24}|{'-' * 9}|{'-' * 9}|{'-' * 9}|",
+        *(f"| {k:<22} | {best[k]:7.2f} | {dps[k]:7.1f} | {min(cpu_times[k]):7.2f} |" for k in names),
+        f"ratio engine/st: {ratio:.3f}   (min row cosine engine vs st: {cos.min():.6f})",
+    ])
+    print(table)
+
+    result = {
+        "n_docs": n, "corpus": args.corpus, "model": model_path, "batch_size": args.batch_size,
+        "max_length": args.max_length, "repeats": args.repeats,
+        "times_s": times, "cpu_times_s": cpu_times, "best_s": best, "docs_per_s": dps, "ratio_engine_over_st": ratio,
+        "min_row_cosine": float(cos.min()),
+        "hardware": hardware(device), "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

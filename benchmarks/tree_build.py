@@ -1,0 +1,93 @@
+"""Benchmark: agglomerative vs divisive tree building on synthetic clustered vectors (d=384).
+
+Usage:
+    python benchmarks/tree_build.py                 # N = 1k, 10k, 50k, both builders
+    python benchmarks/tree_build.py --big           # also N = 200k, divisive only
+    python benchmarks/tree_build.py --sizes 1000 --threads 1
+
+Prints a table and writes benchmarks/results/tree_build.json (timings, tree shape, leaf intra-cosine,
+leaf silhouette on a 2000-document sample, machine/threads/load so numbers can be compared).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hce_engine.tree import build_agglomerative, build_divisive, tree_stats
+
+
+def synthetic(n: int, d: int = 384, seed: int = 0) -> np.ndarray:
+    """Two-level topic mixture: n/500 broad topics, n/25 subtopics, Gaussian noise; rows L2-normalised."""
+    rng = np.random.default_rng(seed)
+    n_top, n_sub = max(2, n // 500), max(4, n // 25)
+    top = rng.standard_normal((n_top, d)).astype(np.float32)
+    sub = top[rng.integers(n_top, size=n_sub)] + 0.7 * rng.standard_normal((n_sub, d)).astype(np.float32)
+    x = sub[rng.integers(n_sub, size=n)] + 0.9 * rng.standard_normal((n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def run_one(name: str, fn, x: np.ndarray, branching: int, seed: int) -> dict:
+    t0 = time.perf_counter()
+    tree = fn(x, branching=branching, seed=seed)
+    secs = time.perf_counter() - t0
+    st = tree_stats(tree, x, sample=2000, seed=0)
+    return {
+        "builder": name,
+        "n_docs": int(len(x)),
+        "seconds": round(secs, 3),
+        "depth": tree.depth,
+        "n_nodes": tree.n_nodes,
+        "n_leaves": int(len(tree.nodes_at(tree.depth))),
+        "leaf_size_max": int(tree.size[tree.nodes_at(tree.depth)].max()),
+        "leaf_intra_cos": round(st["intra_cos_leaf"], 4),
+        "level1_intra_cos": round(st["levels"][0]["intra_cos"], 4),
+        "leaf_silhouette": None if st["silhouette"] is None else round(st["silhouette"], 4),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", type=int, nargs="*", default=[1_000, 10_000, 50_000])
+    ap.add_argument("--big", action="store_true", help="add N=200k (divisive only)")
+    ap.add_argument("--branching", type=int, default=10)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "tree_build.json"))
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    plan = [(n, b) for n in args.sizes for b in ("agglomerative", "divisive")]
+    if args.big:
+        plan.append((200_000, "divisive"))
+    fns = {"agglomerative": build_agglomerative, "divisive": build_divisive}
+    rows, cache = [], {}
+    print(f"{'builder':<14}{'N':>8}{'secs':>9}{'depth':>6}{'nodes':>8}{'leaves':>8}"
+          f"{'leafmax':>8}{'leaf cos':>9}{'L1 cos':>8}{'silh':>8}")
+    for n, name in plan:
+        if n not in cache:
+            cache.clear()
+            cache[n] = synthetic(n, seed=args.seed)
+        r = run_one(name, fns[name], cache[n], args.branching, args.seed)
+        rows.append(r)
+        print(f"{r['builder']:<14}{r['n_docs']:>8}{r['seconds']:>9.2f}{r['depth']:>6}{r['n_nodes']:>8}"
+              f"{r['n_leaves']:>8}{r['leaf_size_max']:>8}{r['leaf_intra_cos']:>9.3f}"
+              f"{r['level1_intra_cos']:>8.3f}{(r['leaf_silhouette'] or 0):>8.3f}", flush=True)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"torch": torch.__version__, "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+            "machine": platform.machine(), "load_avg_at_end": list(os.getloadavg()),
+            "branching": args.branching, "d": 384, "seed": args.seed}
+    out.write_text(json.dumps({"meta": meta, "results": rows}, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

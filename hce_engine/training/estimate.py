@@ -1,0 +1,141 @@
+"""Time estimates for a training run, shown before it starts.
+
+Model of the cost (all in units of one measured *inference* encode of a corpus document at ``max_length``):
+
+* one training step encodes B queries, B positives, B x S' leaf negatives and, for tree levels below the
+  memory levels M (with level losses on), one representative document per candidate node of the batch.
+  S' = S for random negatives, 0 for in-batch, and for siblings the expected number of other documents in
+  the positive's leaf, capped at S (from the tree when given, else ~1.25 b - 1: k-means leaves average b
+  documents, and a document sits in a larger-than-average leaf more often);
+* forward + backward with gradient costs ``train_factor`` (default 3) times an inference encode; when a kind
+  of text exceeds ``grad_chunk`` sequences, gradient caching adds one more forward (x 4/3);
+* a query costs ``query_seconds_per_sequence`` (default: the document cost scaled by
+  query_max_length / max_length, an upper bound for short queries);
+* the corpus is encoded once for the initial tree (unless vectors are given) and once per co-training
+  rebuild; clustering time itself is not included (seconds for 1e4 documents, minutes near 1e5);
+* validation runs epochs + 1 times, encoding the candidate pool (val positives + ``val_pool``) and the val
+  queries;
+* in-batch duplicates are not deduplicated in the estimate (the real step encodes each text once), so the
+  estimate is an upper bound for corpora with many queries per document.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Sequence
+
+import numpy as np
+
+from .config import TrainConfig
+from .loop import auto_grad_chunk
+
+
+def tree_shape(n_docs: int, branching: int) -> list[int]:
+    """Expected nodes per level (level 1 first) of an agglomerative tree over ``n_docs`` documents."""
+    counts, n = [], max(1, int(n_docs))
+    while True:
+        n = math.ceil(n / branching)
+        counts.append(n)
+        if n <= branching:
+            break
+    return counts[::-1]
+
+
+def estimate_seconds(config: TrainConfig, n_pairs: int, n_docs: int, seconds_per_sequence: float, *,
+                     query_seconds_per_sequence: float | None = None, tree: Any = None,
+                     have_initial_vectors: bool = False, n_val_pairs: int | None = None,
+                     grad_chunk: int | None = None, device: Any = None,
+                     train_factor: float = 3.0) -> dict[str, Any]:
+    """Estimated wall time of ``train(...)`` with ``config`` (see the module docstring for the model).
+
+    Args:
+        n_pairs: all pairs passed to ``train`` (validation is held out of them unless ``n_val_pairs``).
+        n_docs: corpus size.
+        seconds_per_sequence: from :func:`measure_seconds_per_sequence` on the target device.
+        tree: an existing Tree of the corpus, for exact depth / leaf sizes (optional).
+        grad_chunk: as in ``train``: None = automatic for ``device`` (per text kind, see
+            ``auto_grad_chunk``); an int applies to queries and documents alike.
+        device: the device the run will use (None = cpu); only used when ``grad_chunk`` is None.
+
+    Returns a dict: ``total_seconds``, ``train_seconds``, ``tree_seconds``, ``validation_seconds``,
+    ``steps``, ``steps_per_epoch``, ``seconds_per_step``, ``sequences_per_step``, ``negatives_per_pair``,
+    ``reps_per_step``, ``depth``, ``memory_levels``, ``n_train_pairs``, ``n_val_pairs``, ``assumptions``.
+    """
+    c = config
+    sps = float(seconds_per_sequence)
+    qsps = float(query_seconds_per_sequence) if query_seconds_per_sequence is not None \
+        else sps * min(1.0, c.query_max_length / c.max_length)
+    if n_val_pairs is None:
+        n_val_pairs = int(math.ceil(c.val_fraction * n_pairs)) if c.val_fraction > 0 and n_pairs > 1 else 0
+    n_train = max(0, n_pairs - n_val_pairs)
+    B = c.batch_size
+    steps_per_epoch = math.ceil(n_train / B) if n_train else 0
+    steps = c.epochs * steps_per_epoch
+
+    if tree is not None:
+        depth = int(tree.depth)
+        counts = [len(tree.nodes_at(t)) for t in range(1, depth + 1)]
+        leaf_size = np.bincount(tree.doc_leaf, minlength=tree.n_nodes)[tree.doc_leaf]
+        exp_siblings = float(np.mean(np.minimum(c.siblings, leaf_size - 1))) if len(leaf_size) else 0.0
+    else:
+        counts = tree_shape(n_docs, c.branching)
+        depth = len(counts)
+        exp_siblings = float(min(c.siblings, max(0.0, 1.25 * c.branching - 1), max(0, n_docs - 1)))
+    M = c.resolve_memory_levels(depth, sum(counts))
+    negs = {"siblings": exp_siblings, "random": float(min(c.siblings, n_docs - 1)), "in-batch": 0.0}[c.negatives]
+
+    reps = 0.0
+    if c.level_loss:
+        for t in range(M + 1, depth + 1):
+            parents = 1 if t == 1 else min(B, counts[t - 2])
+            reps += min(counts[t - 1], parents * c.branching)
+    b_eff = min(B, n_train) if n_train else B
+    docs_per_step = b_eff * (1 + negs) + reps
+    dev = device if device is not None else "cpu"
+    chunk_d = auto_grad_chunk(dev, c.max_length) if grad_chunk is None else grad_chunk
+    chunk_q = auto_grad_chunk(dev, c.query_max_length) if grad_chunk is None else grad_chunk
+    gc_doc = 4 / 3 if chunk_d and docs_per_step > chunk_d else 1.0
+    gc_q = 4 / 3 if chunk_q and b_eff > chunk_q else 1.0
+    step_s = train_factor * (b_eff * qsps * gc_q + docs_per_step * sps * gc_doc)
+    train_s = steps * step_s
+
+    rebuilds = sum(1 for k in range(1, c.epochs) if c.recluster_every and k % c.recluster_every == 0)
+    tree_s = ((0 if have_initial_vectors else 1) + rebuilds) * n_docs * sps
+    pool = min(n_docs, n_val_pairs + c.val_pool) if n_val_pairs else 0
+    val_s = (c.epochs + 1) * (pool * sps + n_val_pairs * qsps) if n_val_pairs else 0.0
+
+    return {
+        "total_seconds": train_s + tree_s + val_s, "train_seconds": train_s, "tree_seconds": tree_s,
+        "validation_seconds": val_s, "steps": steps, "steps_per_epoch": steps_per_epoch,
+        "seconds_per_step": step_s, "sequences_per_step": b_eff + docs_per_step,
+        "negatives_per_pair": negs, "reps_per_step": reps, "depth": depth, "memory_levels": M,
+        "rebuilds": rebuilds, "n_train_pairs": n_train, "n_val_pairs": n_val_pairs,
+        "assumptions": [
+            f"forward+backward = {train_factor:g}x an inference encode",
+            "gradient caching (x4/3) when a step's documents exceed grad_chunk" if chunk_d
+            else "all of a step's texts in one pass",
+            "leaf negatives per pair: " + ("expected sibling count from the tree" if tree is not None and
+                                           c.negatives == "siblings" else f"{negs:.1f}"),
+            "clustering time not included; corpus encodes for trees are",
+            "no credit for deduplicating repeated texts within a batch (upper bound)",
+        ],
+    }
+
+
+def measure_seconds_per_sequence(encoder, sample_texts: Sequence[str], max_length: int,
+                                 batch_size: int = 32) -> float:
+    """Seconds per sequence of ``encoder.encode`` on ``sample_texts`` (after a 2-text warm-up).
+
+    Use ~32-64 texts drawn at random from the corpus (their length matters, not their content), on the
+    device the run will use. Inference cost only; the estimate multiplies by ``train_factor``.
+    """
+    texts = list(sample_texts)
+    if not texts:
+        raise ValueError("need at least one sample text")
+    encoder.encode(texts[:2], max_length=max_length)
+    t0 = time.perf_counter()
+    encoder.encode(texts, batch_size=batch_size, max_length=max_length)
+    if getattr(encoder, "device", None) is not None and str(encoder.device).startswith("cuda"):
+        import torch
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / len(texts)

@@ -1,0 +1,223 @@
+"""AppTest of the app's navigation and the Corpus, Train, Search and Runs pages, with the fake encoder."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from ui.common import get_workspace  # noqa: E402  (st.cache_resource: one Workspace per test, cleared after)
+
+APP = os.path.join(os.path.dirname(__file__), "..", "ui", "app.py")
+PAGES = ["corpus", "train", "tree", "siblings", "map", "search", "runs", "learn"]
+MINE = ["corpus", "train", "search", "runs"]
+
+
+@pytest.fixture
+def app(tmp_path, fake_model, monkeypatch):
+    """A fresh AppTest on a temp workspace; closes the workspace afterwards."""
+    monkeypatch.setenv("HCE_WORKSPACE", str(tmp_path / "ws"))
+    monkeypatch.setenv("HCE_DEFAULT_MODEL", fake_model)
+    monkeypatch.setenv("HCE_WARM_UMAP", "0")
+    monkeypatch.delenv("HCE_AUTO_ENCODE", raising=False)
+    get_workspace.clear()
+    at = AppTest.from_file(APP, default_timeout=60)
+    yield at
+    get_workspace().close()  # cancels and joins background runs, releases the DuckDB file
+    get_workspace.clear()
+
+
+def ws():
+    """The app's (cached) workspace: the same object the pages use."""
+    return get_workspace()
+
+
+def wait_all() -> None:
+    for r in ws().runs():
+        ws().wait(r["run_id"], 120)
+
+
+def texts(elements) -> list[str]:
+    return [e.value for e in elements]
+
+
+def charts(at: AppTest) -> list[dict]:
+    """Plotly figures on the page (AppTest has no plotly element: the JSON is in proto.spec)."""
+    return [json.loads(e.proto.spec) for e in at.get("plotly_chart")]
+
+
+def chart_titles(at: AppTest) -> list[str]:
+    return [c["layout"].get("title", {}).get("text", "") for c in charts(at)]
+
+
+def goto(at: AppTest, page: str) -> AppTest:
+    at.switch_page(f"pages/{page}.py").run()
+    assert not at.exception, (page, at.exception)
+    return at
+
+
+def test_every_page_renders_on_an_empty_workspace(app):
+    app.run()
+    assert not app.exception
+    assert app.title[0].value == "Corpus"
+    assert app.button(key="load_sample").label == "Load the Jargon File sample"
+    assert any("No corpus yet" in t for t in texts(app.info))
+    for page in PAGES:
+        goto(app, page)
+    goto(app, "runs")
+    assert any("No runs yet" in t for t in texts(app.info))
+    goto(app, "search")
+    assert app.title[0].value == "Search" and any("No corpus yet" in t for t in texts(app.info))
+
+
+def test_sample_in_one_click_then_search_and_runs(app):
+    app.run()
+    app.button(key="load_sample").click().run()
+    assert not app.exception and not app.error
+    assert "Imported **jargon**" in app.success[0].value
+    assert app.metric[0].label == "Documents" and app.metric[0].value == "2,307"
+    assert app.button(key="load_sample").disabled and app.button(key="load_sample").label == "Sample loaded"
+    wait_all()
+    app.run()
+    assert not app.exception
+    assert any("Encoded by run #1" in t for t in texts(app.success))
+    stats = {m.label: m.value for m in app.metric}
+    assert stats["Duplicate texts"].isdigit() and stats["Queries"] == "0"
+    assert app.dataframe[-1].value.shape[0] == 20  # the document sample
+    assert chart_titles(app) == ["Document length (words)"] and sum(charts(app)[0]["data"][0]["y"]) == 2307
+
+    goto(app, "search")
+    app.text_input(key="search_query").input("a program that never ends").run()
+    assert not app.exception and not app.error
+    heads = texts(app.subheader)
+    assert heads == ["Starting encoder", "Trained encoder", "BM25"]
+    hits = [t for t in texts(app.markdown) if t.startswith("**1. ")]
+    assert len(hits) == 2  # rank 1 of the starting encoder and of BM25 (no trained run yet)
+    assert any("No trained run yet" in t for t in texts(app.info))
+
+    goto(app, "runs")
+    table = app.dataframe[0].value
+    assert list(table["run"]) == [1] and list(table["status"]) == ["done"]
+    app.button(key="prep_vectors_1").click().run()
+    assert not app.exception and not app.error
+    assert app.get("download_button")[0].proto.label == "Download vectors"
+    app.button(key="delete_1").click().run()
+    assert any("cannot be undone" in t for t in texts(app.warning))
+    app.button(key="delete_yes_1").click().run()
+    assert not app.exception and not app.error
+    assert not ws().runs()
+
+
+def test_upload_reports_bad_line_and_imports_a_good_file(app):
+    app.run()
+    bad = b'{"_id": "a", "text": "fine"}\n{"_id": "b", "text": \n'
+    app.file_uploader[0].set_value(("my notes.jsonl", bad, "application/json"))
+    app.run()
+    app.button(key="upload_import").click().run()
+    assert not app.exception
+    assert app.error and "my notes.jsonl" in app.error[0].value and "line 2" in app.error[0].value
+    good = "id,title,body\n1,Rockets,rocket launch orbit\n2,Bread,bake bread oven\n3,,\n".encode()
+    app.file_uploader[0].set_value(("notes.csv", good, "text/csv"))
+    app.checkbox(key="upload_encode").uncheck()
+    app.text_input(key="upload_name").input("notes")
+    app.run()
+    app.button(key="upload_import").click().run()
+    assert not app.exception and not app.error
+    report = {m.label: m.value for m in app.metric[:4]}
+    assert report == {"Documents": "2", "Empty, skipped": "1", "Queries": "0", "Qrels": "none"}
+    assert any("not encoded yet" in t for t in texts(app.warning))
+
+
+def test_hce_app_sample_encodes_new_corpora_in_the_background(app, toy_beir, monkeypatch):
+    ws().import_corpus(toy_beir, name="toy")  # what `hce app --sample` does before starting the app
+    get_workspace().close()
+    get_workspace.clear()  # the app opens the workspace anew: as `hce app` does, with auto-encode on
+    monkeypatch.setenv("HCE_AUTO_ENCODE", "1")
+    app.run()
+    assert not app.exception
+    run = ws().runs("toy")[0]
+    assert run["kind"] == "baseline"
+    if run["status"] == "running":
+        assert app.button(key=f"corpus_cancel_{run['run_id']}")
+    wait_all()
+    app.run()
+    assert any("Encoded by run #1" in t for t in texts(app.success)) and len(ws().runs("toy")) == 1
+
+
+def _toy(toy_beir) -> str:
+    """Import the toy BEIR corpus (36 docs, train/test qrels) and encode it, in the app's workspace."""
+    w = ws()
+    w.import_corpus(toy_beir, name="toy")
+    w.encode("toy")
+    return "toy"
+
+
+def test_train_estimate_start_cancel_and_finish(app, toy_beir):
+    app.run()
+    _toy(toy_beir)
+    goto(app, "train")
+    assert not app.error
+    assert app.radio(key="train_preset").value == "quick"
+    assert any("mechanics" in t for t in texts(app.info))
+    assert app.metric[0].label == "Estimated time"
+    prefix = "tc_toy_quick_"
+    assert app.selectbox(key=prefix + "signal").value == "supervised"
+    assert app.number_input(key=prefix + "epochs").value == 1
+    app.number_input(key=prefix + "epochs").set_value(0).run()
+    assert app.error and "epochs" in app.error[0].value  # validated before starting
+    app.number_input(key=prefix + "epochs").set_value(200).run()
+    app.button(key="train_start").click().run()
+    assert not app.exception and not app.error
+    run_id = ws().runs("toy")[-1]["run_id"]
+    assert app.subheader[0].value.startswith(f"Training: #{run_id}")
+    app.button(key=f"train_cancel_{run_id}").click().run()  # the live panel's cancel button
+    assert not app.exception
+    assert ws().wait(run_id, 120)["status"] == "cancelled"
+    app.run()
+    assert app.selectbox(key=f"train_past_{run_id}").value == run_id
+    assert any("The run was cancelled" in t for t in texts(app.markdown))
+    assert app.button(key=f"resume_{run_id}")
+
+    app.number_input(key=prefix + "epochs").set_value(2)
+    app.number_input(key=prefix + "batch_size").set_value(8).run()
+    app.button(key="train_start").click().run()
+    assert not app.exception and not app.error
+    run_id = ws().runs("toy")[-1]["run_id"]
+    ws().wait(run_id, 300)
+    app.run()
+    assert not app.exception and not app.error
+    assert ws().run(run_id)["status"] == "done"
+    assert app.selectbox(key=f"train_past_{run_id}").value == run_id
+    words = " ".join(texts(app.markdown))
+    assert "the starting encoder** on the" in words and "On the test split" in words
+    assert {m.label for m in app.metric} >= {"Steps", "Loss", "Pairs/s", "Tree rebuilds"}
+    titles = chart_titles(app)
+    assert "Training loss" in titles and any(t.startswith("Sibling accuracy") for t in titles)
+
+    goto(app, "search")
+    app.text_input(key="search_query").input("rocket launch").run()
+    assert not app.exception and not app.error
+    assert app.selectbox(key="search_trained").value == run_id
+    assert len([t for t in texts(app.markdown) if t.startswith("**1. ")]) == 3
+    badges = " ".join(texts(app.markdown))
+    assert any(b in badges for b in ("▲", "▼", "=", "new"))
+
+
+def test_runs_compare_and_evaluate(app, toy_beir):
+    app.run()
+    _toy(toy_beir)
+    ws().encode("toy", branching=4, seed=1)
+    goto(app, "runs")
+    app.multiselect(key="runs_compare").select(1).select(2).run()
+    assert not app.exception
+    diff = app.dataframe[1].value
+    assert set(diff.index) == {"branching", "seed"}
+    assert any("No metrics yet" in t for t in texts(app.caption))
+    app.button(key="eval_2").click().run()
+    assert not app.exception and not app.error
+    assert app.dataframe[0].value.set_index("run").loc[2, "split"] == "test"
+    metrics = app.dataframe[2].value
+    assert ("test", "dense", "nDCG@10") in metrics.index and ("test", "bm25", "MRR@10") in metrics.index

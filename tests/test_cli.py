@@ -1,0 +1,83 @@
+"""The `hce` command contract: subcommands, --json output, errors on stderr with exit code 1."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from hce_engine.cli import main
+
+
+@pytest.fixture
+def hce(tmp_path, fake_model, monkeypatch, capsys):
+    monkeypatch.setenv("HCE_DEFAULT_MODEL", fake_model)
+    ws = str(tmp_path / "ws")
+
+    def run(*args):
+        code = main(["--workspace", ws, *args])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+    run.workspace = ws
+    return run
+
+
+def test_import_encode_search_eval_runs(hce, toy_beir):
+    code, out, _ = hce("import", toy_beir, "--name", "toy", "--json")
+    assert code == 0 and json.loads(out)["documents"] == 36
+    code, out, _ = hce("corpora")
+    assert code == 0 and "toy" in out and "36" in out
+    code, out, err = hce("encode", "--corpus", "toy", "--branching", "3")
+    assert code == 0 and out.strip() == "1", err
+    code, out, _ = hce("search", "--corpus", "toy", "--json", "-k", "3", "guitar", "chord")
+    hits = json.loads(out)["hits"]
+    assert code == 0 and len(hits) == 3 and hits[0]["ext_id"].startswith("music")
+    code, out, _ = hce("search", "--corpus", "toy", "--bm25", "bread oven")
+    assert code == 0 and "cooking" in out.splitlines()[0]
+    code, out, _ = hce("eval", "--corpus", "toy", "--bm25", "--json")
+    m = json.loads(out)
+    assert code == 0 and {"ndcg_at_10", "recall_at_10", "recall_at_100", "mrr_at_10", "queries"} <= set(m)
+    assert m["queries"] == 9 and 0 <= m["ndcg_at_10"] <= 1 and "bm25" in m
+    code, out, _ = hce("runs", "--corpus", "toy")
+    assert code == 0 and "baseline" in out and "done" in out
+
+
+def test_eval_without_run_creates_baseline(hce, toy_beir):
+    hce("import", toy_beir, "--name", "toy")
+    code, out, _ = hce("eval", "--corpus", "toy", "--split", "train", "--json")
+    assert code == 0 and json.loads(out)["queries"] == 15
+    code, out, _ = hce("runs", "--json")
+    assert [r["kind"] for r in json.loads(out)] == ["baseline"]
+
+
+@pytest.mark.parametrize("args,needle", [
+    (("search", "--corpus", "nope", "x"), "no corpus named 'nope'"),
+    (("eval", "--corpus", "toy", "--split", "dev"), "no qrels for split 'dev'"),
+    (("import", "/no/such/file.jsonl"), "file not found"),
+])
+def test_errors_exit_1_on_stderr(hce, toy_beir, args, needle):
+    hce("import", toy_beir, "--name", "toy")
+    code, out, err = hce(*args)
+    assert code == 1 and needle in err and out == ""
+
+
+def test_bad_import_leaves_database_unchanged(hce, toy_beir, tmp_path):
+    hce("import", toy_beir, "--name", "toy")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"_id": "a", "text": "fine"}\n{"_id": "a", "text": "dup"}\n')
+    code, _, err = hce("import", str(bad))
+    assert code == 1 and "bad.jsonl, line 2: duplicate document id 'a'" in err
+    code, out, _ = hce("corpora", "--json")
+    assert [c["name"] for c in json.loads(out)] == ["toy"]
+
+
+def test_console_script_subprocess(tmp_path, fake_model, toy_beir):
+    """The installed `hce` entry point, as a user runs it."""
+    exe = os.path.join(os.path.dirname(sys.executable), "hce")
+    env = dict(os.environ, HCE_DEFAULT_MODEL=fake_model, HCE_WORKSPACE=str(tmp_path / "w"))
+    r = subprocess.run([exe, "import", toy_beir, "--name", "toy"], env=env, capture_output=True, text=True)
+    assert r.returncode == 0 and "36 documents" in r.stdout
+    r = subprocess.run([exe, "search", "--corpus", "missing", "q"], env=env, capture_output=True, text=True)
+    assert r.returncode == 1 and "no corpus named 'missing'" in r.stderr and "Traceback" not in r.stderr

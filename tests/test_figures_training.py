@@ -1,0 +1,100 @@
+"""Unit tests of the pure training figure builders and the plain-words outcome (no Streamlit)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from ui.figures import fmt_duration, length_histogram
+from ui.figures.training import (describe_outcome, level_matrix, loss_figure, sibling_accuracy_figure, smooth,
+                                 validation_figure)
+
+
+def make_log(steps: int = 30, levels: int = 2) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({
+        "step": np.arange(1, steps + 1), "epoch": np.linspace(0, 1, steps),
+        "loss": 3 - np.linspace(0, 2, steps) + rng.normal(0, 0.1, steps),
+        "level_losses": [list(rng.random(levels)) for _ in range(steps)],
+        "level_acc": [list(rng.random(levels)) for _ in range(steps)],
+        "leaf_acc": rng.random(steps), "examples_per_s": np.full(steps, 12.0), "eta_s": np.arange(steps)[::-1],
+    })
+
+
+def names(fig) -> list[str]:
+    return [t.name for t in fig.data]
+
+
+def test_loss_figure_has_total_and_every_level():
+    fig = loss_figure(make_log(levels=3))
+    assert names(fig) == ["total (raw)", "total", "level 1", "level 2", "level 3"]
+    assert fig.layout.title.text == "Training loss"
+    assert len(fig.data[0].x) == 30
+
+
+def test_sibling_accuracy_per_level_and_leaf_in_unit_range():
+    fig = sibling_accuracy_figure(make_log(levels=2))
+    assert names(fig) == ["level 1", "level 2", "leaf (documents)"]
+    assert tuple(fig.layout.yaxis.range) == (0, 1.02)
+    assert all(0 <= v <= 1 for t in fig.data for v in t.y)
+
+
+def test_empty_log_gives_a_labelled_empty_figure():
+    for build in (loss_figure, sibling_accuracy_figure):
+        fig = build(pd.DataFrame(columns=["step", "loss", "level_losses", "level_acc", "leaf_acc"]))
+        assert not fig.data and "no steps" in fig.layout.annotations[0].text
+    assert "no validation" in validation_figure(None).layout.annotations[0].text
+
+
+def test_ragged_levels_after_a_rebuild_are_nan_padded():
+    m = level_matrix([[1.0, 2.0], [3.0], None, [4.0, 5.0, 6.0]])
+    assert m.shape == (4, 3)
+    assert m[1, 0] == 3.0 and math.isnan(m[1, 1]) and np.isnan(m[2]).all() and m[3, 2] == 6.0
+
+
+def test_smooth_is_a_trailing_mean():
+    assert list(smooth([0, 2, 4, 6], window=2)) == [0, 1, 3, 5]
+    assert len(smooth(np.arange(100))) == 100
+
+
+def test_validation_figure_epochs_and_start_line():
+    hist = [{"epoch": 0, "mrr@10": 0.41, "recall@10": 0.6}, {"epoch": 1, "mrr@10": 0.47, "recall@10": 0.7}]
+    fig = validation_figure(hist)
+    assert names(fig) == ["MRR@10", "Recall@10"]
+    assert list(fig.data[0].x) == [0, 1] and list(fig.data[0].y) == [0.41, 0.47]
+    assert fig.layout.shapes[0].y0 == 0.41
+
+
+def test_outcome_in_plain_words():
+    metrics = lambda n, m: {"ndcg_at_10": n, "mrr_at_10": m, "recall_at_10": 0, "recall_at_100": 0,  # noqa: E731
+                            "queries": 300}
+    run = {"status": "done", "summary": {
+        "start_val": {"mrr@10": 0.41, "n_queries": 80}, "best_val": {"mrr@10": 0.47, "n_queries": 80},
+        "improved": True, "test": {"start": metrics(0.644, 0.6), "trained": metrics(0.752, 0.7)},
+        "examples_per_s": 11.5, "seconds": 300}}
+    lines = describe_outcome(run)
+    assert lines[0] == ("**Beat the starting encoder** on the 80 held-out validation queries: "
+                        "MRR@10 0.410 → 0.470 (+6.0 points).")
+    assert "test split (300 queries)" in lines[1] and "0.644 → 0.752 (+10.8 points)" in lines[1]
+    assert lines[2] == "Trained at 11.5 pairs/s in 5 min."
+    run["summary"].update(improved=False, best_val={"mrr@10": 0.40})
+    assert describe_outcome(run)[0].startswith("**Did not beat the starting encoder**")
+
+
+def test_outcome_of_failed_cancelled_and_unvalidated_runs():
+    assert describe_outcome({"status": "failed", "error": "boom"}) == ["The run failed: boom."]
+    assert describe_outcome({"status": "cancelled", "model_path": "/m", "summary": None})[0].startswith(
+        "The run was cancelled: the best weights")
+    assert "not measured" in describe_outcome({"status": "done", "summary": {}})[0]
+
+
+def test_fmt_duration():
+    assert [fmt_duration(s) for s in (None, 5, 89, 600, 7300)] == ["—", "5 s", "89 s", "10 min", "2 h 2 min"]
+
+
+def test_length_histogram_bars_from_engine_bins():
+    fig = length_histogram({"edges": [0.0, 10.0, 20.0], "counts": [3, 5]})
+    assert list(fig.data[0].x) == [5.0, 15.0] and list(fig.data[0].y) == [3, 5]
+    assert list(fig.data[0].customdata) == ["0–10", "10–20+"]
+    assert not length_histogram({"edges": [], "counts": []}).data

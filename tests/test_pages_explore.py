@@ -1,0 +1,266 @@
+"""AppTest of the Tree, Siblings, Map and Learn pages on an empty and on a populated workspace.
+
+UMAP stays out: projections are pre-stored, so the Map page reads them (fragments' run_every never fires
+inside AppTest anyway). Plotly charts come back as unknown elements with their JSON in ``.proto.spec``.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import write_toy_beir
+
+PAGES = os.path.join(os.path.dirname(__file__), "..", "ui", "pages")
+TIMEOUT = 60
+
+
+def page(name: str) -> AppTest:
+    return AppTest.from_file(os.path.join(PAGES, f"{name}.py"), default_timeout=TIMEOUT)
+
+
+def charts(at: AppTest) -> list[dict]:
+    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+
+
+def n_points(trace: dict) -> int:
+    """Points of a plotly trace in JSON (plotly encodes numpy arrays as {"dtype", "bdata"})."""
+    x = trace["x"]
+    if isinstance(x, dict):
+        return len(base64.b64decode(x["bdata"])) // np.dtype(x["dtype"]).itemsize
+    return len(x)
+
+
+def ok(at: AppTest) -> None:
+    assert not at.exception, [e.message for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def app_workspace():
+    """The workspace the app opened (st.cache_resource is shared with this process)."""
+    from ui.common import get_workspace
+    return get_workspace()
+
+
+def _close_app_workspace() -> None:
+    from ui.common import get_workspace
+    try:
+        get_workspace().close()
+    except Exception:  # noqa: BLE001 - nothing was opened
+        pass
+    get_workspace.clear()
+
+
+@pytest.fixture
+def app_env(tmp_path, fake_model, monkeypatch):
+    """Environment for the app: a fresh workspace folder, the fake model, no UMAP warm-up."""
+    from ui.common import get_workspace
+    get_workspace.clear()
+    folder = str(tmp_path / "ws")
+    monkeypatch.setenv("HCE_WORKSPACE", folder)
+    monkeypatch.setenv("HCE_DEFAULT_MODEL", fake_model)
+    monkeypatch.setenv("HCE_WARM_UMAP", "0")
+    yield folder
+    _close_app_workspace()
+
+
+def _store_projection(ws, run: int) -> None:
+    ids, vecs = ws.store.read_vectors(run)
+    ws.store.write_projection(run, ids, (vecs[:, :2] * 10).astype(np.float32))
+
+
+def _fake_trained_run(ws, corpus: str, model: str) -> int:
+    """A finished run of kind "train" (vectors from another fake encoder, its own tree), as the training
+    integration stores them."""
+    from hce_engine.workspace import doc_text
+    cid = ws.store.corpus_id(corpus)
+    run = ws.store.create_run(cid, "train", {"signal": "supervised", "negatives": "siblings", "tau": 0.05,
+                                             "max_length": 256, "query_max_length": 64, "model": None}, 0,
+                              status="running")
+    enc = ws.encoder(model)
+    df = ws.store.documents(cid)
+    texts = [doc_text(t, x) for t, x in zip(df["title"], df["text"])]
+    ids = df["doc_id"].to_numpy(np.int64)
+    vecs = enc.encode(texts)
+    ws.store.write_vectors(run, ids, vecs)
+    ws.build_tree(run, vecs, ids, texts, branching=3)
+    ws.store.update_run(run, status="done", model_path=model)
+    return run
+
+
+@pytest.fixture
+def populated(app_env, tmp_path, tmp_path_factory):
+    """toy corpus with a zero-shot baseline (and its map), closed again so the app can open the file."""
+    from hce_engine import Workspace
+    ws = Workspace(app_env)
+    try:
+        ws.import_corpus(write_toy_beir(tmp_path / "toy"), name="toy")
+        base = ws.encode("toy", branching=3)
+        _store_projection(ws, base)
+    finally:
+        ws.close()
+    return {"baseline": base}
+
+
+@pytest.fixture
+def trained(populated, app_env, tmp_path_factory):
+    """populated + a "trained" run (another fake encoder) with its map."""
+    from hce_engine import Workspace
+    from hce_engine.encoder.fake import FakeEncoder
+    model = str(tmp_path_factory.mktemp("models") / "trained")
+    FakeEncoder(dim=32, seed=7).save(model)
+    ws = Workspace(app_env)
+    try:
+        run = _fake_trained_run(ws, "toy", model)
+        _store_projection(ws, run)
+    finally:
+        ws.close()
+    return {**populated, "trained": run}
+
+
+@pytest.mark.parametrize("name", ["tree", "siblings", "map", "learn"])
+def test_pages_on_empty_workspace(app_env, name):
+    at = page(name).run()
+    ok(at)
+    assert any("No corpus yet" in i.value for i in at.info)
+
+
+def test_tree_page(populated):
+    at = page("tree").run()
+    ok(at)
+    [sun, *_] = charts(at)
+    assert sun["data"][0]["type"] == "sunburst" and sun["data"][0]["branchvalues"] == "total"
+    # pick a node: level 2, the second node of that level -> its documents and children are listed
+    at.selectbox(key="tree_level").set_value(2).run()
+    ok(at)
+    node_box = at.selectbox(key="tree_node_2")
+    second = int(re.search(r"\[#(\d+)\]$", node_box.options[1]).group(1))
+    node_box.set_value(second).run()  # AppTest: format_func widgets take the raw value
+    ok(at)
+    assert any("children" in m.value for m in at.markdown)
+    assert any("Documents" in m.value for m in at.markdown) and len(at.dataframe) >= 2
+    at.radio(key="tree_kind").set_value("icicle").run()
+    ok(at)
+    assert charts(at)[0]["data"][0]["type"] == "icicle"
+    assert any("Only one tree" in i.value for i in at.info)  # nothing to compare yet
+
+
+def test_tree_page_compares_two_runs(trained):
+    at = page("tree").run()
+    ok(at)
+    assert at.selectbox(key="tree_run").value == trained["trained"]
+    assert [m.label for m in at.metric][:2] == ["ARI, leaf clusters", "ARI, level 1"]
+    at.selectbox(key="tree_level").set_value(3).run()  # leaf clusters
+    ok(at)
+    assert any("Leaf cluster" in m.value for m in at.markdown)
+
+
+def test_siblings_page_baseline_only(populated):
+    at = page("siblings").run()
+    ok(at)
+    assert any("Only zero-shot runs" in i.value for i in at.info)
+    figs = charts(at)  # rank summary + one per level (3) + leaf
+    assert len(figs) == 5
+    assert any(s.value.startswith("Level 1") for s in at.subheader)
+    # pick a document instead of a query
+    at.radio(key="sib_mode").set_value("a document").run()
+    at.text_input(key="sib_doc_search").input("bread").run()
+    ok(at)
+    box = at.selectbox(key="sib_doc")
+    assert len(box.options) == 6
+    ext = re.search(r"\[([^\]]+)\]$", box.options[2]).group(1)
+    docs = app_workspace().documents("toy")
+    box.set_value(int(docs.loc[docs["ext_id"] == ext, "doc_id"].iloc[0])).run()
+    ok(at)
+    assert len(charts(at)) == 5 and any("cooking note" in m.value for m in at.markdown)
+
+
+def test_siblings_page_before_after(trained):
+    at = page("siblings").run()
+    ok(at)
+    assert at.selectbox(key="sib_run").value == trained["trained"]
+    assert at.selectbox(key=f"sib_compare_{trained['trained']}").value == trained["baseline"]
+    figs = charts(at)
+    ranks = figs[0]
+    assert [t["name"] for t in ranks["data"]][:2] == [f"before #{trained['baseline']}", f"after #{trained['trained']}"]
+    assert all(len([t for t in f["data"] if t["type"] == "bar"]) == 2 for f in figs[1:])  # before | after
+    labels = [m.label for m in at.metric]
+    assert f"Loss (before #{trained['baseline']})" in labels
+    # a query of one's own: the positive becomes its top hit
+    at.selectbox(key="sib_query_pick").set_value("✏️ type my own query").run()
+    at.text_input(key="sib_query_text").input("violin orchestra").run()
+    ok(at)
+    assert any("top hit" in c.value for c in at.caption)
+
+
+def test_map_page(trained):
+    at = page("map").run()
+    ok(at)
+    figs = charts(at)
+    assert len(figs) == 2  # before | after, side by side
+    assert sum(n_points(t) for t in figs[1]["data"]) == 36
+    at.number_input(key="map_level").set_value(3).run()
+    at.text_input(key="map_query").input("bake bread oven").run()
+    ok(at)
+    figs = charts(at)
+    assert [t["name"] for t in figs[1]["data"]][-2:] == ["query hits", "query"]
+    assert len(at.dataframe) >= 1  # the hits table
+    at.selectbox(key=f"map_compare_{trained['trained']}").set_value(0).run()  # none
+    ok(at)
+    assert len(charts(at)) == 1
+
+
+def test_map_page_waits_for_a_missing_projection(populated, app_env, monkeypatch):
+    """No stored map: the page starts the background job and says so instead of blocking; once the job
+    is done the map is drawn."""
+    import time
+
+    import hce_engine.projection as proj
+    from hce_engine import Workspace, views
+    ws = Workspace(app_env)
+    ws.store.write_projection(populated["baseline"], np.zeros(0, np.int64), np.zeros((0, 2), np.float32))
+    ws.close()
+
+    def slow(v, **k):
+        time.sleep(0.5)
+        return np.asarray(v[:, :2], np.float32)
+    monkeypatch.setattr(proj, "project", slow)
+    monkeypatch.setattr(proj, "is_warm", lambda: False)
+    at = page("map").run()
+    ok(at)
+    assert not charts(at) and any("Preparing the map engine" in i.value for i in at.info)
+    for _ in range(100):
+        if views.projection_status(app_workspace(), populated["baseline"])["state"] == "ready":
+            break
+        time.sleep(0.05)
+    at.run()
+    ok(at)
+    assert len(charts(at)) == 1
+
+
+def test_learn_page_walkthrough(populated):
+    at = page("learn").run()
+    ok(at)
+    seen = []
+    for i in range(6):
+        seen.append(at.radio(key="learn_step").value)
+        assert at.header and at.header[0].value[0] == seen[-1][0]
+        if i < 5:
+            at.button(key="learn_next_bottom").click().run()
+            ok(at)
+    assert at.button(key="learn_next_bottom").disabled
+    assert seen == ["1 · Embed", "2 · Cluster", "3 · A path", "4 · Siblings", "5 · The loss", "6 · After training"]
+    assert any("Train a run on the Train page" in i.value for i in at.info)
+
+
+def test_learn_page_after_training(trained):
+    at = page("learn").run()
+    at.radio(key="learn_step").set_value("6 · After training").run()
+    ok(at)
+    assert "Tree agreement (leaf ARI)" in [m.label for m in at.metric]
+    assert len(charts(at)) == 2

@@ -1,0 +1,293 @@
+"""Explorer views (hce_engine.views) on the toy corpus with the fake encoder."""
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import numpy as np
+import pytest
+
+from hce_engine import InputError, NotFoundError, Workspace, views
+from hce_engine.encoder.fake import FakeEncoder
+
+from conftest import write_toy_beir
+
+QUERY = "rocket launch orbit space"
+
+
+@pytest.fixture(scope="module")
+def other_model(tmp_path_factory) -> str:
+    path = str(tmp_path_factory.mktemp("models") / "fake-seed1")
+    FakeEncoder(dim=32, seed=1).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def toy_ws(tmp_path_factory, fake_model, other_model):
+    """One workspace for the read-only tests: run a (fake encoder seed 0) and run b (seed 1), both b=3."""
+    root = tmp_path_factory.mktemp("views")
+    ws = Workspace(str(root / "ws"), default_model=fake_model)
+    ws.import_corpus(write_toy_beir(root / "toy"), name="toy")
+    a = ws.encode("toy", branching=3)
+    b = ws.encode("toy", model=other_model, branching=3)
+    yield ws, a, b
+    ws.close()
+
+
+def check_ranks(cands: list[dict], score: str = "score", rank: str = "rank") -> None:
+    s = np.array([c[score] for c in cands])
+    for c in cands:
+        assert c[rank] == 1 + int((s > c[score]).sum())
+
+
+# -- siblings -------------------------------------------------------------------------------------
+def test_siblings_view_follows_the_path(toy_ws):
+    ws, run, _ = toy_ws
+    tree, _, _ = ws.tree(run)
+    v = views.siblings_view(ws, run, query=QUERY, max_siblings=100)
+    json.dumps(v)  # JSON-friendly
+    assert len(v["levels"]) == tree.depth == v["depth"]
+    top = ws.search("toy", QUERY, run=run, k=1)[0].doc_id
+    assert v["doc"]["doc_id"] == top and v["positive_source"] == "top hit"
+    path = tree.path(int(tree.positions_of([top])[0]))
+    parent = 0
+    for t, lv in enumerate(v["levels"], start=1):
+        nodes = [c["node"] for c in lv["candidates"]]
+        assert lv["positive"] == path[t - 1] and lv["parent"] == parent
+        assert lv["positive"] in nodes and sorted(nodes) == sorted(tree.children(parent).tolist())
+        assert [c["node"] for c in lv["candidates"] if c["is_positive"]] == [lv["positive"]]
+        assert all(tree.parent[n] == parent for n in nodes)
+        check_ranks(lv["candidates"])
+        scores = [c["score"] for c in lv["candidates"]]
+        assert scores == sorted(scores, reverse=True)
+        pos = next(c for c in lv["candidates"] if c["is_positive"])
+        assert lv["rank"] == pos["rank"] and 0 < lv["p_positive"] <= 1
+        assert math.isclose(lv["loss"], -math.log(lv["p_positive"]), rel_tol=1e-6)
+        assert lv["n_candidates"] == len(nodes)
+        parent = lv["positive"]
+    leaf = v["leaf"]
+    members = tree.doc_ids[tree.leaf_docs(parent)].tolist()
+    assert leaf["leaf_node"] == parent and sorted(c["doc_id"] for c in leaf["candidates"]) == sorted(members)
+    assert leaf["positive"] == top and leaf["rank"] == 1  # the top hit beats its leaf-mates
+    check_ranks(leaf["candidates"])
+    assert [p["node"] for p in v["path"]] == path
+
+
+def test_siblings_view_document_anchor_and_limits(toy_ws):
+    ws, run, _ = toy_ws
+    doc = int(ws.documents("toy")["doc_id"].iloc[7])
+    v = views.siblings_view(ws, run, doc_id=doc, max_siblings=2)
+    assert v["anchor"] == "document" and v["positive_source"] == "document" and v["query"] is None
+    assert v["leaf"]["rank"] == 1
+    assert math.isclose(next(c["score"] for c in v["leaf"]["candidates"] if c["is_positive"]), 1.0, abs_tol=1e-5)
+    for e in v["levels"] + [v["leaf"]]:  # truncated lists keep the positive; ranks use every candidate
+        assert len(e["candidates"]) <= 2 and any(c["is_positive"] for c in e["candidates"])
+    with pytest.raises(InputError):
+        views.siblings_view(ws, run)
+    with pytest.raises(NotFoundError):
+        views.siblings_view(ws, run, doc_id=10 ** 9)
+
+
+def test_siblings_view_compare_run_same_tree(toy_ws):
+    ws, a, b = toy_ws
+    doc = int(ws.documents("toy")["doc_id"].iloc[3])
+    plain = views.siblings_view(ws, a, query=QUERY, doc_id=doc, max_siblings=100)
+    v = views.siblings_view(ws, a, query=QUERY, doc_id=doc, compare_run=b, max_siblings=100)
+    assert v["compare_run"] == b and v["positive_source"] == "relevant document" and v["doc"]["doc_id"] == doc
+    for e0, e in zip(plain["levels"] + [plain["leaf"]], v["levels"] + [v["leaf"]]):
+        key = "node" if "node" in e["candidates"][0] else "doc_id"
+        assert [c[key] for c in e0["candidates"]] == [c[key] for c in e["candidates"]]  # same tree, same sets
+        assert [c["score"] for c in e0["candidates"]] == [c["score"] for c in e["candidates"]]
+        check_ranks(e["candidates"], "score_compare", "rank_compare")
+        pos = next(c for c in e["candidates"] if c["is_positive"])
+        assert e["rank_compare"] == pos["rank_compare"] and "loss_compare" in e
+    diffs = [abs(c["score"] - c["score_compare"]) for c in v["leaf"]["candidates"]]
+    assert max(diffs) > 1e-3  # another encoder, other scores
+
+
+def test_query_and_document_helpers(toy_ws):
+    ws, a, b = toy_ws
+    judged = views.judged_queries(ws, "toy")
+    assert len(judged) == 24 and judged[0]["split"] == "train" and judged[0]["query_id"] == "q0"
+    docs = ws.documents("toy").set_index("ext_id")
+    assert judged[0]["doc_ids"] == [int(docs.loc["space-0", "doc_id"])]
+    assert views.doc_queries(ws, "toy", judged[0]["doc_ids"][0])[0]["query_id"] == "q0"
+    found = views.find_documents(ws, "toy", "BREAD")
+    assert len(found) == 6 and list(found.columns) == ["doc_id", "ext_id", "title"]
+    assert views.find_documents(ws, "toy", "music note 1")["ext_id"].iloc[0] == "music-1"  # title match first
+    assert views.default_compare_run(ws, a) is None
+
+
+# -- trees ----------------------------------------------------------------------------------------
+def test_compare_trees_self_and_other(toy_ws):
+    ws, a, b = toy_ws
+    same = views.compare_trees(ws, a, a)
+    assert same["ari_leaf"] == pytest.approx(1.0) and same["ari_level1"] == pytest.approx(1.0)
+    assert same["mean_jaccard"] == 1.0 and same["unchanged"] == 1.0 and same["n_shared"] == 36
+    assert all(r["ari"] == pytest.approx(1.0) for r in same["ari_levels"])
+    other = views.compare_trees(ws, a, b, n_moved=5)
+    assert -1 <= other["ari_leaf"] < 1 and len(other["moved"]) == 5
+    jac = other["moved"]["jaccard"].tolist()
+    assert jac == sorted(jac) and all(other["moved"]["title"].str.len() > 0)
+
+
+def test_compare_rebuilds_and_quality(tmp_path, fake_model, toy_beir):
+    ws = Workspace(str(tmp_path / "ws"), default_model=fake_model)
+    try:
+        ws.import_corpus(toy_beir, name="toy")
+        run = ws.encode("toy", branching=3)
+        ids, vecs = ws.store.read_vectors(run)
+        df = ws.documents("toy")
+        texts = [f"{t} {x}" for t, x in zip(df["title"], df["text"])]
+        ws.build_tree(run, vecs, ids, texts, rebuild=1, branching=4, seed=3)
+        assert [r["rebuild"] for r in views.list_rebuilds(ws, run)] == [0, 1]
+        cmp = views.compare_trees(ws, run, run, rebuild_a=0, rebuild_b=1)
+        assert (cmp["rebuild_a"], cmp["rebuild_b"]) == (0, 1) and cmp["n_shared"] == 36
+        q = views.tree_quality(ws, run)
+        assert [r["rebuild"] for r in q["rebuilds"]] == [0, 1]
+        assert set(q["levels"]["rebuild"]) == {0, 1} and sum(q["leaf_sizes"]) == 36
+        assert q["coherence"] is None  # one relevant document per toy query
+    finally:
+        ws.close()
+
+
+def test_tree_overview_and_node_detail(toy_ws):
+    ws, run, _ = toy_ws
+    tree, _, _ = ws.tree(run)
+    ov = views.tree_overview(ws, run)
+    nodes = ov["nodes"]
+    assert ov["depth"] == tree.depth and nodes["node"].iloc[0] == 0 and nodes["parent"].iloc[0] == -1
+    kids = nodes[nodes["parent"] >= 0].groupby("parent")["size"].sum()
+    for parent, total in kids.items():  # branchvalues="total" holds
+        assert total == int(nodes.set_index("node").loc[parent, "size"])
+    assert views.tree_overview(ws, run, max_level=1)["nodes"]["level"].max() == 1
+    d = views.node_detail(ws, run, 0)
+    assert d["size"] == 36 and len(d["docs"]) == 36 and sorted(c["node"] for c in d["children"]) == \
+        sorted(tree.children(0).tolist())
+    leaf = int(tree.doc_leaf[0])
+    d = views.node_detail(ws, run, leaf)
+    assert d["is_leaf"] and d["children"] == [] and len(d["docs"]) == tree.size[leaf]
+    assert [p["node"] for p in d["path"]] == [0] + tree.path(0)
+    cos = d["docs"]["cosine"].tolist()
+    assert cos == sorted(cos, reverse=True)
+
+
+# -- map ------------------------------------------------------------------------------------------
+@pytest.fixture
+def fake_project(monkeypatch):
+    """Replace UMAP with a counted, instant stand-in: the first two coordinates (or the init)."""
+    calls = []
+
+    def project(vectors, seed=0, n_neighbors=15, min_dist=0.1, init=None, **kw):
+        calls.append(len(vectors))
+        if init is not None:  # rotate + shift the starting layout: Procrustes must undo it
+            rot = np.array([[0.0, -1.0], [1.0, 0.0]])
+            return (np.asarray(init) @ rot * 2 + 5).astype(np.float32)
+        return np.asarray(vectors[:, :2] * 10, dtype=np.float32)
+
+    import hce_engine.projection as proj
+    monkeypatch.setattr(proj, "project", project)
+    return calls
+
+
+def test_projection_cached_and_aligned(toy_ws, fake_project):
+    ws, a, b = toy_ws
+    ws.store.write_projection(a, np.zeros(0, np.int64), np.zeros((0, 2), np.float32))  # clear
+    ws.store.write_projection(b, np.zeros(0, np.int64), np.zeros((0, 2), np.float32))
+    ids, xy = views.projection(ws, a)
+    assert fake_project == [36] and xy.shape == (36, 2) and list(ids) == sorted(ids)
+    ids2, xy2 = views.projection(ws, a)
+    assert fake_project == [36] and np.array_equal(ids, ids2) and np.allclose(xy, xy2)  # read from the store
+    ids_b, xy_b = views.projection(ws, b, align_to=a)
+    assert fake_project == [36, 36] and xy_b.shape == (36, 2)
+    assert np.allclose(xy_b, xy, atol=1e-3)  # started from a's layout, aligned back onto it
+    views.projection(ws, b, align_to=a)
+    assert len(fake_project) == 2
+    assert views.projection_status(ws, b, a)["state"] == "ready"
+
+
+def test_ensure_projection_runs_in_background(tmp_path, fake_model, toy_beir, monkeypatch):
+    started = []
+
+    def slow_project(vectors, seed=0, init=None, **kw):
+        started.append(1)
+        time.sleep(0.3)
+        return np.asarray(vectors[:, :2], dtype=np.float32)
+
+    import hce_engine.projection as proj
+    monkeypatch.setattr(proj, "project", slow_project)
+    ws = Workspace(str(tmp_path / "ws"), default_model=fake_model)
+    try:
+        ws.import_corpus(toy_beir, name="toy")
+        run = ws.encode("toy", branching=3)
+        assert views.projection_status(ws, run)["state"] == "missing"
+        t0 = time.monotonic()
+        st = views.ensure_projection(ws, run)
+        assert time.monotonic() - t0 < 0.25 and st["state"] in ("computing", "ready")
+        assert views.ensure_projection(ws, run)["state"] in ("computing", "ready")  # no second thread
+        for _ in range(100):
+            if views.projection_status(ws, run)["state"] == "ready":
+                break
+            time.sleep(0.05)
+        assert views.projection_status(ws, run)["state"] == "ready" and len(started) == 1
+
+        def broken(*a, **k):
+            raise RuntimeError("boom")
+        monkeypatch.setattr(proj, "project", broken)
+        run2 = ws.encode("toy", branching=3)
+        views.ensure_projection(ws, run2)
+        for _ in range(100):
+            if views.projection_status(ws, run2)["state"] == "failed":
+                break
+            time.sleep(0.05)
+        s = views.projection_status(ws, run2)
+        assert s["state"] == "failed" and "boom" in s["error"]
+    finally:
+        ws.close()
+
+
+def test_map_frame_and_place_query(toy_ws, fake_project):
+    ws, a, b = toy_ws
+    tree, terms, _ = ws.tree(a)
+    df = views.map_frame(ws, a, level=1)
+    assert list(df.columns) == ["doc_id", "ext_id", "title", "x", "y", "node_at_level", "label", "path"]
+    assert len(df) == 36 and df["title"].str.len().min() > 0
+    pos = tree.positions_of(df["doc_id"].to_numpy())
+    assert (df["node_at_level"].to_numpy() == tree.paths()[pos, 0]).all()
+    assert df["path"].str.count("›").eq(tree.depth - 1).all()
+    deep = views.map_frame(ws, a, level=99)
+    assert (deep["node_at_level"].to_numpy() == tree.doc_leaf[pos]).all()
+    other = views.map_frame(ws, b, level=1, tree_run=a)  # b's map coloured by a's tree
+    assert set(other["node_at_level"]) == set(df["node_at_level"])
+    placed = views.place_query(ws, a, QUERY, k=5)
+    hits = placed["hits"]
+    assert len(hits) == 5 and list(hits["rank"]) == [1, 2, 3, 4, 5]
+    assert hits["x"].min() - 1e-6 <= placed["x"] <= hits["x"].max() + 1e-6
+    with pytest.raises(InputError):
+        views.place_query(ws, a, "  ")
+
+
+# -- corpus stats ---------------------------------------------------------------------------------
+def test_corpus_stats(tmp_path, fake_model, toy_beir):
+    ws = Workspace(str(tmp_path / "ws"), default_model=fake_model)
+    try:
+        ws.import_corpus(toy_beir, name="toy")
+        s = views.corpus_stats(ws, "toy")
+        json.dumps(s)
+        assert (s["documents"], s["removed"], s["with_title"], s["queries"]) == (36, 0, 36, 24)
+        assert s["words"]["min"] == s["words"]["max"] == 15 and sum(s["words_hist"]["counts"]) == 36
+        assert s["duplicates"] == {"groups": 0, "documents": 0, "examples": []}
+        assert s["splits"] == [{"split": "test", "queries": 9, "qrels": 9, "relevant_per_query": 1.0},
+                               {"split": "train", "queries": 15, "qrels": 15, "relevant_per_query": 1.0}]
+        path = tmp_path / "dup.jsonl"
+        rows = [{"_id": "a", "text": "Same  text here"}, {"_id": "b", "text": "same text HERE"},
+                {"_id": "c", "text": "same text here"}, {"_id": "d", "text": "other words " * 200}]
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        ws.import_corpus(str(path), name="dup")
+        d = views.corpus_stats(ws, "dup")
+        assert d["duplicates"]["groups"] == 1 and d["duplicates"]["documents"] == 2
+        assert d["duplicates"]["examples"][0]["ext_ids"] == ["a", "b", "c"] and d["long_docs"] == 1
+        assert d["with_title"] == 0 and d["splits"] == [] and d["queries"] == 0
+    finally:
+        ws.close()

@@ -1,0 +1,160 @@
+"""Training through the Workspace (fake encoder): stored settings, reproducibility, cancel, resume, crashes."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from hce_engine import InputError, Workspace
+
+TINY = {"epochs": 2, "batch_size": 4, "siblings": 3, "branching": 3, "lr": 1e-2, "memory_lr": 1e-2}
+
+
+@pytest.fixture
+def ws(workspace, toy_beir):
+    workspace.import_corpus(toy_beir, name="toy")
+    return workspace
+
+
+def test_train_run_records_everything(ws):
+    run = ws.train("toy", TINY)
+    info = ws.run(run)
+    assert info["status"] == "done" and info["kind"] == "train"
+    cfg = info["config"]
+    assert cfg["seed"] == 0 and cfg["siblings"] == 3 and cfg["negatives"] == "siblings" and cfg["model"]
+    s = info["summary"]
+    assert s["start_val"] is not None and s["best_val"] is not None and isinstance(s["improved"], bool)
+    assert set(s["test"]) == {"start", "trained"} and s["test"]["trained"]["queries"] == 9
+    log = ws.train_log(run)
+    assert len(log) == s["steps"] > 0 and np.isfinite(log["loss"]).all()
+    assert len(log["level_losses"][0]) == ws.tree(run)[0].depth
+    trees = ws.store.list_trees(run)
+    assert [t["rebuild"] for t in trees] == [0, 1]  # starting encoder's tree, trained encoder's tree
+    ids, vecs = ws.store.read_vectors(run)
+    assert len(ids) == 36
+    assert ws.search("toy", "guitar chord", run=run)[0].ext_id.startswith("music")
+    baseline = s["baseline_run"]
+    assert ws.run(baseline)["kind"] == "baseline"  # created to compare against and reused for the first tree
+
+
+def test_same_seed_same_run(ws):
+    a, b = ws.train("toy", TINY), ws.train("toy", TINY)
+    la, lb = ws.train_log(a), ws.train_log(b)
+    assert np.allclose(la["loss"], lb["loss"])
+    ta, tb = ws.tree(a, 0)[0], ws.tree(b, 0)[0]
+    assert np.array_equal(ta.doc_leaf, tb.doc_leaf) and np.array_equal(ta.parent, tb.parent)
+    assert ws.run(a)["summary"]["test"] == ws.run(b)["summary"]["test"]
+    assert np.array_equal(ws.store.read_vectors(a)[1], ws.store.read_vectors(b)[1])
+
+
+def test_cotraining_records_rebuilds(ws):
+    run = ws.train("toy", {**TINY, "epochs": 3, "recluster_every": 1})
+    assert [t["rebuild"] for t in ws.store.list_trees(run)] == [0, 1, 2, 3]
+    assert ws.run(run)["summary"]["rebuilds"] == 2
+
+
+def test_cancel_then_resume(ws):
+    slow = {**TINY, "epochs": 3}
+    steps = {"n": 0}
+    orig = ws.store.log_step
+
+    def counting(*a, **k):
+        steps["n"] += 1
+        orig(*a, **k)
+    ws.store.log_step = counting
+    other = ws.encode("toy")
+    # cancel after the first epoch's checkpoint (4 steps per epoch on 13 pairs / batch 4)
+    run = ws.train("toy", slow, cancel=lambda: steps["n"] >= 5)
+    info = ws.run(run)
+    assert info["status"] == "cancelled" and "resume" in info["error"]
+    assert ws.run(other)["status"] == "done"
+    assert len(ws.train_log(run)) == 5
+    ws.resume(run)
+    info = ws.run(run)
+    assert info["status"] == "done" and info["summary"]["epochs_done"] == 3
+    assert info["summary"]["steps"] == 12  # 4 steps x 3 epochs, counting the ones before the cancel
+
+
+def test_background_training_cancel_takes_effect(ws):
+    run = ws.start_training("toy", {**TINY, "epochs": 50})
+    deadline = time.time() + 60
+    while not len(ws.train_log(run)) and time.time() < deadline:
+        time.sleep(0.05)
+    assert ws.progress(run)["stage"] in ("train", "validate", "tree")
+    t0 = time.time()
+    assert ws.cancel(run)
+    info = ws.wait(run, timeout=30)
+    assert info["status"] == "cancelled" and time.time() - t0 < 10
+    assert ws.progress(run) is None
+
+
+def test_crash_mid_run_leaves_other_runs_intact(ws):
+    good = ws.train("toy", TINY)
+    before = ws.store.read_vectors(good)[1]
+    orig = ws.store.log_step
+
+    def crash(run_id, step, *a, **k):
+        if step == 3:
+            raise RuntimeError("simulated crash")
+        orig(run_id, step, *a, **k)
+    ws.store.log_step = crash
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        ws.train("toy", {**TINY, "seed": 1})
+    ws.store.log_step = orig
+    runs = {r["run_id"]: r for r in ws.runs("toy")}
+    failed = [r for r in runs.values() if r["status"] == "failed"]
+    assert len(failed) == 1 and "simulated crash" in failed[0]["error"]
+    assert runs[good]["status"] == "done" and np.array_equal(ws.store.read_vectors(good)[1], before)
+    assert ws.latest_run("toy") == good
+
+
+def test_interrupted_run_can_resume(tmp_path, fake_model, toy_beir):
+    ws = Workspace(str(tmp_path / "w"), default_model=fake_model)
+    ws.import_corpus(toy_beir, name="toy")
+    n = {"k": 0}
+    orig = ws.store.log_step
+
+    def count(*a, **k):
+        n["k"] += 1
+        orig(*a, **k)
+    ws.store.log_step = count
+    run = ws.train("toy", {**TINY, "epochs": 2}, cancel=lambda: n["k"] >= 5)
+    ws.store.update_run(run, status="running", error=None)  # as if the process had died mid-run
+    ws.close()
+    ws = Workspace(str(tmp_path / "w"), default_model=fake_model)
+    assert ws.run(run)["status"] == "interrupted"
+    ws.resume(run)
+    assert ws.run(run)["status"] == "done"
+    ws.close()
+
+
+def test_bad_settings_and_missing_signal(ws, tmp_path):
+    with pytest.raises(InputError, match="training settings"):
+        ws.train("toy", {**TINY, "siblings": -1})
+    with pytest.raises(InputError, match="needs qrels for split 'dev'"):
+        ws.train("toy", {**TINY, "split": "dev"})
+    with pytest.raises(Exception, match="unknown"):
+        ws.train("toy", {**TINY, "no_such_setting": 1})
+    assert all(r["kind"] != "train" for r in ws.runs("toy"))
+
+
+def test_ict_and_pairs_signals(ws, tmp_path):
+    run = ws.train("toy", {**TINY, "signal": "ict", "epochs": 1})
+    assert ws.run(run)["status"] == "done"
+    p = tmp_path / "pairs.tsv"
+    p.write_text("query\tdoc\nguitar chords\tmusic-0\nbaking bread\tcooking-0\nrocket launch\tspace-0\n"
+                 "drums\tmusic-1\npasta\tcooking-1\nplanets\tspace-1\n")
+    report = ws.import_pairs("toy", str(p))
+    assert report.qrels == {"pairs": 6}
+    run = ws.train("toy", {**TINY, "split": "pairs", "epochs": 1, "batch_size": 2})
+    assert ws.run(run)["status"] == "done"
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("query\tdoc\nx\tnot-a-doc\n")
+    with pytest.raises(InputError, match="'not-a-doc' is not in corpus"):
+        ws.import_pairs("toy", str(bad))
+
+
+def test_estimate(ws):
+    est = ws.estimate("toy", TINY)
+    assert est["steps"] == 8 and est["total_seconds"] > 0 and est["pairs"] == 15

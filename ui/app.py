@@ -1,0 +1,29 @@
+"""HCE Explorer's Streamlit entry: page config and navigation (run with ``hce app``)."""
+from __future__ import annotations
+
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:  # `streamlit run ui/app.py` from any folder still imports hce_engine and ui
+    sys.path.insert(0, ROOT)
+
+import streamlit as st  # noqa: E402
+
+st.set_page_config(page_title="HCE Explorer", page_icon=":material/account_tree:", layout="wide")
+
+#: (file, title, icon) in menu order; the first is the landing page.
+PAGES = [
+    ("corpus", "Corpus", ":material/description:"),
+    ("train", "Train", ":material/model_training:"),
+    ("tree", "Tree", ":material/account_tree:"),
+    ("siblings", "Siblings", ":material/family_history:"),
+    ("map", "Map", ":material/scatter_plot:"),
+    ("search", "Search", ":material/search:"),
+    ("runs", "Runs", ":material/table_chart:"),
+    ("learn", "Learn", ":material/school:"),
+]
+
+page = st.navigation([st.Page(f"pages/{name}.py", title=title, icon=icon, url_path=name, default=i == 0)
+                      for i, (name, title, icon) in enumerate(PAGES)])
+page.run()

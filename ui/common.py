@@ -1,0 +1,133 @@
+"""What every page shares: the workspace (one per process), pickers for corpus and run, error display."""
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+
+import streamlit as st
+
+from hce_engine import HCEError, Workspace
+from ui.figures import fmt_duration  # noqa: F401  (re-exported for pages)
+
+
+@st.cache_resource(show_spinner=False)
+def get_workspace() -> Workspace:
+    """The process-wide workspace (``$HCE_WORKSPACE``); all tabs and pages share it and its jobs."""
+    ws = Workspace(os.environ.get("HCE_WORKSPACE"))
+    if os.environ.get("HCE_AUTO_ENCODE") == "1":  # set by `hce app --sample`: make corpora searchable at once
+        for corpus in ws.corpora():
+            if corpus["runs"] == 0:
+                ws.start_encode(corpus["name"])
+    if os.environ.get("HCE_WARM_UMAP", "1") == "1":
+        from hce_engine.projection import warm_up
+        threading.Thread(target=warm_up, name="umap-warm-up", daemon=True).start()
+    return ws
+
+
+@contextlib.contextmanager
+def friendly_errors(action: str = ""):
+    """Show engine errors (and unexpected ones) as readable messages instead of tracebacks."""
+    try:
+        yield
+    except HCEError as exc:
+        st.error(f"{action + ': ' if action else ''}{exc}")
+    except InterruptedError:
+        st.warning(f"{action or 'the operation'} was cancelled")
+    except Exception as exc:  # noqa: BLE001 - last line of defence for the page
+        st.error(f"{action + ': ' if action else ''}unexpected error: {type(exc).__name__}: {exc}")
+
+
+def pick_corpus(key: str = "corpus") -> str | None:
+    """Sidebar-synchronised corpus picker; None (with a hint) when the workspace has none."""
+    ws = get_workspace()
+    names = [c["name"] for c in ws.corpora()]
+    if not names:
+        st.info("No corpus yet. Open **Corpus** to load the bundled sample with one click, or upload your own.")
+        return None
+    current = st.session_state.get("corpus")
+    index = names.index(current) if current in names else len(names) - 1
+    name = st.selectbox("Corpus", names, index=index, key=f"{key}_select")
+    st.session_state["corpus"] = name
+    return name
+
+
+def run_label(run: dict) -> str:
+    cfg = run["config"]
+    if run["kind"] == "baseline":
+        what = "zero-shot " + os.path.basename(str(cfg.get("model", "")).rstrip("/"))
+    else:
+        what = f"{cfg.get('signal', 'train')} · {cfg.get('negatives', '')}"
+    return f"#{run['run_id']} {what} ({run['status']})"
+
+
+def pick_run(corpus: str, key: str = "run", label: str = "Run", done_only: bool = True,
+             default_latest: bool = True) -> int | None:
+    """Run picker for a corpus; defaults to the latest finished run."""
+    ws = get_workspace()
+    runs = [r for r in ws.runs(corpus) if r["status"] == "done" or not done_only]
+    if not runs:
+        st.info("No finished run for this corpus yet: the **Corpus** page encodes it (zero-shot baseline).")
+        return None
+    labels = {r["run_id"]: run_label(r) for r in runs}
+    ids = list(labels)
+    index = len(ids) - 1 if default_latest else 0
+    return st.selectbox(label, ids, index=index, format_func=labels.get, key=key)
+
+
+# -- shared by the Corpus, Train, Search and Runs pages ---------------------------------------------
+ACTIVE = ("queued", "running")
+#: Engine progress stages in words.
+STAGES = {"encode": "encoding the documents", "tree": "building the tree", "train": "training",
+          "validate": "validating on held-out queries", "baseline encode": "encoding with the starting encoder",
+          "baseline tree": "building the starting tree", "final encode": "encoding with the trained encoder",
+          "evaluate": "evaluating on the test split", "queued": "waiting to start"}
+
+
+def md_escape(text: str) -> str:
+    """Text shown inside st.markdown without being read as markdown (titles like ``*`` or ``[foo]``)."""
+    return "".join("\\" + c if c in "\\`*_{}[]<>()#+-.!|~$:" else c for c in str(text))
+
+
+def baseline_run(corpus: str) -> int | None:
+    """The corpus's starting encoder: its newest finished zero-shot (baseline) run."""
+    done = [r for r in get_workspace().runs(corpus) if r["kind"] == "baseline" and r["status"] == "done"]
+    return done[-1]["run_id"] if done else None
+
+
+def active_runs(corpus: str | None = None, kind: str | None = None) -> list[dict]:
+    """Runs still queued or running (per the database, so a reloaded page finds them)."""
+    return [r for r in get_workspace().runs(corpus)
+            if r["status"] in ACTIVE and (kind is None or r["kind"] == kind)]
+
+
+def progress_panel(run_id: int, key: str) -> bool:
+    """Live progress of a background run, with a cancel button. Returns True while the run is active.
+
+    Call it inside an ``st.fragment(run_every=...)``; when the run ends it reruns the whole page once.
+    """
+    ws = get_workspace()
+    run = ws.run(run_id)
+    if run["status"] not in ACTIVE:
+        st.rerun()
+    live = ws.progress(run_id) if hasattr(ws, "progress") else None
+    if live is None:
+        st.info(f"Run #{run_id} is {run['status']} (no live progress in this process).")
+        return True
+    done, total = live.get("done") or 0, live.get("total") or 0
+    stage = live.get("stage", "")
+    text = f"Run #{run_id} · {STAGES.get(stage, stage)}"
+    if total:
+        text += f" {done:,}/{total:,}"
+    if live.get("eta_s") is not None:
+        text += f" · about {fmt_duration(live['eta_s'])} left"
+    if live.get("message"):
+        text += f" · {live['message']}"
+    st.progress(min(1.0, done / total) if total else 0.0, text=text)
+    if live.get("cancelling"):
+        st.caption("Cancelling… it stops at the next batch.")
+    elif st.button("Cancel", key=f"{key}_cancel_{run_id}"):
+        ws.cancel(run_id)
+        st.caption("Cancelling… it stops at the next batch.")
+    return True
+

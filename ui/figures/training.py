@@ -1,0 +1,133 @@
+"""Figures and plain words for training runs: loss per level, sibling accuracy per level, validation history.
+
+Inputs are what the engine stores: the training log (``ws.train_log(run)``: step, epoch, loss,
+level_losses, level_acc, leaf_acc, examples_per_s, eta_s) and a run's summary.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from . import fmt_duration
+
+LAYOUT = dict(height=320, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.2),
+              template="plotly_white")
+
+
+def _empty(title: str, note: str) -> go.Figure:
+    fig = go.Figure(layout=dict(LAYOUT, title=title))
+    fig.add_annotation(text=note, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return fig
+
+
+def smooth(values: Sequence[float], window: int | None = None) -> np.ndarray:
+    """Trailing moving average (window: about 1/25 of the points, at least 1) so noisy curves read."""
+    v = pd.Series(np.asarray(values, dtype=float))
+    window = window or max(1, len(v) // 25)
+    return v.rolling(window, min_periods=1).mean().to_numpy()
+
+
+def level_matrix(column: Sequence) -> np.ndarray:
+    """Ragged per-step lists (levels can change after a tree rebuild) -> steps x levels, NaN-padded."""
+    rows = [list(x) if x is not None and not (isinstance(x, float) and math.isnan(x)) else [] for x in column]
+    width = max((len(r) for r in rows), default=0)
+    out = np.full((len(rows), width), np.nan)
+    for i, r in enumerate(rows):
+        out[i, :len(r)] = r
+    return out
+
+
+def loss_figure(log: pd.DataFrame) -> go.Figure:
+    """Total training loss and the loss at every tree level, per step (smoothed; raw total faint)."""
+    if log is None or len(log) == 0:
+        return _empty("Training loss", "no steps logged yet")
+    steps = log["step"].to_numpy()
+    fig = go.Figure(layout=dict(LAYOUT, title="Training loss", xaxis_title="step", yaxis_title="loss"))
+    fig.add_trace(go.Scatter(x=steps, y=log["loss"], name="total (raw)", mode="lines",
+                             line=dict(color="lightgray", width=1), showlegend=False))
+    fig.add_trace(go.Scatter(x=steps, y=smooth(log["loss"]), name="total", mode="lines",
+                             line=dict(color="black", width=2)))
+    if "level_losses" in log:
+        levels = level_matrix(log["level_losses"])
+        for j in range(levels.shape[1]):
+            fig.add_trace(go.Scatter(x=steps, y=smooth(levels[:, j]), name=f"level {j + 1}", mode="lines"))
+    return fig
+
+
+def sibling_accuracy_figure(log: pd.DataFrame) -> go.Figure:
+    """How often the query picks the positive's branch among its siblings, per level, and at the leaf."""
+    if log is None or len(log) == 0:
+        return _empty("Sibling accuracy", "no steps logged yet")
+    steps = log["step"].to_numpy()
+    fig = go.Figure(layout=dict(LAYOUT, title="Sibling accuracy per level",
+                                xaxis_title="step", yaxis_title="accuracy", yaxis_range=[0, 1.02]))
+    if "level_acc" in log:
+        levels = level_matrix(log["level_acc"])
+        for j in range(levels.shape[1]):
+            fig.add_trace(go.Scatter(x=steps, y=smooth(levels[:, j]), name=f"level {j + 1}", mode="lines"))
+    if "leaf_acc" in log and log["leaf_acc"].notna().any():
+        fig.add_trace(go.Scatter(x=steps, y=smooth(log["leaf_acc"]), name="leaf (documents)", mode="lines",
+                                 line=dict(color="black", width=2)))
+    return fig
+
+
+def validation_figure(history: Sequence[dict] | None) -> go.Figure:
+    """MRR@10 and Recall@10 on the held-out validation queries after every epoch (epoch 0 = start)."""
+    history = [h for h in (history or []) if h]
+    if not history:
+        return _empty("Validation", "no validation yet")
+    epochs = [h.get("epoch", i) for i, h in enumerate(history)]
+    fig = go.Figure(layout=dict(LAYOUT, title="Held-out validation (epoch 0 = starting encoder)",
+                                xaxis_title="epoch", yaxis_title="score", xaxis_dtick=1))
+    for key, name in (("mrr@10", "MRR@10"), ("recall@10", "Recall@10")):
+        if any(key in h for h in history):
+            fig.add_trace(go.Scatter(x=epochs, y=[h.get(key) for h in history], name=name, mode="lines+markers"))
+    if "mrr@10" in history[0]:
+        fig.add_hline(y=history[0]["mrr@10"], line_dash="dot", line_color="gray",
+                      annotation_text="start MRR@10", annotation_position="bottom right")
+    return fig
+
+
+def _delta(a: float, b: float) -> str:
+    return f"{a:.3f} → {b:.3f} ({(b - a) * 100:+.1f} points)"
+
+
+def describe_outcome(run: dict) -> list[str]:
+    """The outcome of a training run in plain words (markdown lines), from its status and summary."""
+    status, s = run.get("status"), run.get("summary") or {}
+    lines: list[str] = []
+    if status == "failed":
+        return [f"The run failed: {run.get('error') or 'unknown error'}."]
+    if status in ("cancelled", "interrupted"):
+        lines.append(f"The run was {status}" + (": the best weights validated so far were kept."
+                                                 if run.get("model_path") else "."))
+    start, best = s.get("start_val"), s.get("best_val")
+    if start and best and "mrr@10" in start:
+        n = best.get("n_queries") or start.get("n_queries")
+        on = f"the {n} held-out validation queries" if n else "the held-out validation queries"
+        small = " A change this small is within noise for this many queries." \
+            if abs(best["mrr@10"] - start["mrr@10"]) < 0.01 else ""
+        if s.get("improved"):
+            lines.append(f"**Beat the starting encoder** on {on}: MRR@10 {_delta(start['mrr@10'], best['mrr@10'])}."
+                         + small)
+        else:
+            lines.append(f"**Did not beat the starting encoder** on {on} (MRR@10 {start['mrr@10']:.3f} at start, "
+                         f"{best['mrr@10']:.3f} at best); the best-validated weights are kept.")
+    elif status == "done":
+        lines.append("No validation queries were held out, so the run's effect was not measured during training.")
+    test = s.get("test") or {}
+    if test.get("start") and test.get("trained"):
+        a, b = test["start"], test["trained"]
+        q = b.get("queries")
+        lines.append(f"On the test split{f' ({q} queries)' if q else ''}: nDCG@10 "
+                     f"{_delta(a['ndcg_at_10'], b['ndcg_at_10'])}, MRR@10 {_delta(a['mrr_at_10'], b['mrr_at_10'])}.")
+    if s.get("examples_per_s") is not None and s.get("seconds") is not None:
+        lines.append(f"Trained at {s['examples_per_s']:.1f} pairs/s in {fmt_duration(s['seconds'])}.")
+    return lines
+

@@ -1,0 +1,152 @@
+"""Corpus: load the bundled sample in one click or upload a corpus; validation report, encode progress,
+statistics."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+import streamlit as st
+
+from hce_engine import views
+from ui.common import (active_runs, baseline_run, friendly_errors, get_workspace, md_escape, pick_corpus,
+                       progress_panel)
+from ui.figures import length_histogram
+
+SAMPLE = "jargon"
+
+ws = get_workspace()
+
+
+def select(name: str) -> None:
+    """Make ``name`` the current corpus on every page (before the picker below is drawn)."""
+    st.session_state["corpus"] = name
+    st.session_state.pop("corpus_select", None)
+
+
+def load_sample() -> None:
+    with friendly_errors("Loading the sample"):
+        report = ws.add_sample(SAMPLE)
+        st.session_state["import_report"] = report.to_dict()
+        select(report.corpus)
+        ws.start_encode(report.corpus)
+        st.rerun()
+
+
+def import_upload(upload, name: str, id_col: str, title_col: str, text_col: str, encode: bool) -> None:
+    """Save the upload under its original file name (so errors name it) and import it."""
+    folder = tempfile.mkdtemp(prefix="hce-upload-")
+    try:
+        path = os.path.join(folder, os.path.basename(upload.name))
+        with open(path, "wb") as f:
+            f.write(upload.getbuffer())
+        with friendly_errors(f"Import of {upload.name}"):
+            report = ws.import_corpus(path, name=name.strip() or None, id_col=id_col.strip() or None,
+                                      title_col=title_col.strip() or None, text_col=text_col.strip() or None)
+            st.session_state["import_report"] = report.to_dict()
+            select(report.corpus)
+            if encode:
+                ws.start_encode(report.corpus)
+            st.rerun()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def show_report(rep: dict) -> None:
+    st.success(f"Imported **{md_escape(rep['corpus'])}** ({rep['format']}): the file is valid.")
+    cols = st.columns(4)
+    cols[0].metric("Documents", f"{rep['documents']:,}")
+    cols[1].metric("Empty, skipped", f"{rep['skipped_empty']:,}")
+    cols[2].metric("Queries", f"{rep['queries']:,}")
+    cols[3].metric("Qrels", ", ".join(f"{s}: {n:,}" for s, n in rep["qrels"].items()) or "none")
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def corpus_stats(_ws, workspace: str, corpus: str, n_docs: int) -> tuple[dict, object]:
+    """The engine's corpus statistics and the first documents (cached per workspace, corpus and size)."""
+    sample = _ws.documents(corpus).head(20)[["ext_id", "title", "text"]].copy()
+    sample["text"] = sample["text"].str.slice(0, 200)
+    return views.corpus_stats(_ws, corpus), sample
+
+
+@st.fragment(run_every=1.5)
+def encode_progress(run_id: int) -> None:
+    progress_panel(run_id, key="corpus")
+
+
+st.title("Corpus")
+corpora = {c["name"]: c for c in ws.corpora()}
+
+left, right = st.columns(2, gap="large")
+with left.container(border=True):
+    st.subheader("Start with the sample")
+    st.write("The Jargon File: 2,307 entries of hacker slang (public domain). One click imports it and "
+             "encodes it with the starting encoder, so Search, Tree and Map work right away.")
+    loaded = SAMPLE in corpora
+    if st.button("Sample loaded" if loaded else "Load the Jargon File sample", type="primary", key="load_sample",
+                 disabled=loaded, icon=":material/check:" if loaded else None):
+        load_sample()
+with right.container(border=True):
+    st.subheader("Or upload your corpus")
+    upload = st.file_uploader("Corpus file", type=["jsonl", "csv", "tsv", "txt", "zip"],
+                              help="JSONL (_id, title, text), CSV/TSV with a header row, .txt (one document per "
+                                   "line), or a ZIP (e.g. a BEIR folder with queries.jsonl and qrels/*.tsv).")
+    name = st.text_input("Corpus name", placeholder="default: the file name", key="upload_name")
+    with st.expander("Column names (optional; detected when empty)"):
+        c1, c2, c3 = st.columns(3)
+        id_col = c1.text_input("id column", key="upload_id_col")
+        title_col = c2.text_input("title column", key="upload_title_col")
+        text_col = c3.text_input("text column", key="upload_text_col")
+    encode_now = st.checkbox("Encode it right away (zero-shot baseline, in the background)", value=True,
+                             key="upload_encode")
+    if st.button("Import", key="upload_import", disabled=upload is None):
+        import_upload(upload, name, id_col, title_col, text_col, encode_now)
+
+if st.session_state.get("import_report"):
+    show_report(st.session_state["import_report"])
+
+st.divider()
+corpus = pick_corpus()
+if not corpus:
+    st.stop()
+
+running = active_runs(corpus, kind="baseline")
+base = baseline_run(corpus)
+if running:
+    st.markdown(f"**Encoding {md_escape(corpus)}** with the starting encoder (vectors, then the tree):")
+    encode_progress(running[-1]["run_id"])
+elif base is None:
+    st.warning("This corpus is not encoded yet: search, tree and map need the zero-shot baseline run.")
+    if st.button("Encode now", type="primary", key="encode_now"):
+        with friendly_errors("Encoding"):
+            ws.start_encode(corpus)
+            st.rerun()
+else:
+    st.success(f"Encoded by run #{base}: ready to search and explore.")
+    links = st.columns(4)
+    links[0].page_link("pages/search.py", label="Search it", icon=":material/search:")
+    links[1].page_link("pages/tree.py", label="See its tree", icon=":material/account_tree:")
+    links[2].page_link("pages/map.py", label="See its map", icon=":material/scatter_plot:")
+    links[3].page_link("pages/train.py", label="Train an encoder", icon=":material/model_training:")
+
+info = next(c for c in ws.corpora() if c["name"] == corpus)
+with friendly_errors("Statistics"):
+    stats, sample = corpus_stats(ws, ws.path, corpus, info["documents"])
+    st.subheader("Statistics")
+    cols = st.columns(5)
+    cols[0].metric("Documents", f"{stats['documents']:,}")
+    cols[1].metric("Duplicate texts", f"{stats['duplicates']['documents']:,}",
+                   help="Documents whose text repeats an earlier one (case and spacing ignored).")
+    cols[2].metric("Median words", f"{stats['words']['median']:,.0f}")
+    cols[3].metric("Queries", f"{stats['queries']:,}")
+    cols[4].metric("Qrels", ", ".join(f"{s['split']}: {s['qrels']:,}" for s in stats["splits"]) or "none")
+    if stats["long_docs"]:
+        st.caption(f"{stats['long_docs']:,} documents are longer than 256 words: the encoder reads only their "
+                   "beginning (max length 256 tokens).")
+    if stats["duplicates"]["examples"]:
+        with st.expander(f"{stats['duplicates']['groups']:,} groups of duplicate texts"):
+            st.dataframe([{"ids": ", ".join(e["ext_ids"]), "copies": e["count"], "text": e["snippet"]}
+                          for e in stats["duplicates"]["examples"]], hide_index=True)
+    st.plotly_chart(length_histogram(stats["words_hist"]), key="length_hist")
+    st.caption("A sample of the documents")
+    st.dataframe(sample, hide_index=True, key="doc_sample")

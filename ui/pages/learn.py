@@ -1,0 +1,179 @@
+"""Learn: a guided walk through HCE on the current corpus, one step at a time, for a class:
+embed -> cluster -> a path -> siblings as negatives -> the loss per level -> what training changed."""
+from __future__ import annotations
+
+import streamlit as st
+
+from hce_engine import views
+from ui.common import friendly_errors, get_workspace, md_escape, pick_corpus, run_label
+from ui.figures import map as map_figs
+from ui.figures import siblings as sib_figs
+from ui.figures import tree as tree_figs
+
+ws = get_workspace()
+STEPS = ["1 · Embed", "2 · Cluster", "3 · A path", "4 · Siblings", "5 · The loss", "6 · After training"]
+
+
+@st.cache_data(max_entries=32, ttl=900, show_spinner=False)
+def cached_view(_ws, workspace: str, run_id: int, doc_id: int | None, query: str | None, compare: int | None):
+    return views.siblings_view(_ws, run_id, doc_id=doc_id, query=query, compare_run=compare, max_siblings=12)
+
+
+def go(delta: int) -> None:
+    i = STEPS.index(st.session_state.get("learn_step", STEPS[0]))
+    st.session_state["learn_step"] = STEPS[min(max(i + delta, 0), len(STEPS) - 1)]
+
+
+def nav(where: str) -> None:
+    i = STEPS.index(st.session_state.get("learn_step", STEPS[0]))
+    c1, c2, _ = st.columns([1, 1, 6])
+    c1.button("◀ Back", on_click=go, args=(-1,), disabled=i == 0, key=f"learn_back_{where}")
+    c2.button("Next ▶", on_click=go, args=(1,), disabled=i == len(STEPS) - 1, key=f"learn_next_{where}",
+              type="primary")
+
+
+def show_map(run_id: int, level: int, key: str) -> None:
+    """The run's map if it is stored; otherwise start computing it and say so (never blocks)."""
+    status = views.ensure_projection(ws, run_id)
+    if status["state"] == "ready":
+        frame = views.map_frame(ws, run_id, level)
+        st.plotly_chart(map_figs.map_figure(frame, height=420), key=key)
+    elif status["state"] == "failed":
+        st.warning(f"The map could not be computed: {status['error']}")
+    else:
+        @st.fragment(run_every=2)
+        def poll():
+            s = views.projection_status(ws, run_id)
+            if s["state"] == "ready":
+                st.rerun()
+            st.info("Preparing the map engine…" if not s["warm"] else "Computing the map of the documents…")
+        poll()
+
+
+def example_pair(corpus: str) -> tuple[int | None, str | None, str]:
+    """The walkthrough's training pair (doc id, query text, description), chosen once per corpus."""
+    judged = views.judged_queries(ws, corpus, limit=300)
+    if judged:
+        by_id = {q["query_id"]: q for q in judged}
+        qid = st.selectbox("Example training pair (a query and its relevant document)", list(by_id),
+                           key="learn_pair", format_func=lambda k: f"{by_id[k]['text'][:100]} ({by_id[k]['split']})")
+        q = by_id[qid]
+        return q["doc_ids"][0], q["text"], "a judged query and its relevant document"
+    docs = views.find_documents(ws, corpus, "", limit=200)
+    names = {int(r.doc_id): f"{r.title} [{r.ext_id}]" for r in docs.itertuples()}
+    doc = st.selectbox("Example document (no queries in this corpus: the document plays the query)", list(names),
+                       format_func=names.get, key="learn_doc")
+    return doc, None, "a document standing in for a query"
+
+
+st.title("Learn: how HCE trains an encoder")
+corpus = pick_corpus("learn_corpus")
+if corpus:
+    with friendly_errors("Learn"):
+        runs = [r for r in ws.runs(corpus) if r["status"] == "done" and ws.store.list_trees(r["run_id"])]
+        base = [r for r in runs if r["kind"] == "baseline"]
+        trained = [r for r in runs if r["kind"] == "train"]
+        if not runs:
+            st.info("First encode the corpus on the **Corpus** page (the zero-shot baseline): this walkthrough "
+                    "uses its vectors and tree.")
+            st.stop()
+        after = trained[-1] if trained else None
+        start = (next((r for r in base if r["run_id"] == views.default_compare_run(ws, after["run_id"])), None)
+                 if after else None) or (base[-1] if base else runs[-1])
+        st.caption(f"Starting encoder: {run_label(start)}" + (f" · trained: {run_label(after)}" if after else ""))
+        step = st.radio("Step", STEPS, horizontal=True, key="learn_step", label_visibility="collapsed")
+        tree_info = views.tree_overview(ws, start["run_id"])
+        depth = tree_info["depth"]
+
+        if step == STEPS[0]:
+            stats = views.corpus_stats(ws, corpus)
+            st.header("1 · Every document becomes a vector")
+            st.markdown("An encoder (a small transformer) reads each document, title and text, and outputs one "
+                        "vector. Documents about similar things get vectors pointing in similar directions, "
+                        "measured by **cosine similarity**. Search is then: encode the query, return the "
+                        "documents with the closest vectors. HCE changes *how the encoder is trained*, "
+                        "not how search works.")
+            c = st.columns(4)
+            c[0].metric("Documents", f"{stats['documents']:,}")
+            c[1].metric("Median words", f"{stats['words']['median']:.0f}")
+            c[2].metric("Vector size", str((start.get("summary") or {}).get("dim", "—")))
+            c[3].metric("Queries", f"{stats['queries']:,}")
+            st.markdown("Below, every document is a point; UMAP squeezes the vectors into 2-D so that near "
+                        "vectors stay near.")
+            show_map(start["run_id"], 0, "learn_map_1")
+
+        elif step == STEPS[1]:
+            st.header("2 · Cluster the vectors into a tree")
+            st.markdown(f"HCE groups the document vectors bottom-up with **spherical k-means**: about b = "
+                        f"{tree_info['branching']} documents per leaf cluster, then about b leaf clusters per "
+                        f"parent, and so on up to a single root. Here: **{tree_info['n_leaves']:,} leaf clusters**, "
+                        f"depth **{depth}**. Each node is labelled with its most distinctive words. Click a node "
+                        "to zoom in.")
+            st.plotly_chart(tree_figs.hierarchy_chart(tree_info["nodes"], "sunburst", min(depth, 3)), key="learn_tree")
+            st.markdown("The same documents coloured by their level-1 node:")
+            show_map(start["run_id"], 1, "learn_map_2")
+
+        elif step in STEPS[2:]:
+            doc_id, query, what = example_pair(corpus)
+            view = cached_view(ws, ws.path, start["run_id"], doc_id, query, None)
+            if step == STEPS[2]:
+                st.header("3 · Every document has a path")
+                st.markdown(f"Take {what}. The document sits in exactly one node per level: its **path** from "
+                            f"the root to its leaf cluster has {depth} steps, the same length for every document. "
+                            "Generative retrieval decodes such paths token by token; HCE uses them only to choose "
+                            "negatives.")
+                if query:
+                    st.markdown(f"**Query:** {md_escape(query)}")
+                st.markdown(sib_figs.path_text(view, md_escape))
+                st.dataframe([{"level": p["level"], "node": p["label"], "documents": p["size"]} for p in view["path"]],
+                             hide_index=True)
+            elif step == STEPS[3]:
+                st.header("4 · Siblings are the negatives")
+                st.markdown("At each level the query must pick its own branch among the **siblings**: the other "
+                            "children of the same parent. They get harder level by level: at the top, different "
+                            "subjects; at the bottom, documents of the same small cluster. Red = the right "
+                            "answer; bars = cosine similarity to the query with the starting encoder.")
+                for lv in view["levels"]:
+                    st.plotly_chart(sib_figs.level_chart(lv, title=f"Level {lv['level']}: "
+                                                         + sib_figs.level_title(lv)), key=f"learn_lv_{lv['level']}")
+                st.plotly_chart(sib_figs.level_chart(view["leaf"], leaf=True, title="Documents: "
+                                                     + sib_figs.level_title(view["leaf"], leaf=True)), key="learn_leaf")
+            elif step == STEPS[4]:
+                st.header("5 · The loss at every level")
+                st.markdown("Each level is a small classification: the softmax of the similarities (divided by "
+                            "a temperature τ) over the candidates, and the loss is minus the log-probability of "
+                            "the right one. The total adds the leaf term and the mean of the level terms:")
+                st.latex(r"\mathcal{L} = \ell_{\text{leaf}} + \frac{1}{D}\sum_{t=1}^{D}\ell_t,\qquad "
+                         r"\ell_t = -\log \frac{e^{\cos(q, n_t)/\tau}}{\sum_{n \in \text{siblings}(n_t)} "
+                         r"e^{\cos(q, n)/\tau}}")
+                st.dataframe(sib_figs.level_table(view), hide_index=True)
+                total = view["leaf"]["loss"] + sum(lv["loss"] for lv in view["levels"]) / max(len(view["levels"]), 1)
+                st.markdown(f"For this pair: **loss = {total:.3f}** with τ = {view['tau']}. Training nudges the "
+                            "encoder to shrink it for many pairs at once; the sibling *documents* at the leaf "
+                            "carry most of the gain.")
+            else:
+                st.header("6 · What training changed")
+                if after is None:
+                    st.info("No trained run yet. **Train a run on the Train page to see what changes**: the same "
+                            "pair's ranks before and after, how the tree moved, and the retrieval scores.")
+                else:
+                    tv = cached_view(ws, ws.path, after["run_id"], doc_id, query, start["run_id"])
+                    before_name, after_name = f"before #{start['run_id']}", f"after #{after['run_id']}"
+                    st.markdown("The same pair on the trained run's tree, scored by the starting encoder (before) "
+                                "and the trained one (after). Lower rank = better; rank 1 at every level is the "
+                                "goal.")
+                    st.plotly_chart(sib_figs.rank_summary_chart(tv, before_name, after_name), key="learn_ranks")
+                    st.plotly_chart(sib_figs.level_chart(tv["leaf"], True, before_name, after_name), key="learn_leaf2")
+                    cmp = views.compare_trees(ws, start["run_id"], after["run_id"])
+                    c = st.columns(3)
+                    c[0].metric("Tree agreement (leaf ARI)", f"{cmp['ari_leaf']:.2f}")
+                    c[1].metric("Same leaf-mates", f"{cmp['unchanged']:.0%}")
+                    met = {(m["run_id"], m["split"]): m for r in (start, after)
+                           for m in ws.store.metrics(r["run_id"]) if m["system"] == "dense"}
+                    split = next((s for (rid, s) in met if rid == after["run_id"]), None)
+                    if split and (start["run_id"], split) in met:
+                        b, a = met[(start["run_id"], split)]["ndcg_at_10"], met[(after["run_id"], split)]["ndcg_at_10"]
+                        c[2].metric(f"nDCG@10 ({split})", f"{a:.3f}", delta=f"{a - b:+.3f}")
+                    else:
+                        c[2].metric("nDCG@10", "—", help="Evaluate both runs on the Runs page to compare.")
+        nav("bottom")

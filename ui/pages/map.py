@@ -1,0 +1,127 @@
+"""Map: a 2-D UMAP of a run's document vectors, coloured by any tree level; a query and its hits on top;
+box/lasso selection lists documents; two runs side by side, aligned (before / after training).
+
+Maps are cached per run in the workspace; a missing one is computed in a background thread while the page
+polls, so no click waits on UMAP."""
+from __future__ import annotations
+
+import streamlit as st
+
+from hce_engine import views
+from ui.common import friendly_errors, get_workspace, pick_corpus, run_label
+from ui.figures import map as figs
+
+ws = get_workspace()
+
+
+@st.cache_data(max_entries=16, ttl=300, show_spinner=False)
+def cached_frame(_ws, workspace: str, run_id: int, level: int, align_to: int | None, tree_run: int | None):
+    return views.map_frame(_ws, run_id, level, align_to=align_to, tree_run=tree_run)
+
+
+@st.cache_data(max_entries=32, ttl=300, show_spinner=False)
+def cached_query(_ws, workspace: str, run_id: int, query: str, align_to: int | None):
+    return views.place_query(_ws, run_id, query, k=10, align_to=align_to)
+
+
+def wait_for(run_id: int, compare: int | None) -> None:
+    """Progress note while the map is computed in the background; reruns the page when it is ready."""
+
+    @st.fragment(run_every=2)
+    def poll():
+        s = views.projection_status(ws, run_id, compare)
+        if s["state"] == "ready":
+            st.rerun()
+        elif s["state"] == "failed":
+            st.error(f"The map could not be computed: {s['error']}")
+            if st.button("Try again", key="map_retry"):
+                views.ensure_projection(ws, run_id, compare, retry=True)
+                st.rerun()
+        else:
+            secs = f" ({s['elapsed_s']:.0f} s)" if s.get("elapsed_s") else ""
+            if not s["warm"]:
+                st.info(f"Preparing the map engine…{secs} UMAP compiles once per app start (about a minute); "
+                        "the map appears here by itself.")
+            else:
+                st.info(f"Computing the map…{secs} It is stored with the run, so this happens once.")
+
+    poll()
+
+
+def show_selection(event, fig, frame) -> None:
+    ids = figs.selected_doc_ids(event, fig)
+    if ids:
+        sel = frame[frame["doc_id"].isin(ids)][["ext_id", "title", "label", "path"]]
+        st.markdown(f"**{len(sel)} selected documents**")
+        st.dataframe(sel, hide_index=True, column_config={"label": "node", "path": "tree path"})
+    else:
+        st.caption("Draw a box or lasso on the map to list documents.")
+
+
+st.title("Map")
+st.caption("Each point is a document, placed by UMAP from its vector (nearby = similar). Colours are tree "
+           "nodes: a good tree gives compact, separated colours.")
+corpus = pick_corpus("map_corpus")
+if corpus:
+    with friendly_errors("Map"):
+        runs = [r for r in ws.runs(corpus) if r["status"] == "done"]
+        if not runs:
+            st.info("No finished run yet: the **Corpus** page encodes the corpus (zero-shot baseline).")
+            st.stop()
+        labels = {r["run_id"]: run_label(r) for r in runs}
+        ids = list(labels)
+        trained = [r["run_id"] for r in runs if r["kind"] == "train"]
+        c1, c2 = st.columns(2)
+        run_id = c1.selectbox("Run", ids, index=ids.index(trained[-1]) if trained else len(ids) - 1,
+                              format_func=labels.get, key="map_run")
+        default_cmp = views.default_compare_run(ws, run_id)
+        cmp_opts = [0] + [i for i in ids if i != run_id]  # 0 = none (run ids start at 1)
+        compare = c2.selectbox("Side by side with (aligned)", cmp_opts,
+                               index=cmp_opts.index(default_cmp) if default_cmp in cmp_opts else 0,
+                               format_func=lambda i: labels.get(i, "— none —"),
+                               key=f"map_compare_{run_id}") or None
+        rebuilds = views.list_rebuilds(ws, run_id)
+        depth = rebuilds[-1]["depth"] if rebuilds else 0
+        c1, c2, c3 = st.columns([1, 2, 1])
+        level = c1.number_input("Colour by tree level", 0 if depth else 0, max(depth, 0), min(1, depth),
+                                key="map_level", help="0 = one colour; higher levels = finer clusters.")
+        query = c2.text_input("Place a query on the map", key="map_query", placeholder="type a query")
+        same_tree = c3.toggle("One tree for both", value=True, key="map_same_tree", disabled=compare is None,
+                              help="Colour both maps by this run's tree, to see where its clusters went.")
+        status = views.ensure_projection(ws, run_id, align_to=compare)
+        if status["state"] != "ready":
+            wait_for(run_id, compare)
+            st.stop()
+        frame = cached_frame(ws, ws.path, run_id, int(level), compare, None)
+        placed = None
+        if query.strip():
+            with friendly_errors("Placing the query"):
+                placed = cached_query(ws, ws.path, run_id, query.strip(), compare)
+        if compare is None:
+            fig = figs.map_figure(frame, query=placed)
+            event = st.plotly_chart(fig, on_select="rerun", selection_mode=("box", "lasso"), key="map_main")
+            show_selection(event, fig, frame)
+        else:
+            before = cached_frame(ws, ws.path, compare, int(level), None, run_id if same_tree else None)
+            placed_b = None
+            if query.strip():
+                with friendly_errors("Placing the query"):
+                    placed_b = cached_query(ws, ws.path, compare, query.strip(), None)
+            left, right = st.columns(2)
+            with left:
+                fig_b = figs.map_figure(before, query=placed_b, title=f"before: {labels[compare]}", height=480)
+                event_b = st.plotly_chart(fig_b, on_select="rerun", selection_mode=("box", "lasso"), key="map_before")
+            with right:
+                fig = figs.map_figure(frame, query=placed, title=f"after: {labels[run_id]}", height=480)
+                event = st.plotly_chart(fig, on_select="rerun", selection_mode=("box", "lasso"), key="map_main")
+            st.caption("The right map starts from the left one's layout and is rotated/scaled onto it, so "
+                       "positions are comparable.")
+            a, b = st.columns(2)
+            with a:
+                show_selection(event_b, fig_b, before)
+            with b:
+                show_selection(event, fig, frame)
+        if placed is not None:
+            st.markdown("**Query hits** (ringed on the map, numbered by rank)")
+            st.dataframe(placed["hits"][["rank", "ext_id", "title", "score"]], hide_index=True,
+                         column_config={"score": st.column_config.NumberColumn(format="%.3f")})

@@ -1,0 +1,102 @@
+"""Search: the starting encoder, a trained encoder and BM25 side by side; each hit with its tree path and,
+for the trained encoder, how its rank moved against the starting one."""
+from __future__ import annotations
+
+import streamlit as st
+
+from ui.common import (active_runs, baseline_run, friendly_errors, get_workspace, md_escape, pick_corpus,
+                       progress_panel, run_label)
+
+EXAMPLES = {"jargon": ["a program that never ends", "someone who loves computers", "a bug that hides when you "
+                       "look for it", "deliberately complicated code"]}
+
+ws = get_workspace()
+
+
+def rank_changes(before: list, after: list) -> dict[int, str]:
+    """Per doc id of ``after``: ▲n / ▼n against its rank in ``before``, = when unchanged, new when absent."""
+    old = {h.doc_id: h.rank for h in before}
+    out = {}
+    for h in after:
+        r = old.get(h.doc_id)
+        out[h.doc_id] = "new" if r is None else "=" if r == h.rank else f"▲{r - h.rank}" if r > h.rank \
+            else f"▼{h.rank - r}"
+    return out
+
+
+BADGE = {"new": ":blue-background[new]", "=": ":gray[=]"}
+
+
+def show_hits(hits: list, changes: dict[int, str] | None = None) -> None:
+    if not hits:
+        st.caption("No hits.")
+    for h in hits:
+        mark = ""
+        if changes is not None:
+            c = changes.get(h.doc_id, "")
+            mark = BADGE.get(c) or (f":green[{c}]" if c.startswith("▲") else f":red[{c}]")
+        path = " › ".join(md_escape(p) for p in h.path_labels)
+        st.container(border=True).markdown(
+            f"**{h.rank}. {md_escape(h.title or h.ext_id)}** {mark}  \n"
+            f":gray[score {h.score:.3f} · {md_escape(h.ext_id)}]\n\n{md_escape(h.snippet)}"
+            + (f"\n\n:gray[:material/account_tree: {path}]" if path else ""))
+
+
+@st.fragment(run_every=1.5)
+def encode_progress(run_id: int) -> None:
+    progress_panel(run_id, key="search")
+
+
+st.title("Search")
+corpus = pick_corpus()
+if not corpus:
+    st.stop()
+base = baseline_run(corpus)
+if base is None:
+    running = active_runs(corpus, kind="baseline")
+    if running:
+        st.info("The corpus is being encoded; search opens when it is done.")
+        encode_progress(running[-1]["run_id"])
+    else:
+        st.warning("This corpus is not encoded yet: encode it on the **Corpus** page.")
+    st.stop()
+
+others = [r for r in ws.runs(corpus) if r["status"] == "done" and r["run_id"] != base]
+others.sort(key=lambda r: (r["kind"] == "train", r["run_id"]))  # newest trained run last = default
+c1, c2, c3 = st.columns([4, 2, 1])
+examples = EXAMPLES.get(corpus, [])
+query = c1.text_input("Query", key="search_query", placeholder=f"e.g. {examples[0]}" if examples else
+                      "type a query and press Enter")
+trained = c2.selectbox("Trained encoder", [r["run_id"] for r in others], index=len(others) - 1 if others else None,
+                       format_func={r["run_id"]: run_label(r) for r in others}.get, key="search_trained",
+                       placeholder="no trained run yet")
+k = int(c3.number_input("Hits", min_value=1, max_value=100, value=10, key="search_k"))
+if examples and not query:
+    pick = st.pills("Try", examples, key="search_example")
+    query = pick or ""
+if not query.strip():
+    st.caption("Type a query and press Enter: the three lists show how each retriever ranks the corpus.")
+    st.stop()
+
+cols = st.columns(3)
+base_hits: list = []
+with cols[0]:
+    st.subheader("Starting encoder")
+    st.caption(f"run #{base} (zero-shot)")
+    with friendly_errors("Search"):
+        base_hits = ws.search(corpus, query, run=base, k=k)
+        show_hits(base_hits)
+with cols[1]:
+    st.subheader("Trained encoder")
+    if trained is None:
+        st.info("No trained run yet: train one on the **Train** page to compare it here.")
+    else:
+        st.caption(f"run #{trained} · ▲/▼ rank change against the starting encoder")
+        with friendly_errors("Search"):
+            hits = ws.search(corpus, query, run=trained, k=k)
+            show_hits(hits, rank_changes(base_hits, hits))
+with cols[2]:
+    st.subheader("BM25")
+    st.caption("lexical reference (word overlap)")
+    with friendly_errors("BM25"):
+        show_hits(ws.bm25_search(corpus, query, k=k, run_for_paths=trained if trained is not None else base))

@@ -1,0 +1,187 @@
+"""Train: HCE settings (presets, one-line help, time estimate), start, live progress with cancel, outcome."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import streamlit as st
+
+from hce_engine.training import PRESET_HELP, PRESETS, TrainConfig
+from ui.common import (ACTIVE, active_runs, fmt_duration, friendly_errors, get_workspace, md_escape, pick_corpus,
+                       progress_panel, run_label)
+from ui.figures.training import describe_outcome, loss_figure, sibling_accuracy_figure, validation_figure
+
+#: Settings shown up front; every other TrainConfig field sits under "Advanced settings".
+MAIN = ("signal", "split", "negatives", "level_loss", "epochs", "batch_size", "siblings", "branching", "seed")
+
+ws = get_workspace()
+
+
+def setting_widget(f: dataclasses.Field, default, key: str, splits: list[str]):
+    """One TrainConfig field as a widget of its type, with the field's help as tooltip."""
+    label, help_ = f.name.replace("_", " "), f.metadata.get("help")
+    choices = f.metadata.get("choices")
+    if f.name == "split" and splits:
+        choices = tuple(splits)
+    if choices:
+        return st.selectbox(label, choices, index=choices.index(default) if default in choices else 0,
+                            help=help_, key=key)
+    if isinstance(f.default, bool):
+        return st.checkbox(label, value=bool(default), help=help_, key=key)
+    if isinstance(f.default, int) and f.default is not None:
+        return int(st.number_input(label, value=int(default), step=1, help=help_, key=key))
+    if isinstance(f.default, float):
+        step = 10 ** math.floor(math.log10(abs(default))) if default else 0.01
+        return float(st.number_input(label, value=float(default), step=float(step), format="%g", help=help_,
+                                     key=key))
+    text = st.text_input(label, value="" if default is None else str(default), help=help_, key=key,
+                         placeholder="auto" if f.name == "memory_levels" else "")
+    if f.name == "memory_levels":
+        text = text.strip()
+        return int(text) if text.isdigit() else (None if not text else text)
+    if f.default is None:  # optional text (model folder): empty means the default
+        return text.strip() or None
+    return text.strip()
+
+
+@st.cache_data(ttl=600, max_entries=32, show_spinner="Estimating the time…")
+def estimate(_ws, workspace: str, corpus: str, config_json: str, n_docs: int) -> dict:
+    return _ws.estimate(corpus, json.loads(config_json))
+
+
+def show_estimate(corpus: str, config: dict) -> None:
+    """The engine's time estimate for these settings, before anything starts."""
+    n_docs = next(c["documents"] for c in ws.corpora() if c["name"] == corpus)
+    est = estimate(ws, ws.path, corpus, json.dumps(config, sort_keys=True), n_docs)
+    seconds = est.get("seconds", est.get("total_seconds"))
+    parts = {k: est.get(f"{k}_seconds") for k in ("train", "validation", "tree")}
+    c1, c2 = st.columns([1, 3])
+    c1.metric("Estimated time", fmt_duration(seconds), help="Measured on this machine before the run (an upper "
+              "bound): " + "; ".join(est.get("assumptions", [])))
+    lines = [f"{est.get('steps', 0):,} steps over {est.get('n_train_pairs', est.get('pairs', 0)):,} training pairs"
+             + (f" ({est['n_val_pairs']:,} held out for validation)" if est.get("n_val_pairs") else "")
+             + (f" on {est['device']}" if est.get("device") else "") + "."]
+    if all(v is not None for v in parts.values()):
+        lines.append(" · ".join(f"{k} {fmt_duration(v)}" for k, v in parts.items()))
+    if est.get("explain"):
+        lines.append(est["explain"])
+    c2.caption("  \n".join(lines))
+
+
+def settings_form(corpus: str) -> None:
+    splits = list(ws.store.splits(ws.store.corpus_id(corpus)))
+    preset = st.radio("Preset", list(PRESETS), horizontal=True, key="train_preset",
+                      format_func=lambda p: f"{p}: {PRESET_HELP.get(p, '')}")
+    if preset == "quick":
+        st.info("The quick preset shows the mechanics (the tree, the sibling losses, the curves) in minutes; it "
+                "is too small a budget to show the gain. Use **full** to see whether HCE helps on your corpus.")
+    defaults = TrainConfig.preset(preset).to_dict()
+    if "train" not in splits:
+        defaults["signal"] = "ict"
+        defaults["split"] = splits[0] if splits else "train"
+        st.caption("No training qrels in this corpus: the default signal is **ict** (Inverse Cloze Task: a "
+                   "sentence of a document is the query for the rest of it), which needs no labels.")
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    values, prefix = {}, f"tc_{corpus}_{preset}_"
+    cols = st.columns(3)
+    for i, name in enumerate(MAIN):
+        with cols[i % 3]:
+            values[name] = setting_widget(fields[name], defaults[name], prefix + name, splits)
+    with st.expander("Advanced settings"):
+        cols = st.columns(3)
+        for i, name in enumerate(n for n in fields if n not in MAIN):
+            with cols[i % 3]:
+                values[name] = setting_widget(fields[name], defaults[name], prefix + name, splits)
+    try:
+        config = TrainConfig.from_dict(values).validate().to_dict()
+    except ValueError as exc:
+        st.error(str(exc))
+        return
+    with friendly_errors("Time estimate"):
+        show_estimate(corpus, config)
+    if st.button("Start training", type="primary", key="train_start"):
+        with friendly_errors("Starting the run"):
+            run_id = ws.start_training(corpus, config)
+            st.session_state["train_view"] = run_id
+            st.rerun()
+
+
+def run_charts(run: dict, key: str) -> None:
+    """Loss and sibling accuracy per level, throughput, ETA, tree rebuilds and validation of one run."""
+    log = ws.train_log(run["run_id"])
+    summary = run.get("summary") or {}
+    last = log.iloc[-1].to_dict() if len(log) else {}
+
+    def num(name: str, fmt: str) -> str:
+        v = last.get(name)
+        return "—" if v is None or v != v else format(v, fmt)
+
+    cols = st.columns(5)
+    cols[0].metric("Steps", num("step", ",.0f"))
+    cols[1].metric("Epoch", num("epoch", ".2f"))
+    cols[2].metric("Loss", num("loss", ".3f"))
+    cols[3].metric("Pairs/s", num("examples_per_s", ".1f"))
+    if run["status"] in ACTIVE:
+        cols[4].metric("ETA", fmt_duration(last.get("eta_s")))
+    else:
+        cols[4].metric("Tree rebuilds", summary.get("rebuilds", 0), help="Co-training rebuilds of the tree "
+                       "(setting recluster every)")
+    left, right = st.columns(2)
+    left.plotly_chart(loss_figure(log), key=f"{key}_loss")
+    left.caption("Cross-entropy of the positive among its siblings, at every tree level and at the leaf "
+                 "(documents); the total adds the leaf term and the mean of the level terms.")
+    right.plotly_chart(sibling_accuracy_figure(log), key=f"{key}_acc")
+    right.caption("How often the query scores its positive's branch above every sibling branch, per level; "
+                  "leaf: the positive document above its sibling and in-batch documents.")
+    history = summary.get("val_history")
+    if history:
+        st.plotly_chart(validation_figure(history), key=f"{key}_val")
+
+
+@st.fragment(run_every=2)
+def live_run(run_id: int) -> None:
+    progress_panel(run_id, key="train")
+    run_charts(ws.run(run_id), key="live")
+
+
+def show_run(run: dict) -> None:
+    lines = describe_outcome(run)
+    if run["status"] == "failed":
+        st.error(lines[0])
+    elif lines:
+        st.markdown("\n\n".join(lines))
+    if run["status"] in ("cancelled", "interrupted", "failed") and st.button(
+            "Resume from the last epoch", key=f"resume_{run['run_id']}"):
+        with friendly_errors("Resume"):
+            ws.resume(run["run_id"], background=True)
+            st.rerun()
+    run_charts(run, key=f"run{run['run_id']}")
+
+
+st.title("Train")
+corpus = pick_corpus()
+if not corpus:
+    st.stop()
+
+active = active_runs(corpus, kind="train")
+if active:
+    st.subheader(f"Training: {run_label(active[-1])}")
+    live_run(active[-1]["run_id"])
+else:
+    with st.container(border=True):
+        st.subheader("New training run")
+        settings_form(corpus)
+
+past = [r for r in ws.runs(corpus) if r["kind"] == "train" and r["status"] not in ACTIVE]
+if past:
+    st.divider()
+    st.subheader("Finished runs")
+    ids = [r["run_id"] for r in past]
+    want = st.session_state.get("train_view")
+    labels = {r["run_id"]: run_label(r) for r in past}
+    chosen = st.selectbox("Run", ids, index=ids.index(want) if want in ids else len(ids) - 1,
+                          format_func=labels.get, key=f"train_past_{ids[-1]}")  # a new run resets the choice
+    show_run(next(r for r in past if r["run_id"] == chosen))
+else:
+    st.caption(f"No finished training run for {md_escape(corpus)} yet.")
