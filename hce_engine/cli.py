@@ -108,6 +108,21 @@ def cmd_runs(ws, a) -> int:
     return 0
 
 
+def cmd_add(ws, a) -> int:
+    out = ws.add_documents(a.corpus, a.path, progress=_progress(a.json))
+    out.pop("doc_ids")
+    print(json.dumps(out) if a.json else f"added {out['added']} documents to {a.corpus!r} "
+          f"({out['skipped_empty']} empty skipped); runs updated: {out['runs_updated'] or 'none'}")
+    return 0
+
+
+def cmd_remove(ws, a) -> int:
+    out = ws.remove_documents(a.corpus, a.ids)
+    print(json.dumps(out) if a.json else f"removed {out['removed']} documents from {a.corpus!r}; "
+          f"runs updated: {out['runs_updated'] or 'none'}")
+    return 0
+
+
 def cmd_train(ws, a) -> int:
     from .training import TrainConfig
     settings = {k: v for k, v in {
@@ -235,6 +250,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--bm25", action="store_true", help="also score BM25 as the lexical reference")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_eval)
+
+    s = sub.add_parser("add", help="add documents to a corpus and every finished run, without retraining")
+    s.add_argument("--corpus", required=True)
+    s.add_argument("path", help="file, folder or ZIP in any import format")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_add)
+
+    s = sub.add_parser("remove", help="remove documents (by id) from a corpus, its indexes and trees")
+    s.add_argument("--corpus", required=True)
+    s.add_argument("ids", nargs="+")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_remove)
 
     s = sub.add_parser("train", help="train an HCE encoder on a corpus; prints the run id")
     s.add_argument("--corpus", required=True)

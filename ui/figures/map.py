@@ -21,6 +21,13 @@ def _short(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
+def default_level(level_sizes: dict[int, int], wanted: int = 6) -> int:
+    """The shallowest tree level with at least ``wanted`` nodes (else the deepest): enough colours to see
+    structure, few enough to tell apart. ``level_sizes`` maps level -> number of nodes."""
+    levels = sorted(lv for lv in level_sizes if lv > 0)
+    return next((lv for lv in levels if level_sizes[lv] >= wanted), levels[-1] if levels else 0)
+
+
 def map_figure(frame: pd.DataFrame, query: dict | None = None, highlight: set[int] | None = None,
                title: str | None = None, height: int = 560) -> go.Figure:
     """Scatter of a run's documents coloured by their node at the chosen level.
@@ -72,7 +79,8 @@ def map_figure(frame: pd.DataFrame, query: dict | None = None, highlight: set[in
     fig.update_yaxes(visible=False, scaleanchor="x", scaleratio=1)
     fig.update_layout(title=title, height=height, dragmode="lasso", margin={"l": 0, "r": 0, "t": 40 if title else 10,
                                                                             "b": 0},
-                      legend={"itemsizing": "constant", "font": {"size": 11}}, hovermode="closest")
+                      legend={"itemsizing": "constant", "font": {"size": 11}, "orientation": "h", "y": -0.02,
+                              "yanchor": "top"}, hovermode="closest")
     return fig
 
 

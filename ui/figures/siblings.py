@@ -119,4 +119,4 @@ def level_table(view: dict, before_name: str = "before", after_name: str = "afte
 def path_text(view: dict, escape=lambda s: s) -> str:
     """"all documents › A › B › leaf › document" as one line of markdown (``escape`` for label text)."""
     parts = ["all documents"] + [f"**{escape(p['label'])}** ({p['size']})" for p in view["path"]]
-    return " › ".join(parts) + f" › 📄 {escape(view['doc']['title'] or view['doc']['ext_id'])}"
+    return " › ".join(parts) + f" › document: *{escape(view['doc']['title'] or view['doc']['ext_id'])}*"

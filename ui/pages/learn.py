@@ -110,8 +110,11 @@ if corpus:
                         f"depth **{depth}**. Each node is labelled with its most distinctive words. Click a node "
                         "to zoom in.")
             st.plotly_chart(tree_figs.hierarchy_chart(tree_info["nodes"], "sunburst", min(depth, 3)), key="learn_tree")
-            st.markdown("The same documents coloured by their level-1 node:")
-            show_map(start["run_id"], 1, "learn_map_2")
+            sizes = tree_info["nodes"].groupby("level").size().to_dict()
+            level = map_figs.default_level(sizes)
+            st.markdown(f"The same documents coloured by their level-{level} node (nearby points should mostly "
+                        "share a colour):")
+            show_map(start["run_id"], level, "learn_map_2")
 
         elif step in STEPS[2:]:
             doc_id, query, what = example_pair(corpus)

@@ -82,8 +82,9 @@ if corpus:
                                key=f"map_compare_{run_id}") or None
         rebuilds = views.list_rebuilds(ws, run_id)
         depth = rebuilds[-1]["depth"] if rebuilds else 0
+        sizes = views.tree_overview(ws, run_id)["nodes"].groupby("level").size().to_dict() if depth else {}
         c1, c2, c3 = st.columns([1, 2, 1])
-        level = c1.number_input("Colour by tree level", 0 if depth else 0, max(depth, 0), min(1, depth),
+        level = c1.number_input("Colour by tree level", 0, max(depth, 0), figs.default_level(sizes),
                                 key="map_level", help="0 = one colour; higher levels = finer clusters.")
         query = c2.text_input("Place a query on the map", key="map_query", placeholder="type a query")
         same_tree = c3.toggle("One tree for both", value=True, key="map_same_tree", disabled=compare is None,

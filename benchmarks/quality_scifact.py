@@ -1,0 +1,151 @@
+"""The SciFact quality bar (issue: HCE training): zero-shot vs in-batch vs random vs sibling negatives vs HCE.
+
+Uses only the compute core (encoder, tree, training, evaluation: torch + transformers + numpy), so it runs
+unchanged on a GPU machine without the app's storage and index dependencies. Exact search is a matrix
+product. Every row is trained on the train qrels (10% of train queries held out for validation, best epoch
+kept) and scored on the test qrels with documents at 256 tokens and queries at 64, as in method.md.
+
+Rows: zero-shot, in-batch (no extra negatives), random (S uniformly drawn negatives), siblings (S leaf
+siblings, no level losses), hce (siblings + level losses with learned centroids), hce-cotrain (hce with the
+tree rebuilt every epoch), hce-u (ICT pairs, siblings + level losses), ict-in-batch (ICT pairs, in-batch).
+
+Usage:
+    python benchmarks/quality_scifact.py --preset quick --seeds 0 1
+    python benchmarks/quality_scifact.py --preset full --seeds 0 1 2 --device cuda --model .model-fp16
+Writes benchmarks/results/quality_scifact_<preset>.json after every row (partial results survive).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from hce_engine.encoder import default_model_path, load_encoder  # noqa: E402
+from hce_engine.evaluation import evaluate  # noqa: E402
+from hce_engine.training import (TrainConfig, ict_pairs, supervised_pairs, train)  # noqa: E402
+
+ROWS = {
+    "zero-shot": None,
+    "in-batch": {"negatives": "in-batch", "level_loss": False},
+    "random": {"negatives": "random", "level_loss": False},
+    "siblings": {"negatives": "siblings", "level_loss": False},
+    "hce": {"negatives": "siblings", "level_loss": True},
+    "hce-cotrain": {"negatives": "siblings", "level_loss": True, "recluster_every": 1},
+    "hce-u": {"signal": "ict", "negatives": "siblings", "level_loss": True},
+    "ict-in-batch": {"signal": "ict", "negatives": "in-batch", "level_loss": False},
+}
+DOC_LEN, QUERY_LEN = 256, 64
+
+
+def load_beir(folder: str):
+    docs = [json.loads(line) for line in open(os.path.join(folder, "corpus.jsonl"))]
+    queries = {q["_id"]: q["text"] for q in map(json.loads, open(os.path.join(folder, "queries.jsonl")))}
+    qrels: dict[str, dict[str, dict[str, int]]] = {}
+    for split in ("train", "test"):
+        out: dict[str, dict[str, int]] = {}
+        for i, line in enumerate(open(os.path.join(folder, "qrels", f"{split}.tsv"))):
+            if i == 0:
+                continue
+            q, d, s = line.rstrip("\n").split("\t")
+            out.setdefault(q, {})[d] = int(s)
+        qrels[split] = out
+    ids = [d["_id"] for d in docs]
+    texts = [f"{d.get('title', '')} {d['text']}".strip() for d in docs]
+    return ids, texts, queries, qrels
+
+
+def score(encoder, doc_ids, doc_vecs, queries, qrels) -> dict:
+    qids = [q for q in qrels if q in queries]
+    qv = encoder.encode([queries[q] for q in qids], max_length=QUERY_LEN)
+    sims = qv @ doc_vecs.T
+    top = np.argsort(-sims, axis=1)[:, :100]
+    ranking = {q: {doc_ids[j]: float(sims[i, j]) for j in top[i]} for i, q in enumerate(qids)}
+    return evaluate(ranking, qrels)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data",
+                                                   "scifact"))
+    ap.add_argument("--preset", default="quick", choices=["quick", "full"])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--rows", default=",".join(ROWS))
+    ap.add_argument("--single-seed-rows", default="hce-cotrain,hce-u,ict-in-batch",
+                    help="rows run with the first seed only (to bound CPU time); empty = all seeds")
+    ap.add_argument("--ict-pairs", type=int, default=0, help="cap ICT pairs (0 = all; CPU runs use ~919)")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--model", default=None, help="encoder folder (default: the bundled MiniLM)")
+    ap.add_argument("--out", default=None)
+    a = ap.parse_args()
+    out_path = a.out or os.path.join(os.path.dirname(__file__), "results", f"quality_scifact_{a.preset}.json")
+    model = a.model or default_model_path()
+    doc_ids, texts, queries, qrels = load_beir(a.data)
+    pos = {d: i for i, d in enumerate(doc_ids)}
+    sup = supervised_pairs(qrels["train"], queries, pos)
+    import torch
+    result = {"preset": a.preset, "config": TrainConfig.preset(a.preset).to_dict(), "rows": [],
+              "hardware": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                           "torch_threads": torch.get_num_threads(),
+                           "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
+              "doc_max_length": DOC_LEN, "query_max_length": QUERY_LEN, "started": time.strftime("%F %T")}
+    single = set(filter(None, a.single_seed_rows.split(",")))
+    zero_vecs = None
+    for row in a.rows.split(","):
+        for seed in (a.seeds[:1] if row in single or row == "zero-shot" else a.seeds):
+            t0 = time.time()
+            encoder = load_encoder(model, device=a.device, max_length=DOC_LEN)
+            stats: dict = {}
+            if ROWS[row] is None:
+                zero_vecs = encoder.encode(texts, max_length=DOC_LEN)
+                vecs = zero_vecs
+            else:
+                cfg = TrainConfig.preset(a.preset, seed=seed, device=a.device, model=model, **ROWS[row])
+                pairs = sup
+                if cfg.signal == "ict":
+                    pairs = ict_pairs(texts, seed=seed, remove_prob=cfg.ict_remove_prob, min_words=cfg.ict_min_words)
+                    if a.ict_pairs:
+                        keep = np.random.default_rng(seed).choice(len(pairs), min(a.ict_pairs, len(pairs)), False)
+                        pairs = [pairs[i] for i in sorted(keep)]
+                res = train(encoder, texts, pairs, cfg, initial_vectors=zero_vecs)
+                stats = {"examples_per_s": res.examples_per_s, "train_seconds": res.seconds, "steps": res.steps,
+                         "best_epoch": res.best_epoch, "start_val": res.start_val, "best_val": res.best_val,
+                         "n_pairs": len(pairs)}
+                vecs = encoder.encode(texts, max_length=DOC_LEN)
+            m = score(encoder, doc_ids, vecs, queries, qrels["test"])
+            entry = {"row": row, "seed": seed, **m, **stats, "seconds": time.time() - t0}
+            result["rows"].append(entry)
+            print(f"{row:13s} seed {seed}: nDCG@10 {m['ndcg_at_10']:.4f}  R@10 {m['recall_at_10']:.4f}  "
+                  f"R@100 {m['recall_at_100']:.4f}  ({entry['seconds']:.0f} s)", flush=True)
+            os.makedirs(os.path.dirname(out_path), exist_ok=True)
+            with open(out_path, "w") as f:
+                json.dump(result, f, indent=1)
+            del encoder
+    print_table(result)
+
+
+def print_table(result: dict) -> None:
+    rows: dict[str, list[dict]] = {}
+    for r in result["rows"]:
+        rows.setdefault(r["row"], []).append(r)
+    base = {k: np.mean([r[k] for r in rows["zero-shot"]]) for k in ("ndcg_at_10",)} if "zero-shot" in rows else {}
+    print(f"\nSciFact test, preset {result['preset']} ({result['hardware']['cuda'] or 'CPU'})")
+    print(f"{'row':14s} {'seeds':>6s} {'nDCG@10 per seed':>24s} {'mean':>7s} {'R@10':>7s} {'R@100':>7s} "
+          f"{'vs zero-shot':>12s} {'ex/s':>6s}")
+    for name, rs in rows.items():
+        nd = [r["ndcg_at_10"] for r in rs]
+        line = (f"{name:14s} {len(rs):>6d} {' / '.join(f'{x:.4f}' for x in nd):>24s} {np.mean(nd):7.4f} "
+                f"{np.mean([r['recall_at_10'] for r in rs]):7.4f} {np.mean([r['recall_at_100'] for r in rs]):7.4f} "
+                f"{(np.mean(nd) / base['ndcg_at_10'] if base else float('nan')):12.3f} "
+                f"{np.mean([r.get('examples_per_s', float('nan')) for r in rs]):6.1f}")
+        print(line)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""Adding and removing documents without retraining (fake encoder), including a search racing updates."""
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import pytest
+
+from hce_engine import InputError, NotFoundError
+from hce_engine.cli import main
+
+
+@pytest.fixture
+def ws(workspace, toy_beir):
+    workspace.import_corpus(toy_beir, name="toy")
+    workspace.encode("toy", branching=3)
+    return workspace
+
+
+def write_docs(path, docs):
+    path.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    return str(path)
+
+
+def test_add_documents_reach_index_tree_and_bm25(ws, tmp_path):
+    run = ws.latest_run("toy")
+    ws.search("toy", "warm up the cached index")
+    new = write_docs(tmp_path / "new.jsonl", [{"_id": "new-1", "title": "Zither", "text": "zither zither strings"},
+                                              {"_id": "new-2", "text": "quasar pulsar quasar"}])
+    out = ws.add_documents("toy", new)
+    assert out["added"] == 2 and out["runs_updated"] == [run]
+    assert ws.search("toy", "zither zither strings")[0].ext_id == "new-1"
+    assert ws.bm25_search("toy", "quasar")[0].ext_id == "new-2"
+    tree, _, _ = ws.tree(run)
+    assert tree.n_docs == 38 and tree.size[0] == 38
+    hit = ws.search("toy", "quasar pulsar")[0]
+    assert hit.ext_id == "new-2" and len(hit.path) == tree.depth
+    assert len(ws.store.read_vectors(run)[0]) == 38
+    with pytest.raises(InputError, match="already in corpus"):
+        ws.add_documents("toy", new)
+
+
+def test_remove_documents_never_returned(ws):
+    run = ws.latest_run("toy")
+    first = ws.search("toy", "guitar chord melody")[0].ext_id
+    out = ws.remove_documents("toy", [first])
+    assert out["removed"] == 1
+    assert first not in [h.ext_id for h in ws.search("toy", "guitar chord melody", k=36)]
+    assert first not in [h.ext_id for h in ws.bm25_search("toy", "guitar chord melody", k=36)]
+    tree, _, _ = ws.tree(run)
+    assert tree.n_docs == 35
+    ws._indexes.clear()  # a fresh index built from the store also leaves it out
+    assert first not in [h.ext_id for h in ws.search("toy", "guitar chord melody", k=36)]
+    with pytest.raises(NotFoundError, match="already removed"):
+        ws.remove_documents("toy", [first])
+
+
+def test_failed_add_changes_nothing(ws, tmp_path):
+    before = ws.corpora()[0]["documents"]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"_id": "x1", "text": "ok"}\n{"_id": "x2", "text": \n')
+    with pytest.raises(InputError, match="line 2"):
+        ws.add_documents("toy", str(bad))
+    assert ws.corpora()[0]["documents"] == before
+    run = ws.latest_run("toy")
+    enc = ws._run_encoder(ws.run(run))
+    orig = enc.encode
+
+    def boom(*a, **k):
+        raise RuntimeError("encoder crashed")
+    enc.encode = boom
+    good = write_docs(tmp_path / "good.jsonl", [{"_id": "g1", "text": "fine"}])
+    with pytest.raises(RuntimeError):
+        ws.add_documents("toy", good)
+    enc.encode = orig
+    assert ws.corpora()[0]["documents"] == before and len(ws.store.read_vectors(run)[0]) == 36
+
+
+def test_search_racing_updates(ws, tmp_path):
+    ws.search("toy", "prime the index")
+    errors, seen = [], set()
+    stop = threading.Event()
+
+    def searcher():
+        while not stop.is_set():
+            try:
+                for h in ws.search("toy", "zither quasar guitar", k=40):
+                    assert h.title is not None and h.snippet is not None
+                    seen.add(h.ext_id)
+            except Exception as exc:  # noqa: BLE001
+                errors.append(exc)
+    t = threading.Thread(target=searcher)
+    t.start()
+    try:
+        for i in range(6):
+            path = write_docs(tmp_path / f"b{i}.jsonl", [{"_id": f"b{i}-{j}", "text": f"zither quasar {i} {j}"}
+                                                          for j in range(5)])
+            ws.add_documents("toy", path)
+            ws.remove_documents("toy", [f"b{i}-0"])
+    finally:
+        stop.set()
+        t.join()
+    assert not errors, errors[:1]
+    final = {h.ext_id for h in ws.search("toy", "zither quasar", k=60)}
+    assert not any(e.endswith("-0") and e.startswith("b") for e in final)
+    assert ws.corpora()[0]["documents"] == 36 + 6 * 4
+
+
+def test_freshness_and_cli(ws, tmp_path, fake_model, monkeypatch, capsys):
+    run = ws.latest_run("toy")
+    assert ws.freshness(run)["added_since"] == 0
+    ws.add_documents("toy", write_docs(tmp_path / "n.jsonl", [{"_id": f"n{i}", "text": f"new doc {i}"}
+                                                              for i in range(12)]))
+    f = ws.freshness(run)
+    assert f["added_since"] == 12 and f["retrain_suggested"] is True
+    path = ws.path
+    ws.close()
+    monkeypatch.setenv("HCE_DEFAULT_MODEL", fake_model)
+    assert main(["--workspace", path, "remove", "--corpus", "toy", "n1", "n2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["removed"] == 2
+    assert main(["--workspace", path, "add", "--corpus", "toy",
+                 write_docs(tmp_path / "m.jsonl", [{"_id": "m1", "text": "more"}])]) == 0
+    assert "added 1 documents" in capsys.readouterr().out
+    assert main(["--workspace", path, "remove", "--corpus", "toy", "nope"]) == 1
