@@ -29,6 +29,7 @@ DB_FILE = "hce.duckdb"
 SAMPLES_DIR = os.environ.get("HCE_SAMPLES") or os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "sample_corpora")
 SAMPLE_CORPORA = {"jargon": "jargon_file/corpus.jsonl"}
+VECTOR_CACHE_RUNS = 3  # runs whose vectors stay in memory for the explorer views
 RETRAIN_SHARE = 0.25  # suggest retraining once this share of a run's documents arrived after it was trained
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -97,6 +98,7 @@ class Workspace:
         self._indexes: dict[int, object] = {}
         self._bm25: dict[int, tuple] = {}
         self._trees: dict[int, tuple] = {}
+        self._vectors: dict[int, tuple] = {}  # insertion-ordered: the oldest is dropped first
         self.jobs = JobRegistry()
         self._seconds_per_seq: dict[tuple, float] = {}
 
@@ -328,10 +330,12 @@ class Workspace:
             if run_id is not None:
                 self._indexes.pop(run_id, None)
                 self._trees.pop(run_id, None)
+                self._vectors.pop(run_id, None)
             if corpus_id is not None:
                 self._bm25.pop(corpus_id, None)
                 self._indexes.clear()
                 self._trees.clear()
+                self._vectors.clear()
 
     # -- search --------------------------------------------------------------------------------
     def _resolve_run(self, corpus: str, run: int | None, progress: Progress | None = None) -> dict:
@@ -355,6 +359,16 @@ class Workspace:
                     raise HCEError(f"run {run_id} has no vectors")
                 self._indexes[run_id] = VectorIndex.build(ids, vecs, kind="auto")
             return self._indexes[run_id]
+
+    def vectors(self, run_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """(doc ids int64 ascending, float32 (n, d)) of the run's live documents; the last few runs cached."""
+        with self._lock:
+            if run_id not in self._vectors:
+                info = self.store.get_run(run_id)
+                self._vectors[run_id] = self.store.read_vectors(run_id, live_only_corpus=info["corpus_id"])
+                while len(self._vectors) > VECTOR_CACHE_RUNS:
+                    self._vectors.pop(next(iter(self._vectors)))
+            return self._vectors[run_id]
 
     def tree(self, run_id: int, rebuild: int | None = None):
         """(Tree, terms per node, representative doc id per node) of a run (latest rebuild by default)."""
@@ -509,6 +523,7 @@ class Workspace:
                 if run_id in self._indexes:
                     self._indexes[run_id].add(ids, vecs)
                 self._trees.pop(run_id, None)
+                self._vectors.pop(run_id, None)
             self._bm25.pop(cid, None)
         return {"corpus": corpus, "added": len(ids), "skipped_empty": parsed.skipped_empty,
                 "runs_updated": sorted(encoded), "doc_ids": ids.tolist()}
@@ -539,6 +554,7 @@ class Workspace:
                 if run_id in self._indexes:
                     self._indexes[run_id].remove(ids)
                 self._trees.pop(run_id, None)
+                self._vectors.pop(run_id, None)
             self._bm25.pop(cid, None)
         return {"corpus": corpus, "removed": len(ids), "runs_updated": runs}
 

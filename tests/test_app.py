@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 
 import pytest
 
@@ -172,10 +173,11 @@ def test_train_estimate_start_cancel_and_finish(app, toy_beir):
     app.button(key="train_start").click().run()
     assert not app.exception and not app.error
     run_id = ws().runs("toy")[-1]["run_id"]
-    assert app.subheader[0].value.startswith(f"Training: #{run_id}")
+    assert app.subheader[0].value.startswith(f"Training: #{run_id}"), (texts(app.subheader), ws().run(run_id))
     app.button(key=f"train_cancel_{run_id}").click().run()  # the live panel's cancel button
     assert not app.exception
-    assert ws().wait(run_id, 120)["status"] == "cancelled"
+    run = ws().wait(run_id, 120)
+    assert run["status"] == "cancelled", run
     app.run()
     assert app.selectbox(key=f"train_past_{run_id}").value == run_id
     assert any("The run was cancelled" in t for t in texts(app.markdown))
@@ -186,10 +188,10 @@ def test_train_estimate_start_cancel_and_finish(app, toy_beir):
     app.button(key="train_start").click().run()
     assert not app.exception and not app.error
     run_id = ws().runs("toy")[-1]["run_id"]
-    ws().wait(run_id, 300)
+    run = ws().wait(run_id, 300)
+    assert run["status"] == "done", run
     app.run()
-    assert not app.exception and not app.error
-    assert ws().run(run_id)["status"] == "done"
+    assert not app.exception and not app.error, texts(app.error)
     assert app.selectbox(key=f"train_past_{run_id}").value == run_id
     words = " ".join(texts(app.markdown))
     assert "the starting encoder** on the" in words and "On the test split" in words
@@ -221,3 +223,12 @@ def test_runs_compare_and_evaluate(app, toy_beir):
     assert app.dataframe[0].value.set_index("run").loc[2, "split"] == "test"
     metrics = app.dataframe[2].value
     assert ("test", "dense", "nDCG@10") in metrics.index and ("test", "bm25", "MRR@10") in metrics.index
+
+    app.button(key="prep_model_2").click().run()
+    app.button(key="prep_trec_2").click().run()
+    assert not app.exception and not app.error
+    assert [b.proto.label for b in app.get("download_button")] == ["Download model .zip", "Download TREC run"]
+    with zipfile.ZipFile(app.session_state["export_model_2"]) as z:
+        assert any(n.endswith("hce_fake_encoder.json") for n in z.namelist())
+    with open(app.session_state["export_trec_2"]) as f:
+        assert len(f.readline().split()) == 6  # qid Q0 docid rank score tag

@@ -140,7 +140,7 @@ def test_compare_rebuilds_and_quality(tmp_path, fake_model, toy_beir):
         ids, vecs = ws.store.read_vectors(run)
         df = ws.documents("toy")
         texts = [f"{t} {x}" for t, x in zip(df["title"], df["text"])]
-        ws.build_tree(run, vecs, ids, texts, rebuild=1, branching=4, seed=3)
+        ws.build_tree(run, vecs.copy(), ids, texts, rebuild=1, branching=4, seed=3)  # store arrays are read-only
         assert [r["rebuild"] for r in views.list_rebuilds(ws, run)] == [0, 1]
         cmp = views.compare_trees(ws, run, run, rebuild_a=0, rebuild_b=1)
         assert (cmp["rebuild_a"], cmp["rebuild_b"]) == (0, 1) and cmp["n_shared"] == 36

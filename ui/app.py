@@ -12,6 +12,7 @@ import streamlit as st  # noqa: E402
 
 st.set_page_config(page_title="HCE Explorer", page_icon=":material/account_tree:", layout="wide")
 
+PAGES_DIR = "pages"  # relative to this file
 #: (file, title, icon) in menu order; the first is the landing page.
 PAGES = [
     ("corpus", "Corpus", ":material/description:"),
@@ -24,6 +25,6 @@ PAGES = [
     ("learn", "Learn", ":material/school:"),
 ]
 
-page = st.navigation([st.Page(f"pages/{name}.py", title=title, icon=icon, url_path=name, default=i == 0)
+page = st.navigation([st.Page(f"{PAGES_DIR}/{name}.py", title=title, icon=icon, url_path=name, default=i == 0)
                       for i, (name, title, icon) in enumerate(PAGES)])
 page.run()

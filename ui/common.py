@@ -101,8 +101,8 @@ def active_runs(corpus: str | None = None, kind: str | None = None) -> list[dict
             if r["status"] in ACTIVE and (kind is None or r["kind"] == kind)]
 
 
-def progress_panel(run_id: int, key: str) -> bool:
-    """Live progress of a background run, with a cancel button. Returns True while the run is active.
+def progress_panel(run_id: int, key: str) -> None:
+    """Live progress of a background run (stage, counts, ETA) with a cancel button.
 
     Call it inside an ``st.fragment(run_every=...)``; when the run ends it reruns the whole page once.
     """
@@ -110,10 +110,10 @@ def progress_panel(run_id: int, key: str) -> bool:
     run = ws.run(run_id)
     if run["status"] not in ACTIVE:
         st.rerun()
-    live = ws.progress(run_id) if hasattr(ws, "progress") else None
+    live = ws.progress(run_id)
     if live is None:
         st.info(f"Run #{run_id} is {run['status']} (no live progress in this process).")
-        return True
+        return
     done, total = live.get("done") or 0, live.get("total") or 0
     stage = live.get("stage", "")
     text = f"Run #{run_id} · {STAGES.get(stage, stage)}"
@@ -129,5 +129,9 @@ def progress_panel(run_id: int, key: str) -> bool:
     elif st.button("Cancel", key=f"{key}_cancel_{run_id}"):
         ws.cancel(run_id)
         st.caption("Cancelling… it stops at the next batch.")
-    return True
 
+
+@st.fragment(run_every=1.5)
+def live_progress(run_id: int, key: str) -> None:
+    """:func:`progress_panel` refreshed every 1.5 s on its own (the rest of the page stays put)."""
+    progress_panel(run_id, key)

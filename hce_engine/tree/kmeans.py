@@ -24,11 +24,15 @@ def _is_cpu(t: torch.Tensor) -> bool:
     return t.device.type == "cpu"
 
 
+def _writable(x) -> bool:
+    return isinstance(x, np.ndarray) and x.flags.writeable and x.dtype == np.float32 and x.flags.c_contiguous
+
+
 def _to_tensor(x, device) -> torch.Tensor:
     if isinstance(x, torch.Tensor):
         t = x.detach().to(device=device, dtype=torch.float32)
     else:
-        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
+        t = torch.from_numpy(np.array(x, dtype=np.float32, order="C", copy=not _writable(x))).to(device)
     if t.ndim != 2:
         raise ValueError(f"expected a 2-D array (n, d), got shape {tuple(t.shape)}")
     return t.contiguous()

@@ -10,10 +10,12 @@ import plotly.graph_objects as go
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7",
            "#dbdb8d", "#9edae5"]
-#: With more groups than this, points are coloured per group without a legend entry each.
+#: With more nodes than this, all points go in one trace coloured per node, without a legend.
 MAX_LEGEND = 20
 #: Above this many points WebGL (Scattergl) is used.
 GL_THRESHOLD = 1000
+#: Above this many points the hover shows the node label instead of the whole tree path.
+LIGHT_HOVER = 20000
 
 
 def _short(text: str, limit: int = 80) -> str:
@@ -42,26 +44,30 @@ def map_figure(frame: pd.DataFrame, query: dict | None = None, highlight: set[in
     n = len(frame)
     scatter: Any = go.Scattergl if n > GL_THRESHOLD else go.Scatter
     fig = go.Figure()
-    groups = list(frame.groupby("node_at_level", sort=True)) if n else []
-    sizes = {k: len(g) for k, g in groups}
-    order = sorted(sizes, key=lambda k: -sizes[k])
+    sizes = frame["node_at_level"].value_counts(sort=False) if n else pd.Series(dtype=int)
+    order = sorted(sizes.index, key=lambda k: (-sizes[k], k))
     colour = {k: PALETTE[i % len(PALETTE)] for i, k in enumerate(order)}
-    many = len(groups) > MAX_LEGEND
     msize = 7 if n < 2000 else (5 if n < 20000 else 3)
-    for i, (node, g) in enumerate(sorted(groups, key=lambda kg: -sizes[kg[0]])):
-        opacity = 0.85
+    light = n > LIGHT_HOVER  # big maps: no tree path in the hover, to keep the page payload small
+
+    def trace(g: pd.DataFrame, name: str, color, showlegend: bool, group: str):
+        cols = [g["doc_id"].to_numpy(), g["title"].map(_short).to_numpy(), g["ext_id"].to_numpy(),
+                (g["label"] if light else g["path"]).to_numpy()]
+        opacity: Any = 0.85
         if highlight:
-            inside = g["doc_id"].isin(highlight).to_numpy()
-            opacity_arr = np.where(inside, 0.95, 0.12)
-        label = g["label"].iloc[0] if len(g) else ""
-        fig.add_trace(scatter(
-            x=g["x"], y=g["y"], mode="markers", name=_short(f"{label} ({len(g)})", 50),
-            legendgroup=str(node), showlegend=not many,
-            marker={"size": msize, "color": colour[node],
-                    "opacity": opacity_arr.tolist() if highlight else opacity},
-            customdata=np.column_stack([g["doc_id"].to_numpy(), g["title"].map(_short).to_numpy(),
-                                        g["path"].to_numpy(), g["ext_id"].to_numpy()]),
-            hovertemplate="<b>%{customdata[1]}</b> [%{customdata[3]}]<br>%{customdata[2]}<extra></extra>"))
+            opacity = np.where(g["doc_id"].isin(highlight).to_numpy(), 0.95, 0.12).tolist()
+        return scatter(x=g["x"], y=g["y"], mode="markers", name=name, legendgroup=group, showlegend=showlegend,
+                       marker={"size": msize, "color": color, "opacity": opacity},
+                       customdata=np.column_stack(cols),
+                       hovertemplate="<b>%{customdata[1]}</b> [%{customdata[2]}]<br>%{customdata[3]}<extra></extra>")
+
+    if len(order) <= MAX_LEGEND:  # one trace (and legend entry) per node
+        for node in order:
+            g = frame[frame["node_at_level"] == node]
+            fig.add_trace(trace(g, _short(f"{g['label'].iloc[0]} ({len(g)})", 50), colour[node], True, str(node)))
+    elif n:  # many nodes: a single trace, coloured per node, no legend
+        fig.add_trace(trace(frame, f"{len(order)} nodes", frame["node_at_level"].map(colour).tolist(), False,
+                            "docs"))
     if query is not None:
         hits = query["hits"]
         fig.add_trace(go.Scatter(

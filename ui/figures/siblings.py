@@ -107,7 +107,8 @@ def level_table(view: dict, before_name: str = "before", after_name: str = "afte
                "positive": _short(view["doc"]["title"] if leaf else e["positive_label"], 60),
                "candidates": e["n_candidates"]}
         if compare:
-            row.update({f"rank ({before_name})": e["rank_compare"], f"p ({before_name})": round(e["p_positive_compare"], 3),
+            row.update({f"rank ({before_name})": e["rank_compare"],
+                        f"p ({before_name})": round(e["p_positive_compare"], 3),
                         f"loss ({before_name})": round(e["loss_compare"], 3)})
         row.update({f"rank ({after_name})" if compare else "rank": e["rank"],
                     f"p ({after_name})" if compare else "p(positive)": round(e["p_positive"], 3),

@@ -84,7 +84,8 @@ def validation_figure(history: Sequence[dict] | None) -> go.Figure:
         return _empty("Validation", "no validation yet")
     epochs = [h.get("epoch", i) for i, h in enumerate(history)]
     fig = go.Figure(layout=dict(LAYOUT, title="Held-out validation (epoch 0 = starting encoder)",
-                                xaxis_title="epoch", yaxis_title="score", xaxis_dtick=1))
+                                xaxis_title="epoch", yaxis_title="score", xaxis_dtick=1, yaxis_range=[0, 1.02],
+                                xaxis_range=[min(epochs) - 0.3, max(epochs) + 0.3]))
     for key, name in (("mrr@10", "MRR@10"), ("recall@10", "Recall@10")):
         if any(key in h for h in history):
             fig.add_trace(go.Scatter(x=epochs, y=[h.get(key) for h in history], name=name, mode="lines+markers"))

@@ -9,8 +9,8 @@ import tempfile
 import streamlit as st
 
 from hce_engine import views
-from ui.common import (active_runs, baseline_run, friendly_errors, get_workspace, md_escape, pick_corpus,
-                       progress_panel)
+from ui.common import (active_runs, baseline_run, friendly_errors, get_workspace, live_progress, md_escape,
+                       pick_corpus)
 from ui.figures import length_histogram
 
 SAMPLE = "jargon"
@@ -40,7 +40,7 @@ def import_upload(upload, name: str, id_col: str, title_col: str, text_col: str,
         path = os.path.join(folder, os.path.basename(upload.name))
         with open(path, "wb") as f:
             f.write(upload.getbuffer())
-        with friendly_errors(f"Import of {upload.name}"):
+        with friendly_errors("Import failed"):
             report = ws.import_corpus(path, name=name.strip() or None, id_col=id_col.strip() or None,
                                       title_col=title_col.strip() or None, text_col=text_col.strip() or None)
             st.session_state["import_report"] = report.to_dict()
@@ -69,15 +69,11 @@ def corpus_stats(_ws, workspace: str, corpus: str, n_docs: int) -> tuple[dict, o
     return views.corpus_stats(_ws, corpus), sample
 
 
-@st.fragment(run_every=1.5)
-def encode_progress(run_id: int) -> None:
-    progress_panel(run_id, key="corpus")
-
-
 st.title("Corpus")
 corpora = {c["name"]: c for c in ws.corpora()}
 
-left, right = st.columns(2, gap="large")
+adding = st.expander("Add a corpus", icon=":material/add:") if corpora else st.container()
+left, right = adding.columns(2, gap="large")
 with left.container(border=True):
     st.subheader("Start with the sample")
     st.write("The Jargon File: 2,307 entries of hacker slang (public domain). One click imports it and "
@@ -114,7 +110,7 @@ running = active_runs(corpus, kind="baseline")
 base = baseline_run(corpus)
 if running:
     st.markdown(f"**Encoding {md_escape(corpus)}** with the starting encoder (vectors, then the tree):")
-    encode_progress(running[-1]["run_id"])
+    live_progress(running[-1]["run_id"], key="corpus")
 elif base is None:
     st.warning("This corpus is not encoded yet: search, tree and map need the zero-shot baseline run.")
     if st.button("Encode now", type="primary", key="encode_now"):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui.common import (active_runs, baseline_run, friendly_errors, get_workspace, md_escape, pick_corpus,
-                       progress_panel, run_label)
+from ui.common import (active_runs, baseline_run, friendly_errors, get_workspace, live_progress, md_escape,
+                       pick_corpus, run_label)
 
 EXAMPLES = {"jargon": ["a program that never ends", "someone who loves computers", "a bug that hides when you "
                        "look for it", "deliberately complicated code"]}
@@ -42,11 +42,6 @@ def show_hits(hits: list, changes: dict[int, str] | None = None) -> None:
             + (f"\n\n:gray[:material/account_tree: {path}]" if path else ""))
 
 
-@st.fragment(run_every=1.5)
-def encode_progress(run_id: int) -> None:
-    progress_panel(run_id, key="search")
-
-
 st.title("Search")
 corpus = pick_corpus()
 if not corpus:
@@ -56,7 +51,7 @@ if base is None:
     running = active_runs(corpus, kind="baseline")
     if running:
         st.info("The corpus is being encoded; search opens when it is done.")
-        encode_progress(running[-1]["run_id"])
+        live_progress(running[-1]["run_id"], key="search")
     else:
         st.warning("This corpus is not encoded yet: encode it on the **Corpus** page.")
     st.stop()

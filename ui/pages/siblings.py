@@ -75,17 +75,18 @@ def show(view: dict, after: str, before: str) -> None:
                f"**{md_escape(view['doc']['title'] or view['doc']['ext_id'])}** · τ = {view['tau']}")
     compare = view["compare_run"] is not None
     cols = st.columns(3 if compare else 2)
+    loss = total_loss(view["levels"], view["leaf"], "loss")
     if compare:
-        cols[0].metric(f"Loss ({before})", f"{total_loss(view['levels'], view['leaf'], 'loss_compare'):.3f}")
-        cols[1].metric(f"Loss ({after})", f"{total_loss(view['levels'], view['leaf'], 'loss'):.3f}",
-                       delta=f"{total_loss(view['levels'], view['leaf'], 'loss') - total_loss(view['levels'], view['leaf'], 'loss_compare'):+.3f}",
-                       delta_color="inverse")
+        loss_before = total_loss(view["levels"], view["leaf"], "loss_compare")
+        cols[0].metric(f"Loss ({before})", f"{loss_before:.3f}")
+        cols[1].metric(f"Loss ({after})", f"{loss:.3f}", delta=f"{loss - loss_before:+.3f}", delta_color="inverse")
     else:
-        cols[0].metric("Loss", f"{total_loss(view['levels'], view['leaf'], 'loss'):.3f}")
+        cols[0].metric("Loss", f"{loss:.3f}")
     cols[-1].metric("Levels", f"{view['depth']} + documents")
     st.plotly_chart(figs.rank_summary_chart(view, before, after), key="sib_ranks")
     for lv in view["levels"]:
-        st.subheader(f"Level {lv['level']}: which branch of “{lv['parent_label'] if lv['parent'] else 'all documents'}”?")
+        parent = lv["parent_label"] if lv["parent"] else "all documents"
+        st.subheader(f"Level {lv['level']}: which branch of “{parent}”?")
         st.caption(LEVEL_NOTE.format(n=lv["n_candidates"], tau=view["tau"]))
         st.plotly_chart(figs.level_chart(lv, False, before, after), key=f"sib_level_{lv['level']}")
     st.subheader("Documents: which one in the leaf cluster?")

@@ -8,8 +8,8 @@ import math
 import streamlit as st
 
 from hce_engine.training import PRESET_HELP, PRESETS, TrainConfig
-from ui.common import (ACTIVE, active_runs, fmt_duration, friendly_errors, get_workspace, md_escape, pick_corpus,
-                       progress_panel, run_label)
+from ui.common import (ACTIVE, active_runs, fmt_duration, friendly_errors, get_workspace, live_progress, md_escape,
+                       pick_corpus, progress_panel, run_label)
 from ui.figures.training import describe_outcome, loss_figure, sibling_accuracy_figure, validation_figure
 
 #: Settings shown up front; every other TrainConfig field sits under "Advanced settings".
@@ -18,7 +18,7 @@ MAIN = ("signal", "split", "negatives", "level_loss", "epochs", "batch_size", "s
 ws = get_workspace()
 
 
-def setting_widget(f: dataclasses.Field, default, key: str, splits: list[str]):
+def setting_widget(f: dataclasses.Field, default, key: str, splits: list[str], disabled: bool = False):
     """One TrainConfig field as a widget of its type, with the field's help as tooltip."""
     label, help_ = f.name.replace("_", " "), f.metadata.get("help")
     choices = f.metadata.get("choices")
@@ -26,17 +26,17 @@ def setting_widget(f: dataclasses.Field, default, key: str, splits: list[str]):
         choices = tuple(splits)
     if choices:
         return st.selectbox(label, choices, index=choices.index(default) if default in choices else 0,
-                            help=help_, key=key)
+                            help=help_, key=key, disabled=disabled)
     if isinstance(f.default, bool):
-        return st.checkbox(label, value=bool(default), help=help_, key=key)
-    if isinstance(f.default, int) and f.default is not None:
-        return int(st.number_input(label, value=int(default), step=1, help=help_, key=key))
+        return st.checkbox(label, value=bool(default), help=help_, key=key, disabled=disabled)
+    if isinstance(f.default, int):
+        return int(st.number_input(label, value=int(default), step=1, help=help_, key=key, disabled=disabled))
     if isinstance(f.default, float):
         step = 10 ** math.floor(math.log10(abs(default))) if default else 0.01
         return float(st.number_input(label, value=float(default), step=float(step), format="%g", help=help_,
-                                     key=key))
+                                     key=key, disabled=disabled))
     text = st.text_input(label, value="" if default is None else str(default), help=help_, key=key,
-                         placeholder="auto" if f.name == "memory_levels" else "")
+                         disabled=disabled, placeholder="auto" if f.name == "memory_levels" else "")
     if f.name == "memory_levels":
         text = text.strip()
         return int(text) if text.isdigit() else (None if not text else text)
@@ -87,7 +87,8 @@ def settings_form(corpus: str) -> None:
     cols = st.columns(3)
     for i, name in enumerate(MAIN):
         with cols[i % 3]:
-            values[name] = setting_widget(fields[name], defaults[name], prefix + name, splits)
+            values[name] = setting_widget(fields[name], defaults[name], prefix + name, splits,
+                                          disabled=name == "split" and values.get("signal") == "ict")
     with st.expander("Advanced settings"):
         cols = st.columns(3)
         for i, name in enumerate(n for n in fields if n not in MAIN):
@@ -100,7 +101,11 @@ def settings_form(corpus: str) -> None:
         return
     with friendly_errors("Time estimate"):
         show_estimate(corpus, config)
-    if st.button("Start training", type="primary", key="train_start"):
+    encoding = active_runs(corpus, kind="baseline")
+    if encoding:  # training starts from the baseline's vectors and tree: wait for it instead of encoding twice
+        st.info(f"The corpus is being encoded by run #{encoding[-1]['run_id']}; training can start when it is done.")
+        live_progress(encoding[-1]["run_id"], key="train_encode")
+    if st.button("Start training", type="primary", key="train_start", disabled=bool(encoding)):
         with friendly_errors("Starting the run"):
             run_id = ws.start_training(corpus, config)
             st.session_state["train_view"] = run_id

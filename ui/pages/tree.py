@@ -114,8 +114,7 @@ def show_compare(corpus: str, run_id: int, rebuild: int | None) -> None:
                                     "label_a": f"leaf in #{run_id}", "label_b": f"leaf in #{other}"})
 
 
-corpus = pick_corpus("tree_corpus")
-if corpus:
+def main(corpus: str) -> None:
     runs = trees_of(corpus)
     if not runs:
         st.info("No run with a tree yet: the **Corpus** page encodes the corpus (zero-shot baseline) and "
@@ -145,3 +144,9 @@ if corpus:
             show_quality(run_id, rebuild)
         with friendly_errors("Comparing trees"):
             show_compare(corpus, run_id, rebuild)
+
+
+corpus = pick_corpus("tree_corpus")
+if corpus:
+    with friendly_errors("Tree"):
+        main(corpus)
