@@ -62,7 +62,7 @@ def show_report(rep: dict) -> None:
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def corpus_stats(_ws, workspace: str, corpus: str, n_docs: int) -> tuple[dict, object]:
+def corpus_stats(_ws, workspace: str, corpus: str, corpus_id: int, n_docs: int) -> tuple[dict, object]:
     """The engine's corpus statistics and the first documents (cached per workspace, corpus and size)."""
     sample = _ws.documents(corpus).head(20)[["ext_id", "title", "text"]].copy()
     sample["text"] = sample["text"].str.slice(0, 200)
@@ -127,7 +127,7 @@ else:
 
 info = next(c for c in ws.corpora() if c["name"] == corpus)
 with friendly_errors("Statistics"):
-    stats, sample = corpus_stats(ws, ws.path, corpus, info["documents"])
+    stats, sample = corpus_stats(ws, ws.path, corpus, info["corpus_id"], info["documents"])
     st.subheader("Statistics")
     cols = st.columns(5)
     cols[0].metric("Documents", f"{stats['documents']:,}")

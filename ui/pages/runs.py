@@ -111,6 +111,9 @@ def actions(run: dict) -> None:
             if c3.button("Prepare TREC run file", key=f"prep_trec_{rid}"):
                 prepare("trec", run, tsplit)
             download("trec", rid, "Download TREC run", "text/plain")
+        if not splits:
+            st.caption("This corpus has no qrels, so there is nothing to evaluate against: add queries and "
+                       "relevance judgments with `hce import --queries FILE --qrels FILE --name CORPUS`.")
     elif run.get("error"):
         st.caption(f"Error: {run['error']}")
     delete_box(run)
