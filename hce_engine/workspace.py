@@ -654,12 +654,19 @@ class Workspace:
 
     def _baseline_for(self, corpus: str, model: str, progress: Progress | None, cancel) -> int:
         """A finished zero-shot run of ``model`` on the corpus (256 tokens), encoding one if none exists."""
-        for r in reversed(self.store.list_runs(self.store.corpus_id(corpus))):
+        def matches(r: dict) -> bool:
             cfg = r["config"]
-            if r["kind"] == "baseline" and r["status"] == "done" and cfg.get("model") == model and \
-                    cfg.get("max_length") == 256 and cfg.get("tree"):
-                return r["run_id"]
-        return self.encode(corpus, model=model, progress=progress, cancel=cancel)
+            return r["kind"] == "baseline" and cfg.get("model") == model and cfg.get("max_length") == 256 and \
+                bool(cfg.get("tree"))
+
+        runs = [r for r in self.store.list_runs(self.store.corpus_id(corpus)) if matches(r)]
+        for r in reversed(runs):  # one being encoded in the background by this process: wait for it
+            if r["status"] == "running" and self.jobs.get(r["run_id"]) is not None:
+                if progress:
+                    progress("waiting for baseline", 0, 1)
+                self.jobs.wait(r["run_id"])
+        done = [r["run_id"] for r in runs if self.store.get_run(r["run_id"])["status"] == "done"]
+        return done[-1] if done else self.encode(corpus, model=model, progress=progress, cancel=cancel)
 
     def training_pairs(self, corpus_id: int, cfg, ext_ids: Sequence[str], texts: Sequence[str]) -> list:
         """The pairs a config trains on: supervised from qrels, ICT from the texts, or both mixed."""

@@ -55,7 +55,7 @@ def chart_titles(at: AppTest) -> list[str]:
 
 
 def goto(at: AppTest, page: str) -> AppTest:
-    at.switch_page(f"pages/{page}.py").run()
+    at.switch_page(f"app_pages/{page}.py").run()
     assert not at.exception, (page, at.exception)
     return at
 

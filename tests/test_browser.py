@@ -127,9 +127,6 @@ def test_sample_app_end_to_end(server, tmp_path):
             ctx.close()
 
 
-@pytest.mark.xfail(strict=True, reason="Streamlit treats ui/pages/ next to ui/app.py as a v1 pages folder: until "
-                   "the first session runs app.py, a deep link runs the page script alone (no st.navigation, no "
-                   "page config). Renaming the folder (e.g. ui/app_pages/, PAGES_DIR in ui/app.py) fixes it.")
 def test_deep_link_as_first_request_runs_the_navigation(server, tmp_path):
     """Reloading a page's URL after restarting `hce app` must show the app's own menu (titles, not file names)."""
     playwright = pytest.importorskip("playwright.sync_api")

@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from conftest import write_toy_beir
 
-PAGES = os.path.join(os.path.dirname(__file__), "..", "ui", "pages")
+PAGES = os.path.join(os.path.dirname(__file__), "..", "ui", "app_pages")
 TIMEOUT = 60
 
 

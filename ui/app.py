@@ -12,7 +12,7 @@ import streamlit as st  # noqa: E402
 
 st.set_page_config(page_title="HCE Explorer", page_icon=":material/account_tree:", layout="wide")
 
-PAGES_DIR = "pages"  # relative to this file
+PAGES_DIR = "app_pages"  # relative to this file (not "pages": Streamlit would treat it as a v1 pages folder)
 #: (file, title, icon) in menu order; the first is the landing page.
 PAGES = [
     ("corpus", "Corpus", ":material/description:"),

@@ -120,10 +120,10 @@ elif base is None:
 else:
     st.success(f"Encoded by run #{base}: ready to search and explore.")
     links = st.columns(4)
-    links[0].page_link("pages/search.py", label="Search it", icon=":material/search:")
-    links[1].page_link("pages/tree.py", label="See its tree", icon=":material/account_tree:")
-    links[2].page_link("pages/map.py", label="See its map", icon=":material/scatter_plot:")
-    links[3].page_link("pages/train.py", label="Train an encoder", icon=":material/model_training:")
+    links[0].page_link("app_pages/search.py", label="Search it", icon=":material/search:")
+    links[1].page_link("app_pages/tree.py", label="See its tree", icon=":material/account_tree:")
+    links[2].page_link("app_pages/map.py", label="See its map", icon=":material/scatter_plot:")
+    links[3].page_link("app_pages/train.py", label="Train an encoder", icon=":material/model_training:")
 
 info = next(c for c in ws.corpora() if c["name"] == corpus)
 with friendly_errors("Statistics"):
