@@ -158,3 +158,10 @@ def test_ict_and_pairs_signals(ws, tmp_path):
 def test_estimate(ws):
     est = ws.estimate("toy", TINY)
     assert est["steps"] == 8 and est["total_seconds"] > 0 and est["pairs"] == 15
+
+
+def test_max_pairs_caps_training(ws):
+    run = ws.train("toy", {**TINY, "epochs": 1, "max_pairs": 5})
+    s = ws.run(run)["summary"]
+    assert s["n_train_pairs"] == 5 and s["steps"] == 2  # ceil(5 / batch 4)
+    assert ws.estimate("toy", {**TINY, "epochs": 1, "max_pairs": 5})["steps"] == 2

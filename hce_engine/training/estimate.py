@@ -68,6 +68,8 @@ def estimate_seconds(config: TrainConfig, n_pairs: int, n_docs: int, seconds_per
     if n_val_pairs is None:
         n_val_pairs = int(math.ceil(c.val_fraction * n_pairs)) if c.val_fraction > 0 and n_pairs > 1 else 0
     n_train = max(0, n_pairs - n_val_pairs)
+    if c.max_pairs:
+        n_train = min(n_train, c.max_pairs)
     B = c.batch_size
     steps_per_epoch = math.ceil(n_train / B) if n_train else 0
     steps = c.epochs * steps_per_epoch

@@ -414,6 +414,9 @@ def train(encoder, doc_texts: Sequence[str], pairs: list[Pair], config: TrainCon
         train_pairs, val_pairs = _split(pairs, config)
     else:
         train_pairs, val_pairs = list(pairs), list(val_pairs)
+    if config.max_pairs and len(train_pairs) > config.max_pairs:
+        keep = np.random.default_rng(config.seed).choice(len(train_pairs), config.max_pairs, replace=False)
+        train_pairs = [train_pairs[i] for i in np.sort(keep)]
     if not train_pairs:
         raise ValueError("no training pairs (after holding out validation queries)")
     if len(doc_texts) < 2:
