@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import threading
 
-import numpy as np
 import pytest
 
 from hce_engine import InputError, NotFoundError

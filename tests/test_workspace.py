@@ -1,14 +1,12 @@
 """The Workspace with the fake encoder: import is all-or-nothing, runs are recorded, search and eval work."""
 from __future__ import annotations
 
-import json
-import os
 import shutil
 
 import numpy as np
 import pytest
 
-from hce_engine import HCEError, InputError, NotFoundError, Workspace
+from hce_engine import InputError, NotFoundError, Workspace
 
 
 def db_snapshot(ws: Workspace) -> dict:

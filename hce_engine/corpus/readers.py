@@ -13,7 +13,6 @@ a ZIP may unpack to at most ``MAX_ZIP_BYTES`` and ``MAX_ZIP_MEMBERS`` files.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 import stat

@@ -1,0 +1,9 @@
+"""The workspace: one folder (a DuckDB file + trained models) and every verb the app and `hce` use.
+
+``core`` holds corpora, baseline runs, search and evaluation; ``training``, ``updates`` and ``exports`` add
+the training, living-corpus and export verbs to the same :class:`Workspace` object.
+"""
+from .core import Workspace
+from .shared import RETRAIN_SHARE, SAMPLE_CORPORA, Hit, ImportReport, default_workspace, doc_text
+
+__all__ = ["Workspace", "ImportReport", "Hit", "default_workspace", "doc_text", "RETRAIN_SHARE", "SAMPLE_CORPORA"]

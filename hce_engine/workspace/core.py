@@ -1,0 +1,430 @@
+"""The engine's main object: a workspace folder (one DuckDB file + model checkpoints) and its verbs.
+
+Data flows one way: corpus file -> store -> encoder -> tree -> training -> index -> search/evaluation.
+Everything the app and the ``hce`` command do goes through :class:`Workspace`.
+
+Example::
+
+    ws = Workspace("./hce-workspace")
+    ws.import_corpus("sample_corpora/jargon_file/corpus.jsonl", name="jargon")
+    run = ws.encode("jargon")                  # zero-shot baseline: vectors + tree
+    ws.search("jargon", "a program that never ends")
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..corpus import read_corpus, read_qrels, read_queries
+from ..errors import HCEError, InputError, NotFoundError
+from ..jobs import JobRegistry
+from ..store import Store
+from .exports import ExportVerbs
+from .shared import (DB_FILE, SAMPLE_CORPORA, SAMPLES_DIR, VECTOR_CACHE_RUNS, Hit, ImportReport, Progress,
+                     _snippet, default_workspace, doc_text)
+from .training import TrainingVerbs
+from .updates import UpdateVerbs
+
+class Workspace(UpdateVerbs, TrainingVerbs, ExportVerbs):
+    """A folder with one DuckDB file (``hce.duckdb``) and trained models (``models/run-N``).
+
+    Args:
+        path: the folder (created if missing); default ``$HCE_WORKSPACE`` or ``./hce-workspace``.
+        default_model: encoder folder used when a run names none (default: the bundled MiniLM, or
+            ``$HCE_DEFAULT_MODEL``).
+    """
+
+    def __init__(self, path: str | None = None, default_model: str | None = None):
+        self.path = os.path.abspath(path or default_workspace())
+        os.makedirs(self.path, exist_ok=True)
+        self.models_dir = os.path.join(self.path, "models")
+        self.store = Store(os.path.join(self.path, DB_FILE))
+        # This process owns the file (DuckDB allows one writer), so a run left 'running' has no process.
+        self.interrupted_runs = self.store.mark_interrupted()
+        self.default_model = default_model or os.environ.get("HCE_DEFAULT_MODEL") or None
+        self._lock = threading.RLock()
+        self._encoders: dict[tuple, object] = {}
+        self._indexes: dict[int, object] = {}
+        self._bm25: dict[int, tuple] = {}
+        self._trees: dict[int, tuple] = {}
+        self._vectors: dict[int, tuple] = {}  # insertion-ordered: the oldest is dropped first
+        self.jobs = JobRegistry()
+        self._seconds_per_seq: dict[tuple, float] = {}
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Cancel this process's background runs, wait for them to stop, close the database."""
+        for run_id in self.jobs.active():
+            self.jobs.cancel(run_id)
+        for run_id in self.jobs.active():
+            self.jobs.wait(run_id, timeout)
+        self.store.close()
+
+    # -- corpora -------------------------------------------------------------------------------
+    def import_corpus(self, path: str, name: str | None = None, id_col: str | None = None,
+                      title_col: str | None = None, text_col: str | None = None) -> ImportReport:
+        """Read, validate and store a corpus (with its queries and qrels, if any) in one transaction."""
+        name = name or os.path.splitext(os.path.basename(os.path.normpath(path)))[0]
+        if name == "corpus":  # BEIR-style file: name it after its folder
+            name = os.path.basename(os.path.dirname(os.path.abspath(path))) or name
+        if not name or len(name) > 100:
+            raise InputError("a corpus name must be 1-100 characters")
+        if self.store.find_corpus(name) is not None:
+            raise InputError(f"a corpus named {name!r} already exists; choose another --name")
+        parsed = read_corpus(path, id_col=id_col, title_col=title_col, text_col=text_col)
+        doc_ids = {d.ext_id for d in parsed.documents}
+        self._check_qrels(parsed.qrels, parsed.queries, doc_ids, os.path.basename(os.path.normpath(path)))
+        with self.store.transaction():
+            cid = self.store.create_corpus(name, parsed.source)
+            docs = parsed.documents
+            self.store.insert_documents(cid, [d.ext_id for d in docs], [d.title for d in docs],
+                                        [d.text for d in docs],
+                                        [json.dumps(d.metadata, ensure_ascii=False) if d.metadata else None
+                                         for d in docs])
+            self.store.insert_queries(cid, list(parsed.queries), list(parsed.queries.values()))
+            for split, rows in parsed.qrels.items():
+                self.store.insert_qrels(cid, split, rows)
+        return ImportReport(name, parsed.format, len(parsed.documents), parsed.skipped_empty,
+                            len(parsed.queries), {s: len(r) for s, r in parsed.qrels.items()})
+
+    @staticmethod
+    def _check_qrels(qrels: dict, queries: dict, doc_ids: set, label: str) -> None:
+        for split, rows in qrels.items():
+            for i, (q, d, _) in enumerate(rows):
+                if d not in doc_ids:
+                    raise InputError(f"qrels {split}: document id {d!r} is not in the corpus",
+                                     f"{label}/qrels/{split}.tsv", None)
+                if q not in queries:
+                    raise InputError(f"qrels {split}: query id {q!r} has no query text",
+                                     f"{label}/qrels/{split}.tsv", None)
+
+    def import_queries(self, corpus: str, queries_path: str, qrels_path: str | None = None,
+                       split: str = "test") -> ImportReport:
+        """Add queries (and optionally their qrels, as ``split``) to an existing corpus, all or nothing."""
+        cid = self.store.corpus_id(corpus)
+        queries = read_queries(queries_path, os.path.basename(queries_path))
+        rows = read_qrels(qrels_path, os.path.basename(qrels_path)) if qrels_path else []
+        known_docs = set(self.store.documents(cid, include_removed=True)["ext_id"])
+        all_queries = {**self.store.queries(cid), **queries}
+        for q, d, _ in rows:
+            if d not in known_docs or q not in all_queries:
+                what = f"document id {d!r}" if d not in known_docs else f"query id {q!r}"
+                raise InputError(f"{what} is unknown", os.path.basename(qrels_path))
+        with self.store.transaction():
+            self.store.insert_queries(cid, list(queries), list(queries.values()))
+            self.store.insert_qrels(cid, split, rows)
+        return ImportReport(corpus, "queries", 0, 0, len(queries), {split: len(rows)} if rows else {})
+
+    def add_sample(self, name: str = "jargon") -> ImportReport:
+        """Import a bundled sample corpus (see ``sample_corpora/README.md``) under its own name."""
+        if name not in SAMPLE_CORPORA:
+            raise NotFoundError(f"no sample corpus {name!r} (samples: {', '.join(SAMPLE_CORPORA)})")
+        return self.import_corpus(os.path.join(SAMPLES_DIR, SAMPLE_CORPORA[name]), name=name)
+
+    def corpora(self) -> list[dict]:
+        return self.store.list_corpora()
+
+    def delete_corpus(self, corpus: str) -> None:
+        cid = self.store.corpus_id(corpus)
+        self._check_idle(cid)
+        self.store.delete_corpus(cid)
+        self._forget(corpus_id=cid)
+
+    def documents(self, corpus: str, include_removed: bool = False):
+        return self.store.documents(self.store.corpus_id(corpus), include_removed=include_removed)
+
+    def _texts(self, corpus_id: int) -> tuple[np.ndarray, list[str], list[str]]:
+        """(doc ids, ext ids, encoder texts) of the live documents."""
+        df = self.store.documents(corpus_id)
+        texts = [doc_text(t, x) for t, x in zip(df["title"], df["text"])]
+        return df["doc_id"].to_numpy(np.int64), list(df["ext_id"]), texts
+
+    # -- encoders and runs ---------------------------------------------------------------------
+    def model_for(self, model: str | None) -> str:
+        from ..encoder import default_model_path
+        return model or self.default_model or default_model_path()
+
+    def encoder(self, model: str | None = None, device: str = "auto", max_length: int = 256):
+        """A loaded encoder, cached per (model, device, max length)."""
+        from ..encoder import load_encoder
+        path = self.model_for(model)
+        key = (path, device, max_length)
+        with self._lock:
+            if key not in self._encoders:
+                if not os.path.isdir(path):
+                    raise NotFoundError(f"model folder not found: {path}")
+                self._encoders[key] = load_encoder(path, device=device, max_length=max_length)
+            return self._encoders[key]
+
+    def runs(self, corpus: str | None = None) -> list[dict]:
+        cid = self.store.corpus_id(corpus) if corpus else None
+        runs = self.store.list_runs(cid)
+        metrics = {}
+        for m in self.store.metrics():
+            metrics.setdefault(m["run_id"], []).append(m)
+        for r in runs:
+            r["metrics"] = metrics.get(r["run_id"], [])
+        return runs
+
+    def run(self, run_id: int) -> dict:
+        return self.store.get_run(run_id)
+
+    def latest_run(self, corpus: str) -> int | None:
+        """The most recently finished run of the corpus, or None."""
+        done = [r for r in self.store.list_runs(self.store.corpus_id(corpus)) if r["status"] == "done"]
+        return max(done, key=lambda r: (r["finished_at"], r["run_id"]))["run_id"] if done else None
+
+    def ensure_run(self, corpus: str, progress: Progress | None = None) -> int:
+        """The latest finished run, creating the zero-shot baseline first if there is none."""
+        return self.latest_run(corpus) or self.encode(corpus, progress=progress)
+
+    def encode(self, corpus: str, model: str | None = None, device: str = "auto", max_length: int = 256,
+               batch_size: int = 64, tree: bool = True, branching: int = 10, builder: str = "auto",
+               seed: int = 0, progress: Progress | None = None,
+               cancel: Callable[[], bool] | None = None) -> int:
+        """Zero-shot baseline run: encode every live document, store the vectors, build the tree.
+
+        Returns the run id. A failure marks the run failed (cancel: 'cancelled') and re-raises; other runs
+        are untouched.
+        """
+        run_id = self._new_baseline_run(corpus, model, device, max_length, batch_size, tree, branching, builder,
+                                        seed)
+        self._execute_baseline(run_id, progress, cancel)
+        return run_id
+
+    def start_encode(self, corpus: str, **kwargs) -> int:
+        """Like :meth:`encode`, in a background thread; returns the run id at once."""
+        run_id = self._new_baseline_run(corpus, **kwargs)
+        self.jobs.start(run_id, "encode", lambda job: self._execute_baseline(
+            run_id, lambda stage, d, t: job.report(stage, d, t), job.cancelled))
+        return run_id
+
+    def _new_baseline_run(self, corpus: str, model: str | None = None, device: str = "auto",
+                          max_length: int = 256, batch_size: int = 64, tree: bool = True, branching: int = 10,
+                          builder: str = "auto", seed: int = 0) -> int:
+        cid = self.store.corpus_id(corpus)
+        config = {"model": self.model_for(model), "device": device, "max_length": max_length,
+                  "batch_size": batch_size, "tree": tree, "branching": branching, "builder": builder,
+                  "seed": seed}
+        return self.store.create_run(cid, "baseline", config, seed, status="running")
+
+    def _execute_baseline(self, run_id: int, progress: Progress | None, cancel: Callable[[], bool] | None) -> None:
+        info = self.store.get_run(run_id)
+        cfg = info["config"]
+        try:
+            enc = self.encoder(cfg["model"], cfg["device"], cfg["max_length"])
+            ids, _, texts = self._texts(info["corpus_id"])
+            vecs = enc.encode(texts, batch_size=cfg["batch_size"],
+                              progress=(lambda d, t: progress("encode", d, t)) if progress else None, cancel=cancel)
+            self.store.write_vectors(run_id, ids, vecs)
+            if cfg["tree"]:
+                if progress:
+                    progress("tree", 0, 1)
+                self.build_tree(run_id, vecs, ids, texts, branching=cfg["branching"], builder=cfg["builder"],
+                                seed=cfg["seed"])
+            self.store.update_run(run_id, status="done", model_path=cfg["model"],
+                                  summary={"documents": int(len(ids)), "dim": int(vecs.shape[1])})
+        except BaseException as exc:
+            self._fail(run_id, exc)
+            raise
+
+    def _fail(self, run_id: int, exc: BaseException) -> None:
+        status = "cancelled" if isinstance(exc, (InterruptedError, KeyboardInterrupt)) else "failed"
+        self.store.update_run(run_id, status=status, error=str(exc) or type(exc).__name__)
+
+    def cancel(self, run_id: int) -> bool:
+        """Ask a background run of this process to stop (takes effect within a batch/step)."""
+        return self.jobs.cancel(run_id)
+
+    def progress(self, run_id: int) -> dict | None:
+        """Live progress of a run active in this process: stage, done, total, message, eta_s."""
+        job = self.jobs.get(run_id)
+        return job.snapshot() if job else None
+
+    def wait(self, run_id: int, timeout: float | None = None) -> dict:
+        """Block until a background run ends; returns the run."""
+        self.jobs.wait(run_id, timeout)
+        return self.store.get_run(run_id)
+
+    def build_tree(self, run_id: int, vectors: np.ndarray, doc_ids: np.ndarray, texts: Sequence[str],
+                   rebuild: int = 0, branching: int = 10, builder: str = "auto", seed: int = 0, tree=None):
+        """Build (unless given), label and store a run's tree. Returns the Tree."""
+        from ..tree import build_tree, node_terms, representative_docs, tree_stats
+        if tree is None:
+            tree = build_tree(vectors, builder=builder, branching=branching, seed=seed)
+        tree.doc_ids = np.asarray(doc_ids, dtype=np.int64)
+        terms = node_terms(tree, texts)
+        reps = representative_docs(tree, vectors)
+        rep_ids = np.where(reps >= 0, tree.doc_ids[np.maximum(reps, 0)], -1)
+        self.store.write_tree(run_id, rebuild, tree, terms, rep_ids, tree_stats(tree, vectors, seed=seed))
+        with self._lock:
+            self._trees.pop(run_id, None)
+        return tree
+
+    def _check_idle(self, corpus_id: int | None = None, run_id: int | None = None) -> None:
+        for r in self.store.list_runs(corpus_id):
+            if r["status"] in ("queued", "running") and (run_id is None or r["run_id"] == run_id):
+                raise HCEError(f"run {r['run_id']} is still {r['status']}; cancel it first")
+
+    def delete_run(self, run_id: int) -> None:
+        """Delete a finished run with its vectors, trees, metrics and model folder."""
+        import shutil
+        self.store.get_run(run_id)
+        self._check_idle(run_id=run_id)
+        self.store.delete_run(run_id)
+        shutil.rmtree(os.path.join(self.models_dir, f"run-{run_id}"), ignore_errors=True)
+        self._forget(run_id=run_id)
+
+    def _forget(self, run_id: int | None = None, corpus_id: int | None = None) -> None:
+        with self._lock:
+            if run_id is not None:
+                self._indexes.pop(run_id, None)
+                self._trees.pop(run_id, None)
+                self._vectors.pop(run_id, None)
+            if corpus_id is not None:
+                self._bm25.pop(corpus_id, None)
+                self._indexes.clear()
+                self._trees.clear()
+                self._vectors.clear()
+
+    # -- search --------------------------------------------------------------------------------
+    def _resolve_run(self, corpus: str, run: int | None, progress: Progress | None = None) -> dict:
+        if run is None:
+            run = self.ensure_run(corpus, progress)
+        info = self.store.get_run(run)
+        if info["corpus"] != corpus:
+            raise InputError(f"run {run} belongs to corpus {info['corpus']!r}, not {corpus!r}")
+        if info["status"] != "done":
+            raise HCEError(f"run {run} is {info['status']}; only finished runs can be searched")
+        return info
+
+    def index(self, run_id: int):
+        """The run's vector index (built from stored vectors on first use, then cached)."""
+        from ..index import VectorIndex
+        with self._lock:
+            if run_id not in self._indexes:
+                info = self.store.get_run(run_id)
+                ids, vecs = self.store.read_vectors(run_id, live_only_corpus=info["corpus_id"])
+                if len(ids) == 0:
+                    raise HCEError(f"run {run_id} has no vectors")
+                self._indexes[run_id] = VectorIndex.build(ids, vecs, kind="auto")
+            return self._indexes[run_id]
+
+    def vectors(self, run_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """(doc ids int64 ascending, float32 (n, d)) of the run's live documents; the last few runs cached."""
+        with self._lock:
+            if run_id not in self._vectors:
+                info = self.store.get_run(run_id)
+                self._vectors[run_id] = self.store.read_vectors(run_id, live_only_corpus=info["corpus_id"])
+                while len(self._vectors) > VECTOR_CACHE_RUNS:
+                    self._vectors.pop(next(iter(self._vectors)))
+            return self._vectors[run_id]
+
+    def tree(self, run_id: int, rebuild: int | None = None):
+        """(Tree, terms per node, representative doc id per node) of a run (latest rebuild by default)."""
+        if rebuild is not None:
+            return self.store.read_tree(run_id, rebuild)
+        with self._lock:
+            if run_id not in self._trees:
+                self._trees[run_id] = self.store.read_tree(run_id)
+            return self._trees[run_id]
+
+    def _run_encoder(self, info: dict):
+        cfg = info["config"]
+        return self.encoder(info["model_path"], cfg.get("device", "auto"), cfg.get("max_length", 256))
+
+    @staticmethod
+    def _query_max_length(info: dict) -> int:
+        cfg = info["config"]
+        return cfg.get("query_max_length", cfg.get("max_length", 256))
+
+    def search_many(self, corpus: str, queries: Sequence[str], run: int | None = None, k: int = 10,
+                    with_paths: bool = True) -> list[list[Hit]]:
+        """Dense search for several queries with the run's encoder. Returns one hit list per query."""
+        info = self._resolve_run(corpus, run)
+        enc = self._run_encoder(info)
+        qv = enc.encode(list(queries), max_length=self._query_max_length(info))
+        scores, ids = self.index(info["run_id"]).search(qv, k)
+        return [self._hits(info["run_id"], info["corpus_id"], s, i, with_paths) for s, i in zip(scores, ids)]
+
+    def search(self, corpus: str, query: str, run: int | None = None, k: int = 10) -> list[Hit]:
+        if not query.strip():
+            raise InputError("the query is empty")
+        return self.search_many(corpus, [query], run, k)[0]
+
+    def bm25(self, corpus: str):
+        """The corpus's BM25 index (cached; rebuilt when documents change)."""
+        from ..index import BM25Index
+        cid = self.store.corpus_id(corpus)
+        with self._lock:
+            if cid not in self._bm25:
+                ids, _, texts = self._texts(cid)
+                self._bm25[cid] = BM25Index.build(ids, texts)
+            return self._bm25[cid]
+
+    def bm25_search(self, corpus: str, query: str, k: int = 10, run_for_paths: int | None = None) -> list[Hit]:
+        if not query.strip():
+            raise InputError("the query is empty")
+        scores, ids = self.bm25(corpus).search([query], k)
+        cid = self.store.corpus_id(corpus)
+        return self._hits(run_for_paths, cid, scores[0], ids[0], run_for_paths is not None)
+
+    def _hits(self, run_id: int | None, corpus_id: int, scores: np.ndarray, ids: np.ndarray,
+              with_paths: bool) -> list[Hit]:
+        keep = ids >= 0
+        scores, ids = scores[keep], ids[keep]
+        if len(ids) == 0:
+            return []
+        df = self.store.documents(corpus_id, doc_ids=ids).set_index("doc_id")
+        paths: dict[int, tuple[list[int], list[str]]] = {}
+        if with_paths and run_id is not None:
+            try:
+                tree, terms, _ = self.tree(run_id)
+                pos = {int(d): p for p, d in enumerate(tree.doc_ids)}
+                for d in ids:
+                    if int(d) in pos:
+                        path = tree.path(pos[int(d)])
+                        paths[int(d)] = (path, [" · ".join(terms[n][:3]) for n in path])
+            except NotFoundError:
+                pass
+        hits = []
+        for rank, (d, s) in enumerate(zip(ids, scores), start=1):
+            if int(d) not in df.index:  # removed between search and lookup
+                continue
+            row = df.loc[int(d)]
+            p, labels = paths.get(int(d), ([], []))
+            hits.append(Hit(rank, int(d), row["ext_id"], row["title"], _snippet(row["text"]), float(s), p, labels))
+        return hits
+
+    # -- evaluation ----------------------------------------------------------------------------
+    def evaluate(self, corpus: str, run: int | None = None, split: str = "test", bm25: bool = False,
+                 k: int = 100, progress: Progress | None = None) -> dict:
+        """nDCG@10, R@10, R@100, MRR@10 of a run (and BM25) on a split's qrels; stored with the run.
+
+        Returns ``{"run": id, "split": s, "dense": {...}, "bm25": {...} (if asked)}``.
+        """
+        from ..evaluation import evaluate, rankings_from_arrays
+        cid = self.store.corpus_id(corpus)
+        qrels = self.store.qrels(cid, split)
+        if not qrels:
+            have = ", ".join(self.store.splits(cid)) or "none"
+            raise NotFoundError(f"corpus {corpus!r} has no qrels for split {split!r} (splits: {have})")
+        queries = self.store.queries(cid)
+        qids = [q for q in qrels if q in queries]
+        info = self._resolve_run(corpus, run, progress)
+        docs = self.store.documents(cid, include_removed=True)
+        id_to_ext = dict(zip(docs["doc_id"].astype(int), docs["ext_id"]))
+        enc = self._run_encoder(info)
+        qv = enc.encode([queries[q] for q in qids], max_length=self._query_max_length(info))
+        scores, ids = self.index(info["run_id"]).search(qv, k)
+        dense = evaluate(rankings_from_arrays(qids, ids, scores, id_to_ext), qrels)
+        self.store.write_metrics(info["run_id"], split, "dense", dense)
+        out = {"run": info["run_id"], "split": split, "dense": dense}
+        if bm25:
+            bs, bi = self.bm25(corpus).search([queries[q] for q in qids], k)
+            out["bm25"] = evaluate(rankings_from_arrays(qids, bi, bs, id_to_ext), qrels)
+            self.store.write_metrics(info["run_id"], split, "bm25", out["bm25"])
+        return out

@@ -1,0 +1,56 @@
+"""Types and constants shared by the workspace modules."""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+DB_FILE = "hce.duckdb"
+SAMPLES_DIR = os.environ.get("HCE_SAMPLES") or os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "sample_corpora")
+SAMPLE_CORPORA = {"jargon": "jargon_file/corpus.jsonl"}
+VECTOR_CACHE_RUNS = 3  # runs whose vectors stay in memory for the explorer views
+RETRAIN_SHARE = 0.25  # suggest retraining once this share of a run's documents arrived after it was trained
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+def default_workspace() -> str:
+    return os.environ.get("HCE_WORKSPACE") or os.path.abspath("hce-workspace")
+
+
+def doc_text(title: str, text: str) -> str:
+    """The text the encoder sees for a document (BEIR convention: title + " " + text)."""
+    return f"{title} {text}".strip() if title else text
+
+
+@dataclass
+class ImportReport:
+    corpus: str
+    format: str
+    documents: int
+    skipped_empty: int
+    queries: int = 0
+    qrels: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Hit:
+    rank: int
+    doc_id: int
+    ext_id: str
+    title: str
+    snippet: str
+    score: float
+    path: list[int] = field(default_factory=list)
+    path_labels: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _snippet(text: str, limit: int = 240) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"

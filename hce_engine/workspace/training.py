@@ -1,0 +1,232 @@
+"""Workspace verbs for training: pairs, runs in the foreground or background, resume, estimates."""
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Callable, Sequence
+
+import numpy as np
+
+from ..errors import HCEError, InputError
+from .shared import ImportReport, Progress
+
+if TYPE_CHECKING:
+    from ..training import TrainConfig
+
+
+class TrainingVerbs:
+    """Mixed into :class:`~hce_engine.workspace.Workspace`."""
+
+    def import_pairs(self, corpus: str, path: str, split: str = "pairs") -> ImportReport:
+        """Supervised training pairs (query text, document id) from a two-column file, stored as queries and
+        qrels of ``split`` (so ``TrainConfig(split=...)`` trains on them). All or nothing."""
+        from ..corpus import read_pairs
+        cid = self.store.corpus_id(corpus)
+        label = os.path.basename(path)
+        pairs = read_pairs(path, label)
+        known = set(self.store.documents(cid)["ext_id"])
+        qid_of: dict[str, str] = {}
+        rows = []
+        for i, (q, d) in enumerate(pairs, start=1):
+            if d not in known:
+                raise InputError(f"document id {d!r} is not in corpus {corpus!r}", label, None)
+            qid = qid_of.setdefault(q, f"{split}-q{len(qid_of) + 1}")
+            rows.append((qid, d, 1))
+        rows = sorted(set(rows))
+        with self.store.transaction():
+            self.store.insert_queries(cid, list(qid_of.values()), list(qid_of))
+            self.store.insert_qrels(cid, split, rows)
+        return ImportReport(corpus, "pairs", 0, 0, len(qid_of), {split: len(rows)})
+
+    def _train_config(self, corpus_id: int, config) -> "TrainConfig":
+        from ..training import TrainConfig
+        cfg = TrainConfig.from_dict(config) if isinstance(config, dict) else config.replace()
+        cfg.model = self.model_for(cfg.model)
+        try:
+            cfg.validate()
+        except ValueError as exc:
+            raise InputError(f"training settings: {exc}") from None
+        if cfg.signal in ("supervised", "joint") and not self.store.qrels(corpus_id, cfg.split):
+            have = ", ".join(self.store.splits(corpus_id)) or "none"
+            raise InputError(f"the {cfg.signal} signal needs qrels for split {cfg.split!r} (splits: {have}); "
+                             "import queries and qrels or pairs, or train with the ict signal")
+        return cfg
+
+    def train(self, corpus: str, config, progress: Progress | None = None,
+              cancel: Callable[[], bool] | None = None) -> int:
+        """Train an HCE encoder on the corpus (synchronously); returns the run id.
+
+        ``config`` is a :class:`~hce_engine.training.TrainConfig` or its dict. The run stores its full
+        settings and seed, its log, every tree (rebuild 0 = the starting encoder's, then co-training
+        rebuilds, then the trained encoder's), its vectors, checkpoints under ``models/run-N`` and a summary
+        (validation before/after, test metrics of the starting and trained encoders when the corpus has a
+        ``test`` split). Cancelled runs end 'cancelled' and can be resumed with :meth:`resume`.
+        """
+        run_id = self._new_train_run(corpus, config)
+        self._execute_train(run_id, progress, cancel)
+        return run_id
+
+    def start_training(self, corpus: str, config) -> int:
+        """Like :meth:`train`, in a background thread of this process; returns the run id at once."""
+        run_id = self._new_train_run(corpus, config)
+        self._start_train_job(run_id, resume=False)
+        return run_id
+
+    def resume(self, run_id: int, background: bool = False, progress: Progress | None = None,
+               cancel: Callable[[], bool] | None = None) -> int:
+        """Continue a cancelled or interrupted training run from its last epoch checkpoint."""
+        info = self.store.get_run(run_id)
+        if info["kind"] != "train" or info["status"] not in ("cancelled", "interrupted", "failed"):
+            raise HCEError(f"run {run_id} is a {info['kind']} run with status {info['status']}: only cancelled, "
+                           "interrupted or failed training runs can be resumed")
+        if not os.path.isdir(os.path.join(self.models_dir, f"run-{run_id}", "last")):
+            raise HCEError(f"run {run_id} stopped before its first epoch ended: there is no checkpoint to "
+                           "resume; start a new run")
+        self.store.update_run(run_id, status="running", error=None, finished_at=None)
+        if background:
+            self._start_train_job(run_id, resume=True)
+        else:
+            self._execute_train(run_id, progress, cancel, resume=True)
+        return run_id
+
+    def _start_train_job(self, run_id: int, resume: bool) -> None:
+        self.jobs.start(run_id, "train", lambda job: self._execute_train(
+            run_id, lambda stage, d, t, eta=None: job.report(stage, d, t, eta_s=eta), job.cancelled, resume))
+
+    def _new_train_run(self, corpus: str, config) -> int:
+        cid = self.store.corpus_id(corpus)
+        cfg = self._train_config(cid, config)
+        return self.store.create_run(cid, "train", cfg.to_dict(), cfg.seed, status="running")
+
+    def _baseline_for(self, corpus: str, model: str, progress: Progress | None, cancel) -> int:
+        """A finished zero-shot run of ``model`` on the corpus (256 tokens), encoding one if none exists."""
+        def matches(r: dict) -> bool:
+            cfg = r["config"]
+            return r["kind"] == "baseline" and cfg.get("model") == model and cfg.get("max_length") == 256 and \
+                bool(cfg.get("tree"))
+
+        runs = [r for r in self.store.list_runs(self.store.corpus_id(corpus)) if matches(r)]
+        for r in reversed(runs):  # one being encoded in the background by this process: wait for it
+            if r["status"] == "running" and self.jobs.get(r["run_id"]) is not None:
+                if progress:
+                    progress("waiting for baseline", 0, 1)
+                self.jobs.wait(r["run_id"])
+        done = [r["run_id"] for r in runs if self.store.get_run(r["run_id"])["status"] == "done"]
+        return done[-1] if done else self.encode(corpus, model=model, progress=progress, cancel=cancel)
+
+    def training_pairs(self, corpus_id: int, cfg, ext_ids: Sequence[str], texts: Sequence[str]) -> list:
+        """The pairs a config trains on: supervised from qrels, ICT from the texts, or both mixed."""
+        from ..training import ict_pairs, mix_pairs, supervised_pairs
+        sup, ict = [], []
+        if cfg.signal in ("supervised", "joint"):
+            sup = supervised_pairs(self.store.qrels(corpus_id, cfg.split), self.store.queries(corpus_id),
+                                   {e: i for i, e in enumerate(ext_ids)})
+        if cfg.signal in ("ict", "joint"):
+            ict = ict_pairs(texts, seed=cfg.seed, remove_prob=cfg.ict_remove_prob, min_words=cfg.ict_min_words)
+        pairs = mix_pairs(sup, ict, cfg.joint_ict_ratio, seed=cfg.seed) if cfg.signal == "joint" else sup or ict
+        if not pairs:
+            raise InputError("no training pairs: " + ("no qrels row names a live document" if sup == [] and
+                             cfg.signal != "ict" else "no document has two sentences of at least "
+                             f"{cfg.ict_min_words} words for the Inverse Cloze Task"))
+        return pairs
+
+    def _execute_train(self, run_id: int, progress: Progress | None, cancel: Callable[[], bool] | None,
+                       resume: bool = False) -> None:
+        from ..encoder import load_encoder
+        from ..training import TrainConfig, train
+        info = self.store.get_run(run_id)
+        corpus, cid = info["corpus"], info["corpus_id"]
+        report = progress or (lambda *a, **k: None)
+        try:
+            cfg = TrainConfig.from_dict(info["config"])
+            ids, ext_ids, texts = self._texts(cid)
+            pairs = self.training_pairs(cid, cfg, ext_ids, texts)
+            base_run = self._baseline_for(corpus, cfg.model, lambda st, d, t: report(f"baseline {st}", d, t),
+                                          cancel)
+            base_ids, base_vecs = self.store.read_vectors(base_run, live_only_corpus=cid)
+            initial = base_vecs if np.array_equal(base_ids, ids) else None
+            encoder = load_encoder(cfg.model, device=cfg.device, max_length=cfg.max_length)  # a fresh copy
+            ckpt = os.path.join(self.models_dir, f"run-{run_id}")
+            epochs: list[dict] = list((info["summary"] or {}).get("val_history", [])) if resume else []
+
+            def on_step(ev) -> None:
+                nan = float("nan")
+                self.store.log_step(run_id, ev.step, ev.epoch - 1 + ev.batch / ev.batches, ev.loss,
+                                    [nan if v is None else v for v in ev.level_loss],
+                                    [nan if v is None else v for v in ev.level_acc], ev.leaf_acc,
+                                    ev.examples_per_s, ev.eta_s)
+                report("train", ev.step, ev.total_steps, ev.eta_s)
+
+            def on_epoch(ev) -> None:
+                if ev.val is not None:
+                    epochs.append(ev.val)
+                    self.store.update_run(run_id, summary={"val_history": epochs, "best_epoch": ev.best_epoch,
+                                                           "baseline_run": base_run})
+                report("validate", ev.epoch, cfg.epochs)
+
+            def on_tree(rebuild: int, tree, vectors) -> None:
+                report("tree", rebuild, rebuild)
+                self.build_tree(run_id, vectors, ids, texts, rebuild=rebuild, seed=cfg.seed, tree=tree)
+
+            result = train(encoder, texts, pairs, cfg, initial_vectors=initial, on_step=on_step, on_tree=on_tree,
+                           on_epoch=on_epoch, should_cancel=cancel, checkpoint_dir=ckpt,
+                           resume_from=ckpt if resume else None)
+            summary = {"baseline_run": base_run, "best_epoch": result.best_epoch, "start_val": result.start_val,
+                       "best_val": result.best_val, "improved": result.improved, "val_history": result.val_history,
+                       "steps": result.steps, "epochs_done": result.epochs_done, "memory_levels":
+                       result.memory_levels, "rebuilds": result.rebuilds, "n_train_pairs": result.n_train_pairs,
+                       "n_val_pairs": result.n_val_pairs, "examples_per_s": result.examples_per_s,
+                       "seconds": result.seconds}
+            if result.status == "cancelled":
+                self.store.update_run(run_id, status="cancelled", summary=summary,
+                                      error="cancelled by the user (resume continues from the last epoch)")
+                return
+            model_path = result.checkpoint or os.path.join(ckpt, "best")
+            if not result.checkpoint:
+                encoder.save(model_path)
+            report("final encode", 0, len(texts))
+            # the index holds documents at the baseline's length, so start and trained encoders compare fairly
+            doc_len = self.store.get_run(base_run)["config"]["max_length"]
+            summary["doc_max_length"] = doc_len
+            vecs = encoder.encode(texts, max_length=doc_len, cancel=cancel,
+                                  progress=lambda d, t: report("final encode", d, t))
+            self.store.write_vectors(run_id, ids, vecs)
+            report("tree", 1, 1)
+            self.build_tree(run_id, vecs, ids, texts, rebuild=result.rebuilds + 1, branching=cfg.branching,
+                            builder=cfg.builder, seed=cfg.seed)
+            with self._lock:
+                self._encoders.pop((model_path, cfg.device, cfg.max_length), None)
+            self.store.update_run(run_id, status="done", model_path=model_path, summary=summary)
+            if "test" in self.store.splits(cid) and cfg.split != "test":
+                report("evaluate", 0, 2)
+                start = self.evaluate(corpus, run=base_run, split="test")["dense"]
+                trained = self.evaluate(corpus, run=run_id, split="test")["dense"]
+                summary["test"] = {"start": start, "trained": trained}
+                self.store.update_run(run_id, summary=summary)
+        except BaseException as exc:
+            self._fail(run_id, exc)
+            raise
+
+    def train_log(self, run_id: int):
+        """DataFrame of a training run's steps: step, epoch, loss, level_losses, level_acc, leaf_acc,
+        examples_per_s, eta_s."""
+        return self.store.train_log(run_id)
+
+    def estimate(self, corpus: str, config) -> dict:
+        """Time estimate of a training run on this machine, before it starts (measures a short encode)."""
+        from ..training import estimate_seconds, measure_seconds_per_sequence
+        cid = self.store.corpus_id(corpus)
+        cfg = self._train_config(cid, config)
+        ids, ext_ids, texts = self._texts(cid)
+        pairs = self.training_pairs(cid, cfg, ext_ids, texts)
+        enc = self.encoder(cfg.model, cfg.device, cfg.max_length)
+        key = (cfg.model, cfg.device, cfg.max_length)
+        if key not in self._seconds_per_seq:  # measured once per encoder setting and process
+            sample = [texts[i] for i in np.random.default_rng(0).choice(len(texts), min(32, len(texts)), False)]
+            self._seconds_per_seq[key] = measure_seconds_per_sequence(enc, sample, cfg.max_length)
+        sps = self._seconds_per_seq[key]
+        have = any(r["kind"] == "baseline" and r["status"] == "done" and r["config"].get("model") == cfg.model
+                   for r in self.store.list_runs(cid))
+        est = estimate_seconds(cfg, len(pairs), len(texts), sps, have_initial_vectors=have, device=enc.device)
+        est["pairs"] = len(pairs)
+        est["device"] = str(enc.device)
+        return est

@@ -1,0 +1,108 @@
+"""Workspace verbs for a living corpus: add and remove documents without retraining."""
+from __future__ import annotations
+
+import json
+import os
+from typing import Sequence
+
+
+from ..corpus import read_corpus
+from ..errors import InputError, NotFoundError
+from .shared import RETRAIN_SHARE, Progress, doc_text
+
+
+class UpdateVerbs:
+    """Mixed into :class:`~hce_engine.workspace.Workspace`."""
+
+    @staticmethod
+    def _doc_max_length(info: dict) -> int:
+        return (info["summary"] or {}).get("doc_max_length") or info["config"].get("max_length", 256)
+
+    def add_documents(self, corpus: str, path: str, progress: Progress | None = None) -> dict:
+        """Add the documents of a file/folder/ZIP to a corpus and to every finished run, without retraining.
+
+        Each run encodes the new documents with its own encoder; they join its vectors, its index and the
+        latest tree (under their nearest leaf cluster). Everything is written in one transaction after all
+        encoding succeeded, so a failure changes nothing; searches running meanwhile see the old or the new
+        state, never half of it. Returns counts and the new store ids.
+        """
+        from ..tree import add_documents as tree_add
+        cid = self.store.corpus_id(corpus)
+        parsed = read_corpus(path)
+        label = os.path.basename(os.path.normpath(path))
+        clash = self.store.existing_ext_ids(cid, [d.ext_id for d in parsed.documents])
+        if clash:
+            raise InputError(f"{len(clash)} document id(s) already in corpus {corpus!r}, e.g. "
+                             f"{sorted(clash)[0]!r}; ids must be new", label)
+        docs = parsed.documents
+        texts = [doc_text(d.title, d.text) for d in docs]
+        runs = [r for r in self.store.list_runs(cid) if r["status"] == "done"]
+        encoded = {}
+        for i, info in enumerate(runs):
+            if progress:
+                progress("encode", i, len(runs))
+            encoded[info["run_id"]] = self._run_encoder(info).encode(texts, max_length=self._doc_max_length(info))
+        with self._lock, self.store.transaction():
+            ids = self.store.insert_documents(cid, [d.ext_id for d in docs], [d.title for d in docs],
+                                              [d.text for d in docs],
+                                              [json.dumps(d.metadata, ensure_ascii=False) if d.metadata else None
+                                               for d in docs])
+            for run_id, vecs in encoded.items():
+                self.store.write_vectors(run_id, ids, vecs)
+                trees = self.store.list_trees(run_id)
+                if trees:
+                    tree, terms, reps = self.store.read_tree(run_id)
+                    self.store.write_tree(run_id, trees[-1]["rebuild"], tree_add(tree, vecs, ids), terms, reps,
+                                          trees[-1]["stats"])
+            # in-memory state follows only once the transaction has committed (below)
+        with self._lock:
+            for run_id, vecs in encoded.items():
+                if run_id in self._indexes:
+                    self._indexes[run_id].add(ids, vecs)
+                self._trees.pop(run_id, None)
+                self._vectors.pop(run_id, None)
+            self._bm25.pop(cid, None)
+        return {"corpus": corpus, "added": len(ids), "skipped_empty": parsed.skipped_empty,
+                "runs_updated": sorted(encoded), "doc_ids": ids.tolist()}
+
+    def remove_documents(self, corpus: str, ext_ids: Sequence[str]) -> dict:
+        """Remove documents (by external id) from the corpus, every run's index and tree; never returned
+        again. Unknown ids are an error and nothing is removed."""
+        from ..tree import remove_documents as tree_remove
+        cid = self.store.corpus_id(corpus)
+        ext_ids = list(dict.fromkeys(ext_ids))
+        live = set(self.store.documents(cid)["ext_id"])
+        missing = [e for e in ext_ids if e not in live]
+        if missing:
+            raise NotFoundError(f"not in corpus {corpus!r} (or already removed): {', '.join(missing[:5])}")
+        if len(live) - len(ext_ids) < 1:
+            raise InputError("a corpus must keep at least one document")
+        runs = [r["run_id"] for r in self.store.list_runs(cid) if r["status"] == "done"]
+        with self._lock:
+            with self.store.transaction():
+                ids = self.store.mark_removed(cid, ext_ids)
+                for run_id in runs:
+                    trees = self.store.list_trees(run_id)
+                    if trees:
+                        tree, terms, reps = self.store.read_tree(run_id)
+                        self.store.write_tree(run_id, trees[-1]["rebuild"], tree_remove(tree, ids, strict=False),
+                                              terms, reps, trees[-1]["stats"])
+            for run_id in runs:
+                if run_id in self._indexes:
+                    self._indexes[run_id].remove(ids)
+                self._trees.pop(run_id, None)
+                self._vectors.pop(run_id, None)
+            self._bm25.pop(cid, None)
+        return {"corpus": corpus, "removed": len(ids), "runs_updated": runs}
+
+    def freshness(self, run_id: int) -> dict:
+        """How far the corpus has moved since the run was made: documents added and removed since, their
+        share of the run's documents, and whether retraining is suggested (``RETRAIN_SHARE``)."""
+        info = self.store.get_run(run_id)
+        df = self.store.documents(info["corpus_id"], include_removed=True)
+        when = info["finished_at"] or info["created_at"]
+        added = int(((df["added_at"] > when) & ~df["removed"]).sum())
+        live = int((~df["removed"]).sum())
+        share = added / max(1, live)
+        return {"run": run_id, "added_since": added, "live_documents": live, "share_new": share,
+                "retrain_suggested": share >= RETRAIN_SHARE}
