@@ -215,6 +215,11 @@ def run_size(n: int, args) -> dict:
     div = build_divisive(x, branching=BRANCHING, seed=args.seed)
     res["divisive_s"] = round(c.lap(), 3)
     res["divisive_depth"], res["divisive_nodes"] = div.depth, div.n_nodes
+    if args.diag_threads:  # diagnostic, not a target number: the same build on one torch thread
+        with torch_threads(1):
+            c.lap()
+            build_divisive(x, branching=BRANCHING, seed=args.seed)
+            res["diag_divisive_s_1thread"] = round(c.lap(), 3)
     agg = None
     if n <= args.agglo_max:
         c.lap()
@@ -225,7 +230,8 @@ def run_size(n: int, args) -> dict:
         res["agglomerative_s"] = None
         res["agglomerative_skipped"] = (f"N > {args.agglo_max}: first level is k-means with N/b = {n // BRANCHING} "
                                         "clusters, O(N^2 d iters / b)")
-    log(f"[N={n}] trees: divisive {res['divisive_s']} s, agglomerative {res['agglomerative_s']} s")
+    log(f"[N={n}] trees: divisive {res['divisive_s']} s (1 thread: {res.get('diag_divisive_s_1thread')} s), "
+        f"agglomerative {res['agglomerative_s']} s")
 
     # -- a workspace holding N synthetic documents and a finished baseline run (no document encoding)
     tmp = tempfile.mkdtemp(prefix="hce-growth-")
@@ -276,45 +282,15 @@ def run_size(n: int, args) -> dict:
         # both steps are timed above, so hand it the one already built instead of building it again.
         ws._indexes[run] = flat if auto == "flat" else hnsw
 
-        # -- single-query latency, query encoding included (the run's own encoder, as Workspace.search)
+        # -- single-query latency, query encoding included (the run's own encoder, as Workspace.search).
+        # Modes run in alternating blocks of queries, so load drift hits them alike; exact and approximate
+        # are separate loops (in the app a search touches one index, and a flat search's OpenMP workers
+        # would otherwise still be spinning when the next query is encoded).
         enc = ws.encoder(args.model, "auto", 256)
-        queries = real_queries(args.latency_queries)
-        for q in queries[:5]:  # warm-up
-            qv = enc.encode([q])
-            flat.search(qv, 10)
-            hnsw.search(qv, 10)
-        enc_ms, flat_ms, hnsw_ms = [], [], []
-        for q in queries:
-            t0 = time.perf_counter()
-            qv = enc.encode([q])
-            t1 = time.perf_counter()
-            flat.search(qv, 10)
-            t2 = time.perf_counter()
-            hnsw.search(qv, 10)
-            t3 = time.perf_counter()
-            enc_ms.append(1000 * (t1 - t0))
-            flat_ms.append(1000 * (t2 - t1))
-            hnsw_ms.append(1000 * (t3 - t2))
-        exact = np.add(enc_ms, flat_ms)
-        approx = np.add(enc_ms, hnsw_ms)
-        res.update({
-            "encode_query_p50_ms": round(pct(enc_ms, 50), 2), "encode_query_p95_ms": round(pct(enc_ms, 95), 2),
-            "flat_only_p50_ms": round(pct(flat_ms, 50), 3), "hnsw_only_p50_ms": round(pct(hnsw_ms, 50), 3),
-            "exact_search_p50_ms": round(pct(exact, 50), 2), "exact_search_p95_ms": round(pct(exact, 95), 2),
-            "hnsw_search_p50_ms": round(pct(approx, 50), 2), "hnsw_search_p95_ms": round(pct(approx, 95), 2),
-            "latency_queries": len(queries),
-        })
-        res["hnsw_search_over_encode_p50"] = round(res["hnsw_search_p50_ms"] / res["encode_query_p50_ms"], 3)
-        ws.search("synthetic", queries[0], run=run)  # warm: reads and caches the tree
-        ws_ms = []
-        for q in queries[:args.ws_queries]:
-            t = time.perf_counter()
-            ws.search("synthetic", q, run=run, k=10)
-            ws_ms.append(1000 * (time.perf_counter() - t))
-        res["ws_search_p50_ms"] = round(pct(ws_ms, 50), 2)
-        res["ws_search_p95_ms"] = round(pct(ws_ms, 95), 2)
+        res.update(latency(ws, run, enc, flat, hnsw, args))
         log(f"[N={n}] latency p50: encode {res['encode_query_p50_ms']} ms, exact {res['exact_search_p50_ms']} ms, "
-            f"hnsw {res['hnsw_search_p50_ms']} ms, Workspace.search {res['ws_search_p50_ms']} ms")
+            f"hnsw {res['hnsw_search_p50_ms']} ms, Workspace.search {res['ws_search_p50_ms']} ms "
+            f"(diagnostic, 1 torch thread: encode {res['diag_encode_query_p50_ms_1thread']} ms)")
 
         # -- UMAP as project() does it
         res.update(umap_time(x, args))
@@ -329,6 +305,85 @@ def run_size(n: int, args) -> dict:
     res["ref_matmul_ms_end"] = reference_ms()
     res["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     return res
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Diagnostics only: run a block with n torch threads, then restore the default."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def latency(ws, run: int, enc, flat, hnsw, args) -> dict:
+    queries = real_queries(args.latency_queries)
+    for q in queries[:5]:  # warm-up (first calls allocate)
+        qv = enc.encode([q])
+        flat.search(qv, 10)
+        hnsw.search(qv, 10)
+    ws.search("synthetic", queries[0], run=run)  # reads and caches the tree
+    t: dict[str, list[float]] = {k: [] for k in ("enc", "x_enc", "x_idx", "h_enc", "h_idx", "ws")}
+
+    def exact(q):
+        t0 = time.perf_counter()
+        qv = enc.encode([q])
+        t1 = time.perf_counter()
+        flat.search(qv, 10)
+        t["x_enc"].append(t1 - t0)
+        t["x_idx"].append(time.perf_counter() - t1)
+
+    def approx(q):
+        t0 = time.perf_counter()
+        qv = enc.encode([q])
+        t1 = time.perf_counter()
+        hnsw.search(qv, 10)
+        t["h_enc"].append(t1 - t0)
+        t["h_idx"].append(time.perf_counter() - t1)
+
+    def encode_only(q):
+        t0 = time.perf_counter()
+        enc.encode([q])
+        t["enc"].append(time.perf_counter() - t0)
+
+    def workspace(q):
+        t0 = time.perf_counter()
+        ws.search("synthetic", q, run=run, k=10)
+        t["ws"].append(time.perf_counter() - t0)
+
+    block = 10
+    for b in range(0, len(queries), block):
+        chunk = queries[b:b + block]
+        for fn in (encode_only, exact, approx):
+            for q in chunk:
+                fn(q)
+        if b < args.ws_queries:
+            for q in chunk[:max(0, args.ws_queries - b)]:
+                workspace(q)
+    ms = {k: 1000 * np.asarray(v) for k, v in t.items()}
+    exact_ms, approx_ms = ms["x_enc"] + ms["x_idx"], ms["h_enc"] + ms["h_idx"]
+    out = {
+        "latency_queries": len(queries),
+        "encode_query_p50_ms": round(pct(ms["enc"], 50), 2), "encode_query_p95_ms": round(pct(ms["enc"], 95), 2),
+        "flat_only_p50_ms": round(pct(ms["x_idx"], 50), 3), "hnsw_only_p50_ms": round(pct(ms["h_idx"], 50), 3),
+        "exact_search_p50_ms": round(pct(exact_ms, 50), 2), "exact_search_p95_ms": round(pct(exact_ms, 95), 2),
+        "hnsw_search_p50_ms": round(pct(approx_ms, 50), 2), "hnsw_search_p95_ms": round(pct(approx_ms, 95), 2),
+        "ws_search_p50_ms": round(pct(ms["ws"], 50), 2), "ws_search_p95_ms": round(pct(ms["ws"], 95), 2),
+    }
+    out["hnsw_search_over_encode_p50"] = round(out["hnsw_search_p50_ms"] / out["encode_query_p50_ms"], 3)
+    # Diagnostic, not a target number: the same encodings on one torch thread (how much of the latency is
+    # OpenMP waiting on a busy machine rather than compute).
+    one = []
+    with torch_threads(1):
+        for q in queries[:max(20, len(queries) // 2)]:
+            t0 = time.perf_counter()
+            enc.encode([q])
+            one.append(1000 * (time.perf_counter() - t0))
+    out["diag_encode_query_p50_ms_1thread"] = round(pct(one, 50), 2)
+    return out
 
 
 def umap_time(x: np.ndarray, args) -> dict:
@@ -483,6 +538,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     ap.add_argument("--ws-queries", type=int, default=40, help="queries timed through Workspace.search")
     ap.add_argument("--add-docs", type=int, default=1_000)
     ap.add_argument("--add-reps", type=int, default=2, help="repetitions of the add (distinct documents)")
+    ap.add_argument("--no-diag-threads", dest="diag_threads", action="store_false",
+                    help="skip the diagnostic single-thread rebuild of the divisive tree")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--timeout", type=int, default=3600, help="seconds allowed per size")
     ap.add_argument("--out", default=str(HERE / "results" / "growth.json"))
@@ -510,7 +567,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     passthrough = ["--model", args.model, "--agglo-max", str(args.agglo_max), "--umap-max", str(args.umap_max),
                    "--recall-queries", str(args.recall_queries), "--latency-queries", str(args.latency_queries),
                    "--ws-queries", str(args.ws_queries), "--add-docs", str(args.add_docs),
-                   "--add-reps", str(args.add_reps), "--seed", str(args.seed)]
+                   "--add-reps", str(args.add_reps), "--seed", str(args.seed)] + \
+        ([] if args.diag_threads else ["--no-diag-threads"])
     rows = []
     started = time.time()
     try:

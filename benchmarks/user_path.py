@@ -26,8 +26,8 @@ import io
 import json
 import os
 import platform
-import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -205,9 +205,6 @@ def user_path(url: str, t0: float, profile: str, shots_dir: str | None, marks: d
             notes["train_estimate"] = metric_value(page, "Estimated time")
             caption = page.locator('[data-testid="stCaptionContainer"]', has_text="steps over")
             notes["train_estimate_detail"] = caption.first.inner_text() if caption.count() else None
-            signal = page.locator('[data-testid="stSelectbox"]').filter(
-                has=page.locator("label", has_text=re.compile(r"^\s*signal\s*$")))
-            notes["train_signal"] = signal.first.inner_text().split("\n")[-1].strip() if signal.count() else None
             mark("train_estimate_shown")
             print(f"           estimate shown: {notes['train_estimate']} ({notes['train_estimate_detail']})")
             check(page, "Train")
@@ -231,10 +228,9 @@ def user_path(url: str, t0: float, profile: str, shots_dir: str | None, marks: d
             notes["train_outcome"] = [ln for ln in text.splitlines()
                                       if ln.startswith(("Trained at", "No validation", "Beat", "Did not beat",
                                                         "The run", "On the test"))]
-            sel = page.locator('[data-testid="stSelectbox"]', has_text="Run").last.inner_text()
-            notes["train_run_label"] = sel.replace("\n", " ").strip()
-            if "(done)" not in sel:
-                raise PageError(f"Train: the run did not finish: {sel!r} {notes['train_outcome']}")
+            if not any(ln.startswith("Trained at") for ln in notes["train_outcome"]) or \
+                    any(w in " ".join(notes["train_outcome"]) for w in ("failed", "cancelled", "interrupted")):
+                raise PageError(f"Train: the run did not finish: {notes['train_outcome']}")
             screenshot(page, shots_dir, "train", shots)
 
             # (e) its effect: Siblings, Map, Search
@@ -294,6 +290,26 @@ def user_path(url: str, t0: float, profile: str, shots_dir: str | None, marks: d
             raise
         finally:
             ctx.close()
+
+
+def stop(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """End the app: `hce app` and the Streamlit server it started (its own process group)."""
+    def signal_group(sig) -> bool:
+        try:
+            os.killpg(proc.pid, sig)
+            return True
+        except ProcessLookupError:
+            return False
+
+    signal_group(signal.SIGTERM)
+    end = time.time() + timeout
+    while time.time() < end:
+        proc.poll()
+        if not signal_group(0):  # no process of the group is left
+            return
+        time.sleep(0.5)
+    signal_group(signal.SIGKILL)
+    proc.wait()
 
 
 def read_runs(workspace: str) -> list[dict]:
@@ -392,7 +408,7 @@ def main() -> int:
     t0 = time.time()
     with open(log_path, "w") as log:
         proc = subprocess.Popen([hce, "--workspace", workspace, "app", "--port", str(port), "--sample"],
-                                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp)
+                                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp, start_new_session=True)
         try:
             wait_port(port, proc)
             marks["port_open"] = round(time.time() - t0, 1)
@@ -402,12 +418,7 @@ def main() -> int:
         except Exception as exc:  # noqa: BLE001 - reported below, exit code 1
             error = f"{type(exc).__name__}: {exc}"
         finally:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
     runs = read_runs(workspace)
     with open(log_path) as f:
         log_tail = f.read()[-4000:]

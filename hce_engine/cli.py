@@ -178,7 +178,6 @@ def _streamlit_flags(config_path: str) -> list[str]:
 def cmd_app(a) -> int:
     """Start the Streamlit app on the workspace (this process must not hold the database)."""
     import os
-    import subprocess
     from .workspace import Workspace, default_workspace
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     workspace = os.path.abspath(a.workspace or default_workspace())
@@ -197,11 +196,10 @@ def cmd_app(a) -> int:
     if a.port:
         cmd.append(f"--server.port={a.port}")
     port = a.port or 8501
-    print(f"HCE Explorer on http://127.0.0.1:{port} (workspace {workspace})", file=sys.stderr)
-    try:
-        return subprocess.call(cmd, env=env)
-    except KeyboardInterrupt:
-        return 0
+    print(f"HCE Explorer on http://127.0.0.1:{port} (workspace {workspace})", file=sys.stderr, flush=True)
+    # Become the Streamlit server (no child left behind when this process is stopped).
+    os.execve(sys.executable, cmd, env)
+    return 0  # not reached
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,526 @@
+"""Incremental updates without retraining (the paper's check against IncDSI), on SciFact.
+
+Part 1, hold-out 10%:
+  * pick a seeded random subset of the test queries (--new-query-share, default half of them); hold out every
+    document relevant to them, plus random documents relevant to no test query, up to --hold (10%) of the
+    corpus;
+  * workspace A: import the other 90% (train qrels restricted to it), train HCE-S with ``Workspace.train``
+    (preset --preset, default "quick"), then ``Workspace.add_documents`` the held-out 10% (no retraining);
+  * workspace F: the full corpus, trained with the same preset and seed (the "retrained" reference);
+  * recall@10 and nDCG@10 of both (and of the zero-shot starting encoder) on "new" test queries (at least one
+    relevant document was added) and "old" ones (all relevant documents were there at training time).
+Part 2, drift curve:
+  * workspace D: hold out --drift-hold (50%) the same way, train on the other 50%, then add the held-out
+    documents back in steps so that 10%, 25%, 50% of the live corpus is new (``Workspace.freshness``
+    share_new), measuring after each step: the incremental run, the zero-shot encoder and the full-corpus
+    retrained encoder, all on the same live documents and the test queries whose relevant documents are all
+    live; "gain retained" = (incremental - zero-shot) / (retrained - zero-shot) on nDCG@10; and how well the
+    stale tree fits the added documents (cosine to their leaf centroid vs the original documents').
+
+The zero-shot vectors of the first workspace's baseline run are reused for the others' baseline runs (same
+model and texts; --no-reuse-baseline encodes each corpus again). Expensive on CPU (three trainings, three
+final encodes of up to 5k documents): run it when asked; --smoke runs the whole pipeline in seconds on a tiny
+synthetic corpus with the fake encoder.
+
+Usage:
+    python benchmarks/incremental.py                         # SciFact, quick preset, seed 0
+    python benchmarks/incremental.py --preset full --device cuda
+    python benchmarks/incremental.py --smoke --out /tmp/inc.json --plot /tmp/inc.png
+Writes benchmarks/results/incremental.json (after every phase, so partial results survive) and
+benchmarks/results/incremental_drift.png.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+import numpy as np  # noqa: E402
+
+SCIFACT = Path(os.environ.get("HCE_SCIFACT") or HERE.parent.parent / "shared" / "data" / "scifact")
+METRIC_KEYS = ("ndcg_at_10", "recall_at_10", "recall_at_100", "mrr_at_10", "queries")
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# ------------------------------------------------------------------------------------------------ data
+def load_beir(folder: Path) -> tuple[list[dict], dict[str, str], dict[str, dict[str, dict[str, int]]]]:
+    docs = [json.loads(line) for line in open(folder / "corpus.jsonl") if line.strip()]
+    queries = {q["_id"]: q["text"] for q in (json.loads(line) for line in open(folder / "queries.jsonl")
+                                            if line.strip())}
+    qrels: dict[str, dict[str, dict[str, int]]] = {}
+    for split in ("train", "test"):
+        path = folder / "qrels" / f"{split}.tsv"
+        out: dict[str, dict[str, int]] = {}
+        for i, line in enumerate(open(path)):
+            parts = line.rstrip("\n").split("\t")
+            if i == 0 and not parts[-1].lstrip("-").isdigit():
+                continue  # header
+            out.setdefault(parts[0], {})[parts[1]] = int(parts[2])
+        qrels[split] = out
+    return docs, queries, qrels
+
+
+def write_beir(folder: Path, docs: list[dict], queries: dict[str, str],
+               qrels: dict[str, dict[str, dict[str, int]]]) -> str:
+    """A BEIR folder; qrels rows naming documents outside ``docs`` are dropped."""
+    (folder / "qrels").mkdir(parents=True, exist_ok=True)
+    with open(folder / "corpus.jsonl", "w") as f:
+        f.writelines(json.dumps(d) + "\n" for d in docs)
+    with open(folder / "queries.jsonl", "w") as f:
+        f.writelines(json.dumps({"_id": q, "text": t}) + "\n" for q, t in queries.items())
+    live = {d["_id"] for d in docs}
+    for split, rows in qrels.items():
+        with open(folder / "qrels" / f"{split}.tsv", "w") as f:
+            f.write("query-id\tcorpus-id\tscore\n")
+            for q, judged in rows.items():
+                for d, s in judged.items():
+                    if d in live:
+                        f.write(f"{q}\t{d}\t{s}\n")
+    return str(folder)
+
+
+def write_docs(path: Path, docs: list[dict]) -> str:
+    with open(path, "w") as f:
+        f.writelines(json.dumps(d) + "\n" for d in docs)
+    return str(path)
+
+
+def relevant(judged: dict[str, int]) -> set[str]:
+    return {d for d, s in judged.items() if s > 0}
+
+
+def choose_holdout(doc_ids: list[str], test_qrels: dict, share: float, new_query_share: float,
+                   seed: int) -> list[str]:
+    """Held-out document ids, in the (seeded, random) order they are added back.
+
+    The relevant documents of a random ``new_query_share`` of the test queries (fewer queries if those alone
+    exceed the budget), then random documents relevant to no test query, up to ``share`` of the corpus.
+    """
+    rng = np.random.default_rng(seed)
+    budget = int(round(share * len(doc_ids)))
+    known = set(doc_ids)
+    qids = sorted(q for q in test_qrels if relevant(test_qrels[q]) & known)
+    picked = [qids[i] for i in rng.permutation(len(qids))[:int(round(new_query_share * len(qids)))]]
+    held: list[str] = []
+    seen: set[str] = set()
+    for q in picked:
+        rel = sorted(relevant(test_qrels[q]) & known - seen)
+        if len(held) + len(rel) > budget:
+            continue
+        held += rel
+        seen.update(rel)
+    test_rel = set().union(*(relevant(j) for j in test_qrels.values())) if test_qrels else set()
+    others = [d for d in doc_ids if d not in test_rel and d not in seen]
+    held += [others[i] for i in rng.permutation(len(others))[:max(0, budget - len(held))]]
+    return [held[i] for i in rng.permutation(len(held))]
+
+
+def query_groups(test_qrels: dict, live: set[str], initial: set[str]) -> dict[str, list[str]]:
+    """Test queries whose relevant documents are all live: 'new' (some arrived after training), 'old'."""
+    new, old = [], []
+    for q in sorted(test_qrels):
+        rel = relevant(test_qrels[q])
+        if not rel or not rel <= live:
+            continue
+        (old if rel <= initial else new).append(q)
+    return {"all": sorted(new + old), "new": new, "old": old}
+
+
+# ------------------------------------------------------------------------------------------ workspaces
+def seed_baseline(ws, corpus: str, model: str, zero: dict[str, np.ndarray], seed: int) -> int:
+    """A finished zero-shot baseline run built from already computed vectors (what ``Workspace.encode``
+    would store for this model at 256 tokens), so training does not encode the corpus again."""
+    from hce_engine.workspace import doc_text
+    cid = ws.store.corpus_id(corpus)
+    df = ws.documents(corpus)
+    ids = df["doc_id"].to_numpy(np.int64)
+    texts = [doc_text(t, x) for t, x in zip(df["title"], df["text"])]
+    vecs = np.stack([zero[e] for e in df["ext_id"]]).astype(np.float32)
+    config = {"model": model, "device": "auto", "max_length": 256, "batch_size": 64, "tree": True,
+              "branching": 10, "builder": "auto", "seed": seed}
+    run = ws.store.create_run(cid, "baseline", config, seed, status="running")
+    ws.store.write_vectors(run, ids, vecs)
+    ws.build_tree(run, vecs, ids, texts, branching=10, builder="auto", seed=seed)
+    ws.store.update_run(run, status="done", model_path=model,
+                        summary={"documents": int(len(ids)), "dim": int(vecs.shape[1]), "seeded": True})
+    return run
+
+
+def baseline_run(ws, corpus: str) -> int:
+    runs = [r for r in ws.runs(corpus) if r["kind"] == "baseline" and r["status"] == "done"]
+    return runs[-1]["run_id"]
+
+
+def zero_vectors(ws, corpus: str, run: int) -> dict[str, np.ndarray]:
+    ids, vecs = ws.store.read_vectors(run, live_only_corpus=ws.store.corpus_id(corpus))
+    ext = dict(zip(ws.documents(corpus)["doc_id"].astype(int), ws.documents(corpus)["ext_id"]))
+    return {ext[int(i)]: v for i, v in zip(ids, vecs)}
+
+
+def ranking_ws(ws, corpus: str, run: int, qids: list[str], queries: dict[str, str], k: int = 100) -> dict:
+    """The served path: Workspace.search_many (the run's encoder and cached index, with added documents)."""
+    if not qids:
+        return {}
+    hits = ws.search_many(corpus, [queries[q] for q in qids], run=run, k=k, with_paths=False)
+    return {q: {h.ext_id: h.score for h in hs} for q, hs in zip(qids, hits)}
+
+
+class Reference:
+    """A finished run's document and query vectors, searchable over any subset of the documents."""
+
+    def __init__(self, ws, corpus: str, run: int, queries: dict[str, str], qids: list[str]):
+        info = ws.run(run)
+        ids, self.vecs = ws.store.read_vectors(run, live_only_corpus=info["corpus_id"])
+        ext = dict(zip(ws.documents(corpus)["doc_id"].astype(int), ws.documents(corpus)["ext_id"]))
+        self.ext = np.asarray([ext[int(i)] for i in ids])
+        cfg = info["config"]
+        enc = ws.encoder(info["model_path"], cfg.get("device", "auto"), cfg.get("max_length", 256))
+        qlen = cfg.get("query_max_length", cfg.get("max_length", 256))
+        self.qids = list(qids)
+        self.qv = enc.encode([queries[q] for q in self.qids], max_length=qlen)
+        self.row = {q: i for i, q in enumerate(self.qids)}
+
+    def ranking(self, qids: list[str], live: set[str], k: int = 100) -> dict:
+        if not qids:
+            return {}
+        mask = np.isin(self.ext, np.asarray(sorted(live)))
+        ext, vecs = self.ext[mask], self.vecs[mask]
+        sims = self.qv[[self.row[q] for q in qids]] @ vecs.T
+        k = min(k, sims.shape[1])
+        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        return {q: {str(ext[j]): float(sims[i, j]) for j in top[i]} for i, q in enumerate(qids)}
+
+
+def metrics(ranking: dict, qrels: dict, qids: list[str]) -> dict:
+    from hce_engine.evaluation import evaluate
+    if not qids:
+        return {"queries": 0}
+    m = evaluate({q: ranking[q] for q in qids}, {q: qrels[q] for q in qids})
+    return {k: (round(m[k], 4) if k != "queries" else m[k]) for k in METRIC_KEYS}
+
+
+def grouped(ranking: dict, qrels: dict, groups: dict[str, list[str]]) -> dict:
+    return {g: metrics(ranking, qrels, qids) for g, qids in groups.items()}
+
+
+def tree_fit(ws, corpus: str, run: int, added: set[str]) -> dict:
+    """How the run's (stale) tree holds the documents: cosine to their leaf centroid, new vs original."""
+    tree, _, _ = ws.tree(run)
+    ids, vecs = ws.store.read_vectors(run, live_only_corpus=ws.store.corpus_id(corpus))
+    ext = dict(zip(ws.documents(corpus)["doc_id"].astype(int), ws.documents(corpus)["ext_id"]))
+    pos = tree.positions_of(ids)
+    keep = pos >= 0
+    cos = np.einsum("ij,ij->i", vecs[keep], tree.centroid[tree.doc_leaf[pos[keep]]])
+    new = np.asarray([ext[int(i)] in added for i in ids[keep]], dtype=bool)
+    leaves = tree.size[tree.nodes_at(tree.depth)]
+    return {"cos_leaf_original": round(float(cos[~new].mean()), 4) if (~new).any() else None,
+            "cos_leaf_added": round(float(cos[new].mean()), 4) if new.any() else None,
+            "leaf_size_p99": float(np.percentile(leaves, 99)), "leaf_size_max": int(leaves.max()),
+            "branching": int(tree.branching)}
+
+
+# ------------------------------------------------------------------------------------------------ run
+class Experiment:
+    def __init__(self, args):
+        self.args = args
+        self.t0 = time.perf_counter()
+        self.result: dict = {"meta": {}, "phases_s": {}}
+        self.zero: dict[str, np.ndarray] | None = None
+
+    def phase(self, name: str, started: float) -> None:
+        self.result["phases_s"][name] = round(time.perf_counter() - started, 1)
+        log(f"{name}: {self.result['phases_s'][name]} s")
+        self.save()
+
+    def save(self) -> None:
+        out = Path(self.args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        self.result["meta"]["elapsed_s"] = round(time.perf_counter() - self.t0, 1)
+        out.write_text(json.dumps(self.result, indent=2))
+
+    def config(self) -> dict:
+        from hce_engine.training import TrainConfig
+        over = {"seed": self.args.seed, "device": self.args.device}
+        if self.args.model:
+            over["model"] = self.args.model
+        over.update(self.args.overrides)
+        return TrainConfig.preset(self.args.preset, **over).to_dict()
+
+    def workspace(self, name: str, docs: list[dict], queries: dict, train_qrels: dict):
+        """Import ``docs`` (with all queries and the train qrels on them) into a new workspace; reuse the
+        zero-shot vectors when known. Returns (workspace, corpus name)."""
+        from hce_engine import Workspace
+        root = Path(self.args.workdir) / name
+        ws = Workspace(str(root / "ws"), default_model=self.args.model)
+        ws.import_corpus(write_beir(root / "data", docs, queries, {"train": train_qrels}), name=name)
+        if self.zero is not None and self.args.reuse_baseline:
+            seed_baseline(ws, name, ws.model_for(None), self.zero, self.args.seed)
+        return ws, name
+
+    def train(self, ws, corpus: str) -> int:
+        t = time.perf_counter()
+        est = ws.estimate(corpus, self.config())
+        log(f"{corpus}: training ({self.args.preset}), estimated {est['total_seconds']:.0f} s "
+            f"(+ a baseline encode if none)")
+        last = [0.0]
+
+        def progress(stage, done, total, eta=None):
+            if time.perf_counter() - last[0] > 30:
+                last[0] = time.perf_counter()
+                log(f"  {corpus}: {stage} {done}/{total}" + (f", eta {eta:.0f} s" if eta else ""))
+
+        run = ws.train(corpus, self.config(), progress=progress)
+        self.result.setdefault("training", {})[corpus] = {
+            "estimate_s": round(est["total_seconds"], 1), "actual_s": round(time.perf_counter() - t, 1),
+            "pairs": est.get("pairs"), "summary_seconds": (ws.run(run)["summary"] or {}).get("seconds")}
+        return run
+
+    def main(self) -> dict:
+        a = self.args
+        docs, queries, qrels = load_beir(Path(a.data))
+        doc_ids = [d["_id"] for d in docs]
+        by_id = {d["_id"]: d for d in docs}
+        test = {q: j for q, j in qrels["test"].items() if q in queries and relevant(j)}
+        self.result["meta"] = {
+            "data": str(a.data), "documents": len(docs), "test_queries": len(test), "preset": a.preset,
+            "train_config": self.config(), "seed": a.seed, "hold": a.hold, "drift_hold": a.drift_hold,
+            "drift_steps": a.drift_steps, "new_query_share": a.new_query_share, "smoke": a.smoke,
+            "reuse_baseline": a.reuse_baseline, "cpus": os.cpu_count(), "machine": platform.machine(),
+            "load_avg_start": [round(v, 2) for v in os.getloadavg()],
+            "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+        all_ids = set(doc_ids)
+
+        # -- F: the full corpus, trained (the retrained reference for both parts)
+        t = time.perf_counter()
+        ws_f, cf = self.workspace("full", docs, queries, qrels["train"])
+        run_f = self.train(ws_f, cf)
+        self.zero = zero_vectors(ws_f, cf, baseline_run(ws_f, cf))
+        ref_full = Reference(ws_f, cf, run_f, queries, sorted(test))
+        self.phase("full_corpus_train", t)
+
+        if not a.skip_holdout:
+            t = time.perf_counter()
+            held = choose_holdout(doc_ids, test, a.hold, a.new_query_share, a.seed)
+            initial = all_ids - set(held)
+            ws_a, ca = self.workspace("holdout", [by_id[d] for d in doc_ids if d in initial], queries,
+                                      qrels["train"])
+            run_a = self.train(ws_a, ca)
+            t_add = time.perf_counter()
+            ws_a.add_documents(ca, write_docs(Path(a.workdir) / "holdout" / "added.jsonl",
+                                              [by_id[d] for d in held]))
+            add_s = time.perf_counter() - t_add
+            groups = query_groups(test, all_ids, initial)
+            base_a = baseline_run(ws_a, ca)
+            part = {
+                "documents": len(docs), "held_out": len(held), "initial": len(initial),
+                "train_pairs_lost": sum(len(relevant(j) & set(held)) for j in qrels["train"].values()),
+                "queries": {g: len(v) for g, v in groups.items()},
+                "freshness": ws_a.freshness(run_a), "add_documents_s": round(add_s, 1),
+                "incremental": grouped(ranking_ws(ws_a, ca, run_a, groups["all"], queries), test, groups),
+                "retrained_full": grouped(ref_full.ranking(groups["all"], all_ids), test, groups),
+                "zero_shot": grouped(ranking_ws(ws_a, ca, base_a, groups["all"], queries), test, groups),
+            }
+            part["gap_incremental_minus_retrained"] = {
+                g: {m: round(part["incremental"][g][m] - part["retrained_full"][g][m], 4)
+                    for m in ("ndcg_at_10", "recall_at_10")} for g in groups if groups[g]}
+            self.result["holdout"] = part
+            ws_a.close()
+            self.phase("holdout_10", t)
+            print_holdout(part)
+
+        if not a.skip_drift:
+            t = time.perf_counter()
+            held = choose_holdout(doc_ids, test, a.drift_hold, a.new_query_share, a.seed + 1)
+            initial = all_ids - set(held)
+            ws_d, cd = self.workspace("drift", [by_id[d] for d in doc_ids if d in initial], queries,
+                                      qrels["train"])
+            run_d = self.train(ws_d, cd)
+            base_d = baseline_run(ws_d, cd)
+            curve = []
+            added: list[str] = []
+            for i, share in enumerate([0.0] + list(a.drift_steps)):
+                target = min(len(held), int(round(share / (1 - share) * len(initial)))) if share < 1 else len(held)
+                batch = held[len(added):target]
+                if batch:
+                    ws_d.add_documents(cd, write_docs(Path(a.workdir) / "drift" / f"add-{i}.jsonl",
+                                                      [by_id[d] for d in batch]))
+                    added += batch
+                live = initial | set(added)
+                groups = query_groups(test, live, initial)
+                point = {"share_new_target": share, "added": len(added), "live": len(live),
+                         "freshness": ws_d.freshness(run_d),
+                         "queries": {g: len(v) for g, v in groups.items()},
+                         "incremental": grouped(ranking_ws(ws_d, cd, run_d, groups["all"], queries), test, groups),
+                         "retrained_full": grouped(ref_full.ranking(groups["all"], live), test, groups),
+                         "zero_shot": grouped(ranking_ws(ws_d, cd, base_d, groups["all"], queries), test, groups),
+                         "tree": tree_fit(ws_d, cd, run_d, set(added))}
+                point["gain_retained"] = gain_retained(point)
+                curve.append(point)
+                log(f"drift: share_new {point['freshness']['share_new']:.3f}, nDCG@10 incremental "
+                    f"{point['incremental']['all'].get('ndcg_at_10')}, retrained "
+                    f"{point['retrained_full']['all'].get('ndcg_at_10')}, zero-shot "
+                    f"{point['zero_shot']['all'].get('ndcg_at_10')}, gain retained {point['gain_retained']}")
+                self.result["drift"] = curve
+                self.save()
+            ws_d.close()
+            self.result["recommendation"] = recommend(curve, a.tolerance)
+            self.phase("drift_50", t)
+            plot(curve, self.result.get("holdout"), a.plot, a.preset)
+            log(f"wrote {a.plot}")
+        ws_f.close()
+        self.result["meta"]["load_avg_end"] = [round(v, 2) for v in os.getloadavg()]
+        self.save()
+        log(f"wrote {a.out}")
+        return self.result
+
+
+def gain_retained(point: dict) -> float | None:
+    """(incremental - zero-shot) / (retrained - zero-shot), nDCG@10 over all answerable queries."""
+    inc, full, zero = (point[k]["all"].get("ndcg_at_10") for k in ("incremental", "retrained_full", "zero_shot"))
+    if None in (inc, full, zero) or abs(full - zero) < 1e-3:
+        return None
+    return round((inc - zero) / (full - zero), 3)
+
+
+def recommend(curve: list[dict], tolerance: float) -> dict:
+    """The smallest measured share of new documents at which the incremental run falls more than
+    ``tolerance`` nDCG@10 below the retrained reference (all answerable queries), or None if it never does."""
+    for p in curve:
+        inc, full = p["incremental"]["all"].get("ndcg_at_10"), p["retrained_full"]["all"].get("ndcg_at_10")
+        if inc is not None and full is not None and full - inc > tolerance:
+            return {"retrain_share": round(p["freshness"]["share_new"], 3), "tolerance_ndcg": tolerance,
+                    "reason": f"nDCG@10 {full - inc:.3f} below the retrained run at this share"}
+    return {"retrain_share": None, "tolerance_ndcg": tolerance,
+            "reason": "within tolerance at every measured share: search quality alone does not ask for "
+                      "retraining up to the largest share measured"}
+
+
+def print_holdout(part: dict) -> None:
+    print(f"\nhold-out: {part['held_out']} of {part['documents']} documents added after training "
+          f"({part['queries']['new']} new / {part['queries']['old']} old test queries)")
+    print(f"{'system':<18}{'new nDCG@10':>12}{'new R@10':>10}{'old nDCG@10':>12}{'old R@10':>10}")
+    for name in ("incremental", "retrained_full", "zero_shot"):
+        m = part[name]
+        print(f"{name:<18}{m['new'].get('ndcg_at_10', float('nan')):>12.4f}{m['new'].get('recall_at_10', float('nan')):>10.4f}"
+              f"{m['old'].get('ndcg_at_10', float('nan')):>12.4f}{m['old'].get('recall_at_10', float('nan')):>10.4f}")
+
+
+def plot(curve: list[dict], holdout: dict | None, path: str, preset: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = [p["freshness"]["share_new"] for p in curve]
+
+    def ys(system: str, group: str, metric: str = "ndcg_at_10"):
+        return [p[system][group].get(metric, np.nan) if p[system][group].get("queries") else np.nan
+                for p in curve]
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    ax1.plot(x, ys("incremental", "all"), "o-", color="#3b5bdb", label="incremental (trained on 50%), all")
+    ax1.plot(x, ys("incremental", "new"), "s--", color="#3b5bdb", alpha=0.6, label="incremental, new queries")
+    ax1.plot(x, ys("retrained_full", "all"), "o-", color="#2b8a3e", label="retrained on full corpus, all")
+    ax1.plot(x, ys("zero_shot", "all"), "o:", color="#868e96", label="zero-shot, all")
+    if holdout:
+        ax1.plot([holdout["freshness"]["share_new"]], [holdout["incremental"]["all"]["ndcg_at_10"]], "*",
+                 ms=12, color="#e8590c", label="incremental (trained on 90%)")
+    ax1.set_xlabel("share of live documents added after training")
+    ax1.set_ylabel("nDCG@10 (test queries with all relevant docs live)")
+    ax1.set_title(f"Quality vs share new ({preset} preset)")
+    ax1.legend(fontsize=7)
+    ax1.grid(alpha=0.3)
+    ax2.plot(x, [p["gain_retained"] if p["gain_retained"] is not None else np.nan for p in curve], "o-",
+             color="#3b5bdb", label="training gain retained (nDCG@10)")
+    ax2.plot(x, [p["tree"]["cos_leaf_original"] for p in curve], "o:", color="#2b8a3e",
+             label="cos to leaf centroid, original docs")
+    ax2.plot(x, [p["tree"]["cos_leaf_added"] if p["tree"]["cos_leaf_added"] is not None else np.nan
+                 for p in curve], "s--", color="#e8590c", label="cos to leaf centroid, added docs")
+    ax2.set_xlabel("share of live documents added after training")
+    ax2.set_title("Gain retained and tree fit")
+    ax2.legend(fontsize=7)
+    ax2.grid(alpha=0.3)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------- smoke
+_TOPICS = {
+    "space": "rocket orbit planet star telescope astronaut moon galaxy nebula comet",
+    "cooking": "bread oven pasta sauce tomato knife onion soup broth spice",
+    "music": "guitar chord melody drum rhythm piano sonata violin orchestra tempo",
+    "sport": "football goal referee tennis racket sprint marathon swimmer coach medal",
+}
+
+
+def smoke_corpus(folder: Path, per_topic: int = 30, seed: int = 0) -> str:
+    """A tiny BEIR folder: 4 topics x ``per_topic`` documents, one train or test query per document."""
+    rng = np.random.default_rng(seed)
+    docs, queries, qrels = [], {}, {"train": {}, "test": {}}
+    for topic, words in _TOPICS.items():
+        w = words.split()
+        for i in range(per_topic):
+            pick = [w[j] for j in rng.choice(len(w), 4, replace=False)]
+            docs.append({"_id": f"{topic}-{i}", "title": f"{topic} {pick[0]}",
+                         "text": f"{' '.join(pick)} note {topic}{i}. More about {pick[1]} and {pick[2]} here."})
+            qid = f"q-{topic}-{i}"
+            queries[qid] = f"{pick[0]} {pick[1]} {topic}{i}"
+            qrels["train" if i % 3 else "test"][qid] = {f"{topic}-{i}": 1}
+    return write_beir(folder, docs, queries, qrels)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=str(SCIFACT), help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/)")
+    ap.add_argument("--preset", default="quick", choices=["quick", "full"])
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--model", default=None, help="starting encoder folder (default: the bundled MiniLM)")
+    ap.add_argument("--hold", type=float, default=0.10, help="share of the corpus held out in part 1")
+    ap.add_argument("--drift-hold", type=float, default=0.50, help="share held out for the drift curve")
+    ap.add_argument("--drift-steps", type=float, nargs="+", default=[0.10, 0.25, 0.50],
+                    help="shares of the live corpus that are new after each add step")
+    ap.add_argument("--new-query-share", type=float, default=0.5,
+                    help="share of test queries whose relevant documents are held out")
+    ap.add_argument("--tolerance", type=float, default=0.01,
+                    help="nDCG@10 drop against the retrained run that asks for retraining")
+    ap.add_argument("--no-reuse-baseline", dest="reuse_baseline", action="store_false")
+    ap.add_argument("--skip-holdout", action="store_true")
+    ap.add_argument("--skip-drift", action="store_true")
+    ap.add_argument("--workdir", default=None, help="keep the workspaces here (default: a temp folder, removed)")
+    ap.add_argument("--smoke", action="store_true", help="seconds: tiny synthetic corpus, fake encoder")
+    ap.add_argument("--out", default=str(HERE / "results" / "incremental.json"))
+    ap.add_argument("--plot", default=str(HERE / "results" / "incremental_drift.png"))
+    args = ap.parse_args(argv)
+    args.overrides = {}
+    tmp = tempfile.mkdtemp(prefix="hce-incremental-")
+    args.workdir = args.workdir or os.path.join(tmp, "work")
+    try:
+        if args.smoke:
+            from hce_engine.encoder import FakeEncoder
+            args.model = os.path.join(tmp, "fake-model")
+            FakeEncoder(dim=32, seed=0).save(args.model)
+            args.data = smoke_corpus(Path(tmp) / "smoke-data")
+            args.overrides = {"batch_size": 8, "val_pool": 20, "branching": 4}
+        return Experiment(args).main()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # a --workdir outside it is kept
+
+
+if __name__ == "__main__":
+    main()
