@@ -83,6 +83,7 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--model", default=None, help="encoder folder (default: the bundled MiniLM)")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--resume", action="store_true", help="keep the rows already in --out and run the rest")
     a = ap.parse_args()
     out_path = a.out or os.path.join(os.path.dirname(__file__), "results", f"quality_scifact_{a.preset}.json")
     model = a.model or default_model_path()
@@ -96,9 +97,16 @@ def main() -> None:
                            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
               "doc_max_length": DOC_LEN, "query_max_length": QUERY_LEN, "started": time.strftime("%F %T")}
     single = set(filter(None, a.single_seed_rows.split(",")))
-    zero_vecs = None
+    zero_vecs = None  # the zero-shot corpus vectors: the first tree of every trained row (when computed here)
+    done: set[tuple[str, int]] = set()
+    if a.resume and os.path.exists(out_path):
+        with open(out_path) as f:
+            result["rows"] = json.load(f)["rows"]
+        done = {(r["row"], r["seed"]) for r in result["rows"]}
     for row in a.rows.split(","):
         for seed in (a.seeds[:1] if row in single or row == "zero-shot" else a.seeds):
+            if (row, seed) in done:
+                continue
             t0 = time.time()
             encoder = load_encoder(model, device=a.device, max_length=DOC_LEN)
             stats: dict = {}
@@ -114,7 +122,8 @@ def main() -> None:
                         keep = np.random.default_rng(seed).choice(len(pairs), min(a.ict_pairs, len(pairs)), False)
                         pairs = [pairs[i] for i in sorted(keep)]
                 res = train(encoder, texts, pairs, cfg, initial_vectors=zero_vecs)
-                stats = {"examples_per_s": res.examples_per_s, "train_seconds": res.seconds, "steps": res.steps,
+                stats = {"first_tree_from": "zero-shot vectors (256 tokens)" if zero_vecs is not None else
+                         f"the starting encoder at {cfg.max_length} tokens", "examples_per_s": res.examples_per_s, "train_seconds": res.seconds, "steps": res.steps,
                          "best_epoch": res.best_epoch, "start_val": res.start_val, "best_val": res.best_val,
                          "n_pairs": len(pairs)}
                 vecs = encoder.encode(texts, max_length=DOC_LEN)

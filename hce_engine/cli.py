@@ -10,7 +10,7 @@ import json
 import sys
 from typing import Sequence
 
-from .errors import HCEError
+from .errors import HCEError, InputError, NotFoundError
 
 
 def _table(rows: list[dict], cols: list[str]) -> str:
@@ -120,6 +120,84 @@ def cmd_remove(ws, a) -> int:
     out = ws.remove_documents(a.corpus, a.ids)
     print(json.dumps(out) if a.json else f"removed {out['removed']} documents from {a.corpus!r}; "
           f"runs updated: {out['runs_updated'] or 'none'}")
+    return 0
+
+
+def cmd_tree(ws, a) -> int:
+    """The run's tree, level by level: node id, size and label (top terms)."""
+    from .views import tree_overview
+    run = a.run or ws.ensure_run(a.corpus)
+    tree, terms, _ = ws.tree(run, a.rebuild)
+    if a.json:
+        print(json.dumps(tree_overview(ws, run, a.rebuild, a.max_level), default=str))
+        return 0
+    print(f"run {run}: {tree.n_docs} documents, depth {tree.depth}, {tree.n_nodes} nodes ({tree.builder}, "
+          f"b = {tree.branching})")
+
+    def show(node: int, indent: int) -> None:
+        label = " · ".join(terms[node][:4]) or "(no terms)"
+        print(f"{'  ' * indent}[{node}] {label} ({tree.size[node]})")
+        if tree.level[node] < a.max_level:
+            for child in tree.children(node):
+                show(int(child), indent + 1)
+    show(0, 0)
+    return 0
+
+
+def cmd_siblings(ws, a) -> int:
+    """A document's or query's path and, per level, the positive against its siblings."""
+    from .views import siblings_view
+    run = a.run or ws.ensure_run(a.corpus)
+    doc_id = None
+    if a.doc:
+        docs = ws.documents(a.corpus)
+        match = docs.loc[docs["ext_id"] == a.doc, "doc_id"]
+        if match.empty:
+            raise NotFoundError(f"no document {a.doc!r} in corpus {a.corpus!r}")
+        doc_id = int(match.iloc[0])
+    view = siblings_view(ws, run, doc_id=doc_id, query=a.query, compare_run=a.compare, max_siblings=a.max)
+    if a.json:
+        print(json.dumps(view, default=str))
+        return 0
+    cmp = a.compare is not None
+    print(f"run {run}{f' (before: run {a.compare})' if cmp else ''}: {view['positive_source']} "
+          f"[{view['doc']['ext_id']}] {view['doc']['title']}")
+    for lv in view["levels"] + [dict(view["leaf"], level="leaf", positive_label=view["leaf"]["leaf_label"])]:
+        before = f", before: rank {lv['rank_compare']}" if cmp and "rank_compare" in lv else ""
+        print(f"level {lv['level']}: positive ranked {lv['rank']} of {lv['n_candidates']} "
+              f"(loss {lv['loss']:.3f}{before})")
+        for c in lv["candidates"]:
+            name = c.get("label") or c.get("title", "")
+            print(f"   {'*' if c['is_positive'] else ' '} {c['score']:6.3f}  {name}")
+    return 0
+
+
+def cmd_export(ws, a) -> int:
+    done = []
+    if a.model:
+        done.append(ws.export_model(a.run, a.model))
+    if a.vectors:
+        done.append(ws.export_vectors(a.run, a.vectors))
+    if a.trec:
+        done.append(ws.export_trec(a.run, a.split, a.trec))
+    if not done:
+        raise InputError("say what to export: --model DIR, --vectors FILE.parquet and/or --trec FILE")
+    print("\n".join(done))
+    return 0
+
+
+def cmd_project(ws, a) -> int:
+    """Compute (or read) the run's 2-D UMAP map, stored with the run; optionally aligned to another run."""
+    from .views import projection
+    ids, xy = projection(ws, a.run, align_to=a.align_to)
+    print(json.dumps({"run": a.run, "points": int(len(ids))}) if a.json else
+          f"run {a.run}: map of {len(ids)} documents stored")
+    return 0
+
+
+def cmd_delete_run(ws, a) -> int:
+    ws.delete_run(a.run)
+    print(f"deleted run {a.run}")
     return 0
 
 
@@ -282,6 +360,42 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", type=int, metavar="RUN", help="continue a cancelled/interrupted run")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("tree", help="print a run's tree (labels and sizes) down to --max-level")
+    s.add_argument("--corpus", required=True)
+    s.add_argument("--run", type=int)
+    s.add_argument("--rebuild", type=int, help="a co-training rebuild (default: the latest)")
+    s.add_argument("--max-level", type=int, default=2)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_tree)
+
+    s = sub.add_parser("siblings", help="a document's or query's path and the siblings it is contrasted with")
+    s.add_argument("--corpus", required=True)
+    s.add_argument("--run", type=int)
+    s.add_argument("--doc", help="document id (its own vector is the anchor, or the query's positive)")
+    s.add_argument("--query", help="query text (positive: --doc, else its top hit)")
+    s.add_argument("--compare", type=int, help="another run scored on the same tree (e.g. the baseline)")
+    s.add_argument("--max", type=int, default=5, help="candidates shown per level")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_siblings)
+
+    s = sub.add_parser("export", help="export a run: encoder folder, vectors (Parquet), TREC run file")
+    s.add_argument("--run", type=int, required=True)
+    s.add_argument("--model", help="destination folder for the sentence-transformers encoder")
+    s.add_argument("--vectors", help="destination .parquet (ids, titles, vectors, tree paths, map x/y)")
+    s.add_argument("--trec", help="destination TREC run file for --split's queries")
+    s.add_argument("--split", default="test")
+    s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("project", help="compute and store a run's UMAP map (the app's Map page)")
+    s.add_argument("--run", type=int, required=True)
+    s.add_argument("--align-to", type=int, help="start from and align to this run's map")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_project)
+
+    s = sub.add_parser("delete-run", help="delete a finished run with its vectors, trees and model")
+    s.add_argument("run", type=int)
+    s.set_defaults(func=cmd_delete_run)
 
     s = sub.add_parser("app", help="start the app (Streamlit) on this workspace")
     s.add_argument("--port", type=int)

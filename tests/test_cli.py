@@ -81,3 +81,26 @@ def test_console_script_subprocess(tmp_path, fake_model, toy_beir):
     assert r.returncode == 0 and "36 documents" in r.stdout
     r = subprocess.run([exe, "search", "--corpus", "missing", "q"], env=env, capture_output=True, text=True)
     assert r.returncode == 1 and "no corpus named 'missing'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_tree_siblings_export_delete(hce, toy_beir, tmp_path):
+    hce("import", toy_beir, "--name", "toy")
+    hce("encode", "--corpus", "toy", "--branching", "3")
+    code, out, _ = hce("tree", "--corpus", "toy", "--max-level", "1")
+    assert code == 0 and "36 documents" in out and "[0]" in out
+    code, out, _ = hce("siblings", "--corpus", "toy", "--query", "guitar chord melody", "--json")
+    view = json.loads(out)
+    assert code == 0 and len(view["levels"]) == view["depth"] and view["doc"]["ext_id"].startswith("music")
+    code, out, _ = hce("siblings", "--corpus", "toy", "--doc", "space-1")
+    assert code == 0 and "positive ranked" in out
+    code, out, err = hce("export", "--run", "1", "--vectors", str(tmp_path / "v.parquet"), "--trec",
+                         str(tmp_path / "run.trec"), "--model", str(tmp_path / "model"))
+    assert code == 0, err
+    import pyarrow.parquet as pq
+    assert pq.read_table(tmp_path / "v.parquet").num_rows == 36
+    assert len((tmp_path / "run.trec").read_text().splitlines()) == 9 * 36
+    assert (tmp_path / "model" / "hce_fake_encoder.json").exists()
+    code, _, err = hce("export", "--run", "1")
+    assert code == 1 and "say what to export" in err
+    code, out, _ = hce("delete-run", "1")
+    assert code == 0 and hce("runs", "--json")[1].strip() == "[]"
