@@ -95,7 +95,9 @@ def main() -> None:
               "hardware": {"platform": platform.platform(), "cpus": os.cpu_count(),
                            "torch_threads": torch.get_num_threads(),
                            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
-              "doc_max_length": DOC_LEN, "query_max_length": QUERY_LEN, "started": time.strftime("%F %T")}
+              "doc_max_length": DOC_LEN, "query_max_length": QUERY_LEN, "started": time.strftime("%F %T"),
+              "commit": os.popen("git -C " + os.path.dirname(os.path.abspath(__file__)) + " rev-parse --short HEAD "
+                                 "2>/dev/null").read().strip() or None}
     single = set(filter(None, a.single_seed_rows.split(",")))
     zero_vecs = None  # the zero-shot corpus vectors: the first tree of every trained row (when computed here)
     done: set[tuple[str, int]] = set()

