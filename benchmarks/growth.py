@@ -467,10 +467,14 @@ COLUMNS = [  # (header, width, key or callable, format)
     ("enc1k s", 8, "add_encode_s", ".2f"),
     ("ovh s", 6, "add_overhead_s", ".2f"),
     ("peak MiB", 9, "peak_rss_mib", ".0f"),
+    ("  | 1t: enc p50", 16, "diag_encode_query_p50_ms_1thread", ".1f"),
+    ("divis s", 8, "diag_divisive_s_1thread", ".1f"),
 ]
 
 
 def table(rows: list[dict]) -> str:
+    """One row per N. Times in s, latencies in ms (p50/p95 per single query, query encoding included).
+    The last two columns are diagnostics on one torch thread, not target numbers."""
     head = "".join(f"{h:>{w}}" for h, w, _, _ in COLUMNS)
     lines = [head]
     for r in rows:
