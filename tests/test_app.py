@@ -232,3 +232,25 @@ def test_runs_compare_and_evaluate(app, toy_beir):
         assert any(n.endswith("hce_fake_encoder.json") for n in z.namelist())
     with open(app.session_state["export_trec_2"]) as f:
         assert len(f.readline().split()) == 6  # qid Q0 docid rank score tag
+
+
+def test_corpus_page_adds_and_removes_documents(app, toy_beir):
+    ws().import_corpus(toy_beir, name="toy")
+    ws().encode("toy", branching=3)
+    app.run()
+    assert not app.exception
+    adder = next(u for u in app.get("file_uploader") if u.proto.id.endswith("add_upload") or "add_upload" in u.id)
+    adder.set_value(("new.jsonl", b'{"_id": "z1", "text": "zither zither strings"}\n', "application/json"))
+    app.run()
+    app.button(key="add_docs").click().run()
+    assert not app.exception and not app.error
+    assert any("Added 1 documents" in t for t in texts(app.success))
+    assert ws().search("toy", "zither zither strings")[0].ext_id == "z1"
+    app.text_area(key="remove_ids").input("z1, space-0").run()
+    app.button(key="remove_docs").click().run()
+    assert not app.exception and not app.error
+    assert any("Removed 2 documents" in t for t in texts(app.success))
+    assert "z1" not in [h.ext_id for h in ws().search("toy", "zither zither strings", k=40)]
+    app.text_area(key="remove_ids").input("not-there").run()
+    app.button(key="remove_docs").click().run()
+    assert app.error and "not-there" in app.error[0].value

@@ -52,6 +52,53 @@ def import_upload(upload, name: str, id_col: str, title_col: str, text_col: str,
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def add_upload(corpus: str, upload) -> None:
+    """New documents into the corpus and every finished run (no retraining)."""
+    folder = tempfile.mkdtemp(prefix="hce-add-")
+    try:
+        path = os.path.join(folder, os.path.basename(upload.name))
+        with open(path, "wb") as f:
+            f.write(upload.getbuffer())
+        with friendly_errors("Adding documents"), st.spinner("Encoding the new documents with every run…"):
+            out = ws.add_documents(corpus, path)
+            st.session_state["update_report"] = (f"Added {out['added']:,} documents ({out['skipped_empty']} empty "
+                                                 f"skipped); runs updated: {', '.join(f'#{r}' for r in out['runs_updated']) or 'none'}.")
+            st.rerun()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def update_section(corpus: str) -> None:
+    """Add and remove documents without retraining; show when retraining is suggested."""
+    with st.expander("Add or remove documents (no retraining)", icon=":material/edit_note:"):
+        st.caption("HCE serves an ordinary vector index: new documents are encoded by every finished run and "
+                   "placed under their nearest leaf cluster; removed ones leave every index and tree.")
+        if st.session_state.get("update_report"):
+            st.success(st.session_state.pop("update_report"))
+        c1, c2 = st.columns(2)
+        with c1:
+            upload = st.file_uploader("Documents to add", type=["jsonl", "csv", "tsv", "txt", "zip"],
+                                      key="add_upload")
+            if st.button("Add", key="add_docs", disabled=upload is None):
+                add_upload(corpus, upload)
+        with c2:
+            ids = st.text_area("Document ids to remove (one per line or comma-separated)", key="remove_ids")
+            wanted = [i.strip() for i in ids.replace(",", "\n").splitlines() if i.strip()]
+            if st.button("Remove", key="remove_docs", disabled=not wanted):
+                with friendly_errors("Removing documents"):
+                    out = ws.remove_documents(corpus, wanted)
+                    st.session_state["update_report"] = f"Removed {out['removed']:,} documents."
+                    st.rerun()
+        for run in [r for r in ws.runs(corpus) if r["kind"] == "train" and r["status"] == "done"][-3:]:
+            f = ws.freshness(run["run_id"])
+            if f["retrain_suggested"]:
+                st.warning(f"Run #{run['run_id']}: {f['share_new']:.0%} of the documents arrived after it was "
+                           "trained: retraining is suggested.")
+            elif f["added_since"]:
+                st.caption(f"Run #{run['run_id']}: {f['added_since']:,} documents ({f['share_new']:.0%}) added "
+                           "since training.")
+
+
 def show_report(rep: dict) -> None:
     st.success(f"Imported **{md_escape(rep['corpus'])}** ({rep['format']}): the file is valid.")
     cols = st.columns(4)
@@ -124,6 +171,8 @@ else:
     links[1].page_link("app_pages/tree.py", label="See its tree", icon=":material/account_tree:")
     links[2].page_link("app_pages/map.py", label="See its map", icon=":material/scatter_plot:")
     links[3].page_link("app_pages/train.py", label="Train an encoder", icon=":material/model_training:")
+
+update_section(corpus)
 
 info = next(c for c in ws.corpora() if c["name"] == corpus)
 with friendly_errors("Statistics"):
