@@ -17,7 +17,9 @@ For each N (default 1k, 10k, 50k, 200k documents), in a fresh subprocess (so its
   tree and a warm index) against encoding the same 1,000 texts alone. The overhead is
   ``add time - time spent inside the encoder during the add`` (exact, drift-free), also reported against
   a separate encode of the same texts;
-* peak resident memory of the subprocess (``ru_maxrss``).
+* peak resident memory of the subprocess (``ru_maxrss``);
+* diagnostics, not target numbers: the query encoding and the divisive build again on one torch thread (the
+  ``1t`` columns), to show how much of the default-thread time is OpenMP waiting on a busy machine.
 
 Document vectors are synthetic clustered unit vectors (d=384, the same topic mixture as tree_build.py) with
 pseudo-word texts per subtopic (so node labels have something to count); only queries and added documents

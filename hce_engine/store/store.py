@@ -386,6 +386,32 @@ class Store:
                 con.unregister("_nodes")
                 con.unregister("_tdocs")
 
+    def append_tree_docs(self, run_id: int, rebuild: int, old, new) -> None:
+        """Store ``new``, a tree that extends the stored ``old`` by documents appended at its end (as
+        :func:`~hce_engine.tree.add_documents` returns): inserts the new document rows and updates the sizes
+        that changed, instead of rewriting every node and document of the tree."""
+        start = old.n_docs
+        if not (np.array_equal(new.doc_ids[:start], old.doc_ids) and new.n_nodes == old.n_nodes):
+            raise ValueError("append_tree_docs needs a tree that only appends documents")
+        m = new.n_docs - start
+        docs = pa.table({"run_id": pa.array(np.full(m, run_id, dtype=np.int32)),
+                         "rebuild": pa.array(np.full(m, rebuild, dtype=np.int32)),
+                         "doc_id": pa.array(new.doc_ids[start:]),
+                         "leaf": pa.array(new.doc_leaf[start:].astype(np.int32))})
+        changed = np.flatnonzero(new.size != old.size)
+        sizes = pa.table({"node_id": pa.array(changed.astype(np.int32)), "size": pa.array(new.size[changed])})
+        with self.transaction() as con:
+            con.register("_tdocs", docs)
+            con.register("_sizes", sizes)
+            try:
+                con.execute("INSERT INTO tree_docs SELECT * FROM _tdocs")
+                con.execute("UPDATE tree_nodes SET size = _sizes.size FROM _sizes WHERE tree_nodes.run_id = ? "
+                            "AND tree_nodes.rebuild = ? AND tree_nodes.node_id = _sizes.node_id",
+                            [run_id, rebuild])
+            finally:
+                con.unregister("_tdocs")
+                con.unregister("_sizes")
+
     def list_trees(self, run_id: int) -> list[dict]:
         rows = self._rows("SELECT * FROM trees WHERE run_id = ? ORDER BY rebuild", [run_id])
         for r in rows:

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from . import kmeans
+from ..threads import one_thread_if
 from .kmeans import _cluster_sums, _to_tensor, normalize_rows, spherical_kmeans_torch
 from .tree import Tree
 
@@ -198,6 +199,11 @@ def build_divisive(vectors, branching: int = 10, seed: int = 0, iters: int = 20,
     ls = b if leaf_size is None else int(leaf_size)
     if ls < 1:
         raise ValueError("leaf_size must be >= 1")
+    with one_thread_if(str(device).startswith("cpu")):
+        return _build_divisive(vectors, b, ls, seed, iters, device, doc_ids)
+
+
+def _build_divisive(vectors, b: int, ls: int, seed: int, iters: int, device, doc_ids) -> Tree:
     x = _prepare(vectors, device)
     n = x.shape[0]
     if n == 0:

@@ -37,6 +37,7 @@ class Tree:
     _children: list[np.ndarray] | None = field(default=None, repr=False, compare=False)
     _leaf_docs: list[np.ndarray] | None = field(default=None, repr=False, compare=False)
     _euler: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
+    _by_id: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.parent = np.asarray(self.parent, dtype=np.int64)
@@ -146,8 +147,10 @@ class Tree:
         ids = np.asarray(doc_ids, dtype=np.int64).reshape(-1)
         if self.n_docs == 0:
             return np.full(len(ids), -1, dtype=np.int64)
-        srt = np.argsort(self.doc_ids, kind="stable")
-        sorted_ids = self.doc_ids[srt]
+        if self._by_id is None:  # sorted once per tree (a search asks for 10 positions among 200k)
+            srt = np.argsort(self.doc_ids, kind="stable")
+            self._by_id = (srt, self.doc_ids[srt])
+        srt, sorted_ids = self._by_id
         i = np.clip(np.searchsorted(sorted_ids, ids), 0, len(srt) - 1)
         return np.where(sorted_ids[i] == ids, srt[i], -1).astype(np.int64)
 
@@ -177,3 +180,4 @@ class Tree:
         self._children = None
         self._leaf_docs = None
         self._euler = None
+        self._by_id = None

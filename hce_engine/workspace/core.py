@@ -383,11 +383,10 @@ class Workspace(UpdateVerbs, TrainingVerbs, ExportVerbs):
         if with_paths and run_id is not None:
             try:
                 tree, terms, _ = self.tree(run_id)
-                pos = {int(d): p for p, d in enumerate(tree.doc_ids)}
-                for d in ids:
-                    if int(d) in pos:
-                        path = tree.path(pos[int(d)])
-                        paths[int(d)] = (path, [" · ".join(terms[n][:3]) for n in path])
+                for d, p in zip(ids.tolist(), tree.positions_of(ids).tolist()):
+                    if p >= 0:
+                        path = tree.path(p)
+                        paths[d] = (path, [" · ".join(terms[n][:3]) for n in path])
             except NotFoundError:
                 pass
         hits = []

@@ -42,6 +42,7 @@ class UpdateVerbs:
             if progress:
                 progress("encode", i, len(runs))
             encoded[info["run_id"]] = self._run_encoder(info).encode(texts, max_length=self._doc_max_length(info))
+        new_trees = {}
         with self._lock, self.store.transaction():
             ids = self.store.insert_documents(cid, [d.ext_id for d in docs], [d.title for d in docs],
                                               [d.text for d in docs],
@@ -51,15 +52,19 @@ class UpdateVerbs:
                 self.store.write_vectors(run_id, ids, vecs)
                 trees = self.store.list_trees(run_id)
                 if trees:
-                    tree, terms, reps = self.store.read_tree(run_id)
-                    self.store.write_tree(run_id, trees[-1]["rebuild"], tree_add(tree, vecs, ids), terms, reps,
-                                          trees[-1]["stats"])
+                    tree, terms, reps = self.tree(run_id)  # cached after the first search or view
+                    grown = tree_add(tree, vecs, ids)
+                    self.store.append_tree_docs(run_id, trees[-1]["rebuild"], tree, grown)
+                    new_trees[run_id] = (grown, terms, reps)
             # in-memory state follows only once the transaction has committed (below)
         with self._lock:
             for run_id, vecs in encoded.items():
                 if run_id in self._indexes:
                     self._indexes[run_id].add(ids, vecs)
-                self._trees.pop(run_id, None)
+                if run_id in new_trees:
+                    self._trees[run_id] = new_trees[run_id]
+                else:
+                    self._trees.pop(run_id, None)
                 self._vectors.pop(run_id, None)
             self._bm25.pop(cid, None)
         return {"corpus": corpus, "added": len(ids), "skipped_empty": parsed.skipped_empty,

@@ -1,0 +1,102 @@
+"""Smoke runs of the growth and incremental benchmarks (--smoke: tiny data, fake encoder), so they cannot rot.
+
+They check the scripts run end to end and write well-formed results, not the numbers.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(ROOT, "benchmarks")
+
+
+def run_script(name: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": ROOT, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, os.path.join(BENCH, name), *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def test_growth_smoke(tmp_path):
+    out = tmp_path / "growth.json"
+    proc = run_script("growth.py", "--smoke", "--out", str(out))
+    assert "hnsw p50/p95" in proc.stdout and "add_1000_overhead_s" in proc.stdout
+    data = json.loads(out.read_text())
+    assert data["meta"]["smoke"] is True
+    (row,) = data["results"]
+    assert row["n_docs"] == 600
+    for key in ("divisive_s", "agglomerative_s", "flat_build_s", "hnsw_build_s", "hnsw_recall_at_10",
+                "encode_query_p50_ms", "exact_search_p50_ms", "hnsw_search_p95_ms", "ws_search_p50_ms",
+                "db_write_vectors_s", "db_read_vectors_s", "add_s", "add_encode_s", "add_overhead_s",
+                "peak_rss_mib"):
+        assert isinstance(row[key], (int, float)), key
+    assert 0.0 <= row["hnsw_recall_at_10"] <= 1.0
+    assert row["add_s"] >= row["add_encode_s"] >= 0
+    assert row["umap_measured"] is False  # skipped in smoke runs (numba compiles for a minute)
+    assert "add_1000_overhead_s" in data["targets"]
+
+
+def test_growth_helpers():
+    sys.path.insert(0, BENCH)
+    try:
+        import growth
+    finally:
+        sys.path.remove(BENCH)
+    x, q, lab, sub_top = growth.synthetic(300, n_queries=7, d=16)
+    assert x.shape == (300, 16) and q.shape == (7, 16)
+    assert abs(float((x ** 2).sum(1).mean()) - 1.0) < 1e-4
+    texts = growth.synthetic_texts(lab, sub_top)
+    assert len(texts) == 300 and all(len(t.split()) == 8 for t in texts)
+    rows = [{"n_docs": 1000, "umap_measured": True, "umap_fit_sample": 1000, "umap_fit_s": 2.0,
+             "umap_transform_ms_per_doc": None},
+            {"n_docs": 50_000, "umap_measured": True, "umap_fit_sample": 20_000, "umap_fit_s": 60.0,
+             "umap_transform_ms_per_doc": 1.0},
+            {"n_docs": 200_000, "umap_measured": False}]
+    growth.extrapolate_umap(rows)
+    assert rows[2]["umap_s_extrapolated"] == pytest.approx(60.0 + 180.0)
+
+
+def test_incremental_smoke(tmp_path):
+    out, png = tmp_path / "incremental.json", tmp_path / "drift.png"
+    proc = run_script("incremental.py", "--smoke", "--out", str(out), "--plot", str(png))
+    assert "hold-out:" in proc.stdout
+    data = json.loads(out.read_text())
+    hold = data["holdout"]
+    assert hold["held_out"] == round(0.10 * hold["documents"])
+    assert hold["queries"]["new"] > 0 and hold["queries"]["old"] > 0
+    assert hold["freshness"]["added_since"] == hold["held_out"]
+    for system in ("incremental", "retrained_full", "zero_shot"):
+        for group in ("new", "old"):
+            m = hold[system][group]
+            assert 0.0 <= m["ndcg_at_10"] <= 1.0 and 0.0 <= m["recall_at_10"] <= 1.0
+    shares = [p["freshness"]["share_new"] for p in data["drift"]]
+    assert shares[0] == 0.0 and shares == sorted(shares) and shares[-1] == pytest.approx(0.5, abs=0.02)
+    assert [p["share_new_target"] for p in data["drift"]] == [0.0, 0.10, 0.25, 0.50]
+    assert data["drift"][-1]["tree"]["cos_leaf_added"] is not None
+    assert "retrain_share" in data["recommendation"]
+    assert png.stat().st_size > 10_000
+
+
+def test_incremental_holdout_choice():
+    sys.path.insert(0, BENCH)
+    try:
+        import incremental
+    finally:
+        sys.path.remove(BENCH)
+    docs = [f"d{i}" for i in range(100)]
+    test = {f"q{i}": {f"d{i}": 1} for i in range(20)} | {"q-shared": {"d0": 1, "d50": 1}}
+    held = incremental.choose_holdout(docs, test, share=0.10, new_query_share=0.5, seed=3)
+    assert len(held) == len(set(held)) == 10
+    assert held == incremental.choose_holdout(docs, test, share=0.10, new_query_share=0.5, seed=3)
+    groups = incremental.query_groups(test, set(docs), set(docs) - set(held))
+    assert set(groups["new"]) | set(groups["old"]) == set(groups["all"]) == set(test)
+    assert all(test[q].keys() & set(held) for q in groups["new"])
+    # a query is answerable only once all its relevant documents are live
+    partial = incremental.query_groups(test, set(docs) - {"d50"}, set(docs) - {"d50"})
+    assert "q-shared" not in partial["all"]
