@@ -17,6 +17,14 @@ TOY_TOPICS = {
 }
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny tensors: one intra-op thread is much faster than two on a busy 2-core machine."""
+    from hce_engine.threads import one_thread_if
+    with one_thread_if(True):
+        yield
+
+
 @pytest.fixture(scope="session")
 def fake_model(tmp_path_factory) -> str:
     from hce_engine.encoder.fake import FakeEncoder

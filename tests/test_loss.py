@@ -12,13 +12,7 @@ from hce_engine.training import HierarchicalContrastiveLoss, HierarchicalSampler
 from hce_engine.tree.tree import Tree
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread is much faster than two on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_tree(parent, doc_leaf, d=8, seed=0) -> Tree:

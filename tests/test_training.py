@@ -91,13 +91,7 @@ def two_level_builder(branching=4, seed=0, calls=None):
     return build
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread is much faster than two on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 FAST = dict(epochs=3, batch_size=8, siblings=3, lr=3e-2, memory_lr=3e-2, val_fraction=0.2, val_pool=100)

@@ -28,15 +28,7 @@ from hce_engine.tree import builders as builders_mod
 BUILDERS = [build_agglomerative, build_divisive]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """These inputs are tiny: one intra-op thread is faster, and 5-10x faster on a shared, busy CPU."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _unit(x):
