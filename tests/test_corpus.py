@@ -132,3 +132,10 @@ def test_queries_qrels_pairs(tmp_path):
     assert read_pairs(write(tmp_path / "p.csv", "query,doc\nwhat is x,d1\n")) == [("what is x", "d1")]
     with pytest.raises(InputError, match="two columns"):
         read_pairs(write(tmp_path / "p3.csv", "a,b,c\n1,2,3\n"))
+
+
+def test_beir_qrels_unknown_ids_name_the_line(tmp_path, toy_beir):
+    with open(os.path.join(toy_beir, "qrels", "train.tsv"), "a") as f:
+        f.write("no-such-query\tspace-0\t1\n")
+    with pytest.raises(InputError, match=r"toy/qrels/train.tsv, line 17: query id 'no-such-query' has no query text"):
+        read_corpus(toy_beir)

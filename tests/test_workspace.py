@@ -32,7 +32,7 @@ def test_failed_imports_change_nothing(workspace, toy_beir, tmp_path):
     shutil.copytree(toy_beir, bad)
     with open(bad / "qrels" / "test.tsv", "a") as f:
         f.write("q1\tnot-a-doc\t1\n")
-    with pytest.raises(InputError, match="document id 'not-a-doc' is not in the corpus"):
+    with pytest.raises(InputError, match=r"bad/qrels/test.tsv, line 11: document id 'not-a-doc' is not in the corpus"):
         workspace.import_corpus(str(bad), name="bad")
     # a failure inside the transaction (simulated storage error) rolls back the corpus row too
     orig = workspace.store.insert_qrels
@@ -47,7 +47,7 @@ def test_failed_imports_change_nothing(workspace, toy_beir, tmp_path):
         f.write("qx\tnew query\n")
     with open(tmp_path / "r.tsv", "w") as f:
         f.write("qx\tmissing\t1\n")
-    with pytest.raises(InputError, match="document id 'missing' is unknown"):
+    with pytest.raises(InputError, match=r"r.tsv, line 1: document id 'missing' is not in the corpus"):
         workspace.import_queries("toy", str(tmp_path / "q.tsv"), str(tmp_path / "r.tsv"))
     assert db_snapshot(workspace) == before
     assert [c["name"] for c in workspace.corpora()] == ["toy"]

@@ -297,8 +297,12 @@ def read_queries(path: str, label: str | None = None) -> dict[str, str]:
     return out
 
 
-def read_qrels(path: str, label: str | None = None) -> list[tuple[str, str, int]]:
-    """Judgements from BEIR TSV (``query-id corpus-id score`` with header) or TREC (``q 0 doc rel``)."""
+def read_qrels(path: str, label: str | None = None, known_docs: set[str] | None = None,
+               known_queries: set[str] | dict | None = None) -> list[tuple[str, str, int]]:
+    """Judgements from BEIR TSV (``query-id corpus-id score`` with header) or TREC (``q 0 doc rel``).
+
+    With ``known_docs`` / ``known_queries``, a row naming an unknown id is an error with its line.
+    """
     label = label or path
     rows: list[tuple[str, str, int]] = []
     seen: dict[tuple[str, str], int] = {}
@@ -318,6 +322,10 @@ def read_qrels(path: str, label: str | None = None) -> list[tuple[str, str, int]
             score = int(float(s))
         except ValueError:
             raise InputError(f"the score {s!r} is not a number", label, lineno) from None
+        if known_docs is not None and d not in known_docs:
+            raise InputError(f"document id {d!r} is not in the corpus", label, lineno)
+        if known_queries is not None and q not in known_queries:
+            raise InputError(f"query id {q!r} has no query text", label, lineno)
         if (q, d) in seen:
             raise InputError(f"duplicate judgement for query {q!r} and document {d!r} (first on line "
                              f"{seen[(q, d)]})", label, lineno)
@@ -351,9 +359,11 @@ def _read_beir(folder: str, prefix: str, cols: dict) -> ParsedCorpus:
         out.queries = read_queries(qpath, rel("queries.jsonl"))
     qdir = os.path.join(folder, "qrels")
     if os.path.isdir(qdir):
+        doc_ids = {d.ext_id for d in docs}
         for name in sorted(os.listdir(qdir)):
             if name.endswith(".tsv"):
-                out.qrels[name[:-4]] = read_qrels(os.path.join(qdir, name), rel("qrels", name))
+                out.qrels[name[:-4]] = read_qrels(os.path.join(qdir, name), rel("qrels", name), doc_ids,
+                                                  out.queries)
     if out.qrels and not out.queries:
         raise InputError("qrels given but no queries.jsonl", rel("qrels"))
     return out

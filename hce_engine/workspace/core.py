@@ -75,8 +75,6 @@ class Workspace(UpdateVerbs, TrainingVerbs, ExportVerbs):
         if self.store.find_corpus(name) is not None:
             raise InputError(f"a corpus named {name!r} already exists; choose another --name")
         parsed = read_corpus(path, id_col=id_col, title_col=title_col, text_col=text_col)
-        doc_ids = {d.ext_id for d in parsed.documents}
-        self._check_qrels(parsed.qrels, parsed.queries, doc_ids, os.path.basename(os.path.normpath(path)))
         with self.store.transaction():
             cid = self.store.create_corpus(name, parsed.source)
             docs = parsed.documents
@@ -90,29 +88,14 @@ class Workspace(UpdateVerbs, TrainingVerbs, ExportVerbs):
         return ImportReport(name, parsed.format, len(parsed.documents), parsed.skipped_empty,
                             len(parsed.queries), {s: len(r) for s, r in parsed.qrels.items()})
 
-    @staticmethod
-    def _check_qrels(qrels: dict, queries: dict, doc_ids: set, label: str) -> None:
-        for split, rows in qrels.items():
-            for i, (q, d, _) in enumerate(rows):
-                if d not in doc_ids:
-                    raise InputError(f"qrels {split}: document id {d!r} is not in the corpus",
-                                     f"{label}/qrels/{split}.tsv", None)
-                if q not in queries:
-                    raise InputError(f"qrels {split}: query id {q!r} has no query text",
-                                     f"{label}/qrels/{split}.tsv", None)
-
     def import_queries(self, corpus: str, queries_path: str, qrels_path: str | None = None,
                        split: str = "test") -> ImportReport:
         """Add queries (and optionally their qrels, as ``split``) to an existing corpus, all or nothing."""
         cid = self.store.corpus_id(corpus)
         queries = read_queries(queries_path, os.path.basename(queries_path))
-        rows = read_qrels(qrels_path, os.path.basename(qrels_path)) if qrels_path else []
         known_docs = set(self.store.documents(cid, include_removed=True)["ext_id"])
-        all_queries = {**self.store.queries(cid), **queries}
-        for q, d, _ in rows:
-            if d not in known_docs or q not in all_queries:
-                what = f"document id {d!r}" if d not in known_docs else f"query id {q!r}"
-                raise InputError(f"{what} is unknown", os.path.basename(qrels_path))
+        rows = read_qrels(qrels_path, os.path.basename(qrels_path), known_docs,
+                          {**self.store.queries(cid), **queries}) if qrels_path else []
         with self.store.transaction():
             self.store.insert_queries(cid, list(queries), list(queries.values()))
             self.store.insert_qrels(cid, split, rows)
