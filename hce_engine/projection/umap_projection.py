@@ -60,12 +60,17 @@ def project(vectors: np.ndarray, seed: int = 0, n_neighbors: int = 15, min_dist:
     return xy
 
 
-def align(xy: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Rotate/reflect, scale and shift ``xy`` (n, 2) onto ``reference`` (n, 2) (orthogonal Procrustes),
-    matching row by row. Returns the aligned float32 (n, 2)."""
-    a = xy - xy.mean(0)
-    b = reference - reference.mean(0)
-    u, s, vt = np.linalg.svd(a.T @ b)
-    rot = u @ vt
-    scale = s.sum() / max((a ** 2).sum(), 1e-12)
-    return (scale * a @ rot + reference.mean(0)).astype(np.float32)
+def align(xy: np.ndarray, ids: np.ndarray, reference: np.ndarray, ref_ids: np.ndarray) -> np.ndarray:
+    """Rotate/reflect, scale and shift the map ``xy`` (n, 2) of documents ``ids`` to best match the map
+    ``reference`` of documents ``ref_ids`` (ascending) on the documents both hold (orthogonal Procrustes).
+    Returns float32 (n, 2); unchanged when fewer than 3 documents are shared."""
+    ids = np.asarray(ids, dtype=np.int64)
+    pos = np.clip(np.searchsorted(ref_ids, ids), 0, max(len(ref_ids) - 1, 0))
+    m = (ref_ids[pos] == ids) if len(ref_ids) else np.zeros(len(ids), dtype=bool)
+    if m.sum() < 3:
+        return np.asarray(xy, dtype=np.float32)
+    a, b = xy[m].astype(np.float64), reference[pos[m]].astype(np.float64)
+    ma, mb = a.mean(0), b.mean(0)
+    u, s, vt = np.linalg.svd((a - ma).T @ (b - mb))
+    scale = s.sum() / max(((a - ma) ** 2).sum(), 1e-12)
+    return (scale * (xy - ma) @ (u @ vt) + mb).astype(np.float32)

@@ -44,20 +44,6 @@ def _stored(ws, run_id: int, live: np.ndarray | None = None) -> tuple[np.ndarray
     return live, xy[rows]
 
 
-def _procrustes(xy: np.ndarray, ref: np.ndarray, ids: np.ndarray, ref_ids: np.ndarray) -> np.ndarray:
-    """Rotate/reflect, scale and shift ``xy`` to best match ``ref`` on the documents both maps hold."""
-    rows = rows_of(ref_ids, ids)
-    m = rows >= 0
-    if m.sum() < 3:
-        return xy
-    a, b = xy[m].astype(np.float64), ref[rows[m]].astype(np.float64)
-    ma, mb = a.mean(0), b.mean(0)
-    u, s, vt = np.linalg.svd((a - ma).T @ (b - mb))
-    rot = u @ vt
-    scale = s.sum() / max(((a - ma) ** 2).sum(), 1e-12)
-    return (scale * (xy - ma) @ rot + mb).astype(np.float32)
-
-
 def projection(ws, run_id: int, align_to: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(doc ids int64 ascending, xy float32 (n, 2)) of a run's documents; blocking.
 
@@ -66,7 +52,7 @@ def projection(ws, run_id: int, align_to: int | None = None, seed: int = 0) -> t
     from that run's map (same documents, same places), and the result is Procrustes-aligned onto it, so
     before/after maps can be compared side by side. The stored map is the unaligned one.
     """
-    from ..projection import project
+    from ..projection import align, project
 
     info = finished_run(ws, run_id)
     ref = None
@@ -92,7 +78,7 @@ def projection(ws, run_id: int, align_to: int | None = None, seed: int = 0) -> t
         got = (ids, np.asarray(xy, dtype=np.float32))
     ids, xy = got
     if ref is not None:
-        xy = _procrustes(xy, ref[1], ids, ref[0])
+        xy = align(xy, ids, ref[1], ref[0])
     return ids, xy
 
 
