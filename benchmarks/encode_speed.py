@@ -65,7 +65,7 @@ def sync(device: torch.device) -> None:
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=500)
-    ap.add_argument("--corpus", default="/work/shared/data/scifact/corpus.jsonl")
+    ap.add_argument("--corpus", default=str(HERE.parent.parent / "shared" / "data" / "scifact" / "corpus.jsonl"))
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--max-length", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=2)
