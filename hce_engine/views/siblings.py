@@ -175,13 +175,18 @@ def _level_entry(t, parent, node, cands, pi, scores, tree, terms, reps, tau, max
         n = int(cands[i])
         c = {"node": n, "label": label_of(terms, n), "terms": list(terms[n][:5]) if n < len(terms) else [],
              "size": int(tree.size[n]), "example_id": int(reps[n]) if n < len(reps) else -1,
-             "score": float(scores[0][i]), "rank": int(ranks[0][i]), "is_positive": bool(i == pi)}
-        if len(scores) > 1:
-            c["score_compare"] = float(scores[1][i])
-            c["rank_compare"] = int(ranks[1][i])
+             **_scored(scores, ranks, i, pi)}
         out.append(c)
     entry["candidates"] = out
     return entry
+
+
+def _scored(scores: list, ranks: list, i: int, pi: int) -> dict:
+    """Candidate i's score and rank under the run (and under the compare run, when there is one)."""
+    c = {"score": float(scores[0][i]), "rank": int(ranks[0][i]), "is_positive": bool(i == pi)}
+    if len(scores) > 1:
+        c.update(score_compare=float(scores[1][i]), rank_compare=int(ranks[1][i]))
+    return c
 
 
 def _add_stats(entry: dict, scores: list, pi: int, tau: float) -> None:
@@ -203,11 +208,7 @@ def _leaf_entry(ws, info, leaf_node, members, pi, scores, terms, tau, max_siblin
         did = int(members[i])
         row = docs.loc[did] if did in docs.index else None
         c = {"doc_id": did, "ext_id": str(row["ext_id"]) if row is not None else "",
-             "title": _display_title(row), "score": float(scores[0][i]), "rank": int(ranks[0][i]),
-             "is_positive": bool(i == pi)}
-        if len(scores) > 1:
-            c["score_compare"] = float(scores[1][i])
-            c["rank_compare"] = int(ranks[1][i])
+             "title": _display_title(row), **_scored(scores, ranks, i, pi)}
         out.append(c)
     entry["candidates"] = out
     return entry
