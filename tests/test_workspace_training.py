@@ -11,6 +11,18 @@ from hce_engine import InputError, Workspace
 TINY = {"epochs": 2, "batch_size": 4, "siblings": 3, "branching": 3, "lr": 1e-2, "memory_lr": 1e-2}
 
 
+def count_logged_steps(ws) -> dict:
+    """Count training steps as they are logged: returns {"n": steps so far}, updated live."""
+    steps = {"n": 0}
+    orig = ws.store.log_step
+
+    def counting(*a, **k):
+        steps["n"] += 1
+        orig(*a, **k)
+    ws.store.log_step = counting
+    return steps
+
+
 @pytest.fixture
 def ws(workspace, toy_beir):
     workspace.import_corpus(toy_beir, name="toy")
@@ -56,13 +68,7 @@ def test_cotraining_records_rebuilds(ws):
 
 def test_cancel_then_resume(ws):
     slow = {**TINY, "epochs": 3}
-    steps = {"n": 0}
-    orig = ws.store.log_step
-
-    def counting(*a, **k):
-        steps["n"] += 1
-        orig(*a, **k)
-    ws.store.log_step = counting
+    steps = count_logged_steps(ws)
     other = ws.encode("toy")
     # cancel after the first epoch's checkpoint (4 steps per epoch on 13 pairs / batch 4)
     run = ws.train("toy", slow, cancel=lambda: steps["n"] >= 5)
@@ -112,14 +118,8 @@ def test_crash_mid_run_leaves_other_runs_intact(ws):
 def test_interrupted_run_can_resume(tmp_path, fake_model, toy_beir):
     ws = Workspace(str(tmp_path / "w"), default_model=fake_model)
     ws.import_corpus(toy_beir, name="toy")
-    n = {"k": 0}
-    orig = ws.store.log_step
-
-    def count(*a, **k):
-        n["k"] += 1
-        orig(*a, **k)
-    ws.store.log_step = count
-    run = ws.train("toy", {**TINY, "epochs": 2}, cancel=lambda: n["k"] >= 5)
+    steps = count_logged_steps(ws)
+    run = ws.train("toy", {**TINY, "epochs": 2}, cancel=lambda: steps["n"] >= 5)
     ws.store.update_run(run, status="running", error=None)  # as if the process had died mid-run
     ws.close()
     ws = Workspace(str(tmp_path / "w"), default_model=fake_model)

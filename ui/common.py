@@ -148,3 +148,21 @@ def progress_panel(run_id: int, key: str) -> None:
 def live_progress(run_id: int, key: str) -> None:
     """:func:`progress_panel` refreshed every 1.5 s on its own (the rest of the page stays put)."""
     progress_panel(run_id, key)
+
+
+def pick_run_and_compare(ws, runs: list[dict], run_col, cmp_col, run_text: str, cmp_text: str,
+                         key: str) -> tuple[int, int | None]:
+    """A run picker (default: the latest trained run) and, beside it, a second run to compare with
+    (default: its baseline; 0 stands for none since run ids start at 1). Returns (run id, compare or None)."""
+    from hce_engine import views
+    labels = {r["run_id"]: run_label(r) for r in runs}
+    ids = list(labels)
+    trained = [r["run_id"] for r in runs if r["kind"] == "train"]
+    run_id = run_col.selectbox(run_text, ids, index=ids.index(trained[-1]) if trained else len(ids) - 1,
+                               format_func=labels.get, key=f"{key}_run")
+    default = views.default_compare_run(ws, run_id)
+    opts = [0] + [i for i in ids if i != run_id]
+    compare = cmp_col.selectbox(cmp_text, opts, index=opts.index(default) if default in opts else 0,
+                                format_func=lambda i: labels.get(i, "— none —"),
+                                key=f"{key}_compare_{run_id}") or None
+    return run_id, compare

@@ -8,7 +8,7 @@ from __future__ import annotations
 import streamlit as st
 
 from hce_engine import views
-from ui.common import friendly_errors, get_workspace, pick_corpus, run_label
+from ui.common import friendly_errors, get_workspace, pick_corpus, pick_run_and_compare, run_label
 from ui.figures import map as figs
 
 ws = get_workspace()
@@ -68,18 +68,9 @@ if corpus:
         if not runs:
             st.info("No finished run yet: the **Corpus** page encodes the corpus (zero-shot baseline).")
             st.stop()
-        labels = {r["run_id"]: run_label(r) for r in runs}
-        ids = list(labels)
-        trained = [r["run_id"] for r in runs if r["kind"] == "train"]
         c1, c2 = st.columns(2)
-        run_id = c1.selectbox("Run", ids, index=ids.index(trained[-1]) if trained else len(ids) - 1,
-                              format_func=labels.get, key="map_run")
-        default_cmp = views.default_compare_run(ws, run_id)
-        cmp_opts = [0] + [i for i in ids if i != run_id]  # 0 = none (run ids start at 1)
-        compare = c2.selectbox("Side by side with (aligned)", cmp_opts,
-                               index=cmp_opts.index(default_cmp) if default_cmp in cmp_opts else 0,
-                               format_func=lambda i: labels.get(i, "— none —"),
-                               key=f"map_compare_{run_id}") or None
+        run_id, compare = pick_run_and_compare(ws, runs, c1, c2, "Run", "Side by side with (aligned)", "map")
+        labels = {r["run_id"]: run_label(r) for r in runs}
         rebuilds = views.list_rebuilds(ws, run_id)
         depth = rebuilds[-1]["depth"] if rebuilds else 0
         sizes = views.tree_overview(ws, run_id)["nodes"].groupby("level").size().to_dict() if depth else {}

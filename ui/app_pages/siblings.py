@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from hce_engine import views
-from ui.common import friendly_errors, get_workspace, md_escape, pick_corpus, run_label
+from ui.common import friendly_errors, get_workspace, md_escape, pick_corpus, pick_run_and_compare
 from ui.figures import siblings as figs
 
 ws = get_workspace()
@@ -108,18 +108,10 @@ if corpus:
         if not runs:
             st.info("No run with a tree yet: the **Corpus** page encodes the corpus (zero-shot baseline).")
             st.stop()
-        labels = {r["run_id"]: run_label(r) for r in runs}
-        ids = list(labels)
-        trained = [r["run_id"] for r in runs if r["kind"] == "train"]
         c1, c2, c3 = st.columns([2, 2, 1])
-        run_id = c1.selectbox("Run (after)", ids, index=ids.index(trained[-1]) if trained else len(ids) - 1,
-                              format_func=labels.get, key="sib_run")
-        default_before = views.default_compare_run(ws, run_id)
-        before_opts = [0] + [i for i in ids if i != run_id]  # 0 = none (run ids start at 1)
-        compare = c2.selectbox("Before (same tree, other encoder)", before_opts,
-                               index=before_opts.index(default_before) if default_before in before_opts else 0,
-                               format_func=lambda i: labels.get(i, "— none —"),
-                               key=f"sib_compare_{run_id}") or None
+        run_id, compare = pick_run_and_compare(ws, runs, c1, c2, "Run (after)",
+                                               "Before (same tree, other encoder)", "sib")
+        trained = [r["run_id"] for r in runs if r["kind"] == "train"]
         max_sib = c3.slider("Candidates shown", 3, 50, 15, key="sib_max")
         if not trained:
             st.info("Only zero-shot runs so far: this shows the contrasts the loss *would* train on. Train a run on "
