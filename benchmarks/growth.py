@@ -17,6 +17,9 @@ For each N (default 1k, 10k, 50k, 200k documents), in a fresh subprocess (so its
   tree and a warm index) against encoding the same 1,000 texts alone. The overhead is
   ``add time - time spent inside the encoder during the add`` (exact, drift-free), also reported against
   a separate encode of the same texts;
+* a restart: the approximate index is saved (as ``Workspace.index`` does after building one) before the adds;
+  the workspace is closed and reopened, and the first ``Workspace.index`` (read the saved file, catch up with
+  the documents added since) is timed against the cold start (read vectors + build);
 * peak resident memory of the subprocess (``ru_maxrss``);
 * diagnostics, not target numbers: the query encoding and the divisive build again on one torch thread (the
   ``1t`` columns), to show how much of the default-thread time is OpenMP waiting on a busy machine.
@@ -297,8 +300,26 @@ def run_size(n: int, args) -> dict:
         # -- UMAP as project() does it
         res.update(umap_time(x, args))
 
+        # -- the saved index (what Workspace.index does after building an approximate one), before the adds
+        if auto != "flat":
+            c.lap()
+            ws._indexes[run].save(ws._index_path(run))
+            res["index_save_s"] = round(c.lap(), 3)
+            res["index_file_mib"] = round(os.path.getsize(ws._index_path(run)) / 2 ** 20, 1)
+
         # -- add 1,000 short real documents vs encoding them
         res.update(add_documents_cost(ws, enc, hnsw if auto == "hnsw" else flat, args, tmp))
+
+        # -- a restart: the first search reads the saved index and catches up with the documents added
+        # since it was saved (a flat index is rebuilt from the store, as the cold start above)
+        ws.close()
+        ws = Workspace(tmp, default_model=args.model)
+        c.lap()
+        reopened = ws.index(run)
+        res["first_search_after_restart_s"] = round(c.lap(), 3)
+        assert len(reopened) == n + args.add_docs * args.add_reps and reopened.kind == auto
+        log(f"[N={n}] restart: index ready in {res['first_search_after_restart_s']} s "
+            f"(cold build {res['first_search_cold_s']} s)")
     finally:
         with contextlib.suppress(Exception):
             ws.close()
@@ -428,7 +449,7 @@ def add_documents_cost(ws, enc, index, args, tmp: str) -> dict:
         st = ws.store
         with timed_methods([(enc, "encode", "encode"), (st, "insert_documents", "db_insert_docs"),
                             (st, "write_vectors", "db_write_vectors"), (st, "read_tree", "db_read_tree"),
-                            (st, "write_tree", "db_write_tree"), (index, "add", "index_add")]) as spent:
+                            (st, "append_tree_docs", "db_append_tree"), (index, "add", "index_add")]) as spent:
             t = time.perf_counter()
             out = ws.add_documents("synthetic", path)
             total = time.perf_counter() - t
@@ -464,6 +485,8 @@ COLUMNS = [  # (header, width, key or callable, format)
     ("ws p50", 7, "ws_search_p50_ms", ".1f"),
     ("umap s", 8, lambda r: fmt(r.get("umap_s"), ".1f") if r.get("umap_measured")
      else ("~" + fmt(r["umap_s_extrapolated"], ".0f") if r.get("umap_s_extrapolated") else "-"), None),
+    ("cold/restart s", 15, lambda r: f"{r['first_search_cold_s']:.1f}/{fmt(r.get('first_search_after_restart_s'), '.1f')}",
+     None),
     ("db w/r s", 10, lambda r: f"{r['db_write_vectors_s']:.2f}/{r['db_read_vectors_s']:.2f}", None),
     ("add1k s", 8, "add_s", ".2f"),
     ("enc1k s", 8, "add_encode_s", ".2f"),

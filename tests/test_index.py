@@ -222,3 +222,33 @@ def test_search_racing_add_remove(kind):
     assert checks["searches"] > 5
     if kind == "flat":
         assert checks["atomic"] > 5
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_save_load_round_trip(tmp_path, kind):
+    x = _clustered(1500, 16, 12, seed=9)
+    index = VectorIndex.build(np.arange(1500) * 3, x, kind)
+    index.remove([0, 3, 6])  # HNSW keeps these as tombstones, which must survive the round trip
+    path = str(tmp_path / "run" / "index.npz")
+    index.save(path)
+    assert [p.name for p in (tmp_path / "run").iterdir()] == ["index.npz"]  # no temp file left
+    loaded = VectorIndex.load(path)
+    assert loaded.kind == index.kind and loaded.dim == 16 and len(loaded) == 1497
+    np.testing.assert_array_equal(loaded.ids(), index.ids())
+    s1, i1 = index.search(x[:40], 10)
+    s2, i2 = loaded.search(x[:40], 10)
+    np.testing.assert_array_equal(i1, i2)
+    np.testing.assert_allclose(s1, s2)
+    assert not np.isin(i2, [0, 3, 6]).any()
+    loaded.add([7], x[:1])  # and it stays mutable
+    assert loaded.search(x[:1], 1)[1][0, 0] == 7  # the vector of removed id 0, now under id 7
+
+
+def test_load_rejects_foreign_files(tmp_path):
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not an index")
+    with pytest.raises((ValueError, OSError)):
+        VectorIndex.load(str(junk))
+    np.savez(tmp_path / "other.npz", x=np.zeros(3))
+    with pytest.raises(ValueError, match="not a saved index"):
+        VectorIndex.load(str(tmp_path / "other.npz"))

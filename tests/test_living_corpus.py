@@ -122,3 +122,42 @@ def test_freshness_and_cli(ws, tmp_path, fake_model, monkeypatch, capsys):
                  write_docs(tmp_path / "m.jsonl", [{"_id": "m1", "text": "more"}])]) == 0
     assert "added 1 documents" in capsys.readouterr().out
     assert main(["--workspace", path, "remove", "--corpus", "toy", "nope"]) == 1
+
+
+def test_saved_approximate_index_follows_the_store_across_restarts(workspace, toy_beir, fake_model, tmp_path,
+                                                                   monkeypatch, caplog):
+    import os
+
+    import hce_engine.index.vector_index as vi_mod
+    from hce_engine import Workspace
+    monkeypatch.setattr(vi_mod, "APPROX_THRESHOLD", 10)  # the toy corpus gets an HNSW index
+    workspace.import_corpus(toy_beir, name="toy")
+    run = workspace.encode("toy", branching=3)
+    path = os.path.join(workspace.models_dir, f"run-{run}", "index.npz")
+    top = workspace.search("toy", "guitar chord melody")[0].ext_id
+    assert workspace.index(run).kind == "hnsw" and os.path.exists(path)
+    workspace.add_documents("toy", write_docs(tmp_path / "new.jsonl",
+                                              [{"_id": "new-1", "text": "zither zither strings"}]))
+    workspace.remove_documents("toy", [top])
+    saved_at = os.path.getmtime(path)
+    workspace.close()
+
+    def reopen():
+        ws = Workspace(workspace.path, default_model=fake_model)
+        hits = [h.ext_id for h in ws.search("toy", "guitar chord melody", k=36)]
+        return ws, hits
+
+    ws, hits = reopen()  # the saved index is read and brought up to date: +new-1, -top
+    assert ws.index(run).kind == "hnsw" and len(ws.index(run)) == 36
+    assert "new-1" in hits and top not in hits
+    assert ws.search("toy", "zither zither strings")[0].ext_id == "new-1"
+    assert os.path.getmtime(path) > saved_at  # re-saved after catching up
+    ws.close()
+    with open(path, "wb") as f:
+        f.write(b"torn")
+    with caplog.at_level("WARNING"):
+        ws, hits = reopen()  # an unreadable file is rebuilt from the store, not trusted
+    assert "unreadable" in caplog.text and top not in hits and len(ws.index(run)) == 36
+    ws.delete_corpus("toy")
+    assert not os.path.exists(os.path.dirname(path))
+    ws.close()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import threading
 from typing import Any, Iterator
 
@@ -63,6 +64,7 @@ _HNSW_M = 32
 _DEFAULT_EF_SEARCH = 128
 _DEFAULT_EF_CONSTRUCTION = 64
 _IVF_MIN_POINTS_PER_CENTROID = 39  # below this faiss k-means warns about too few points
+_FILE_FORMAT = 1  # bump when the saved layout changes; older files are then rebuilt, not read
 
 
 def _as_ids(ids: Any) -> np.ndarray:
@@ -215,6 +217,59 @@ class VectorIndex:
         index.hnsw.efConstruction = self._ef_construction
         index.hnsw.efSearch = max(1, int(ef_search))
         return index
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str) -> None:
+        """Write the index to one ``.npz`` file at ``path`` (faiss's own serialisation plus the id
+        bookkeeping, no pickle), replacing any older file atomically."""
+        with self._lock:
+            arrays = {"format": np.int64(_FILE_FORMAT), "kind": np.str_(self._kind), "dim": np.int64(self._dim),
+                      "faiss": faiss.serialize_index(self._index)}
+            if self._kind == "hnsw":
+                arrays["slot_ids"] = self._slot_ids[:self._n_slots].copy()
+                arrays["alive"] = self._alive[:self._n_slots].copy()
+            else:
+                arrays["ids"] = np.fromiter(self._live.keys(), dtype=np.int64, count=len(self._live))
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        tmp = f"{path}.tmp-{os.getpid()}-{threading.get_ident()}"
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str) -> "VectorIndex":
+        """Read an index written by :meth:`save`. Raises ``ValueError`` for a file of another format or
+        an inconsistent one, ``OSError`` when it cannot be read."""
+        with np.load(path, allow_pickle=False) as z:
+            if "format" not in z or int(z["format"]) != _FILE_FORMAT:
+                raise ValueError(f"{path}: not a saved index of format {_FILE_FORMAT}")
+            kind, dim, blob = str(z["kind"]), int(z["dim"]), z["faiss"]
+            slot_ids = z["slot_ids"] if kind == "hnsw" else None
+            alive = z["alive"].astype(bool) if kind == "hnsw" else None
+            ids = z["ids"] if kind != "hnsw" else None
+        if kind not in ("flat", "hnsw", "ivf"):
+            raise ValueError(f"{path}: unknown index kind {kind!r}")
+        index = faiss.deserialize_index(blob)
+        if index.d != dim:
+            raise ValueError(f"{path}: dimension {index.d} does not match {dim}")
+        self = cls.__new__(cls)
+        self._dim, self._kind, self._index, self._quantizer = dim, kind, index, None
+        self._lock = threading.RLock()
+        if kind == "hnsw":
+            if index.ntotal != slot_ids.size or alive.size != slot_ids.size:
+                raise ValueError(f"{path}: {index.ntotal} vectors but {slot_ids.size} slots")
+            self._ef_construction = int(index.hnsw.efConstruction)
+            self._n_slots = int(slot_ids.size)
+            self._slot_ids, self._alive = slot_ids.astype(np.int64), alive
+            self._n_dead = int((~alive).sum())
+            live = np.flatnonzero(alive)
+            self._live = dict(zip(self._slot_ids[live].tolist(), live.tolist()))
+        else:
+            if index.ntotal != ids.size:
+                raise ValueError(f"{path}: {index.ntotal} vectors but {ids.size} ids")
+            self._ef_construction = _DEFAULT_EF_CONSTRUCTION
+            self._live = dict.fromkeys(ids.astype(np.int64).tolist(), 0)
+        return self
 
     # ------------------------------------------------------------------ properties
     @property

@@ -325,14 +325,29 @@ class Store:
             finally:
                 con.unregister("_new_vecs")
 
-    def read_vectors(self, run_id: int, live_only_corpus: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(doc_ids int64 (n,), vectors float32 (n, d)) ordered by doc_id; optionally skip removed docs."""
-        sql = "SELECT v.doc_id, v.vec FROM vectors v"
+    def _vector_query(self, columns: str, run_id: int, live_only_corpus: int | None,
+                      doc_ids: Sequence[int] | None) -> pa.Table:
+        sql, params = f"SELECT {columns} FROM vectors v", [run_id]
         if live_only_corpus is not None:
             sql += " JOIN documents d ON d.doc_id = v.doc_id AND NOT d.removed"
-        tbl = self._arrow(sql + " WHERE v.run_id = ? ORDER BY v.doc_id", [run_id])
+        sql += " WHERE v.run_id = ?"
+        if doc_ids is not None:
+            sql += " AND v.doc_id IN (SELECT unnest(?::BIGINT[]))"
+            params.append([int(i) for i in doc_ids])
+        return self._arrow(sql + " ORDER BY v.doc_id", params)
+
+    def read_vectors(self, run_id: int, live_only_corpus: int | None = None,
+                     doc_ids: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(doc_ids int64 (n,), vectors float32 (n, d)) ordered by doc_id; optionally skip removed docs
+        (``live_only_corpus``) or keep only ``doc_ids``."""
+        tbl = self._vector_query("v.doc_id, v.vec", run_id, live_only_corpus, doc_ids)
         ids = tbl.column("doc_id").to_numpy().astype(np.int64)
         return ids, _stack_lists(tbl.column("vec"))
+
+    def vector_ids(self, run_id: int, live_only_corpus: int | None = None) -> np.ndarray:
+        """doc_ids int64 (n,), ascending, of the run's stored vectors (as :meth:`read_vectors`, no vectors)."""
+        tbl = self._vector_query("v.doc_id", run_id, live_only_corpus, None)
+        return tbl.column("doc_id").to_numpy().astype(np.int64)
 
     def delete_vectors(self, run_id: int, doc_ids: Sequence[int]) -> None:
         self.con.execute("DELETE FROM vectors WHERE run_id = ? AND doc_id IN (SELECT unnest(?::BIGINT[]))",

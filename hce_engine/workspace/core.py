@@ -13,7 +13,9 @@ Example::
 from __future__ import annotations
 
 import json
+import logging
 import os
+import shutil
 import threading
 from typing import Callable, Sequence
 
@@ -24,10 +26,13 @@ from ..errors import HCEError, InputError, NotFoundError
 from ..jobs import JobRegistry
 from ..store import Store
 from .exports import ExportVerbs
-from .shared import (DB_FILE, SAMPLE_CORPORA, SAMPLES_DIR, VECTOR_CACHE_RUNS, Hit, ImportReport, Progress,
+from .shared import (DB_FILE, INDEX_FILE, SAMPLE_CORPORA, SAMPLES_DIR, VECTOR_CACHE_RUNS, Hit, ImportReport, Progress,
                      _snippet, default_workspace, doc_text)
 from .training import TrainingVerbs
 from .updates import UpdateVerbs
+
+log = logging.getLogger(__name__)
+
 
 class Workspace(UpdateVerbs, TrainingVerbs, ExportVerbs):
     """A folder with one DuckDB file (``hce.duckdb``) and trained models (``models/run-N``).
@@ -113,7 +118,10 @@ class Workspace(UpdateVerbs, TrainingVerbs, ExportVerbs):
     def delete_corpus(self, corpus: str) -> None:
         cid = self.store.corpus_id(corpus)
         self._check_idle(cid)
+        runs = [r["run_id"] for r in self.store.list_runs(cid)]
         self.store.delete_corpus(cid)
+        for run_id in runs:
+            shutil.rmtree(os.path.join(self.models_dir, f"run-{run_id}"), ignore_errors=True)
         self._forget(corpus_id=cid)
 
     def documents(self, corpus: str, include_removed: bool = False):
@@ -254,7 +262,6 @@ class Workspace(UpdateVerbs, TrainingVerbs, ExportVerbs):
 
     def delete_run(self, run_id: int) -> None:
         """Delete a finished run with its vectors, trees, metrics and model folder."""
-        import shutil
         self.store.get_run(run_id)
         self._check_idle(run_id=run_id)
         self.store.delete_run(run_id)
@@ -285,16 +292,45 @@ class Workspace(UpdateVerbs, TrainingVerbs, ExportVerbs):
         return info
 
     def index(self, run_id: int):
-        """The run's vector index (built from stored vectors on first use, then cached)."""
-        from ..index import VectorIndex
+        """The run's vector index, cached in memory. On first use an approximate (HNSW) index is read
+        from the run's folder, where it was saved when first built, and brought up to date with the
+        store (documents added or removed since are added or dropped); a flat index, or a missing or
+        unreadable file, is built from the stored vectors."""
         with self._lock:
             if run_id not in self._indexes:
-                info = self.store.get_run(run_id)
-                ids, vecs = self.store.read_vectors(run_id, live_only_corpus=info["corpus_id"])
-                if len(ids) == 0:
-                    raise HCEError(f"run {run_id} has no vectors")
-                self._indexes[run_id] = VectorIndex.build(ids, vecs, kind="auto")
+                self._indexes[run_id] = self._open_index(run_id)
             return self._indexes[run_id]
+
+    def _index_path(self, run_id: int) -> str:
+        return os.path.join(self.models_dir, f"run-{run_id}", INDEX_FILE)
+
+    def _open_index(self, run_id: int):
+        from ..index import VectorIndex
+        info = self.store.get_run(run_id)
+        live = self.store.vector_ids(run_id, live_only_corpus=info["corpus_id"])
+        if len(live) == 0:
+            raise HCEError(f"run {run_id} has no vectors")
+        path = self._index_path(run_id)
+        index = None
+        if os.path.exists(path):
+            try:
+                index = VectorIndex.load(path)
+            except (OSError, ValueError, RuntimeError) as exc:  # torn or foreign file: rebuild it
+                log.warning("run %s: saved index unreadable (%s); rebuilding", run_id, exc)
+        if index is None:
+            index = VectorIndex.build(*self.store.read_vectors(run_id, live_only_corpus=info["corpus_id"]),
+                                      kind="auto")
+            changed = True
+        else:
+            have = index.ids()
+            gone, new = np.setdiff1d(have, live), np.setdiff1d(live, have)
+            index.remove(gone)
+            if len(new):
+                index.add(*self.store.read_vectors(run_id, doc_ids=new))
+            changed = bool(len(gone) or len(new))
+        if changed and index.kind != "flat":  # a flat index rebuilds in well under a second
+            index.save(path)
+        return index
 
     def vectors(self, run_id: int) -> tuple[np.ndarray, np.ndarray]:
         """(doc ids int64 ascending, float32 (n, d)) of the run's live documents; the last few runs cached."""

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 DB_FILE = "hce.duckdb"
+INDEX_FILE = "index.npz"  # a run's saved approximate index, in models/run-N/
 SAMPLES_DIR = os.environ.get("HCE_SAMPLES") or os.path.join(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "sample_corpora")
 SAMPLE_CORPORA = {"jargon": "jargon_file/corpus.jsonl"}
