@@ -100,3 +100,13 @@ def test_incremental_holdout_choice():
     # a query is answerable only once all its relevant documents are live
     partial = incremental.query_groups(test, set(docs) - {"d50"}, set(docs) - {"d50"})
     assert "q-shared" not in partial["all"]
+
+
+def test_umap_placement_smoke(tmp_path):
+    out = tmp_path / "umap.json"
+    proc = run_script("umap_placement.py", "--smoke", "--out", str(out))
+    assert "knn10_kept_placed" in proc.stdout
+    data = json.loads(out.read_text())
+    assert [r["method"] for r in data["rows"]] == ["knn", "transform"]
+    for r in data["rows"]:
+        assert r["placed"] == 300 and 0.0 <= r["knn10_kept_placed"] <= 1.0 and r["seconds"] >= 0

@@ -9,7 +9,8 @@ import threading
 
 import numpy as np
 
-FIT_SAMPLE = 20_000  # above this many points, fit on a seeded sample and place the rest with transform()
+FIT_SAMPLE = 20_000  # above this many points, fit on a seeded sample and place the rest (see ``place``)
+PLACE_NEIGHBOURS = 10  # sample neighbours averaged by place="knn"
 _warm = threading.Event()
 _warm_lock = threading.Lock()
 
@@ -29,8 +30,30 @@ def is_warm() -> bool:
     return _warm.is_set()
 
 
+def place_knn(sample_vectors: np.ndarray, sample_xy: np.ndarray, vectors: np.ndarray,
+              k: int = PLACE_NEIGHBOURS, chunk: int = 8192) -> np.ndarray:
+    """Place points on an existing map: each at the mean position of its ``k`` most cosine-similar sample
+    points, weighted by 1 / cosine distance (UMAP's own transform() starts from such an average, then
+    optimises it). float32 (m, d) ``vectors``, sample (s, d) with map (s, 2) -> float32 (m, 2)."""
+    import faiss
+
+    def unit(x):
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+    index = faiss.IndexFlatIP(sample_vectors.shape[1])
+    index.add(unit(sample_vectors))
+    k = int(min(k, len(sample_vectors)))
+    out = np.empty((len(vectors), 2), dtype=np.float32)
+    for start in range(0, len(vectors), chunk):
+        sims, nn = index.search(unit(vectors[start:start + chunk]), k)
+        w = 1.0 / np.maximum(1.0 - sims, 1e-4)
+        out[start:start + chunk] = np.einsum("mk,mkc->mc", w, sample_xy[nn]) / w.sum(1, keepdims=True)
+    return out
+
+
 def project(vectors: np.ndarray, seed: int = 0, n_neighbors: int = 15, min_dist: float = 0.1,
-            init: np.ndarray | None = None, _sample: int = FIT_SAMPLE) -> np.ndarray:
+            init: np.ndarray | None = None, place: str = "knn", _sample: int = FIT_SAMPLE) -> np.ndarray:
     """UMAP (cosine) of float32 (n, d) vectors -> float32 (n, 2).
 
     Args:
@@ -38,8 +61,13 @@ def project(vectors: np.ndarray, seed: int = 0, n_neighbors: int = 15, min_dist:
         seed: UMAP's random_state; the same seed and data give the same map on the same machine.
         init: optional float (n, 2) starting layout (e.g. the baseline run's map), so a trained run's map
             starts from the same arrangement.
-    Above ``FIT_SAMPLE`` points UMAP is fitted on a seeded sample and the rest are placed with transform().
+        place: above ``FIT_SAMPLE`` points UMAP is fitted on a seeded sample and the rest are placed:
+            ``"knn"`` (default) with :func:`place_knn`, ``"transform"`` with UMAP's transform(), which
+            optimises each placement further (about 2.5 ms per point on 2 cores, against about 0.1 ms; see
+            benchmarks/README.md for what each keeps of the neighbourhoods).
     """
+    if place not in ("knn", "transform"):
+        raise ValueError(f"place must be 'knn' or 'transform', got {place!r}")
     import umap
 
     n = len(vectors)
@@ -56,7 +84,8 @@ def project(vectors: np.ndarray, seed: int = 0, n_neighbors: int = 15, min_dist:
     xy[fit_idx] = reducer.fit_transform(vectors[fit_idx])
     if len(fit_idx) < n:
         rest = np.setdiff1d(np.arange(n), fit_idx)
-        xy[rest] = reducer.transform(vectors[rest])
+        xy[rest] = (place_knn(vectors[fit_idx], xy[fit_idx], vectors[rest]) if place == "knn"
+                    else reducer.transform(vectors[rest]))
     return xy
 
 
