@@ -9,9 +9,8 @@ For each N (default 1k, 10k, 50k, 200k documents), in a fresh subprocess (so its
 * single-query search latency p50/p95 INCLUDING the query's encoding with the bundled MiniLM (real short
   queries: SciFact claims), exact and approximate, plus the full ``Workspace.search`` (index chosen by
   ``kind="auto"``, hit lookup in DuckDB, tree paths), and the query encoding alone as the reference;
-* UMAP as ``projection.project`` does it (fit on <= FIT_SAMPLE points, place the rest at the average of their
-  nearest sample points), up to --umap-max (default 200k); for larger N the time is extrapolated from the
-  measured fit and placement rate;
+* UMAP as ``projection.project`` does it (fit on <= FIT_SAMPLE points, transform() the rest), up to
+  --umap-max (default 200k); for larger N the time is extrapolated from the measured fit and placement rate;
 * DuckDB: ``Store.write_vectors`` / ``Store.read_vectors`` of the N vectors in a temporary workspace;
 * adding 1,000 short real-text documents (SciFact title + first words of the abstract) with
   ``Workspace.add_documents`` to that workspace (N synthetic documents, a finished baseline run with vectors,
@@ -425,7 +424,7 @@ def umap_time(x: np.ndarray, args) -> dict:
         up.project(x, seed=args.seed)
         out["umap_s"] = round(c.lap(), 2)
     out["umap_fit_s"] = round(spent["fit"], 2)
-    out["umap_place_s"] = round(out["umap_s"] - spent["fit"], 2)  # the other points, placed by place_knn
+    out["umap_place_s"] = round(out["umap_s"] - spent["fit"], 2)  # the other points, placed by transform()
     moved = n - out["umap_fit_sample"]
     if moved:
         out["umap_place_ms_per_doc"] = round(1000 * out["umap_place_s"] / moved, 3)

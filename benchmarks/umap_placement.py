@@ -72,8 +72,9 @@ def main(argv: list[str] | None = None) -> dict:
     import umap
 
     from benchmarks.growth import synthetic
-    from hce_engine.projection import FIT_SAMPLE
+    from hce_engine.projection import FIT_SAMPLE, warm_up
     from hce_engine.projection.umap_projection import place_knn
+    warm_up()  # numba compiles fit and transform once per process: not part of either timing
     if a.smoke:
         a.n, a.sample, a.probe = 600, 300, 100
     if a.vectors:

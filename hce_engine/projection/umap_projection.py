@@ -53,7 +53,7 @@ def place_knn(sample_vectors: np.ndarray, sample_xy: np.ndarray, vectors: np.nda
 
 
 def project(vectors: np.ndarray, seed: int = 0, n_neighbors: int = 15, min_dist: float = 0.1,
-            init: np.ndarray | None = None, place: str = "knn", _sample: int = FIT_SAMPLE) -> np.ndarray:
+            init: np.ndarray | None = None, place: str = "transform", _sample: int = FIT_SAMPLE) -> np.ndarray:
     """UMAP (cosine) of float32 (n, d) vectors -> float32 (n, 2).
 
     Args:
@@ -62,9 +62,9 @@ def project(vectors: np.ndarray, seed: int = 0, n_neighbors: int = 15, min_dist:
         init: optional float (n, 2) starting layout (e.g. the baseline run's map), so a trained run's map
             starts from the same arrangement.
         place: above ``FIT_SAMPLE`` points UMAP is fitted on a seeded sample and the rest are placed:
-            ``"knn"`` (default) with :func:`place_knn`, ``"transform"`` with UMAP's transform(), which
-            optimises each placement further (about 2.5 ms per point on 2 cores, against about 0.1 ms; see
-            benchmarks/README.md for what each keeps of the neighbourhoods).
+            ``"transform"`` (default) with UMAP's transform(), which optimises each placement; ``"knn"``
+            with :func:`place_knn`, 3x faster at 50k and never optimised (benchmarks/umap_placement.py:
+            transform kept more of the real SciFact neighbourhoods, knn more of the synthetic ones).
     """
     if place not in ("knn", "transform"):
         raise ValueError(f"place must be 'knn' or 'transform', got {place!r}")
