@@ -219,18 +219,45 @@ def grouped(ranking: dict, qrels: dict, groups: dict[str, list[str]]) -> dict:
 
 def tree_fit(ws, corpus: str, run: int, added: set[str]) -> dict:
     """How the run's (stale) tree holds the documents: cosine to their leaf centroid, new vs original."""
+    from hce_engine.tree import leaf_fit
     tree, _, _ = ws.tree(run)
     ids, vecs = ws.store.read_vectors(run, live_only_corpus=ws.store.corpus_id(corpus))
     ext = dict(zip(ws.documents(corpus)["doc_id"].astype(int), ws.documents(corpus)["ext_id"]))
-    pos = tree.positions_of(ids)
-    keep = pos >= 0
-    cos = np.einsum("ij,ij->i", vecs[keep], tree.centroid[tree.doc_leaf[pos[keep]]])
-    new = np.asarray([ext[int(i)] in added for i in ids[keep]], dtype=bool)
+    new = np.asarray([ext[int(i)] in added for i in ids], dtype=bool)
+    fits = {"cos_leaf_original": leaf_fit(tree, ids[~new], vecs[~new]), "cos_leaf_added": leaf_fit(tree, ids[new], vecs[new])}
     leaves = tree.size[tree.nodes_at(tree.depth)]
-    return {"cos_leaf_original": round(float(cos[~new].mean()), 4) if (~new).any() else None,
-            "cos_leaf_added": round(float(cos[new].mean()), 4) if new.any() else None,
+    return {**{k: (round(v, 4) if v is not None else None) for k, v in fits.items()},
             "leaf_size_p99": float(np.percentile(leaves, 99)), "leaf_size_max": int(leaves.max()),
             "branching": int(tree.branching)}
+
+
+def foreign_phase(ws, corpus: str, runs: dict[str, int], path: str, n: int, added: set[str], test: dict,
+                  queries: dict[str, str], qids: list[str], workdir: Path) -> dict:
+    """Add ``n`` documents of another domain (``path``, JSONL) to the hold-out workspace and measure, per run:
+    how they fit the tree (cosine to their leaf centroid) against the tree's own documents and the same-domain
+    documents added before, the freshness signal, and test nDCG@10 before/after (they are distractors)."""
+    from hce_engine.tree import leaf_fit
+    docs = [json.loads(line) for line in open(path) if line.strip()][:n]
+    docs = [{"_id": f"foreign-{d['_id']}", "title": d.get("title", ""), "text": d.get("text", "")} for d in docs]
+    before = {name: ranking_ws(ws, corpus, run, qids, queries) for name, run in runs.items()}
+    ws.add_documents(corpus, write_docs(workdir / "foreign.jsonl", docs))
+    out: dict = {"source": str(path), "documents": len(docs)}
+    ext = dict(zip(ws.documents(corpus)["doc_id"].astype(int), ws.documents(corpus)["ext_id"]))
+    for name, run in runs.items():
+        tree, _, _ = ws.tree(run)
+        ids, vecs = ws.store.read_vectors(run, live_only_corpus=ws.store.corpus_id(corpus))
+        kind = np.asarray(["foreign" if ext[int(i)].startswith("foreign-") else
+                           "same_domain" if ext[int(i)] in added else "original" for i in ids])
+        after = ranking_ws(ws, corpus, run, qids, queries)
+        top10 = [sorted(after[q], key=after[q].get, reverse=True)[:10] for q in qids]
+        out[name] = {f"cos_leaf_{k}": round(leaf_fit(tree, ids[kind == k], vecs[kind == k]), 4)
+                     for k in ("original", "same_domain", "foreign")}
+        out[name].update({"ndcg_at_10_before": metrics(before[name], test, qids)["ndcg_at_10"],
+                          "ndcg_at_10_after": metrics(after, test, qids)["ndcg_at_10"],
+                          "queries_with_foreign_in_top10": sum(any(d.startswith("foreign-") for d in t)
+                                                               for t in top10),
+                          "freshness": ws.freshness(run)})
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ run
@@ -338,9 +365,15 @@ class Experiment:
                 g: {m: round(part["incremental"][g][m] - part["retrained_full"][g][m], 4)
                     for m in ("ndcg_at_10", "recall_at_10")} for g in groups if groups[g]}
             self.result["holdout"] = part
+            if a.foreign:
+                part["foreign"] = foreign_phase(ws_a, ca, {"incremental": run_a, "zero_shot": base_a}, a.foreign,
+                                                a.foreign_docs, set(held), test, queries, groups["all"],
+                                                Path(a.workdir) / "holdout")
             ws_a.close()
             self.phase("holdout_10", t)
             print_holdout(part)
+            if a.foreign:
+                print_foreign(part["foreign"])
 
         if not a.skip_drift:
             t = time.perf_counter()
@@ -407,6 +440,39 @@ def recommend(curve: list[dict], tolerance: float) -> dict:
     return {"retrain_share": None, "tolerance_ndcg": tolerance,
             "reason": "within tolerance at every measured share: search quality alone does not ask for "
                       "retraining up to the largest share measured"}
+
+
+def foreign_only(a) -> dict:
+    """Run :func:`foreign_phase` on the hold-out workspace left in ``--workdir``; merge it into ``--out``."""
+    from hce_engine import Workspace
+    docs, queries, qrels = load_beir(Path(a.data))
+    test = {q: j for q, j in qrels["test"].items() if q in queries and relevant(j)}
+    root = Path(a.workdir) / "holdout"
+    added = {json.loads(line)["_id"] for line in open(root / "added.jsonl") if line.strip()}
+    all_ids = {d["_id"] for d in docs}
+    ws = Workspace(str(root / "ws"), default_model=a.model)
+    trained = [r["run_id"] for r in ws.runs("holdout") if r["kind"] == "train" and r["status"] == "done"]
+    runs = {"incremental": trained[-1], "zero_shot": baseline_run(ws, "holdout")}
+    qids = query_groups(test, all_ids, all_ids - added)["all"]
+    result = json.loads(Path(a.out).read_text()) if Path(a.out).exists() else {"holdout": {}}
+    result["holdout"]["foreign"] = foreign_phase(ws, "holdout", runs, a.foreign, a.foreign_docs, added, test,
+                                                 queries, qids, root)
+    ws.close()
+    Path(a.out).write_text(json.dumps(result, indent=2))
+    print_foreign(result["holdout"]["foreign"])
+    return result
+
+
+def print_foreign(part: dict) -> None:
+    print(f"\n{part['documents']} foreign documents added ({part['source']})")
+    print(f"{'run':<12}{'cos own':>9}{'cos same':>10}{'cos foreign':>12}{'nDCG before':>12}{'after':>8}"
+          f"{'q w/ foreign@10':>16}{'rebuild?':>10}{'retrain?':>10}")
+    for name in ("incremental", "zero_shot"):
+        r = part[name]
+        print(f"{name:<12}{r['cos_leaf_original']:>9.4f}{r['cos_leaf_same_domain']:>10.4f}"
+              f"{r['cos_leaf_foreign']:>12.4f}{r['ndcg_at_10_before']:>12.4f}{r['ndcg_at_10_after']:>8.4f}"
+              f"{r['queries_with_foreign_in_top10']:>16}{r['freshness']['rebuild_suggested']!s:>10}"
+              f"{r['freshness']['retrain_suggested']!s:>10}")
 
 
 def print_holdout(part: dict) -> None:
@@ -507,6 +573,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--no-reuse-baseline", dest="reuse_baseline", action="store_false")
     ap.add_argument("--skip-holdout", action="store_true")
     ap.add_argument("--skip-drift", action="store_true")
+    ap.add_argument("--foreign", default=str(HERE.parent / "sample_corpora" / "jargon_file" / "corpus.jsonl"),
+                    help="JSONL of another domain added after part 1 ('' to skip)")
+    ap.add_argument("--foreign-docs", type=int, default=500)
+    ap.add_argument("--foreign-only", action="store_true",
+                    help="only the foreign-documents step, on the hold-out workspace a previous run left in "
+                         "--workdir; merged into --out")
     ap.add_argument("--workdir", default=None, help="keep the workspaces here (default: a temp folder, removed)")
     ap.add_argument("--smoke", action="store_true", help="seconds: tiny synthetic corpus, fake encoder")
     ap.add_argument("--out", default=str(HERE / "results" / "incremental.json"))
@@ -522,7 +594,7 @@ def main(argv: list[str] | None = None) -> dict:
             FakeEncoder(dim=32, seed=0).save(args.model)
             args.data = smoke_corpus(Path(tmp) / "smoke-data")
             args.overrides = {"batch_size": 8, "val_pool": 20, "branching": 4}
-        return Experiment(args).main()
+        return foreign_only(args) if args.foreign_only else Experiment(args).main()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # a --workdir outside it is kept
 

@@ -108,11 +108,55 @@ def cmd_runs(ws, a) -> int:
     return 0
 
 
+def _suggestions(f: dict) -> str:
+    todo = [w for w, on in (("rebuild the tree", f["rebuild_suggested"]), ("retrain", f["retrain_suggested"])) if on]
+    return f"run {f['run']}: {' and '.join(todo)} suggested: {'; '.join(f['reasons'])}" if todo else ""
+
+
 def cmd_add(ws, a) -> int:
     out = ws.add_documents(a.corpus, a.path, progress=_progress(a.json))
     out.pop("doc_ids")
-    print(json.dumps(out) if a.json else f"added {out['added']} documents to {a.corpus!r} "
-          f"({out['skipped_empty']} empty skipped); runs updated: {out['runs_updated'] or 'none'}")
+    out["freshness"] = [ws.freshness(r) for r in out["runs_updated"]]
+    if a.json:
+        print(json.dumps(out, default=str))
+        return 0
+    print(f"added {out['added']} documents to {a.corpus!r} ({out['skipped_empty']} empty skipped); "
+          f"runs updated: {out['runs_updated'] or 'none'}")
+    for f in out["freshness"]:
+        if _suggestions(f):
+            print(_suggestions(f))
+    return 0
+
+
+def cmd_freshness(ws, a) -> int:
+    """Per finished run: documents added since training and since its tree, leaf fit, suggestions."""
+    runs = [a.run] if a.run else [r["run_id"] for r in ws.runs(a.corpus) if r["status"] == "done"]
+    rows = [ws.freshness(r) for r in runs]
+    if a.json:
+        print(json.dumps(rows, default=str))
+        return 0
+    for r in rows:
+        r["share_new"] = f"{r['share_new']:.1%}"
+        r["share_new_tree"] = f"{r['share_new_tree']:.1%}"
+        for k in ("fit_tree", "fit_added"):
+            r[k] = "" if r[k] is None else f"{r[k]:.3f}"
+    print(_table(rows, ["run", "live_documents", "added_since", "share_new", "tree_rebuild", "added_since_tree",
+                        "share_new_tree", "fit_tree", "fit_added", "rebuild_suggested", "retrain_suggested"]))
+    for r in rows:
+        if _suggestions(r):
+            print(_suggestions(r))
+    return 0
+
+
+def cmd_rebuild_tree(ws, a) -> int:
+    run = a.run or ws.latest_run(a.corpus)
+    if run is None:
+        raise NotFoundError(f"corpus {a.corpus!r} has no finished run")
+    rebuild = ws.rebuild_tree(run)
+    tree, _, _ = ws.tree(run)
+    out = {"run": run, "rebuild": rebuild, "documents": tree.n_docs, "depth": tree.depth, "nodes": tree.n_nodes}
+    print(json.dumps(out) if a.json else f"run {run}: tree rebuilt as rebuild {rebuild} ({tree.n_docs} documents, "
+                                         f"depth {tree.depth}, {tree.n_nodes} nodes)")
     return 0
 
 
@@ -338,6 +382,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("ids", nargs="+")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_remove)
+
+    s = sub.add_parser("freshness", help="documents added since each run was trained and its tree built; "
+                                         "whether to rebuild the tree or retrain")
+    s.add_argument("--corpus", required=True)
+    s.add_argument("--run", type=int)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_freshness)
+
+    s = sub.add_parser("rebuild-tree", help="cluster a run's current documents again (no retraining)")
+    s.add_argument("--corpus", required=True)
+    s.add_argument("--run", type=int, help="default: the latest finished run")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_rebuild_tree)
 
     s = sub.add_parser("train", help="train an HCE encoder on a corpus; prints the run id")
     s.add_argument("--corpus", required=True)

@@ -246,6 +246,11 @@ def test_corpus_page_adds_and_removes_documents(app, toy_beir):
     assert not app.exception and not app.error
     assert any("Added 1 documents" in t for t in texts(app.success))
     assert ws().search("toy", "zither zither strings")[0].ext_id == "z1"
+    run = ws().latest_run("toy")  # one unlike document: the tree asks to be rebuilt
+    assert any("rebuilding the tree suggested" in t and "unlike" in t for t in texts(app.warning))
+    app.button(key=f"rebuild_{run}").click().run()
+    assert not app.exception and any("tree rebuilt (rebuild 1)" in t for t in texts(app.success))
+    assert not app.warning and ws().freshness(run)["added_since_tree"] == 0
     app.text_area(key="remove_ids").input("z1, space-0").run()
     app.button(key="remove_docs").click().run()
     assert not app.exception and not app.error

@@ -1,4 +1,4 @@
-"""Smoke runs of the growth and incremental benchmarks (--smoke: tiny data, fake encoder), so they cannot rot.
+"""Smoke runs of the growth, incremental and UMAP placement benchmarks (--smoke: tiny data, fake encoder), so they cannot rot.
 
 They check the scripts run end to end and write well-formed results, not the numbers.
 """
@@ -71,6 +71,10 @@ def test_incremental_smoke(tmp_path):
     assert hold["held_out"] == round(0.10 * hold["documents"])
     assert hold["queries"]["new"] > 0 and hold["queries"]["old"] > 0
     assert hold["freshness"]["added_since"] == hold["held_out"]
+    foreign = hold["foreign"]  # the Jargon File sample added as another domain
+    assert foreign["documents"] == 500 and "foreign documents added" in proc.stdout
+    for run in ("incremental", "zero_shot"):
+        assert foreign[run]["cos_leaf_foreign"] < foreign[run]["cos_leaf_original"]
     for system in ("incremental", "retrained_full", "zero_shot"):
         for group in ("new", "old"):
             m = hold[system][group]

@@ -109,18 +109,30 @@ def test_search_racing_updates(ws, tmp_path):
 def test_freshness_and_cli(ws, tmp_path, fake_model, monkeypatch, capsys):
     run = ws.latest_run("toy")
     assert ws.freshness(run)["added_since"] == 0
-    ws.add_documents("toy", write_docs(tmp_path / "n.jsonl", [{"_id": f"n{i}", "text": f"new doc {i}"}
+    texts, old_ids = ws.documents("toy")["text"], list(ws.documents("toy")["ext_id"])  # same topics, new ids
+    ws.add_documents("toy", write_docs(tmp_path / "n.jsonl", [{"_id": f"n{i}", "text": texts[i]}
                                                               for i in range(12)]))
     f = ws.freshness(run)
-    assert f["added_since"] == 12 and f["retrain_suggested"] is True
+    assert f["added_since"] == f["added_since_tree"] == 12 and f["share_new"] == 12 / 48
+    assert f["rebuild_suggested"] is True and f["retrain_suggested"] is False  # 25% new: rebuild, not retrain
     path = ws.path
     ws.close()
     monkeypatch.setenv("HCE_DEFAULT_MODEL", fake_model)
-    assert main(["--workspace", path, "remove", "--corpus", "toy", "n1", "n2", "--json"]) == 0
+    assert main(["--workspace", path, "remove", "--corpus", "toy", *old_ids[:2], "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["removed"] == 2
     assert main(["--workspace", path, "add", "--corpus", "toy",
-                 write_docs(tmp_path / "m.jsonl", [{"_id": "m1", "text": "more"}])]) == 0
-    assert "added 1 documents" in capsys.readouterr().out
+                 write_docs(tmp_path / "m.jsonl", [{"_id": "m1", "text": texts[20]}])]) == 0
+    out = capsys.readouterr().out
+    assert "added 1 documents" in out and f"run {run}: rebuild the tree suggested" in out
+    assert main(["--workspace", path, "freshness", "--corpus", "toy", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["added_since_tree"] == 13 and row["rebuild_suggested"] is True
+    assert main(["--workspace", path, "rebuild-tree", "--corpus", "toy", "--json"]) == 0
+    rebuilt = json.loads(capsys.readouterr().out)
+    assert (rebuilt["run"], rebuilt["rebuild"], rebuilt["documents"]) == (run, 1, 47)
+    assert main(["--workspace", path, "freshness", "--corpus", "toy", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["added_since_tree"] == 0 and row["tree_rebuild"] == 1 and row["rebuild_suggested"] is False
     assert main(["--workspace", path, "remove", "--corpus", "toy", "nope"]) == 1
 
 
@@ -161,3 +173,28 @@ def test_saved_approximate_index_follows_the_store_across_restarts(workspace, to
     ws.delete_corpus("toy")
     assert not os.path.exists(os.path.dirname(path))
     ws.close()
+
+
+def test_rebuild_tree_and_foreign_documents(ws, tmp_path):
+    run = ws.latest_run("toy")
+    f = ws.freshness(run)
+    assert f["added_since_tree"] == 0 and f["fit_added"] is None and f["reasons"] == []
+    # same-topic documents (new ids, the toy corpus's phrases) fit the tree about as well as its own
+    like = [{"_id": f"like-{i}", "text": d} for i, d in enumerate(ws.documents("toy")["text"][:4])]
+    ws.add_documents("toy", write_docs(tmp_path / "like.jsonl", like))
+    f = ws.freshness(run)
+    assert f["fit_tree"] - f["fit_added"] < 0.05 and not f["rebuild_suggested"] and not f["retrain_suggested"]
+    # documents of words the corpus never used hang under leaves they do not resemble
+    foreign = [{"_id": f"far-{i}", "text": f"zyx{i} quorble vantex plimsoll grendle {i}"} for i in range(4)]
+    ws.add_documents("toy", write_docs(tmp_path / "far.jsonl", foreign))
+    f = ws.freshness(run)
+    assert f["share_new_tree"] == 8 / 44 < 0.25  # few documents, yet:
+    assert f["rebuild_suggested"] and f["retrain_suggested"] and "unlike" in f["reasons"][0]
+    before, _, _ = ws.tree(run)
+    assert ws.rebuild_tree(run) == 1
+    tree, terms, _ = ws.tree(run)
+    assert tree.n_docs == 44 and before.n_docs == 44 and len(terms) == tree.n_nodes
+    assert [t["rebuild"] for t in ws.store.list_trees(run)] == [0, 1]
+    f = ws.freshness(run)
+    assert f["added_since_tree"] == 0 and f["tree_rebuild"] == 1 and not f["rebuild_suggested"]
+    assert f["added_since"] == 8  # still new to the encoder

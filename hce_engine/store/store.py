@@ -368,7 +368,8 @@ class Store:
     # -- trees ----------------------------------------------------------------------------------
     def write_tree(self, run_id: int, rebuild: int, tree, terms: Sequence[Sequence[str]] | None = None,
                    rep_doc_ids: np.ndarray | None = None, stats: dict | None = None) -> None:
-        """Store a :class:`~hce_engine.tree.Tree` (nodes with centroids, labels, doc -> leaf)."""
+        """Store a :class:`~hce_engine.tree.Tree` (nodes with centroids, labels, doc -> leaf). Rewriting a
+        stored rebuild (documents removed from it) keeps its ``created_at``: when it was clustered."""
         n = tree.n_nodes
         nodes = pa.table({
             "run_id": pa.array(np.full(n, run_id, dtype=np.int32)),
@@ -386,12 +387,14 @@ class Store:
                          "rebuild": pa.array(np.full(tree.n_docs, rebuild, dtype=np.int32)),
                          "doc_id": pa.array(tree.doc_ids), "leaf": pa.array(tree.doc_leaf.astype(np.int32))})
         with self.transaction() as con:
+            prev = con.execute("SELECT created_at FROM trees WHERE run_id = ? AND rebuild = ?",
+                               [run_id, rebuild]).fetchall()
             for table in ("trees", "tree_nodes", "tree_docs"):
                 con.execute(f"DELETE FROM {table} WHERE run_id = ? AND rebuild = ?", [run_id, rebuild])
-            con.execute("INSERT INTO trees (run_id, rebuild, builder, branching, depth, stats) "
-                        "VALUES (?, ?, ?, ?, ?, ?)",
+            con.execute("INSERT INTO trees (run_id, rebuild, builder, branching, depth, stats, created_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?, COALESCE(?, current_timestamp))",
                         [run_id, rebuild, tree.builder, int(tree.branching), tree.depth,
-                         json.dumps(stats) if stats is not None else None])
+                         json.dumps(stats) if stats is not None else None, prev[0][0] if prev else None])
             con.register("_nodes", nodes)
             con.register("_tdocs", docs)
             try:

@@ -14,7 +14,7 @@ from .builders import (
 )
 from .kmeans import spherical_kmeans
 from .labels import node_label, node_terms, representative_docs
-from .quality import tree_stats
+from .quality import leaf_fit, tree_stats
 from .tree import Tree
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "build_agglomerative",
     "build_divisive",
     "build_tree",
+    "leaf_fit",
     "node_label",
     "node_terms",
     "place_documents",

@@ -118,3 +118,19 @@ def _add_rows(sums: np.ndarray, lab: np.ndarray, v: np.ndarray) -> None:
         end = starts[s + 4096] if s + 4096 < len(starts) else len(order)
         block = v[order[st[0]:end]].astype(np.float64)
         sums[ls[st]] += np.add.reduceat(block, st - st[0], axis=0)
+
+
+def leaf_fit(tree: Tree, doc_ids, vectors) -> float | None:
+    """Mean cosine between documents and the centroid of the leaf cluster they hang under.
+
+    Args:
+        doc_ids: int64 (m,) store ids; ids not in the tree are skipped.
+        vectors: float32 (m, d) their unit vectors, in the same order.
+    Returns None when none of the documents is in the tree.
+    """
+    pos = tree.positions_of(doc_ids)
+    keep = pos >= 0
+    if not keep.any():
+        return None
+    v = np.asarray(vectors, dtype=np.float32)[keep]
+    return float(np.einsum("ij,ij->i", v, tree.centroid[tree.doc_leaf[pos[keep]]]).mean())

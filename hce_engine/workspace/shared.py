@@ -11,7 +11,10 @@ SAMPLES_DIR = os.environ.get("HCE_SAMPLES") or os.path.join(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "sample_corpora")
 SAMPLE_CORPORA = {"jargon": "jargon_file/corpus.jsonl"}
 VECTOR_CACHE_RUNS = 3  # runs whose vectors stay in memory for the explorer views
-RETRAIN_SHARE = 0.25  # suggest retraining once this share of a run's documents arrived after it was trained
+# When a run's freshness suggests work (measured in benchmarks/README.md, "Incremental updates"):
+RETRAIN_SHARE = 0.5  # retrain once this share of the live documents arrived after training
+REBUILD_SHARE = 0.25  # rebuild the tree once this share arrived after it was built
+FOREIGN_FIT_GAP = 0.15  # or once added documents fit their leaf centroids this much worse than the tree's own
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 

@@ -5,10 +5,11 @@ import json
 import os
 from typing import Sequence
 
+import numpy as np
 
 from ..corpus import read_corpus
 from ..errors import InputError, NotFoundError
-from .shared import RETRAIN_SHARE, Progress, doc_text
+from .shared import FOREIGN_FIT_GAP, REBUILD_SHARE, RETRAIN_SHARE, Progress, doc_text
 
 
 class UpdateVerbs:
@@ -100,14 +101,72 @@ class UpdateVerbs:
             self._bm25.pop(cid, None)
         return {"corpus": corpus, "removed": len(ids), "runs_updated": runs}
 
+    def rebuild_tree(self, run_id: int) -> int:
+        """Cluster a finished run's live documents again (its vectors, branching, builder and seed), so
+        documents added since hang under clusters built with them. Stored as the run's next rebuild; the
+        encoder and index are untouched. Returns the rebuild number."""
+        from ..errors import HCEError
+        info = self.store.get_run(run_id)
+        if info["status"] != "done":
+            raise HCEError(f"run {run_id} is {info['status']}; only a finished run's tree can be rebuilt")
+        trees = self.store.list_trees(run_id)
+        ids, vecs = self.vectors(run_id)
+        doc_ids, _, texts = self._texts(info["corpus_id"])
+        keep = np.isin(doc_ids, ids)  # live documents with vectors, in the same (ascending id) order
+        cfg = info["config"]
+        rebuild = trees[-1]["rebuild"] + 1 if trees else 0
+        self.build_tree(run_id, vecs, ids, [t for t, k in zip(texts, keep) if k], rebuild=rebuild,
+                        branching=cfg.get("branching", 10), builder=cfg.get("builder", "auto"),
+                        seed=cfg.get("seed") or 0)
+        return rebuild
+
     def freshness(self, run_id: int) -> dict:
-        """How far the corpus has moved since the run was made: documents added and removed since, their
-        share of the run's documents, and whether retraining is suggested (``RETRAIN_SHARE``)."""
+        """How far the corpus has moved since the run was trained and since its tree was built.
+
+        Returns: added_since / share_new (documents added after the run finished, as a share of the live
+        ones), added_since_tree / share_new_tree (after its latest tree was built), fit_tree / fit_added (mean
+        cosine of the tree's own and of the added documents to their leaf centroid; None without added
+        ones), and the suggestions: ``rebuild_suggested`` (share_new_tree >= ``REBUILD_SHARE``, or the added
+        documents fit the tree ``FOREIGN_FIT_GAP`` worse than its own), ``retrain_suggested`` (share_new >=
+        ``RETRAIN_SHARE``, or that fit gap), with ``reasons`` in words. Thresholds: benchmarks/README.md.
+        """
         info = self.store.get_run(run_id)
         df = self.store.documents(info["corpus_id"], include_removed=True)
-        when = info["finished_at"] or info["created_at"]
-        added = int(((df["added_at"] > when) & ~df["removed"]).sum())
-        live = int((~df["removed"]).sum())
-        share = added / max(1, live)
-        return {"run": run_id, "added_since": added, "live_documents": live, "share_new": share,
-                "retrain_suggested": share >= RETRAIN_SHARE}
+        live = df[~df["removed"]]
+        trained_at = info["finished_at"] or info["created_at"]
+        trees = self.store.list_trees(run_id)
+        built_at = trees[-1]["created_at"] if trees else trained_at
+        added = int((live["added_at"] > trained_at).sum())
+        new_since_tree = live["doc_id"].to_numpy(np.int64)[(live["added_at"] > built_at).to_numpy()]
+        n = max(1, len(live))
+        out = {"run": run_id, "live_documents": len(live), "added_since": added, "share_new": added / n,
+               "tree_rebuild": trees[-1]["rebuild"] if trees else None,
+               "added_since_tree": len(new_since_tree), "share_new_tree": len(new_since_tree) / n,
+               "fit_tree": None, "fit_added": None}
+        if trees and len(new_since_tree) and info["status"] == "done":
+            out["fit_tree"], out["fit_added"] = self._leaf_fit(run_id, new_since_tree)
+        reasons = []
+        if out["share_new"] >= RETRAIN_SHARE:
+            reasons.append(f"{out['share_new']:.0%} of the documents arrived after training "
+                           f"(retrain from {RETRAIN_SHARE:.0%})")
+        if out["share_new_tree"] >= REBUILD_SHARE:
+            reasons.append(f"{out['share_new_tree']:.0%} of the documents arrived after the tree was built "
+                           f"(rebuild from {REBUILD_SHARE:.0%})")
+        foreign = (None not in (out["fit_added"], out["fit_tree"])
+                   and out["fit_tree"] - out["fit_added"] >= FOREIGN_FIT_GAP)
+        if foreign:
+            reasons.append(f"the added documents sit at cosine {out['fit_added']:.2f} from their leaf centroid, "
+                           f"the tree's own at {out['fit_tree']:.2f}: they look unlike what the run was "
+                           "trained on")
+        out["rebuild_suggested"] = out["share_new_tree"] >= REBUILD_SHARE or foreign
+        out["retrain_suggested"] = out["share_new"] >= RETRAIN_SHARE or foreign
+        out["reasons"] = reasons
+        return out
+
+    def _leaf_fit(self, run_id: int, added: np.ndarray) -> tuple[float, float]:
+        """(mean leaf-centroid cosine of the tree's other documents, of the ``added`` ones)."""
+        from ..tree import leaf_fit
+        tree, _, _ = self.tree(run_id)
+        ids, vecs = self.vectors(run_id)
+        new = np.isin(ids, added)
+        return leaf_fit(tree, ids[~new], vecs[~new]), leaf_fit(tree, ids[new], vecs[new])

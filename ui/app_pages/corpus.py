@@ -89,14 +89,31 @@ def update_section(corpus: str) -> None:
                     out = ws.remove_documents(corpus, wanted)
                     st.session_state["update_report"] = f"Removed {out['removed']:,} documents."
                     st.rerun()
-        for run in [r for r in ws.runs(corpus) if r["kind"] == "train" and r["status"] == "done"][-3:]:
-            f = ws.freshness(run["run_id"])
-            if f["retrain_suggested"]:
-                st.warning(f"Run #{run['run_id']}: {f['share_new']:.0%} of the documents arrived after it was "
-                           "trained: retraining is suggested.")
-            elif f["added_since"]:
-                st.caption(f"Run #{run['run_id']}: {f['added_since']:,} documents ({f['share_new']:.0%}) added "
-                           "since training.")
+        for run in [r for r in ws.runs(corpus) if r["status"] == "done"][-3:]:
+            freshness_note(run)
+
+
+def freshness_note(run: dict) -> None:
+    """What the documents added since a run was trained / its tree was built suggest, with a rebuild button."""
+    f = ws.freshness(run["run_id"])
+    todo = [w for w, on in (("rebuilding the tree", f["rebuild_suggested"]),
+                            ("retraining", f["retrain_suggested"] and run["kind"] == "train")) if on]
+    name = f"Run #{run['run_id']} ({run['kind']})"
+    if todo:
+        st.warning(f"{name}: {' and '.join(todo)} suggested: {'; '.join(f['reasons'])}.")
+    elif f["added_since_tree"]:
+        fit = (f" Their mean cosine to their leaf centroid is {f['fit_added']:.2f} (the tree's own documents: "
+               f"{f['fit_tree']:.2f}).") if f["fit_added"] is not None else ""
+        st.caption(f"{name}: {f['added_since_tree']:,} documents ({f['share_new_tree']:.0%}) added since its tree "
+                   f"was built.{fit}")
+    if f["added_since_tree"] and st.button(f"Rebuild the tree of run #{run['run_id']}",
+                                           key=f"rebuild_{run['run_id']}",
+                                           help="Cluster the run's current documents again with its encoder "
+                                                "(no retraining); the old tree stays as an earlier rebuild."):
+        with friendly_errors("Rebuilding the tree"), st.spinner("Clustering…"):
+            rebuild = ws.rebuild_tree(run["run_id"])
+            st.session_state["update_report"] = f"Run #{run['run_id']}: tree rebuilt (rebuild {rebuild})."
+            st.rerun()
 
 
 def show_report(rep: dict) -> None:
