@@ -190,6 +190,9 @@ def test_rebuild_tree_and_foreign_documents(ws, tmp_path):
     f = ws.freshness(run)
     assert f["share_new_tree"] == 8 / 44 < 0.25  # few documents, yet:
     assert f["rebuild_suggested"] and f["retrain_suggested"] and "unlike" in f["reasons"][0]
+    like_batch, far_batch = f["batches"]  # judged per add, so a small foreign batch is not averaged away
+    assert (like_batch["documents"], far_batch["documents"]) == (4, 4) and far_batch["fit"] < like_batch["fit"]
+    assert f["reasons"][0].startswith("4 documents added") and len(f["reasons"]) == 1
     before, _, _ = ws.tree(run)
     assert ws.rebuild_tree(run) == 1
     tree, terms, _ = ws.tree(run)

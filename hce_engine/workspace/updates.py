@@ -126,25 +126,25 @@ class UpdateVerbs:
         Returns: added_since / share_new (documents added after the run finished, as a share of the live
         ones), added_since_tree / share_new_tree (after its latest tree was built), fit_tree / fit_added (mean
         cosine of the tree's own and of the added documents to their leaf centroid; None without added
-        ones), and the suggestions: ``rebuild_suggested`` (share_new_tree >= ``REBUILD_SHARE``, or the added
-        documents fit the tree ``FOREIGN_FIT_GAP`` worse than its own), ``retrain_suggested`` (share_new >=
-        ``RETRAIN_SHARE``, or that fit gap), with ``reasons`` in words. Thresholds: benchmarks/README.md.
+        ones), batches (each add since the tree: added_at, documents, fit), and the suggestions:
+        ``rebuild_suggested`` (share_new_tree >= ``REBUILD_SHARE``, or a batch fits the tree
+        ``FOREIGN_FIT_GAP`` worse than its own documents), ``retrain_suggested`` (share_new >=
+        ``RETRAIN_SHARE``, or such a batch), with ``reasons`` in words. Thresholds: benchmarks/README.md.
         """
         info = self.store.get_run(run_id)
-        df = self.store.documents(info["corpus_id"], include_removed=True)
-        live = df[~df["removed"]]
+        live = self.store.documents(info["corpus_id"])
         trained_at = info["finished_at"] or info["created_at"]
         trees = self.store.list_trees(run_id)
         built_at = trees[-1]["created_at"] if trees else trained_at
         added = int((live["added_at"] > trained_at).sum())
-        new_since_tree = live["doc_id"].to_numpy(np.int64)[(live["added_at"] > built_at).to_numpy()]
+        since_tree = live[live["added_at"] > built_at]
         n = max(1, len(live))
         out = {"run": run_id, "live_documents": len(live), "added_since": added, "share_new": added / n,
                "tree_rebuild": trees[-1]["rebuild"] if trees else None,
-               "added_since_tree": len(new_since_tree), "share_new_tree": len(new_since_tree) / n,
-               "fit_tree": None, "fit_added": None}
-        if trees and len(new_since_tree) and info["status"] == "done":
-            out["fit_tree"], out["fit_added"] = self._leaf_fit(run_id, new_since_tree)
+               "added_since_tree": len(since_tree), "share_new_tree": len(since_tree) / n,
+               "fit_tree": None, "fit_added": None, "batches": []}
+        if trees and len(since_tree) and info["status"] == "done":
+            out.update(self._leaf_fit(run_id, since_tree))
         reasons = []
         if out["share_new"] >= RETRAIN_SHARE:
             reasons.append(f"{out['share_new']:.0%} of the documents arrived after training "
@@ -152,21 +152,29 @@ class UpdateVerbs:
         if out["share_new_tree"] >= REBUILD_SHARE:
             reasons.append(f"{out['share_new_tree']:.0%} of the documents arrived after the tree was built "
                            f"(rebuild from {REBUILD_SHARE:.0%})")
-        foreign = (None not in (out["fit_added"], out["fit_tree"])
-                   and out["fit_tree"] - out["fit_added"] >= FOREIGN_FIT_GAP)
-        if foreign:
-            reasons.append(f"the added documents sit at cosine {out['fit_added']:.2f} from their leaf centroid, "
-                           f"the tree's own at {out['fit_tree']:.2f}: they look unlike what the run was "
-                           "trained on")
-        out["rebuild_suggested"] = out["share_new_tree"] >= REBUILD_SHARE or foreign
-        out["retrain_suggested"] = out["share_new"] >= RETRAIN_SHARE or foreign
+        foreign = [b for b in out["batches"] if out["fit_tree"] is not None
+                   and out["fit_tree"] - b["fit"] >= FOREIGN_FIT_GAP]
+        for b in foreign:
+            reasons.append(f"{b['documents']:,} documents added {b['added_at']:%Y-%m-%d %H:%M} sit at cosine "
+                           f"{b['fit']:.2f} from their leaf centroid, the tree's own at {out['fit_tree']:.2f}: "
+                           "they look unlike what the run was trained on")
+        out["rebuild_suggested"] = out["share_new_tree"] >= REBUILD_SHARE or bool(foreign)
+        out["retrain_suggested"] = out["share_new"] >= RETRAIN_SHARE or bool(foreign)
         out["reasons"] = reasons
         return out
 
-    def _leaf_fit(self, run_id: int, added: np.ndarray) -> tuple[float, float]:
-        """(mean leaf-centroid cosine of the tree's other documents, of the ``added`` ones)."""
+    def _leaf_fit(self, run_id: int, since_tree) -> dict:
+        """fit_tree, fit_added and per-batch fits (mean leaf-centroid cosine) for the documents of the
+        ``since_tree`` frame (doc_id, added_at): one batch per add (they share a transaction's timestamp)."""
         from ..tree import leaf_fit
         tree, _, _ = self.tree(run_id)
         ids, vecs = self.vectors(run_id)
-        new = np.isin(ids, added)
-        return leaf_fit(tree, ids[~new], vecs[~new]), leaf_fit(tree, ids[new], vecs[new])
+        new = np.isin(ids, since_tree["doc_id"].to_numpy(np.int64))
+        batches = []
+        for when, group in since_tree.groupby("added_at", sort=True):
+            rows = np.isin(ids, group["doc_id"].to_numpy(np.int64))
+            fit = leaf_fit(tree, ids[rows], vecs[rows])
+            if fit is not None:
+                batches.append({"added_at": when, "documents": int(rows.sum()), "fit": fit})
+        return {"fit_tree": leaf_fit(tree, ids[~new], vecs[~new]), "fit_added": leaf_fit(tree, ids[new], vecs[new]),
+                "batches": batches}
