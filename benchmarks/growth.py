@@ -485,8 +485,8 @@ COLUMNS = [  # (header, width, key or callable, format)
     ("ws p50", 7, "ws_search_p50_ms", ".1f"),
     ("umap s", 8, lambda r: fmt(r.get("umap_s"), ".1f") if r.get("umap_measured")
      else ("~" + fmt(r["umap_s_extrapolated"], ".0f") if r.get("umap_s_extrapolated") else "-"), None),
-    ("cold/restart s", 15, lambda r: f"{r['first_search_cold_s']:.1f}/{fmt(r.get('first_search_after_restart_s'), '.1f')}",
-     None),
+    ("cold/restart s", 15,
+     lambda r: f"{r['first_search_cold_s']:.1f}/{fmt(r.get('first_search_after_restart_s'), '.1f')}", None),
     ("db w/r s", 10, lambda r: f"{r['db_write_vectors_s']:.2f}/{r['db_read_vectors_s']:.2f}", None),
     ("add1k s", 8, "add_s", ".2f"),
     ("enc1k s", 8, "add_encode_s", ".2f"),

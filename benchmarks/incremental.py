@@ -224,7 +224,8 @@ def tree_fit(ws, corpus: str, run: int, added: set[str]) -> dict:
     ids, vecs = ws.store.read_vectors(run, live_only_corpus=ws.store.corpus_id(corpus))
     ext = dict(zip(ws.documents(corpus)["doc_id"].astype(int), ws.documents(corpus)["ext_id"]))
     new = np.asarray([ext[int(i)] in added for i in ids], dtype=bool)
-    fits = {"cos_leaf_original": leaf_fit(tree, ids[~new], vecs[~new]), "cos_leaf_added": leaf_fit(tree, ids[new], vecs[new])}
+    fits = {"cos_leaf_original": leaf_fit(tree, ids[~new], vecs[~new]),
+            "cos_leaf_added": leaf_fit(tree, ids[new], vecs[new])}
     leaves = tree.size[tree.nodes_at(tree.depth)]
     return {**{k: (round(v, 4) if v is not None else None) for k, v in fits.items()},
             "leaf_size_p99": float(np.percentile(leaves, 99)), "leaf_size_max": int(leaves.max()),
@@ -277,7 +278,7 @@ class Experiment:
         out = Path(self.args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         self.result["meta"]["elapsed_s"] = round(time.perf_counter() - self.t0, 1)
-        out.write_text(json.dumps(self.result, indent=2))
+        out.write_text(json.dumps(self.result, indent=2, default=str))
 
     def config(self) -> dict:
         from hce_engine.training import TrainConfig
@@ -458,7 +459,7 @@ def foreign_only(a) -> dict:
     result["holdout"]["foreign"] = foreign_phase(ws, "holdout", runs, a.foreign, a.foreign_docs, added, test,
                                                  queries, qids, root)
     ws.close()
-    Path(a.out).write_text(json.dumps(result, indent=2))
+    Path(a.out).write_text(json.dumps(result, indent=2, default=str))
     print_foreign(result["holdout"]["foreign"])
     return result
 

@@ -1,4 +1,5 @@
-"""Smoke runs of the growth, incremental and UMAP placement benchmarks (--smoke: tiny data, fake encoder), so they cannot rot.
+"""Smoke runs of the growth, incremental and UMAP placement benchmarks (--smoke: tiny data, fake encoder), so
+they cannot rot.
 
 They check the scripts run end to end and write well-formed results, not the numbers.
 """
@@ -54,9 +55,9 @@ def test_growth_helpers():
     texts = growth.synthetic_texts(lab, sub_top)
     assert len(texts) == 300 and all(len(t.split()) == 8 for t in texts)
     rows = [{"n_docs": 1000, "umap_measured": True, "umap_fit_sample": 1000, "umap_fit_s": 2.0,
-             "umap_transform_ms_per_doc": None},
+             "umap_place_ms_per_doc": None},
             {"n_docs": 50_000, "umap_measured": True, "umap_fit_sample": 20_000, "umap_fit_s": 60.0,
-             "umap_transform_ms_per_doc": 1.0},
+             "umap_place_ms_per_doc": 1.0},
             {"n_docs": 200_000, "umap_measured": False}]
     growth.extrapolate_umap(rows)
     assert rows[2]["umap_s_extrapolated"] == pytest.approx(60.0 + 180.0)

@@ -165,8 +165,10 @@ def test_saved_approximate_index_follows_the_store_across_restarts(workspace, to
     assert ws.search("toy", "zither zither strings")[0].ext_id == "new-1"
     assert os.path.getmtime(path) > saved_at  # re-saved after catching up
     ws.close()
+    with open(path, "rb") as f:
+        whole = f.read()
     with open(path, "wb") as f:
-        f.write(b"torn")
+        f.write(whole[:len(whole) // 2])  # a truncated file
     with caplog.at_level("WARNING"):
         ws, hits = reopen()  # an unreadable file is rebuilt from the store, not trusted
     assert "unreadable" in caplog.text and top not in hits and len(ws.index(run)) == 36

@@ -252,24 +252,24 @@ class VectorIndex:
         index = faiss.deserialize_index(blob)
         if index.d != dim:
             raise ValueError(f"{path}: dimension {index.d} does not match {dim}")
-        self = cls.__new__(cls)
-        self._dim, self._kind, self._index, self._quantizer = dim, kind, index, None
-        self._lock = threading.RLock()
+        out = cls.__new__(cls)
+        out._dim, out._kind, out._index, out._quantizer = dim, kind, index, None
+        out._lock = threading.RLock()
         if kind == "hnsw":
             if index.ntotal != slot_ids.size or alive.size != slot_ids.size:
                 raise ValueError(f"{path}: {index.ntotal} vectors but {slot_ids.size} slots")
-            self._ef_construction = int(index.hnsw.efConstruction)
-            self._n_slots = int(slot_ids.size)
-            self._slot_ids, self._alive = slot_ids.astype(np.int64), alive
-            self._n_dead = int((~alive).sum())
+            out._ef_construction = int(index.hnsw.efConstruction)
+            out._n_slots = int(slot_ids.size)
+            out._slot_ids, out._alive = slot_ids.astype(np.int64), alive
+            out._n_dead = int((~alive).sum())
             live = np.flatnonzero(alive)
-            self._live = dict(zip(self._slot_ids[live].tolist(), live.tolist()))
+            out._live = dict(zip(out._slot_ids[live].tolist(), live.tolist()))
         else:
             if index.ntotal != ids.size:
                 raise ValueError(f"{path}: {index.ntotal} vectors but {ids.size} ids")
-            self._ef_construction = _DEFAULT_EF_CONSTRUCTION
-            self._live = dict.fromkeys(ids.astype(np.int64).tolist(), 0)
-        return self
+            out._ef_construction = _DEFAULT_EF_CONSTRUCTION
+            out._live = dict.fromkeys(ids.astype(np.int64).tolist(), 0)
+        return out
 
     # ------------------------------------------------------------------ properties
     @property

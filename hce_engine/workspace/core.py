@@ -26,8 +26,8 @@ from ..errors import HCEError, InputError, NotFoundError
 from ..jobs import JobRegistry
 from ..store import Store
 from .exports import ExportVerbs
-from .shared import (DB_FILE, INDEX_FILE, SAMPLE_CORPORA, SAMPLES_DIR, VECTOR_CACHE_RUNS, Hit, ImportReport, Progress,
-                     _snippet, default_workspace, doc_text)
+from .shared import (DB_FILE, INDEX_FILE, SAMPLE_CORPORA, SAMPLES_DIR, VECTOR_CACHE_RUNS, Hit, ImportReport,
+                     Progress, _snippet, default_workspace, doc_text)
 from .training import TrainingVerbs
 from .updates import UpdateVerbs
 
@@ -315,7 +315,7 @@ class Workspace(UpdateVerbs, TrainingVerbs, ExportVerbs):
         if os.path.exists(path):
             try:
                 index = VectorIndex.load(path)
-            except (OSError, ValueError, RuntimeError) as exc:  # torn or foreign file: rebuild it
+            except Exception as exc:  # noqa: BLE001 - a cache: any unreadable file is rebuilt, never trusted
                 log.warning("run %s: saved index unreadable (%s); rebuilding", run_id, exc)
         if index is None:
             index = VectorIndex.build(*self.store.read_vectors(run_id, live_only_corpus=info["corpus_id"]),

@@ -176,5 +176,5 @@ class UpdateVerbs:
             fit = leaf_fit(tree, ids[rows], vecs[rows])
             if fit is not None:
                 batches.append({"added_at": when, "documents": int(rows.sum()), "fit": fit})
-        return {"fit_tree": leaf_fit(tree, ids[~new], vecs[~new]), "fit_added": leaf_fit(tree, ids[new], vecs[new]),
-                "batches": batches}
+        return {"fit_tree": leaf_fit(tree, ids[~new], vecs[~new]),
+                "fit_added": leaf_fit(tree, ids[new], vecs[new]), "batches": batches}
