@@ -111,16 +111,32 @@ def test_stale_running_runs_marked_interrupted(tmp_path, fake_model, toy_beir):
     ws.close()
 
 
-def test_schema_version_and_vectors_roundtrip(workspace):
+def test_schema_version_and_vectors_roundtrip(workspace, monkeypatch):
+    import hce_engine.store.store as store_mod
     from hce_engine.store import SCHEMA_VERSION
-    assert workspace.store.schema_version() == SCHEMA_VERSION
-    cid = workspace.store.create_corpus("v")
-    ids = workspace.store.insert_documents(cid, ["a", "b", "c"], ["", "", ""], ["x", "y", "z"], [None] * 3)
-    run = workspace.store.create_run(cid, "baseline", {}, 0)
-    vecs = np.random.default_rng(0).standard_normal((3, 7)).astype(np.float32)
-    workspace.store.write_vectors(run, ids, vecs)
-    got_ids, got = workspace.store.read_vectors(run)
-    assert np.array_equal(got_ids, ids) and got.dtype == np.float32 and np.array_equal(got, vecs)
+    st = workspace.store
+    assert st.schema_version() == SCHEMA_VERSION
+    cid = st.create_corpus("v")
+    names = [f"d{i}" for i in range(23)]
+    ids = st.insert_documents(cid, names, [""] * 23, names, [None] * 23)
+    run = st.create_run(cid, "baseline", {}, 0)
+    vecs = np.random.default_rng(0).standard_normal((23, 7)).astype(np.float32)
+    st.write_vectors(run, ids, vecs)
+    for batch in (10_000, 5):  # one Arrow batch, then five batches (the last one short)
+        monkeypatch.setattr(store_mod, "VECTOR_BATCH", batch)
+        got_ids, got = st.read_vectors(run)
+        assert np.array_equal(got_ids, ids) and got.dtype == np.float32 and np.array_equal(got, vecs)
+    st.mark_removed(cid, ["d3"])
+    got_ids, got = st.read_vectors(run, live_only_corpus=cid)
+    assert np.array_equal(got_ids, np.delete(ids, 3)) and np.array_equal(got, np.delete(vecs, 3, axis=0))
+    got_ids, got = st.read_vectors(run, doc_ids=ids[[20, 2]])
+    assert np.array_equal(got_ids, ids[[2, 20]]) and np.array_equal(got, vecs[[2, 20]])
+    assert st.read_vectors(run, doc_ids=[])[1].shape[0] == 0
+    assert np.array_equal(st.vector_ids(run, live_only_corpus=cid), np.delete(ids, 3))
+    shuffled = st.create_run(cid, "baseline", {}, 0)  # stored out of id order: still returned by id
+    st.write_vectors(shuffled, ids[::-1], vecs[::-1])
+    got_ids, got = st.read_vectors(shuffled)
+    assert np.array_equal(got_ids, ids) and np.array_equal(got, vecs)
 
 
 def test_delete_run(workspace, toy_beir):

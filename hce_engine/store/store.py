@@ -40,6 +40,10 @@ def _stack_lists(column: pa.ChunkedArray | pa.Array, dim: int | None = None) -> 
     return flat.reshape(n, -1)
 
 
+#: rows per Arrow batch when reading vectors (about 15 MB of d = 384 float32)
+VECTOR_BATCH = 10_000
+
+
 class Store:
     """The workspace database.
 
@@ -325,8 +329,9 @@ class Store:
             finally:
                 con.unregister("_new_vecs")
 
-    def _vector_query(self, columns: str, run_id: int, live_only_corpus: int | None,
-                      doc_ids: Sequence[int] | None) -> pa.Table:
+    @staticmethod
+    def _vector_sql(columns: str, run_id: int, live_only_corpus: int | None,
+                    doc_ids: Sequence[int] | None) -> tuple[str, list]:
         sql, params = f"SELECT {columns} FROM vectors v", [run_id]
         if live_only_corpus is not None:
             sql += " JOIN documents d ON d.doc_id = v.doc_id AND NOT d.removed"
@@ -334,20 +339,36 @@ class Store:
         if doc_ids is not None:
             sql += " AND v.doc_id IN (SELECT unnest(?::BIGINT[]))"
             params.append([int(i) for i in doc_ids])
-        return self._arrow(sql + " ORDER BY v.doc_id", params)
+        return sql, params
 
     def read_vectors(self, run_id: int, live_only_corpus: int | None = None,
                      doc_ids: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(doc_ids int64 (n,), vectors float32 (n, d)) ordered by doc_id; optionally skip removed docs
-        (``live_only_corpus``) or keep only ``doc_ids``."""
-        tbl = self._vector_query("v.doc_id, v.vec", run_id, live_only_corpus, doc_ids)
-        ids = tbl.column("doc_id").to_numpy().astype(np.int64)
-        return ids, _stack_lists(tbl.column("vec"))
+        (``live_only_corpus``) or keep only ``doc_ids``. Read in batches of ``VECTOR_BATCH`` rows into one
+        preallocated array, so the peak is the vectors plus one batch."""
+        sql, params = self._vector_sql("v.doc_id, v.vec", run_id, live_only_corpus, doc_ids)
+        with self.transaction() as con:  # one snapshot for the count and the rows
+            n = con.execute(f"SELECT count(*) FROM ({sql})", params).fetchall()[0][0]
+            ids, vecs, pos = np.empty(n, dtype=np.int64), None, 0
+            for batch in con.sql(sql, params=params).to_arrow_reader(VECTOR_BATCH):  # no ORDER BY: see below
+                m = batch.num_rows
+                v = _stack_lists(batch.column(1))
+                if vecs is None:
+                    vecs = np.empty((n, v.shape[1]), dtype=np.float32)
+                ids[pos:pos + m] = batch.column(0).to_numpy()
+                vecs[pos:pos + m] = v
+                pos += m
+        if vecs is None:
+            return ids, np.zeros((0, 0), dtype=np.float32)
+        if n > 1 and not (ids[1:] > ids[:-1]).all():  # DuckDB sorting would hold all rows at once; a scan
+            order = np.argsort(ids, kind="stable")     # usually returns insertion (= id) order anyway
+            ids, vecs = ids[order], vecs[order]
+        return ids, vecs
 
     def vector_ids(self, run_id: int, live_only_corpus: int | None = None) -> np.ndarray:
         """doc_ids int64 (n,), ascending, of the run's stored vectors (as :meth:`read_vectors`, no vectors)."""
-        tbl = self._vector_query("v.doc_id", run_id, live_only_corpus, None)
-        return tbl.column("doc_id").to_numpy().astype(np.int64)
+        sql, params = self._vector_sql("v.doc_id", run_id, live_only_corpus, None)
+        return self._arrow(sql + " ORDER BY v.doc_id", params).column("doc_id").to_numpy().astype(np.int64)
 
     def delete_vectors(self, run_id: int, doc_ids: Sequence[int]) -> None:
         self.con.execute("DELETE FROM vectors WHERE run_id = ? AND doc_id IN (SELECT unnest(?::BIGINT[]))",
