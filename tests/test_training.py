@@ -352,3 +352,14 @@ def test_ict_signal_without_validation_and_default_builder():
     res = train(FakeEncoder(dim=16), texts, pairs, cfg, val_pairs=[])
     assert res.status == "done" and res.improved is None and res.start_val is None and res.steps == 4
     assert res.tree.n_docs == 32 and res.best_epoch == 1
+
+
+def test_measure_train_factor_leaves_the_encoder_as_it_was():
+    from hce_engine.training import measure_train_factor
+    enc = FakeEncoder(dim=32, seed=0)
+    before = [p.detach().clone() for p in enc.parameters()]
+    factor = measure_train_factor(enc, [f"text number {i} about things" for i in range(16)], max_length=32)
+    assert factor >= 1.0
+    assert all(p.grad is None for p in enc.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(before, enc.parameters()))
+

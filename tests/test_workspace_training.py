@@ -158,6 +158,11 @@ def test_ict_and_pairs_signals(ws, tmp_path):
 def test_estimate(ws):
     est = ws.estimate("toy", TINY)
     assert est["steps"] == 8 and est["total_seconds"] > 0 and est["pairs"] == 15
+    assert est["train_factor"] >= 1 and "(measured)" in est["assumptions"][0]
+    parts = est["train_seconds"] + est["validation_seconds"] + est["tree_seconds"] + est["encode_seconds"]
+    assert est["total_seconds"] == pytest.approx(parts)
+    ws.encode("toy")  # with a baseline, only the final encode is left around the training loop
+    assert ws.estimate("toy", TINY)["encode_seconds"] == pytest.approx(est["encode_seconds"] / 2)
 
 
 def test_max_pairs_caps_training(ws):

@@ -5,7 +5,7 @@ it runs on a GPU machine without the app's other dependencies. It never touches 
 wires ``train``'s callbacks to storage.
 """
 from .config import MEMORY_NODE_LIMIT, PRESET_HELP, PRESETS, TrainConfig
-from .estimate import estimate_seconds, measure_seconds_per_sequence, tree_shape
+from .estimate import estimate_seconds, measure_seconds_per_sequence, measure_train_factor, tree_shape
 from .loop import EpochEvent, StepEvent, TrainResult, auto_grad_chunk, lr_factor, seed_everything, train
 from .loss import HierarchicalContrastiveLoss
 from .pairs import Pair, ict_pairs, make_pairs, mix_pairs, split_sentences, split_validation, supervised_pairs
@@ -17,5 +17,5 @@ __all__ = [
     "HierarchicalSampler", "HierBatch", "LevelCandidates",
     "HierarchicalContrastiveLoss",
     "train", "TrainResult", "StepEvent", "EpochEvent", "auto_grad_chunk", "lr_factor", "seed_everything",
-    "estimate_seconds", "measure_seconds_per_sequence", "tree_shape",
+    "estimate_seconds", "measure_seconds_per_sequence", "measure_train_factor", "tree_shape",
 ]

@@ -7,8 +7,10 @@ Model of the cost (all in units of one measured *inference* encode of a corpus d
   S' = S for random negatives, 0 for in-batch, and for siblings the expected number of other documents in
   the positive's leaf, capped at S (from the tree when given, else ~1.25 b - 1: k-means leaves average b
   documents, and a document sits in a larger-than-average leaf more often);
-* forward + backward with gradient costs ``train_factor`` (default 3) times an inference encode; when a kind
-  of text exceeds ``grad_chunk`` sequences, gradient caching adds one more forward (x 4/3);
+* forward + backward with gradient costs ``train_factor`` times an inference encode (default 3;
+  :func:`measure_train_factor` measures it: training batches are padded to their longest text, inference
+  batches are sorted by length); when a kind of text exceeds ``grad_chunk`` sequences, gradient caching adds
+  one more forward (x 4/3);
 * a query costs ``query_seconds_per_sequence`` (default: the document cost scaled by
   query_max_length / max_length, an upper bound for short queries);
 * the corpus is encoded once for the initial tree (unless vectors are given) and once per co-training
@@ -141,3 +143,30 @@ def measure_seconds_per_sequence(encoder, sample_texts: Sequence[str], max_lengt
         import torch
         torch.cuda.synchronize()
     return (time.perf_counter() - t0) / len(texts)
+
+
+def measure_train_factor(encoder, sample_texts: Sequence[str], max_length: int, batch_size: int = 16) -> float:
+    """Seconds per sequence of a forward + backward pass (``encoder.embed``, gradients on, padded to the
+    batch's longest text, as training does) over those of an inference ``encode`` of the same texts; >= 1.
+
+    The gradients are dropped afterwards and the weights are not changed, so the encoder can be one that
+    serves searches.
+    """
+    import torch
+    texts = list(sample_texts)[:batch_size]
+    if not texts:
+        raise ValueError("need at least one sample text")
+    infer = measure_seconds_per_sequence(encoder, texts, max_length, batch_size=batch_size)
+    params = [p for p in encoder.parameters() if p.requires_grad]
+    try:
+        with torch.enable_grad():
+            encoder.embed(texts[:2], max_length=max_length).sum().backward()  # warm-up
+            t0 = time.perf_counter()
+            encoder.embed(texts, max_length=max_length).sum().backward()
+            if getattr(encoder, "device", None) is not None and str(encoder.device).startswith("cuda"):
+                torch.cuda.synchronize()
+            train = (time.perf_counter() - t0) / len(texts)
+    finally:
+        for p in params:
+            p.grad = None
+    return max(1.0, train / infer)

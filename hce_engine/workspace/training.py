@@ -212,21 +212,36 @@ class TrainingVerbs:
         return self.store.train_log(run_id)
 
     def estimate(self, corpus: str, config) -> dict:
-        """Time estimate of a training run on this machine, before it starts (measures a short encode)."""
-        from ..training import estimate_seconds, measure_seconds_per_sequence
+        """Time estimate of a training run on this machine, before it starts: the training loop
+        (:func:`~hce_engine.training.estimate_seconds` with speeds measured here, once per encoder setting
+        and process), plus the corpus encodes around it (the zero-shot baseline if there is none yet, the
+        final encode with the trained encoder at the index's document length)."""
+        from ..training import estimate_seconds, measure_seconds_per_sequence, measure_train_factor
         cid = self.store.corpus_id(corpus)
         cfg = self._train_config(cid, config)
         ids, ext_ids, texts = self._texts(cid)
         pairs = self.training_pairs(cid, cfg, ext_ids, texts)
         enc = self.encoder(cfg.model, cfg.device, cfg.max_length)
-        key = (cfg.model, cfg.device, cfg.max_length)
-        if key not in self._seconds_per_seq:  # measured once per encoder setting and process
-            sample = [texts[i] for i in np.random.default_rng(0).choice(len(texts), min(32, len(texts)), False)]
-            self._seconds_per_seq[key] = measure_seconds_per_sequence(enc, sample, cfg.max_length)
-        sps = self._seconds_per_seq[key]
-        have = any(r["kind"] == "baseline" and r["status"] == "done" and r["config"].get("model") == cfg.model
-                   for r in self.store.list_runs(cid))
-        est = estimate_seconds(cfg, len(pairs), len(texts), sps, have_initial_vectors=have, device=enc.device)
+        sample = [texts[i] for i in np.random.default_rng(0).choice(len(texts), min(32, len(texts)), False)]
+        base = [r for r in self.store.list_runs(cid) if r["kind"] == "baseline" and r["status"] == "done"
+                and r["config"].get("model") == cfg.model]
+        doc_len = base[-1]["config"].get("max_length", 256) if base else 256
+
+        def measured(name: str, max_length: int, fn) -> float:
+            key = (name, cfg.model, cfg.device, max_length)
+            if key not in self._seconds_per_seq:
+                self._seconds_per_seq[key] = fn(enc, sample, max_length)
+            return self._seconds_per_seq[key]
+
+        sps = measured("encode", cfg.max_length, measure_seconds_per_sequence)
+        doc_sps = measured("encode", doc_len, measure_seconds_per_sequence)
+        factor = measured("train_factor", cfg.max_length, measure_train_factor)
+        est = estimate_seconds(cfg, len(pairs), len(texts), sps, have_initial_vectors=True, device=enc.device,
+                               train_factor=factor)
+        est["encode_seconds"] = (1 if base else 2) * len(texts) * doc_sps  # baseline if missing + final
+        est["total_seconds"] += est["encode_seconds"]
+        est["train_factor"] = factor
+        est["assumptions"][0] = f"forward+backward = {factor:.1f}x an inference encode (measured)"
         est["pairs"] = len(pairs)
         est["device"] = str(enc.device)
         return est
