@@ -199,6 +199,11 @@ class Store:
             params.append([int(i) for i in doc_ids])
         return self.con.execute(sql + " ORDER BY doc_id", params).df()
 
+    def added_times(self, corpus_id: int) -> pd.DataFrame:
+        """DataFrame (doc_id, added_at) of the live documents, ordered by doc_id (no texts: cheap at 200k)."""
+        return self.con.execute("SELECT doc_id, added_at FROM documents WHERE corpus_id = ? AND NOT removed "
+                                "ORDER BY doc_id", [corpus_id]).df()
+
     def existing_ext_ids(self, corpus_id: int, ext_ids: Iterable[str]) -> set[str]:
         return {r[0] for r in self.con.execute(
             "SELECT ext_id FROM documents WHERE corpus_id = ? AND ext_id IN (SELECT unnest(?::VARCHAR[]))",

@@ -132,7 +132,7 @@ class UpdateVerbs:
         ``RETRAIN_SHARE``, or such a batch), with ``reasons`` in words. Thresholds: benchmarks/README.md.
         """
         info = self.store.get_run(run_id)
-        live = self.store.documents(info["corpus_id"])
+        live = self.store.added_times(info["corpus_id"])
         trained_at = info["finished_at"] or info["created_at"]
         trees = self.store.list_trees(run_id)
         built_at = trees[-1]["created_at"] if trees else trained_at
@@ -144,7 +144,7 @@ class UpdateVerbs:
                "added_since_tree": len(since_tree), "share_new_tree": len(since_tree) / n,
                "fit_tree": None, "fit_added": None, "batches": []}
         if trees and len(since_tree) and info["status"] == "done":
-            out.update(self._leaf_fit(run_id, since_tree))
+            out.update(self._leaf_fit(run_id, since_tree, trees[-1]["stats"]))
         reasons = []
         if out["share_new"] >= RETRAIN_SHARE:
             reasons.append(f"{out['share_new']:.0%} of the documents arrived after training "
@@ -163,18 +163,23 @@ class UpdateVerbs:
         out["reasons"] = reasons
         return out
 
-    def _leaf_fit(self, run_id: int, since_tree) -> dict:
+    def _leaf_fit(self, run_id: int, since_tree, tree_stats: dict | None) -> dict:
         """fit_tree, fit_added and per-batch fits (mean leaf-centroid cosine) for the documents of the
-        ``since_tree`` frame (doc_id, added_at): one batch per add (they share a transaction's timestamp)."""
+        ``since_tree`` frame (doc_id, added_at): one batch per add (they share a transaction's timestamp).
+        fit_tree is the tree's own ``intra_cos_leaf``, stored when it was built; only the added documents'
+        vectors are read."""
         from ..tree import leaf_fit
         tree, _, _ = self.tree(run_id)
-        ids, vecs = self.vectors(run_id)
-        new = np.isin(ids, since_tree["doc_id"].to_numpy(np.int64))
+        ids, vecs = self.store.read_vectors(run_id, doc_ids=since_tree["doc_id"].to_numpy(np.int64))
+        fit_tree = (tree_stats or {}).get("intra_cos_leaf")
+        if fit_tree is None:  # a tree stored without statistics
+            all_ids, all_vecs = self.vectors(run_id)
+            own = ~np.isin(all_ids, ids)
+            fit_tree = leaf_fit(tree, all_ids[own], all_vecs[own])
         batches = []
         for when, group in since_tree.groupby("added_at", sort=True):
             rows = np.isin(ids, group["doc_id"].to_numpy(np.int64))
             fit = leaf_fit(tree, ids[rows], vecs[rows])
             if fit is not None:
                 batches.append({"added_at": when, "documents": int(rows.sum()), "fit": fit})
-        return {"fit_tree": leaf_fit(tree, ids[~new], vecs[~new]),
-                "fit_added": leaf_fit(tree, ids[new], vecs[new]), "batches": batches}
+        return {"fit_tree": fit_tree, "fit_added": leaf_fit(tree, ids, vecs), "batches": batches}
