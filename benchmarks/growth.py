@@ -207,6 +207,7 @@ def run_size(n: int, args) -> dict:
 
     from hce_engine import Workspace
     from hce_engine.index import APPROX_THRESHOLD, VectorIndex
+    from hce_engine.threads import one_thread_if
     from hce_engine.tree import DIVISIVE_THRESHOLD, build_agglomerative, build_divisive
 
     res: dict = {"n_docs": n, "load_avg_start": [round(v, 2) for v in os.getloadavg()],
@@ -221,7 +222,7 @@ def run_size(n: int, args) -> dict:
     res["divisive_s"] = round(c.lap(), 3)
     res["divisive_depth"], res["divisive_nodes"] = div.depth, div.n_nodes
     if args.diag_threads:  # diagnostic, not a target number: the same build on one torch thread
-        with torch_threads(1):
+        with one_thread_if(True):
             c.lap()
             build_divisive(x, branching=BRANCHING, seed=args.seed)
             res["diag_divisive_s_1thread"] = round(c.lap(), 3)
@@ -330,19 +331,8 @@ def run_size(n: int, args) -> dict:
     return res
 
 
-@contextlib.contextmanager
-def torch_threads(n: int):
-    """Diagnostics only: run a block with n torch threads, then restore the default."""
-    import torch
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def latency(ws, run: int, enc, flat, hnsw, args) -> dict:
+    from hce_engine.threads import one_thread_if
     queries = real_queries(args.latency_queries)
     for q in queries[:5]:  # warm-up (first calls allocate)
         qv = enc.encode([q])
@@ -351,21 +341,18 @@ def latency(ws, run: int, enc, flat, hnsw, args) -> dict:
     ws.search("synthetic", queries[0], run=run)  # reads and caches the tree
     t: dict[str, list[float]] = {k: [] for k in ("enc", "x_enc", "x_idx", "h_enc", "h_idx", "ws")}
 
-    def exact(q):
-        t0 = time.perf_counter()
-        qv = enc.encode([q])
-        t1 = time.perf_counter()
-        flat.search(qv, 10)
-        t["x_enc"].append(t1 - t0)
-        t["x_idx"].append(time.perf_counter() - t1)
+    def encode_then_search(index, key: str):
+        """One timed query: its encoding into t[key + '_enc'], the index search into t[key + '_idx']."""
+        def run(q):
+            t0 = time.perf_counter()
+            qv = enc.encode([q])
+            t1 = time.perf_counter()
+            index.search(qv, 10)
+            t[f"{key}_enc"].append(t1 - t0)
+            t[f"{key}_idx"].append(time.perf_counter() - t1)
+        return run
 
-    def approx(q):
-        t0 = time.perf_counter()
-        qv = enc.encode([q])
-        t1 = time.perf_counter()
-        hnsw.search(qv, 10)
-        t["h_enc"].append(t1 - t0)
-        t["h_idx"].append(time.perf_counter() - t1)
+    exact, approx = encode_then_search(flat, "x"), encode_then_search(hnsw, "h")
 
     def encode_only(q):
         t0 = time.perf_counter()
@@ -400,7 +387,7 @@ def latency(ws, run: int, enc, flat, hnsw, args) -> dict:
     # Diagnostic, not a target number: the same encodings on one torch thread (how much of the latency is
     # OpenMP waiting on a busy machine rather than compute).
     one = []
-    with torch_threads(1):
+    with one_thread_if(True):
         for q in queries[:max(20, len(queries) // 2)]:
             t0 = time.perf_counter()
             enc.encode([q])

@@ -141,6 +141,12 @@ def query_groups(test_qrels: dict, live: set[str], initial: set[str]) -> dict[st
 
 
 # ------------------------------------------------------------------------------------------ workspaces
+def ext_ids(ws, corpus: str) -> dict[int, str]:
+    """Store id -> the document's own id, for the corpus's live documents."""
+    df = ws.documents(corpus)
+    return dict(zip(df["doc_id"].astype(int), df["ext_id"]))
+
+
 def seed_baseline(ws, corpus: str, model: str, zero: dict[str, np.ndarray], seed: int) -> int:
     """A finished zero-shot baseline run built from already computed vectors (what ``Workspace.encode``
     would store for this model at 256 tokens), so training does not encode the corpus again."""
@@ -167,7 +173,7 @@ def baseline_run(ws, corpus: str) -> int:
 
 def zero_vectors(ws, corpus: str, run: int) -> dict[str, np.ndarray]:
     ids, vecs = ws.store.read_vectors(run, live_only_corpus=ws.store.corpus_id(corpus))
-    ext = dict(zip(ws.documents(corpus)["doc_id"].astype(int), ws.documents(corpus)["ext_id"]))
+    ext = ext_ids(ws, corpus)
     return {ext[int(i)]: v for i, v in zip(ids, vecs)}
 
 
@@ -185,7 +191,7 @@ class Reference:
     def __init__(self, ws, corpus: str, run: int, queries: dict[str, str], qids: list[str]):
         info = ws.run(run)
         ids, self.vecs = ws.store.read_vectors(run, live_only_corpus=info["corpus_id"])
-        ext = dict(zip(ws.documents(corpus)["doc_id"].astype(int), ws.documents(corpus)["ext_id"]))
+        ext = ext_ids(ws, corpus)
         self.ext = np.asarray([ext[int(i)] for i in ids])
         cfg = info["config"]
         enc = ws.encoder(info["model_path"], cfg.get("device", "auto"), cfg.get("max_length", 256))
@@ -222,7 +228,7 @@ def tree_fit(ws, corpus: str, run: int, added: set[str]) -> dict:
     from hce_engine.tree import leaf_fit
     tree, _, _ = ws.tree(run)
     ids, vecs = ws.store.read_vectors(run, live_only_corpus=ws.store.corpus_id(corpus))
-    ext = dict(zip(ws.documents(corpus)["doc_id"].astype(int), ws.documents(corpus)["ext_id"]))
+    ext = ext_ids(ws, corpus)
     new = np.asarray([ext[int(i)] in added for i in ids], dtype=bool)
     fits = {"cos_leaf_original": leaf_fit(tree, ids[~new], vecs[~new]),
             "cos_leaf_added": leaf_fit(tree, ids[new], vecs[new])}
@@ -243,7 +249,7 @@ def foreign_phase(ws, corpus: str, runs: dict[str, int], path: str, n: int, adde
     before = {name: ranking_ws(ws, corpus, run, qids, queries) for name, run in runs.items()}
     ws.add_documents(corpus, write_docs(workdir / "foreign.jsonl", docs))
     out: dict = {"source": str(path), "documents": len(docs)}
-    ext = dict(zip(ws.documents(corpus)["doc_id"].astype(int), ws.documents(corpus)["ext_id"]))
+    ext = ext_ids(ws, corpus)
     for name, run in runs.items():
         tree, _, _ = ws.tree(run)
         ids, vecs = ws.store.read_vectors(run, live_only_corpus=ws.store.corpus_id(corpus))

@@ -28,7 +28,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,50 +37,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+from benchmarks import app_browser  # noqa: E402
+from benchmarks.app_browser import ARGS, CHROMIUM, free_port  # noqa: E402
+
 QUERY = "a program that never ends"
 WIDTH, VIEW_HEIGHT, MAX_HEIGHT = 1400, 1000, 2400  # screenshots: the whole page, cut at MAX_HEIGHT
+TIMEOUT = 120.0  # seconds a page may take to settle (the real model on 2 busy cores)
 
 
-# -- browser helpers (the same as tests/test_browser.py's, without pytest) -------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def settle(page, timeout: float = TIMEOUT) -> None:
+    app_browser.settle(page, timeout)
 
 
-def wait_port(port: int, proc: subprocess.Popen, timeout: float = 180) -> None:
-    end = time.time() + timeout
-    while time.time() < end:
-        if proc.poll() is not None:
-            raise RuntimeError(f"hce app exited with {proc.returncode}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise TimeoutError(f"nothing listens on port {port} after {timeout} s")
-
-
-def settle(page, timeout: float = 120.0) -> None:
-    """Wait until the script run has ended: the 'Running...' status widget absent for 1.5 s in a row."""
-    page.wait_for_selector('[data-testid="stMain"] h1', timeout=timeout * 1000)
-    end, quiet_since = time.time() + timeout, time.time()
-    while time.time() < end:
-        if page.locator('[data-testid="stStatusWidget"]').count():
-            quiet_since = time.time()
-        elif time.time() - quiet_since >= 1.5:
-            return
-        page.wait_for_timeout(250)
-    raise TimeoutError("the page kept running")
-
-
-def open_page(page, name: str, timeout: float = 120.0) -> None:
-    page.locator('[data-testid="stSidebarNav"] a', has_text=name).first.click()
-    page.wait_for_function(f"document.querySelector('[data-testid=\"stMain\"] h1')?.innerText.includes('{name}')",
-                           timeout=timeout * 1000)
-    settle(page, timeout)
+def open_page(page, name: str, timeout: float = TIMEOUT) -> None:
+    app_browser.open_page(page, name, timeout)
 
 
 class PageError(AssertionError):
@@ -410,7 +379,7 @@ def main() -> int:
         proc = subprocess.Popen([hce, "--workspace", workspace, "app", "--port", str(port), "--sample"],
                                 env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp, start_new_session=True)
         try:
-            wait_port(port, proc)
+            app_browser.wait_port(port, proc, timeout=180)
             marks["port_open"] = round(time.time() - t0, 1)
             print(f"  {marks['port_open']:8.1f} s  port_open", flush=True)
             user_path(f"http://127.0.0.1:{port}", t0, os.path.join(tmp, "profile"),

@@ -7,42 +7,24 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHOTS = os.environ.get("HCE_SCREENSHOTS", os.path.join(ROOT, "test-artifacts", "screenshots"))
 PAGES = ["Corpus", "Train", "Tree", "Siblings", "Map", "Search", "Runs", "Learn"]
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+TIMEOUT = 60.0  # seconds a page may take to settle (the fake encoder)
+sys.path.insert(0, ROOT)
+
+from benchmarks import app_browser  # noqa: E402
+from benchmarks.app_browser import ARGS, CHROMIUM, free_port  # noqa: E402
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing (apt-get install chromium)"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, proc: subprocess.Popen, timeout: float = 90) -> None:
-    end = time.time() + timeout
-    while time.time() < end:
-        if proc.poll() is not None:
-            raise RuntimeError(f"hce app exited with {proc.returncode}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.3)
-    raise TimeoutError(f"nothing listens on port {port} after {timeout} s")
 
 
 @pytest.fixture
@@ -55,7 +37,7 @@ def server(tmp_path, fake_model):
     proc = subprocess.Popen([hce, "--workspace", str(tmp_path / "ws"), "app", "--port", str(port), "--sample"],
                             env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(tmp_path))
     try:
-        wait_port(port, proc)
+        app_browser.wait_port(port, proc, timeout=90)
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
@@ -67,17 +49,8 @@ def server(tmp_path, fake_model):
         print(f"app log: {tmp_path / 'app.log'}")
 
 
-def settle(page, timeout: float = 60.0) -> None:
-    """Wait until the script run has ended: the 'Running...' status widget absent for 1.5 s in a row."""
-    page.wait_for_selector('[data-testid="stMain"] h1', timeout=timeout * 1000)
-    end, quiet_since = time.time() + timeout, time.time()
-    while time.time() < end:
-        if page.locator('[data-testid="stStatusWidget"]').count():
-            quiet_since = time.time()
-        elif time.time() - quiet_since >= 1.5:
-            return
-        page.wait_for_timeout(250)
-    raise TimeoutError("the page kept running")
+def settle(page) -> None:
+    app_browser.settle(page, TIMEOUT)
 
 
 def check(page, name: str) -> None:
@@ -90,10 +63,7 @@ def check(page, name: str) -> None:
 
 
 def open_page(page, name: str) -> None:
-    page.locator('[data-testid="stSidebarNav"] a', has_text=name).first.click()
-    page.wait_for_function(f"document.querySelector('[data-testid=\"stMain\"] h1')?.innerText.includes('{name}')",
-                           timeout=60_000)
-    settle(page)
+    app_browser.open_page(page, name, TIMEOUT)
 
 
 def test_sample_app_end_to_end(server, tmp_path):
