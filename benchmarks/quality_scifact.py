@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from hce_engine.encoder import default_model_path, load_encoder  # noqa: E402
 from hce_engine.evaluation import evaluate  # noqa: E402
-from hce_engine.training import (TrainConfig, ict_pairs, supervised_pairs, train)  # noqa: E402
+from hce_engine.training import (PRESETS, TrainConfig, ict_pairs, supervised_pairs, train)  # noqa: E402
 
 ROWS = {
     "zero-shot": None,
@@ -74,7 +74,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data",
                                                    "scifact"))
-    ap.add_argument("--preset", default="quick", choices=["quick", "full"])
+    ap.add_argument("--preset", default="quick", choices=list(PRESETS))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--rows", default=",".join(ROWS))
     ap.add_argument("--single-seed-rows", default="hce-cotrain,hce-u,ict-in-batch",
@@ -123,12 +123,14 @@ def main() -> None:
                     if a.ict_pairs:
                         keep = np.random.default_rng(seed).choice(len(pairs), min(a.ict_pairs, len(pairs)), False)
                         pairs = [pairs[i] for i in sorted(keep)]
-                res = train(encoder, texts, pairs, cfg, initial_vectors=zero_vecs)
+                res = train(encoder, texts, pairs, cfg, initial_vectors=zero_vecs, initial_max_length=DOC_LEN)
                 stats = {"first_tree_from": "zero-shot vectors (256 tokens)" if zero_vecs is not None else
                          f"the starting encoder at {cfg.max_length} tokens", "examples_per_s": res.examples_per_s, "train_seconds": res.seconds, "steps": res.steps,
                          "best_epoch": res.best_epoch, "start_val": res.start_val, "best_val": res.best_val,
-                         "n_pairs": len(pairs)}
-                vecs = encoder.encode(texts, max_length=DOC_LEN)
+                         "n_pairs": len(pairs), "n_train_pairs": res.n_train_pairs, "n_val_pairs": res.n_val_pairs,
+                         "precision": getattr(encoder, "precision", None), "outcome": res.outcome["verdict"]}
+                vecs = res.corpus_vectors if res.corpus_vectors is not None and cfg.max_length == DOC_LEN \
+                    else encoder.encode(texts, max_length=DOC_LEN)
             m = score(encoder, doc_ids, vecs, queries, qrels["test"])
             entry = {"row": row, "seed": seed, **m, **stats, "seconds": time.time() - t0}
             result["rows"].append(entry)
@@ -145,17 +147,18 @@ def print_table(result: dict) -> None:
     rows: dict[str, list[dict]] = {}
     for r in result["rows"]:
         rows.setdefault(r["row"], []).append(r)
-    base = {k: np.mean([r[k] for r in rows["zero-shot"]]) for k in ("ndcg_at_10",)} if "zero-shot" in rows else {}
+    mean = {name: float(np.mean([r["ndcg_at_10"] for r in rs])) for name, rs in rows.items()}
+    zero, inb = mean.get("zero-shot", float("nan")), mean.get("in-batch", float("nan"))
     print(f"\nSciFact test, preset {result['preset']} ({result['hardware']['cuda'] or 'CPU'})")
     print(f"{'row':14s} {'seeds':>6s} {'nDCG@10 per seed':>24s} {'mean':>7s} {'R@10':>7s} {'R@100':>7s} "
-          f"{'vs zero-shot':>12s} {'ex/s':>6s}")
+          f"{'-zero-shot':>10s} {'-in-batch':>10s} {'pairs':>6s} {'min':>6s}")
     for name, rs in rows.items():
         nd = [r["ndcg_at_10"] for r in rs]
-        line = (f"{name:14s} {len(rs):>6d} {' / '.join(f'{x:.4f}' for x in nd):>24s} {np.mean(nd):7.4f} "
-                f"{np.mean([r['recall_at_10'] for r in rs]):7.4f} {np.mean([r['recall_at_100'] for r in rs]):7.4f} "
-                f"{(np.mean(nd) / base['ndcg_at_10'] if base else float('nan')):12.3f} "
-                f"{np.mean([r.get('examples_per_s', float('nan')) for r in rs]):6.1f}")
-        print(line)
+        print(f"{name:14s} {len(rs):>6d} {' / '.join(f'{x:.4f}' for x in nd):>24s} {mean[name]:7.4f} "
+              f"{np.mean([r['recall_at_10'] for r in rs]):7.4f} {np.mean([r['recall_at_100'] for r in rs]):7.4f} "
+              f"{mean[name] - zero:+10.4f} {mean[name] - inb:+10.4f} "
+              f"{rs[0].get('n_train_pairs', rs[0].get('n_pairs', 0)):>6} "
+              f"{np.mean([r['seconds'] for r in rs]) / 60:6.1f}")
 
 
 if __name__ == "__main__":

@@ -195,8 +195,8 @@ def user_path(url: str, t0: float, profile: str, shots_dir: str | None, marks: d
             check(page, "Train")
             text = main_text(page)
             notes["train_outcome"] = [ln for ln in text.splitlines()
-                                      if ln.startswith(("Trained at", "No validation", "Beat", "Did not beat",
-                                                        "The run", "On the test"))]
+                                      if ln.startswith(("Trained at", "Nothing to measure", "Better", "No better",
+                                                        "Worse", "The run", "On the test"))]
             if not any(ln.startswith("Trained at") for ln in notes["train_outcome"]) or \
                     any(w in " ".join(notes["train_outcome"]) for w in ("failed", "cancelled", "interrupted")):
                 raise PageError(f"Train: the run did not finish: {notes['train_outcome']}")

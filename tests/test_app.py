@@ -194,7 +194,7 @@ def test_train_estimate_start_cancel_and_finish(app, toy_beir):
     assert not app.exception and not app.error, texts(app.error)
     assert app.selectbox(key=f"train_past_{run_id}").value == run_id
     words = " ".join(texts(app.markdown))
-    assert "the starting encoder** on the" in words and "On the test split" in words
+    assert "than the starting encoder**" in words and "judged queries (test)" in words and "On the test split" in words
     assert {m.label for m in app.metric} >= {"Steps", "Loss", "Pairs/s", "Tree rebuilds"}
     titles = chart_titles(app)
     assert "Training loss" in titles and any(t.startswith("Sibling accuracy") for t in titles)

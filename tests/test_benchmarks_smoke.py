@@ -115,3 +115,23 @@ def test_umap_placement_smoke(tmp_path):
     assert [r["method"] for r in data["rows"]] == ["knn", "transform"]
     for r in data["rows"]:
         assert r["placed"] == 300 and 0.0 <= r["knn10_kept_placed"] <= 1.0 and r["seconds"] >= 0
+
+
+def test_quality_and_train_speed_smoke(tmp_path, fake_model):
+    """The quality table and the training-speed lever table on a toy BEIR folder with the fake encoder."""
+    from conftest import write_toy_beir
+    data = write_toy_beir(tmp_path / "toy")
+    out = tmp_path / "quality.json"
+    proc = run_script("quality_scifact.py", "--preset", "standard", "--rows", "zero-shot,in-batch,hce", "--seeds",
+                      "0", "--data", data, "--model", fake_model, "--out", str(out))
+    assert "-in-batch" in proc.stdout and "-zero-shot" in proc.stdout
+    rows = {r["row"]: r for r in json.loads(out.read_text())["rows"]}
+    assert set(rows) == {"zero-shot", "in-batch", "hce"}
+    assert rows["hce"]["n_train_pairs"] == 15 and rows["hce"]["outcome"] in ("unknown", "better", "no better",
+                                                                              "worse")
+    speed = tmp_path / "speed.json"
+    proc = run_script("train_speed.py", "--data", data, "--docs", "36", "--batch-size", "4", "--steps", "2",
+                      "--levers", "main,bf16+sib128", "--model", fake_model, "--out", str(speed))
+    res = json.loads(speed.read_text())
+    assert [r["lever"] for r in res["rows"]] == ["main", "bf16+sib128"]
+    assert res["rows"][0]["ratio_vs_main"] == 1.0 and res["rows"][1]["pairs_per_s"] > 0

@@ -104,3 +104,60 @@ def test_tree_siblings_export_delete(hce, toy_beir, tmp_path):
     assert code == 1 and "say what to export" in err
     code, out, _ = hce("delete-run", "1")
     assert code == 0 and hce("runs", "--json")[1].strip() == "[]"
+
+
+def _run_in_pty(args: list[str], env: dict, timeout: float = 300) -> tuple[int, str]:
+    """Run a command with a pseudo-terminal as stdin/stdout/stderr (as a user's terminal); returns (code, text)."""
+    import pty
+    import select
+    import time
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
+    os.close(slave)
+    chunks, deadline = [], time.time() + timeout
+    while time.time() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.5)
+        if ready:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif proc.poll() is not None:
+            break
+    code = proc.wait(timeout=max(1.0, deadline - time.time()))
+    os.close(master)
+    return code, b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_train_and_encode_in_a_terminal(tmp_path, fake_model, toy_beir):
+    """`hce encode` and the README's `hce train` under a pty: progress bars drawn, runs finish, outcome shown."""
+    exe = os.path.join(os.path.dirname(sys.executable), "hce")
+    env = dict(os.environ, HCE_DEFAULT_MODEL=fake_model, HCE_WORKSPACE=str(tmp_path / "w"), TERM="xterm")
+    assert subprocess.run([exe, "import", toy_beir, "--name", "small"], env=env, capture_output=True).returncode == 0
+    code, text = _run_in_pty([exe, "encode", "--corpus", "small", "--branching", "3"], env)
+    assert code == 0 and "Traceback" not in text and "[####" in text, text
+    code, text = _run_in_pty([exe, "train", "--corpus", "small", "--signal", "ict", "--epochs", "1", "--siblings",
+                              "3", "--max-length", "32", "--batch-size", "8", "--device", "cpu"], env)
+    assert code == 0 and "Traceback" not in text, text
+    assert "train [" in text and "outcome: " in text and "judged queries (test)" in text, text
+
+
+def test_train_flags_come_from_the_config(hce, toy_beir):
+    hce("import", toy_beir, "--name", "toy")
+    code, out, err = hce("train", "--corpus", "toy", "--preset", "standard", "--epochs", "1", "--batch-size", "8",
+                         "--siblings", "2", "--branching", "3", "--sibling-max-length", "16", "--precision", "fp32",
+                         "--lr-schedule", "linear", "--select", "best", "--val-fraction", "0.2",
+                         "--no-level-loss", "--json")
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["outcome"] in ("better", "no better", "worse") and res["checks"]
+    code, out, _ = hce("runs", "--corpus", "toy", "--json")
+    cfg = [r for r in json.loads(out) if r["run_id"] == res["run"]][0]["config"]
+    assert (cfg["sibling_max_length"], cfg["precision"], cfg["lr_schedule"], cfg["select"], cfg["level_loss"]) == \
+        (16, "fp32", "linear", "best", False)
+    with pytest.raises(SystemExit) as exc:
+        hce("train", "--corpus", "toy", "--select", "worst")
+    assert exc.value.code == 2

@@ -5,6 +5,7 @@ import json
 import os
 
 import pytest
+import torch
 
 from conftest import SCIFACT
 from hce_engine import Workspace
@@ -59,5 +60,49 @@ def test_real_model_trains_and_serves(tmp_path):
         assert float((mine * theirs).sum()) > 0.9999
         hits = ws.search("sub", chosen[0]["title"], run=run, k=5)
         assert len(hits) == 5 and hits[0].path
+        # the weights moved
+        from hce_engine.encoder import load_encoder
+        start, trained = load_encoder(None, device="cpu"), load_encoder(info["model_path"], device="cpu")
+        w0 = start.model.encoder.layer[5].output.dense.weight
+        w1 = trained.model.encoder.layer[5].output.dense.weight
+        assert not torch.equal(w0, w1) and float((w0 - w1).abs().max()) > 1e-5
+        # a run made to degrade (a learning rate 500x the default) is reported as worse, not as an improvement
+        bad = ws.train("sub", {"epochs": 1, "batch_size": 16, "siblings": 2, "max_length": 64, "lr": 1e-2,
+                               "query_max_length": 32, "branching": 5, "val_fraction": 0.25})
+        s = ws.run(bad)["summary"]
+        assert s["outcome"]["verdict"] == "worse" and s["improved"] is False, s["outcome"]
+        assert s["outcome"]["checks"][0]["end"] < s["outcome"]["checks"][0]["start"] - 0.05
     finally:
         ws.close()
+
+
+def test_gradient_caching_matches_a_plain_step_on_the_real_model():
+    """GradCache (chunks re-embedded with replayed dropout) gives the plain step's loss and gradients on MiniLM
+    with dropout on."""
+    from hce_engine.encoder import load_encoder
+    from hce_engine.training import HierarchicalContrastiveLoss, HierarchicalSampler, Pair, TrainConfig
+    from hce_engine.training.loop import _Embedder, _train_step
+    from hce_engine.tree.builders import build_tree
+    texts = [f"Document {i} about {topic} and {topic} research number {i}." for i, topic in
+             enumerate(["vitamin D", "bone density", "protein folding", "gene expression"] * 6)]
+    pairs = [Pair(f"what about {t.split(' about ')[1][:20]}", i) for i, t in enumerate(texts[:8])]
+    cfg = TrainConfig(batch_size=8, siblings=3, max_length=32, query_max_length=16, sibling_max_length=24,
+                      precision="fp32")
+    enc = load_encoder(None, device="cpu", precision="fp32")
+    tree = build_tree(enc.encode(texts, max_length=32), branching=4, seed=0)
+    batch = next(HierarchicalSampler(tree, pairs, texts, batch_size=8, siblings=3, memory_levels=tree.depth,
+                                     seed=0).batches(0))
+    enc.train()
+    results = []
+    for chunk in (0, 3):
+        loss_fn = HierarchicalContrastiveLoss(tree, tree.depth, 0.05, True, False)
+        enc.zero_grad(set_to_none=True)
+        torch.manual_seed(123)
+        details = _train_step(_Embedder(enc, torch.device("cpu"), chunk), loss_fn, batch, cfg)
+        results.append((details["loss"], {n: p.grad.clone() for n, p in enc.named_parameters()
+                                          if p.grad is not None}))
+    (l0, g0), (l1, g1) = results
+    assert l0 == pytest.approx(l1, rel=1e-5)
+    assert g0.keys() == g1.keys() and len(g0) > 50
+    for name in g0:
+        torch.testing.assert_close(g1[name], g0[name], rtol=1e-3, atol=1e-6, msg=name)

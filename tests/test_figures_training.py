@@ -59,7 +59,7 @@ def test_smooth_is_a_trailing_mean():
 
 
 def test_validation_figure_epochs_and_start_line():
-    hist = [{"epoch": 0, "mrr@10": 0.41, "recall@10": 0.6}, {"epoch": 1, "mrr@10": 0.47, "recall@10": 0.7}]
+    hist = [{"epoch": 0, "mrr_at_10": 0.41, "recall_at_10": 0.6}, {"epoch": 1, "mrr_at_10": 0.47, "recall_at_10": 0.7}]
     fig = validation_figure(hist)
     assert names(fig) == ["MRR@10", "Recall@10"]
     assert list(fig.data[0].x) == [0, 1] and list(fig.data[0].y) == [0.41, 0.47]
@@ -67,26 +67,30 @@ def test_validation_figure_epochs_and_start_line():
 
 
 def test_outcome_in_plain_words():
+    from hce_engine.evaluation import check, outcome
     metrics = lambda n, m: {"ndcg_at_10": n, "mrr_at_10": m, "recall_at_10": 0, "recall_at_100": 0,  # noqa: E731
                             "queries": 300}
+    checks = [check("validation", "mrr_at_10", 0.41, 0.47, 80),
+              check("judged queries (test)", "ndcg_at_10", 0.644, 0.752, 300)]
     run = {"status": "done", "summary": {
-        "start_val": {"mrr@10": 0.41, "n_queries": 80}, "best_val": {"mrr@10": 0.47, "n_queries": 80},
-        "improved": True, "test": {"start": metrics(0.644, 0.6), "trained": metrics(0.752, 0.7)},
+        "outcome": outcome(checks), "improved": True,
+        "test": {"start": metrics(0.644, 0.6), "trained": metrics(0.752, 0.7)},
         "examples_per_s": 11.5, "seconds": 300}}
     lines = describe_outcome(run)
-    assert lines[0] == ("**Beat the starting encoder** on the 80 held-out validation queries: "
-                        "MRR@10 0.410 → 0.470 (+6.0 points).")
+    assert lines[0] == ("**Better than the starting encoder.** validation: MRR@10 0.410 → 0.470 (+6.0 points) over "
+                        "80 queries (better); judged queries (test): nDCG@10 0.644 → 0.752 (+10.8 points) over 300 "
+                        "queries (better).")
     assert "test split (300 queries)" in lines[1] and "0.644 → 0.752 (+10.8 points)" in lines[1]
     assert lines[2] == "Trained at 11.5 pairs/s in 5 min."
-    run["summary"].update(improved=False, best_val={"mrr@10": 0.40})
-    assert describe_outcome(run)[0].startswith("**Did not beat the starting encoder**")
+    run["summary"]["outcome"] = outcome([checks[0], check("judged queries (test)", "ndcg_at_10", 0.644, 0.60, 300)])
+    assert "Worse than the starting encoder" in describe_outcome(run)[0]
 
 
 def test_outcome_of_failed_cancelled_and_unvalidated_runs():
     assert describe_outcome({"status": "failed", "error": "boom"}) == ["The run failed: boom."]
     assert describe_outcome({"status": "cancelled", "model_path": "/m", "summary": None})[0].startswith(
         "The run was cancelled: the best weights")
-    assert "not measured" in describe_outcome({"status": "done", "summary": {}})[0]
+    assert "Nothing to measure" in describe_outcome({"status": "done", "summary": {}})[0]
 
 
 def test_fmt_duration():

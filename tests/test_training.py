@@ -94,7 +94,8 @@ def two_level_builder(branching=4, seed=0, calls=None):
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-FAST = dict(epochs=3, batch_size=8, siblings=3, lr=3e-2, memory_lr=3e-2, val_fraction=0.2, val_pool=100)
+FAST = dict(epochs=3, batch_size=8, siblings=3, lr=3e-2, memory_lr=3e-2, val_fraction=0.2, val_pool=100,
+            select="best", lr_schedule="linear", grad_clip=1.0)
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +128,11 @@ def test_config_round_trip_presets_and_help():
     quick = TrainConfig.preset("quick", seed=3)
     assert (quick.epochs, quick.siblings, quick.max_length, quick.query_max_length, quick.seed) == (1, 3, 128, 32, 3)
     assert TrainConfig.preset("full") == TrainConfig()
-    assert set(PRESETS) == {"quick", "full"}
+    assert set(PRESETS) == {"quick", "standard", "full"}
+    std = TrainConfig.preset("standard")
+    assert (std.siblings, std.sibling_max_length, std.negative_max_length, std.precision) == (15, 128, 128, "auto")
+    full = TrainConfig.preset("full")
+    assert (full.lr_schedule, full.grad_clip, full.val_fraction, full.select) == ("constant", 0.0, 0.0, "last")
     assert TrainConfig.choices()["negatives"] == ("siblings", "random", "in-batch")
     for name in PRESETS:
         TrainConfig.preset(name).validate()
@@ -242,7 +247,7 @@ def test_batches_cover_every_pair_once_and_separate_same_document(toy):
 
 # ---------------------------------------------------------------------------------------------- estimate
 def test_estimate_seconds():
-    base = TrainConfig()
+    base = TrainConfig(val_fraction=0.1)
     e15 = estimate_seconds(base, n_pairs=920, n_docs=5183, seconds_per_sequence=0.01)
     e3 = estimate_seconds(base.replace(siblings=3), n_pairs=920, n_docs=5183, seconds_per_sequence=0.01)
     e0 = estimate_seconds(base.replace(negatives="in-batch"), n_pairs=920, n_docs=5183, seconds_per_sequence=0.01)
@@ -257,7 +262,11 @@ def test_estimate_seconds():
     assert co["rebuilds"] == 2 and co["tree_seconds"] == pytest.approx(3 * e15["tree_seconds"])
     sps = measure_seconds_per_sequence(FakeEncoder(), ["some words here"] * 8, max_length=16)
     assert 0 < sps < 1
-    assert [lr_factor(s, 10, 0.2) for s in (0, 1, 2, 9)] == [0.5, 1.0, 1.0, 0.125]
+    assert [lr_factor(s, 10, 0.2, "linear") for s in (0, 1, 2, 9)] == [0.5, 1.0, 1.0, 0.125]
+    assert [lr_factor(s, 10, 0.2) for s in (0, 1, 2, 9)] == [0.5, 1.0, 1.0, 1.0]  # constant: the reference
+    cheap = estimate_seconds(base.replace(sibling_max_length=128), n_pairs=920, n_docs=5183,
+                             seconds_per_sequence=0.01)
+    assert cheap["train_seconds"] < 0.75 * e15["train_seconds"]
 
 
 # ---------------------------------------------------------------------------------------------- train
@@ -267,7 +276,8 @@ def test_train_improves_validation_and_writes_checkpoints(toy, tmp_path):
                    on_tree=lambda n, t, v: trees.append((n, t.n_docs, v.shape)),
                    checkpoint_dir=str(tmp_path / "ck"))
     assert res.status == "done" and res.improved is True
-    assert res.best_val["mrr@10"] > res.start_val["mrr@10"] + 0.1
+    assert res.best_val["mrr_at_10"] > res.start_val["mrr_at_10"] + 0.1
+    assert res.outcome["verdict"] == "better" and res.checks[0]["name"] == "validation"
     assert [h["epoch"] for h in res.val_history] == [0, 1, 2, 3]
     assert res.steps == len(steps) == steps[-1].total_steps == 3 * steps[0].batches
     assert trees == [(0, 60, (60, 32))]

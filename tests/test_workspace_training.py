@@ -36,8 +36,11 @@ def test_train_run_records_everything(ws):
     cfg = info["config"]
     assert cfg["seed"] == 0 and cfg["siblings"] == 3 and cfg["negatives"] == "siblings" and cfg["model"]
     s = info["summary"]
-    assert s["start_val"] is not None and s["best_val"] is not None and isinstance(s["improved"], bool)
+    assert s["start_val"] is None and s["n_val_pairs"] == 0  # every train pair trained on (the reference)
+    assert [c["name"] for c in s["outcome"]["checks"]] == ["judged queries (test)"]  # not the split trained on
+    assert s["improved"] == (s["outcome"]["verdict"] == "better")
     assert set(s["test"]) == {"start", "trained"} and s["test"]["trained"]["queries"] == 9
+    assert s["outcome"]["checks"][0]["end"] == s["test"]["trained"]["ndcg_at_10"]
     log = ws.train_log(run)
     assert len(log) == s["steps"] > 0 and np.isfinite(log["loss"]).all()
     assert len(log["level_losses"][0]) == ws.tree(run)[0].depth
@@ -141,7 +144,11 @@ def test_bad_settings_and_missing_signal(ws, tmp_path):
 
 def test_ict_and_pairs_signals(ws, tmp_path):
     run = ws.train("toy", {**TINY, "signal": "ict", "epochs": 1})
-    assert ws.run(run)["status"] == "done"
+    info = ws.run(run)
+    assert info["status"] == "done"
+    # an ICT run holds out pseudo-queries and trains on no judged query: both qrels splits weigh in too
+    assert [c["name"] for c in info["summary"]["outcome"]["checks"]] == \
+        ["validation", "judged queries (test)", "judged queries (train)"]
     p = tmp_path / "pairs.tsv"
     p.write_text("query\tdoc\nguitar chords\tmusic-0\nbaking bread\tcooking-0\nrocket launch\tspace-0\n"
                  "drums\tmusic-1\npasta\tcooking-1\nplanets\tspace-1\n")

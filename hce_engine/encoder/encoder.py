@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..precision import autocast, resolve_precision
 from ..threads import one_thread_if
 
 from .base import Cancel, Progress
@@ -82,11 +83,14 @@ class Encoder(torch.nn.Module):
         tokenizer: the HF (fast) tokenizer.
         model: the HF ``AutoModel``.
         dim: embedding dimension (hidden size).
+        precision: "bf16" (matrix products under bfloat16 autocast, weights and outputs float32) or "fp32";
+            see :mod:`hce_engine.precision`.
     """
 
     def __init__(self, model: torch.nn.Module, tokenizer, name_or_path: str, max_length: int,
-                 device: torch.device, do_lower_case: bool = False):
+                 device: torch.device, do_lower_case: bool = False, precision: str = "fp32"):
         super().__init__()
+        self.precision = precision
         self.model = model
         self.tokenizer = tokenizer
         self.name_or_path = name_or_path
@@ -101,12 +105,13 @@ class Encoder(torch.nn.Module):
     # ------------------------------------------------------------------ loading
     @classmethod
     def load(cls, path: str | None = None, device: str | torch.device = "auto",
-             max_length: int | None = None) -> "Encoder":
+             max_length: int | None = None, precision: str = "auto") -> "Encoder":
         """Load from a local sentence-transformers or plain HF folder (``None``: the bundled MiniLM).
 
         ``max_length=None`` means 256, capped by the folder's ``sentence_bert_config.json``
         ``max_seq_length`` when present; an explicit value is used as given. Either way it is capped
         by the model's ``max_position_embeddings``. Weights are loaded as float32 (even if stored fp16).
+        ``precision``: auto|bf16|fp32 (:func:`~hce_engine.precision.resolve_precision`).
         Raises ValueError for a missing folder, an unavailable device, or sentence-transformers
         modules/pooling this class cannot reproduce (anything but mean pooling [+ Normalize]).
         """
@@ -138,7 +143,8 @@ class Encoder(torch.nn.Module):
         max_pos = getattr(model.config, "max_position_embeddings", None)
         if max_pos:
             max_length = min(int(max_length), int(max_pos))
-        return cls(model, tokenizer, path, max_length, dev, bool(st_cfg.get("do_lower_case", False)))
+        return cls(model, tokenizer, path, max_length, dev, bool(st_cfg.get("do_lower_case", False)),
+                   resolve_precision(precision, dev))
 
     # ------------------------------------------------------------------ forward
     def _prep(self, texts: Sequence[str]) -> list[str]:
@@ -148,8 +154,11 @@ class Encoder(torch.nn.Module):
         return [t.lower() for t in texts] if self.do_lower_case else texts
 
     def _pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
-        """Run the model and mean-pool: (b, L) ids/mask -> normalised (b, dim)."""
-        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        """Run the model (under bf16 autocast when ``precision`` says so) and mean-pool in float32:
+        (b, L) ids/mask -> normalised float32 (b, dim)."""
+        with autocast(self.precision, self.device):
+            hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        hidden = hidden.float()
         if attention_mask is None:
             pooled = hidden.mean(dim=1)
         else:
@@ -213,7 +222,7 @@ class Encoder(torch.nn.Module):
                     else:
                         mask = torch.from_numpy(np.arange(longest)[None, :] < blens[:, None]).to(
                             self.device, dtype=torch.long, non_blocking=True)
-                    out[idx] = self._pool(input_ids, mask).float().cpu().numpy()
+                    out[idx] = self._pool(input_ids, mask).cpu().numpy()
                     start += len(idx)
                     if progress is not None:
                         progress(start, n)
@@ -276,17 +285,18 @@ class Encoder(torch.nn.Module):
         raise KeyError(rel)
 
     def extra_repr(self) -> str:
-        return f"name_or_path={self.name_or_path!r}, dim={self.dim}, max_length={self.max_length}, device={self.device}"
+        return (f"name_or_path={self.name_or_path!r}, dim={self.dim}, max_length={self.max_length}, "
+                f"device={self.device}, precision={self.precision}")
 
 
 def load_encoder(path: str | None = None, device: str | torch.device = "auto",
-                 max_length: int | None = None):
+                 max_length: int | None = None, precision: str = "auto"):
     """Load any saved encoder: a :class:`FakeEncoder` folder (has ``FAKE_MARKER``) or a real model folder.
 
-    ``path=None`` loads the bundled MiniLM. ``max_length`` as in :meth:`Encoder.load`.
+    ``path=None`` loads the bundled MiniLM. ``max_length`` and ``precision`` as in :meth:`Encoder.load`.
     """
     from .fake import FAKE_MARKER, FakeEncoder
 
     if path is not None and os.path.isfile(os.path.join(os.fspath(path), FAKE_MARKER)):
         return FakeEncoder.load(os.fspath(path), device="cpu", max_length=max_length)
-    return Encoder.load(path, device=device, max_length=max_length)
+    return Encoder.load(path, device=device, max_length=max_length, precision=precision)

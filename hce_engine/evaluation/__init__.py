@@ -1,4 +1,4 @@
-"""Retrieval evaluation (trec_eval-compatible metrics). Pure Python/numpy: safe to import anywhere."""
+"""Retrieval evaluation (trec_eval-compatible metrics) and run outcomes. Pure Python/numpy: safe anywhere."""
 from hce_engine.evaluation.metrics import (
     METRICS,
     evaluate,
@@ -6,5 +6,6 @@ from hce_engine.evaluation.metrics import (
     rankings_from_arrays,
     write_trec_run,
 )
+from hce_engine.evaluation.outcome import check, outcome
 
-__all__ = ["METRICS", "evaluate", "order_ranking", "rankings_from_arrays", "write_trec_run"]
+__all__ = ["METRICS", "check", "evaluate", "order_ranking", "outcome", "rankings_from_arrays", "write_trec_run"]

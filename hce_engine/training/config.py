@@ -13,6 +13,9 @@ from typing import Any
 SIGNALS = ("supervised", "ict", "joint")
 NEGATIVES = ("siblings", "random", "in-batch")
 BUILDERS = ("agglomerative", "divisive", "auto")
+LR_SCHEDULES = ("constant", "linear")
+SELECTIONS = ("last", "best")
+PRECISIONS = ("auto", "bf16", "fp32")
 
 #: With ``memory_levels=None`` every tree level gets learned memory vectors when the tree has at most this
 #: many non-root nodes; above it, all levels are represented by sampled member documents (M = 0).
@@ -51,10 +54,16 @@ class TrainConfig:
     tau: float = _f(0.05, "Temperature of the contrastive softmax (scores are cosine / tau).")
     lr: float = _f(2e-5, "Learning rate of the encoder (AdamW).")
     memory_lr: float = _f(1e-3, "Learning rate of the memory vectors.")
-    warmup_ratio: float = _f(0.1, "Fraction of steps with linear learning-rate warm-up (then linear decay).")
+    warmup_ratio: float = _f(0.1, "Fraction of steps with linear learning-rate warm-up.")
+    lr_schedule: str = _f("constant", "Learning rate after the warm-up: constant (the reference run) or linear "
+                          "decay to 0 (about half the summed learning rate: less change, less gain).", LR_SCHEDULES)
     weight_decay: float = _f(0.01, "AdamW weight decay of the encoder weights (not biases/norms/memory).")
-    grad_clip: float = _f(1.0, "Gradient-norm clipping (0 = off), applied to encoder and memory separately.")
-    max_length: int = _f(256, "Document length limit in tokens during training.")
+    grad_clip: float = _f(0.0, "Gradient-norm clipping (0 = off, the reference), applied to encoder and memory "
+                          "separately.")
+    max_length: int = _f(256, "Document length limit in tokens during training (queries' positives).")
+    sibling_max_length: int = _f(0, "Length limit in tokens of the negative documents (siblings, random, "
+                                 "subtree representatives); 0 = max_length. Shorter is much cheaper: the S "
+                                 "negatives are most of a step's tokens.")
     query_max_length: int = _f(64, "Query length limit in tokens during training.")
     recluster_every: int = _f(0, "E: co-training; every E epochs re-encode the corpus, rebuild the tree and "
                               "reset the memory vectors (0 = never).")
@@ -65,10 +74,17 @@ class TrainConfig:
     joint_ict_ratio: float = _f(0.5, "Joint signal: fraction of ICT pairs in the training mix.")
     max_pairs: int = _f(0, "Train on at most this many pairs (a seeded sample, after the validation hold-out); "
                         "0 = all. Keeps the quick preset quick on large corpora.")
-    val_fraction: float = _f(0.1, "Fraction of training queries held out to validate after every epoch "
-                             "(the best epoch is kept).")
-    val_pool: int = _f(1000, "Validation ranks the held-out queries against their positives plus this many "
-                       "random other documents.")
+    val_fraction: float = _f(0.0, "Fraction of training queries held out from training to validate on "
+                             "(0 = train on every pair, the reference). ICT runs hold out at least 100 pseudo-"
+                             "queries whatever this says: without labels, validation is their only check.")
+    val_pool: int = _f(20_000, "Validation ranks the held-out queries against the whole corpus when it has at "
+                       "most this many documents, else against this many: the positives' tree neighbourhoods "
+                       "(their leaf and parent clusters, the hardest candidates), then random documents.")
+    select: str = _f("last", "Weights the run hands back: last (the final epoch, the reference) or best (the "
+                     "epoch with the best validation MRR@10, the starting encoder included).", SELECTIONS)
+    precision: str = _f("auto", "auto: bf16 autocast where the hardware runs it fast (CUDA, CPUs with "
+                        "AVX-512 BF16 or AMX; ~1.8x faster training on such CPUs), else fp32. Weights stay "
+                        "float32.", PRECISIONS)
     seed: int = _f(0, "Random seed (tree, sampling, batching, initialisation): same seed, same run.")
     device: str = _f("auto", "auto (GPU when present), cpu, cuda or cuda:N.")
     model: str | None = _f(None, "Starting encoder folder (empty = the bundled all-MiniLM-L6-v2).")
@@ -143,7 +159,7 @@ class TrainConfig:
         for name in ("level_loss", "bidirectional"):
             check(isinstance(getattr(self, name), bool), f"{name} must be true or false")
         for name, lo in (("epochs", 1), ("batch_size", 1), ("siblings", 0), ("branching", 2),
-                         ("max_length", 8), ("query_max_length", 4), ("recluster_every", 0),
+                         ("max_length", 8), ("sibling_max_length", 0), ("query_max_length", 4), ("recluster_every", 0),
                          ("ict_min_words", 1), ("val_pool", 0), ("seed", 0), ("max_pairs", 0)):
             v = getattr(self, name)
             check(is_int(v) and v >= lo, f"{name} must be an integer >= {lo} (got {v!r})")
@@ -163,6 +179,8 @@ class TrainConfig:
         check(is_num(self.joint_ict_ratio) and 0 < self.joint_ict_ratio < 1,
               f"joint_ict_ratio must be in (0, 1) (got {self.joint_ict_ratio!r}); use signal "
               f"'supervised' or 'ict' for a pure signal")
+        check(self.sibling_max_length == 0 or self.sibling_max_length >= 8,
+              f"sibling_max_length must be 0 (= max_length) or >= 8 (got {self.sibling_max_length!r})")
         check(is_num(self.val_fraction) and 0 <= self.val_fraction <= 0.5,
               f"val_fraction must be in [0, 0.5] (got {self.val_fraction!r})")
         check(isinstance(self.device, str) and (self.device in ("auto", "cpu", "cuda", "mps")
@@ -176,6 +194,11 @@ class TrainConfig:
         return self
 
     # ------------------------------------------------------------------ derived
+    @property
+    def negative_max_length(self) -> int:
+        """Token limit of negative documents (``sibling_max_length`` or ``max_length``)."""
+        return self.sibling_max_length or self.max_length
+
     def resolve_memory_levels(self, depth: int, n_nodes: int) -> int:
         """M for a tree of ``depth`` levels and ``n_nodes`` non-root nodes (see ``memory_levels``)."""
         if self.memory_levels is None:
@@ -183,17 +206,29 @@ class TrainConfig:
         return max(0, min(int(self.memory_levels), depth))
 
 
-#: Named starting points. ``quick`` shows the mechanics in minutes, not the gain (on SciFact one epoch at
-#: 128 tokens gave HCE no edge over in-batch training); ``full`` is the reference setting that measured
-#: +11 nDCG@10 over zero-shot on SciFact (3 epochs, batch 32, S = 15, b = 10, tau 0.05, 256/64 tokens).
+#: Named starting points (measured time and quality: benchmarks/README.md "Presets").
+#: ``quick`` shows the mechanics in minutes, not the gain (one epoch at 128 tokens gave HCE no edge over
+#: in-batch training on SciFact). ``standard`` is the budget made affordable on a CPU: the reference run with
+#: the negatives at 128 tokens under bf16 autocast. ``full`` is the reference run of method.md section 6 (3
+#: epochs, batch 32, S = 15, b = 10, tau 0.05, 256/64 tokens, constant rate after a 10% warm-up, no clipping,
+#: every train pair, the last epoch kept).
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {"epochs": 1, "siblings": 3, "max_length": 128, "query_max_length": 32, "max_pairs": 512},
+    "standard": {"epochs": 3, "batch_size": 32, "siblings": 15, "sibling_max_length": 128, "max_length": 256,
+                 "query_max_length": 64, "precision": "auto"},
     "full": {"epochs": 3, "batch_size": 32, "siblings": 15, "branching": 10, "tau": 0.05, "lr": 2e-5,
              "memory_lr": 1e-3, "negatives": "siblings", "level_loss": True, "max_length": 256,
-             "query_max_length": 64},
+             "query_max_length": 64, "sibling_max_length": 0, "lr_schedule": "constant", "grad_clip": 0.0,
+             "val_fraction": 0.0, "select": "last", "warmup_ratio": 0.1, "weight_decay": 0.01},
 }
+
+#: The preset the app and ``hce train`` start from when none is named.
+DEFAULT_PRESET = "quick"
 
 PRESET_HELP: dict[str, str] = {
     "quick": "1 epoch over at most 512 pairs, 3 siblings, 128/32 tokens: for seeing the mechanics, not the gain.",
-    "full": "The reference settings (3 epochs, 15 siblings, 256/64 tokens): the budget the gain needs.",
+    "standard": "The reference budget made affordable on a CPU: 3 epochs, 15 siblings at 128 tokens, bf16 "
+                "where the CPU supports it (about 30 min for SciFact's 919 pairs on 2 cores).",
+    "full": "The reference settings (3 epochs, 15 siblings at 256 tokens, 256/64 tokens): the budget the gain "
+            "needs; about 2 hours for SciFact on a 2-core CPU, minutes on a GPU.",
 }

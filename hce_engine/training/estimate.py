@@ -15,8 +15,11 @@ Model of the cost (all in units of one measured *inference* encode of a corpus d
   query_max_length / max_length, an upper bound for short queries);
 * the corpus is encoded once for the initial tree (unless vectors are given) and once per co-training
   rebuild; clustering time itself is not included (seconds for 1e4 documents, minutes near 1e5);
-* validation runs epochs + 1 times, encoding the candidate pool (val positives + ``val_pool``) and the val
-  queries;
+* leaf negatives and subtree representatives cost ``negative_seconds_per_sequence`` (default: the document
+  cost scaled by negative_max_length / max_length);
+* validation runs epochs + 1 times with ``select="best"``, twice (start and end) with ``"last"``, encoding the
+  pool (the whole corpus up to ``val_pool`` documents) and the val queries; ICT runs hold out at least
+  min(100, pairs / 10) pseudo-queries;
 * in-batch duplicates are not deduplicated in the estimate (the real step encodes each text once), so the
   estimate is an upper bound for corpora with many queries per document.
 """
@@ -47,7 +50,7 @@ def estimate_seconds(config: TrainConfig, n_pairs: int, n_docs: int, seconds_per
                      query_seconds_per_sequence: float | None = None, tree: Any = None,
                      have_initial_vectors: bool = False, n_val_pairs: int | None = None,
                      grad_chunk: int | None = None, device: Any = None,
-                     train_factor: float = 3.0) -> dict[str, Any]:
+                     train_factor: float = 3.0, negative_seconds_per_sequence: float | None = None) -> dict[str, Any]:
     """Estimated wall time of ``train(...)`` with ``config`` (see the module docstring for the model).
 
     Args:
@@ -67,8 +70,12 @@ def estimate_seconds(config: TrainConfig, n_pairs: int, n_docs: int, seconds_per
     sps = float(seconds_per_sequence)
     qsps = float(query_seconds_per_sequence) if query_seconds_per_sequence is not None \
         else sps * min(1.0, c.query_max_length / c.max_length)
+    nsps = float(negative_seconds_per_sequence) if negative_seconds_per_sequence is not None \
+        else sps * min(1.0, c.negative_max_length / c.max_length)
     if n_val_pairs is None:
         n_val_pairs = int(math.ceil(c.val_fraction * n_pairs)) if c.val_fraction > 0 and n_pairs > 1 else 0
+        if not n_val_pairs and c.signal in ("ict", "joint") and n_pairs >= 20:
+            n_val_pairs = min(100, n_pairs // 10)
     n_train = max(0, n_pairs - n_val_pairs)
     if c.max_pairs:
         n_train = min(n_train, c.max_pairs)
@@ -97,16 +104,19 @@ def estimate_seconds(config: TrainConfig, n_pairs: int, n_docs: int, seconds_per
     docs_per_step = b_eff * (1 + negs) + reps
     dev = device if device is not None else "cpu"
     chunk_d = auto_grad_chunk(dev, c.max_length) if grad_chunk is None else grad_chunk
+    chunk_n = auto_grad_chunk(dev, c.negative_max_length) if grad_chunk is None else grad_chunk
     chunk_q = auto_grad_chunk(dev, c.query_max_length) if grad_chunk is None else grad_chunk
-    gc_doc = 4 / 3 if chunk_d and docs_per_step > chunk_d else 1.0
+    gc_doc = 4 / 3 if chunk_d and b_eff > chunk_d else 1.0
+    gc_neg = 4 / 3 if chunk_n and docs_per_step - b_eff > chunk_n else 1.0
     gc_q = 4 / 3 if chunk_q and b_eff > chunk_q else 1.0
-    step_s = train_factor * (b_eff * qsps * gc_q + docs_per_step * sps * gc_doc)
+    step_s = train_factor * (b_eff * qsps * gc_q + b_eff * sps * gc_doc + (docs_per_step - b_eff) * nsps * gc_neg)
     train_s = steps * step_s
 
     rebuilds = sum(1 for k in range(1, c.epochs) if c.recluster_every and k % c.recluster_every == 0)
     tree_s = ((0 if have_initial_vectors else 1) + rebuilds) * n_docs * sps
-    pool = min(n_docs, n_val_pairs + c.val_pool) if n_val_pairs else 0
-    val_s = (c.epochs + 1) * (pool * sps + n_val_pairs * qsps) if n_val_pairs else 0.0
+    pool = min(n_docs, c.val_pool) if n_val_pairs else 0
+    n_validations = c.epochs + 1 if c.select == "best" else 2
+    val_s = n_validations * (pool * sps + n_val_pairs * qsps) if n_val_pairs else 0.0
 
     return {
         "total_seconds": train_s + tree_s + val_s, "train_seconds": train_s, "tree_seconds": tree_s,

@@ -19,7 +19,6 @@ Checkpoints (when ``checkpoint_dir`` is given):
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
@@ -33,12 +32,14 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from hce_engine.evaluation.outcome import check, outcome
 from hce_engine.tree.tree import Tree
 
 from .config import TrainConfig
 from .loss import HierarchicalContrastiveLoss
 from .pairs import Pair, split_validation
 from .sampler import HierarchicalSampler, HierBatch
+from .validation import ICT_MIN_VAL, Validator
 
 STATE_FORMAT = 1
 
@@ -106,16 +107,19 @@ class TrainResult:
         status: "done" or "cancelled".
         best_epoch: epoch whose weights the encoder now holds (0 = the starting encoder; without
             validation the last completed epoch).
-        val_history: validation dicts (``epoch``, ``step``, ``mrr@10``, ``recall@10``, ``n_queries``,
-            ``pool``, ``seconds``), epoch 0 first.
+        val_history: validation dicts (``epoch``, ``step``, ``mrr_at_10``, ``recall_at_10``, ``ndcg_at_10``,
+            ``n_queries``, ``pool``, ``seconds``), epoch 0 first (:mod:`.validation`).
         start_val / best_val: the starting encoder's and the best validation dict (None without validation).
-        improved: best MRR@10 > starting MRR@10 (None without validation).
+        improved: the validation check says "better" (None without validation); ``checks`` holds it
+            (:func:`hce_engine.evaluation.check`), ``outcome`` the verdict.
         tree: the tree used in the last trained epoch; rebuilds: co-training rebuilds done.
         steps: optimizer steps done (whole run, including before a resume); epochs_done: completed epochs.
         examples_per_s, seconds: throughput and wall time of this call.
         checkpoint: ``checkpoint_dir/best`` when written, else None; last_checkpoint likewise for ``last``.
         losses: total loss of every step of this call, in order.
         memory_levels: M used; n_train_pairs / n_val_pairs: the split used.
+        corpus_vectors: (n_docs, d) vectors of the returned encoder at ``config.max_length`` when its last
+            validation encoded the whole corpus (spares the caller a corpus encode), else None.
     """
 
     status: str
@@ -136,6 +140,13 @@ class TrainResult:
     rebuilds: int = 0
     n_train_pairs: int = 0
     n_val_pairs: int = 0
+    checks: list[dict] = field(default_factory=list)
+    corpus_vectors: np.ndarray | None = None
+
+    @property
+    def outcome(self) -> dict:
+        """Better, no better or worse than the starting encoder (:func:`hce_engine.evaluation.outcome`)."""
+        return outcome(self.checks)
 
 
 class _Cancelled(Exception):
@@ -194,12 +205,10 @@ class _Embedder:
     def __init__(self, encoder, device: torch.device, chunk: int | None):
         self.encoder, self.device = encoder, device
         self.chunk = None if chunk is None else int(chunk)  # None: auto_grad_chunk per text kind
-        self.amp = device.type == "cuda"
 
     def _call(self, texts: list[str], max_length: int) -> torch.Tensor:
-        ctx = torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else contextlib.nullcontext()
-        with ctx:
-            return self.encoder.embed(texts, max_length).float()
+        # precision (bf16 autocast or fp32) is the encoder's own: see hce_engine.precision
+        return self.encoder.embed(texts, max_length).float()
 
     def forward(self, texts: list[str], max_length: int):
         """Returns (embeddings, pending) where pending is None or a cache to ``replay`` after backward."""
@@ -251,11 +260,14 @@ def _param_groups(encoder, loss_fn: HierarchicalContrastiveLoss, config: TrainCo
     ]
 
 
-def lr_factor(step: int, total: int, warmup_ratio: float) -> float:
-    """Linear warm-up over ceil(warmup_ratio * total) steps, then linear decay to 0 (step is 0-based)."""
+def lr_factor(step: int, total: int, warmup_ratio: float, schedule: str = "constant") -> float:
+    """Linear warm-up over ceil(warmup_ratio * total) steps, then constant (``schedule="constant"``) or
+    linear decay to 0 (``"linear"``). ``step`` is 0-based."""
     warm = int(math.ceil(warmup_ratio * total))
     if step < warm:
         return (step + 1) / warm
+    if schedule == "constant":
+        return 1.0
     return max(0.0, (total - step) / max(1, total - warm))
 
 
@@ -273,61 +285,26 @@ def _load_tree(path: str) -> Tree:
 
 
 def _split(pairs: Sequence[Pair], config: TrainConfig) -> tuple[list[Pair], list[Pair]]:
-    """Hold out val_fraction of the queries; with a joint mix, only supervised queries are held out."""
+    """Hold out val_fraction of the queries; with a joint mix, only supervised queries are held out. When that
+    holds out nothing and there are ICT pairs, hold out :data:`ICT_MIN_VAL` ICT pseudo-queries (a tenth when
+    fewer): an unlabelled run has no other check."""
     pairs = list(pairs)
     sup = [p for p in pairs if p.kind != "ict"]
     if sup and len(sup) < len(pairs):
         tr, val = split_validation(sup, config.val_fraction, config.seed)
-        val_q = {p.query for p in val}
-        return [p for p in pairs if p.query not in val_q], val
-    return split_validation(pairs, config.val_fraction, config.seed)
-
-
-class _Validator:
-    """MRR@10 / Recall@10 of the validation queries against a fixed candidate pool (val positives plus
-    ``val_pool`` seeded random other documents), everything encoded with ``encoder.encode``."""
-
-    def __init__(self, doc_texts: Sequence[str], val_pairs: Sequence[Pair], config: TrainConfig):
-        rel: dict[str, set[int]] = {}
-        for p in val_pairs:
-            rel.setdefault(p.query, set()).add(int(p.doc_pos))
-        self.queries = list(rel)
-        positives = sorted(set().union(*rel.values())) if rel else []
-        n = len(doc_texts)
-        others = np.setdiff1d(np.arange(n), positives)
-        k = min(config.val_pool, len(others))
-        rng = np.random.default_rng([config.seed, 7919])
-        extra = rng.choice(others, size=k, replace=False) if k else np.empty(0, np.int64)
-        self.pool = np.sort(np.concatenate([np.asarray(positives, np.int64), extra.astype(np.int64)]))
-        col = {int(d): i for i, d in enumerate(self.pool)}
-        self.rel = [np.asarray(sorted(col[d] for d in rel[q]), np.int64) for q in self.queries]
-        self.texts = [doc_texts[i] for i in self.pool]
-        self.config = config
-
-    def __bool__(self) -> bool:
-        return bool(self.queries)
-
-    def run(self, encoder, cancel) -> dict:
-        t0 = time.time()
-        c = self.config
-        D = encoder.encode(self.texts, max_length=c.max_length, cancel=cancel)
-        Q = encoder.encode(self.queries, max_length=c.query_max_length, cancel=cancel)
-        scores = Q @ D.T
-        k = min(10, scores.shape[1])
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        top = np.take_along_axis(top, np.argsort(-np.take_along_axis(scores, top, 1), axis=1, kind="stable"), 1)
-        mrr, rec = [], []
-        for row, rel in zip(top, self.rel):
-            hit = np.isin(row, rel)
-            first = np.flatnonzero(hit)
-            mrr.append(1.0 / (first[0] + 1) if len(first) else 0.0)
-            rec.append(hit.sum() / len(rel))
-        return {"mrr@10": float(np.mean(mrr)), "recall@10": float(np.mean(rec)), "n_queries": len(self.queries),
-                "pool": int(len(self.pool)), "seconds": time.time() - t0}
+    else:
+        tr, val = split_validation(pairs, config.val_fraction, config.seed)
+    ict = [p for p in pairs if p.kind == "ict"]
+    if not val and len(ict) >= 20:
+        n_q = len({p.query for p in ict})
+        _, val = split_validation(ict, min(ICT_MIN_VAL, n_q // 10) / n_q, config.seed)
+    val_q = {p.query for p in val}
+    return [p for p in pairs if p.query not in val_q], val
 
 
 class _Best:
-    """Keeps the best-validated encoder weights in memory and, with a checkpoint dir, in ``best/``."""
+    """Keeps the weights the run hands back (the best-validated epoch, or the last one with
+    ``select="last"``) in memory and, with a checkpoint dir, in ``best/``."""
 
     def __init__(self, ckpt: str | None):
         self.dir = os.path.join(ckpt, "best") if ckpt else None
@@ -373,7 +350,7 @@ def train(encoder, doc_texts: Sequence[str], pairs: list[Pair], config: TrainCon
           on_epoch: Callable[[EpochEvent], None] | None = None,
           should_cancel: Callable[[], bool] | None = None,
           checkpoint_dir: str | None = None, resume_from: str | None = None,
-          grad_chunk: int | None = None) -> TrainResult:
+          grad_chunk: int | None = None, initial_max_length: int | None = None) -> TrainResult:
     """Train ``encoder`` in place with the HCE loss; see the module docstring.
 
     Args:
@@ -383,7 +360,9 @@ def train(encoder, doc_texts: Sequence[str], pairs: list[Pair], config: TrainCon
             out for validation (supervised queries only, in a joint mix); pass ``val_pairs=[]`` to train on
             all pairs without validation.
         initial_vectors: (n_docs, d) normalised corpus vectors of the starting encoder (skips one corpus
-            encode); the rebuilds of co-training always re-encode.
+            encode); the rebuilds of co-training always re-encode. ``initial_max_length``: the token limit
+            they were encoded at; when it is ``config.max_length`` they also serve the starting encoder's
+            validation.
         tree_builder: ``vectors -> Tree``; default ``hce_engine.tree.builders.build_tree`` with the config's
             builder, branching and seed.
         on_step(StepEvent), on_tree(rebuild_no, tree, vectors), on_epoch(EpochEvent): progress callbacks.
@@ -421,7 +400,10 @@ def train(encoder, doc_texts: Sequence[str], pairs: list[Pair], config: TrainCon
         raise ValueError("no training pairs (after holding out validation queries)")
     if len(doc_texts) < 2:
         raise ValueError("the corpus needs at least 2 documents")
-    validator = _Validator(doc_texts, val_pairs, config)
+    if hasattr(encoder, "precision"):
+        from hce_engine.precision import resolve_precision
+        encoder.precision = resolve_precision(config.precision, dev)
+    validator: Validator | None = None
     best = _Best(ckpt)
 
     history: list[dict] = []
@@ -452,9 +434,13 @@ def train(encoder, doc_texts: Sequence[str], pairs: list[Pair], config: TrainCon
         except InterruptedError:
             raise _Cancelled from None
 
-    def validate(epoch: int, mean_loss: float | None) -> None:
-        if not validator:
-            if epoch > 0:
+    def validate(epoch: int, mean_loss: float | None, vectors: np.ndarray | None = None) -> None:
+        """Validate (epoch 0 = the starting encoder, and every epoch with ``select="best"``, else only the
+        last) and keep the weights the run hands back."""
+        last = epoch == config.epochs
+        keep_last = config.select == "last" and epoch > 0
+        if not validator or (epoch not in (0, config.epochs) and config.select == "last"):
+            if epoch > 0 and (keep_last or not validator):
                 best.update(encoder, epoch, None)
             if on_epoch:
                 on_epoch(EpochEvent(epoch, step, None, epoch > 0, best.epoch or 0, mean_loss,
@@ -462,14 +448,14 @@ def train(encoder, doc_texts: Sequence[str], pairs: list[Pair], config: TrainCon
             return
         encoder.eval()
         try:
-            val = validator.run(encoder, cancel)
+            val = validator.run(encoder, cancel, corpus_vectors=vectors)
         except InterruptedError:
             raise _Cancelled from None
         val_seconds.append(val["seconds"])
         val = {"epoch": epoch, "step": step, **val}
         history.append(val)
-        is_best = best.val is None or val["mrr@10"] > best.val["mrr@10"]
-        if is_best:
+        is_best = keep_last or best.val is None or val["mrr_at_10"] > best.val["mrr_at_10"]
+        if is_best or (last and keep_last):
             best.update(encoder, epoch, val)
         if on_epoch:
             on_epoch(EpochEvent(epoch, step, val, is_best, best.epoch, mean_loss, time.time() - t_start))
@@ -500,6 +486,9 @@ def train(encoder, doc_texts: Sequence[str], pairs: list[Pair], config: TrainCon
             tree = build(vectors)
             if on_tree:
                 on_tree(0, tree, vectors)
+        validator = Validator(doc_texts, val_pairs, config, tree)
+        start_vectors = vectors if state is None and initial_vectors is not None and validator.whole_corpus \
+            and initial_max_length == config.max_length else None
 
         memory_levels = config.resolve_memory_levels(tree.depth, tree.n_nodes - 1)
         loss_fn = HierarchicalContrastiveLoss(tree, memory_levels, config.tau, config.level_loss,
@@ -522,7 +511,7 @@ def train(encoder, doc_texts: Sequence[str], pairs: list[Pair], config: TrainCon
             _set_rng_state((state["torch_rng"], state.get("cuda_rng")), dev)
             state = None
         else:
-            validate(0, None)
+            validate(0, None, start_vectors)
 
         enc_params = [p for g in optimizer.param_groups[:2] for p in g["params"]]
         n_rebuilds_left = lambda e: sum(1 for k in range(e + 1, config.epochs)  # noqa: E731
@@ -537,7 +526,7 @@ def train(encoder, doc_texts: Sequence[str], pairs: list[Pair], config: TrainCon
                 if cancel():
                     raise _Cancelled
                 t0 = time.time()
-                factor = lr_factor(step, total_steps, config.warmup_ratio)
+                factor = lr_factor(step, total_steps, config.warmup_ratio, config.lr_schedule)
                 for g in optimizer.param_groups:
                     g["lr"] = g["base_lr"] * factor
                 optimizer.zero_grad(set_to_none=True)
@@ -598,9 +587,11 @@ def train(encoder, doc_texts: Sequence[str], pairs: list[Pair], config: TrainCon
     best.restore(encoder)
     encoder.eval()
     start_val = history[0] if history and history[0]["epoch"] == 0 else None
-    improved = None
-    if start_val is not None and best.val is not None:
-        improved = best.val["mrr@10"] > start_val["mrr@10"]
+    checks = []
+    if start_val is not None and best.val is not None and best.epoch:
+        checks.append(check("validation", "mrr_at_10", start_val["mrr_at_10"], best.val["mrr_at_10"],
+                            best.val["n_queries"]))
+    improved = None if not checks else checks[0]["verdict"] == "better"
     last_dir = os.path.join(ckpt, "last") if ckpt and os.path.isdir(os.path.join(ckpt, "last")) else None
     return TrainResult(
         status=status, best_epoch=best.epoch if best.epoch is not None else epochs_done,
@@ -608,18 +599,26 @@ def train(encoder, doc_texts: Sequence[str], pairs: list[Pair], config: TrainCon
         epochs_done=epochs_done, examples_per_s=examples / max(train_seconds, 1e-9),
         seconds=time.time() - t_start, checkpoint=best.dir if best.saved else None, last_checkpoint=last_dir,
         losses=losses, memory_levels=memory_levels, rebuilds=rebuild_no, n_train_pairs=len(train_pairs),
-        n_val_pairs=len(val_pairs))
+        n_val_pairs=len(val_pairs), checks=checks,
+        corpus_vectors=validator.last_vectors if validator is not None and best.val is not None
+        and best.val["epoch"] == epochs_done and status == "done" else None)
 
 
 def _train_step(embedder: _Embedder, loss_fn: HierarchicalContrastiveLoss, batch: HierBatch,
                 config: TrainConfig) -> dict:
     """Embed (each unique text once), compute the loss, back-propagate (gradients accumulate in place)."""
+    n_pos = len(batch.doc_texts) if batch.n_positive_texts < 0 else batch.n_positive_texts
     q, q_pending = embedder.forward(batch.queries, config.query_max_length)
-    d, d_pending = embedder.forward(batch.doc_texts, config.max_length)
+    d, d_pending = embedder.forward(batch.doc_texts[:n_pos], config.max_length)
+    pendings = [q_pending, d_pending]
+    if n_pos < len(batch.doc_texts):
+        neg, neg_pending = embedder.forward(batch.doc_texts[n_pos:], config.negative_max_length)
+        d = torch.cat([d, neg])
+        pendings.append(neg_pending)
     loss, details = loss_fn(q, d, batch)
     loss.backward()
-    embedder.replay(q_pending)
-    embedder.replay(d_pending)
+    for pending in pendings:
+        embedder.replay(pending)
     return details
 
 

@@ -73,7 +73,8 @@ class HierBatch:
         pair_idx: (B,) indices of the pairs in the sampler's pair list.
         queries: unique query texts of the batch; ``query_idx`` (B,) maps each pair to one.
         doc_texts: unique document texts to embed (positives, negatives, representatives; each once);
-            ``doc_pos`` (U,) their corpus positions.
+            ``doc_pos`` (U,) their corpus positions. The first ``n_positive_texts`` are the positives
+            (embedded at the document length), the rest negatives (at ``TrainConfig.negative_max_length``).
         pos: (B,) index into ``doc_texts`` of each pair's positive; ``pos_doc`` (B,) its corpus position.
         leaf_idx: (B, 1 + S + B) index into ``doc_texts``: positive, S negatives, the B in-batch positives.
         leaf_mask: (B, 1 + S + B) bool, True = a valid candidate (column 0 always).
@@ -96,6 +97,7 @@ class HierBatch:
     n_neg: int
     levels: list[LevelCandidates] = field(default_factory=list)
     bidir_mask: np.ndarray | None = None
+    n_positive_texts: int = -1  # -1: all of doc_texts
 
     @property
     def size(self) -> int:
@@ -268,6 +270,7 @@ class HierarchicalSampler:
 
         pos_doc = self.pair_doc[idx]
         pos = np.array([add(int(p.doc_pos), p.doc_text) for p in pairs], dtype=np.int64)
+        n_positive_texts = len(doc_texts)
         known = [self.query_pos[q] for q in self.pair_query[idx]]
 
         # Leaf candidates: [positive | S negatives | B in-batch positives].
@@ -331,4 +334,4 @@ class HierarchicalSampler:
         return HierBatch(pair_idx=idx, queries=queries, query_idx=query_idx, doc_texts=doc_texts,
                          doc_pos=np.asarray(doc_pos, dtype=np.int64), pos=pos, pos_doc=pos_doc,
                          leaf_idx=leaf_idx, leaf_mask=leaf_mask, leaf_doc=leaf_doc, n_neg=S, levels=levels,
-                         bidir_mask=bidir)
+                         bidir_mask=bidir, n_positive_texts=n_positive_texts)

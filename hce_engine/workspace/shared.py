@@ -15,7 +15,7 @@ VECTOR_CACHE_RUNS = 3  # runs whose vectors stay in memory for the explorer view
 RETRAIN_SHARE = 0.5  # retrain once this share of the live documents arrived after training
 REBUILD_SHARE = 0.25  # rebuild the tree once this share arrived after it was built
 FOREIGN_FIT_GAP = 0.15  # or once added documents fit their leaf centroids this much worse than the tree's own
-Progress = Callable[[str, int, int], None]  # (stage, done, total)
+Progress = Callable[..., None]  # (stage, done, total, eta_s=None): the CLI bar, the app and jobs all take it
 
 
 def default_workspace() -> str:

@@ -37,6 +37,21 @@ class TrainingVerbs:
             self.store.insert_qrels(cid, split, rows)
         return ImportReport(corpus, "pairs", 0, 0, len(qid_of), {split: len(rows)})
 
+    def default_config(self, corpus: str, preset: str | None = None, **overrides) -> "TrainConfig":
+        """The settings the app and ``hce train`` start from: ``preset`` (default ``DEFAULT_PRESET``) with
+        ``overrides``; on a corpus without ``train`` qrels the signal defaults to ict (no labels needed)."""
+        from ..training import TrainConfig
+        from ..training.config import DEFAULT_PRESET
+        splits = self.store.splits(self.store.corpus_id(corpus))
+        data = dict(overrides)
+        if "train" not in splits and "signal" not in data and "split" not in data:
+            data["signal"] = "ict"
+            data["split"] = splits[0] if splits else "train"
+        try:
+            return TrainConfig.preset(preset or DEFAULT_PRESET, **data)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"training settings: {exc}") from None
+
     def _train_config(self, corpus_id: int, config) -> "TrainConfig":
         from ..training import TrainConfig
         cfg = TrainConfig.from_dict(config) if isinstance(config, dict) else config.replace()
@@ -144,7 +159,8 @@ class TrainingVerbs:
                                           cancel)
             base_ids, base_vecs = self.store.read_vectors(base_run, live_only_corpus=cid)
             initial = base_vecs if np.array_equal(base_ids, ids) else None
-            encoder = load_encoder(cfg.model, device=cfg.device, max_length=cfg.max_length)  # a fresh copy
+            encoder = load_encoder(cfg.model, device=cfg.device, max_length=cfg.max_length,
+                                   precision=cfg.precision)  # a fresh copy
             ckpt = os.path.join(self.models_dir, f"run-{run_id}")
             epochs: list[dict] = list((info["summary"] or {}).get("val_history", [])) if resume else []
 
@@ -167,15 +183,18 @@ class TrainingVerbs:
                 report("tree", rebuild, rebuild)
                 self.build_tree(run_id, vectors, ids, texts, rebuild=rebuild, seed=cfg.seed, tree=tree)
 
+            # the index holds documents at the baseline's length, so start and trained encoders compare fairly
+            doc_len = self.store.get_run(base_run)["config"]["max_length"]
             result = train(encoder, texts, pairs, cfg, initial_vectors=initial, on_step=on_step, on_tree=on_tree,
                            on_epoch=on_epoch, should_cancel=cancel, checkpoint_dir=ckpt,
-                           resume_from=ckpt if resume else None)
+                           resume_from=ckpt if resume else None, initial_max_length=doc_len)
             summary = {"baseline_run": base_run, "best_epoch": result.best_epoch, "start_val": result.start_val,
                        "best_val": result.best_val, "improved": result.improved, "val_history": result.val_history,
                        "steps": result.steps, "epochs_done": result.epochs_done, "memory_levels":
                        result.memory_levels, "rebuilds": result.rebuilds, "n_train_pairs": result.n_train_pairs,
                        "n_val_pairs": result.n_val_pairs, "examples_per_s": result.examples_per_s,
-                       "seconds": result.seconds}
+                       "seconds": result.seconds, "precision": getattr(encoder, "precision", None),
+                       "outcome": result.outcome}
             if result.status == "cancelled":
                 self.store.update_run(run_id, status="cancelled", summary=summary,
                                       error="cancelled by the user (resume continues from the last epoch)")
@@ -183,12 +202,13 @@ class TrainingVerbs:
             model_path = result.checkpoint or os.path.join(ckpt, "best")
             if not result.checkpoint:
                 encoder.save(model_path)
-            report("final encode", 0, len(texts))
-            # the index holds documents at the baseline's length, so start and trained encoders compare fairly
-            doc_len = self.store.get_run(base_run)["config"]["max_length"]
             summary["doc_max_length"] = doc_len
-            vecs = encoder.encode(texts, max_length=doc_len, cancel=cancel,
-                                  progress=lambda d, t: report("final encode", d, t))
+            if result.corpus_vectors is not None and cfg.max_length == doc_len:
+                vecs = result.corpus_vectors  # the last validation encoded the corpus with these weights
+            else:
+                report("final encode", 0, len(texts))
+                vecs = encoder.encode(texts, max_length=doc_len, cancel=cancel,
+                                      progress=lambda d, t: report("final encode", d, t))
             self.store.write_vectors(run_id, ids, vecs)
             report("tree", 1, 1)
             self.build_tree(run_id, vecs, ids, texts, rebuild=result.rebuilds + 1, branching=cfg.branching,
@@ -196,15 +216,36 @@ class TrainingVerbs:
             with self._lock:
                 self._encoders.pop((model_path, cfg.device, cfg.max_length), None)
             self.store.update_run(run_id, status="done", model_path=model_path, summary=summary)
-            if "test" in self.store.splits(cid) and cfg.split != "test":
-                report("evaluate", 0, 2)
-                start = self.evaluate(corpus, run=base_run, split="test")["dense"]
-                trained = self.evaluate(corpus, run=run_id, split="test")["dense"]
-                summary["test"] = {"start": start, "trained": trained}
-                self.store.update_run(run_id, summary=summary)
+            summary.update(self._judge(corpus, cid, cfg, base_run, run_id, result.checks, report))
+            self.store.update_run(run_id, summary=summary)
         except BaseException as exc:
             self._fail(run_id, exc)
             raise
+
+    def _judge(self, corpus: str, cid: int, cfg, base_run: int, run_id: int, checks: list[dict],
+               report) -> dict:
+        """The run's outcome: its validation check plus, for every split with qrels it did not train on,
+        nDCG@10 of the starting and the trained encoder on those judged queries. Returns summary entries:
+        ``judged`` ({split: {"start", "trained"}}), ``test`` (the test split's, when judged), ``outcome``
+        and ``improved`` (the verdict is "better")."""
+        from ..evaluation import check, outcome
+        trained_on = cfg.split if cfg.signal in ("supervised", "joint") else None
+        splits = [s for s in self.store.splits(cid) if s != trained_on]
+        judged, checks = {}, list(checks)
+        for i, split in enumerate(splits):
+            report("evaluate", i, len(splits))
+            start = self.evaluate(corpus, run=base_run, split=split)["dense"]
+            trained = self.evaluate(corpus, run=run_id, split=split)["dense"]
+            if not trained.get("queries"):
+                continue
+            judged[split] = {"start": start, "trained": trained}
+            checks.append(check(f"judged queries ({split})", "ndcg_at_10", start["ndcg_at_10"],
+                                trained["ndcg_at_10"], trained["queries"]))
+        out = {"judged": judged, "outcome": outcome(checks)}
+        out["improved"] = out["outcome"]["verdict"] == "better"
+        if "test" in judged:
+            out["test"] = judged["test"]
+        return out
 
     def train_log(self, run_id: int):
         """DataFrame of a training run's steps: step, epoch, loss, level_losses, level_acc, leaf_acc,
@@ -234,10 +275,11 @@ class TrainingVerbs:
             return self._seconds_per_seq[key]
 
         sps = measured("encode", cfg.max_length, measure_seconds_per_sequence)
+        neg_sps = measured("encode", cfg.negative_max_length, measure_seconds_per_sequence)
         doc_sps = measured("encode", doc_len, measure_seconds_per_sequence)
         factor = measured("train_factor", cfg.max_length, measure_train_factor)
         est = estimate_seconds(cfg, len(pairs), len(texts), sps, have_initial_vectors=True, device=enc.device,
-                               train_factor=factor)
+                               train_factor=factor, negative_seconds_per_sequence=neg_sps)
         est["encode_seconds"] = (1 if base else 2) * len(texts) * doc_sps  # baseline if missing + final
         est["total_seconds"] += est["encode_seconds"]
         est["train_factor"] = factor

@@ -8,6 +8,7 @@ import math
 import streamlit as st
 
 from hce_engine.training import PRESET_HELP, PRESETS, TrainConfig
+from hce_engine.training.config import DEFAULT_PRESET
 from ui.common import (ACTIVE, active_runs, fmt_duration, friendly_errors, get_workspace, live_progress, md_escape,
                        pick_corpus, progress_panel, run_label)
 from ui.figures.training import describe_outcome, loss_figure, sibling_accuracy_figure, validation_figure
@@ -71,15 +72,15 @@ def show_estimate(corpus: str, config: dict) -> None:
 
 def settings_form(corpus: str) -> None:
     splits = list(ws.store.splits(ws.store.corpus_id(corpus)))
-    preset = st.radio("Preset", list(PRESETS), horizontal=True, key="train_preset",
+    preset = st.radio("Preset", list(PRESETS), index=list(PRESETS).index(DEFAULT_PRESET), horizontal=True,
+                      key="train_preset",
                       format_func=lambda p: f"{p}: {PRESET_HELP.get(p, '')}")
     if preset == "quick":
         st.info("The quick preset shows the mechanics (the tree, the sibling losses, the curves) in minutes; it "
-                "is too small a budget to show the gain. Use **full** to see whether HCE helps on your corpus.")
-    defaults = TrainConfig.preset(preset).to_dict()
+                "is too small a budget to show the gain. Use **standard** (the reference budget made affordable "
+                "on a CPU) to see whether HCE helps on your corpus.")
+    defaults = ws.default_config(corpus, preset).to_dict()
     if "train" not in splits:
-        defaults["signal"] = "ict"
-        defaults["split"] = splits[0] if splits else "train"
         st.caption("No training qrels in this corpus: the default signal is **ict** (Inverse Cloze Task: a "
                    "sentence of a document is the query for the rest of it), which needs no labels.")
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}

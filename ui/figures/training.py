@@ -86,11 +86,11 @@ def validation_figure(history: Sequence[dict] | None) -> go.Figure:
     fig = go.Figure(layout=dict(LAYOUT, title="Held-out validation (epoch 0 = starting encoder)",
                                 xaxis_title="epoch", yaxis_title="score", xaxis_dtick=1, yaxis_range=[0, 1.02],
                                 xaxis_range=[min(epochs) - 0.3, max(epochs) + 0.3]))
-    for key, name in (("mrr@10", "MRR@10"), ("recall@10", "Recall@10")):
+    for key, name in (("mrr_at_10", "MRR@10"), ("recall_at_10", "Recall@10"), ("ndcg_at_10", "nDCG@10")):
         if any(key in h for h in history):
             fig.add_trace(go.Scatter(x=epochs, y=[h.get(key) for h in history], name=name, mode="lines+markers"))
-    if "mrr@10" in history[0]:
-        fig.add_hline(y=history[0]["mrr@10"], line_dash="dot", line_color="gray",
+    if "mrr_at_10" in history[0]:
+        fig.add_hline(y=history[0]["mrr_at_10"], line_dash="dot", line_color="gray",
                       annotation_text="start MRR@10", annotation_position="bottom right")
     return fig
 
@@ -108,20 +108,21 @@ def describe_outcome(run: dict) -> list[str]:
     if status in ("cancelled", "interrupted"):
         lines.append(f"The run was {status}" + (": the best weights validated so far were kept."
                                                  if run.get("model_path") else "."))
-    start, best = s.get("start_val"), s.get("best_val")
-    if start and best and "mrr@10" in start:
-        n = best.get("n_queries") or start.get("n_queries")
-        on = f"the {n} held-out validation queries" if n else "the held-out validation queries"
-        small = " A change this small is within noise for this many queries." \
-            if abs(best["mrr@10"] - start["mrr@10"]) < 0.01 else ""
-        if s.get("improved"):
-            lines.append(f"**Beat the starting encoder** on {on}: MRR@10 {_delta(start['mrr@10'], best['mrr@10'])}."
-                         + small)
-        else:
-            lines.append(f"**Did not beat the starting encoder** on {on} (MRR@10 {start['mrr@10']:.3f} at start, "
-                         f"{best['mrr@10']:.3f} at best); the best-validated weights are kept.")
+    outcome = s.get("outcome") or {}
+    if outcome.get("checks"):
+        head = {"better": "**Better than the starting encoder.**",
+                "no better": "**No better than the starting encoder** (every change within "
+                             f"±{outcome.get('margin', 0.005):.3f}, or gains and losses mixed).",
+                "worse": ":red[**Worse than the starting encoder.**] The trained weights were kept as asked "
+                         "(setting *select*); search with the starting encoder's run instead, or retrain with "
+                         "a lower learning rate or more pairs."}[outcome["verdict"]]
+        parts = [f"{c['name']}: {c['metric'].replace('_at_', '@').replace('ndcg', 'nDCG').replace('mrr', 'MRR')} "
+                 f"{_delta(c['start'], c['end'])} over {c['n_queries']} queries ({c['verdict']})"
+                 for c in outcome["checks"]]
+        lines.append(head + " " + "; ".join(parts) + ".")
     elif status == "done":
-        lines.append("No validation queries were held out, so the run's effect was not measured during training.")
+        lines.append("Nothing to measure this run against: no validation queries were held out and the corpus has "
+                     "no judged queries it did not train on.")
     test = s.get("test") or {}
     if test.get("start") and test.get("trained"):
         a, b = test["start"], test["trained"]

@@ -1,0 +1,45 @@
+"""A training run's outcome: better, no better, or worse than the encoder it started from.
+
+Every check compares the same metric for the starting and the trained encoder on the same queries. A check is
+``better`` when the trained encoder gains more than :data:`MARGIN`, ``worse`` when it loses more than it, and
+``no better`` in between. The run's verdict: ``worse`` if any check is worse (a run never hands back a worse
+encoder without saying so), ``better`` if at least one check is better and none is worse, ``no better``
+otherwise, and ``unknown`` when there is nothing to check (no validation queries, no judged queries).
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+#: Absolute change of a metric (MRR@10 or nDCG@10) below which a run counts as no better and no worse.
+MARGIN = 0.005
+VERDICTS = ("better", "no better", "worse", "unknown")
+
+
+def check(name: str, metric: str, start: float, end: float, n_queries: int, margin: float = MARGIN) -> dict:
+    """One comparison: ``{"name", "metric", "start", "end", "delta", "n_queries", "verdict"}``."""
+    delta = float(end) - float(start)
+    verdict = "better" if delta > margin else "worse" if delta < -margin else "no better"
+    return {"name": name, "metric": metric, "start": float(start), "end": float(end), "delta": delta,
+            "n_queries": int(n_queries), "verdict": verdict}
+
+
+def verdict(checks: Iterable[dict]) -> str:
+    """The run's verdict from its checks (see the module docstring)."""
+    vs = [c["verdict"] for c in checks]
+    if not vs:
+        return "unknown"
+    if "worse" in vs:
+        return "worse"
+    return "better" if "better" in vs else "no better"
+
+
+def outcome(checks: list[dict]) -> dict:
+    """``{"verdict", "checks", "margin", "text"}``: the verdict with a one-line explanation per check."""
+    v = verdict(checks)
+    lines = [f"{c['name']}: {c['metric']} {c['start']:.4f} -> {c['end']:.4f} ({c['delta']:+.4f}, "
+             f"{c['n_queries']} queries): {c['verdict']}" for c in checks]
+    head = {"better": "The trained encoder is better than the starting one.",
+            "no better": "The trained encoder is no better than the starting one.",
+            "worse": "WARNING: the trained encoder is worse than the starting one.",
+            "unknown": "Nothing to measure the run against (no validation or judged queries)."}[v]
+    return {"verdict": v, "checks": checks, "margin": MARGIN, "text": " ".join([head] + [f"{l}." for l in lines])}
