@@ -259,3 +259,25 @@ def test_corpus_page_adds_and_removes_documents(app, toy_beir):
     app.text_area(key="remove_ids").input("not-there").run()
     app.button(key="remove_docs").click().run()
     assert app.error and "not-there" in app.error[0].value
+
+
+def test_app_server_starts_encoding_before_any_browser_connects(app, toy_beir, monkeypatch):
+    """`hce app --sample` runs ui/server.py: the sample starts encoding when the process starts, not when the
+    first page is opened (no AppTest run here: nothing but the server entry has executed)."""
+    import sys
+    import ui.server
+    ws().import_corpus(toy_beir, name="toy")
+    get_workspace().close()
+    get_workspace.clear()
+    monkeypatch.setenv("HCE_AUTO_ENCODE", "1")
+    served = []
+    monkeypatch.setattr("streamlit.web.cli.main", lambda: served.append(list(sys.argv)) or 0)
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    with pytest.raises(SystemExit):
+        ui.server.main(["--server.port=9"])
+    assert served and served[0][1:3] == ["run", os.path.join(ui.server.ROOT, "ui", "app.py")]
+    assert served[0][-1] == "--server.port=9"
+    runs = ws().runs("toy")
+    assert [r["kind"] for r in runs] == ["baseline"]
+    wait_all()
+    assert ws().run(runs[0]["run_id"])["status"] == "done"

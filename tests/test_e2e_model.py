@@ -47,11 +47,12 @@ def test_real_model_trains_and_serves(tmp_path):
     try:
         ws.import_corpus(str(sub), name="sub")
         run = ws.train("sub", {"epochs": 1, "batch_size": 16, "siblings": 2, "max_length": 64,
-                               "query_max_length": 32, "branching": 5})
+                               "query_max_length": 32, "branching": 5, "val_fraction": 0.2})
         info = ws.run(run)
         assert info["status"] == "done", info["error"]
         s = info["summary"]
         assert s["start_val"]["n_queries"] > 0 and s["best_val"] is not None
+        assert s["start_val"]["pool"] == 300  # ranked against the whole corpus
         assert os.path.isfile(os.path.join(info["model_path"], "modules.json"))  # a sentence-transformers folder
         from sentence_transformers import SentenceTransformer
         st = SentenceTransformer(info["model_path"], device="cpu")
@@ -60,6 +61,15 @@ def test_real_model_trains_and_serves(tmp_path):
         assert float((mine * theirs).sum()) > 0.9999
         hits = ws.search("sub", chosen[0]["title"], run=run, k=5)
         assert len(hits) == 5 and hits[0].path
+        # an exported run encodes like the run: its documents at the length of the stored vectors (256), not
+        # its training length (64); vectors stored in bf16 where the CPU has it, so cosine >= 0.999 not 1.0
+        exported = ws.export_model(run, str(tmp_path / "exported"))
+        ids, vecs = ws.store.read_vectors(run)
+        docs50 = ws.store.documents(ws.store.corpus_id("sub"), doc_ids=ids[:50]).set_index("doc_id").loc[ids[:50]]
+        texts50 = [f"{t} {x}".strip() for t, x in zip(docs50["title"], docs50["text"])]
+        again = SentenceTransformer(exported, device="cpu").encode(texts50, normalize_embeddings=True)
+        assert SentenceTransformer(exported, device="cpu").max_seq_length == 256
+        assert float((again * vecs[:50]).sum(1).min()) >= 0.999
         # the weights moved
         from hce_engine.encoder import load_encoder
         start, trained = load_encoder(None, device="cpu"), load_encoder(info["model_path"], device="cpu")

@@ -289,6 +289,16 @@ class Encoder(torch.nn.Module):
                 f"device={self.device}, precision={self.precision}")
 
 
+def set_max_seq_length(path: str, max_length: int) -> None:
+    """Set ``max_seq_length`` in a saved folder's ``sentence_bert_config.json`` (the length sentence-transformers
+    and :meth:`Encoder.load` encode at)."""
+    cfg_path = os.path.join(os.fspath(path), "sentence_bert_config.json")
+    cfg = _read_json(cfg_path) or {}
+    cfg["max_seq_length"] = int(max_length)
+    with open(cfg_path, "w") as f:
+        json.dump(cfg, f, indent=2)
+
+
 def load_encoder(path: str | None = None, device: str | torch.device = "auto",
                  max_length: int | None = None, precision: str = "auto"):
     """Load any saved encoder: a :class:`FakeEncoder` folder (has ``FAKE_MARKER``) or a real model folder.

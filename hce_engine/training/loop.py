@@ -437,10 +437,9 @@ def train(encoder, doc_texts: Sequence[str], pairs: list[Pair], config: TrainCon
     def validate(epoch: int, mean_loss: float | None, vectors: np.ndarray | None = None) -> None:
         """Validate (epoch 0 = the starting encoder, and every epoch with ``select="best"``, else only the
         last) and keep the weights the run hands back."""
-        last = epoch == config.epochs
         keep_last = config.select == "last" and epoch > 0
-        if not validator or (epoch not in (0, config.epochs) and config.select == "last"):
-            if epoch > 0 and (keep_last or not validator):
+        if not validator or (config.select == "last" and epoch not in (0, config.epochs)):
+            if epoch > 0:
                 best.update(encoder, epoch, None)
             if on_epoch:
                 on_epoch(EpochEvent(epoch, step, None, epoch > 0, best.epoch or 0, mean_loss,
@@ -455,7 +454,7 @@ def train(encoder, doc_texts: Sequence[str], pairs: list[Pair], config: TrainCon
         val = {"epoch": epoch, "step": step, **val}
         history.append(val)
         is_best = keep_last or best.val is None or val["mrr_at_10"] > best.val["mrr_at_10"]
-        if is_best or (last and keep_last):
+        if is_best:
             best.update(encoder, epoch, val)
         if on_epoch:
             on_epoch(EpochEvent(epoch, step, val, is_best, best.epoch, mean_loss, time.time() - t_start))

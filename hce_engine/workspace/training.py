@@ -146,7 +146,7 @@ class TrainingVerbs:
 
     def _execute_train(self, run_id: int, progress: Progress | None, cancel: Callable[[], bool] | None,
                        resume: bool = False) -> None:
-        from ..encoder import load_encoder
+        from ..encoder import load_encoder, set_max_seq_length
         from ..training import TrainConfig, train
         info = self.store.get_run(run_id)
         corpus, cid = info["corpus"], info["corpus_id"]
@@ -210,6 +210,8 @@ class TrainingVerbs:
                 vecs = encoder.encode(texts, max_length=doc_len, cancel=cancel,
                                       progress=lambda d, t: report("final encode", d, t))
             self.store.write_vectors(run_id, ids, vecs)
+            # the saved encoder encodes like the run: documents at the length its vectors were made at
+            set_max_seq_length(model_path, doc_len)
             report("tree", 1, 1)
             self.build_tree(run_id, vecs, ids, texts, rebuild=result.rebuilds + 1, branching=cfg.branching,
                             builder=cfg.builder, seed=cfg.seed)

@@ -10,7 +10,8 @@ import streamlit as st
 
 from ui.common import ACTIVE, friendly_errors, get_workspace, run_label
 
-KEY_SETTINGS = ("signal", "negatives", "epochs", "siblings", "branching", "level_loss", "seed")
+KEY_SETTINGS = ("signal", "negatives", "epochs", "siblings", "sibling_max_length", "branching", "level_loss",
+                "precision", "seed")
 METRICS = {"ndcg_at_10": "nDCG@10", "recall_at_10": "R@10", "recall_at_100": "R@100", "mrr_at_10": "MRR@10"}
 
 ws = get_workspace()
@@ -26,8 +27,9 @@ def runs_table(runs: list[dict]) -> pd.DataFrame:
     rows = []
     for r in runs:
         cfg, m = r["config"], headline(r["metrics"])
+        outcome = ((r.get("summary") or {}).get("outcome") or {}).get("verdict")
         row = {"run": r["run_id"], "corpus": r["corpus"], "kind": r["kind"], "status": r["status"],
-               "model": os.path.basename(str(cfg.get("model") or "default").rstrip("/"))}
+               "outcome": outcome, "model": os.path.basename(str(cfg.get("model") or "default").rstrip("/"))}
         row.update({k: cfg.get(k) for k in KEY_SETTINGS})
         row["split"] = m["split"] if m else None
         row.update({label: m[key] if m else None for key, label in METRICS.items()})
