@@ -54,6 +54,7 @@ def main() -> None:
     ap.add_argument("--levers", default=",".join(LEVERS))
     ap.add_argument("--model", default=None)
     ap.add_argument("--out", default=str(HERE / "results" / "train_speed.json"))
+    ap.add_argument("--append", action="store_true", help="keep the rows already in --out (same machine)")
     a = ap.parse_args()
     model = a.model or default_model_path()
     doc_ids, texts, queries, qrels = load_beir(a.data)
@@ -70,11 +71,15 @@ def main() -> None:
                            "torch_threads": torch.get_num_threads(), "fast_bf16": cpu_has_fast_bf16(),
                            "load_before": os.getloadavg()[0]},
               "started": time.strftime("%F %T")}
+    if a.append and os.path.exists(a.out):
+        with open(a.out) as f:
+            result["rows"] = json.load(f)["rows"]
+    base = next((r["pairs_per_s"] for r in result["rows"] if r["lever"] == "main"), None)
     print(f"{'lever':18s} {'s/step':>8s} {'pairs/s':>8s} {'vs main':>8s}", flush=True)
-    base = None
     for name in a.levers.split(","):
-        cfg = TrainConfig(epochs=1, batch_size=a.batch_size, siblings=a.siblings, max_pairs=a.batch_size * a.steps,
-                          val_fraction=0.0, device="cpu", model=model, seed=0, **LEVERS[name])
+        settings = {"siblings": a.siblings, **LEVERS[name]}
+        cfg = TrainConfig(epochs=1, batch_size=a.batch_size, max_pairs=a.batch_size * a.steps, val_fraction=0.0,
+                          device="cpu", model=model, seed=0, **settings)
         enc = load_encoder(model, device="cpu", max_length=cfg.max_length, precision=cfg.precision)
         times: list[float] = []
         last = [time.time()]
@@ -92,7 +97,7 @@ def main() -> None:
         per_step = statistics.median(times[1:] or times)
         pps = a.batch_size / per_step
         base = base or (pps if name == "main" else None)
-        row = {"lever": name, "settings": LEVERS[name], "seconds_per_step": per_step, "step_seconds": times,
+        row = {"lever": name, "settings": settings, "seconds_per_step": per_step, "step_seconds": times,
                "pairs_per_s": pps, "ratio_vs_main": (pps / base) if base else None, "steps": res.steps}
         result["rows"].append(row)
         print(f"{name:18s} {per_step:8.2f} {pps:8.3f} "

@@ -75,7 +75,7 @@ def test_real_model_trains_and_serves(tmp_path):
         start, trained = load_encoder(None, device="cpu"), load_encoder(info["model_path"], device="cpu")
         w0 = start.model.encoder.layer[5].output.dense.weight
         w1 = trained.model.encoder.layer[5].output.dense.weight
-        assert not torch.equal(w0, w1) and float((w0 - w1).abs().max()) > 1e-5
+        assert not torch.equal(w0, w1) and float((w0 - w1).detach().abs().max()) > 1e-5
         # a run made to degrade (a learning rate 500x the default) is reported as worse, not as an improvement
         bad = ws.train("sub", {"epochs": 1, "batch_size": 16, "siblings": 2, "max_length": 64, "lr": 1e-2,
                                "query_max_length": 32, "branching": 5, "val_fraction": 0.25})
@@ -87,8 +87,9 @@ def test_real_model_trains_and_serves(tmp_path):
 
 
 def test_gradient_caching_matches_a_plain_step_on_the_real_model():
-    """GradCache (chunks re-embedded with replayed dropout) gives the plain step's loss and gradients on MiniLM
-    with dropout on."""
+    """GradCache (chunks embedded without gradient, then re-embedded with replayed dropout) gives the loss and
+    gradients of a plain step that embeds the same chunks with gradient, on MiniLM with dropout on."""
+    import numpy as np
     from hce_engine.encoder import load_encoder
     from hce_engine.training import HierarchicalContrastiveLoss, HierarchicalSampler, Pair, TrainConfig
     from hce_engine.training.loop import _Embedder, _train_step
@@ -102,17 +103,35 @@ def test_gradient_caching_matches_a_plain_step_on_the_real_model():
     tree = build_tree(enc.encode(texts, max_length=32), branching=4, seed=0)
     batch = next(HierarchicalSampler(tree, pairs, texts, batch_size=8, siblings=3, memory_levels=tree.depth,
                                      seed=0).batches(0))
+
+    class PlainChunks(_Embedder):
+        """Embeds the same length-sorted chunks, in the same order, with gradient (no cache, no replay)."""
+
+        def forward(self, texts, max_length):
+            if len(texts) <= self.chunk:
+                return self._call(texts, max_length), None
+            order = np.argsort(-np.fromiter(map(len, texts), np.int64), kind="stable")
+            parts = [self._call([texts[i] for i in order[s:s + self.chunk]], max_length)
+                     for s in range(0, len(texts), self.chunk)]
+            return torch.cat(parts)[torch.as_tensor(np.argsort(order))], None
+
     enc.train()
+    assert enc.model.training and enc.model.config.hidden_dropout_prob > 0
     results = []
-    for chunk in (0, 3):
+    for embedder in (_Embedder(enc, torch.device("cpu"), 3), PlainChunks(enc, torch.device("cpu"), 3)):
         loss_fn = HierarchicalContrastiveLoss(tree, tree.depth, 0.05, True, False)
         enc.zero_grad(set_to_none=True)
         torch.manual_seed(123)
-        details = _train_step(_Embedder(enc, torch.device("cpu"), chunk), loss_fn, batch, cfg)
+        details = _train_step(embedder, loss_fn, batch, cfg)
         results.append((details["loss"], {n: p.grad.clone() for n, p in enc.named_parameters()
                                           if p.grad is not None}))
     (l0, g0), (l1, g1) = results
     assert l0 == pytest.approx(l1, rel=1e-5)
     assert g0.keys() == g1.keys() and len(g0) > 50
     for name in g0:
-        torch.testing.assert_close(g1[name], g0[name], rtol=1e-3, atol=1e-6, msg=name)
+        torch.testing.assert_close(g0[name], g1[name], rtol=1e-3, atol=1e-6, msg=name)
+    # and dropout really is on: the same step with another seed gives another loss
+    torch.manual_seed(7)
+    other = _train_step(_Embedder(enc, torch.device("cpu"), 3),
+                        HierarchicalContrastiveLoss(tree, tree.depth, 0.05, True, False), batch, cfg)["loss"]
+    assert other != pytest.approx(l0, rel=1e-4)

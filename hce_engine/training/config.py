@@ -226,9 +226,11 @@ PRESETS: dict[str, dict[str, Any]] = {
 DEFAULT_PRESET = "quick"
 
 PRESET_HELP: dict[str, str] = {
-    "quick": "1 epoch over at most 512 pairs, 3 siblings, 128/32 tokens: for seeing the mechanics, not the gain.",
-    "standard": "The reference budget made affordable on a CPU: 3 epochs, 15 siblings at 128 tokens, bf16 "
-                "where the CPU supports it (about 30 min for SciFact's 919 pairs on 2 cores).",
-    "full": "The reference settings (3 epochs, 15 siblings at 256 tokens, 256/64 tokens): the budget the gain "
-            "needs; about 2 hours for SciFact on a 2-core CPU, minutes on a GPU.",
+    "quick": "1 epoch over at most 512 pairs, 3 siblings, 128/32 tokens: minutes, for seeing the mechanics, not "
+             "the gain (SciFact: +1.3 nDCG@10 over zero-shot, the same as in-batch fine-tuning).",
+    "standard": "3 epochs, 15 siblings at 128 tokens, bf16 where the CPU has it: the reference budget made "
+                "affordable. SciFact (919 pairs, 2 cores): 35 min, nDCG@10 0.735, +3.75 points over in-batch "
+                "fine-tuning with the same settings (+9.0 over zero-shot).",
+    "full": "The reference run (method.md section 6): 15 siblings at 256 tokens; about 2 h for SciFact on 2 CPU "
+            "cores, minutes on a GPU (reference: nDCG@10 0.752).",
 }
