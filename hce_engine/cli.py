@@ -320,8 +320,9 @@ def cmd_train(ws, a) -> int:
             print(f"  {c['name']}: {c['metric']} {c['start']:.4f} -> {c['end']:.4f} ({c['delta']:+.4f}, "
                   f"{c['n_queries']} queries): {c['verdict']}", file=sys.stderr)
         if outcome["verdict"] == "worse":
-            print(f"WARNING: run {run}'s encoder is worse than the one it started from; search keeps using "
-                  "whichever run you pick (hce search --run N)", file=sys.stderr)
+            print(f"WARNING: run {run}'s encoder is worse than the one it started from; searches without --run "
+                  "keep using the latest run that is not worse (name it with --run to use it anyway)",
+                  file=sys.stderr)
     if summary.get("test"):
         print(f"test start:   {_fmt_metrics(summary['test']['start'])}", file=sys.stderr)
         print(f"test trained: {_fmt_metrics(summary['test']['trained'])}", file=sys.stderr)

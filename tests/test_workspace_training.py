@@ -177,3 +177,16 @@ def test_max_pairs_caps_training(ws):
     s = ws.run(run)["summary"]
     assert s["n_train_pairs"] == 5 and s["steps"] == 2  # ceil(5 / batch 4)
     assert ws.estimate("toy", {**TINY, "epochs": 1, "max_pairs": 5})["steps"] == 2
+
+
+def test_a_worse_run_is_not_served_by_default(ws):
+    from hce_engine.evaluation import check, outcome
+    good = ws.train("toy", TINY)
+    bad = ws.train("toy", TINY)
+    for run, end in ((good, 0.9), (bad, 0.5)):  # as if the first run came out better, the second worse
+        summary = ws.run(run)["summary"]
+        summary["outcome"] = outcome([check("judged queries (test)", "ndcg_at_10", 0.8, end, 9)])
+        ws.store.update_run(run, summary=summary)
+    # search, eval and the pages default to the latest run that is not worse; a worse one only when named
+    assert ws.latest_run("toy") == good
+    assert ws.search("toy", "guitar chord", run=bad)

@@ -164,9 +164,11 @@ class Workspace(UpdateVerbs, TrainingVerbs, ExportVerbs):
         return self.store.get_run(run_id)
 
     def latest_run(self, corpus: str) -> int | None:
-        """The most recently finished run of the corpus, or None."""
+        """The most recently finished run of the corpus that did not come out worse than its starting encoder
+        (a worse run is served only when named, or when no other run is finished), or None."""
         done = [r for r in self.store.list_runs(self.store.corpus_id(corpus)) if r["status"] == "done"]
-        return max(done, key=lambda r: (r["finished_at"], r["run_id"]))["run_id"] if done else None
+        fine = [r for r in done if ((r.get("summary") or {}).get("outcome") or {}).get("verdict") != "worse"]
+        return max(fine or done, key=lambda r: (r["finished_at"], r["run_id"]))["run_id"] if done else None
 
     def ensure_run(self, corpus: str, progress: Progress | None = None) -> int:
         """The latest finished run, creating the zero-shot baseline first if there is none."""
