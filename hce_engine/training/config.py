@@ -206,7 +206,7 @@ class TrainConfig:
         return max(0, min(int(self.memory_levels), depth))
 
 
-#: Named starting points (measured time and quality: benchmarks/README.md "Presets").
+#: Named starting points (measured time and quality: benchmarks/README.md, "SciFact quality bar").
 #: ``quick`` shows the mechanics in minutes, not the gain (one epoch at 128 tokens gave HCE no edge over
 #: in-batch training on SciFact). ``standard`` is the budget made affordable on a CPU: the reference run with
 #: the negatives at 128 tokens under bf16 autocast. ``full`` is the reference run of method.md section 6 (3
