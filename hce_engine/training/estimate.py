@@ -19,7 +19,7 @@ Model of the cost (all in units of one measured *inference* encode of a corpus d
   cost scaled by negative_max_length / max_length);
 * validation runs epochs + 1 times with ``select="best"``, twice (start and end) with ``"last"``, encoding the
   pool (the whole corpus up to ``val_pool`` documents) and the val queries; ICT runs hold out at least
-  min(100, pairs / 10) pseudo-queries;
+  min(ICT_MIN_VAL, pairs / 10) pseudo-queries;
 * in-batch duplicates are not deduplicated in the estimate (the real step encodes each text once), so the
   estimate is an upper bound for corpora with many queries per document.
 """
@@ -33,6 +33,7 @@ import numpy as np
 
 from .config import TrainConfig
 from .loop import auto_grad_chunk
+from .validation import ICT_MIN_VAL
 
 
 def tree_shape(n_docs: int, branching: int) -> list[int]:
@@ -75,7 +76,7 @@ def estimate_seconds(config: TrainConfig, n_pairs: int, n_docs: int, seconds_per
     if n_val_pairs is None:
         n_val_pairs = int(math.ceil(c.val_fraction * n_pairs)) if c.val_fraction > 0 and n_pairs > 1 else 0
         if not n_val_pairs and c.signal in ("ict", "joint") and n_pairs >= 20:
-            n_val_pairs = min(100, n_pairs // 10)
+            n_val_pairs = min(ICT_MIN_VAL, n_pairs // 10)  # the hold-out of loop._split
     n_train = max(0, n_pairs - n_val_pairs)
     if c.max_pairs:
         n_train = min(n_train, c.max_pairs)
