@@ -67,6 +67,9 @@ def cmd_import(ws, a) -> int:
         qrels = ", ".join(f"{s}: {n}" for s, n in report.qrels.items()) or "none"
         print(f"imported corpus {report.corpus!r} ({report.format}): {report.documents} documents, "
               f"{report.skipped_empty} empty skipped, {report.queries} queries, qrels {qrels}")
+        if report.empty_judged:
+            print(f"  {report.empty_judged} judgements name an empty document: kept (they count in nDCG and "
+                  "recall), though it cannot be retrieved")
     return 0
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import zipfile
 
 import pytest
@@ -42,7 +43,8 @@ def wait_all() -> None:
 
 
 def texts(elements) -> list[str]:
-    return [e.value for e in elements]
+    """The elements' text as a reader sees it (user-derived parts are markdown-escaped on the page)."""
+    return [re.sub(r"\\(.)", r"\1", e.value) for e in elements]
 
 
 def charts(at: AppTest) -> list[dict]:
@@ -119,7 +121,7 @@ def test_upload_reports_bad_line_and_imports_a_good_file(app):
     app.run()
     app.button(key="upload_import").click().run()
     assert not app.exception
-    assert app.error and "my notes.jsonl" in app.error[0].value and "line 2" in app.error[0].value
+    assert app.error and "my notes.jsonl" in texts(app.error)[0] and "line 2" in texts(app.error)[0]
     good = "id,title,body\n1,Rockets,rocket launch orbit\n2,Bread,bake bread oven\n3,,\n".encode()
     app.file_uploader[0].set_value(("notes.csv", good, "text/csv"))
     app.checkbox(key="upload_encode").uncheck()
@@ -168,12 +170,12 @@ def test_train_estimate_start_cancel_and_finish(app, toy_beir):
     assert app.selectbox(key=prefix + "signal").value == "supervised"
     assert app.number_input(key=prefix + "epochs").value == 1
     app.number_input(key=prefix + "epochs").set_value(0).run()
-    assert app.error and "epochs" in app.error[0].value  # validated before starting
+    assert app.error and "epochs" in texts(app.error)[0]  # validated before starting
     app.number_input(key=prefix + "epochs").set_value(200).run()
     app.button(key="train_start").click().run()
     assert not app.exception and not app.error
     run_id = ws().runs("toy")[-1]["run_id"]
-    assert app.subheader[0].value.startswith(f"Training: #{run_id}"), (texts(app.subheader), ws().run(run_id))
+    assert texts(app.subheader)[0].startswith(f"Training: #{run_id}"), (texts(app.subheader), ws().run(run_id))
     app.button(key=f"train_cancel_{run_id}").click().run()  # the live panel's cancel button
     assert not app.exception
     run = ws().wait(run_id, 120)
@@ -258,7 +260,7 @@ def test_corpus_page_adds_and_removes_documents(app, toy_beir):
     assert "z1" not in [h.ext_id for h in ws().search("toy", "zither zither strings", k=40)]
     app.text_area(key="remove_ids").input("not-there").run()
     app.button(key="remove_docs").click().run()
-    assert app.error and "not-there" in app.error[0].value
+    assert app.error and "not-there" in texts(app.error)[0]
 
 
 def test_app_server_starts_encoding_before_any_browser_connects(app, toy_beir, monkeypatch):

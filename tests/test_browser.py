@@ -27,14 +27,20 @@ pytestmark = [
 ]
 
 
+HCE = shutil.which("hce", path=os.path.dirname(sys.executable)) or "hce"
+
+
 @pytest.fixture
 def server(tmp_path, fake_model):
     """`hce --workspace TMP app --port P --sample` with the fake encoder; yields the base URL."""
+    yield from serve(tmp_path, fake_model, ["--sample"])
+
+
+def serve(tmp_path, fake_model, flags: list[str]):
     port = free_port()
-    hce = shutil.which("hce", path=os.path.dirname(sys.executable)) or "hce"
     env = dict(os.environ, HCE_DEFAULT_MODEL=fake_model)
     log = open(tmp_path / "app.log", "w")
-    proc = subprocess.Popen([hce, "--workspace", str(tmp_path / "ws"), "app", "--port", str(port), "--sample"],
+    proc = subprocess.Popen([HCE, "--workspace", str(tmp_path / "ws"), "app", "--port", str(port), *flags],
                             env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(tmp_path))
     try:
         app_browser.wait_port(port, proc, timeout=90)
@@ -111,3 +117,82 @@ def test_deep_link_as_first_request_runs_the_navigation(server, tmp_path):
             assert [t.split()[-1] for t in nav] == PAGES, nav  # inner text: "icon_name\n\nTitle"
         finally:
             ctx.close()
+
+
+#: Markdown and HTML that must show as text: an image (the browser would fetch it), a link, raw HTML
+HOSTILE_ID = "![id](http://127.0.0.1:9/hostile-id.png)"
+HOSTILE_TITLE = '<img src="http://127.0.0.1:9/hostile-title.png"> **bold** [a](javascript:alert(1))'
+HOSTILE_FILE = "![f](hostile-file.png).jsonl"
+
+
+@pytest.fixture
+def hostile_server(tmp_path, fake_model):
+    """The app on a corpus whose ids, titles and texts are hostile markup (encoded before the app starts)."""
+    import json
+    words = ["bread oven flour", "river boat sail", "guitar chord song", "planet orbit star"]
+    with open(tmp_path / "hostile.jsonl", "w") as f:
+        for i in range(40):
+            doc = {"_id": f"{HOSTILE_ID}-{i}" if i % 4 == 0 else f"d{i}",
+                   "title": HOSTILE_TITLE if i % 3 == 0 else f"doc {i}",
+                   "text": f"{words[i % 4]} {i} <script>window.__hce_pwned = 1</script> ![t](http://127.0.0.1:9/t.png)"}
+            f.write(json.dumps(doc) + "\n")
+    env = dict(os.environ, HCE_DEFAULT_MODEL=fake_model)
+    for args in (["import", str(tmp_path / "hostile.jsonl"), "--name", "hostile"], ["encode", "--corpus", "hostile"]):
+        r = subprocess.run([HCE, "--workspace", str(tmp_path / "ws"), *args], env=env, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    yield from serve(tmp_path, fake_model, [])
+
+
+def test_hostile_ids_titles_and_error_paths_show_as_text(hostile_server, tmp_path):
+    """No page fetches an image or runs a script named by the data; an upload error names the hostile file as
+    text; the map's hover labels stay text."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    requests: list[str] = []
+    with playwright.sync_playwright() as p:
+        ctx = p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=CHROMIUM,
+                                                   headless=True, args=ARGS, viewport={"width": 1400, "height": 1600})
+        try:
+            page = ctx.new_page()
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(hostile_server, timeout=60_000)
+            settle(page)
+            adding = page.locator('[data-testid="stExpander"]', has_text="Add a corpus")
+            adding.locator("summary").first.click()
+            adding.locator('input[type="file"]').set_input_files(
+                files=[{"name": HOSTILE_FILE, "mimeType": "application/json", "buffer": b'{"_id": "a", "text": \n'}])
+            settle(page)
+            adding.get_by_role("button", name="Import").click()
+            page.get_by_text("malformed JSON").wait_for(timeout=30_000)
+            settle(page)
+            assert page.locator('[data-testid="stAlertContentError"]').get_by_text(HOSTILE_FILE).count() == 1
+
+            open_page(page, "Search")
+            box = page.get_by_label("Query")
+            box.fill("bread oven flour")
+            box.press("Enter")
+            page.get_by_text("lexical reference (word overlap)").wait_for(timeout=60_000)
+            settle(page)
+            main = page.locator('[data-testid="stMain"]')
+            assert main.get_by_text(HOSTILE_ID, exact=False).count() > 0  # the id, shown literally
+            assert main.get_by_text("<img src=", exact=False).count() > 0  # the title, shown literally
+
+            for name in ("Tree", "Siblings", "Map", "Runs", "Learn"):
+                open_page(page, name)
+                if name == "Map":
+                    page.wait_for_selector(".js-plotly-plot", timeout=120_000)
+                    box = page.locator(".js-plotly-plot").first.bounding_box()
+                    labels = []
+                    for fx in range(1, 10):
+                        for fy in range(1, 10):
+                            page.mouse.move(box["x"] + box["width"] * fx / 10, box["y"] + box["height"] * fy / 10)
+                            page.wait_for_timeout(30)
+                            hover = page.locator(".hoverlayer").first
+                            if hover.count() and (hover.text_content() or "").strip():
+                                labels.append(hover.text_content())
+                    assert any("<img" in t or "![id]" in t for t in labels), labels[:5]
+                    assert page.locator(".hoverlayer img, .hoverlayer a").count() == 0
+            assert page.evaluate("window.__hce_pwned === undefined")
+        finally:
+            ctx.close()
+    fetched = [u for u in requests if "127.0.0.1:9/" in u or "hostile-" in u or u.endswith("/t.png")]
+    assert fetched == [], fetched

@@ -168,3 +168,22 @@ def test_figures_from_real_views(workspace, toy_beir, monkeypatch):
     df = views.map_frame(workspace, run, level=2)
     fig = map_figs.map_figure(df, query=views.place_query(workspace, run, "bake bread", k=3))
     assert sum(len(t.x) for t in fig.data[:-2]) == 36
+
+
+def test_figures_escape_titles_ids_and_labels():
+    """Plotly reads hover, legend, axis and sunburst text as HTML: titles, ids and labels must arrive escaped."""
+    evil = '<img src="http://127.0.0.1:9/x.png"><a href="http://e">a</a>'
+    df = frame(6)
+    df["title"], df["ext_id"], df["label"], df["path"] = evil, evil, evil, evil
+    fig = map_figs.map_figure(df)
+    dumped = json.dumps(fig.to_plotly_json(), default=str)
+    assert "<img" not in dumped and "<a href" not in dumped and "&lt;img" in dumped
+    nodes = toy_nodes(2, 2)
+    nodes["label"], nodes["terms"] = evil, evil
+    dumped = json.dumps(tree_figs.hierarchy_chart(nodes).to_plotly_json(), default=str)
+    assert "<img" not in dumped and "&lt;img" in dumped
+    view = toy_view(False)
+    for c in view["levels"][0]["candidates"]:
+        c["label"], c["terms"], c["example"] = evil, [evil], evil
+    dumped = json.dumps(sib_figs.level_chart(view["levels"][0], False).to_plotly_json(), default=str)
+    assert "<img" not in dumped and "&lt;img" in dumped

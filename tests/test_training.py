@@ -130,7 +130,7 @@ def test_config_round_trip_presets_and_help():
     assert TrainConfig.preset("full") == TrainConfig()
     assert set(PRESETS) == {"quick", "standard", "full"}
     std = TrainConfig.preset("standard")
-    assert (std.siblings, std.sibling_max_length, std.negative_max_length, std.precision) == (15, 128, 128, "auto")
+    assert (std.siblings, std.sibling_max_length, std.negative_max_length, std.precision) == (15, 96, 96, "auto")
     full = TrainConfig.preset("full")
     assert (full.lr_schedule, full.grad_clip, full.val_fraction, full.select) == ("constant", 0.0, 0.0, "last")
     assert TrainConfig.choices()["negatives"] == ("siblings", "random", "in-batch")

@@ -103,8 +103,10 @@ def test_stale_running_runs_marked_interrupted(tmp_path, fake_model, toy_beir):
     ws.import_corpus(toy_beir, name="toy")
     done = ws.encode("toy")
     cid = ws.store.corpus_id("toy")
-    dead = ws.store.create_run(cid, "train", {"x": 1}, 0, status="running")
-    ws.close()  # the process "dies" with a run marked running
+    dead = ws.store.create_run(cid, "train", {"x": 1}, 0, status="done")
+    # as a process that died mid-run leaves it (this process's own live runs are never marked)
+    ws.store.con.execute("UPDATE runs SET status = 'running' WHERE run_id = ?", [dead])
+    ws.close()
     ws = Workspace(str(tmp_path / "w"), default_model=fake_model)
     assert ws.interrupted_runs == [dead]
     assert ws.run(dead)["status"] == "interrupted" and ws.run(done)["status"] == "done"

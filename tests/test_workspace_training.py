@@ -124,7 +124,8 @@ def test_interrupted_run_can_resume(tmp_path, fake_model, toy_beir):
     ws.import_corpus(toy_beir, name="toy")
     steps = count_logged_steps(ws)
     run = ws.train("toy", {**TINY, "epochs": 2}, cancel=lambda: steps["n"] >= 5)
-    ws.store.update_run(run, status="running", error=None)  # as if the process had died mid-run
+    # as a process that died mid-run leaves it
+    ws.store.con.execute("UPDATE runs SET status = 'running', error = NULL WHERE run_id = ?", [run])
     ws.close()
     ws = Workspace(str(tmp_path / "w"), default_model=fake_model)
     assert ws.run(run)["status"] == "interrupted"

@@ -15,13 +15,20 @@ from ui.figures import fmt_duration  # noqa: F401  (re-exported for pages)
 def get_workspace() -> Workspace:
     """The process-wide workspace (``$HCE_WORKSPACE``); all tabs and pages share it and its jobs."""
     ws = Workspace(os.environ.get("HCE_WORKSPACE"))
+    encoding = []
     if os.environ.get("HCE_AUTO_ENCODE") == "1":  # set by `hce app --sample`: make corpora searchable at once
-        for corpus in ws.corpora():
-            if corpus["runs"] == 0:
-                ws.start_encode(corpus["name"])
+        encoding = [ws.start_encode(c["name"]) for c in ws.corpora() if c["runs"] == 0]
     if os.environ.get("HCE_WARM_UMAP", "1") == "1":
         from hce_engine.projection import warm_up
-        threading.Thread(target=warm_up, name="umap-warm-up", daemon=True).start()
+
+        def warm_after_encoding() -> None:
+            # UMAP's compile takes a core for about a minute: after the first encode, not beside it (on 2 cores
+            # it halved the encoder's speed and delayed the first tree by half a minute)
+            for run_id in encoding:
+                ws.jobs.wait(run_id)
+            warm_up()
+
+        threading.Thread(target=warm_after_encoding, name="umap-warm-up", daemon=True).start()
     return ws
 
 
@@ -31,11 +38,11 @@ def friendly_errors(action: str = ""):
     try:
         yield
     except HCEError as exc:
-        st.error(f"{action + ': ' if action else ''}{exc}")
+        st.error(md_escape(f"{action + ': ' if action else ''}{exc}"))
     except InterruptedError:
-        st.warning(f"{action or 'the operation'} was cancelled")
+        st.warning(md_escape(f"{action or 'the operation'} was cancelled"))
     except Exception as exc:  # noqa: BLE001 - last line of defence for the page
-        st.error(f"{action + ': ' if action else ''}unexpected error: {type(exc).__name__}: {exc}")
+        st.error(md_escape(f"{action + ': ' if action else ''}unexpected error: {type(exc).__name__}: {exc}"))
 
 
 def pick_corpus(key: str = "corpus") -> str | None:

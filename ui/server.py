@@ -20,7 +20,12 @@ if ROOT not in sys.path:
 def main(flags: list[str]) -> None:
     from streamlit.web import cli as stcli
 
+    import atexit
+
+    from hce_engine import tempfiles
     from ui.common import get_workspace
+    atexit.register(tempfiles.remove_own, "export")  # the files offered for download; stale ones of killed
+    # app processes go when a workspace is next opened
     get_workspace()  # opens the workspace and starts its background work (see ui.common.get_workspace)
     sys.argv = ["streamlit", "run", os.path.join(ROOT, "ui", "app.py"), *flags]
     sys.exit(stcli.main())

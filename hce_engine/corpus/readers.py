@@ -6,34 +6,60 @@ files (one document per file), a BEIR folder (``corpus.jsonl``, ``queries.jsonl`
 and a ZIP of any of these. Every problem raises :class:`~hce_engine.errors.InputError` naming the file,
 the line and the problem; nothing is returned half-read.
 
-Limits (module constants): a file may be at most ``MAX_FILE_BYTES``; a document's text at most
-``MAX_TEXT_CHARS`` characters (longer means a broken file, e.g. missing line breaks, and is an error);
-a ZIP may unpack to at most ``MAX_ZIP_BYTES`` and ``MAX_ZIP_MEMBERS`` files.
+Line breaks may be ``\n``, ``\r\n`` or a lone ``\r``. Text must be valid Unicode: no NUL characters and no
+lone surrogates (``"\ud800"`` in JSON), whether raw or escaped. JSON ``NaN``/``Infinity`` are refused.
+Folders: symbolic links must stay inside the folder; file names must be UTF-8.
+
+Limits (module constants, each settable through the environment variable in brackets): a file may be at
+most ``MAX_FILE_BYTES`` [HCE_MAX_FILE_MIB] and ``MAX_LINES`` lines; a document's text at most
+``MAX_TEXT_CHARS`` characters (longer means a broken file, e.g. missing line breaks, and is an error); an
+import at most ``MAX_DOCUMENTS`` documents [HCE_MAX_DOCUMENTS]; a ZIP may unpack to at most ``MAX_ZIP_BYTES``
+[HCE_MAX_UNPACKED_MIB] in ``MAX_ZIP_MEMBERS`` files, and a member larger than ``ZIP_RATIO_MIN_BYTES`` may
+unpack to at most ``MAX_ZIP_RATIO`` times its packed size (more is a ZIP bomb).
 """
 from __future__ import annotations
 
 import csv
+import io
 import json
+import lzma
 import os
 import stat
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from typing import Iterator
 
+from .. import tempfiles
 from ..errors import InputError
 
-MAX_FILE_BYTES = 1 << 30          # 1 GiB per file
-MAX_TEXT_CHARS = 1_000_000        # per document text
-MAX_ZIP_BYTES = 2 << 30           # 2 GiB unpacked
+
+
+def _env_int(name: str, default: int, scale: int = 1) -> int:
+    value = os.environ.get(name, "").strip()
+    try:
+        return int(value) * scale if value else default
+    except ValueError:
+        raise InputError(f"the environment variable {name}={value!r} is not a whole number") from None
+
+
+MAX_FILE_BYTES = _env_int("HCE_MAX_FILE_MIB", 1 << 30, 1 << 20)         # 1 GiB per file
+MAX_LINES = 5_000_000                                                     # per file
+MAX_TEXT_CHARS = 1_000_000                                                # per document text
+MAX_DOCUMENTS = _env_int("HCE_MAX_DOCUMENTS", 1_000_000)                  # per import
+MAX_ZIP_BYTES = _env_int("HCE_MAX_UNPACKED_MIB", 2 << 30, 1 << 20)       # 2 GiB unpacked
 MAX_ZIP_MEMBERS = 200_000
+MAX_ZIP_RATIO = 100               # unpacked / packed size of one member, checked above ZIP_RATIO_MIN_BYTES
+ZIP_RATIO_MIN_BYTES = 16 << 20
+MAX_SCORE = 2**31 - 1             # qrels scores are stored as 32-bit integers
 ID_COLUMNS = ("_id", "id", "doc_id", "docid", "document_id")
 TITLE_COLUMNS = ("title", "name", "headline", "heading")
 TEXT_COLUMNS = ("text", "body", "content", "abstract", "document", "passage", "contents")
 QUERY_TEXT_COLUMNS = ("text", "query", "question", "claim")
 
 
-@dataclass
+@dataclass(slots=True)
 class DocRecord:
     ext_id: str
     title: str
@@ -50,6 +76,8 @@ class ParsedCorpus:
         queries: query id -> text.
         qrels: split -> list of (query id, document id, score).
         skipped_empty: documents dropped because title and text were empty.
+        empty_judged: judgements (all splits) naming such an empty document: kept (they count in nDCG's ideal
+            ranking and in recall) though the document cannot be retrieved.
         source: the path that was read.
         format: what it was read as ("jsonl", "csv", "tsv", "txt", "txt-folder", "beir", "zip:...").
     """
@@ -58,6 +86,7 @@ class ParsedCorpus:
     queries: dict[str, str] = field(default_factory=dict)
     qrels: dict[str, list[tuple[str, str, int]]] = field(default_factory=dict)
     skipped_empty: int = 0
+    empty_judged: int = 0
     source: str = ""
     format: str = ""
 
@@ -67,35 +96,60 @@ def _check_file(path: str, label: str) -> None:
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        raise InputError("file not found", label) from None
+        raise InputError("file not found" + (" (a broken symbolic link)" if os.path.islink(path) else ""),
+                         label) from None
+    except OSError as exc:  # symlink loop, name too long, permission
+        raise InputError(f"cannot read the file: {exc.strerror or exc}", label) from None
     if not stat.S_ISREG(st.st_mode):
         raise InputError("not a regular file", label)
     if st.st_size == 0:
         raise InputError("the file is empty", label)
     if st.st_size > MAX_FILE_BYTES:
         raise InputError(f"the file is {st.st_size / 2**20:.0f} MiB; the limit is {MAX_FILE_BYTES >> 20} MiB "
-                         "(split it, or import a ZIP of smaller files)", label)
+                         "(split it, import a ZIP of smaller files, or raise HCE_MAX_FILE_MIB)", label)
 
 
-def _read_lines(path: str, label: str) -> Iterator[tuple[int, str]]:
-    """Yield (1-based line number, decoded line without newline); binary and non-UTF-8 are errors."""
+def _bad_char(value: str) -> str | None:
+    """Why ``value`` is not storable text (a NUL or a lone surrogate), or None."""
+    if "\x00" in value:
+        return f"a NUL character (at character {value.index(chr(0)) + 1})"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"a lone surrogate {value[exc.start]!r} (at character {exc.start + 1}), which is not valid Unicode"
+    return None
+
+
+def _read_lines(path: str, label: str, keep_ends: bool = False) -> Iterator[tuple[int, str]]:
+    """Yield (1-based line number, decoded line); binary, non-UTF-8 and oversize files are errors.
+
+    Lines end at ``\n``, ``\r\n`` or a lone ``\r``; ``keep_ends`` keeps the line break (as the csv
+    module wants, so a quoted field keeps its line breaks), else it is stripped. A UTF-8 BOM is dropped.
+    """
     _check_file(path, label)
-    with open(path, "rb") as f:
-        head = f.read(8192)
-        if b"\x00" in head:
+    with open(path, "rb") as raw:
+        if b"\x00" in raw.read(8192):
             raise InputError("this is a binary file, not UTF-8 text", label)
-        f.seek(0)
-        for lineno, raw in enumerate(f, start=1):
-            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            if b"\x00" in raw:
+        raw.seek(0)
+        # surrogateescape: an invalid byte becomes a lone surrogate, found per line below with its line number
+        text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
+        limit = 4 * MAX_TEXT_CHARS + 2
+        lineno = 0
+        while line := text.readline(limit):
+            lineno += 1
+            if lineno > MAX_LINES:
+                raise InputError(f"the file has more than {MAX_LINES:,} lines; the limit is {MAX_LINES:,}",
+                                 label, lineno)
+            if len(line) >= limit and not line.endswith(("\n", "\r")):
+                raise InputError(f"the line is over {limit - 2:,} characters (a missing line break?)", label, lineno)
+            if "\x00" in line:
                 raise InputError("NUL byte: this looks like a binary file", label, lineno)
             try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise InputError(f"not valid UTF-8 (byte {exc.start + 1} of the line); save the file as UTF-8",
+                line.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise InputError(f"not valid UTF-8 (character {exc.start + 1} of the line); save the file as UTF-8",
                                  label, lineno) from None
-            yield lineno, line.rstrip("\r\n")
+            yield lineno, (line if keep_ends else line.rstrip("\r\n"))
 
 
 def _clean(value, label: str, lineno: int, what: str) -> str:
@@ -110,14 +164,35 @@ def _clean(value, label: str, lineno: int, what: str) -> str:
     if len(value) > MAX_TEXT_CHARS:
         raise InputError(f"{what} is {len(value):,} characters; the limit is {MAX_TEXT_CHARS:,} "
                          "(a missing line break?)", label, lineno)
+    bad = _bad_char(value)
+    if bad:
+        raise InputError(f"{what} holds {bad}", label, lineno)
     return value
+
+
+def _check_metadata(meta: dict, label: str, lineno: int) -> None:
+    """Metadata is stored as JSON text: its keys and string values must be storable too."""
+    stack = [meta]
+    while stack:
+        item = stack.pop()
+        values = list(item.items()) if isinstance(item, dict) else list(enumerate(item))
+        for k, v in values:
+            for s in (k, v):
+                if isinstance(s, str) and (bad := _bad_char(s)):
+                    raise InputError(f"the field {str(k)[:40]!r} holds {bad}", label, lineno)
+            if isinstance(v, (dict, list)):
+                stack.append(v)
 
 
 class _Docs:
     """Collects documents, rejecting duplicate ids and counting empties."""
 
     def __init__(self, label: str):
-        self.label, self.records, self.first_line, self.skipped = label, [], {}, 0
+        self.label, self.records, self.first_line, self.skipped_ids = label, [], {}, []
+
+    @property
+    def skipped(self) -> int:
+        return len(self.skipped_ids)
 
     def add(self, lineno: int, ext_id, title, text, metadata=None) -> None:
         ext_id = _clean(ext_id, self.label, lineno, "the id")
@@ -130,21 +205,34 @@ class _Docs:
         title = _clean(title, self.label, lineno, "the title")
         text = _clean(text, self.label, lineno, "the text")
         if not text and not title:
-            self.skipped += 1
+            self.skipped_ids.append(ext_id)
             return
+        if len(self.records) >= MAX_DOCUMENTS:
+            raise InputError(f"more than {MAX_DOCUMENTS:,} documents; the limit per import is {MAX_DOCUMENTS:,} "
+                             "(split the corpus, or raise HCE_MAX_DOCUMENTS)", self.label, lineno)
+        if metadata:
+            _check_metadata(metadata, self.label, lineno)
         self.records.append(DocRecord(ext_id, title, text, metadata or None))
 
 
 # -- formats ----------------------------------------------------------------------------------
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a valid JSON value")
+
+
 def _iter_json_objects(path: str, label: str) -> Iterator[tuple[int, dict]]:
     seen_any = False
     for lineno, line in _read_lines(path, label):
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = json.loads(line, parse_constant=_no_constant)
         except json.JSONDecodeError as exc:
             raise InputError(f"malformed JSON: {exc.msg} (column {exc.colno})", label, lineno) from None
+        except ValueError as exc:  # NaN/Infinity, integers over Python's digit limit
+            raise InputError(f"unsupported JSON: {exc}", label, lineno) from None
+        except RecursionError:
+            raise InputError("JSON nested too deeply", label, lineno) from None
         if not isinstance(obj, dict):
             raise InputError(f"expected a JSON object, got {type(obj).__name__}", label, lineno)
         seen_any = True
@@ -171,7 +259,11 @@ def _pick(keys, wanted: tuple[str, ...], named: str | None, label: str, what: st
 def read_jsonl(path: str, label: str | None = None, id_col: str | None = None, title_col: str | None = None,
                text_col: str | None = None) -> tuple[list[DocRecord], int]:
     """Documents from JSON lines. Returns (documents, skipped empty count)."""
-    label = label or path
+    docs = _jsonl_docs(path, label or path, id_col, title_col, text_col)
+    return docs.records, docs.skipped
+
+
+def _jsonl_docs(path: str, label: str, id_col: str | None, title_col: str | None, text_col: str | None) -> _Docs:
     docs = _Docs(label)
     for lineno, obj in _iter_json_objects(path, label):
         keys = list(obj)
@@ -186,28 +278,33 @@ def read_jsonl(path: str, label: str | None = None, id_col: str | None = None, t
         if isinstance(obj.get("metadata"), dict):
             meta = {**obj["metadata"], **meta}
         docs.add(lineno, ext_id, obj.get(tk) if tk else "", obj.get(xk), meta)
-    return docs.records, docs.skipped
+    return docs
 
 
 def _csv_rows(path: str, label: str, delimiter: str) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
     csv.field_size_limit(MAX_TEXT_CHARS * 4)
-    lines = (line for _, line in _read_lines(path, label))  # validates encoding line by line
+    lines = (line for _, line in _read_lines(path, label, keep_ends=True))  # validates encoding line by line
     reader = csv.reader(lines, delimiter=delimiter, quoting=csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE)
+    kind = "CSV" if delimiter == "," else "TSV"
     try:
         header = next(reader)
     except StopIteration:
         raise InputError("the file is empty", label) from None
+    except csv.Error as exc:
+        raise InputError(f"malformed {kind} header: {exc}", label, max(reader.line_num, 1)) from None
     header = [h.strip() for h in header]
     if len(set(header)) != len(header):
         raise InputError(f"duplicate column names in the header: {header}", label, 1)
+    for h in header:
+        if bad := _bad_char(h):
+            raise InputError(f"a column name holds {bad}", label, 1)
 
     def rows():
         try:
             for row in reader:
                 yield reader.line_num, row
         except csv.Error as exc:
-            raise InputError(f"malformed {'CSV' if delimiter == ',' else 'TSV'}: {exc}", label,
-                             reader.line_num) from None
+            raise InputError(f"malformed {kind}: {exc}", label, reader.line_num) from None
 
     return header, rows()
 
@@ -297,6 +394,28 @@ def read_queries(path: str, label: str | None = None) -> dict[str, str]:
     return out
 
 
+def _score(s: str, label: str, lineno: int) -> int:
+    """A qrels score: a whole number (``2`` or ``2.0``) that fits 32 bits."""
+    try:
+        score = int(s)
+    except ValueError:
+        try:
+            f = float(s)
+        except ValueError:
+            raise InputError(f"the score {s!r} is not a number", label, lineno) from None
+        if f in (float("inf"), float("-inf")):
+            raise InputError(f"the score {s[:20]!r} is out of range (at most {MAX_SCORE:,} either side of 0)",
+                             label, lineno)
+        if not f.is_integer():  # also nan
+            raise InputError(f"the score {s!r} is not a whole number (relevance grades are 0, 1, 2, ...)",
+                             label, lineno)
+        score = int(f)
+    if abs(score) > MAX_SCORE:
+        raise InputError(f"the score {s[:20]!r} is out of range (at most {MAX_SCORE:,} either side of 0)",
+                         label, lineno)
+    return score
+
+
 def read_qrels(path: str, label: str | None = None, known_docs: set[str] | None = None,
                known_queries: set[str] | dict | None = None) -> list[tuple[str, str, int]]:
     """Judgements from BEIR TSV (``query-id corpus-id score`` with header) or TREC (``q 0 doc rel``).
@@ -318,10 +437,12 @@ def read_qrels(path: str, label: str | None = None, known_docs: set[str] | None 
             raise InputError(f"expected 3 columns (query id, document id, score), found {len(parts)}", label,
                              lineno)
         q, d, s = (p.strip() for p in parts)
-        try:
-            score = int(float(s))
-        except ValueError:
-            raise InputError(f"the score {s!r} is not a number", label, lineno) from None
+        score = _score(s, label, lineno)
+        for what, value in (("query id", q), ("document id", d)):
+            if not value:
+                raise InputError(f"the {what} is empty", label, lineno)
+            if bad := _bad_char(value):
+                raise InputError(f"the {what} holds {bad}", label, lineno)
         if known_docs is not None and d not in known_docs:
             raise InputError(f"document id {d!r} is not in the corpus", label, lineno)
         if known_queries is not None and q not in known_queries:
@@ -352,30 +473,59 @@ def _read_file(path: str, label: str, cols: dict) -> tuple[list[DocRecord], int,
 
 def _read_beir(folder: str, prefix: str, cols: dict) -> ParsedCorpus:
     rel = lambda *p: os.path.join(prefix, *p) if prefix else os.path.join(*p)  # noqa: E731
-    docs, skipped = read_jsonl(os.path.join(folder, "corpus.jsonl"), rel("corpus.jsonl"), **cols)
-    out = ParsedCorpus(documents=docs, skipped_empty=skipped, format="beir")
+    _check_inside(folder, "corpus.jsonl", prefix)
+    docs = _jsonl_docs(os.path.join(folder, "corpus.jsonl"), rel("corpus.jsonl"), **cols)
+    out = ParsedCorpus(documents=docs.records, skipped_empty=docs.skipped, format="beir")
     qpath = os.path.join(folder, "queries.jsonl")
-    if os.path.exists(qpath):
+    if os.path.lexists(qpath):
+        _check_inside(folder, "queries.jsonl", prefix)
         out.queries = read_queries(qpath, rel("queries.jsonl"))
     qdir = os.path.join(folder, "qrels")
     if os.path.isdir(qdir):
-        doc_ids = {d.ext_id for d in docs}
+        _check_inside(folder, "qrels", prefix)
+        doc_ids = set(docs.first_line)  # empty documents too: their judgements count (see ParsedCorpus)
+        empty = set(docs.skipped_ids)
         for name in sorted(os.listdir(qdir)):
-            if name.endswith(".tsv"):
-                out.qrels[name[:-4]] = read_qrels(os.path.join(qdir, name), rel("qrels", name), doc_ids,
-                                                  out.queries)
+            if name.endswith(".tsv") and not name.startswith("."):
+                _check_inside(folder, os.path.join("qrels", name), prefix)
+                rows = read_qrels(os.path.join(qdir, name), rel("qrels", name), doc_ids, out.queries)
+                out.qrels[name[:-4]] = rows
+                out.empty_judged += sum(d in empty for _, d, _ in rows)
     if out.qrels and not out.queries:
         raise InputError("qrels given but no queries.jsonl", rel("qrels"))
     return out
 
 
+def _check_inside(folder: str, rel: str, label: str) -> None:
+    """Refuse a folder entry whose name is not UTF-8 or that is a symbolic link leading outside the folder
+    (or nowhere)."""
+    shown = os.path.join(label, rel)
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(f"the file name {rel!r} is not valid UTF-8; rename it", label) from None
+    full = os.path.join(folder, rel)
+    if not os.path.islink(full):
+        return
+    try:
+        target = os.path.realpath(full, strict=True)
+    except (OSError, RuntimeError):  # dangling, or a loop
+        raise InputError("a broken symbolic link (its target does not exist, or it loops)", shown) from None
+    root = os.path.realpath(folder)
+    if os.path.commonpath([root, target]) != root:
+        raise InputError("a symbolic link to a file outside the imported folder; copy the file in instead",
+                         shown)
+
+
 def _read_folder(folder: str, label: str, cols: dict) -> ParsedCorpus:
-    if os.path.exists(os.path.join(folder, "corpus.jsonl")):
+    if os.path.lexists(os.path.join(folder, "corpus.jsonl")):
         return _read_beir(folder, label, cols)
     files = []
     for root, dirs, names in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__MACOSX")
         files += [os.path.relpath(os.path.join(root, n), folder) for n in sorted(names) if not n.startswith(".")]
+    for rel in files:
+        _check_inside(folder, rel, label)
     if not files:
         raise InputError("the folder holds no files", label)
     if all(f.lower().endswith(".txt") for f in files) and len(files) > 1:
@@ -389,17 +539,25 @@ def _read_folder(folder: str, label: str, cols: dict) -> ParsedCorpus:
                      f"{'…' if len(files) > 5 else ''}", label)
 
 
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, EOFError, OSError,
+               ValueError, UnicodeError, zlib.error, lzma.LZMAError)  # bz2 raises OSError/ValueError
+
+
 def _safe_extract(zpath: str, label: str, dest: str) -> None:
-    """Unpack a ZIP after checking every member: no absolute or '..' paths, links, or oversize content."""
+    """Unpack a ZIP after checking every member: no absolute or '..' paths, links, duplicate or clashing
+    names, encrypted members or oversize content (by size and by compression ratio). Any read error of the
+    archive or a member is an :class:`InputError` naming the member."""
     try:
         zf = zipfile.ZipFile(zpath)
-    except zipfile.BadZipFile:
-        raise InputError("not a valid ZIP archive", label) from None
-    with zf:
         members = zf.infolist()
+    except _ZIP_ERRORS as exc:
+        raise InputError(f"not a valid ZIP archive ({exc})", label) from None
+    with zf:
         if len(members) > MAX_ZIP_MEMBERS:
             raise InputError(f"the archive has {len(members):,} entries; the limit is {MAX_ZIP_MEMBERS:,}", label)
         total = 0
+        files: set[str] = set()
+        folders: set[str] = set()
         for m in members:
             name = m.filename
             parts = name.replace("\\", "/").split("/")
@@ -407,28 +565,44 @@ def _safe_extract(zpath: str, label: str, dest: str) -> None:
                 raise InputError(f"unsafe path in archive: {name!r} (absolute or with '..')", label)
             if stat.S_ISLNK(m.external_attr >> 16):
                 raise InputError(f"the archive holds a symbolic link: {name!r}", label)
+            if m.flag_bits & 0x1:
+                raise InputError(f"{name}: the member is encrypted; unpack it first", label)
             if m.file_size > MAX_FILE_BYTES:
                 raise InputError(f"{name}: unpacks to {m.file_size >> 20} MiB; the limit is "
                                  f"{MAX_FILE_BYTES >> 20} MiB per file", label)
+            if m.file_size > ZIP_RATIO_MIN_BYTES and m.file_size > MAX_ZIP_RATIO * max(m.compress_size, 1):
+                raise InputError(f"{name}: unpacks to {m.file_size >> 20} MiB from {m.compress_size:,} bytes "
+                                 f"(over {MAX_ZIP_RATIO}:1); this looks like a ZIP bomb", label)
             total += m.file_size
+            key = "/".join(p for p in parts if p and p != ".").casefold()
+            if not m.is_dir():
+                if key in files:
+                    raise InputError(f"the archive holds {name!r} twice", label)
+                files.add(key)
+            folders.update("/".join(key.split("/")[:i]) for i in range(1, key.count("/") + 1 + m.is_dir()))
+        clash = files & folders
+        if clash:
+            raise InputError(f"the archive holds a file and a folder both named {sorted(clash)[0]!r}", label)
         if total > MAX_ZIP_BYTES:
-            raise InputError(f"the archive unpacks to {total >> 20} MiB; the limit is {MAX_ZIP_BYTES >> 20} MiB",
-                             label)
+            raise InputError(f"the archive unpacks to {total >> 20} MiB; the limit is {MAX_ZIP_BYTES >> 20} MiB "
+                             "(raise HCE_MAX_UNPACKED_MIB)", label)
         for m in members:
             target = os.path.realpath(os.path.join(dest, m.filename))
             if not target.startswith(os.path.realpath(dest) + os.sep):
                 raise InputError(f"unsafe path in archive: {m.filename!r}", label)
-            if m.is_dir():
-                os.makedirs(target, exist_ok=True)
-                continue
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            written = 0
-            with zf.open(m) as src, open(target, "wb") as out:
-                while chunk := src.read(1 << 20):
-                    written += len(chunk)
-                    if written > m.file_size:  # lying header: a zip bomb
-                        raise InputError(f"{m.filename}: unpacks to more than its header says", label)
-                    out.write(chunk)
+            try:
+                if m.is_dir():
+                    os.makedirs(target, exist_ok=True)
+                    continue
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                # ZipExtFile never returns more than the header's file_size (checked above), and a member
+                # whose data disagrees with its header fails its CRC check: BadZipFile below.
+                with zf.open(m) as src, open(target, "wb") as out:
+                    while chunk := src.read(1 << 20):
+                        out.write(chunk)
+            except _ZIP_ERRORS as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+                raise InputError(f"{m.filename}: cannot unpack this member ({reason})", label) from None
 
 
 def read_corpus(path: str, id_col: str | None = None, title_col: str | None = None,
@@ -447,7 +621,7 @@ def read_corpus(path: str, id_col: str | None = None, title_col: str | None = No
         out = _read_folder(path, label, cols)
     elif path.lower().endswith(".zip"):
         _check_file(path, label)
-        with tempfile.TemporaryDirectory(prefix="hce-zip-") as tmp:
+        with tempfile.TemporaryDirectory(prefix=tempfiles.prefix("zip")) as tmp:
             _safe_extract(path, label, tmp)
             entries = [e for e in os.listdir(tmp) if not e.startswith(".") and e != "__MACOSX"]
             root = os.path.join(tmp, entries[0]) if len(entries) == 1 and os.path.isdir(

@@ -24,7 +24,7 @@ class TextEncoder(Protocol):
     @property
     def dim(self) -> int: ...
 
-    def encode(self, texts: Sequence[str], batch_size: int = 64, max_length: int | None = None,
+    def encode(self, texts: Sequence[str], batch_size: int | None = None, max_length: int | None = None,
                progress: Progress | None = None, cancel: Cancel | None = None) -> np.ndarray:
         """float32 (n, dim), normalised, no gradient."""
 

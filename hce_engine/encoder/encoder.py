@@ -26,6 +26,11 @@ DEFAULT_MAX_LENGTH = 256
 #: thread: their matrix products are tiny, and on a busy machine a multi-threaded op waits for a descheduled
 #: worker. Measured on the project's 2-core machine under load: one MiniLM query p50 93 -> 21 ms.
 SERIAL_TOKENS = 256
+#: ``encode``'s default batch (texts per batch at full length; short texts pack more, see ``encode``). On a
+#: CPU small batches keep the activations in cache: SciFact abstracts at 256 tokens under bf16 autocast on the
+#: project's 2-core machine, 16 -> 60.6 docs/s, 32 -> 57.9, 64 -> 53.0 (benchmarks/README.md, "Encoder speed").
+DEFAULT_BATCH = {"cpu": 16}
+DEFAULT_BATCH_OTHER = 64
 _ST_MODULES = {
     "sentence_transformers.models.Transformer",
     "sentence_transformers.models.Pooling",
@@ -175,9 +180,11 @@ class Encoder(torch.nn.Module):
                                return_attention_mask=True, return_token_type_ids=False, return_tensors="pt")
         return self._pool(batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device))
 
-    def encode(self, texts: Sequence[str], batch_size: int = 64, max_length: int | None = None,
+    def encode(self, texts: Sequence[str], batch_size: int | None = None, max_length: int | None = None,
                progress: Progress | None = None, cancel: Cancel | None = None) -> np.ndarray:
         """Embed for inference: float32 array (n, dim), L2-normalised, rows in input order.
+
+        ``batch_size`` None: :data:`DEFAULT_BATCH` for the device (16 on a CPU, 64 elsewhere).
 
         Texts are tokenised once, sorted by token count (longest first) and padded per batch, so
         batches carry almost no padding. A batch holds ``batch_size`` texts, or more when they are
@@ -190,6 +197,8 @@ class Encoder(torch.nn.Module):
         n = len(texts)
         if n == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if batch_size is None:
+            batch_size = DEFAULT_BATCH.get(self.device.type, DEFAULT_BATCH_OTHER)
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         max_length = max_length or self.max_length

@@ -60,9 +60,10 @@ class FakeEncoder(torch.nn.Module):
         ids, offsets = self._ids(texts, max_length or self.max_length)
         return torch.nn.functional.normalize(self.proj(self.bag(ids, offsets)), dim=-1)
 
-    def encode(self, texts: Sequence[str], batch_size: int = 64, max_length: int | None = None,
+    def encode(self, texts: Sequence[str], batch_size: int | None = None, max_length: int | None = None,
                progress: Progress | None = None, cancel: Cancel | None = None) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        batch_size = batch_size or 64
         with torch.no_grad():
             for start in range(0, len(texts), batch_size):
                 if cancel is not None and cancel():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import threading
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -20,6 +21,10 @@ from ..errors import NotFoundError, WorkspaceBusyError
 from .schema import MIGRATIONS, SCHEMA_VERSION
 
 ACTIVE_STATUSES = ("queued", "running")
+# Runs this process created and has not finished, per database file: a second Store on the same file in this
+# process must not take them for runs of a dead process (see mark_interrupted).
+_LIVE_RUNS: dict[str, set[int]] = {}
+_LIVE_LOCK = threading.Lock()
 
 
 def _float_list_array(vectors: np.ndarray) -> pa.Array:
@@ -53,6 +58,7 @@ class Store:
 
     def __init__(self, path: str):
         self.path = path
+        self._key = path if path == ":memory:" else os.path.realpath(path)
         try:
             self._con = duckdb.connect(path)
         except duckdb.IOException as exc:  # lock held by another process
@@ -261,9 +267,13 @@ class Store:
     # -- runs ---------------------------------------------------------------------------------
     def create_run(self, corpus_id: int, kind: str, config: dict, seed: int | None,
                    status: str = "queued") -> int:
-        return self._one(
+        run_id = self._one(
             "INSERT INTO runs (corpus_id, kind, status, config, seed) VALUES (?, ?, ?, ?, ?) RETURNING run_id",
             [corpus_id, kind, status, json.dumps(config, sort_keys=True), seed])[0]
+        if status in ACTIVE_STATUSES:
+            with _LIVE_LOCK:
+                _LIVE_RUNS.setdefault(self._key, set()).add(run_id)
+        return run_id
 
     def update_run(self, run_id: int, **fields: Any) -> None:
         allowed = {"status", "error", "model_path", "summary", "finished_at", "config"}
@@ -279,6 +289,10 @@ class Store:
         if fields.get("status") in ("done", "failed", "cancelled", "interrupted") and "finished_at" not in fields:
             sets.append("finished_at = current_timestamp")
         self.con.execute(f"UPDATE runs SET {', '.join(sets)} WHERE run_id = ?", params + [run_id])
+        if "status" in fields:
+            with _LIVE_LOCK:
+                live = _LIVE_RUNS.setdefault(self._key, set())
+                (live.add if fields["status"] in ACTIVE_STATUSES else live.discard)(run_id)
 
     def _decode_run(self, row: dict) -> dict:
         row["config"] = json.loads(row["config"]) if row["config"] else {}
@@ -301,14 +315,27 @@ class Store:
         return [self._decode_run(r) for r in self._rows(sql + " ORDER BY run_id", params)]
 
     def mark_interrupted(self, run_ids: Sequence[int] | None = None) -> list[int]:
-        """Runs left queued/running by a dead process -> 'interrupted'. Returns their ids."""
+        """Runs left queued/running by a dead process -> 'interrupted' (never the runs this process has live,
+        e.g. through another Store on the same file). Returns their ids."""
         sql = "UPDATE runs SET status = 'interrupted', finished_at = current_timestamp, " \
               "error = coalesce(error, 'the process running it stopped') WHERE status IN ('queued', 'running')"
-        params: list[Any] = []
+        with _LIVE_LOCK:
+            live = sorted(_LIVE_RUNS.get(self._key, ()))
+        params: list[Any] = [live]
+        sql += " AND run_id NOT IN (SELECT unnest(?::INTEGER[]))"
         if run_ids is not None:
             sql += " AND run_id IN (SELECT unnest(?::INTEGER[]))"
             params.append(list(run_ids))
         return sorted(r[0] for r in self.con.execute(sql + " RETURNING run_id", params).fetchall())
+
+    def drop_orphan_vectors(self) -> int:
+        """Delete the vectors of runs that can never serve them (interrupted, failed, cancelled, or deleted):
+        an encode killed mid-way leaves its batches. Returns the rows deleted."""
+        where = "WHERE run_id NOT IN (SELECT run_id FROM runs WHERE status IN ('done', 'queued', 'running'))"
+        n = self._one(f"SELECT count(*) FROM vectors {where}")[0]
+        if n:
+            self.con.execute(f"DELETE FROM vectors {where}")
+        return n
 
     def _delete_run_rows(self, con: duckdb.DuckDBPyConnection, run_id: int) -> None:
         for table in ("train_log", "trees", "tree_nodes", "tree_docs", "vectors", "metrics", "projections",

@@ -32,6 +32,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from hce_engine.atomic import recover_dir, replace_dir
 from hce_engine.evaluation.outcome import check, outcome
 from hce_engine.tree.tree import Tree
 
@@ -322,12 +323,13 @@ class _Best:
             encoder.save(tmp)
             with open(os.path.join(tmp, "hce_best.json"), "w") as f:
                 json.dump({"epoch": epoch, "val": val}, f)
-            shutil.rmtree(self.dir, ignore_errors=True)
-            os.replace(tmp, self.dir)
+            replace_dir(tmp, self.dir)
             self.saved = True
 
     def load_info(self) -> None:
         """After a resume: learn which epoch ``best/`` holds (weights are read lazily in ``restore``)."""
+        if self.dir:
+            recover_dir(self.dir)
         if self.dir and os.path.isfile(os.path.join(self.dir, "hce_best.json")):
             with open(os.path.join(self.dir, "hce_best.json")) as f:
                 info = json.load(f)
@@ -463,6 +465,7 @@ def train(encoder, doc_texts: Sequence[str], pairs: list[Pair], config: TrainCon
         # ---------------------------------------------------------------- tree and state
         if resume_from is not None:
             last = os.path.join(resume_from, "last")
+            recover_dir(last)
             try:
                 state = torch.load(os.path.join(last, "state.pt"), map_location="cpu", weights_only=True)
             except FileNotFoundError:
@@ -633,5 +636,4 @@ def _save_last(ckpt: str, encoder, optimizer, loss_fn, tree: Tree, dev: torch.de
              "config": config.to_dict()}
     torch.save(state, os.path.join(tmp, "state.pt"))
     _save_tree(os.path.join(tmp, "tree.npz"), tree)
-    shutil.rmtree(last, ignore_errors=True)
-    os.replace(tmp, last)
+    replace_dir(tmp, last)

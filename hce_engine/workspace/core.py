@@ -21,6 +21,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .. import tempfiles
 from ..corpus import read_corpus, read_qrels, read_queries
 from ..errors import HCEError, InputError, NotFoundError
 from ..jobs import JobRegistry
@@ -48,8 +49,10 @@ class Workspace(UpdateVerbs, TrainingVerbs, ExportVerbs):
         os.makedirs(self.path, exist_ok=True)
         self.models_dir = os.path.join(self.path, "models")
         self.store = Store(os.path.join(self.path, DB_FILE))
+        tempfiles.remove_stale()  # what killed processes left: ZIPs unpacked mid-import, app exports
         # This process owns the file (DuckDB allows one writer), so a run left 'running' has no process.
         self.interrupted_runs = self.store.mark_interrupted()
+        self.store.drop_orphan_vectors()
         self.default_model = default_model or os.environ.get("HCE_DEFAULT_MODEL") or None
         self._lock = threading.RLock()
         self._encoders: dict[tuple, object] = {}
@@ -91,7 +94,7 @@ class Workspace(UpdateVerbs, TrainingVerbs, ExportVerbs):
             for split, rows in parsed.qrels.items():
                 self.store.insert_qrels(cid, split, rows)
         return ImportReport(name, parsed.format, len(parsed.documents), parsed.skipped_empty,
-                            len(parsed.queries), {s: len(r) for s, r in parsed.qrels.items()})
+                            len(parsed.queries), {s: len(r) for s, r in parsed.qrels.items()}, parsed.empty_judged)
 
     def import_queries(self, corpus: str, queries_path: str, qrels_path: str | None = None,
                        split: str = "test") -> ImportReport:
@@ -175,7 +178,7 @@ class Workspace(UpdateVerbs, TrainingVerbs, ExportVerbs):
         return self.latest_run(corpus) or self.encode(corpus, progress=progress)
 
     def encode(self, corpus: str, model: str | None = None, device: str = "auto", max_length: int = 256,
-               batch_size: int = 64, tree: bool = True, branching: int = 10, builder: str = "auto",
+               batch_size: int | None = None, tree: bool = True, branching: int = 10, builder: str = "auto",
                seed: int = 0, progress: Progress | None = None,
                cancel: Callable[[], bool] | None = None) -> int:
         """Zero-shot baseline run: encode every live document, store the vectors, build the tree.
@@ -196,7 +199,7 @@ class Workspace(UpdateVerbs, TrainingVerbs, ExportVerbs):
         return run_id
 
     def _new_baseline_run(self, corpus: str, model: str | None = None, device: str = "auto",
-                          max_length: int = 256, batch_size: int = 64, tree: bool = True, branching: int = 10,
+                          max_length: int = 256, batch_size: int | None = None, tree: bool = True, branching: int = 10,
                           builder: str = "auto", seed: int = 0) -> int:
         cid = self.store.corpus_id(corpus)
         config = {"model": self.model_for(model), "device": device, "max_length": max_length,

@@ -35,6 +35,7 @@ class ImportReport:
     skipped_empty: int
     queries: int = 0
     qrels: dict[str, int] = field(default_factory=dict)
+    empty_judged: int = 0  # judgements naming an empty (skipped) document: kept, count in nDCG and recall
 
     def to_dict(self) -> dict:
         return asdict(self)

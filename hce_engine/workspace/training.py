@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
+from ..atomic import recover_dir
 from ..errors import HCEError, InputError
 from .shared import ImportReport, Progress
 
@@ -93,6 +94,7 @@ class TrainingVerbs:
         if info["kind"] != "train" or info["status"] not in ("cancelled", "interrupted", "failed"):
             raise HCEError(f"run {run_id} is a {info['kind']} run with status {info['status']}: only cancelled, "
                            "interrupted or failed training runs can be resumed")
+        recover_dir(os.path.join(self.models_dir, f"run-{run_id}", "last"))
         if not os.path.isdir(os.path.join(self.models_dir, f"run-{run_id}", "last")):
             raise HCEError(f"run {run_id} stopped before its first epoch ended: there is no checkpoint to "
                            "resume; start a new run")

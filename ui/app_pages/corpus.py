@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 
 import streamlit as st
 
-from hce_engine import views
+from hce_engine import tempfiles, views
 from ui.common import (active_runs, baseline_run, friendly_errors, get_workspace, live_progress, md_escape,
                        pick_corpus)
 from ui.figures import length_histogram
@@ -35,7 +34,7 @@ def load_sample() -> None:
 
 def import_upload(upload, name: str, id_col: str, title_col: str, text_col: str, encode: bool) -> None:
     """Save the upload under its original file name (so errors name it) and import it."""
-    folder = tempfile.mkdtemp(prefix="hce-upload-")
+    folder = tempfiles.make("upload")
     try:
         path = os.path.join(folder, os.path.basename(upload.name))
         with open(path, "wb") as f:
@@ -54,7 +53,7 @@ def import_upload(upload, name: str, id_col: str, title_col: str, text_col: str,
 
 def add_upload(corpus: str, upload) -> None:
     """New documents into the corpus and every finished run (no retraining)."""
-    folder = tempfile.mkdtemp(prefix="hce-add-")
+    folder = tempfiles.make("add")
     try:
         path = os.path.join(folder, os.path.basename(upload.name))
         with open(path, "wb") as f:
@@ -100,7 +99,7 @@ def freshness_note(run: dict) -> None:
                             ("retraining", f["retrain_suggested"] and run["kind"] == "train")) if on]
     name = f"Run #{run['run_id']} ({run['kind']})"
     if todo:
-        st.warning(f"{name}: {' and '.join(todo)} suggested: {'; '.join(f['reasons'])}.")
+        st.warning(f"{name}: {' and '.join(todo)} suggested: {md_escape('; '.join(f['reasons']))}.")
     elif f["added_since_tree"]:
         fit = (f" Their mean cosine to their leaf centroid is {f['fit_added']:.2f} (the tree's own documents: "
                f"{f['fit_tree']:.2f}).") if f["fit_added"] is not None else ""
@@ -123,6 +122,9 @@ def show_report(rep: dict) -> None:
     cols[1].metric("Empty, skipped", f"{rep['skipped_empty']:,}")
     cols[2].metric("Queries", f"{rep['queries']:,}")
     cols[3].metric("Qrels", ", ".join(f"{s}: {n:,}" for s, n in rep["qrels"].items()) or "none")
+    if rep.get("empty_judged"):
+        st.info(f"{rep['empty_judged']:,} judgements name a document with no text: they are kept (they count in "
+                "nDCG's ideal ranking and in recall), though the document cannot be retrieved.")
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

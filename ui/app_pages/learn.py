@@ -39,7 +39,7 @@ def show_map(run_id: int, level: int, key: str) -> None:
         frame = views.map_frame(ws, run_id, level)
         st.plotly_chart(map_figs.map_figure(frame, height=420), key=key)
     elif status["state"] == "failed":
-        st.warning(f"The map could not be computed: {status['error']}")
+        st.warning(f"The map could not be computed: {md_escape(status['error'])}")
     else:
         @st.fragment(run_every=2)
         def poll():
@@ -80,7 +80,8 @@ if corpus:
         after = trained[-1] if trained else None
         start = (next((r for r in base if r["run_id"] == views.default_compare_run(ws, after["run_id"])), None)
                  if after else None) or (base[-1] if base else runs[-1])
-        st.caption(f"Starting encoder: {run_label(start)}" + (f" · trained: {run_label(after)}" if after else ""))
+        st.caption(f"Starting encoder: {md_escape(run_label(start))}"
+                   + (f" · trained: {md_escape(run_label(after))}" if after else ""))
         step = st.radio("Step", STEPS, horizontal=True, key="learn_step", label_visibility="collapsed")
         tree_info = views.tree_overview(ws, start["run_id"])
         depth = tree_info["depth"]

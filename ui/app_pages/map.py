@@ -8,7 +8,7 @@ from __future__ import annotations
 import streamlit as st
 
 from hce_engine import views
-from ui.common import friendly_errors, get_workspace, pick_corpus, pick_run_and_compare, run_label
+from ui.common import friendly_errors, get_workspace, md_escape, pick_corpus, pick_run_and_compare, run_label
 from ui.figures import map as figs
 
 ws = get_workspace()
@@ -33,7 +33,7 @@ def wait_for(run_id: int, compare: int | None) -> None:
         if s["state"] == "ready":
             st.rerun()
         elif s["state"] == "failed":
-            st.error(f"The map could not be computed: {s['error']}")
+            st.error(f"The map could not be computed: {md_escape(s['error'])}")
             if st.button("Try again", key="map_retry"):
                 views.ensure_projection(ws, run_id, compare, retry=True)
                 st.rerun()

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 
 import pandas as pd
 import streamlit as st
 
-from ui.common import ACTIVE, friendly_errors, get_workspace, run_label
+from hce_engine import tempfiles
+from ui.common import ACTIVE, friendly_errors, get_workspace, md_escape, run_label
 
 KEY_SETTINGS = ("signal", "negatives", "epochs", "siblings", "sibling_max_length", "branching", "level_loss",
                 "precision", "seed")
@@ -61,7 +61,7 @@ def metrics_side_by_side(runs: list[dict]) -> pd.DataFrame:
 
 def prepare(kind: str, run: dict, split: str | None = None) -> None:
     """Write an export into a temp folder; remember the file for the download button."""
-    folder = tempfile.mkdtemp(prefix="hce-export-")
+    folder = tempfiles.make("export")
     rid = run["run_id"]
     with friendly_errors(f"Export of run #{rid}"), st.spinner("Preparing the file…"):
         if kind == "model":
@@ -117,7 +117,7 @@ def actions(run: dict) -> None:
             st.caption("This corpus has no qrels, so there is nothing to evaluate against: add queries and "
                        "relevance judgments with `hce import --queries FILE --qrels FILE --name CORPUS`.")
     elif run.get("error"):
-        st.caption(f"Error: {run['error']}")
+        st.caption(f"Error: {md_escape(run['error'])}")
     delete_box(run)
 
 

@@ -71,7 +71,7 @@ def total_loss(entries: list[dict], leaf: dict, key: str) -> float:
 def show(view: dict, after: str, before: str) -> None:
     st.markdown(figs.path_text(view, md_escape))
     anchor = f"query “{md_escape(view['query'])}”" if view["query"] else "the document's own vector"
-    st.caption(f"Anchor: {anchor} · positive: {view['positive_source']} "
+    st.caption(f"Anchor: {anchor} · positive: {md_escape(view['positive_source'])} "
                f"**{md_escape(view['doc']['title'] or view['doc']['ext_id'])}** · τ = {view['tau']}")
     compare = view["compare_run"] is not None
     cols = st.columns(3 if compare else 2)
@@ -85,7 +85,7 @@ def show(view: dict, after: str, before: str) -> None:
     cols[-1].metric("Levels", f"{view['depth']} + documents")
     st.plotly_chart(figs.rank_summary_chart(view, before, after), key="sib_ranks")
     for lv in view["levels"]:
-        parent = lv["parent_label"] if lv["parent"] else "all documents"
+        parent = md_escape(lv["parent_label"]) if lv["parent"] else "all documents"
         st.subheader(f"Level {lv['level']}: which branch of “{parent}”?")
         st.caption(LEVEL_NOTE.format(n=lv["n_candidates"], tau=view["tau"]))
         st.plotly_chart(figs.level_chart(lv, False, before, after), key=f"sib_level_{lv['level']}")

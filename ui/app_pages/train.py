@@ -172,7 +172,7 @@ if not corpus:
 
 active = active_runs(corpus, kind="train")
 if active:
-    st.subheader(f"Training: {run_label(active[-1])}")
+    st.subheader(f"Training: {md_escape(run_label(active[-1]))}")
     live_run(active[-1]["run_id"])
 else:
     with st.container(border=True):

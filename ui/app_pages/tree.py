@@ -44,7 +44,7 @@ def show_node(run_id: int, rebuild: int | None, overview: dict) -> int | None:
         d = views.node_detail(ws, run_id, node, rebuild=rebuild)
         st.markdown(" › ".join(("**" + md_escape(p["label"]) + "**") if p["node"] == node else md_escape(p["label"])
                                for p in d["path"]))
-        st.caption(f"{d['size']} documents · terms: {', '.join(d['terms']) or '—'}")
+        st.caption(f"{d['size']} documents · terms: {md_escape(', '.join(d['terms'])) or '—'}")
         left, right = st.columns([1, 2])
         with left:
             if d["children"]:

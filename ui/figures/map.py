@@ -1,6 +1,7 @@
 """Figures of the Map page (pure functions of :func:`hce_engine.views.map_frame` / ``place_query``)."""
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import numpy as np
@@ -19,8 +20,10 @@ LIGHT_HOVER = 20000
 
 
 def _short(text: str, limit: int = 80) -> str:
+    """One line of at most ``limit`` characters, HTML-escaped: plotly reads hover and legend text as HTML,
+    and documents' titles, ids and labels are data, never markup."""
     text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return html.escape(text if len(text) <= limit else text[:limit - 1] + "…")
 
 
 def default_level(level_sizes: dict[int, int], wanted: int = 6) -> int:
@@ -51,8 +54,8 @@ def map_figure(frame: pd.DataFrame, query: dict | None = None, highlight: set[in
     light = n > LIGHT_HOVER  # big maps: no tree path in the hover, to keep the page payload small
 
     def trace(g: pd.DataFrame, name: str, color, showlegend: bool, group: str):
-        cols = [g["doc_id"].to_numpy(), g["title"].map(_short).to_numpy(), g["ext_id"].to_numpy(),
-                (g["label"] if light else g["path"]).to_numpy()]
+        cols = [g["doc_id"].to_numpy(), g["title"].map(_short).to_numpy(), g["ext_id"].map(_short).to_numpy(),
+                (g["label"] if light else g["path"]).map(lambda t: _short(t, 400)).to_numpy()]
         opacity: Any = 0.85
         if highlight:
             opacity = np.where(g["doc_id"].isin(highlight).to_numpy(), 0.95, 0.12).tolist()

@@ -5,6 +5,8 @@ The positive (the branch or document the loss wants on top) is drawn in a strong
 """
 from __future__ import annotations
 
+import html
+
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -23,10 +25,12 @@ def _short(text: str, limit: int = 48) -> str:
 
 
 def _names(candidates: list[dict], leaf: bool) -> list[str]:
-    """Unique y-axis names: label (nodes) or title (documents), with an id suffix."""
+    """Unique y-axis names: label (nodes) or title (documents), with an id suffix; HTML-escaped (plotly reads
+    axis and hover text as HTML, and titles, ids and labels are data)."""
     if leaf:
-        return [f"{_short(c['title'] or c['ext_id'])} [{c['ext_id'] or c['doc_id']}]" for c in candidates]
-    return [f"{_short(c['label'])} [#{c['node']}]" for c in candidates]
+        return [html.escape(f"{_short(c['title'] or c['ext_id'])} [{c['ext_id'] or c['doc_id']}]")
+                for c in candidates]
+    return [html.escape(f"{_short(c['label'])} [#{c['node']}]") for c in candidates]
 
 
 def level_title(entry: dict, leaf: bool = False, before_name: str = "before", after_name: str = "after") -> str:
@@ -48,9 +52,9 @@ def level_chart(entry: dict, leaf: bool = False, before_name: str = "before", af
     cands = entry["candidates"]
     names = _names(cands, leaf)
     pos = [bool(c["is_positive"]) for c in cands]
-    hover_extra = [(f"{c['size']} docs · {', '.join(c.get('terms', [])[:5])}" +
-                    (f"<br>e.g. {_short(c.get('example', ''), 70)}" if c.get("example") else ""))
-                   if not leaf else c["title"] for c in cands]
+    hover_extra = [(f"{c['size']} docs · {html.escape(', '.join(c.get('terms', [])[:5]))}" +
+                    (f"<br>e.g. {html.escape(_short(c.get('example', ''), 70))}" if c.get("example") else ""))
+                   if not leaf else html.escape(c["title"]) for c in cands]
     compare = "score_compare" in (cands[0] if cands else {})
     panels = [("score_compare", "rank_compare", before_name, POSITIVE_BEFORE, NEGATIVE_BEFORE)] if compare else []
     panels.append(("score", "rank", after_name if compare else "score", POSITIVE, NEGATIVE))

@@ -1,6 +1,8 @@
 """Figures of the Tree page (pure functions of the views in :mod:`hce_engine.views.tree_compare`)."""
 from __future__ import annotations
 
+import html
+
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -32,12 +34,13 @@ def hierarchy_chart(nodes: pd.DataFrame, kind: str = "sunburst", levels: int = 3
     df = nodes[nodes["level"] <= deepest]
     ids = df["node"].astype(str).tolist()
     parents = ["" if p < 0 else str(p) for p in df["parent"]]
-    labels = [f"{lab}" for lab in df["label"]]
+    labels = [html.escape(str(lab)) for lab in df["label"]]  # plotly reads labels as HTML; they are data
     line_w = [3 if highlight is not None and n == highlight else 0.5 for n in df["node"]]
     line_c = ["#d62728" if highlight is not None and n == highlight else "white" for n in df["node"]]
     common = dict(ids=ids, parents=parents, labels=labels, values=df["size"].astype(int).tolist(),
                   branchvalues="total", maxdepth=int(levels) + 1,
-                  customdata=list(zip(df["node"].astype(int), df["level"].astype(int), df["terms"])),
+                  customdata=list(zip(df["node"].astype(int), df["level"].astype(int),
+                                      [html.escape(str(t)) for t in df["terms"]])),
                   hovertemplate="<b>%{label}</b><br>node #%{customdata[0]} · level %{customdata[1]}<br>"
                                 "%{value} documents (%{percentRoot:.1%})<br>%{customdata[2]}<extra></extra>",
                   marker={"line": {"width": line_w, "color": line_c}})
