@@ -192,10 +192,10 @@ def materialise(root: str, name: str | None, content) -> str:
 
 def state(ws) -> tuple:
     """What a failed import must leave unchanged."""
-    return (tuple(sorted(c["name"] for c in ws.corpora())),
-            ws.store.con.execute("SELECT count(*) FROM documents").fetchall()[0][0],
-            ws.store.con.execute("SELECT count(*) FROM queries").fetchall()[0][0],
-            ws.store.con.execute("SELECT count(*) FROM qrels").fetchall()[0][0])
+    with ws.store.session():
+        return (tuple(sorted(c["name"] for c in ws.corpora())),
+                *(ws.store.con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
+                  for t in ("documents", "queries", "qrels")))
 
 
 def check_import(ws, path: str, name: str) -> str:

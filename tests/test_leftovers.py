@@ -99,7 +99,8 @@ def test_orphan_vectors_of_a_killed_encode_are_dropped(tmp_path, fake_model, toy
     dead = ws.store.create_run(cid, "baseline", {}, 0, status="done")
     ids = ws.store.documents(cid)["doc_id"].to_numpy()[:10]
     ws.store.write_vectors(dead, ids, np.ones((10, 16), dtype=np.float32))
-    ws.store.con.execute("UPDATE runs SET status = 'running' WHERE run_id = ?", [dead])  # as a killed encode
+    with ws.store.session():  # as a killed encode leaves it
+        ws.store.con.execute("UPDATE runs SET status = 'running', pid = NULL WHERE run_id = ?", [dead])
     ws.close()
     ws = Workspace(str(tmp_path / "w"), default_model=fake_model)
     assert ws.run(dead)["status"] == "interrupted"

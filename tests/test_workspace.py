@@ -10,9 +10,10 @@ from hce_engine import InputError, NotFoundError, Workspace
 
 
 def db_snapshot(ws: Workspace) -> dict:
-    con = ws.store.con
-    tables = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()]
-    return {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in sorted(tables)}
+    with ws.store.session():
+        con = ws.store.con
+        tables = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()]
+        return {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in sorted(tables)}
 
 
 def test_import_beir_and_list(workspace, toy_beir):
@@ -105,7 +106,8 @@ def test_stale_running_runs_marked_interrupted(tmp_path, fake_model, toy_beir):
     cid = ws.store.corpus_id("toy")
     dead = ws.store.create_run(cid, "train", {"x": 1}, 0, status="done")
     # as a process that died mid-run leaves it (this process's own live runs are never marked)
-    ws.store.con.execute("UPDATE runs SET status = 'running' WHERE run_id = ?", [dead])
+    with ws.store.session():
+        ws.store.con.execute("UPDATE runs SET status = 'running', pid = NULL WHERE run_id = ?", [dead])
     ws.close()
     ws = Workspace(str(tmp_path / "w"), default_model=fake_model)
     assert ws.interrupted_runs == [dead]

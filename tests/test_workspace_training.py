@@ -11,6 +11,13 @@ from hce_engine import InputError, Workspace
 TINY = {"epochs": 2, "batch_size": 4, "siblings": 3, "branching": 3, "lr": 1e-2, "memory_lr": 1e-2}
 
 
+@pytest.fixture(autouse=True)
+def log_every_step(monkeypatch):
+    """These tests cancel and crash runs at a given logged step: log each step as it happens (a run logs in
+    commits of ``LOG_EVERY_S`` seconds; test_train_run_records_everything checks that nothing is lost)."""
+    monkeypatch.setattr("hce_engine.workspace.training.LOG_EVERY_S", 0.0)
+
+
 def count_logged_steps(ws) -> dict:
     """Count training steps as they are logged: returns {"n": steps so far}, updated live."""
     steps = {"n": 0}
@@ -29,7 +36,8 @@ def ws(workspace, toy_beir):
     return workspace
 
 
-def test_train_run_records_everything(ws):
+def test_train_run_records_everything(ws, monkeypatch):
+    monkeypatch.setattr("hce_engine.workspace.training.LOG_EVERY_S", 3600.0)  # one commit per epoch and at the end
     run = ws.train("toy", TINY)
     info = ws.run(run)
     assert info["status"] == "done" and info["kind"] == "train"
@@ -125,7 +133,8 @@ def test_interrupted_run_can_resume(tmp_path, fake_model, toy_beir):
     steps = count_logged_steps(ws)
     run = ws.train("toy", {**TINY, "epochs": 2}, cancel=lambda: steps["n"] >= 5)
     # as a process that died mid-run leaves it
-    ws.store.con.execute("UPDATE runs SET status = 'running', error = NULL WHERE run_id = ?", [run])
+    with ws.store.session():
+        ws.store.con.execute("UPDATE runs SET status = 'running', error = NULL, pid = NULL WHERE run_id = ?", [run])
     ws.close()
     ws = Workspace(str(tmp_path / "w"), default_model=fake_model)
     assert ws.run(run)["status"] == "interrupted"

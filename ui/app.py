@@ -25,6 +25,13 @@ PAGES = [
     ("learn", "Learn", ":material/school:"),
 ]
 
+from hce_engine.errors import WorkspaceBusyError  # noqa: E402
+from ui.common import md_escape  # noqa: E402
+
 page = st.navigation([st.Page(f"{PAGES_DIR}/{name}.py", title=title, icon=icon, url_path=name, default=i == 0)
                       for i, (name, title, icon) in enumerate(PAGES)])
-page.run()
+try:
+    page.run()
+except WorkspaceBusyError as exc:  # another process held the database past the wait: say which, plainly
+    st.error(md_escape(str(exc)), icon=":material/lock:")
+    st.caption("Reload the page to try again.")

@@ -114,6 +114,10 @@ MIGRATIONS: list[list[str]] = [
             y FLOAT NOT NULL
         )""",
     ],
+    # 2: the process that runs a run (a workspace is shared by processes: only a dead one's runs are interrupted)
+    [
+        "ALTER TABLE runs ADD COLUMN pid INTEGER",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

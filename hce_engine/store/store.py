@@ -1,15 +1,21 @@
 """All SQL of the engine: one DuckDB file per workspace.
 
-DuckDB allows one writing process per file. The process that opens a :class:`Store` owns it; threads of that
-process (background training, the app's page scripts) each get their own cursor, so they can read and write
-concurrently. Vectors move through Arrow in both directions (no per-row inserts).
+DuckDB lets one process at a time open a file. So a :class:`Store` holds the file only while it works: every
+method runs in a :meth:`Store.session` that opens the database (waiting, with backoff, up to ``LOCK_TIMEOUT``
+seconds while another process holds it) and closes it ``LINGER`` seconds after the last session ends. Two
+processes (the app and ``hce train``, two terminals) take turns on it: a process waiting for the file leaves a
+marker (``hce.duckdb.waiting.<pid>``), and a holder that sees one closes at its next idle moment and lets the
+waiter in before it opens again. A long job keeps its state in memory and writes in brief commits. Threads of one process share the open connection, each with its own cursor.
+Vectors move through Arrow in both directions (no per-row inserts).
 """
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import threading
+import time
 from typing import Any, Iterable, Iterator, Sequence
 
 import duckdb
@@ -21,10 +27,40 @@ from ..errors import NotFoundError, WorkspaceBusyError
 from .schema import MIGRATIONS, SCHEMA_VERSION
 
 ACTIVE_STATUSES = ("queued", "running")
-# Runs this process created and has not finished, per database file: a second Store on the same file in this
-# process must not take them for runs of a dead process (see mark_interrupted).
-_LIVE_RUNS: dict[str, set[int]] = {}
-_LIVE_LOCK = threading.Lock()
+#: Seconds an operation waits while another process holds the database, before it reports which one does.
+LOCK_TIMEOUT = float(os.environ.get("HCE_LOCK_TIMEOUT", "60"))
+#: Seconds the database stays open after the last operation (a page's many reads share one open; ~25 ms each).
+LINGER = 0.3
+#: Seconds a holder that closed for a waiting process stays away, unless the waiter is done sooner.
+YIELD = 1.0
+POLL = 0.05
+
+
+def _holder(exc: Exception) -> str:
+    """'process 123 (hce train ...)' from DuckDB's lock error, or a generic phrase."""
+    import re
+
+    m = re.search(r"PID (\d+)", str(exc))
+    if not m:
+        return "another process"
+    pid = m.group(1)
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = " ".join(a.decode(errors="replace") for a in f.read().split(b"\0") if a)
+    except OSError:
+        cmd = ""
+    cmd = " ".join(os.path.basename(a) if i == 0 or a.endswith(".py") else a for i, a in enumerate(cmd.split()))
+    return f"process {pid}" + (f" ({cmd[:120]})" if cmd else "")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _float_list_array(vectors: np.ndarray) -> pa.Array:
@@ -56,51 +92,137 @@ class Store:
         path: DuckDB file (created with the current schema if missing); ":memory:" for tests.
     """
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, lock_timeout: float | None = None):
         self.path = path
-        self._key = path if path == ":memory:" else os.path.realpath(path)
-        try:
-            self._con = duckdb.connect(path)
-        except duckdb.IOException as exc:  # lock held by another process
-            raise WorkspaceBusyError(
-                f"the workspace database {path} is open in another process (the app or another `hce` "
-                f"command); stop it or use another --workspace. ({exc})") from exc
+        self.lock_timeout = LOCK_TIMEOUT if lock_timeout is None else lock_timeout
         self._local = threading.local()
-        self._migrate()
+        self._mutex = threading.Lock()
+        self._db: duckdb.DuckDBPyConnection | None = None
+        self._generation = 0  # bumped at every open: thread cursors of an older connection are stale
+        self._users = 0
+        self._last_use = 0.0
+        self._yield_until = 0.0
+        self._closed = False
+        with self.session():
+            self._migrate()
 
     # -- connection plumbing -------------------------------------------------------------------
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        """Open the file; while another process holds it, wait (leaving a marker, see the module doc)."""
+        deadline = time.monotonic() + self.lock_timeout
+        marker = None
+        try:
+            while True:
+                try:
+                    return duckdb.connect(self.path)
+                except duckdb.IOException as exc:
+                    if "lock" not in str(exc).lower():
+                        raise
+                    if time.monotonic() >= deadline:
+                        raise WorkspaceBusyError(
+                            f"the workspace database {self.path} is held by {_holder(exc)}; waited "
+                            f"{self.lock_timeout:.0f} s for it to let go. Wait for it to finish (or stop it), or "
+                            "raise HCE_LOCK_TIMEOUT.") from exc
+                    if marker is None:
+                        marker = f"{self.path}.waiting.{os.getpid()}"
+                        open(marker, "w").close()
+                    time.sleep(POLL)
+        finally:
+            if marker is not None:
+                with contextlib.suppress(OSError):
+                    os.remove(marker)
+
+    def _others_waiting(self) -> bool:
+        """Whether another live process waits for the file (markers of dead ones are removed)."""
+        if self.path == ":memory:":
+            return False
+        folder, prefix = os.path.dirname(os.path.abspath(self.path)), os.path.basename(self.path) + ".waiting."
+        waiting = False
+        for name in os.listdir(folder):
+            pid = name[len(prefix):] if name.startswith(prefix) else ""
+            if pid.isdigit() and int(pid) != os.getpid():
+                if _alive(int(pid)):
+                    waiting = True
+                else:
+                    with contextlib.suppress(OSError):
+                        os.remove(os.path.join(folder, name))
+        return waiting
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """Hold the database open for the statements inside (re-entrant, thread-safe): opens it when needed,
+        waiting for another process's hold; it closes ``LINGER`` s after the last session ends, or at once
+        when another process waits for it."""
+        with self._mutex:
+            if self._closed:
+                raise RuntimeError(f"the store {self.path} is closed")
+            if self._db is None:
+                while time.monotonic() < self._yield_until and self._others_waiting():
+                    time.sleep(POLL)  # we closed for a waiting process: let it in first
+                self._db = self._connect()
+                self._generation += 1
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._mutex:
+                self._users -= 1
+                self._last_use = time.monotonic()
+                if self._users == 0 and self.path != ":memory:":
+                    if self._others_waiting():
+                        self._db.close()
+                        self._db = None
+                        self._yield_until = time.monotonic() + YIELD
+                    else:
+                        timer = threading.Timer(LINGER, self._close_if_idle)
+                        timer.daemon = True
+                        timer.start()
+
+    def _close_if_idle(self) -> None:
+        with self._mutex:
+            if self._db is not None and self._users == 0 and time.monotonic() - self._last_use >= LINGER * 0.9:
+                self._db.close()
+                self._db = None
+
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
-        """This thread's cursor on the shared connection."""
-        cur = getattr(self._local, "cur", None)
-        if cur is None:
-            cur = self._local.cur = self._con.cursor()
-        return cur
+        """This thread's cursor on the open connection; only inside :meth:`session` (every method opens one)."""
+        db = self._db
+        if db is None or self._users == 0:
+            raise RuntimeError("Store.con is only valid inside `with store.session():`")
+        if getattr(self._local, "generation", None) != self._generation:
+            self._local.cur, self._local.generation = db.cursor(), self._generation
+        return self._local.cur
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """All statements inside commit together or not at all (nesting joins the outer one)."""
-        depth = getattr(self._local, "depth", 0)
-        con = self.con
-        if depth == 0:
-            con.execute("BEGIN TRANSACTION")
-        self._local.depth = depth + 1
-        try:
-            yield con
-        except BaseException:
+        with self.session():
+            depth = getattr(self._local, "depth", 0)
+            con = self.con
+            if depth == 0:
+                con.execute("BEGIN TRANSACTION")
+            self._local.depth = depth + 1
+            try:
+                yield con
+            except BaseException:
+                self._local.depth = depth
+                if depth == 0:
+                    con.execute("ROLLBACK")
+                raise
             self._local.depth = depth
             if depth == 0:
-                con.execute("ROLLBACK")
-            raise
-        self._local.depth = depth
-        if depth == 0:
-            con.execute("COMMIT")
+                con.execute("COMMIT")
 
     def close(self) -> None:
-        self._con.close()
+        with self._mutex:
+            self._closed = True
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
     def _migrate(self) -> None:
-        con = self._con
+        con = self.con
         con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         current = con.execute("SELECT max(version) FROM schema_version").fetchall()[0][0] or 0
         if current > SCHEMA_VERSION:
@@ -267,20 +389,18 @@ class Store:
     # -- runs ---------------------------------------------------------------------------------
     def create_run(self, corpus_id: int, kind: str, config: dict, seed: int | None,
                    status: str = "queued") -> int:
-        run_id = self._one(
-            "INSERT INTO runs (corpus_id, kind, status, config, seed) VALUES (?, ?, ?, ?, ?) RETURNING run_id",
-            [corpus_id, kind, status, json.dumps(config, sort_keys=True), seed])[0]
-        if status in ACTIVE_STATUSES:
-            with _LIVE_LOCK:
-                _LIVE_RUNS.setdefault(self._key, set()).add(run_id)
-        return run_id
+        return self._one(
+            "INSERT INTO runs (corpus_id, kind, status, config, seed, pid) VALUES (?, ?, ?, ?, ?, ?) "
+            "RETURNING run_id", [corpus_id, kind, status, json.dumps(config, sort_keys=True), seed, os.getpid()])[0]
 
     def update_run(self, run_id: int, **fields: Any) -> None:
-        allowed = {"status", "error", "model_path", "summary", "finished_at", "config"}
+        allowed = {"status", "error", "model_path", "summary", "finished_at", "config", "pid"}
         bad = set(fields) - allowed
         if bad:
             raise ValueError(f"cannot update run fields {sorted(bad)}")
         sets, params = [], []
+        if fields.get("status") in ACTIVE_STATUSES:  # (re)started by this process: see mark_interrupted
+            fields["pid"] = os.getpid()
         for key, value in fields.items():
             if key in ("summary", "config") and value is not None:
                 value = json.dumps(value, sort_keys=True)
@@ -289,10 +409,6 @@ class Store:
         if fields.get("status") in ("done", "failed", "cancelled", "interrupted") and "finished_at" not in fields:
             sets.append("finished_at = current_timestamp")
         self.con.execute(f"UPDATE runs SET {', '.join(sets)} WHERE run_id = ?", params + [run_id])
-        if "status" in fields:
-            with _LIVE_LOCK:
-                live = _LIVE_RUNS.setdefault(self._key, set())
-                (live.add if fields["status"] in ACTIVE_STATUSES else live.discard)(run_id)
 
     def _decode_run(self, row: dict) -> dict:
         row["config"] = json.loads(row["config"]) if row["config"] else {}
@@ -315,18 +431,17 @@ class Store:
         return [self._decode_run(r) for r in self._rows(sql + " ORDER BY run_id", params)]
 
     def mark_interrupted(self, run_ids: Sequence[int] | None = None) -> list[int]:
-        """Runs left queued/running by a dead process -> 'interrupted' (never the runs this process has live,
-        e.g. through another Store on the same file). Returns their ids."""
-        sql = "UPDATE runs SET status = 'interrupted', finished_at = current_timestamp, " \
-              "error = coalesce(error, 'the process running it stopped') WHERE status IN ('queued', 'running')"
-        with _LIVE_LOCK:
-            live = sorted(_LIVE_RUNS.get(self._key, ()))
-        params: list[Any] = [live]
-        sql += " AND run_id NOT IN (SELECT unnest(?::INTEGER[]))"
-        if run_ids is not None:
-            sql += " AND run_id IN (SELECT unnest(?::INTEGER[]))"
-            params.append(list(run_ids))
-        return sorted(r[0] for r in self.con.execute(sql + " RETURNING run_id", params).fetchall())
+        """Runs left queued/running by a process that no longer runs -> 'interrupted' (a run of a live process,
+        this one or another, is left alone). Returns their ids."""
+        me = os.getpid()
+        stale = [rid for rid, pid in self.con.execute(
+                     "SELECT run_id, pid FROM runs WHERE status IN ('queued', 'running')").fetchall()
+                 if (run_ids is None or rid in run_ids) and (pid is None or (pid != me and not _alive(pid)))]
+        if stale:
+            self.con.execute("UPDATE runs SET status = 'interrupted', finished_at = current_timestamp, "
+                             "error = coalesce(error, 'the process running it stopped') "
+                             "WHERE run_id IN (SELECT unnest(?::INTEGER[]))", [stale])
+        return sorted(stale)
 
     def drop_orphan_vectors(self) -> int:
         """Delete the vectors of runs that can never serve them (interrupted, failed, cancelled, or deleted):
@@ -546,3 +661,17 @@ class Store:
         xy = np.stack([tbl.column("x").to_numpy(), tbl.column("y").to_numpy()], axis=1) if len(ids) else \
             np.zeros((0, 2), dtype=np.float32)
         return ids, xy.astype(np.float32)
+
+
+def _in_session(method):
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self.session():
+            return method(self, *args, **kwargs)
+    return wrapper
+
+
+# Every public method holds the database only while it runs.
+for _name, _member in list(vars(Store).items()):
+    if callable(_member) and not _name.startswith("_") and _name not in ("session", "transaction", "close"):
+        setattr(Store, _name, _in_session(_member))

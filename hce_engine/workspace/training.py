@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
@@ -9,6 +10,9 @@ import numpy as np
 from ..atomic import recover_dir
 from ..errors import HCEError, InputError
 from .shared import ImportReport, Progress
+
+#: Seconds between the commits of a training run's step log (see _execute_train).
+LOG_EVERY_S = 1.0
 
 if TYPE_CHECKING:
     from ..training import TrainConfig
@@ -166,15 +170,31 @@ class TrainingVerbs:
             ckpt = os.path.join(self.models_dir, f"run-{run_id}")
             epochs: list[dict] = list((info["summary"] or {}).get("val_history", [])) if resume else []
 
+            # Steps are logged in brief commits (at most one per LOG_EVERY_S), so that another process
+            # sharing the workspace gets its turn on the database between them.
+            pending: list[tuple] = []
+            flushed = [time.monotonic()]
+
+            def flush() -> None:
+                if pending:
+                    with self.store.session():
+                        for row in pending:
+                            self.store.log_step(run_id, *row)
+                    pending.clear()
+                flushed[0] = time.monotonic()
+
             def on_step(ev) -> None:
                 nan = float("nan")
-                self.store.log_step(run_id, ev.step, ev.epoch - 1 + ev.batch / ev.batches, ev.loss,
-                                    [nan if v is None else v for v in ev.level_loss],
-                                    [nan if v is None else v for v in ev.level_acc], ev.leaf_acc,
-                                    ev.examples_per_s, ev.eta_s)
+                pending.append((ev.step, ev.epoch - 1 + ev.batch / ev.batches, ev.loss,
+                                [nan if v is None else v for v in ev.level_loss],
+                                [nan if v is None else v for v in ev.level_acc], ev.leaf_acc,
+                                ev.examples_per_s, ev.eta_s))
+                if time.monotonic() - flushed[0] >= LOG_EVERY_S:
+                    flush()
                 report("train", ev.step, ev.total_steps, ev.eta_s)
 
             def on_epoch(ev) -> None:
+                flush()
                 if ev.val is not None:
                     epochs.append(ev.val)
                     self.store.update_run(run_id, summary={"val_history": epochs, "best_epoch": ev.best_epoch,
@@ -190,6 +210,7 @@ class TrainingVerbs:
             result = train(encoder, texts, pairs, cfg, initial_vectors=initial, on_step=on_step, on_tree=on_tree,
                            on_epoch=on_epoch, should_cancel=cancel, checkpoint_dir=ckpt,
                            resume_from=ckpt if resume else None, initial_max_length=doc_len)
+            flush()
             summary = {"baseline_run": base_run, "best_epoch": result.best_epoch, "start_val": result.start_val,
                        "best_val": result.best_val, "improved": result.improved, "val_history": result.val_history,
                        "steps": result.steps, "epochs_done": result.epochs_done, "memory_levels":
@@ -223,6 +244,10 @@ class TrainingVerbs:
             summary.update(self._judge(corpus, cid, cfg, base_run, run_id, result.checks, report))
             self.store.update_run(run_id, summary=summary)
         except BaseException as exc:
+            try:
+                flush()  # the steps logged before the failure
+            except Exception:  # noqa: BLE001 - e.g. the database is what failed; the run's failure is recorded below
+                pass
             self._fail(run_id, exc)
             raise
 
