@@ -193,9 +193,9 @@ def materialise(root: str, name: str | None, content) -> str:
 def state(ws) -> tuple:
     """What a failed import must leave unchanged."""
     with ws.store.session():
-        return (tuple(sorted(c["name"] for c in ws.corpora())),
-                *(ws.store.con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
-                  for t in ("documents", "queries", "qrels")))
+        return ws.store.con.execute(
+            "SELECT (SELECT list(name ORDER BY name) FROM corpora), (SELECT count(*) FROM documents), "
+            "(SELECT count(*) FROM queries), (SELECT count(*) FROM qrels)").fetchall()[0]
 
 
 def check_import(ws, path: str, name: str) -> str:

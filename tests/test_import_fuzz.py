@@ -1,5 +1,5 @@
 """Property-based fuzzing of every importer: the only outcomes are a clean import or an InputError, and a
-failed import leaves the workspace unchanged. ``HCE_FUZZ_EXAMPLES`` cases per importer (default 150);
+failed import leaves the workspace unchanged. ``HCE_FUZZ_EXAMPLES`` cases per importer (default 200);
 ``benchmarks/import_fuzz.py`` runs the long version and reports counts."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from fuzz_inputs import IMPORTERS, check_import, materialise
 from hce_engine.workspace import Workspace
 
-EXAMPLES = int(os.environ.get("HCE_FUZZ_EXAMPLES", "150"))
+EXAMPLES = int(os.environ.get("HCE_FUZZ_EXAMPLES", "200"))
 
 
 @pytest.fixture(scope="module")

@@ -201,3 +201,17 @@ def test_a_worse_run_is_not_served_by_default(ws):
     # search, eval and the pages default to the latest run that is not worse; a worse one only when named
     assert ws.latest_run("toy") == good
     assert ws.search("toy", "guitar chord", run=bad)
+
+
+def test_a_speed_measured_while_busy_is_not_kept(ws):
+    """An estimate measured while this process trains (or encodes, or compiles UMAP) is too slow: measure
+    again next time instead of keeping it for the session."""
+    run = ws.start_training("toy", {**TINY, "epochs": 200})
+    try:
+        assert ws.estimate("toy", TINY)["total_seconds"] > 0
+        assert ws.jobs.active() and ws._seconds_per_seq == {}
+    finally:
+        ws.cancel(run)
+        ws.wait(run, 60)
+    ws.estimate("toy", TINY)
+    assert ws._seconds_per_seq

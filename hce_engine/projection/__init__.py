@@ -1,4 +1,4 @@
 """UMAP projections of document vectors (cached per run in the store by the Workspace)."""
-from .umap_projection import FIT_SAMPLE, align, is_warm, project, warm_up
+from .umap_projection import FIT_SAMPLE, align, is_warm, is_warming, project, warm_up
 
-__all__ = ["project", "align", "warm_up", "is_warm", "FIT_SAMPLE"]
+__all__ = ["project", "align", "warm_up", "is_warm", "is_warming", "FIT_SAMPLE"]

@@ -30,6 +30,11 @@ def is_warm() -> bool:
     return _warm.is_set()
 
 
+def is_warming() -> bool:
+    """Whether :func:`warm_up` is compiling right now (it takes a CPU core for about a minute)."""
+    return _warm_lock.locked() and not _warm.is_set()
+
+
 def place_knn(sample_vectors: np.ndarray, sample_xy: np.ndarray, vectors: np.ndarray,
               k: int = PLACE_NEIGHBOURS, chunk: int = 8192) -> np.ndarray:
     """Place points on an existing map: each at the mean position of its ``k`` most cosine-similar sample

@@ -297,11 +297,18 @@ class TrainingVerbs:
                 and r["config"].get("model") == cfg.model]
         doc_len = base[-1]["config"].get("max_length", 256) if base else 256
 
+        from ..projection import is_warming
+        # a speed measured while this process also encodes, trains or compiles UMAP is too slow: not kept
+        busy = bool(self.jobs.active()) or is_warming()
+
         def measured(name: str, max_length: int, fn) -> float:
             key = (name, cfg.model, cfg.device, max_length)
-            if key not in self._seconds_per_seq:
-                self._seconds_per_seq[key] = fn(enc, sample, max_length)
-            return self._seconds_per_seq[key]
+            if key in self._seconds_per_seq:
+                return self._seconds_per_seq[key]
+            value = fn(enc, sample, max_length)
+            if not busy:
+                self._seconds_per_seq[key] = value
+            return value
 
         sps = measured("encode", cfg.max_length, measure_seconds_per_sequence)
         neg_sps = measured("encode", cfg.negative_max_length, measure_seconds_per_sequence)
