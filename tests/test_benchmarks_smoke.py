@@ -135,3 +135,12 @@ def test_quality_and_train_speed_smoke(tmp_path, fake_model):
     res = json.loads(speed.read_text())
     assert [r["lever"] for r in res["rows"]] == ["main", "bf16+sib128"]
     assert res["rows"][0]["ratio_vs_main"] == 1.0 and res["rows"][1]["pairs_per_s"] > 0
+
+
+def test_import_fuzz_smoke(tmp_path):
+    out = tmp_path / "fuzz.json"
+    proc = run_script("import_fuzz.py", "--examples", "15", "--importers", "jsonl", "zip", "--out", str(out))
+    assert "| jsonl" in proc.stdout and "| zip" in proc.stdout
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["importer"] for r in rows] == ["jsonl", "zip"]
+    assert all(r["cases"] >= 10 and r["failure"] == 0 for r in rows), rows
