@@ -242,3 +242,13 @@ def test_stale_unpack_folders_are_removed(tmp_path):
     (tmp_path / f"hce-export-{dead}-ghi").mkdir()
     assert tempfiles.remove_stale(str(tmp_path)) == [f"hce-export-{dead}-ghi", f"hce-zip-{dead}-abc"]
     assert sorted(os.listdir(tmp_path)) == sorted([f"hce-zip-{os.getpid()}-def", "other"])
+
+
+def test_zip_member_with_an_empty_name(tmp_path):
+    """Found by the long fuzz run: a name that zipfile reads as empty (it cuts names at a NUL) made
+    ``ZipInfo.is_dir()`` raise IndexError."""
+    p = zip_of(tmp_path / "empty.zip", {"a.txt": "hello\n"})
+    corrupt(p, b"a.txt", b"\x00" * 5)
+    corrupt(p, b"a.txt", b"\x00" * 5)  # local header and central directory
+    with pytest.raises(InputError, match="empty.zip: the archive holds a member with an empty name"):
+        read_corpus(p)

@@ -560,6 +560,8 @@ def _safe_extract(zpath: str, label: str, dest: str) -> None:
         folders: set[str] = set()
         for m in members:
             name = m.filename
+            if not name:
+                raise InputError("the archive holds a member with an empty name", label)
             parts = name.replace("\\", "/").split("/")
             if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or ".." in parts:
                 raise InputError(f"unsafe path in archive: {name!r} (absolute or with '..')", label)
