@@ -56,7 +56,8 @@ class TrainConfig:
     memory_lr: float = _f(1e-3, "Learning rate of the memory vectors.")
     warmup_ratio: float = _f(0.1, "Fraction of steps with linear learning-rate warm-up.")
     lr_schedule: str = _f("constant", "Learning rate after the warm-up: constant (the reference run) or linear "
-                          "decay to 0 (about half the summed learning rate: less change, less gain).", LR_SCHEDULES)
+                          "decay to 0 (about half the summed learning rate: less change, less gain; SciFact, "
+                          "standard preset, seed 0: 0.704 nDCG@10 against 0.742).", LR_SCHEDULES)
     weight_decay: float = _f(0.01, "AdamW weight decay of the encoder weights (not biases/norms/memory).")
     grad_clip: float = _f(0.0, "Gradient-norm clipping (0 = off, the reference), applied to encoder and memory "
                           "separately.")
