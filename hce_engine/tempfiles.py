@@ -37,7 +37,7 @@ def remove_stale(tmpdir: str | None = None) -> list[str]:
     removed = []
     for name in sorted(names):
         m = _NAME.match(name)
-        if m and not _alive(int(m.group(1))):
+        if m and not alive(int(m.group(1))):
             shutil.rmtree(os.path.join(tmpdir, name), ignore_errors=True)
             removed.append(name)
     return removed
@@ -52,7 +52,8 @@ def remove_own(kind: str, tmpdir: str | None = None) -> None:
             shutil.rmtree(os.path.join(tmpdir, name), ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (on this machine)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -72,6 +72,16 @@ def open_page(page, name: str) -> None:
     app_browser.open_page(page, name, TIMEOUT)
 
 
+def search(page, query: str) -> None:
+    """Open the Search page, run ``query`` and wait for its results (the BM25 column included)."""
+    open_page(page, "Search")
+    box = page.get_by_label("Query")
+    box.fill(query)
+    box.press("Enter")
+    page.get_by_text("lexical reference (word overlap)").wait_for(timeout=60_000)
+    settle(page)
+
+
 def test_sample_app_end_to_end(server, tmp_path):
     playwright = pytest.importorskip("playwright.sync_api")
     print(f"screenshots: {SHOTS}")
@@ -87,12 +97,7 @@ def test_sample_app_end_to_end(server, tmp_path):
             settle(page)
             check(page, "Corpus")
 
-            open_page(page, "Search")
-            box = page.get_by_label("Query")
-            box.fill("a program that never ends")
-            box.press("Enter")
-            page.get_by_text("lexical reference (word overlap)").wait_for(timeout=60_000)
-            settle(page)
+            search(page, "a program that never ends")
             assert page.locator('[data-testid="stMain"]').get_by_text("score ").count() == 20  # 10 dense + 10 BM25
             check(page, "Search")
 
@@ -166,12 +171,7 @@ def test_hostile_ids_titles_and_error_paths_show_as_text(hostile_server, tmp_pat
             settle(page)
             assert page.locator('[data-testid="stAlertContentError"]').get_by_text(HOSTILE_FILE).count() == 1
 
-            open_page(page, "Search")
-            box = page.get_by_label("Query")
-            box.fill("bread oven flour")
-            box.press("Enter")
-            page.get_by_text("lexical reference (word overlap)").wait_for(timeout=60_000)
-            settle(page)
+            search(page, "bread oven flour")
             main = page.locator('[data-testid="stMain"]')
             assert main.get_by_text(HOSTILE_ID, exact=False).count() > 0  # the id, shown literally
             assert main.get_by_text("<img src=", exact=False).count() > 0  # the title, shown literally

@@ -24,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..errors import NotFoundError, WorkspaceBusyError
+from ..tempfiles import alive
 from .schema import MIGRATIONS, SCHEMA_VERSION
 
 ACTIVE_STATUSES = ("queued", "running")
@@ -51,16 +52,6 @@ def _holder(exc: Exception) -> str:
         cmd = ""
     cmd = " ".join(os.path.basename(a) if i == 0 or a.endswith(".py") else a for i, a in enumerate(cmd.split()))
     return f"process {pid}" + (f" ({cmd[:120]})" if cmd else "")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _float_list_array(vectors: np.ndarray) -> pa.Array:
@@ -102,6 +93,7 @@ class Store:
         self._users = 0
         self._last_use = 0.0
         self._yield_until = 0.0
+        self._closer: threading.Timer | None = None  # the pending LINGER close, if any
         self._closed = False
         with self.session():
             self._migrate()
@@ -141,7 +133,7 @@ class Store:
         for name in os.listdir(folder):
             pid = name[len(prefix):] if name.startswith(prefix) else ""
             if pid.isdigit() and int(pid) != os.getpid():
-                if _alive(int(pid)):
+                if alive(int(pid)):
                     waiting = True
                 else:
                     with contextlib.suppress(OSError):
@@ -173,16 +165,26 @@ class Store:
                         self._db.close()
                         self._db = None
                         self._yield_until = time.monotonic() + YIELD
-                    else:
-                        timer = threading.Timer(LINGER, self._close_if_idle)
-                        timer.daemon = True
-                        timer.start()
+                    elif self._closer is None:
+                        self._schedule_close(LINGER)
+
+    def _schedule_close(self, delay: float) -> None:
+        """One pending close at a time (called with the mutex held)."""
+        self._closer = threading.Timer(delay, self._close_if_idle)
+        self._closer.daemon = True
+        self._closer.start()
 
     def _close_if_idle(self) -> None:
         with self._mutex:
-            if self._db is not None and self._users == 0 and time.monotonic() - self._last_use >= LINGER * 0.9:
-                self._db.close()
-                self._db = None
+            self._closer = None
+            if self._db is None or self._users:
+                return  # closed already, or in use: the last session to end schedules again
+            wait = LINGER - (time.monotonic() - self._last_use)
+            if wait > 0.01:  # used since this close was scheduled
+                self._schedule_close(wait)
+                return
+            self._db.close()
+            self._db = None
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -436,7 +438,7 @@ class Store:
         me = os.getpid()
         stale = [rid for rid, pid in self.con.execute(
                      "SELECT run_id, pid FROM runs WHERE status IN ('queued', 'running')").fetchall()
-                 if (run_ids is None or rid in run_ids) and (pid is None or (pid != me and not _alive(pid)))]
+                 if (run_ids is None or rid in run_ids) and (pid is None or (pid != me and not alive(pid)))]
         if stale:
             self.con.execute("UPDATE runs SET status = 'interrupted', finished_at = current_timestamp, "
                              "error = coalesce(error, 'the process running it stopped') "
