@@ -11,6 +11,7 @@ import sys
 from typing import Sequence
 
 from .errors import HCEError, InputError, NotFoundError
+from .index.fusion import FUSIONS, INDEX_KINDS, MODES
 from .training.config import DEFAULT_PRESET, PRESET_HELP, PRESETS
 
 
@@ -89,31 +90,61 @@ def cmd_encode(ws, a) -> int:
     return 0
 
 
+def _mode(a) -> str:
+    """--mode, with the older --bm25 flag meaning --mode bm25 (search) or "also BM25" (eval)."""
+    return "bm25" if a.bm25 and a.mode == "dense" else a.mode
+
+
 def cmd_search(ws, a) -> int:
     query = " ".join(a.query)
-    hits = ws.bm25_search(a.corpus, query, a.k) if a.bm25 else ws.search(a.corpus, query, run=a.run, k=a.k)
-    if a.json:
-        print(json.dumps({"query": query, "hits": [h.to_dict() for h in hits]}))
+    mode = _mode(a)
+    if mode == "bm25" and a.run is None:  # BM25 needs no run (nor an encoded corpus)
+        hits = ws.bm25_search(a.corpus, query, a.k)
     else:
+        hits = ws.search(a.corpus, query, run=a.run, k=a.k, mode=mode, fusion=a.fusion, weight=a.weight,
+                         index_kind=a.index_kind)
+    route = ws.tree_route(a.corpus, query, run=a.run) if a.index_kind == "tree" and mode != "bm25" else None
+    if a.json:
+        print(json.dumps({"query": query, "mode": mode, "hits": [h.to_dict() for h in hits],
+                          **({"route": route} if route else {})}))
+    else:
+        if route:
+            share = route["distance_computations"] / max(route["documents"], 1)
+            print(f"tree index: {len(route['leaves'])} leaf clusters visited, {route['distance_computations']} "
+                  f"distance computations ({share:.1%} of exact search); nearest: "
+                  + "; ".join(leaf["label"] for leaf in route["leaves"][:3]))
         for h in hits:
-            print(f"{h.rank:>3}. {h.score:7.4f}  [{h.ext_id}] {h.title}\n     {h.snippet}")
+            came = ""
+            if h.ranks:
+                came = "  (" + ", ".join(f"{k} {'#' + str(r) if r else '-'}" for k, r in h.ranks.items()) + ")"
+            print(f"{h.rank:>3}. {h.score:7.4f}  [{h.ext_id}] {h.title}{came}\n     {h.snippet}")
         if not hits:
             print("(no hits)")
     return 0
 
 
 def cmd_eval(ws, a) -> int:
-    out = ws.evaluate(a.corpus, run=a.run, split=a.split, bm25=a.bm25, progress=_progress(a.json))
+    mode = a.mode
+    out = ws.evaluate(a.corpus, run=a.run, split=a.split, bm25=a.bm25, mode=mode, fusion=a.fusion,
+                      weight=a.weight, index_kind=a.index_kind, progress=_progress(a.json))
+    systems = [s for s in ("dense", "bm25", "hybrid") if s in out]
     if a.json:
-        flat = dict(out["dense"], run=out["run"], split=out["split"])
-        if "bm25" in out:
-            flat["bm25"] = out["bm25"]
+        flat = dict(out.get(systems[0]), run=out["run"], split=out["split"], mode=mode)
+        flat.update({s: out[s] for s in systems[1:]})
+        if "fusion" in out:
+            flat["fusion"] = out["fusion"]
         print(json.dumps(flat))
     else:
         print(f"run {out['run']} on {a.corpus}/{out['split']}")
-        print(f"  dense: {_fmt_metrics(out['dense'])}")
-        if "bm25" in out:
-            print(f"  bm25:  {_fmt_metrics(out['bm25'])}")
+        for s in systems:
+            print(f"  {s + ':':7s} {_fmt_metrics(out[s])}")
+        fit = out.get("fusion")
+        if fit:
+            how = ("reciprocal rank fusion" if fit["fusion"] == "rrf" else
+                   f"dense weight {fit['weight']:.2f}, fitted on {fit['queries']} {fit['split']} queries "
+                   f"(nDCG@10 {fit['ndcg_at_10']:.4f} there)" if fit["split"] else
+                   f"dense weight {fit['weight']:.2f} ({'given' if a.weight is not None else 'default: no other split has qrels'})")
+            print(f"  hybrid: {how}")
     return 0
 
 
@@ -403,16 +434,29 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_encode)
 
-    s = sub.add_parser("search", help="search a corpus with a run's encoder (default: latest finished run)")
+    hybrid = argparse.ArgumentParser(add_help=False)
+    hybrid.add_argument("--mode", choices=MODES, default="dense",
+                        help="dense (the run's encoder), bm25 (lexical) or hybrid (both fused; see --fusion)")
+    hybrid.add_argument("--fusion", choices=FUSIONS, default="weighted",
+                        help="hybrid: weighted (normalised scores, dense weight fitted on the corpus's train "
+                             "qrels, else the default) or rrf (reciprocal rank fusion)")
+    hybrid.add_argument("--weight", type=float, help="hybrid, weighted: the dense weight in [0, 1] (default: fitted)")
+    hybrid.add_argument("--index", choices=INDEX_KINDS, default="auto", dest="index_kind",
+                        help="the dense index: auto (exact below 100k documents, else HNSW) or tree (the run's "
+                             "tree: its leaf clusters as inverted lists, routed by beam search)")
+
+    s = sub.add_parser("search", parents=[hybrid],
+                       help="search a corpus with a run's encoder (default: latest finished run), BM25 or both")
     s.add_argument("--corpus", required=True)
     s.add_argument("--run", type=int)
     s.add_argument("-k", type=int, default=10)
-    s.add_argument("--bm25", action="store_true", help="lexical BM25 instead of the dense encoder")
+    s.add_argument("--bm25", action="store_true", help="the same as --mode bm25")
     s.add_argument("--json", action="store_true")
     s.add_argument("query", nargs="+")
     s.set_defaults(func=cmd_search)
 
-    s = sub.add_parser("eval", help="nDCG@10, R@10, R@100, MRR@10 against stored qrels")
+    s = sub.add_parser("eval", parents=[hybrid], help="nDCG@10, R@10, R@100, MRR@10 against stored qrels "
+                                                     "(--mode hybrid also scores dense and BM25)")
     s.add_argument("--corpus", required=True)
     s.add_argument("--run", type=int)
     s.add_argument("--split", default="test")

@@ -208,6 +208,17 @@ def test_train_estimate_start_cancel_and_finish(app, toy_beir):
     assert len([t for t in texts(app.markdown) if t.startswith("**1. ")]) == 3
     badges = " ".join(texts(app.markdown))
     assert any(b in badges for b in ("▲", "▼", "=", "new"))
+    app.segmented_control(key="search_mode").set_value("hybrid").run()
+    assert not app.exception and not app.error, texts(app.error)
+    assert texts(app.subheader) == ["Starting encoder + BM25", "Trained encoder + BM25", "BM25"]
+    assert sum("fitted on 15 train queries" in t for t in texts(app.caption)) == 2
+    fused = [t for t in texts(app.markdown) if t.startswith("**1. ")]
+    assert len(fused) == 3 and all("dense #" in t and "BM25 #" in t for t in fused[:2])
+    app.toggle(key="search_tree").set_value(True).run()
+    assert not app.exception and not app.error, texts(app.error)
+    routes = [e.label for e in app.expander if e.label.startswith("Tree route")]
+    assert len(routes) == 2 and all("of an exact search" in r for r in routes)
+    assert len([t for t in texts(app.markdown) if t.startswith("**1. ")]) == 3
 
 
 def test_runs_compare_and_evaluate(app, toy_beir):
@@ -220,9 +231,11 @@ def test_runs_compare_and_evaluate(app, toy_beir):
     diff = app.dataframe[1].value
     assert set(diff.index) == {"branching", "seed"}
     assert any("No metrics yet" in t for t in texts(app.caption))
+    app.checkbox(key="eval_hybrid_2").check().run()
     app.button(key="eval_2").click().run()
     assert not app.exception and not app.error
     assert app.dataframe[0].value.set_index("run").loc[2, "split"] == "test"
+    assert {m["system"] for m in ws().store.metrics(2)} == {"dense", "bm25", "hybrid"}
     metrics = app.dataframe[2].value
     assert ("test", "dense", "nDCG@10") in metrics.index and ("test", "bm25", "MRR@10") in metrics.index
 

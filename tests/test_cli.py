@@ -44,6 +44,31 @@ def test_import_encode_search_eval_runs(hce, toy_beir):
     assert code == 0 and "baseline" in out and "done" in out
 
 
+def test_search_and_eval_modes(hce, toy_beir):
+    hce("import", toy_beir, "--name", "toy")
+    code, out, _ = hce("search", "--corpus", "toy", "--mode", "bm25", "--json", "bread", "oven")
+    assert code == 0 and json.loads(out)["mode"] == "bm25"
+    assert hce("runs", "--json")[1].strip() == "[]"  # BM25 needs no encoded corpus
+    code, out, err = hce("search", "--corpus", "toy", "--mode", "hybrid", "guitar", "chord")
+    assert code == 0 and out.splitlines()[0].split("[")[1].startswith("music") and "(dense #" in out, err
+    code, out, _ = hce("search", "--corpus", "toy", "--mode", "hybrid", "--fusion", "rrf", "--json", "guitar")
+    hit = json.loads(out)["hits"][0]
+    assert code == 0 and set(hit["ranks"]) == {"dense", "bm25"}
+    code, out, _ = hce("eval", "--corpus", "toy", "--mode", "hybrid", "--json")
+    m = json.loads(out)
+    assert code == 0 and m["mode"] == "hybrid" and {"bm25", "hybrid"} <= set(m) and m["queries"] == 9
+    assert m["fusion"]["split"] == "train" and 0 <= m["fusion"]["weight"] <= 1
+    code, out, _ = hce("eval", "--corpus", "toy", "--mode", "hybrid", "--weight", "0.3")
+    assert code == 0 and "hybrid: dense weight 0.30 (given)" in out and out.count("nDCG@10") == 3
+    code, out, err = hce("search", "--corpus", "toy", "--mode", "hybrid", "--weight", "3", "guitar")
+    assert code == 1 and "between 0 and 1" in err
+    code, out, _ = hce("search", "--corpus", "toy", "--index", "tree", "guitar", "chord")
+    assert code == 0 and "leaf clusters visited" in out and "% of exact search" in out
+    code, out, _ = hce("search", "--corpus", "toy", "--index", "tree", "--json", "guitar")
+    route = json.loads(out)["route"]
+    assert code == 0 and route["documents"] == 36 and route["leaves"][0]["label"]
+
+
 def test_eval_without_run_creates_baseline(hce, toy_beir):
     hce("import", toy_beir, "--name", "toy")
     code, out, _ = hce("eval", "--corpus", "toy", "--split", "train", "--json")

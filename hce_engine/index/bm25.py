@@ -33,6 +33,7 @@ class BM25Index:
         self._stemmer = stemmer
         # PyStemmer objects are not thread-safe; scoring is cheap, so serialise searches.
         self._lock = threading.Lock()
+        self._sorted: tuple[np.ndarray, np.ndarray] | None = None  # (positions, ids) by id, for score_ids
 
     @classmethod
     def build(cls, ids: Sequence[int], texts: Sequence[str]) -> "BM25Index":
@@ -72,6 +73,30 @@ class BM25Index:
         # "" is bm25s' placeholder "empty token": never score with it.
         return [vocab[t] for t in tokens if t and t in vocab]
 
+    def _scores(self, query: str) -> np.ndarray | None:
+        """float32 (n,) BM25 score of every document in build order; None when no query token is indexed."""
+        token_ids = self._query_token_ids(query or "")
+        if not token_ids:
+            return None
+        return np.asarray(self._retriever.get_scores_from_ids(token_ids), dtype=np.float32)
+
+    def score_ids(self, query: str, ids: np.ndarray) -> np.ndarray:
+        """float32 (m,) BM25 scores of one query for the given document ids (0 for ids not indexed)."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        out = np.zeros(len(ids), dtype=np.float32)
+        with self._lock:
+            scores = self._scores(query) if self._doc_ids.size else None
+            if scores is None or not len(ids):
+                return out
+            if self._sorted is None:
+                order = np.argsort(self._doc_ids, kind="stable")
+                self._sorted = (order, self._doc_ids[order])
+            order, sorted_ids = self._sorted
+            at = np.clip(np.searchsorted(sorted_ids, ids), 0, len(order) - 1)
+            found = sorted_ids[at] == ids
+            out[found] = scores[order[at[found]]]
+        return out
+
     def search(self, queries: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` documents per query.
 
@@ -94,11 +119,9 @@ class BM25Index:
         kk = min(k, n)
         with self._lock:
             for qi, query in enumerate(queries):
-                token_ids = self._query_token_ids(query or "")
-                if not token_ids:
+                scores = self._scores(query)
+                if scores is None:
                     continue
-                scores = np.asarray(self._retriever.get_scores_from_ids(token_ids),
-                                    dtype=np.float32)
                 if kk < n:  # all docs scoring >= the kk-th best (keeps boundary ties)
                     thr = np.partition(scores, n - kk)[n - kk]
                     cand = np.flatnonzero(scores >= max(thr, np.float32(1e-30)))

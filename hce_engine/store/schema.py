@@ -118,6 +118,17 @@ MIGRATIONS: list[list[str]] = [
     [
         "ALTER TABLE runs ADD COLUMN pid INTEGER",
     ],
+    # 3: the hybrid (dense + BM25) weight fitted for a run on a split's judged queries
+    [
+        """CREATE TABLE fusion_weights (
+            run_id INTEGER NOT NULL,
+            split VARCHAR NOT NULL,
+            weight DOUBLE NOT NULL,
+            ndcg_at_10 DOUBLE NOT NULL,
+            queries INTEGER NOT NULL,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        )""",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

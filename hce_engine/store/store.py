@@ -456,7 +456,7 @@ class Store:
 
     def _delete_run_rows(self, con: duckdb.DuckDBPyConnection, run_id: int) -> None:
         for table in ("train_log", "trees", "tree_nodes", "tree_docs", "vectors", "metrics", "projections",
-                      "runs"):
+                      "fusion_weights", "runs"):
             con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
 
     def delete_run(self, run_id: int) -> None:
@@ -644,6 +644,18 @@ class Store:
             sql += " WHERE run_id = ?"
             params.append(run_id)
         return self._rows(sql + " ORDER BY run_id, split, system", params)
+
+    def write_fusion_weight(self, run_id: int, split: str, weight: float, ndcg_at_10: float, queries: int) -> None:
+        """Record the hybrid weight fitted for a run on ``split`` (replacing an earlier fit)."""
+        with self.transaction() as con:
+            con.execute("DELETE FROM fusion_weights WHERE run_id = ?", [run_id])
+            con.execute("INSERT INTO fusion_weights (run_id, split, weight, ndcg_at_10, queries) VALUES (?, ?, ?, ?, ?)",
+                        [run_id, split, weight, ndcg_at_10, queries])
+
+    def fusion_weight(self, run_id: int) -> dict | None:
+        """The hybrid weight fitted for a run: {"weight", "split", "ndcg_at_10", "queries"}, or None."""
+        rows = self._rows("SELECT weight, split, ndcg_at_10, queries FROM fusion_weights WHERE run_id = ?", [run_id])
+        return rows[0] if rows else None
 
     def write_projection(self, run_id: int, doc_ids: np.ndarray, xy: np.ndarray) -> None:
         table = pa.table({"run_id": pa.array(np.full(len(doc_ids), run_id, dtype=np.int32)),

@@ -27,15 +27,16 @@ from ..errors import HCEError, InputError, NotFoundError
 from ..jobs import JobRegistry
 from ..store import Store
 from .exports import ExportVerbs
-from .shared import (DB_FILE, INDEX_FILE, SAMPLE_CORPORA, SAMPLES_DIR, VECTOR_CACHE_RUNS, Hit, ImportReport,
-                     Progress, _snippet, default_workspace, doc_text)
+from .search import SearchVerbs
+from .shared import (DB_FILE, INDEX_FILE, SAMPLE_CORPORA, SAMPLES_DIR, VECTOR_CACHE_RUNS, ImportReport, Progress,
+                     default_workspace, doc_text)
 from .training import TrainingVerbs
 from .updates import UpdateVerbs
 
 log = logging.getLogger(__name__)
 
 
-class Workspace(UpdateVerbs, TrainingVerbs, ExportVerbs):
+class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExportVerbs):
     """A folder with one DuckDB file (``hce.duckdb``) and trained models (``models/run-N``).
 
     Args:
@@ -59,6 +60,7 @@ class Workspace(UpdateVerbs, TrainingVerbs, ExportVerbs):
         self._indexes: dict[int, object] = {}
         self._bm25: dict[int, tuple] = {}
         self._trees: dict[int, tuple] = {}
+        self._tree_indexes: dict[int, tuple] = {}  # run -> (the Tree it was built from, TreeIndex)
         self._vectors: dict[int, tuple] = {}  # insertion-ordered: the oldest is dropped first
         self.jobs = JobRegistry()
         self._seconds_per_seq: dict[tuple, float] = {}
@@ -277,11 +279,13 @@ class Workspace(UpdateVerbs, TrainingVerbs, ExportVerbs):
         with self._lock:
             if run_id is not None:
                 self._indexes.pop(run_id, None)
+                self._tree_indexes.pop(run_id, None)
                 self._trees.pop(run_id, None)
                 self._vectors.pop(run_id, None)
             if corpus_id is not None:
                 self._bm25.pop(corpus_id, None)
                 self._indexes.clear()
+                self._tree_indexes.clear()
                 self._trees.clear()
                 self._vectors.clear()
 
@@ -364,90 +368,3 @@ class Workspace(UpdateVerbs, TrainingVerbs, ExportVerbs):
     def _query_max_length(info: dict) -> int:
         cfg = info["config"]
         return cfg.get("query_max_length", cfg.get("max_length", 256))
-
-    def search_many(self, corpus: str, queries: Sequence[str], run: int | None = None, k: int = 10,
-                    with_paths: bool = True) -> list[list[Hit]]:
-        """Dense search for several queries with the run's encoder. Returns one hit list per query."""
-        info = self._resolve_run(corpus, run)
-        enc = self._run_encoder(info)
-        qv = enc.encode(list(queries), max_length=self._query_max_length(info))
-        scores, ids = self.index(info["run_id"]).search(qv, k)
-        return [self._hits(info["run_id"], info["corpus_id"], s, i, with_paths) for s, i in zip(scores, ids)]
-
-    def search(self, corpus: str, query: str, run: int | None = None, k: int = 10) -> list[Hit]:
-        if not query.strip():
-            raise InputError("the query is empty")
-        return self.search_many(corpus, [query], run, k)[0]
-
-    def bm25(self, corpus: str):
-        """The corpus's BM25 index (cached; rebuilt when documents change)."""
-        from ..index import BM25Index
-        cid = self.store.corpus_id(corpus)
-        with self._lock:
-            if cid not in self._bm25:
-                ids, _, texts = self._texts(cid)
-                self._bm25[cid] = BM25Index.build(ids, texts)
-            return self._bm25[cid]
-
-    def bm25_search(self, corpus: str, query: str, k: int = 10, run_for_paths: int | None = None) -> list[Hit]:
-        if not query.strip():
-            raise InputError("the query is empty")
-        scores, ids = self.bm25(corpus).search([query], k)
-        cid = self.store.corpus_id(corpus)
-        return self._hits(run_for_paths, cid, scores[0], ids[0], run_for_paths is not None)
-
-    def _hits(self, run_id: int | None, corpus_id: int, scores: np.ndarray, ids: np.ndarray,
-              with_paths: bool) -> list[Hit]:
-        keep = ids >= 0
-        scores, ids = scores[keep], ids[keep]
-        if len(ids) == 0:
-            return []
-        df = self.store.documents(corpus_id, doc_ids=ids).set_index("doc_id")
-        paths: dict[int, tuple[list[int], list[str]]] = {}
-        if with_paths and run_id is not None:
-            try:
-                tree, terms, _ = self.tree(run_id)
-                for d, p in zip(ids.tolist(), tree.positions_of(ids).tolist()):
-                    if p >= 0:
-                        path = tree.path(p)
-                        paths[d] = (path, [" · ".join(terms[n][:3]) for n in path])
-            except NotFoundError:
-                pass
-        hits = []
-        for rank, (d, s) in enumerate(zip(ids, scores), start=1):
-            if int(d) not in df.index:  # removed between search and lookup
-                continue
-            row = df.loc[int(d)]
-            p, labels = paths.get(int(d), ([], []))
-            hits.append(Hit(rank, int(d), row["ext_id"], row["title"], _snippet(row["text"]), float(s), p, labels))
-        return hits
-
-    # -- evaluation ----------------------------------------------------------------------------
-    def evaluate(self, corpus: str, run: int | None = None, split: str = "test", bm25: bool = False,
-                 k: int = 100, progress: Progress | None = None) -> dict:
-        """nDCG@10, R@10, R@100, MRR@10 of a run (and BM25) on a split's qrels; stored with the run.
-
-        Returns ``{"run": id, "split": s, "dense": {...}, "bm25": {...} (if asked)}``.
-        """
-        from ..evaluation import evaluate, rankings_from_arrays
-        cid = self.store.corpus_id(corpus)
-        qrels = self.store.qrels(cid, split)
-        if not qrels:
-            have = ", ".join(self.store.splits(cid)) or "none"
-            raise NotFoundError(f"corpus {corpus!r} has no qrels for split {split!r} (splits: {have})")
-        queries = self.store.queries(cid)
-        qids = [q for q in qrels if q in queries]
-        info = self._resolve_run(corpus, run, progress)
-        docs = self.store.documents(cid, include_removed=True)
-        id_to_ext = dict(zip(docs["doc_id"].astype(int), docs["ext_id"]))
-        enc = self._run_encoder(info)
-        qv = enc.encode([queries[q] for q in qids], max_length=self._query_max_length(info))
-        scores, ids = self.index(info["run_id"]).search(qv, k)
-        dense = evaluate(rankings_from_arrays(qids, ids, scores, id_to_ext), qrels)
-        self.store.write_metrics(info["run_id"], split, "dense", dense)
-        out = {"run": info["run_id"], "split": split, "dense": dense}
-        if bm25:
-            bs, bi = self.bm25(corpus).search([queries[q] for q in qids], k)
-            out["bm25"] = evaluate(rankings_from_arrays(qids, bi, bs, id_to_ext), qrels)
-            self.store.write_metrics(info["run_id"], split, "bm25", out["bm25"])
-        return out

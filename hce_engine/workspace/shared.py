@@ -51,6 +51,7 @@ class Hit:
     score: float
     path: list[int] = field(default_factory=list)
     path_labels: list[str] = field(default_factory=list)
+    ranks: dict[str, int | None] = field(default_factory=dict)  # hybrid: rank in the dense and the BM25 list
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -64,8 +64,14 @@ class UpdateVerbs:
                     self._indexes[run_id].add(ids, vecs)
                 if run_id in new_trees:
                     self._trees[run_id] = new_trees[run_id]
+                    grown = new_trees[run_id][0]
+                    if run_id in self._tree_indexes:  # the tree index follows the tree: same leaves
+                        index = self._tree_indexes[run_id][1]
+                        index.add(ids, vecs, grown.doc_leaf[grown.positions_of(ids)])
+                        self._tree_indexes[run_id] = (grown, index)
                 else:
                     self._trees.pop(run_id, None)
+                    self._tree_indexes.pop(run_id, None)
                 self._vectors.pop(run_id, None)
             self._bm25.pop(cid, None)
         return {"corpus": corpus, "added": len(ids), "skipped_empty": parsed.skipped_empty,
@@ -84,6 +90,7 @@ class UpdateVerbs:
         if len(live) - len(ext_ids) < 1:
             raise InputError("a corpus must keep at least one document")
         runs = [r["run_id"] for r in self.store.list_runs(cid) if r["status"] == "done"]
+        new_trees = {}
         with self._lock:
             with self.store.transaction():
                 ids = self.store.mark_removed(cid, ext_ids)
@@ -91,12 +98,21 @@ class UpdateVerbs:
                     trees = self.store.list_trees(run_id)
                     if trees:
                         tree, terms, reps = self.store.read_tree(run_id)
-                        self.store.write_tree(run_id, trees[-1]["rebuild"], tree_remove(tree, ids, strict=False),
-                                              terms, reps, trees[-1]["stats"])
+                        new_trees[run_id] = (tree_remove(tree, ids, strict=False), terms, reps)
+                        self.store.write_tree(run_id, trees[-1]["rebuild"], new_trees[run_id][0], terms, reps,
+                                              trees[-1]["stats"])
             for run_id in runs:
                 if run_id in self._indexes:
                     self._indexes[run_id].remove(ids)
-                self._trees.pop(run_id, None)
+                if run_id in new_trees:
+                    self._trees[run_id] = new_trees[run_id]
+                else:
+                    self._trees.pop(run_id, None)
+                if run_id in self._tree_indexes and run_id in new_trees:
+                    self._tree_indexes[run_id][1].remove(ids)
+                    self._tree_indexes[run_id] = (new_trees[run_id][0], self._tree_indexes[run_id][1])
+                else:
+                    self._tree_indexes.pop(run_id, None)
                 self._vectors.pop(run_id, None)
             self._bm25.pop(cid, None)
         return {"corpus": corpus, "removed": len(ids), "runs_updated": runs}

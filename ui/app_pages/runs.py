@@ -92,13 +92,16 @@ def actions(run: dict) -> None:
     if run["status"] == "done":
         if splits:
             st.markdown("**Evaluate** against the corpus's qrels")
-            c1, c2, c3 = st.columns([2, 2, 1])
+            c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
             split = c1.selectbox("Split", splits, index=splits.index("test") if "test" in splits else 0,
                                  key=f"eval_split_{rid}")
             bm25 = c2.checkbox("Also BM25", value=True, key=f"eval_bm25_{rid}")
-            if c3.button("Evaluate", key=f"eval_{rid}"):
+            hybrid = c3.checkbox("Also hybrid", value=False, key=f"eval_hybrid_{rid}",
+                                 help="dense + BM25 fused, the dense weight fitted on another split's qrels "
+                                      "(train first) where the corpus has one")
+            if c4.button("Evaluate", key=f"eval_{rid}"):
                 with friendly_errors("Evaluation"), st.spinner("Evaluating…"):
-                    ws.evaluate(run["corpus"], run=rid, split=split, bm25=bm25)
+                    ws.evaluate(run["corpus"], run=rid, split=split, bm25=bm25, mode="hybrid" if hybrid else "dense")
                     st.rerun()
         st.markdown("**Export**")
         c1, c2, c3 = st.columns(3)

@@ -1,7 +1,9 @@
 """Search: the starting encoder, a trained encoder and BM25 side by side; each hit with its tree path and,
-for the trained encoder, how its rank moved against the starting one."""
+for the trained encoder, how its rank moved against the starting one. In hybrid mode the two encoder columns
+fuse their dense ranking with BM25, and each hit says where it stood in each list."""
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from ui.common import (active_runs, baseline_run, friendly_errors, get_workspace, live_progress, md_escape,
@@ -27,6 +29,11 @@ def rank_changes(before: list, after: list) -> dict[int, str]:
 BADGE = {"new": ":blue-background[new]", "=": ":gray[=]"}
 
 
+def sources(ranks: dict) -> str:
+    """Where a fused hit stood in each list: 'dense #3 · BM25 #1' ('—' when outside the top candidates)."""
+    return " · ".join(f"{'BM25' if k == 'bm25' else k} {'#' + str(r) if r else '—'}" for k, r in ranks.items())
+
+
 def show_hits(hits: list, changes: dict[int, str] | None = None) -> None:
     if not hits:
         st.caption("No hits.")
@@ -36,10 +43,32 @@ def show_hits(hits: list, changes: dict[int, str] | None = None) -> None:
             c = changes.get(h.doc_id, "")
             mark = BADGE.get(c) or (f":green[{c}]" if c.startswith("▲") else f":red[{c}]")
         path = " › ".join(md_escape(p) for p in h.path_labels)
+        fused = f" · {sources(h.ranks)}" if h.ranks else ""
         st.container(border=True).markdown(
             f"**{h.rank}. {md_escape(h.title or h.ext_id)}** {mark}  \n"
-            f":gray[score {h.score:.3f} · {md_escape(h.ext_id)}]\n\n{md_escape(h.snippet)}"
+            f":gray[score {h.score:.3f} · {md_escape(h.ext_id)}{fused}]\n\n{md_escape(h.snippet)}"
             + (f"\n\n:gray[:material/account_tree: {path}]" if path else ""))
+
+
+def show_route(run: int) -> None:
+    """The leaf clusters the query visited in the run's tree index, and the share of an exact search it cost."""
+    route = ws.tree_route(corpus, query, run=run)
+    share = route["distance_computations"] / max(route["documents"], 1)
+    with st.expander(f"Tree route: {len(route['leaves'])} leaf clusters, {share:.1%} of an exact search"):
+        st.caption(f"{route['distance_computations']:,} similarity computations (centroids on the way down + "
+                   f"documents in the visited leaves) instead of {route['documents']:,}.")
+        st.dataframe(pd.DataFrame([{"leaf": f"#{leaf['node']}", "label": leaf["label"], "documents": leaf["size"],
+                                    "similarity": round(leaf["similarity"], 3)} for leaf in route["leaves"]]),
+                     hide_index=True, key=f"search_route_{run}")
+
+
+def weight_caption(run: int) -> str:
+    """How the hybrid column fuses, for its caption (fits the weight on the train qrels on first use)."""
+    fit = ws.fusion_weight(corpus, run)
+    if fit["split"]:
+        return (f"dense weight {fit['weight']:.2f}, fitted on {fit['queries']} {md_escape(fit['split'])} "
+                "queries")
+    return f"dense weight {fit['weight']:.2f} (the default: this corpus has no train qrels to fit it on)"
 
 
 st.title("Search")
@@ -58,7 +87,7 @@ if base is None:
 
 others = [r for r in ws.runs(corpus) if r["status"] == "done" and r["run_id"] != base]
 others.sort(key=lambda r: (r["kind"] == "train", r["run_id"]))  # newest trained run last = default
-c1, c2, c3 = st.columns([4, 2, 1])
+c1, c2, c3, c4 = st.columns([4, 2, 1, 2])
 examples = EXAMPLES.get(corpus, [])
 query = c1.text_input("Query", key="search_query", placeholder=f"e.g. {examples[0]}" if examples else
                       "type a query and press Enter")
@@ -66,6 +95,14 @@ trained = c2.selectbox("Trained encoder", [r["run_id"] for r in others], index=l
                        format_func={r["run_id"]: run_label(r) for r in others}.get, key="search_trained",
                        placeholder="no trained run yet")
 k = int(c3.number_input("Hits", min_value=1, max_value=100, value=10, key="search_k"))
+mode = c4.segmented_control("Encoder columns", ["dense", "hybrid"], default="dense", key="search_mode",
+                            help="hybrid: each encoder's ranking fused with BM25 (normalised scores, the dense "
+                                 "weight fitted on the corpus's train qrels where it has them)") or "dense"
+via_tree = st.toggle("Search through the tree", key="search_tree",
+                     help="The run's tree as the index: a beam search down its levels picks a few leaf clusters "
+                          "and only their documents are scored (instead of every document). Shows which leaves "
+                          "each query visited and what share of an exact search it cost.")
+index_kind = "tree" if via_tree else "auto"
 if examples and not query:
     pick = st.pills("Try", examples, key="search_example")
     query = pick or ""
@@ -76,20 +113,33 @@ if not query.strip():
 cols = st.columns(3)
 base_hits: list = []
 with cols[0]:
-    st.subheader("Starting encoder")
-    st.caption(f"run #{base} (zero-shot)")
+    st.subheader("Starting encoder" + (" + BM25" if mode == "hybrid" else ""))
     with friendly_errors("Search"):
-        base_hits = ws.search(corpus, query, run=base, k=k)
+        if mode == "hybrid":
+            with st.spinner("Fitting the hybrid weight…"):
+                st.caption(f"run #{base} (zero-shot) + BM25 · {weight_caption(base)}")
+        else:
+            st.caption(f"run #{base} (zero-shot)")
+        base_hits = ws.search(corpus, query, run=base, k=k, mode=mode, index_kind=index_kind)
         show_hits(base_hits)
+        if via_tree:
+            show_route(base)
 with cols[1]:
-    st.subheader("Trained encoder")
+    st.subheader("Trained encoder" + (" + BM25" if mode == "hybrid" else ""))
     if trained is None:
         st.info("No trained run yet: train one on the **Train** page to compare it here.")
     else:
-        st.caption(f"run #{trained} · ▲/▼ rank change against the starting encoder")
         with friendly_errors("Search"):
-            hits = ws.search(corpus, query, run=trained, k=k)
+            if mode == "hybrid":
+                with st.spinner("Fitting the hybrid weight…"):
+                    st.caption(f"run #{trained} + BM25 · {weight_caption(trained)} · ▲/▼ against the column "
+                               "on the left")
+            else:
+                st.caption(f"run #{trained} · ▲/▼ rank change against the starting encoder")
+            hits = ws.search(corpus, query, run=trained, k=k, mode=mode, index_kind=index_kind)
             show_hits(hits, rank_changes(base_hits, hits))
+            if via_tree:
+                show_route(trained)
 with cols[2]:
     st.subheader("BM25")
     st.caption("lexical reference (word overlap)")
