@@ -294,7 +294,7 @@ def run_size(n: int, args) -> dict:
         # are separate loops (in the app a search touches one index, and a flat search's OpenMP workers
         # would otherwise still be spinning when the next query is encoded).
         enc = ws.encoder(args.model, "auto", 256)
-        res.update(latency(ws, run, enc, flat, hnsw, args))
+        res.update(latency(ws, run, enc, flat, hnsw, args, texts))
         log(f"[N={n}] latency p50: encode {res['encode_query_p50_ms']} ms, exact {res['exact_search_p50_ms']} ms, "
             f"hnsw {res['hnsw_search_p50_ms']} ms, Workspace.search {res['ws_search_p50_ms']} ms "
             f"(diagnostic, 1 torch thread: encode {res['diag_encode_query_p50_ms_1thread']} ms)")
@@ -332,9 +332,12 @@ def run_size(n: int, args) -> dict:
     return res
 
 
-def latency(ws, run: int, enc, flat, hnsw, args) -> dict:
+def latency(ws, run: int, enc, flat, hnsw, args, texts: list[str]) -> dict:
     from hce_engine.threads import one_thread_if
     queries = real_queries(args.latency_queries)
+    # hybrid queries: the real claim plus one document's pseudo-words, so BM25 walks real postings lists
+    rng = np.random.default_rng(args.seed)
+    mixed = {q: f"{q} {texts[int(rng.integers(len(texts)))]}" for q in queries}
     for q in queries[:5]:  # warm-up (first calls allocate)
         qv = enc.encode([q])
         flat.search(qv, 10)
@@ -366,7 +369,7 @@ def latency(ws, run: int, enc, flat, hnsw, args) -> dict:
         ws.search("synthetic", q, run=run, k=10)
         t["ws"].append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        ws.search("synthetic", q, run=run, k=10, mode="hybrid")  # no qrels: the default weight
+        ws.search("synthetic", mixed[q], run=run, k=10, mode="hybrid")  # no qrels: the default weight
         t["hy"].append(time.perf_counter() - t0)
 
     block = 10

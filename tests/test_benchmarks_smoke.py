@@ -144,3 +144,26 @@ def test_import_fuzz_smoke(tmp_path):
     rows = json.loads(out.read_text())["rows"]
     assert [r["importer"] for r in rows] == ["jsonl", "zip"]
     assert all(r["cases"] >= 10 and r["failure"] == 0 for r in rows), rows
+
+
+def test_hybrid_smoke(tmp_path):
+    out = tmp_path / "hybrid.json"
+    proc = run_script("hybrid.py", "--smoke", "--out", str(out))
+    assert "RRF" in proc.stdout and "scifact-titles" in proc.stdout
+    data = json.loads(out.read_text())
+    assert data["smoke"] is True and [r["collection"] for r in data["rows"]] == ["scifact", "scifact-titles"]
+    for row in data["rows"]:
+        for system in ("bm25", "dense", "hybrid_fitted", "hybrid_default", "rrf"):
+            assert 0.0 <= row[system]["ndcg_at_10"] <= 1.0, system
+        assert row["fit"]["split"] == "train" and len(row["test_sweep"]) == 21
+
+
+def test_tree_index_smoke(tmp_path):
+    out = tmp_path / "tree_index.json"
+    proc = run_script("tree_index.py", "--smoke", "--out", str(out))
+    assert "tree (defaults)" in proc.stdout
+    (res,) = json.loads(out.read_text())["results"]
+    assert set(res["rows"]) == {"exact", "hnsw", "ivf", "tree", "tree (defaults)"}
+    assert res["rows"]["exact"]["recall_at_10"] == 1.0 and res["rows"]["exact"]["share_of_exact"] == 1.0
+    for row in res["rows"].values():
+        assert 0.0 <= row["recall_at_10"] <= 1.0 and row["dist_per_query"] > 0 and row["p50_ms"] > 0

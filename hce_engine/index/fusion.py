@@ -40,7 +40,7 @@ FUSIONS = ("weighted", "rrf")
 #: The dense index a search goes through: the run's own (exact below 100k documents, else HNSW), or its tree.
 INDEX_KINDS = ("auto", "tree")
 #: Dense weight used where no judged queries fit one (measured in benchmarks/README.md, "Hybrid search").
-DEFAULT_WEIGHT = 0.6
+DEFAULT_WEIGHT = 0.8
 DENSE_FLOOR = -1.0  # cosine similarity of unit vectors
 LEXICAL_FLOOR = 0.0  # BM25 scores are >= 0
 RRF_C = 60

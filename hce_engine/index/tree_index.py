@@ -129,7 +129,7 @@ class TreeIndex:
             if not np.isin(leaves, self._leaves).all():
                 raise ValueError("documents must go under leaf clusters")
             self._ivf.add_core(len(ids), faiss.swig_ptr(vectors), faiss.swig_ptr(ids), faiss.swig_ptr(leaves))
-            np.add.at(self._list_size, leaves, 1)
+            self._list_size += np.bincount(leaves, minlength=len(self._list_size))
             self._move(leaves, vectors.astype(np.float64))
             self._leaf_of.update(zip(ids.tolist(), leaves.tolist()))
 
@@ -143,7 +143,7 @@ class TreeIndex:
             vecs = self._ivf.reconstruct_batch(known).astype(np.float64)
             self._ivf.remove_ids(faiss.IDSelectorArray(len(known), faiss.swig_ptr(known)))
             leaves = np.asarray([self._leaf_of.pop(i) for i in known.tolist()], dtype=np.int64)
-            np.add.at(self._list_size, leaves, -1)
+            self._list_size -= np.bincount(leaves, minlength=len(self._list_size))
             self._move(leaves, -vecs)
             return len(known)
 
@@ -152,12 +152,14 @@ class TreeIndex:
         touched = []
         nodes = leaves
         while len(nodes):
-            np.add.at(self._sums, nodes, delta)
-            touched.append(np.unique(nodes))
-            up = self._parent[nodes]
-            keep = up >= 0
-            nodes, delta = up[keep], delta[keep]
-        touched = np.unique(np.concatenate(touched))
+            order = np.argsort(nodes, kind="stable")
+            nodes, first = np.unique(nodes[order], return_index=True)
+            delta = np.add.reduceat(delta[order], first, axis=0)  # one row per distinct node
+            self._sums[nodes] += delta
+            touched.append(nodes)
+            keep = self._parent[nodes] >= 0
+            nodes, delta = self._parent[nodes][keep], delta[keep]
+        touched = np.concatenate(touched)
         norm = np.linalg.norm(self._sums[touched], axis=1, keepdims=True)
         fresh = np.where(norm > 1e-12, self._sums[touched] / np.maximum(norm, 1e-12), self._fallback[touched])
         self._centroid[touched] = fresh.astype(np.float32)
