@@ -101,7 +101,7 @@ def test_sample_app_end_to_end(server, tmp_path):
             main = page.locator('[data-testid="stMain"]')
             assert main.get_by_text("score ").count() == 20  # 10 dense + 10 BM25
             # hybrid mode through the tree: fused hits say where they stood; the route lists the visited leaves
-            main.get_by_role("button", name="hybrid", exact=True).click()
+            main.get_by_test_id("stButtonGroup").get_by_text("hybrid", exact=True).click()
             main.get_by_text("Starting encoder + BM25").wait_for(timeout=60_000)
             page.get_by_text("Search through the tree").click()
             main.get_by_text("Tree route:").first.wait_for(timeout=60_000)
