@@ -148,6 +148,39 @@ def cmd_eval(ws, a) -> int:
     return 0
 
 
+def cmd_explain(ws, a) -> int:
+    from .views import explain
+    cid = ws.store.corpus_id(a.corpus)
+    doc = ws.store.documents(cid)
+    doc = doc[doc["ext_id"] == a.doc]
+    if doc.empty:
+        raise NotFoundError(f"no document {a.doc!r} in corpus {a.corpus!r}")
+    run = a.run if a.run is not None else ws.ensure_run(a.corpus)
+    out = explain(ws, run, a.query, int(doc.iloc[0]["doc_id"]), compare_run=a.compare)
+    if a.json:
+        print(json.dumps(out))
+        return 0
+    r = out["retrievers"]
+
+    def place(x: dict | None) -> str:
+        return "-" if x is None else f"rank {x['rank'] or '-'} (score {x['score']:.3f})"
+    print(f"[{out['doc']['ext_id']}] {out['doc']['title']} for {out['query']!r}")
+    print(f"  run {out['run_id']}: {place(r['run'])}" + (f"   starting encoder (run {out['compare_run']}): "
+                                                         f"{place(r.get('start'))}" if "start" in r else ""))
+    print(f"  BM25: {place(r['bm25']) if r['bm25']['rank'] else 'no word in common'}"
+          + (f"; shared words: {', '.join(out['shared_words'])}" if out["shared_words"] else ""))
+    print("  path through the tree (the query's similarity; * where the query would have taken another branch):")
+    for p in out["path"]:
+        other = "" if p["took_branch"] else f"   * query's branch: {p['query_branch_label']} ({p['query_branch_score']:.3f})"
+        print(f"    {p['level']}. {p['label']:<40s} {p['score']:.3f}  rank {p['rank']}/{p['n_candidates']}{other}")
+    print(f"    leaf: rank {out['leaf']['rank']} of {out['leaf']['n_candidates']} documents in its cluster")
+    for key, word in (("moved_up", "up"), ("moved_down", "down")):
+        if out[key]:
+            print(f"  moved {word} most with training: " + "; ".join(
+                f"{m['title'][:40]} {m['rank_compare']}->{m['rank']}" for m in out[key]))
+    return 0
+
+
 def cmd_runs(ws, a) -> int:
     rows = ws.runs(a.corpus)
     if a.json:
@@ -463,6 +496,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--bm25", action="store_true", help="also score BM25 as the lexical reference")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_eval)
+
+    s = sub.add_parser("explain", help="why a document ranks where it does for a query: tree path, the starting "
+                                       "and trained encoders, BM25, shared words, what training moved")
+    s.add_argument("--corpus", required=True)
+    s.add_argument("--run", type=int, help="default: the latest finished run")
+    s.add_argument("--compare", type=int, help="the 'before' run (default: the run's starting encoder)")
+    s.add_argument("--query", required=True)
+    s.add_argument("--doc", required=True, help="the document's id in the corpus")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_explain)
 
     s = sub.add_parser("add", help="add documents to a corpus and every finished run, without retraining")
     s.add_argument("--corpus", required=True)

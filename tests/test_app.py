@@ -96,7 +96,7 @@ def test_sample_in_one_click_then_search_and_runs(app):
     app.text_input(key="search_query").input("a program that never ends").run()
     assert not app.exception and not app.error
     heads = texts(app.subheader)
-    assert heads == ["Starting encoder", "Trained encoder", "BM25"]
+    assert heads == ["Starting encoder", "Trained encoder", "BM25", "Why this rank?"]
     hits = [t for t in texts(app.markdown) if t.startswith("**1. ")]
     assert len(hits) == 2  # rank 1 of the starting encoder and of BM25 (no trained run yet)
     assert any("No trained run yet" in t for t in texts(app.info))
@@ -210,7 +210,7 @@ def test_train_estimate_start_cancel_and_finish(app, toy_beir):
     assert any(b in badges for b in ("▲", "▼", "=", "new"))
     app.segmented_control(key="search_mode").set_value("hybrid").run()
     assert not app.exception and not app.error, texts(app.error)
-    assert texts(app.subheader) == ["Starting encoder + BM25", "Trained encoder + BM25", "BM25"]
+    assert texts(app.subheader) == ["Starting encoder + BM25", "Trained encoder + BM25", "BM25", "Why this rank?"]
     assert sum("fitted on 15 train queries" in t for t in texts(app.caption)) == 2
     fused = [t for t in texts(app.markdown) if t.startswith("**1. ")]
     assert len(fused) == 3 and all("dense #" in t and "BM25 #" in t for t in fused[:2])
@@ -219,6 +219,14 @@ def test_train_estimate_start_cancel_and_finish(app, toy_beir):
     routes = [e.label for e in app.expander if e.label.startswith("Tree route")]
     assert len(routes) == 2 and all("of an exact search" in r for r in routes)
     assert len([t for t in texts(app.markdown) if t.startswith("**1. ")]) == 3
+    first = ws().search("toy", "rocket launch", run=run_id, k=1)[0]
+    app.selectbox(key="search_explain").set_value(first.doc_id).run()
+    assert not app.exception and not app.error, texts(app.error)
+    labels = {m.label for m in app.metric}
+    assert {f"Run #{run_id}", "BM25"} <= labels and any(lbl.startswith("Starting encoder (run #") for lbl in labels)
+    [path] = [d.value for d in app.dataframe if "its branch" in d.value.columns]
+    assert list(path.columns)[:3] == ["level", "its branch", "query similarity"]
+    assert len(path) == ws().tree(run_id)[0].depth + 1
 
 
 def test_runs_compare_and_evaluate(app, toy_beir):

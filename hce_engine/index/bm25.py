@@ -11,10 +11,12 @@ that actually match (score > 0; Lucene IDF is always positive), padding the rest
 """
 from __future__ import annotations
 
+import re
 import threading
 from typing import Sequence
 
 import bm25s
+import bm25s.stopwords
 import numpy as np
 import Stemmer
 
@@ -22,6 +24,7 @@ __all__ = ["BM25Index"]
 
 _STOPWORDS = "en"
 _LANGUAGE = "english"
+_STOPWORD_SET = frozenset(bm25s.stopwords.STOPWORDS_EN)
 
 
 class BM25Index:
@@ -79,6 +82,22 @@ class BM25Index:
         if not token_ids:
             return None
         return np.asarray(self._retriever.get_scores_from_ids(token_ids), dtype=np.float32)
+
+    def all_scores(self, query: str) -> np.ndarray:
+        """float32 (n,) BM25 score of every document, aligned with :meth:`ids` (zeros when nothing matches)."""
+        with self._lock:
+            scores = self._scores(query) if self._doc_ids.size else None
+        return np.zeros(self._doc_ids.size, np.float32) if scores is None else scores
+
+    def shared_terms(self, query: str, text: str) -> list[str]:
+        """The query's words (as typed, lowercased, in order) whose stem also occurs in ``text``: the words
+        BM25 matches, stop words excluded."""
+        words = list(dict.fromkeys(w for w in re.findall(r"(?u)\b\w\w+\b", (query or "").lower())
+                                   if w not in _STOPWORD_SET))
+        with self._lock:
+            have = set(self._stemmer.stemWords(re.findall(r"(?u)\b\w\w+\b", (text or "").lower())))
+            stems = self._stemmer.stemWords(words)
+        return [w for w, st in zip(words, stems) if st in have]
 
     def score_ids(self, query: str, ids: np.ndarray) -> np.ndarray:
         """float32 (m,) BM25 scores of one query for the given document ids (0 for ids not indexed)."""

@@ -8,6 +8,7 @@ Every view takes the :class:`~hce_engine.workspace.Workspace` as its first argum
   one node's documents and children, quality statistics per level and rebuild, and how two trees differ.
 * :func:`projection`, :func:`ensure_projection`, :func:`map_frame`, :func:`place_query` - the 2-D map.
 * :func:`corpus_stats` - document lengths, duplicates, queries and qrels per split.
+* :func:`explain` - why a document ranks where it does for a query: tree path, three retrievers, movers.
 
 No Streamlit import here; the page scripts in ``ui/pages`` draw what these return.
 """
@@ -88,11 +89,12 @@ def snippet(text: str, limit: int = 200) -> str:
 
 # Public views (imported after the helpers above, which the view modules use).
 from .corpus_stats import corpus_stats  # noqa: E402
+from .explain import explain  # noqa: E402
 from .map import ensure_projection, map_frame, place_query, projection, projection_status  # noqa: E402
 from .siblings import (default_compare_run, doc_queries, find_documents, judged_queries,  # noqa: E402
                        siblings_view)
 from .tree_compare import compare_trees, list_rebuilds, node_detail, tree_overview, tree_quality  # noqa: E402
 
-__all__ = ["siblings_view", "doc_queries", "find_documents", "judged_queries", "default_compare_run",
+__all__ = ["explain", "siblings_view", "doc_queries", "find_documents", "judged_queries", "default_compare_run",
            "compare_trees", "tree_overview", "node_detail", "tree_quality", "list_rebuilds",
            "projection", "ensure_projection", "projection_status", "map_frame", "place_query", "corpus_stats"]

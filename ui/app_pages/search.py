@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from hce_engine.views import explain
 from ui.common import (active_runs, baseline_run, friendly_errors, get_workspace, live_progress, md_escape,
                        pick_corpus, run_label)
 
@@ -62,6 +63,40 @@ def show_route(run: int) -> None:
                      hide_index=True, key=f"search_route_{run}")
 
 
+def show_explain(why: dict) -> None:
+    """The explain view: ranks under each retriever, shared words, the tree path, what training moved."""
+    r = why["retrievers"]
+    cols = st.columns(3)
+    cols[0].metric(f"Run #{why['run_id']}", f"#{r['run']['rank']}", help=f"cosine {r['run']['score']:.3f}")
+    if "start" in r:
+        moved = r["start"]["rank"] - r["run"]["rank"]
+        cols[1].metric(f"Starting encoder (run #{why['compare_run']})", f"#{r['start']['rank']}",
+                       delta=f"{moved:+d} places with training" if moved else "unchanged",
+                       help=f"cosine {r['start']['score']:.3f}")
+    cols[2].metric("BM25", f"#{r['bm25']['rank']}" if r["bm25"]["rank"] else "no match",
+                   help=f"score {r['bm25']['score']:.2f}")
+    words = ", ".join(f"**{md_escape(w)}**" for w in why["shared_words"])
+    st.markdown(f"Words it shares with the query (what BM25 matches): {words or '*none*'}")
+    rows = [{"level": p["level"], "its branch": p["label"], "query similarity": round(p["score"], 3),
+             "rank among siblings": f"{p['rank']} of {p['n_candidates']}",
+             "the query's own branch": "= its branch" if p["took_branch"] else
+             f"{p['query_branch_label']} ({p['query_branch_score']:.3f})"} for p in why["path"]]
+    rows.append({"level": len(rows) + 1, "its branch": f"the document, in leaf {why['leaf']['label']}",
+                 "query similarity": round(r["run"]["score"], 3),
+                 "rank among siblings": f"{why['leaf']['rank']} of {why['leaf']['n_candidates']}",
+                 "the query's own branch": ""})
+    st.markdown("**Its path through the tree**: at each level HCE's loss asks the query to prefer this branch over "
+                "its siblings.")
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="search_explain_path")
+    if why["moved_up"] or why["moved_down"]:
+        st.markdown("**What training moved** for this query (rank before → after)")
+        c1, c2 = st.columns(2)
+        for col, key, title in ((c1, "moved_up", "Up"), (c2, "moved_down", "Down")):
+            col.caption(title)
+            col.dataframe(pd.DataFrame([{"document": m["title"], "before": m["rank_compare"], "after": m["rank"]}
+                                        for m in why[key]]), hide_index=True, key=f"search_{key}")
+
+
 def weight_caption(run: int) -> str:
     """How the hybrid column fuses, for its caption (fits the weight on the train qrels on first use)."""
     fit = ws.fusion_weight(corpus, run)
@@ -112,6 +147,8 @@ if not query.strip():
 
 cols = st.columns(3)
 base_hits: list = []
+hits: list = []
+bm25_hits: list = []
 with cols[0]:
     st.subheader("Starting encoder" + (" + BM25" if mode == "hybrid" else ""))
     with friendly_errors("Search"):
@@ -144,4 +181,19 @@ with cols[2]:
     st.subheader("BM25")
     st.caption("lexical reference (word overlap)")
     with friendly_errors("BM25"):
-        show_hits(ws.bm25_search(corpus, query, k=k, run_for_paths=trained if trained is not None else base))
+        bm25_hits = ws.bm25_search(corpus, query, k=k, run_for_paths=trained if trained is not None else base)
+        show_hits(bm25_hits)
+
+st.divider()
+st.subheader("Why this rank?")
+shown = {h.doc_id: h.title or h.ext_id for h in [*hits, *base_hits, *bm25_hits]}
+run_for = trained if trained is not None else base
+pick = st.selectbox("A hit to explain", list(shown), format_func=shown.get, index=None, key="search_explain",
+                    placeholder="pick any hit above")
+if pick is None:
+    st.caption("Its path through the tree (which branch the query would have taken at each level, against the "
+               "siblings HCE contrasts it with), its rank under each retriever, the words it shares with the query, "
+               "and the documents training moved most for this query.")
+    st.stop()
+with friendly_errors("Explain"), st.spinner("Explaining…"):
+    show_explain(explain(ws, run_for, query, pick))
