@@ -203,7 +203,11 @@ def test_map_page(trained):
     ok(at)
     figs = charts(at)
     assert len(figs) == 2  # before | after, side by side
-    assert sum(n_points(t) for t in figs[1]["data"]) == 36
+    assert sum(n_points(t) for t in figs[1]["data"] if t.get("name") != "labels") == 36
+    [marks] = [t for t in figs[1]["data"] if t.get("name") == "labels"]  # node labels written on the map
+    assert marks["mode"] == "text" and marks["text"] and all(t.startswith("<b>") for t in marks["text"])
+    at.toggle(key="map_labels").set_value(False).run()
+    assert not any(t.get("name") == "labels" for t in charts(at)[1]["data"])
     at.number_input(key="map_level").set_value(3).run()
     at.text_input(key="map_query").input("bake bread oven").run()
     ok(at)

@@ -291,3 +291,25 @@ def test_corpus_stats(tmp_path, fake_model, toy_beir):
         assert d["with_title"] == 0 and d["splits"] == [] and d["queries"] == 0
     finally:
         ws.close()
+
+
+def test_map_labels_are_placed_biggest_first_without_overlap():
+    import pandas as pd
+
+    from hce_engine.views import map_labels
+    rng = np.random.default_rng(0)
+    rows = []
+    for node, (cx, cy, n) in enumerate([(0, 0, 50), (0.5, 0, 30), (5, 5, 20), (10, 0, 2), (5, -5, 10)], start=1):
+        for _ in range(n):
+            rows.append({"x": cx + 0.05 * rng.normal(), "y": cy + 0.05 * rng.normal(), "node_at_level": node,
+                         "label": f"topic {node} words"})
+    frame = pd.DataFrame(rows)
+    labels = map_labels(frame, width=600, height=400)
+    assert list(labels["node"]) == [1, 3, 5]  # 2 overlaps 1 (biggest wins); 4 has too few points
+    assert labels["font_size"].is_monotonic_decreasing and labels["font_size"].between(11, 18).all()
+    one = labels.iloc[0]
+    assert abs(one["x"] - frame[frame.node_at_level == 1]["x"].median()) < 1e-9 and one["size"] == 50
+    assert len(map_labels(frame, max_labels=1)) == 1
+    assert map_labels(frame.assign(label="")).empty
+    # the same frame drawn larger has room for the neighbour's label too
+    assert 2 in set(map_labels(frame, width=6000, height=4000)["node"])

@@ -6,7 +6,8 @@ Every view takes the :class:`~hce_engine.workspace.Workspace` as its first argum
   against its siblings (scores, ranks, loss terms), optionally under a second run's encoder on the same tree.
 * :func:`tree_overview`, :func:`node_detail`, :func:`tree_quality`, :func:`compare_trees` - the hierarchy,
   one node's documents and children, quality statistics per level and rebuild, and how two trees differ.
-* :func:`projection`, :func:`ensure_projection`, :func:`map_frame`, :func:`place_query` - the 2-D map.
+* :func:`projection`, :func:`ensure_projection`, :func:`map_frame`, :func:`map_labels`, :func:`place_query` -
+  the 2-D map and where its node labels go.
 * :func:`corpus_stats` - document lengths, duplicates, queries and qrels per split.
 * :func:`explain` - why a document ranks where it does for a query: tree path, three retrievers, movers.
 
@@ -90,11 +91,11 @@ def snippet(text: str, limit: int = 200) -> str:
 # Public views (imported after the helpers above, which the view modules use).
 from .corpus_stats import corpus_stats  # noqa: E402
 from .explain import explain  # noqa: E402
-from .map import ensure_projection, map_frame, place_query, projection, projection_status  # noqa: E402
+from .map import ensure_projection, map_frame, map_labels, place_query, projection, projection_status  # noqa: E402
 from .siblings import (default_compare_run, doc_queries, find_documents, judged_queries,  # noqa: E402
                        siblings_view)
 from .tree_compare import compare_trees, list_rebuilds, node_detail, tree_overview, tree_quality  # noqa: E402
 
 __all__ = ["explain", "siblings_view", "doc_queries", "find_documents", "judged_queries", "default_compare_run",
            "compare_trees", "tree_overview", "node_detail", "tree_quality", "list_rebuilds",
-           "projection", "ensure_projection", "projection_status", "map_frame", "place_query", "corpus_stats"]
+           "projection", "ensure_projection", "projection_status", "map_frame", "map_labels", "place_query", "corpus_stats"]

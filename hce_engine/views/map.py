@@ -215,3 +215,47 @@ def place_query(ws, run_id: int, query: str, k: int = 10, align_to: int | None =
     w /= w.sum()
     return {"query": query.strip(), "x": float(w @ df["x"].to_numpy()), "y": float(w @ df["y"].to_numpy()),
             "hits": df}
+
+
+def map_labels(frame: pd.DataFrame, max_labels: int = 40, width: float = 900.0, height: float = 560.0,
+               min_points: int = 3) -> pd.DataFrame:
+    """Where to write each tree node's label on the map: at its documents' median point, biggest nodes
+    first, none overlapping.
+
+    Args:
+        frame: :func:`map_frame` output (x, y, node_at_level, label).
+        max_labels: at most this many labels.
+        width, height: the drawing's size in pixels; label boxes are estimated in pixels (7 px per character
+            at 12 px, scaled with the font) and mapped to data units, so "no overlap" holds at that size.
+        min_points: nodes with fewer mapped documents get no label.
+
+    Returns:
+        DataFrame(node, label, x, y, size, font_size), one row per label placed, biggest node first.
+        ``font_size`` (11-18 px) grows with the square root of the node's share of the documents.
+    """
+    cols = ["node", "label", "x", "y", "size", "font_size"]
+    have = frame[(frame["node_at_level"] >= 0) & (frame["label"] != "")]
+    if have.empty:
+        return pd.DataFrame(columns=cols)
+    groups = have.groupby("node_at_level")
+    stats = pd.DataFrame({"x": groups["x"].median(), "y": groups["y"].median(), "size": groups.size(),
+                          "label": groups["label"].first()})
+    stats = stats[stats["size"] >= min_points].sort_values(["size", "label"], ascending=[False, True])
+    xr = float(frame["x"].max() - frame["x"].min()) or 1.0
+    yr = float(frame["y"].max() - frame["y"].min()) or 1.0
+    share = stats["size"] / max(int(stats["size"].sum()), 1)
+    stats["font_size"] = np.clip(11 + 40 * np.sqrt(share), 11, 18).round().astype(int)
+    placed: list[tuple[float, float, float, float]] = []
+    rows = []
+    for node, r in stats.iterrows():
+        w = len(str(r["label"])) * 0.58 * r["font_size"] / width * xr  # half-widths below
+        h = 1.3 * r["font_size"] / height * yr
+        box = (r["x"] - w / 2, r["x"] + w / 2, r["y"] - h / 2, r["y"] + h / 2)
+        if any(box[0] < b[1] and b[0] < box[1] and box[2] < b[3] and b[2] < box[3] for b in placed):
+            continue
+        placed.append(box)
+        rows.append({"node": int(node), "label": str(r["label"]), "x": float(r["x"]), "y": float(r["y"]),
+                     "size": int(r["size"]), "font_size": int(r["font_size"])})
+        if len(rows) >= max_labels:
+            break
+    return pd.DataFrame(rows, columns=cols)

@@ -80,6 +80,10 @@ if corpus:
         query = c2.text_input("Place a query on the map", key="map_query", placeholder="type a query")
         same_tree = c3.toggle("One tree for both", value=True, key="map_same_tree", disabled=compare is None,
                               help="Colour both maps by this run's tree, to see where its clusters went.")
+        show_labels = c3.toggle("Node labels", value=True, key="map_labels",
+                                help="Write each node's label (its most telling words) at its documents' centre, "
+                                     "biggest nodes first, without overlaps; change the level to read the map at "
+                                     "another depth.")
         status = views.ensure_projection(ws, run_id, align_to=compare)
         if status["state"] != "ready":
             wait_for(run_id, compare)
@@ -89,8 +93,9 @@ if corpus:
         if query.strip():
             with friendly_errors("Placing the query"):
                 placed = cached_query(ws, ws.path, run_id, query.strip(), compare)
+        marks = views.map_labels(frame) if show_labels else None
         if compare is None:
-            fig = figs.map_figure(frame, query=placed)
+            fig = figs.map_figure(frame, query=placed, labels=marks)
             event = st.plotly_chart(fig, on_select="rerun", selection_mode=("box", "lasso"), key="map_main")
             show_selection(event, fig, frame)
         else:
@@ -101,10 +106,12 @@ if corpus:
                     placed_b = cached_query(ws, ws.path, compare, query.strip(), None)
             left, right = st.columns(2)
             with left:
-                fig_b = figs.map_figure(before, query=placed_b, title=f"before: {labels[compare]}", height=480)
+                fig_b = figs.map_figure(before, query=placed_b, title=f"before: {labels[compare]}", height=480,
+                                        labels=views.map_labels(before, width=450, height=480) if show_labels else None)
                 event_b = st.plotly_chart(fig_b, on_select="rerun", selection_mode=("box", "lasso"), key="map_before")
             with right:
-                fig = figs.map_figure(frame, query=placed, title=f"after: {labels[run_id]}", height=480)
+                fig = figs.map_figure(frame, query=placed, title=f"after: {labels[run_id]}", height=480,
+                                      labels=views.map_labels(frame, width=450, height=480) if show_labels else None)
                 event = st.plotly_chart(fig, on_select="rerun", selection_mode=("box", "lasso"), key="map_main")
             st.caption("The right map starts from the left one's layout and is rotated/scaled onto it, so "
                        "positions are comparable.")

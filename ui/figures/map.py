@@ -34,13 +34,14 @@ def default_level(level_sizes: dict[int, int], wanted: int = 6) -> int:
 
 
 def map_figure(frame: pd.DataFrame, query: dict | None = None, highlight: set[int] | None = None,
-               title: str | None = None, height: int = 560) -> go.Figure:
+               title: str | None = None, height: int = 560, labels: pd.DataFrame | None = None) -> go.Figure:
     """Scatter of a run's documents coloured by their node at the chosen level.
 
     Args:
         frame: ``map_frame(...)`` (doc_id, ext_id, title, x, y, node_at_level, label, path).
         query: ``place_query(...)`` result; its point (a star) and its hits (ringed) are drawn on top.
         highlight: doc ids to emphasise (others are faded), e.g. a selected node's documents.
+        labels: ``map_labels(...)``: node labels written on the map (white-haloed text, sized by node).
     Every document trace carries the doc id as ``customdata[0]``, so a box/lasso selection maps back to
     documents with :func:`selected_doc_ids`.
     """
@@ -71,6 +72,12 @@ def map_figure(frame: pd.DataFrame, query: dict | None = None, highlight: set[in
     elif n:  # many nodes: a single trace, coloured per node, no legend
         fig.add_trace(trace(frame, f"{len(order)} nodes", frame["node_at_level"].map(colour).tolist(), False,
                             "docs"))
+    if labels is not None and len(labels):
+        fig.add_trace(go.Scatter(
+            x=labels["x"], y=labels["y"], mode="text", name="labels", showlegend=False, hoverinfo="skip",
+            text=[f"<b>{_short(t, 60)}</b>" for t in labels["label"]],
+            textfont={"size": labels["font_size"].tolist(), "color": "#222",
+                      "shadow": "0 0 3px white, 0 0 3px white, 0 0 2px white"}))
     if query is not None:
         hits = query["hits"]
         fig.add_trace(go.Scatter(
