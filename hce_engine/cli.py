@@ -148,6 +148,18 @@ def cmd_eval(ws, a) -> int:
     return 0
 
 
+def cmd_subset(ws, a) -> int:
+    ids = list(a.ids)
+    if a.ids_file:
+        with open(a.ids_file, encoding="utf-8") as f:
+            ids += [line.strip() for line in f if line.strip()]
+    report = ws.subset_corpus(a.corpus, ids, a.name)
+    print(json.dumps(report.to_dict()) if a.json else
+          f"created corpus {report.corpus!r}: {report.documents} documents of {a.corpus!r}, {report.queries} "
+          f"queries judging them")
+    return 0
+
+
 def cmd_explain(ws, a) -> int:
     from .views import explain
     cid = ws.store.corpus_id(a.corpus)
@@ -496,6 +508,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--bm25", action="store_true", help="also score BM25 as the lexical reference")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_eval)
+
+    s = sub.add_parser("subset", help="a new corpus from some documents of another (and their judgements)")
+    s.add_argument("--corpus", required=True)
+    s.add_argument("--name", required=True, help="the new corpus's name")
+    s.add_argument("--ids-file", help="a file with one document id per line")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("ids", nargs="*", help="document ids")
+    s.set_defaults(func=cmd_subset)
 
     s = sub.add_parser("explain", help="why a document ranks where it does for a query: tree path, the starting "
                                        "and trained encoders, BM25, shared words, what training moved")

@@ -69,6 +69,19 @@ def test_search_and_eval_modes(hce, toy_beir):
     assert code == 0 and route["documents"] == 36 and route["leaves"][0]["label"]
 
 
+def test_subset(hce, toy_beir, tmp_path):
+    hce("import", toy_beir, "--name", "toy")
+    ids = tmp_path / "ids.txt"
+    ids.write_text("music-1\nmusic-2\n\n")
+    code, out, _ = hce("subset", "--corpus", "toy", "--name", "few", "--ids-file", str(ids), "space-0", "--json")
+    report = json.loads(out)
+    assert code == 0 and report["documents"] == 3 and report["qrels"] == {"train": 3}
+    code, out, err = hce("subset", "--corpus", "toy", "--name", "more", "nope")
+    assert code == 1 and "nope" in err and "more" not in hce("corpora")[1]
+    code, out, err = hce("subset", "--corpus", "toy", "--name", "few", "music-1")
+    assert code == 1 and "already exists" in err
+
+
 def test_eval_without_run_creates_baseline(hce, toy_beir):
     hce("import", toy_beir, "--name", "toy")
     code, out, _ = hce("eval", "--corpus", "toy", "--split", "train", "--json")

@@ -268,3 +268,26 @@ def test_learn_page_after_training(trained):
     ok(at)
     assert "Tree agreement (leaf ARI)" in [m.label for m in at.metric]
     assert len(charts(at)) == 2
+
+
+def test_map_selection_lists_exports_and_becomes_a_corpus(populated, app_env):
+    at = page("map").run()
+    ok(at)
+    fig = charts(at)[0]
+    doc_ids = [int(d[0]) for t in fig["data"] if t.get("name") not in ("labels",) for d in t["customdata"]][:5]
+    at.session_state["map_main"] = {"selection": {"points": [{"customdata": [d]} for d in doc_ids],
+                                                  "box": [], "lasso": [], "point_indices": []}}
+    at.run()
+    ok(at)
+    assert any("5 selected documents" in m.value for m in at.markdown)
+    assert [b.proto.label for b in at.get("download_button")] == ["Selection as CSV", "Selection as JSONL"]
+    at.text_input(key="map_subset_name_main").input("picked")
+    at.button[-1].click().run()  # the form's submit button sends the name with it
+    ok(at)
+    assert any("Created **picked** with 5 documents" in s.value for s in at.success)
+    from hce_engine import Workspace
+    ws = Workspace(app_env)
+    try:
+        assert len(ws.documents("picked")) == 5
+    finally:
+        ws.close()

@@ -111,6 +111,36 @@ class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExportVerbs):
             self.store.insert_qrels(cid, split, rows)
         return ImportReport(corpus, "queries", 0, 0, len(queries), {split: len(rows)} if rows else {})
 
+    def subset_corpus(self, corpus: str, ext_ids: Sequence[str], name: str) -> ImportReport:
+        """A new corpus holding copies of some of ``corpus``'s documents (e.g. a selection on the map), with
+        the judgements that name them and the queries of those judgements. Nothing is encoded yet."""
+        if not name or len(name) > 100:
+            raise InputError("a corpus name must be 1-100 characters")
+        if self.store.find_corpus(name) is not None:
+            raise InputError(f"a corpus named {name!r} already exists; choose another name")
+        cid = self.store.corpus_id(corpus)
+        wanted = list(dict.fromkeys(str(e) for e in ext_ids))
+        if not wanted:
+            raise InputError("select at least one document")
+        docs = self.store.documents(cid)
+        docs = docs[docs["ext_id"].isin(set(wanted))]
+        missing = sorted(set(wanted) - set(docs["ext_id"]))
+        if missing:
+            raise NotFoundError(f"not in corpus {corpus!r} (or removed): {', '.join(missing[:5])}")
+        keep = set(docs["ext_id"])
+        qrels = {split: [(q, d, v) for q, judged in self.store.qrels(cid, split).items() for d, v in judged.items()
+                         if d in keep] for split in self.store.splits(cid)}
+        texts = self.store.queries(cid)
+        qids = sorted({q for rows in qrels.values() for q, _, _ in rows})
+        with self.store.transaction():
+            new = self.store.create_corpus(name, f"subset of {corpus}")
+            self.store.insert_documents(new, docs["ext_id"].tolist(), docs["title"].tolist(), docs["text"].tolist(),
+                                        [m if isinstance(m, str) else None for m in docs["metadata"]])
+            self.store.insert_queries(new, qids, [texts[q] for q in qids])
+            for split, rows in qrels.items():
+                self.store.insert_qrels(new, split, rows)
+        return ImportReport(name, "subset", len(docs), 0, len(qids), {s: len(r) for s, r in qrels.items() if r})
+
     def add_sample(self, name: str = "jargon") -> ImportReport:
         """Import a bundled sample corpus (see ``sample_corpora/README.md``) under its own name."""
         if name not in SAMPLE_CORPORA:

@@ -48,14 +48,35 @@ def wait_for(run_id: int, compare: int | None) -> None:
     poll()
 
 
-def show_selection(event, fig, frame) -> None:
+def show_selection(event, fig, frame, key: str) -> None:
+    """The documents under a box/lasso selection: listed, counted per tree node, exported, or made a corpus."""
     ids = figs.selected_doc_ids(event, fig)
-    if ids:
-        sel = frame[frame["doc_id"].isin(ids)][["ext_id", "title", "label", "path"]]
-        st.markdown(f"**{len(sel)} selected documents**")
-        st.dataframe(sel, hide_index=True, column_config={"label": "node", "path": "tree path"})
-    else:
+    if not ids:
         st.caption("Draw a box or lasso on the map to list documents.")
+        return
+    sel = frame[frame["doc_id"].isin(ids)]
+    st.markdown(f"**{len(sel)} selected documents** in {sel['node_at_level'].nunique()} tree nodes")
+    st.dataframe(sel[["ext_id", "title", "label", "path"]], hide_index=True,
+                 column_config={"label": "node", "path": "tree path"})
+    nodes = sel.groupby("label").size().sort_values(ascending=False).rename("documents").reset_index()
+    st.dataframe(nodes, hide_index=True, column_config={"label": "tree node"}, key=f"map_sel_nodes_{key}")
+    docs = ws.documents(corpus)
+    docs = docs[docs["doc_id"].isin(sel["doc_id"])].merge(sel[["doc_id", "label", "path"]], on="doc_id")
+    out = docs[["ext_id", "title", "text", "label", "path"]].rename(columns={"ext_id": "_id", "label": "node"})
+    c1, c2 = st.columns(2)
+    c1.download_button("Selection as CSV", out.to_csv(index=False).encode(), f"{corpus}-selection.csv",
+                       "text/csv", key=f"map_sel_csv_{key}")
+    c2.download_button("Selection as JSONL", out.to_json(orient="records", lines=True, force_ascii=False).encode(),
+                       f"{corpus}-selection.jsonl", "application/jsonl", key=f"map_sel_jsonl_{key}")
+    with st.form(f"map_subset_{key}", border=False):
+        name = st.text_input("New corpus from the selection", value=f"{corpus}-selection", max_chars=100,
+                             key=f"map_subset_name_{key}")
+        if st.form_submit_button("Create corpus"):
+            with friendly_errors("New corpus"):
+                report = ws.subset_corpus(corpus, docs["ext_id"].tolist(), name.strip())
+                st.success(f"Created **{md_escape(report.corpus)}** with {report.documents} documents"
+                           + (f" and {report.queries} judged queries" if report.queries else "")
+                           + "; encode it on the **Corpus** page.")
 
 
 st.title("Map")
@@ -97,7 +118,7 @@ if corpus:
         if compare is None:
             fig = figs.map_figure(frame, query=placed, labels=marks)
             event = st.plotly_chart(fig, on_select="rerun", selection_mode=("box", "lasso"), key="map_main")
-            show_selection(event, fig, frame)
+            show_selection(event, fig, frame, "main")
         else:
             before = cached_frame(ws, ws.path, compare, int(level), None, run_id if same_tree else None)
             placed_b = None
@@ -117,9 +138,9 @@ if corpus:
                        "positions are comparable.")
             a, b = st.columns(2)
             with a:
-                show_selection(event_b, fig_b, before)
+                show_selection(event_b, fig_b, before, "before")
             with b:
-                show_selection(event, fig, frame)
+                show_selection(event, fig, frame, "after")
         if placed is not None:
             st.markdown("**Query hits** (ringed on the map, numbered by rank)")
             st.dataframe(placed["hits"][["rank", "ext_id", "title", "score"]], hide_index=True,
