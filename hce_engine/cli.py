@@ -324,8 +324,17 @@ def cmd_export(ws, a) -> int:
         done.append(ws.export_vectors(a.run, a.vectors))
     if a.trec:
         done.append(ws.export_trec(a.run, a.split, a.trec))
+    for path, make in ((a.map_html, "map"), (a.tree_html, "tree")):
+        if path:
+            from .plotting import export
+            page = (export.map_html(ws, a.run, a.level, a.query) if make == "map" else
+                    export.tree_html(ws, a.run, a.tree_kind))
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(page)
+            done.append(path)
     if not done:
-        raise InputError("say what to export: --model DIR, --vectors FILE.parquet and/or --trec FILE")
+        raise InputError("say what to export: --model DIR, --vectors FILE.parquet, --trec FILE, --map-html FILE "
+                         "and/or --tree-html FILE")
     print("\n".join(done))
     return 0
 
@@ -580,12 +589,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_siblings)
 
-    s = sub.add_parser("export", help="export a run: encoder folder, vectors (Parquet), TREC run file")
+    s = sub.add_parser("export", help="export a run: encoder folder, vectors (Parquet), TREC run file, map and tree "
+                                      "as offline HTML")
     s.add_argument("--run", type=int, required=True)
     s.add_argument("--model", help="destination folder for the sentence-transformers encoder")
     s.add_argument("--vectors", help="destination .parquet (ids, titles, vectors, tree paths, map x/y)")
     s.add_argument("--trec", help="destination TREC run file for --split's queries")
     s.add_argument("--split", default="test")
+    s.add_argument("--map-html", help="destination .html: the map with node labels, self-contained (opens offline)")
+    s.add_argument("--level", type=int, default=1, help="--map-html: the tree level that colours and labels the map")
+    s.add_argument("--query", help="--map-html: a query placed on the map, its hits ringed")
+    s.add_argument("--tree-html", help="destination .html: the tree as a labelled sunburst, self-contained")
+    s.add_argument("--tree-kind", choices=("sunburst", "icicle"), default="sunburst")
     s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("project", help="compute and store a run's UMAP map (the app's Map page)")

@@ -204,3 +204,34 @@ def test_hostile_ids_titles_and_error_paths_show_as_text(hostile_server, tmp_pat
             ctx.close()
     fetched = [u for u in requests if "127.0.0.1:9/" in u or "hostile-" in u or u.endswith("/t.png")]
     assert fetched == [], fetched
+
+
+def test_exported_map_opens_offline_with_its_labels(tmp_path):
+    """`hce export --map-html` / the Map page's download: one file, no network, labels drawn."""
+    import numpy as np
+    import pandas as pd
+    playwright = pytest.importorskip("playwright.sync_api")
+    from hce_engine.plotting import export
+    from hce_engine.plotting.map import map_figure
+    from hce_engine.views import map_labels
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame([{"doc_id": i, "ext_id": f"d{i}", "title": f"doc {i}", "x": c * 5 + rng.normal(),
+                           "y": rng.normal(), "node_at_level": c, "label": f"cluster {c} words",
+                           "path": f"root › cluster {c} words"} for i, c in enumerate(np.repeat([1, 2, 3], 30))])
+    path = tmp_path / "map.html"
+    path.write_text(export.page_html("A <b>map</b>", [("Map", map_figure(frame, labels=map_labels(frame)))]))
+    requests = []
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            ctx = browser.new_context(offline=True)
+            page = ctx.new_page()
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(path.as_uri(), timeout=60_000)
+            for c in (1, 2, 3):
+                page.locator("svg text", has_text=f"cluster {c} words").first.wait_for(timeout=30_000)
+            assert page.title() == "A <b>map</b>"  # escaped: shown as text, not markup
+            assert page.locator(".plot-container").count() == 1
+        finally:
+            browser.close()
+    assert all(u.startswith("file:") or u.startswith("data:") for u in requests), requests

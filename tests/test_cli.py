@@ -69,6 +69,17 @@ def test_search_and_eval_modes(hce, toy_beir):
     assert code == 0 and route["documents"] == 36 and route["leaves"][0]["label"]
 
 
+def test_export_tree_html(hce, toy_beir, tmp_path):
+    hce("import", toy_beir, "--name", "toy")
+    hce("encode", "--corpus", "toy", "--branching", "3")
+    out = tmp_path / "tree.html"
+    code, printed, err = hce("export", "--run", "1", "--tree-html", str(out), "--tree-kind", "icicle")
+    assert code == 0 and printed.strip() == str(out), err
+    page = out.read_text()
+    assert page.startswith("<!DOCTYPE html>") and "Plotly" in page and '"type":"icicle"' in page.replace(" ", "")
+    assert "<script src=" not in page and "<link" not in page  # everything inline: opens offline
+
+
 def test_subset(hce, toy_beir, tmp_path):
     hce("import", toy_beir, "--name", "toy")
     ids = tmp_path / "ids.txt"

@@ -8,9 +8,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from ui.figures import map as map_figs
-from ui.figures import siblings as sib_figs
-from ui.figures import tree as tree_figs
+from hce_engine.plotting import map as map_figs
+from hce_engine.plotting import siblings as sib_figs
+from hce_engine.plotting import tree as tree_figs
 
 
 def toy_nodes(branching: int = 3, depth: int = 3) -> pd.DataFrame:

@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from ui.figures import fmt_duration, length_histogram
-from ui.figures.training import (describe_outcome, level_matrix, loss_figure, sibling_accuracy_figure, smooth,
+from hce_engine.plotting import fmt_duration, length_histogram
+from hce_engine.plotting.training import (describe_outcome, level_matrix, loss_figure, sibling_accuracy_figure, smooth,
                                  validation_figure)
 
 

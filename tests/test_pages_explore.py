@@ -280,7 +280,8 @@ def test_map_selection_lists_exports_and_becomes_a_corpus(populated, app_env):
     at.run()
     ok(at)
     assert any("5 selected documents" in m.value for m in at.markdown)
-    assert [b.proto.label for b in at.get("download_button")] == ["Selection as CSV", "Selection as JSONL"]
+    assert [b.proto.label for b in at.get("download_button")] == ["Download this map (HTML)", "Selection as CSV",
+                                                              "Selection as JSONL"]
     at.text_input(key="map_subset_name_main").input("picked")
     at.button[-1].click().run()  # the form's submit button sends the name with it
     ok(at)

@@ -8,7 +8,7 @@ import threading
 import streamlit as st
 
 from hce_engine import HCEError, Workspace
-from ui.figures import fmt_duration  # noqa: F401  (re-exported for pages)
+from hce_engine.plotting import fmt_duration  # noqa: F401  (re-exported for pages)
 
 
 @st.cache_resource(show_spinner=False)

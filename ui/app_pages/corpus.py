@@ -10,7 +10,7 @@ import streamlit as st
 from hce_engine import tempfiles, views
 from ui.common import (active_runs, baseline_run, friendly_errors, get_workspace, live_progress, md_escape,
                        pick_corpus)
-from ui.figures import length_histogram
+from hce_engine.plotting import length_histogram
 
 SAMPLE = "jargon"
 

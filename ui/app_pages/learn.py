@@ -6,9 +6,9 @@ import streamlit as st
 
 from hce_engine import views
 from ui.common import friendly_errors, get_workspace, md_escape, pick_corpus, run_label
-from ui.figures import map as map_figs
-from ui.figures import siblings as sib_figs
-from ui.figures import tree as tree_figs
+from hce_engine.plotting import map as map_figs
+from hce_engine.plotting import siblings as sib_figs
+from hce_engine.plotting import tree as tree_figs
 
 ws = get_workspace()
 STEPS = ["1 · Embed", "2 · Cluster", "3 · A path", "4 · Siblings", "5 · The loss", "6 · After training"]

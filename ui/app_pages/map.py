@@ -9,7 +9,8 @@ import streamlit as st
 
 from hce_engine import views
 from ui.common import friendly_errors, get_workspace, md_escape, pick_corpus, pick_run_and_compare, run_label
-from ui.figures import map as figs
+from hce_engine.plotting import export
+from hce_engine.plotting import map as figs
 
 ws = get_workspace()
 
@@ -46,6 +47,16 @@ def wait_for(run_id: int, compare: int | None) -> None:
                 st.info(f"Computing the map…{secs} It is stored with the run, so this happens once.")
 
     poll()
+
+
+def download_html(sections: list, run_id: int) -> None:
+    """A download button for the map(s) as one self-contained HTML file (labels, hovers, query and hits)."""
+    st.download_button("Download this map (HTML)", file_name=f"{corpus}-run{run_id}-map.html", mime="text/html",
+                       data=lambda: export.page_html(f"HCE Explorer map: {corpus} · run {run_id}", sections,
+                                                     note="Documents placed by UMAP from their vectors; hover a "
+                                                          "point for its title and tree path."),
+                       key="map_html", help="One file with the map(s), labels, hover texts and the query's hits; "
+                                            "opens offline in any browser.")
 
 
 def show_selection(event, fig, frame, key: str) -> None:
@@ -118,6 +129,7 @@ if corpus:
         if compare is None:
             fig = figs.map_figure(frame, query=placed, labels=marks)
             event = st.plotly_chart(fig, on_select="rerun", selection_mode=("box", "lasso"), key="map_main")
+            download_html([("Map", fig)], run_id)
             show_selection(event, fig, frame, "main")
         else:
             before = cached_frame(ws, ws.path, compare, int(level), None, run_id if same_tree else None)
@@ -136,6 +148,7 @@ if corpus:
                 event = st.plotly_chart(fig, on_select="rerun", selection_mode=("box", "lasso"), key="map_main")
             st.caption("The right map starts from the left one's layout and is rotated/scaled onto it, so "
                        "positions are comparable.")
+            download_html([(f"before: {labels[compare]}", fig_b), (f"after: {labels[run_id]}", fig)], run_id)
             a, b = st.columns(2)
             with a:
                 show_selection(event_b, fig_b, before, "before")

@@ -7,7 +7,7 @@ import streamlit as st
 
 from hce_engine import views
 from ui.common import friendly_errors, get_workspace, md_escape, pick_corpus, pick_run_and_compare
-from ui.figures import siblings as figs
+from hce_engine.plotting import siblings as figs
 
 ws = get_workspace()
 

@@ -11,7 +11,7 @@ from hce_engine.training import PRESET_HELP, PRESETS, TrainConfig
 from hce_engine.training.config import DEFAULT_PRESET
 from ui.common import (ACTIVE, active_runs, fmt_duration, friendly_errors, get_workspace, live_progress, md_escape,
                        pick_corpus, progress_panel, run_label)
-from ui.figures.training import describe_outcome, loss_figure, sibling_accuracy_figure, validation_figure
+from hce_engine.plotting.training import describe_outcome, loss_figure, sibling_accuracy_figure, validation_figure
 
 #: Settings shown up front; every other TrainConfig field sits under "Advanced settings".
 MAIN = ("signal", "split", "negatives", "level_loss", "epochs", "batch_size", "siblings", "branching", "seed")

@@ -6,7 +6,8 @@ import streamlit as st
 
 from hce_engine import views
 from ui.common import friendly_errors, get_workspace, md_escape, pick_corpus, run_label
-from ui.figures import tree as figs
+from hce_engine.plotting import export
+from hce_engine.plotting import tree as figs
 
 ws = get_workspace()
 st.title("Tree")
@@ -135,7 +136,13 @@ def main(corpus: str) -> None:
             c3.markdown(f"**{overview['n_docs']:,}** documents · **{overview['n_leaves']:,}** leaf clusters · "
                         f"depth **{depth}** · b = {overview['branching']} · {overview['builder']}")
             node = st.session_state.get(f"tree_node_{st.session_state.get('tree_level', 1)}")
-            st.plotly_chart(figs.hierarchy_chart(overview["nodes"], kind, shown, highlight=node), key="tree_chart")
+            chart = figs.hierarchy_chart(overview["nodes"], kind, shown, highlight=node)
+            st.plotly_chart(chart, key="tree_chart")
+            st.download_button(
+                "Download this tree (HTML)", file_name=f"{corpus}-run{run_id}-tree.html", mime="text/html",
+                data=lambda: export.page_html(f"HCE Explorer tree: {corpus} · run {run_id}", [(f"The tree ({kind})",
+                                                                                               chart)]),
+                key="tree_html", help="One self-contained file (the chart and its labels) that opens offline.")
             if figs.chart_levels(overview["nodes"], depth) < depth:
                 st.caption(f"The chart stops at level {figs.chart_levels(overview['nodes'], depth)} to stay fast; "
                            "inspect deeper nodes below.")

@@ -1,4 +1,5 @@
-"""Pure plotly figure builders and formatting helpers (no Streamlit): plain data in, figures/text out."""
+"""Pure plotly figure builders and formatting helpers (no Streamlit): plain data in (what `hce_engine.views`
+returns), figures/text out. The app draws them; `export` writes them as self-contained HTML pages."""
 from __future__ import annotations
 
 
