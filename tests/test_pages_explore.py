@@ -217,6 +217,15 @@ def test_map_page(trained):
     at.selectbox(key=f"map_compare_{trained['trained']}").set_value(0).run()  # none
     ok(at)
     assert len(charts(at)) == 1
+    # a judged query from the qrels: placed, its relevant documents squared, ranked, and metrics beside the map
+    at.text_input(key="map_query").input("").run()
+    box = at.selectbox(key="map_judged")
+    box.set_value(box.options[0]).run()
+    ok(at)
+    traces = [t["name"] for t in charts(at)[0]["data"]]
+    assert "relevant (qrels)" in traces and traces[-2:] == ["query hits", "query"]
+    assert any(m.value.startswith("**Relevant documents**") for m in at.markdown)
+    assert any(e.label.startswith("Retrieval metrics of this run") for e in at.expander)
 
 
 def test_map_page_waits_for_a_missing_projection(populated, app_env, monkeypatch):

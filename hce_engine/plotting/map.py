@@ -34,7 +34,8 @@ def default_level(level_sizes: dict[int, int], wanted: int = 6) -> int:
 
 
 def map_figure(frame: pd.DataFrame, query: dict | None = None, highlight: set[int] | None = None,
-               title: str | None = None, height: int = 560, labels: pd.DataFrame | None = None) -> go.Figure:
+               title: str | None = None, height: int = 560, labels: pd.DataFrame | None = None,
+               relevant: pd.DataFrame | None = None) -> go.Figure:
     """Scatter of a run's documents coloured by their node at the chosen level.
 
     Args:
@@ -42,6 +43,8 @@ def map_figure(frame: pd.DataFrame, query: dict | None = None, highlight: set[in
         query: ``place_query(...)`` result; its point (a star) and its hits (ringed) are drawn on top.
         highlight: doc ids to emphasise (others are faded), e.g. a selected node's documents.
         labels: ``map_labels(...)``: node labels written on the map (white-haloed text, sized by node).
+        relevant: the placed query's judged relevant documents (frame rows: doc_id, title, x, y), drawn as
+            green squares, so one sees whether they sit in the query's neighbourhood.
     Every document trace carries the doc id as ``customdata[0]``, so a box/lasso selection maps back to
     documents with :func:`selected_doc_ids`.
     """
@@ -78,6 +81,12 @@ def map_figure(frame: pd.DataFrame, query: dict | None = None, highlight: set[in
             text=[f"<b>{_short(t, 60)}</b>" for t in labels["label"]],
             textfont={"size": labels["font_size"].tolist(), "color": "#222",
                       "shadow": "0 0 3px white, 0 0 3px white, 0 0 2px white"}))
+    if relevant is not None and len(relevant):
+        fig.add_trace(go.Scatter(
+            x=relevant["x"], y=relevant["y"], mode="markers", name="relevant (qrels)",
+            marker={"symbol": "square-open", "size": 15, "color": "#2ca02c", "line": {"width": 3}},
+            customdata=np.column_stack([relevant["doc_id"].to_numpy(), relevant["title"].map(_short).to_numpy()]),
+            hovertemplate="relevant: <b>%{customdata[1]}</b><extra></extra>"))
     if query is not None:
         hits = query["hits"]
         fig.add_trace(go.Scatter(

@@ -5,6 +5,7 @@ Maps are cached per run in the workspace; a missing one is computed in a backgro
 polls, so no click waits on UMAP."""
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from hce_engine import views
@@ -47,6 +48,35 @@ def wait_for(run_id: int, compare: int | None) -> None:
                 st.info(f"Computing the map…{secs} It is stored with the run, so this happens once.")
 
     poll()
+
+
+def show_metrics(runs: list, run_id: int, compare: int | None) -> None:
+    """The stored retrieval metrics of the shown run(s), beside the picture."""
+    rows = []
+    for r in runs:
+        if r["run_id"] in (run_id, compare):
+            for m in r["metrics"]:
+                rows.append({"run": f"#{r['run_id']}", "split": m["split"], "retriever": m["system"],
+                             "nDCG@10": m["ndcg_at_10"], "R@100": m["recall_at_100"], "queries": m["queries"]})
+    with st.expander("Retrieval metrics of " + ("these runs" if compare is not None else "this run"),
+                     expanded=bool(rows)):
+        if rows:
+            st.dataframe(pd.DataFrame(rows), hide_index=True, key="map_metrics",
+                         column_config={k: st.column_config.NumberColumn(format="%.4f") for k in ("nDCG@10", "R@100")})
+        else:
+            st.caption("Not evaluated yet: the **Runs** page scores a run on the corpus's qrels.")
+
+
+def show_relevant(relevant, run_id: int, query: str) -> None:
+    """The judged query's relevant documents: their rank under the run and their tree node."""
+    ranks = {h.doc_id: h.rank for h in ws.search(corpus, query, run=run_id, k=100)}
+    table = relevant[["doc_id", "ext_id", "title", "label"]].assign(
+        rank=[ranks.get(int(d)) for d in relevant["doc_id"]])
+    found = int(table["rank"].notna().sum())
+    st.markdown(f"**Relevant documents** (green squares): {found} of {len(table)} in the run's top 100, in "
+                f"{table['label'].nunique()} tree node(s)")
+    st.dataframe(table.drop(columns="doc_id"), hide_index=True, key="map_relevant",
+                 column_config={"label": "tree node", "rank": st.column_config.NumberColumn("rank (top 100)")})
 
 
 def download_html(sections: list, run_id: int) -> None:
@@ -110,6 +140,14 @@ if corpus:
         level = c1.number_input("Colour by tree level", 0, max(depth, 0), figs.default_level(sizes),
                                 key="map_level", help="0 = one colour; higher levels = finer clusters.")
         query = c2.text_input("Place a query on the map", key="map_query", placeholder="type a query")
+        judged = {q["query_id"]: q for q in views.judged_queries(ws, corpus, limit=500)}
+        picked = c2.selectbox("…or a judged query (its relevant documents get green squares)", list(judged),
+                              index=None, key="map_judged", placeholder="pick a query from the corpus's qrels",
+                              format_func=lambda q: f"{judged[q]['text'][:90]} ({judged[q]['split']})",
+                              disabled=not judged)
+        relevant_ids = judged[picked]["doc_ids"] if picked else []
+        if picked and not query.strip():
+            query = judged[picked]["text"]
         same_tree = c3.toggle("One tree for both", value=True, key="map_same_tree", disabled=compare is None,
                               help="Colour both maps by this run's tree, to see where its clusters went.")
         show_labels = c3.toggle("Node labels", value=True, key="map_labels",
@@ -126,8 +164,10 @@ if corpus:
             with friendly_errors("Placing the query"):
                 placed = cached_query(ws, ws.path, run_id, query.strip(), compare)
         marks = views.map_labels(frame) if show_labels else None
+        relevant = frame[frame["doc_id"].isin(relevant_ids)] if relevant_ids else None
+        show_metrics(runs, run_id, compare)
         if compare is None:
-            fig = figs.map_figure(frame, query=placed, labels=marks)
+            fig = figs.map_figure(frame, query=placed, labels=marks, relevant=relevant)
             event = st.plotly_chart(fig, on_select="rerun", selection_mode=("box", "lasso"), key="map_main")
             download_html([("Map", fig)], run_id)
             show_selection(event, fig, frame, "main")
@@ -140,11 +180,13 @@ if corpus:
             left, right = st.columns(2)
             with left:
                 fig_b = figs.map_figure(before, query=placed_b, title=f"before: {labels[compare]}", height=480,
-                                        labels=views.map_labels(before, width=450, height=480) if show_labels else None)
+                                        labels=views.map_labels(before, width=450, height=480) if show_labels else None,
+                                        relevant=before[before["doc_id"].isin(relevant_ids)] if relevant_ids else None)
                 event_b = st.plotly_chart(fig_b, on_select="rerun", selection_mode=("box", "lasso"), key="map_before")
             with right:
                 fig = figs.map_figure(frame, query=placed, title=f"after: {labels[run_id]}", height=480,
-                                      labels=views.map_labels(frame, width=450, height=480) if show_labels else None)
+                                      labels=views.map_labels(frame, width=450, height=480) if show_labels else None,
+                                      relevant=relevant)
                 event = st.plotly_chart(fig, on_select="rerun", selection_mode=("box", "lasso"), key="map_main")
             st.caption("The right map starts from the left one's layout and is rotated/scaled onto it, so "
                        "positions are comparable.")
@@ -154,6 +196,8 @@ if corpus:
                 show_selection(event_b, fig_b, before, "before")
             with b:
                 show_selection(event, fig, frame, "after")
+        if relevant is not None:
+            show_relevant(relevant, run_id, query)
         if placed is not None:
             st.markdown("**Query hits** (ringed on the map, numbered by rank)")
             st.dataframe(placed["hits"][["rank", "ext_id", "title", "score"]], hide_index=True,
