@@ -167,3 +167,14 @@ def test_tree_index_smoke(tmp_path):
     assert res["rows"]["exact"]["recall_at_10"] == 1.0 and res["rows"]["exact"]["share_of_exact"] == 1.0
     for row in res["rows"].values():
         assert 0.0 <= row["recall_at_10"] <= 1.0 and row["dist_per_query"] > 0 and row["p50_ms"] > 0
+
+
+@pytest.mark.browser
+def test_map_draw_smoke(tmp_path):
+    from benchmarks.app_browser import CHROMIUM
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("chromium missing")
+    out = tmp_path / "map_draw.json"
+    run_script("map_draw.py", "--sizes", "1500", "--repeats", "1", "--out", str(out), timeout=600)
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["n_docs"] == 1500 and row["points_drawn"] == 1500 and row["errors_shown"] == 0 and row["draw_s"] > 0

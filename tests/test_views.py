@@ -313,3 +313,26 @@ def test_map_labels_are_placed_biggest_first_without_overlap():
     assert map_labels(frame.assign(label="")).empty
     # the same frame drawn larger has room for the neighbour's label too
     assert 2 in set(map_labels(frame, width=6000, height=4000)["node"])
+
+
+def test_thinning_keeps_sparse_regions_and_selection_stays_exact():
+    import pandas as pd
+
+    from hce_engine.views import select_region, thin_for_display
+    rng = np.random.default_rng(1)
+    dense = rng.normal(0, 0.05, size=(20_000, 2))
+    sparse = rng.uniform(5, 10, size=(300, 2))
+    xy = np.vstack([dense, sparse])
+    frame = pd.DataFrame({"doc_id": np.arange(len(xy)), "x": xy[:, 0], "y": xy[:, 1]})
+    drawn = thin_for_display(frame, max_points=2_000)
+    assert len(drawn) <= 2_000 and drawn["doc_id"].is_unique
+    assert set(range(20_000, 20_300)) <= set(drawn["doc_id"])  # the sparse region is drawn whole
+    assert thin_for_display(frame, max_points=2_000)["doc_id"].tolist() == drawn["doc_id"].tolist()  # seeded
+    assert thin_for_display(frame.head(100)) is not None and len(thin_for_display(frame.head(100))) == 100
+    # a box around the dense core selects every document in it, drawn or not
+    got = select_region(frame, box=[{"x": [-1, 1], "y": [1, -1]}])
+    assert sorted(got) == list(range(20_000))
+    # a lasso triangle: exactly the points inside it
+    tri = {"x": [4.0, 11.0, 4.0], "y": [4.0, 4.0, 11.0]}
+    want = frame[(frame.x >= 4) & (frame.y >= 4) & (frame.x + frame.y <= 15)]["doc_id"].tolist()
+    assert sorted(select_region(frame, lasso=[tri])) == sorted(want) and want

@@ -52,7 +52,8 @@ def map_html(ws, run_id: int, level: int = 1, query: str | None = None, labels: 
     from .map import map_figure
     frame = views.map_frame(ws, run_id, level)
     placed = views.place_query(ws, run_id, query, k=10) if query and query.strip() else None
-    fig = map_figure(frame, query=placed, labels=views.map_labels(frame) if labels else None, height=720)
+    fig = map_figure(views.thin_for_display(frame), query=placed, labels=views.map_labels(frame) if labels else None,
+                     height=720)
     caption = f"Map coloured by tree level {level}" + (f"; query: {query.strip()}" if placed is not None else "")
     return page_html(f"HCE Explorer map: {_run_title(ws, run_id)}", [(caption, fig)],
                      note=f"{len(frame)} documents placed by UMAP from their vectors (nearby = similar); hover a "

@@ -91,11 +91,12 @@ def snippet(text: str, limit: int = 200) -> str:
 # Public views (imported after the helpers above, which the view modules use).
 from .corpus_stats import corpus_stats  # noqa: E402
 from .explain import explain  # noqa: E402
-from .map import ensure_projection, map_frame, map_labels, place_query, projection, projection_status  # noqa: E402
+from .map import (ensure_projection, map_frame, map_labels, place_query, projection, projection_status,  # noqa: E402
+                  MAX_DRAWN, select_region, thin_for_display)
 from .siblings import (default_compare_run, doc_queries, find_documents, judged_queries,  # noqa: E402
                        siblings_view)
 from .tree_compare import compare_trees, list_rebuilds, node_detail, tree_overview, tree_quality  # noqa: E402
 
 __all__ = ["explain", "siblings_view", "doc_queries", "find_documents", "judged_queries", "default_compare_run",
            "compare_trees", "tree_overview", "node_detail", "tree_quality", "list_rebuilds",
-           "projection", "ensure_projection", "projection_status", "map_frame", "map_labels", "place_query", "corpus_stats"]
+           "projection", "ensure_projection", "projection_status", "map_frame", "map_labels", "thin_for_display", "select_region", "place_query", "corpus_stats"]

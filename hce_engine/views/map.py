@@ -259,3 +259,66 @@ def map_labels(frame: pd.DataFrame, max_labels: int = 40, width: float = 900.0, 
         if len(rows) >= max_labels:
             break
     return pd.DataFrame(rows, columns=cols)
+
+
+#: Above this many documents the map draws a density-thinned sample (selection and search stay exact).
+MAX_DRAWN = 60_000
+
+
+def thin_for_display(frame: pd.DataFrame, max_points: int = MAX_DRAWN, grid: int = 200, seed: int = 0
+                     ) -> pd.DataFrame:
+    """At most ``max_points`` rows of ``frame`` to draw, thinned where the map is dense.
+
+    The plane is cut into ``grid`` x ``grid`` cells and every cell keeps at most ``cap`` of its points (a
+    seeded random choice), ``cap`` the largest that keeps the total within ``max_points``: sparse regions and
+    outliers stay whole, dense cores are thinned. Returns ``frame`` itself when it is small enough.
+    """
+    n = len(frame)
+    if n <= max_points:
+        return frame
+    x, y = frame["x"].to_numpy(), frame["y"].to_numpy()
+    cx = np.clip(((x - x.min()) / max(np.ptp(x), 1e-12) * grid).astype(np.int64), 0, grid - 1)
+    cy = np.clip(((y - y.min()) / max(np.ptp(y), 1e-12) * grid).astype(np.int64), 0, grid - 1)
+    cell = cx * grid + cy
+    counts = np.bincount(cell, minlength=grid * grid)
+    sizes = np.sort(counts[counts > 0])
+    # the largest cap with sum(min(count, cap)) <= max_points
+    lo, hi = 1, int(sizes[-1])
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if np.minimum(sizes, mid).sum() <= max_points:
+            lo = mid
+        else:
+            hi = mid - 1
+    rng = np.random.default_rng(seed)
+    order = np.lexsort((rng.random(n), cell))  # by cell, random within each cell
+    first = np.searchsorted(cell[order], cell[order], side="left")
+    rank_in_cell = np.arange(n) - first
+    keep = np.sort(order[rank_in_cell < lo])
+    return frame.iloc[keep]
+
+
+def select_region(frame: pd.DataFrame, box: list | None = None, lasso: list | None = None) -> list[int]:
+    """Doc ids of *all* rows of ``frame`` inside a plotly selection's boxes or lasso polygons (exact, also
+    for points a thinned drawing left out).
+
+    Args:
+        box: [{"x": [x0, x1], "y": [y0, y1]}, ...]; lasso: [{"x": [...], "y": [...]}, ...] (plotly's
+            selection event, as ``st.plotly_chart(on_select=...)`` returns it).
+    """
+    x, y = frame["x"].to_numpy(), frame["y"].to_numpy()
+    inside = np.zeros(len(frame), dtype=bool)
+    for b in box or []:
+        (x0, x1), (y0, y1) = sorted(b["x"][:2]), sorted(b["y"][:2])
+        inside |= (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)
+    for poly in lasso or []:
+        px, py = np.asarray(poly["x"], dtype=float), np.asarray(poly["y"], dtype=float)
+        if len(px) < 3:
+            continue
+        hit = np.zeros(len(frame), dtype=bool)
+        for i in range(len(px)):  # even-odd rule, one edge at a time (vectorised over the points)
+            xa, ya, xb, yb = px[i - 1], py[i - 1], px[i], py[i]
+            crosses = ((ya > y) != (yb > y)) & (x < (xb - xa) * (y - ya) / np.where(yb != ya, yb - ya, 1e-300) + xa)
+            hit ^= crosses
+        inside |= hit
+    return frame["doc_id"].to_numpy()[inside].astype(int).tolist()

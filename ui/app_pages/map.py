@@ -91,7 +91,10 @@ def download_html(sections: list, run_id: int) -> None:
 
 def show_selection(event, fig, frame, key: str) -> None:
     """The documents under a box/lasso selection: listed, counted per tree node, exported, or made a corpus."""
-    ids = figs.selected_doc_ids(event, fig)
+    sel = (event or {}).get("selection", {}) if hasattr(event or {}, "get") else {}
+    box, lasso = sel.get("box") or [], sel.get("lasso") or []
+    # the selected region's documents, all of them (a thinned drawing shows only some); clicked points otherwise
+    ids = views.select_region(frame, box, lasso) if box or lasso else figs.selected_doc_ids(event, fig)
     if not ids:
         st.caption("Draw a box or lasso on the map to list documents.")
         return
@@ -166,8 +169,11 @@ if corpus:
         marks = views.map_labels(frame) if show_labels else None
         relevant = frame[frame["doc_id"].isin(relevant_ids)] if relevant_ids else None
         show_metrics(runs, run_id, compare)
+        if len(frame) > views.MAX_DRAWN:
+            st.caption(f"Drawing {views.MAX_DRAWN:,} of {len(frame):,} documents (thinned where the map is dense, "
+                       "sparse regions whole); selections and query hits use every document.")
         if compare is None:
-            fig = figs.map_figure(frame, query=placed, labels=marks, relevant=relevant)
+            fig = figs.map_figure(views.thin_for_display(frame), query=placed, labels=marks, relevant=relevant)
             event = st.plotly_chart(fig, on_select="rerun", selection_mode=("box", "lasso"), key="map_main")
             download_html([("Map", fig)], run_id)
             show_selection(event, fig, frame, "main")
@@ -179,12 +185,12 @@ if corpus:
                     placed_b = cached_query(ws, ws.path, compare, query.strip(), None)
             left, right = st.columns(2)
             with left:
-                fig_b = figs.map_figure(before, query=placed_b, title=f"before: {labels[compare]}", height=480,
+                fig_b = figs.map_figure(views.thin_for_display(before), query=placed_b, title=f"before: {labels[compare]}", height=480,
                                         labels=views.map_labels(before, width=450, height=480) if show_labels else None,
                                         relevant=before[before["doc_id"].isin(relevant_ids)] if relevant_ids else None)
                 event_b = st.plotly_chart(fig_b, on_select="rerun", selection_mode=("box", "lasso"), key="map_before")
             with right:
-                fig = figs.map_figure(frame, query=placed, title=f"after: {labels[run_id]}", height=480,
+                fig = figs.map_figure(views.thin_for_display(frame), query=placed, title=f"after: {labels[run_id]}", height=480,
                                       labels=views.map_labels(frame, width=450, height=480) if show_labels else None,
                                       relevant=relevant)
                 event = st.plotly_chart(fig, on_select="rerun", selection_mode=("box", "lasso"), key="map_main")

@@ -1,0 +1,134 @@
+"""How long the Map page takes to draw in a real browser at 10k, 50k and 200k documents (issue 12).
+
+For each N: a workspace with N synthetic documents (growth.py's topic mixture and pseudo-word texts), a
+finished baseline run with their vectors and a divisive tree, and a stored 2-D map (the vectors' first two
+principal components, spread by topic: what is measured is drawing, not UMAP). Then `hce app` serves it and
+headless Chromium opens the Map page; the time is from the click on "Map" to the chart's WebGL canvas being
+drawn and the script run ended (``settle``), best of ``--repeats`` page loads. Also recorded: the points drawn
+(the page thins maps above ``views.MAX_DRAWN``), the size of the figure Streamlit sent, and whether the page
+showed an error (a message over Streamlit's websocket limit would).
+
+Usage:
+    python benchmarks/map_draw.py                      # N = 10k, 50k, 200k (about 5 minutes)
+    python benchmarks/map_draw.py --sizes 2000 --repeats 1
+Prints one table and writes benchmarks/results/map_draw.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+import numpy as np  # noqa: E402
+
+from app_browser import ARGS, CHROMIUM, free_port, settle, wait_port  # noqa: E402
+from growth import synthetic, synthetic_texts  # noqa: E402
+
+
+def make_workspace(path: str, n: int, seed: int = 0) -> None:
+    from hce_engine import Workspace
+    from hce_engine.tree import build_divisive
+    x, _, lab, sub_top = synthetic(n, seed=seed)
+    texts = synthetic_texts(lab, sub_top, seed=seed)
+    ws = Workspace(path)
+    try:
+        store = ws.store
+        cid = store.create_corpus("synthetic", "benchmarks/map_draw.py")
+        ids = store.insert_documents(cid, [f"s{i}" for i in range(n)], [f"doc {i}" for i in range(n)], texts,
+                                     [None] * n)
+        run = store.create_run(cid, "baseline", {"model": "synthetic", "branching": 10, "seed": seed}, seed,
+                               status="running")
+        store.write_vectors(run, ids, x)
+        ws.build_tree(run, x, ids, texts, branching=10, seed=seed, tree=build_divisive(x, branching=10, seed=seed))
+        centred = x - x.mean(0)
+        _, _, vt = np.linalg.svd(centred[:5000], full_matrices=False)
+        xy = (centred @ vt[:2].T).astype(np.float32)
+        store.write_projection(run, ids, xy)
+        store.update_run(run, status="done", model_path="synthetic")
+    finally:
+        ws.close()
+
+
+def draw_time(url: str, repeats: int, timeout: float) -> dict:
+    from playwright.sync_api import sync_playwright
+    times, sent, points, errors = [], [], None, 0
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            for _ in range(repeats):
+                page = browser.new_page(viewport={"width": 1400, "height": 1200})
+                frames = []
+                page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(len(payload))))
+                page.goto(url, timeout=120_000)
+                settle(page, timeout)
+                t0 = time.perf_counter()
+                page.locator('[data-testid="stSidebarNav"] a', has_text="Map").first.click()
+                page.locator('[data-testid="stMain"] .js-plotly-plot canvas').first.wait_for(timeout=timeout * 1000)
+                settle(page, timeout)
+                times.append(time.perf_counter() - t0)
+                sent.append(max(frames) if frames else 0)
+                points = page.evaluate("""() => {const g = document.querySelector('[data-testid="stMain"] .js-plotly-plot');
+                    return g ? g._fullData.filter(t => t.mode !== 'text').reduce((s, t) => s + (t._length || 0), 0)
+                             : null}""")
+                errors += page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]').count()
+                page.close()
+        finally:
+            browser.close()
+    return {"draw_s": round(min(times), 2), "draw_s_all": [round(t, 2) for t in times], "points_drawn": points,
+            "largest_message_mib": round(max(sent) / 2**20, 2), "errors_shown": errors}
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000, 200_000])
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--timeout", type=float, default=300)
+    ap.add_argument("--out", default=str(HERE / "results" / "map_draw.json"))
+    args = ap.parse_args(argv)
+    hce = shutil.which("hce", path=os.path.dirname(sys.executable)) or "hce"
+    rows = []
+    for n in args.sizes:
+        tmp = tempfile.mkdtemp(prefix="hce-map-draw-")
+        try:
+            t0 = time.perf_counter()
+            make_workspace(os.path.join(tmp, "ws"), n)
+            setup = time.perf_counter() - t0
+            port = free_port()
+            log = open(os.path.join(tmp, "app.log"), "w")
+            proc = subprocess.Popen([hce, "--workspace", os.path.join(tmp, "ws"), "app", "--port", str(port)],
+                                    stdout=log, stderr=subprocess.STDOUT, cwd=tmp)
+            try:
+                wait_port(port, proc, 120)
+                row = {"n_docs": n, "setup_s": round(setup, 1), **draw_time(f"http://127.0.0.1:{port}", args.repeats,
+                                                                             args.timeout)}
+            finally:
+                proc.terminate()
+                proc.wait(30)
+                log.close()
+            rows.append(row)
+            print(f"[{n}] {row}", file=sys.stderr, flush=True)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump({"started": time.strftime("%Y-%m-%d %H:%M:%S"), "cpus": os.cpu_count(),
+                   "load_avg": os.getloadavg(), "rows": rows}, f, indent=1)
+    print(f"{'N':>8}{'draw s':>9}{'points drawn':>14}{'largest msg MiB':>17}{'errors':>8}")
+    for r in rows:
+        print(f"{r['n_docs']:>8}{r['draw_s']:>9.2f}{str(r['points_drawn']):>14}{r['largest_message_mib']:>17.2f}"
+              f"{r['errors_shown']:>8}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
