@@ -151,14 +151,14 @@ def measure(x: np.ndarray, ids: np.ndarray, tree, queries: np.ndarray, enc, text
 def table(results: list[dict]) -> str:
     """One row per index and corpus; latencies include the query's encoding (its p50 alone is in the corpus
     label's row of the JSON as encode_p50_ms)."""
-    head = (f"{'corpus':>22s} {'index':16s}{'knob':>18s}{'R@10':>7s}{'dist/q':>10s}{'share':>7s}{'p50 ms':>8s}"
+    head = (f"{'corpus':>24s} {'index':20s}{'knob':>18s}{'R@10':>7s}{'dist/q':>10s}{'share':>7s}{'p50 ms':>8s}"
             f"{'p95 ms':>8s}{'build s':>9s}{'MiB':>7s}")
     lines = [head]
     for res in results:
         for name, r in res["rows"].items():
             label = res["label"] if name == "exact" else f"(encode p50 {res['encode_p50_ms']:.1f})" \
                 if name == "hnsw" else ""
-            lines.append(f"{label:>22s} {name:16s}{str(r['knob']):>18s}{r['recall_at_10']:7.3f}"
+            lines.append(f"{label:>24s} {name:20s}{str(r['knob']):>18s}{r['recall_at_10']:7.3f}"
                          f"{r['dist_per_query']:10.0f}{r['share_of_exact']:7.3f}{r['p50_ms']:8.1f}{r['p95_ms']:8.1f}"
                          f"{r['build_s']:9.2f}{r['memory_mib']:7.1f}")
     return "\n".join(lines)

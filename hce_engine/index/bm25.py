@@ -36,7 +36,7 @@ class BM25Index:
         self._stemmer = stemmer
         # PyStemmer objects are not thread-safe; scoring is cheap, so serialise searches.
         self._lock = threading.Lock()
-        self._sorted: tuple[np.ndarray, np.ndarray] | None = None  # (positions, ids) by id, for score_ids
+        self._sorted: tuple[np.ndarray, np.ndarray] | None = None  # (positions, ids) by id, for positions()
 
     @classmethod
     def build(cls, ids: Sequence[int], texts: Sequence[str]) -> "BM25Index":
@@ -99,22 +99,42 @@ class BM25Index:
             stems = self._stemmer.stemWords(words)
         return [w for w, st in zip(words, stems) if st in have]
 
-    def score_ids(self, query: str, ids: np.ndarray) -> np.ndarray:
-        """float32 (m,) BM25 scores of one query for the given document ids (0 for ids not indexed)."""
+    def positions(self, ids: np.ndarray) -> np.ndarray:
+        """int64 (m,) position of each id in :meth:`ids` / :meth:`all_scores` order (-1 for ids not indexed)."""
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
-        out = np.zeros(len(ids), dtype=np.float32)
+        if not self._doc_ids.size:
+            return np.full(len(ids), -1, dtype=np.int64)
         with self._lock:
-            scores = self._scores(query) if self._doc_ids.size else None
-            if scores is None or not len(ids):
-                return out
             if self._sorted is None:
                 order = np.argsort(self._doc_ids, kind="stable")
                 self._sorted = (order, self._doc_ids[order])
             order, sorted_ids = self._sorted
-            at = np.clip(np.searchsorted(sorted_ids, ids), 0, len(order) - 1)
-            found = sorted_ids[at] == ids
-            out[found] = scores[order[at[found]]]
-        return out
+        at = np.clip(np.searchsorted(sorted_ids, ids), 0, len(order) - 1)
+        return np.where(sorted_ids[at] == ids, order[at], -1).astype(np.int64)
+
+    def scores_and_top(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One scoring pass for one query: (every document's score float32 (n,) as :meth:`all_scores`, and
+        the top-``k`` as :meth:`search` gives them: scores (k,), ids (k,))."""
+        scores = self.all_scores(query)
+        top_s = np.full(k, -np.inf, dtype=np.float32)
+        top_i = np.full(k, -1, dtype=np.int64)
+        cand = self._top(scores, k)
+        top_s[:len(cand)], top_i[:len(cand)] = scores[cand], self._doc_ids[cand]
+        return scores, top_s, top_i
+
+    @staticmethod
+    def _top(scores: np.ndarray, k: int) -> np.ndarray:
+        """Positions of the top-``k`` matching documents (score > 0): score desc, then position asc."""
+        n = len(scores)
+        kk = min(k, n)
+        if kk <= 0:
+            return np.zeros(0, dtype=np.int64)
+        if kk < n:  # all docs scoring >= the kk-th best (keeps boundary ties)
+            thr = np.partition(scores, n - kk)[n - kk]
+            cand = np.flatnonzero(scores >= max(thr, np.float32(1e-30)))
+        else:
+            cand = np.flatnonzero(scores > 0)
+        return cand[np.lexsort((cand, -scores[cand]))][:kk]
 
     def search(self, queries: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` documents per query.
@@ -141,13 +161,7 @@ class BM25Index:
                 scores = self._scores(query)
                 if scores is None:
                     continue
-                if kk < n:  # all docs scoring >= the kk-th best (keeps boundary ties)
-                    thr = np.partition(scores, n - kk)[n - kk]
-                    cand = np.flatnonzero(scores >= max(thr, np.float32(1e-30)))
-                else:
-                    cand = np.flatnonzero(scores > 0)
-                # score desc, then document position asc (deterministic ties)
-                cand = cand[np.lexsort((cand, -scores[cand]))][:kk]
+                cand = self._top(scores, kk)
                 out_scores[qi, :cand.size] = scores[cand]
                 out_ids[qi, :cand.size] = self._doc_ids[cand]
         return out_scores, out_ids

@@ -61,6 +61,7 @@ class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExportVerbs):
         self._bm25: dict[int, tuple] = {}
         self._trees: dict[int, tuple] = {}
         self._tree_indexes: dict[int, tuple] = {}  # run -> (the Tree it was built from, TreeIndex)
+        self._fusion_weights: dict[int, float] = {}  # run -> the hybrid weight its searches use
         self._vectors: dict[int, tuple] = {}  # insertion-ordered: the oldest is dropped first
         self.jobs = JobRegistry()
         self._seconds_per_seq: dict[tuple, float] = {}
@@ -109,6 +110,8 @@ class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExportVerbs):
         with self.store.transaction():
             self.store.insert_queries(cid, list(queries), list(queries.values()))
             self.store.insert_qrels(cid, split, rows)
+        with self._lock:
+            self._fusion_weights.clear()  # a corpus that gained train qrels fits its hybrid weight on them
         return ImportReport(corpus, "queries", 0, 0, len(queries), {split: len(rows)} if rows else {})
 
     def subset_corpus(self, corpus: str, ext_ids: Sequence[str], name: str) -> ImportReport:
@@ -310,12 +313,14 @@ class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExportVerbs):
             if run_id is not None:
                 self._indexes.pop(run_id, None)
                 self._tree_indexes.pop(run_id, None)
+                self._fusion_weights.pop(run_id, None)
                 self._trees.pop(run_id, None)
                 self._vectors.pop(run_id, None)
             if corpus_id is not None:
                 self._bm25.pop(corpus_id, None)
                 self._indexes.clear()
                 self._tree_indexes.clear()
+                self._fusion_weights.clear()
                 self._trees.clear()
                 self._vectors.clear()
 

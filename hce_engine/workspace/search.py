@@ -130,7 +130,12 @@ class SearchVerbs:
             scores, ids = self._dense_index(info["run_id"], index_kind).search(qv, k)
             return list(zip(scores, ids)), none
         if fusion == "weighted" and weight is None:
-            weight = self.fusion_weight(info["corpus"], info["run_id"])["weight"]
+            with self._lock:
+                weight = self._fusion_weights.get(info["run_id"])
+            if weight is None:  # looked up (or fitted) once per run, then kept: a search costs no extra reads
+                weight = self.fusion_weight(info["corpus"], info["run_id"])["weight"]
+                with self._lock:
+                    self._fusion_weights[info["run_id"]] = weight
         out, ranks = [], []
         for raw, exact in self._candidates(info, queries, qv, max(k, CANDIDATES), index_kind):
             out.append(fuse(*(exact if fusion == "weighted" else raw), k, fusion, weight or 0.0))
@@ -142,16 +147,18 @@ class SearchVerbs:
         retriever (the dense score from the stored vector, the BM25 score from the index)."""
         bm25 = self.bm25(info["corpus"])
         ds, di = self._dense_index(info["run_id"], index_kind).search(qv, n)
-        bs, bi = bm25.search(queries, n)
         vec_ids, vecs = self.vectors(info["run_id"])
         for q, query in enumerate(queries):
-            raw = ((ds[q], di[q]), (bs[q], bi[q]))
-            union = np.union1d(di[q][di[q] >= 0], bi[q][bi[q] >= 0])
+            full, bs, bi = bm25.scores_and_top(query, n)  # one BM25 pass: the top n and every score
+            raw = ((ds[q], di[q]), (bs, bi))
+            union = np.union1d(di[q][di[q] >= 0], bi[bi >= 0])
             at = np.clip(np.searchsorted(vec_ids, union), 0, max(len(vec_ids) - 1, 0))
             has = vec_ids[at] == union if len(vec_ids) else np.zeros(len(union), bool)
             dense = np.full(len(union), -np.inf, dtype=np.float32)  # no vector: not a dense candidate
             dense[has] = vecs[at[has]] @ qv[q]
-            yield raw, ((dense, union), (bm25.score_ids(query, union), union))
+            pos = bm25.positions(union)
+            lexical = np.where(pos >= 0, full[np.maximum(pos, 0)], 0.0).astype(np.float32)
+            yield raw, ((dense, union), (lexical, union))
 
     def fusion_weight(self, corpus: str, run: int | None = None, refit: bool = False,
                       exclude_split: str | None = None) -> dict:
@@ -168,7 +175,8 @@ class SearchVerbs:
         from ..index.fusion import DEFAULT_WEIGHT
         info = self._resolve_run(corpus, run)
         cid = info["corpus_id"]
-        splits = [s for s in FIT_SPLITS if s != exclude_split and self.store.qrels(cid, s)]
+        judged = self.store.splits(cid)
+        splits = [s for s in FIT_SPLITS if s != exclude_split and judged.get(s)]
         stored = self.store.fusion_weight(info["run_id"])
         if stored and not refit and stored["split"] in splits:
             return stored
@@ -177,6 +185,8 @@ class SearchVerbs:
         split = splits[0]
         weight, table, queries = self._sweep(info, split)
         self.store.write_fusion_weight(info["run_id"], split, weight, table[weight], queries)
+        with self._lock:
+            self._fusion_weights.pop(info["run_id"], None)
         return {"weight": weight, "split": split, "ndcg_at_10": table[weight], "queries": queries}
 
     def hybrid_sweep(self, corpus: str, run: int | None = None, split: str = "test") -> dict[float, float]:
