@@ -318,6 +318,16 @@ def cmd_siblings(ws, a) -> int:
 
 def cmd_export(ws, a) -> int:
     done = []
+    if a.learn_html:
+        if not a.corpus:
+            raise InputError("--learn-html needs --corpus")
+        from .plotting import export
+        with open(a.learn_html, "w", encoding="utf-8") as f:
+            f.write(export.learn_html(ws, a.corpus))
+        done.append(a.learn_html)
+    wants_run = a.model or a.vectors or a.trec or a.map_html or a.tree_html
+    if wants_run and a.run is None:
+        raise InputError("say which run to export: --run N")
     if a.model:
         done.append(ws.export_model(a.run, a.model))
     if a.vectors:
@@ -333,8 +343,8 @@ def cmd_export(ws, a) -> int:
                 f.write(page)
             done.append(path)
     if not done:
-        raise InputError("say what to export: --model DIR, --vectors FILE.parquet, --trec FILE, --map-html FILE "
-                         "and/or --tree-html FILE")
+        raise InputError("say what to export: --model DIR, --vectors FILE.parquet, --trec FILE, --map-html FILE, "
+                         "--tree-html FILE and/or --learn-html FILE (with --corpus)")
     print("\n".join(done))
     return 0
 
@@ -591,7 +601,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("export", help="export a run: encoder folder, vectors (Parquet), TREC run file, map and tree "
                                       "as offline HTML")
-    s.add_argument("--run", type=int, required=True)
+    s.add_argument("--run", type=int, help="the run to export (all but --learn-html)")
     s.add_argument("--model", help="destination folder for the sentence-transformers encoder")
     s.add_argument("--vectors", help="destination .parquet (ids, titles, vectors, tree paths, map x/y)")
     s.add_argument("--trec", help="destination TREC run file for --split's queries")
@@ -601,6 +611,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--query", help="--map-html: a query placed on the map, its hits ringed")
     s.add_argument("--tree-html", help="destination .html: the tree as a labelled sunburst, self-contained")
     s.add_argument("--tree-kind", choices=("sunburst", "icicle"), default="sunburst")
+    s.add_argument("--learn-html", help="destination .html: the Learn walkthrough on --corpus, self-contained")
+    s.add_argument("--corpus", help="--learn-html: the corpus the walkthrough uses")
     s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("project", help="compute and store a run's UMAP map (the app's Map page)")

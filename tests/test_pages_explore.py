@@ -301,3 +301,18 @@ def test_map_selection_lists_exports_and_becomes_a_corpus(populated, app_env):
         assert len(ws.documents("picked")) == 5
     finally:
         ws.close()
+
+
+def test_learn_walkthrough_exports_as_one_offline_page(trained, app_env, tmp_path, capsys):
+    from hce_engine.cli import main
+    from hce_engine.views.walkthrough import STEPS, TEXT
+    out = tmp_path / "learn.html"
+    assert main(["--workspace", app_env, "export", "--learn-html", str(out), "--corpus", "toy"]) == 0
+    page_text = out.read_text()
+    assert page_text.startswith("<!DOCTYPE html>") and "<script src=" not in page_text
+    for step in STEPS:  # every step's heading, from the same texts the Learn page shows
+        assert TEXT[step][0] in page_text
+    assert page_text.count('class="plotly-graph-div"') >= 6 and "<table" in page_text
+    assert f"trained run {trained['trained']}" in page_text
+    assert main(["--workspace", app_env, "export", "--learn-html", str(out)]) == 1
+    assert "--learn-html needs --corpus" in capsys.readouterr().err

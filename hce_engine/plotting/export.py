@@ -12,30 +12,50 @@ Example:
 from __future__ import annotations
 
 import html as _html
+import re
 from typing import Sequence
 
-__all__ = ["page_html", "map_html", "tree_html"]
+__all__ = ["page_html", "map_html", "tree_html", "learn_html"]
+
+
+def _markdown(text: str) -> str:
+    """The walkthrough's small markdown (paragraphs, **bold**, *italic*) as escaped HTML."""
+    out = []
+    for para in text.split("\n\n"):
+        h = _html.escape(para)
+        h = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", h)
+        h = re.sub(r"\*(.+?)\*", r"<i>\1</i>", h)
+        out.append(f"<p>{h}</p>")
+    return "".join(out)
 
 
 def page_html(title: str, sections: Sequence[tuple[str, object]], note: str = "") -> str:
-    """One HTML page: a title, an optional note, then (caption, plotly figure) sections.
+    """One HTML page: a title, an optional note, then (caption, item) sections.
 
     Args:
         title: the page title (plain text).
-        sections: (caption, ``plotly.graph_objects.Figure``) pairs, drawn in order.
+        sections: (caption, item) pairs, in order; an item is a ``plotly.graph_objects.Figure``, a pandas
+            DataFrame (a table) or a markdown string (paragraphs, **bold**, *italic*); an empty caption adds no
+            heading.
         note: a plain-text paragraph under the title (e.g. where the view came from).
     Returns:
         The page as a string (about 4.7 MB: plotly.js is inlined so it works offline).
     """
     from plotly.offline import get_plotlyjs
     parts = []
-    for i, (caption, fig) in enumerate(sections):
-        body = fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"figure-{i}",
-                           config={"displaylogo": False, "responsive": True})
-        parts.append(f"<section><h2>{_html.escape(caption)}</h2>{body}</section>")
+    for i, (caption, item) in enumerate(sections):
+        if isinstance(item, str):  # markdown text (the walkthrough's paragraphs)
+            body = _markdown(item)
+        elif hasattr(item, "to_html") and hasattr(item, "columns"):  # a table (pandas DataFrame)
+            body = item.to_html(index=False, escape=True, border=0)
+        else:
+            body = item.to_html(full_html=False, include_plotlyjs=False, div_id=f"figure-{i}",
+                                config={"displaylogo": False, "responsive": True})
+        parts.append(f"<section>{'<h2>' + _html.escape(caption) + '</h2>' if caption else ''}{body}</section>")
     return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{_html.escape(title)}</title>"
             "<style>body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}"
-            "h1{font-size:1.6em}h2{font-size:1.15em;margin-top:2em}p.note{color:#555}</style>"
+            "h1{font-size:1.6em}h2{font-size:1.15em;margin-top:2em}p.note{color:#555}"
+            "table{border-collapse:collapse;font-size:.9em}td,th{padding:3px 8px;border-bottom:1px solid #ddd}</style>"
             f"<script type=\"text/javascript\">{get_plotlyjs()}</script></head><body>"
             f"<h1>{_html.escape(title)}</h1>" + (f"<p class=\"note\">{_html.escape(note)}</p>" if note else "")
             + "".join(parts) + "</body></html>")
@@ -69,3 +89,54 @@ def tree_html(ws, run_id: int, kind: str = "sunburst", levels: int = 3) -> str:
     return page_html(f"HCE Explorer tree: {_run_title(ws, run_id)}", [(f"The cluster tree ({kind})", fig)],
                      note="Each ring is a tree level; a node's size is its number of documents, its label its "
                           "most telling words.")
+
+
+def learn_html(ws, corpus: str) -> str:
+    """The Learn walkthrough for ``corpus`` as one offline page: the six steps' texts, the map (computed if
+    missing), the tree, the example pair's path, siblings and loss, and what training changed."""
+    import pandas as pd
+
+    from .. import views
+    from ..views.walkthrough import LOSS_LATEX, NO_TRAINED_RUN, STEPS, TEXT
+    from . import map as map_figs
+    from . import siblings as sib_figs
+    from .tree import hierarchy_chart
+    w = views.walkthrough(ws, corpus)
+    start, after = w["start"]["run_id"], w["after"]["run_id"] if w["after"] else None
+    doc_id, query = w["pair"]
+    view = views.siblings_view(ws, start, doc_id=doc_id, query=query, max_siblings=12)
+    secs: list[tuple[str, object]] = []
+
+    def text(step: str) -> None:
+        head, body = TEXT[step]
+        secs.append((head, body.format(**w)))
+    text(STEPS[0])
+    secs.append(("", map_figs.map_figure(views.thin_for_display(views.map_frame(ws, start, 0)), height=480)))
+    text(STEPS[1])
+    secs.append(("", hierarchy_chart(w["tree"]["nodes"], "sunburst", min(w["depth"], 3))))
+    frame = views.map_frame(ws, start, w["level"])
+    secs.append(("", map_figs.map_figure(views.thin_for_display(frame), labels=views.map_labels(frame), height=480)))
+    text(STEPS[2])
+    if query:
+        secs.append(("", f"**Query:** {query}"))
+    secs.append(("", pd.DataFrame([{"level": p["level"], "node": p["label"], "documents": p["size"]}
+                                   for p in view["path"]])))
+    text(STEPS[3])
+    for lv in view["levels"]:
+        secs.append(("", sib_figs.level_chart(lv, title=f"Level {lv['level']}: " + sib_figs.level_title(lv))))
+    secs.append(("", sib_figs.level_chart(view["leaf"], leaf=True, title="Documents: "
+                                          + sib_figs.level_title(view["leaf"], leaf=True))))
+    text(STEPS[4])
+    secs.append(("", f"L = leaf term + mean of the level terms (LaTeX: {LOSS_LATEX})"))
+    secs.append(("", sib_figs.level_table(view)))
+    if after is None:
+        secs.append((TEXT[STEPS[5]][0], NO_TRAINED_RUN))
+    else:
+        text(STEPS[5])
+        tv = views.siblings_view(ws, after, doc_id=doc_id, query=query, compare_run=start, max_siblings=12)
+        names = (f"before #{start}", f"after #{after}")
+        secs.append(("", sib_figs.rank_summary_chart(tv, *names)))
+        secs.append(("", sib_figs.level_chart(tv["leaf"], True, *names)))
+    return page_html(f"How HCE trains an encoder: {corpus}", secs,
+                     note=f"The HCE Explorer walkthrough on corpus {corpus!r}, starting encoder run {start}"
+                          + (f", trained run {after}" if after else "") + ".")

@@ -9,6 +9,7 @@ Every view takes the :class:`~hce_engine.workspace.Workspace` as its first argum
 * :func:`projection`, :func:`ensure_projection`, :func:`map_frame`, :func:`map_labels`, :func:`place_query` -
   the 2-D map and where its node labels go.
 * :func:`corpus_stats` - document lengths, duplicates, queries and qrels per split.
+* :func:`walkthrough` - the Learn walkthrough's runs, example and texts (``walkthrough.TEXT``).
 * :func:`explain` - why a document ranks where it does for a query: tree path, three retrievers, movers.
 
 No Streamlit import here; the page scripts in ``ui/pages`` draw what these return.
@@ -96,7 +97,8 @@ from .map import (ensure_projection, map_frame, map_labels, place_query, project
 from .siblings import (default_compare_run, doc_queries, find_documents, judged_queries,  # noqa: E402
                        siblings_view)
 from .tree_compare import compare_trees, list_rebuilds, node_detail, tree_overview, tree_quality  # noqa: E402
+from .walkthrough import walkthrough  # noqa: E402
 
-__all__ = ["explain", "siblings_view", "doc_queries", "find_documents", "judged_queries", "default_compare_run",
+__all__ = ["explain", "walkthrough", "siblings_view", "doc_queries", "find_documents", "judged_queries", "default_compare_run",
            "compare_trees", "tree_overview", "node_detail", "tree_quality", "list_rebuilds",
            "projection", "ensure_projection", "projection_status", "map_frame", "map_labels", "thin_for_display", "select_region", "place_query", "corpus_stats"]

@@ -5,13 +5,14 @@ from __future__ import annotations
 import streamlit as st
 
 from hce_engine import views
+from hce_engine.plotting import export
+from hce_engine.views.walkthrough import LOSS_LATEX, NO_TRAINED_RUN, STEPS, TEXT
 from ui.common import friendly_errors, get_workspace, md_escape, pick_corpus, run_label
 from hce_engine.plotting import map as map_figs
 from hce_engine.plotting import siblings as sib_figs
 from hce_engine.plotting import tree as tree_figs
 
 ws = get_workspace()
-STEPS = ["1 · Embed", "2 · Cluster", "3 · A path", "4 · Siblings", "5 · The loss", "6 · After training"]
 
 
 @st.cache_data(max_entries=32, ttl=900, show_spinner=False)
@@ -88,84 +89,66 @@ if corpus:
 
         if step == STEPS[0]:
             stats = views.corpus_stats(ws, corpus)
-            st.header("1 · Every document becomes a vector")
-            st.markdown("An encoder (a small transformer) reads each document, title and text, and outputs one "
-                        "vector. Documents about similar things get vectors pointing in similar directions, "
-                        "measured by **cosine similarity**. Search is then: encode the query, return the "
-                        "documents with the closest vectors. HCE changes *how the encoder is trained*, "
-                        "not how search works.")
+            head, body = TEXT[step]
+            intro, below = body.split("\n\n")
+            st.header(head)
+            st.markdown(intro)
             c = st.columns(4)
             c[0].metric("Documents", f"{stats['documents']:,}")
             c[1].metric("Median words", f"{stats['words']['median']:.0f}")
             c[2].metric("Vector size", str((start.get("summary") or {}).get("dim", "—")))
             c[3].metric("Queries", f"{stats['queries']:,}")
-            st.markdown("Below, every document is a point; UMAP squeezes the vectors into 2-D so that near "
-                        "vectors stay near.")
+            st.markdown(below)
             show_map(start["run_id"], 0, "learn_map_1")
 
         elif step == STEPS[1]:
-            st.header("2 · Cluster the vectors into a tree")
-            st.markdown(f"HCE groups the document vectors bottom-up with **spherical k-means**: about b = "
-                        f"{tree_info['branching']} documents per leaf cluster, then about b leaf clusters per "
-                        f"parent, and so on up to a single root. Here: **{tree_info['n_leaves']:,} leaf clusters**, "
-                        f"depth **{depth}**. Each node is labelled with its most distinctive words. Click a node "
-                        "to zoom in.")
-            st.plotly_chart(tree_figs.hierarchy_chart(tree_info["nodes"], "sunburst", min(depth, 3)), key="learn_tree")
             sizes = tree_info["nodes"].groupby("level").size().to_dict()
             level = map_figs.default_level(sizes)
-            st.markdown(f"The same documents coloured by their level-{level} node (nearby points should mostly "
-                        "share a colour):")
+            head, body = TEXT[step]
+            intro, below = body.format(branching=tree_info["branching"], n_leaves=tree_info["n_leaves"], depth=depth,
+                                       level=level).split("\n\n")
+            st.header(head)
+            st.markdown(intro + " Click a node to zoom in.")
+            st.plotly_chart(tree_figs.hierarchy_chart(tree_info["nodes"], "sunburst", min(depth, 3)), key="learn_tree")
+            st.markdown(below)
             show_map(start["run_id"], level, "learn_map_2")
 
         elif step in STEPS[2:]:
             doc_id, query, what = example_pair(corpus)
             view = cached_view(ws, ws.path, start["run_id"], doc_id, query, None)
             if step == STEPS[2]:
-                st.header("3 · Every document has a path")
-                st.markdown(f"Take {what}. The document sits in exactly one node per level: its **path** from "
-                            f"the root to its leaf cluster has {depth} steps, the same length for every document. "
-                            "Generative retrieval decodes such paths token by token; HCE uses them only to choose "
-                            "negatives.")
+                st.header(TEXT[step][0])
+                st.markdown(TEXT[step][1].format(what=what, depth=depth))
                 if query:
                     st.markdown(f"**Query:** {md_escape(query)}")
                 st.markdown(sib_figs.path_text(view, md_escape))
                 st.dataframe([{"level": p["level"], "node": p["label"], "documents": p["size"]} for p in view["path"]],
                              hide_index=True)
             elif step == STEPS[3]:
-                st.header("4 · Siblings are the negatives")
-                st.markdown("At each level the query must pick its own branch among the **siblings**: the other "
-                            "children of the same parent. They get harder level by level: at the top, different "
-                            "subjects; at the bottom, documents of the same small cluster. Red = the right "
-                            "answer; bars = cosine similarity to the query with the starting encoder.")
+                st.header(TEXT[step][0])
+                st.markdown(TEXT[step][1])
                 for lv in view["levels"]:
                     st.plotly_chart(sib_figs.level_chart(lv, title=f"Level {lv['level']}: "
                                                          + sib_figs.level_title(lv)), key=f"learn_lv_{lv['level']}")
                 st.plotly_chart(sib_figs.level_chart(view["leaf"], leaf=True, title="Documents: "
                                                      + sib_figs.level_title(view["leaf"], leaf=True)), key="learn_leaf")
             elif step == STEPS[4]:
-                st.header("5 · The loss at every level")
-                st.markdown("Each level is a small classification: the softmax of the similarities (divided by "
-                            "a temperature τ) over the candidates, and the loss is minus the log-probability of "
-                            "the right one. The total adds the leaf term and the mean of the level terms:")
-                st.latex(r"\mathcal{L} = \ell_{\text{leaf}} + \frac{1}{D}\sum_{t=1}^{D}\ell_t,\qquad "
-                         r"\ell_t = -\log \frac{e^{\cos(q, n_t)/\tau}}{\sum_{n \in \text{siblings}(n_t)} "
-                         r"e^{\cos(q, n)/\tau}}")
+                st.header(TEXT[step][0])
+                st.markdown(TEXT[step][1] + ":")
+                st.latex(LOSS_LATEX)
                 st.dataframe(sib_figs.level_table(view), hide_index=True)
                 total = view["leaf"]["loss"] + sum(lv["loss"] for lv in view["levels"]) / max(len(view["levels"]), 1)
                 st.markdown(f"For this pair: **loss = {total:.3f}** with τ = {view['tau']}. Training nudges the "
                             "encoder to shrink it for many pairs at once; the sibling *documents* at the leaf "
                             "carry most of the gain.")
             else:
-                st.header("6 · What training changed")
+                st.header(TEXT[step][0])
                 if after is None:
-                    st.info("No trained run yet. **Train a run on the Train page to see what changes**: the same "
-                            "pair's ranks before and after, how the tree moved, and the retrieval scores.")
+                    st.info(NO_TRAINED_RUN)
                 else:
                     tv = cached_view(ws, ws.path, after["run_id"], doc_id, query, start["run_id"])
                     before_name, after_name = f"before #{start['run_id']}", f"after #{after['run_id']}"
-                    st.markdown("The same pair on the trained run's tree, scored by the starting encoder (before) "
-                                "and the trained one (after). Lower rank = better; rank 1 at every level is the "
-                                "goal.")
+                    st.markdown(TEXT[step][1])
                     st.plotly_chart(sib_figs.rank_summary_chart(tv, before_name, after_name), key="learn_ranks")
                     st.plotly_chart(sib_figs.level_chart(tv["leaf"], True, before_name, after_name), key="learn_leaf2")
                     cmp = views.compare_trees(ws, start["run_id"], after["run_id"])
@@ -181,3 +164,7 @@ if corpus:
                     else:
                         c[2].metric("nDCG@10", "—", help="Evaluate both runs on the Runs page to compare.")
         nav("bottom")
+        st.download_button("Download the whole walkthrough (HTML)", data=lambda: export.learn_html(ws, corpus),
+                           file_name=f"hce-walkthrough-{corpus}.html", mime="text/html", key="learn_html",
+                           help="All six steps with their figures in one file that opens offline (for a class or "
+                                "a report); the map is computed first if it is missing.")
