@@ -107,6 +107,13 @@ def test_sample_app_end_to_end(server, tmp_path):
             main.get_by_text("Tree route:").first.wait_for(timeout=60_000)
             settle(page)
             assert main.get_by_text("dense #").count() >= 1 and main.get_by_text("score ").count() == 20
+            # why this rank: pick a hit, the explain panel shows its path and its ranks
+            main.get_by_test_id("stSelectbox").filter(has_text="A hit to explain").get_by_role("combobox").click()
+            page.keyboard.press("ArrowDown")  # a react-aria combobox opens its list from the keyboard
+            page.get_by_role("option").first.click()
+            main.get_by_text("Its path through the tree").wait_for(timeout=60_000)
+            settle(page)
+            assert main.get_by_text("Words it shares with the query").count() == 1
             check(page, "Search")
 
             for name in ("Train", "Tree", "Siblings", "Map", "Runs", "Learn"):
