@@ -204,7 +204,7 @@ def test_train_estimate_start_cancel_and_finish(app, toy_beir):
     goto(app, "search")
     app.text_input(key="search_query").input("rocket launch").run()
     assert not app.exception and not app.error
-    assert app.selectbox(key="search_trained").value == run_id
+    assert app.selectbox(key="search_trained_toy").value == run_id
     assert len([t for t in texts(app.markdown) if t.startswith("**1. ")]) == 3
     badges = " ".join(texts(app.markdown))
     assert any(b in badges for b in ("▲", "▼", "=", "new"))

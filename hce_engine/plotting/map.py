@@ -42,7 +42,8 @@ def map_figure(frame: pd.DataFrame, query: dict | None = None, highlight: set[in
         frame: ``map_frame(...)`` (doc_id, ext_id, title, x, y, node_at_level, label, path).
         query: ``place_query(...)`` result; its point (a star) and its hits (ringed) are drawn on top.
         highlight: doc ids to emphasise (others are faded), e.g. a selected node's documents.
-        labels: ``map_labels(...)``: node labels written on the map (white-haloed text, sized by node).
+        labels: ``map_labels(...)``: node labels written on the map (annotations on a translucent white box,
+            sized by node).
         relevant: the placed query's judged relevant documents (frame rows: doc_id, title, x, y), drawn as
             green squares, so one sees whether they sit in the query's neighbourhood.
     Every document trace carries the doc id as ``customdata[0]``, so a box/lasso selection maps back to
@@ -75,12 +76,11 @@ def map_figure(frame: pd.DataFrame, query: dict | None = None, highlight: set[in
     elif n:  # many nodes: a single trace, coloured per node, no legend
         fig.add_trace(trace(frame, f"{len(order)} nodes", frame["node_at_level"].map(colour).tolist(), False,
                             "docs"))
-    if labels is not None and len(labels):
-        fig.add_trace(go.Scatter(
-            x=labels["x"], y=labels["y"], mode="text", name="labels", showlegend=False, hoverinfo="skip",
-            text=[f"<b>{_short(t, 60)}</b>" for t in labels["label"]],
-            textfont={"size": labels["font_size"].tolist(), "color": "#222",
-                      "shadow": "0 0 3px white, 0 0 3px white, 0 0 2px white"}))
+    if labels is not None and len(labels):  # annotations: text on a translucent white box, above the points
+        for r in labels.itertuples():
+            fig.add_annotation(x=r.x, y=r.y, text=f"<b>{_short(r.label, 60)}</b>", showarrow=False,
+                               font={"size": int(r.font_size), "color": "#222"}, bgcolor="rgba(255,255,255,0.72)",
+                               borderpad=1, name="label")
     if relevant is not None and len(relevant):
         fig.add_trace(go.Scatter(
             x=relevant["x"], y=relevant["y"], mode="markers", name="relevant (qrels)",

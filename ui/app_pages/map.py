@@ -58,13 +58,15 @@ def show_metrics(runs: list, run_id: int, compare: int | None) -> None:
             for m in r["metrics"]:
                 rows.append({"run": f"#{r['run_id']}", "split": m["split"], "retriever": m["system"],
                              "nDCG@10": m["ndcg_at_10"], "R@100": m["recall_at_100"], "queries": m["queries"]})
-    with st.expander("Retrieval metrics of " + ("these runs" if compare is not None else "this run"),
-                     expanded=bool(rows)):
-        if rows:
-            st.dataframe(pd.DataFrame(rows), hide_index=True, key="map_metrics",
-                         column_config={k: st.column_config.NumberColumn(format="%.4f") for k in ("nDCG@10", "R@100")})
-        else:
-            st.caption("Not evaluated yet: the **Runs** page scores a run on the corpus's qrels.")
+    st.markdown("**Retrieval metrics**")
+    if rows:
+        table = pd.DataFrame(rows)
+        if compare is None:  # a narrow column beside the map: one line per split and retriever
+            table = table.drop(columns=["run", "queries", "R@100"])
+        st.dataframe(table, hide_index=True, key="map_metrics",
+                     column_config={k: st.column_config.NumberColumn(format="%.3f") for k in ("nDCG@10", "R@100")})
+    else:
+        st.caption("Not evaluated yet: the **Runs** page scores a run on the corpus's qrels.")
 
 
 def show_relevant(relevant, run_id: int, query: str) -> None:
@@ -168,13 +170,16 @@ if corpus:
                 placed = cached_query(ws, ws.path, run_id, query.strip(), compare)
         marks = views.map_labels(frame) if show_labels else None
         relevant = frame[frame["doc_id"].isin(relevant_ids)] if relevant_ids else None
-        show_metrics(runs, run_id, compare)
         if len(frame) > views.MAX_DRAWN:
             st.caption(f"Drawing {views.MAX_DRAWN:,} of {len(frame):,} documents (thinned where the map is dense, "
                        "sparse regions whole); selections and query hits use every document.")
         if compare is None:
             fig = figs.map_figure(views.thin_for_display(frame), query=placed, labels=marks, relevant=relevant)
-            event = st.plotly_chart(fig, on_select="rerun", selection_mode=("box", "lasso"), key="map_main")
+            chart, side = st.columns([3, 1])
+            with chart:
+                event = st.plotly_chart(fig, on_select="rerun", selection_mode=("box", "lasso"), key="map_main")
+            with side:
+                show_metrics(runs, run_id, compare)
             download_html([("Map", fig)], run_id)
             show_selection(event, fig, frame, "main")
         else:
@@ -196,6 +201,7 @@ if corpus:
                 event = st.plotly_chart(fig, on_select="rerun", selection_mode=("box", "lasso"), key="map_main")
             st.caption("The right map starts from the left one's layout and is rotated/scaled onto it, so "
                        "positions are comparable.")
+            show_metrics(runs, run_id, compare)
             download_html([(f"before: {labels[compare]}", fig_b), (f"after: {labels[run_id]}", fig)], run_id)
             a, b = st.columns(2)
             with a:

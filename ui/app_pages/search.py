@@ -93,7 +93,7 @@ def show_explain(why: dict) -> None:
         c1, c2 = st.columns(2)
         for col, key, title in ((c1, "moved_up", "Up"), (c2, "moved_down", "Down")):
             col.caption(title)
-            col.dataframe(pd.DataFrame([{"document": m["title"], "before": m["rank_compare"], "after": m["rank"]}
+            col.dataframe(pd.DataFrame([{"before": m["rank_compare"], "after": m["rank"], "document": m["title"]}
                                         for m in why[key]]), hide_index=True, key=f"search_{key}")
 
 
@@ -126,8 +126,9 @@ c1, c2, c3, c4 = st.columns([4, 2, 1, 2])
 examples = EXAMPLES.get(corpus, [])
 query = c1.text_input("Query", key="search_query", placeholder=f"e.g. {examples[0]}" if examples else
                       "type a query and press Enter")
+# keyed per corpus: a picker left empty by a corpus without trained runs must not stay empty after a switch
 trained = c2.selectbox("Trained encoder", [r["run_id"] for r in others], index=len(others) - 1 if others else None,
-                       format_func={r["run_id"]: run_label(r) for r in others}.get, key="search_trained",
+                       format_func={r["run_id"]: run_label(r) for r in others}.get, key=f"search_trained_{corpus}",
                        placeholder="no trained run yet")
 k = int(c3.number_input("Hits", min_value=1, max_value=100, value=10, key="search_k"))
 mode = c4.segmented_control("Encoder columns", ["dense", "hybrid"], default="dense", key="search_mode",
