@@ -4,7 +4,8 @@ For each N: a workspace with N synthetic documents (growth.py's topic mixture an
 finished baseline run with their vectors and a divisive tree, and a stored 2-D map (the vectors' first two
 principal components, spread by topic: what is measured is drawing, not UMAP). Then `hce app` serves it and
 headless Chromium opens the Map page; the time is from the click on "Map" to the chart's WebGL canvas being
-drawn and the script run ended (``settle``), best of ``--repeats`` page loads. Also recorded: the points drawn
+drawn and the script run ended (``settle``), best of ``--repeats`` page loads. Also recorded: the node labels
+written on the map, the points drawn
 (the page thins maps above ``views.MAX_DRAWN``), the size of the figure Streamlit sent, and whether the page
 showed an error (a message over Streamlit's websocket limit would).
 
@@ -61,7 +62,7 @@ def make_workspace(path: str, n: int, seed: int = 0) -> None:
 
 def draw_time(url: str, repeats: int, timeout: float) -> dict:
     from playwright.sync_api import sync_playwright
-    times, sent, points, errors = [], [], None, 0
+    times, sent, points, errors, labels = [], [], None, 0, 0
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         try:
@@ -80,12 +81,13 @@ def draw_time(url: str, repeats: int, timeout: float) -> dict:
                 points = page.evaluate("""() => {const g = document.querySelector('[data-testid="stMain"] .js-plotly-plot');
                     return g ? g._fullData.filter(t => t.mode !== 'text').reduce((s, t) => s + (t._length || 0), 0)
                              : null}""")
+                labels = page.locator('[data-testid="stMain"] .js-plotly-plot .annotation-text').count()
                 errors += page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]').count()
                 page.close()
         finally:
             browser.close()
     return {"draw_s": round(min(times), 2), "draw_s_all": [round(t, 2) for t in times], "points_drawn": points,
-            "largest_message_mib": round(max(sent) / 2**20, 2), "errors_shown": errors}
+            "largest_message_mib": round(max(sent) / 2**20, 2), "errors_shown": errors, "labels_drawn": labels}
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

@@ -178,3 +178,4 @@ def test_map_draw_smoke(tmp_path):
     run_script("map_draw.py", "--sizes", "1500", "--repeats", "1", "--out", str(out), timeout=600)
     (row,) = json.loads(out.read_text())["rows"]
     assert row["n_docs"] == 1500 and row["points_drawn"] == 1500 and row["errors_shown"] == 0 and row["draw_s"] > 0
+    assert row["labels_drawn"] >= 2  # the labelled map, drawn in the real browser

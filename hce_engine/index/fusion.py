@@ -33,7 +33,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 __all__ = ["DEFAULT_WEIGHT", "DENSE_FLOOR", "FUSIONS", "INDEX_KINDS", "MODES", "LEXICAL_FLOOR", "RRF_C", "WEIGHT_GRID", "fit_weight",
-           "fuse", "rrf", "weighted"]
+           "fuse", "rrf", "scorer", "weighted"]
 
 MODES = ("dense", "bm25", "hybrid")  # the retrievers a user picks from: the encoder, BM25, or both fused
 FUSIONS = ("weighted", "rrf")
