@@ -150,3 +150,15 @@ def test_delete_run(workspace, toy_beir):
     workspace.delete_run(b)
     assert [r["run_id"] for r in workspace.runs()] == [a]
     assert workspace.store.read_vectors(b)[0].size == 0
+
+
+def test_runs_filters_and_splits(workspace, toy_beir):
+    workspace.import_corpus(toy_beir, name="toy")
+    assert workspace.splits("toy") == {"test": 9, "train": 15}
+    run = workspace.encode("toy", branching=3)
+    bare = workspace.store.create_run(workspace.store.corpus_id("toy"), "train", {"seed": 0}, 0, status="failed")
+    assert [r["run_id"] for r in workspace.runs("toy")] == [run, bare]
+    assert [r["run_id"] for r in workspace.runs("toy", status="done")] == [run]
+    assert [r["run_id"] for r in workspace.runs("toy", kind="train")] == [bare]
+    assert [r["run_id"] for r in workspace.runs("toy", with_tree=True)] == [run]
+    assert all("metrics" in r for r in workspace.runs())

@@ -600,6 +600,10 @@ class Store:
                 con.unregister("_tdocs")
                 con.unregister("_sizes")
 
+    def runs_with_trees(self) -> set[int]:
+        """Ids of the runs that have at least one stored tree."""
+        return {r[0] for r in self.con.execute("SELECT DISTINCT run_id FROM trees").fetchall()}
+
     def list_trees(self, run_id: int) -> list[dict]:
         rows = self._rows("SELECT * FROM trees WHERE run_id = ? ORDER BY rebuild", [run_id])
         for r in rows:

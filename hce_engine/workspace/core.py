@@ -188,15 +188,27 @@ class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExportVerbs):
                 self._encoders[key] = load_encoder(path, device=device, max_length=max_length)
             return self._encoders[key]
 
-    def runs(self, corpus: str | None = None) -> list[dict]:
+    def runs(self, corpus: str | None = None, status: str | None = None, kind: str | None = None,
+             with_tree: bool = False) -> list[dict]:
+        """The runs (of ``corpus``, else all), oldest first, each with its stored ``metrics``; only those with
+        ``status`` ("done", "running", ...) and ``kind`` ("baseline", "train") when given, and only runs that
+        have a tree with ``with_tree``."""
         cid = self.store.corpus_id(corpus) if corpus else None
-        runs = self.store.list_runs(cid)
+        runs = [r for r in self.store.list_runs(cid)
+                if (status is None or r["status"] == status) and (kind is None or r["kind"] == kind)]
+        if with_tree:
+            have = self.store.runs_with_trees()
+            runs = [r for r in runs if r["run_id"] in have]
         metrics = {}
         for m in self.store.metrics():
             metrics.setdefault(m["run_id"], []).append(m)
         for r in runs:
             r["metrics"] = metrics.get(r["run_id"], [])
         return runs
+
+    def splits(self, corpus: str) -> dict[str, int]:
+        """The corpus's judged splits: {split: judged queries}."""
+        return self.store.splits(self.store.corpus_id(corpus))
 
     def run(self, run_id: int) -> dict:
         return self.store.get_run(run_id)

@@ -71,7 +71,7 @@ st.title("Learn: how HCE trains an encoder")
 corpus = pick_corpus("learn_corpus")
 if corpus:
     with friendly_errors("Learn"):
-        runs = [r for r in ws.runs(corpus) if r["status"] == "done" and ws.store.list_trees(r["run_id"])]
+        runs = ws.runs(corpus, status="done", with_tree=True)
         base = [r for r in runs if r["kind"] == "baseline"]
         trained = [r for r in runs if r["kind"] == "train"]
         if not runs:
@@ -156,7 +156,7 @@ if corpus:
                     c[0].metric("Tree agreement (leaf ARI)", f"{cmp['ari_leaf']:.2f}")
                     c[1].metric("Same leaf-mates", f"{cmp['unchanged']:.0%}")
                     met = {(m["run_id"], m["split"]): m for r in (start, after)
-                           for m in ws.store.metrics(r["run_id"]) if m["system"] == "dense"}
+                           for m in r["metrics"] if m["system"] == "dense"}
                     split = next((s for (rid, s) in met if rid == after["run_id"]), None)
                     if split and (start["run_id"], split) in met:
                         b, a = met[(start["run_id"], split)]["ndcg_at_10"], met[(after["run_id"], split)]["ndcg_at_10"]

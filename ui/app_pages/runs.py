@@ -82,7 +82,7 @@ def download(kind: str, run_id: int, label: str, mime: str) -> None:
 
 
 def actions(run: dict) -> None:
-    rid, splits = run["run_id"], list(ws.store.splits(run["corpus_id"]))
+    rid, splits = run["run_id"], list(ws.splits(run["corpus"]))
     if run["status"] in ACTIVE:
         st.info(f"Run #{rid} is {run['status']}.")
         if st.button("Cancel this run", key=f"cancel_{rid}"):

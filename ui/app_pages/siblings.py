@@ -26,7 +26,7 @@ def cached_view(_ws, workspace: str, run_id: int, doc_id: int | None, query: str
 
 
 def tree_runs(corpus: str) -> list[dict]:
-    return [r for r in ws.runs(corpus) if r["status"] == "done" and ws.store.list_trees(r["run_id"])]
+    return ws.runs(corpus, status="done", with_tree=True)
 
 
 def pick_anchor(corpus: str) -> tuple[int | None, str | None]:

@@ -71,7 +71,7 @@ def show_estimate(corpus: str, config: dict) -> None:
 
 
 def settings_form(corpus: str) -> None:
-    splits = list(ws.store.splits(ws.store.corpus_id(corpus)))
+    splits = list(ws.splits(corpus))
     preset = st.radio("Preset", list(PRESETS), index=list(PRESETS).index(DEFAULT_PRESET), horizontal=True,
                       key="train_preset",
                       format_func=lambda p: f"{p}: {PRESET_HELP.get(p, '')}")

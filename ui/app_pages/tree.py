@@ -26,7 +26,7 @@ def rebuild_picker(run_id: int, key: str, label: str = "Tree rebuild") -> int | 
 
 
 def trees_of(corpus: str) -> list[dict]:
-    return [r for r in ws.runs(corpus) if r["status"] == "done" and ws.store.list_trees(r["run_id"])]
+    return ws.runs(corpus, status="done", with_tree=True)
 
 
 def show_node(run_id: int, rebuild: int | None, overview: dict) -> int | None:
