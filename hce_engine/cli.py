@@ -230,7 +230,7 @@ def cmd_add(ws, a) -> int:
 
 def cmd_freshness(ws, a) -> int:
     """Per finished run: documents added since training and since its tree, leaf fit, suggestions."""
-    runs = [a.run] if a.run else [r["run_id"] for r in ws.runs(a.corpus) if r["status"] == "done"]
+    runs = [a.run] if a.run else [r["run_id"] for r in ws.runs(a.corpus, status="done")]
     rows = [ws.freshness(r) for r in runs]
     if a.json:
         print(json.dumps(rows, default=str))

@@ -85,7 +85,7 @@ def pick_run(corpus: str, key: str = "run", label: str = "Run", done_only: bool 
              default_latest: bool = True) -> int | None:
     """Run picker for a corpus; defaults to the latest finished run."""
     ws = get_workspace()
-    runs = [r for r in ws.runs(corpus) if r["status"] == "done" or not done_only]
+    runs = ws.runs(corpus, status="done" if done_only else None)
     if not runs:
         st.info("No finished run for this corpus yet: the **Corpus** page encodes it (zero-shot baseline).")
         return None
@@ -111,7 +111,7 @@ def md_escape(text: str) -> str:
 
 def baseline_run(corpus: str) -> int | None:
     """The corpus's starting encoder: its newest finished zero-shot (baseline) run."""
-    done = [r for r in get_workspace().runs(corpus) if r["kind"] == "baseline" and r["status"] == "done"]
+    done = get_workspace().runs(corpus, status="done", kind="baseline")
     return done[-1]["run_id"] if done else None
 
 

@@ -56,7 +56,7 @@ def walkthrough(ws, corpus: str) -> dict:
     Raises NotFoundError-like HCEError from the views when the corpus has no finished run with a tree.
     """
     from ..errors import NotFoundError
-    runs = [r for r in ws.runs(corpus) if r["status"] == "done" and ws.store.list_trees(r["run_id"])]
+    runs = ws.runs(corpus, status="done", with_tree=True)
     if not runs:
         raise NotFoundError(f"corpus {corpus!r} has no finished run with a tree: encode it first")
     base = [r for r in runs if r["kind"] == "baseline"]

@@ -88,7 +88,7 @@ def update_section(corpus: str) -> None:
                     out = ws.remove_documents(corpus, wanted)
                     st.session_state["update_report"] = f"Removed {out['removed']:,} documents."
                     st.rerun()
-        for run in [r for r in ws.runs(corpus) if r["status"] == "done"][-3:]:
+        for run in ws.runs(corpus, status="done")[-3:]:
             freshness_note(run)
 
 

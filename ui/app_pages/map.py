@@ -131,7 +131,7 @@ st.caption("Each point is a document, placed by UMAP from its vector (nearby = s
 corpus = pick_corpus("map_corpus")
 if corpus:
     with friendly_errors("Map"):
-        runs = [r for r in ws.runs(corpus) if r["status"] == "done"]
+        runs = ws.runs(corpus, status="done")
         if not runs:
             st.info("No finished run yet: the **Corpus** page encodes the corpus (zero-shot baseline).")
             st.stop()

@@ -120,7 +120,7 @@ if base is None:
         st.warning("This corpus is not encoded yet: encode it on the **Corpus** page.")
     st.stop()
 
-others = [r for r in ws.runs(corpus) if r["status"] == "done" and r["run_id"] != base]
+others = [r for r in ws.runs(corpus, status="done") if r["run_id"] != base]
 others.sort(key=lambda r: (r["kind"] == "train", r["run_id"]))  # newest trained run last = default
 c1, c2, c3, c4 = st.columns([4, 2, 1, 2])
 examples = EXAMPLES.get(corpus, [])
