@@ -84,7 +84,9 @@ class TrainConfig:
                        "most this many documents, else against this many: the positives' tree neighbourhoods "
                        "(their leaf and parent clusters, the hardest candidates), then random documents.")
     select: str = _f("last", "Weights the run hands back: last (the final epoch, the reference) or best (the "
-                     "epoch with the best validation MRR@10, the starting encoder included).", SELECTIONS)
+                     "epoch with the best validation MRR@10, the starting encoder included; with few held-out "
+                     "queries it can pick noise: SciFact, standard, 10% held out: 0.705 nDCG@10 against 0.719 "
+                     "for the last epoch).", SELECTIONS)
     precision: str = _f("auto", "auto: bf16 autocast where the hardware runs it fast (CUDA, CPUs with "
                         "AVX-512 BF16 or AMX; ~1.8x faster training on such CPUs), else fp32. Weights stay "
                         "float32.", PRECISIONS)
