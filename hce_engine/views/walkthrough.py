@@ -6,6 +6,7 @@ Texts are markdown templates; ``{names}`` are filled from :func:`walkthrough`'s 
 """
 from __future__ import annotations
 
+from ..plotting.map import default_level
 from . import default_compare_run, judged_queries, tree_overview
 
 STEPS = ["1 · Embed", "2 · Cluster", "3 · A path", "4 · Siblings", "5 · The loss", "6 · After training"]
@@ -65,18 +66,12 @@ def walkthrough(ws, corpus: str) -> dict:
     start = (next((r for r in base if r["run_id"] == default_compare_run(ws, after["run_id"])), None)
              if after else None) or (base[-1] if base else runs[-1])
     tree = tree_overview(ws, start["run_id"])
-    sizes = tree["nodes"].groupby("level").size().to_dict()
-    levels = sorted(lv for lv in sizes if lv > 0)
-    level = next((lv for lv in levels if sizes[lv] >= 6), levels[-1] if levels else 0)
+    level = default_level(tree["nodes"].groupby("level").size().to_dict())
     judged = judged_queries(ws, corpus, limit=1)
     if judged:
         pair, what = (judged[0]["doc_ids"][0], judged[0]["text"]), "a judged query and its relevant document"
     else:
-        pair, what = (int(tree_first_doc(ws, start["run_id"])), None), "a document standing in for a query"
+        pair, what = (int(ws.tree(start["run_id"])[0].doc_ids[0]), None), "a document standing in for a query"
     return {"start": start, "after": after, "tree": tree, "branching": tree["branching"],
             "n_leaves": tree["n_leaves"], "depth": tree["depth"], "level": level, "pair": pair, "what": what}
 
-
-def tree_first_doc(ws, run_id: int) -> int:
-    """The store id of the first document of the run's tree."""
-    return int(ws.tree(run_id)[0].doc_ids[0])

@@ -71,20 +71,16 @@ st.title("Learn: how HCE trains an encoder")
 corpus = pick_corpus("learn_corpus")
 if corpus:
     with friendly_errors("Learn"):
-        runs = ws.runs(corpus, status="done", with_tree=True)
-        base = [r for r in runs if r["kind"] == "baseline"]
-        trained = [r for r in runs if r["kind"] == "train"]
-        if not runs:
+        if not ws.runs(corpus, status="done", with_tree=True):
             st.info("First encode the corpus on the **Corpus** page (the zero-shot baseline): this walkthrough "
                     "uses its vectors and tree.")
             st.stop()
-        after = trained[-1] if trained else None
-        start = (next((r for r in base if r["run_id"] == views.default_compare_run(ws, after["run_id"])), None)
-                 if after else None) or (base[-1] if base else runs[-1])
+        walk = views.walkthrough(ws, corpus)  # the runs, tree and colour level the exported walkthrough shows too
+        start, after = walk["start"], walk["after"]
         st.caption(f"Starting encoder: {md_escape(run_label(start))}"
                    + (f" · trained: {md_escape(run_label(after))}" if after else ""))
         step = st.radio("Step", STEPS, horizontal=True, key="learn_step", label_visibility="collapsed")
-        tree_info = views.tree_overview(ws, start["run_id"])
+        tree_info = walk["tree"]
         depth = tree_info["depth"]
 
         if step == STEPS[0]:
@@ -102,8 +98,7 @@ if corpus:
             show_map(start["run_id"], 0, "learn_map_1")
 
         elif step == STEPS[1]:
-            sizes = tree_info["nodes"].groupby("level").size().to_dict()
-            level = map_figs.default_level(sizes)
+            level = walk["level"]
             head, body = TEXT[step]
             intro, below = body.format(branching=tree_info["branching"], n_leaves=tree_info["n_leaves"], depth=depth,
                                        level=level).split("\n\n")
