@@ -6,7 +6,8 @@ SentenceTransformer.encode in its default fp32 (same model, texts, device).
 
 Each side runs at its own default batch unless told: the engine's (16 texts on a CPU, 64 elsewhere) and
 sentence-transformers' (32).
-Texts are ``title + " " + text`` from a BEIR-style corpus.jsonl. The encoders are warmed up, then
+Texts are the first ``--n`` documents of a corpus file (SciFact's corpus.jsonl by default) as the engine reads
+and encodes them (title + " " + text). The encoders are warmed up, then
 timed ``--repeats`` times in rotating order; the best time of each is reported, with the ratio of each engine
 row to sentence-transformers and the minimum row cosine to the fp32 vectors. Writes JSON
 (numbers + hardware) to benchmarks/results/encode_speed.json by default.
@@ -14,51 +15,22 @@ row to sentence-transformers and the minimum row cosine to the fp32 vectors. Wri
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import sys
 import time
-from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+# common first: it puts the repository on sys.path
+from common import RESULTS, SCIFACT, encoder_texts, machine, read_docs, write_result
 
-from hce_engine.encoder import Encoder, default_model_path, resolve_device  # noqa: E402
-
-HERE = Path(__file__).resolve().parent
-
-
-def read_texts(path: str, n: int) -> list[str]:
-    texts = []
-    with open(path) as f:
-        for line in f:
-            if len(texts) >= n:
-                break
-            d = json.loads(line)
-            texts.append((d.get("title", "") + " " + d.get("text", "")).strip())
-    return texts
+from hce_engine.encoder import Encoder, default_model_path, resolve_device
 
 
 def hardware(device: torch.device) -> dict:
-    info = {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": str(device),
-            "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "python": platform.python_version(), "torch": torch.__version__}
-    try:
-        info["sched_affinity_cpus"] = len(os.sched_getaffinity(0))
-    except AttributeError:
-        pass
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    import transformers
     import sentence_transformers
-    info["transformers"] = transformers.__version__
-    info["sentence_transformers"] = sentence_transformers.__version__
-    return info
+    import transformers
+    return {**machine(), "device": str(device), "transformers": transformers.__version__,
+            "sentence_transformers": sentence_transformers.__version__}
 
 
 def sync(device: torch.device) -> None:
@@ -69,21 +41,21 @@ def sync(device: torch.device) -> None:
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=500)
-    ap.add_argument("--corpus", default=str(HERE.parent.parent / "shared" / "data" / "scifact" / "corpus.jsonl"))
+    ap.add_argument("--corpus", default=str(SCIFACT / "corpus.jsonl"))
     ap.add_argument("--batch-size", type=int, default=None, help="engine batch (default: the engine's default)")
     ap.add_argument("--st-batch-size", type=int, default=32, help="sentence-transformers batch (its default: 32)")
     ap.add_argument("--max-length", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--model", default=None, help="model folder (default: bundled all-MiniLM-L6-v2)")
-    ap.add_argument("--out", default=str(HERE / "results" / "encode_speed.json"))
+    ap.add_argument("--out", default=str(RESULTS / "encode_speed.json"))
     args = ap.parse_args(argv)
 
     from sentence_transformers import SentenceTransformer
 
     device = resolve_device(args.device)
     model_path = args.model or default_model_path()
-    texts = read_texts(args.corpus, args.n)
+    texts = encoder_texts(read_docs(args.corpus, args.n))
     n = len(texts)
     engine = Encoder.load(model_path, device=str(device), max_length=args.max_length, precision="auto")
     engine32 = Encoder.load(model_path, device=str(device), max_length=args.max_length, precision="fp32")
@@ -144,8 +116,7 @@ def main(argv: list[str] | None = None) -> dict:
         "ratios_over_st": ratios, "min_row_cosine_vs_st_fp32": cosines, "engine_precision": engine.precision,
         "hardware": hardware(device), "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
     print(f"wrote {args.out}")
     return result
 

@@ -42,7 +42,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -51,16 +50,12 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+import numpy as np
 
-import numpy as np  # noqa: E402
+# common first: it puts the repository on sys.path
+from common import (DIM, JARGON, RESULTS, SCIFACT, machine, pct, read_docs, real_queries, synthetic,
+                    synthetic_texts, write_jsonl, write_result)
 
-SCIFACT = Path(os.environ.get("HCE_SCIFACT") or HERE.parent.parent / "shared" / "data" / "scifact")
-JARGON = HERE.parent / "sample_corpora" / "jargon_file" / "corpus.jsonl"
-DIM = 384
 BRANCHING = 10
 TARGETS = {  # on the project's 2-core CPU machine
     "search_p50_ms_at_200k": 25.0,   # approximate search incl. the query's MiniLM encoding
@@ -68,11 +63,6 @@ TARGETS = {  # on the project's 2-core CPU machine
     "add_1000_overhead_s": 1.0,      # add_documents(1000) - encoding them
     "hybrid_p50_ms_at_200k": 40.0,   # Workspace.search(mode="hybrid"): encoding, HNSW, BM25, fusion, hit lookup
 }
-FALLBACK_QUERIES = [
-    "a program that never ends", "vitamin d deficiency and bone fractures", "antibiotic resistance in bacteria",
-    "how do neural networks learn", "the history of the internet", "protein folding and disease",
-    "climate change effects on crops", "memory leaks in long running servers",
-]
 
 
 def log(msg: str) -> None:
@@ -80,74 +70,16 @@ def log(msg: str) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- data
-def synthetic(n: int, n_queries: int = 0, d: int = DIM, seed: int = 0):
-    """n documents + n_queries queries from one topic mixture (n/500 topics, n/25 subtopics, noise).
-
-    Returns (docs float32 (n, d), queries float32 (n_queries, d), subtopic of each doc, topic of each
-    subtopic); rows L2-normalised. Same mixture as benchmarks/tree_build.py.
-    """
-    rng = np.random.default_rng(seed)
-    n_top, n_sub = max(2, n // 500), max(4, n // 25)
-    top = rng.standard_normal((n_top, d)).astype(np.float32)
-    sub_top = rng.integers(n_top, size=n_sub)
-    sub = top[sub_top] + 0.7 * rng.standard_normal((n_sub, d)).astype(np.float32)
-    lab = rng.integers(n_sub, size=n + n_queries)
-    x = sub[lab]
-    x += 0.9 * rng.standard_normal(x.shape).astype(np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    return x[:n], x[n:], lab[:n], sub_top
-
-
-_SYL = ["ka", "lo", "mi", "ru", "te", "sa", "no", "vi", "de", "po", "an", "el", "or", "ul", "is", "ba",
-        "ce", "fi", "go", "hu"]
-
-
-def synthetic_texts(lab: np.ndarray, sub_top: np.ndarray, seed: int = 0) -> list[str]:
-    """Pseudo-word texts: 2 words of the topic, 3 of the subtopic, 3 common words (8 words a document)."""
-    rng = np.random.default_rng(seed + 1)
-    n_top, n_sub, n_common = int(sub_top.max()) + 1, len(sub_top), 300
-    n_words = 4 * n_top + 4 * n_sub + n_common
-    codes = rng.permutation(len(_SYL) ** 4)[:n_words]
-    digits = np.stack([(codes // len(_SYL) ** k) % len(_SYL) for k in range(4)], axis=1)
-    vocab = np.array(["".join(_SYL[i] for i in row) for row in digits])
-    topic_w = vocab[:4 * n_top].reshape(n_top, 4)
-    sub_w = vocab[4 * n_top:4 * n_top + 4 * n_sub].reshape(n_sub, 4)
-    common = vocab[4 * n_top + 4 * n_sub:]
-    n = len(lab)
-    words = np.concatenate([topic_w[sub_top[lab]][np.arange(n)[:, None], rng.integers(4, size=(n, 2))],
-                            sub_w[lab][np.arange(n)[:, None], rng.integers(4, size=(n, 3))],
-                            common[rng.integers(n_common, size=(n, 3))]], axis=1)
-    return [" ".join(r) for r in words.tolist()]
-
-
-def real_queries(n: int) -> list[str]:
-    path = SCIFACT / "queries.jsonl"
-    if path.is_file():
-        out = [json.loads(line)["text"] for line in open(path)]
-        return (out * (n // max(len(out), 1) + 1))[:n]
-    return (FALLBACK_QUERIES * (n // len(FALLBACK_QUERIES) + 1))[:n]
-
-
 def short_docs(n: int, words: int = 30) -> list[dict]:
     """n short real-text documents: title + the first ``words`` words of the text (SciFact, else jargon)."""
     path = SCIFACT / "corpus.jsonl" if (SCIFACT / "corpus.jsonl").is_file() else JARGON
-    out = []
-    with open(path) as f:
-        for line in f:
-            d = json.loads(line)
-            out.append({"title": d.get("title", ""), "text": " ".join(str(d.get("text", "")).split()[:words])})
-            if len(out) >= n:
-                break
+    out = [{"title": d.title, "text": " ".join(d.text.split()[:words])} for d in read_docs(path, n)]
     while len(out) < n:  # a small corpus: reuse texts (ids stay unique)
         out.append(dict(out[len(out) % max(1, len(out))]))
     return out
 
 
 # ---------------------------------------------------------------------------------------------- timing
-def pct(xs, q) -> float:
-    return float(np.percentile(np.asarray(xs, dtype=np.float64), q)) if len(xs) else float("nan")
-
-
 class Clock:
     def __init__(self):
         self.t = time.perf_counter()
@@ -249,9 +181,7 @@ def run_size(n: int, args) -> dict:
         c.lap()
         ids = store.insert_documents(cid, [f"s{i}" for i in range(n)], [""] * n, texts, [None] * n)
         res["db_insert_docs_s"] = round(c.lap(), 3)
-        config = {"model": args.model, "device": "auto", "max_length": 256, "batch_size": 64, "tree": True,
-                  "branching": BRANCHING, "builder": "auto", "seed": args.seed}
-        run = store.create_run(cid, "baseline", config, args.seed, status="running")
+        run = ws._new_baseline_run("synthetic", model=args.model, branching=BRANCHING, seed=args.seed)
         c.lap()
         store.write_vectors(run, ids, x)
         res["db_write_vectors_s"] = round(c.lap(), 3)
@@ -287,7 +217,7 @@ def run_size(n: int, args) -> dict:
             f"recall@10 {res['hnsw_recall_at_10']}")
         # Workspace.index(run) would read the stored vectors and build exactly this index (kind="auto");
         # both steps are timed above, so hand it the one already built instead of building it again.
-        ws._indexes[run] = flat if auto == "flat" else hnsw
+        ws.cache.put("index", run, flat if auto == "flat" else hnsw)
 
         # -- single-query latency, query encoding included (the run's own encoder, as Workspace.search).
         # Modes run in alternating blocks of queries, so load drift hits them alike; exact and approximate
@@ -305,7 +235,7 @@ def run_size(n: int, args) -> dict:
         # -- the saved index (what Workspace.index does after building an approximate one), before the adds
         if auto != "flat":
             c.lap()
-            ws._indexes[run].save(ws._index_path(run))
+            ws.index(run).save(ws._index_path(run))
             res["index_save_s"] = round(c.lap(), 3)
             res["index_file_mib"] = round(os.path.getsize(ws._index_path(run)) / 2 ** 20, 1)
 
@@ -430,15 +360,14 @@ def umap_time(x: np.ndarray, args) -> dict:
 
 
 def add_documents_cost(ws, enc, index, args, tmp: str) -> dict:
+    from hce_engine.workspace import doc_text
     docs = short_docs(args.add_docs * args.add_reps)
     reps = []
     for r in range(args.add_reps):
         batch = docs[r * args.add_docs:(r + 1) * args.add_docs]
-        path = os.path.join(tmp, f"add-{r}.jsonl")
-        with open(path, "w") as f:
-            for i, d in enumerate(batch):
-                f.write(json.dumps({"_id": f"add-{r}-{i}", **d}) + "\n")
-        texts = [f"{d['title']} {d['text']}".strip() for d in batch]
+        path = write_jsonl(os.path.join(tmp, f"add-{r}.jsonl"),
+                           ({"_id": f"add-{r}-{i}", **d} for i, d in enumerate(batch)))
+        texts = [doc_text(d["title"], d["text"]) for d in batch]  # what add_documents encodes
         t = time.perf_counter()
         enc.encode(texts, max_length=256)
         alone = time.perf_counter() - t
@@ -574,7 +503,7 @@ def main(argv: list[str] | None = None) -> dict | None:
                     help="skip the diagnostic single-thread rebuild of the divisive tree")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--timeout", type=int, default=3600, help="seconds allowed per size")
-    ap.add_argument("--out", default=str(HERE / "results" / "growth.json"))
+    ap.add_argument("--out", default=str(RESULTS / "growth.json"))
     ap.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--child-out", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -625,10 +554,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     for name, t in targets.items():
         print(f"{name}: {'MET' if t['met'] else 'MISSED'} ({t['value']} vs target {t['target']}, "
               f"margin {t['margin']})")
-    import torch
-    meta = {"cpus": os.cpu_count(), "machine": platform.machine(), "processor": platform.processor(),
-            "python": platform.python_version(), "torch": torch.__version__, "torch_threads_default":
-            torch.get_num_threads(), "model": "fake (smoke)" if args.smoke else args.model, "d": DIM,
+    meta = {**machine(), "model": "fake (smoke)" if args.smoke else args.model, "d": DIM,
             "branching": BRANCHING, "seed": args.seed, "smoke": args.smoke,
             "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
             "load_avg_at_end": [round(v, 2) for v in os.getloadavg()],
@@ -639,11 +565,8 @@ def main(argv: list[str] | None = None) -> dict | None:
                                        "timings by it to compare runs made under different machine load",
                       "add_overhead_s": "add_documents wall time minus the time spent inside the encoder during "
                                         "it (worst of --add-reps)"}}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     result = {"meta": meta, "targets": targets, "results": rows}
-    out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {out}")
+    print(f"wrote {write_result(args.out, result)}")
     return result
 
 

@@ -27,39 +27,24 @@ Prints one table and writes benchmarks/results/hybrid.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-
-SCIFACT = HERE.parent.parent / "shared" / "data" / "scifact"
+# common first: it puts the repository on sys.path
+from common import RESULTS, ROOT, SCIFACT, machine, read_docs, write_beir, write_result
 
 
 def titles_collection(scifact: Path, dest: Path) -> str:
     """The derived known-item collection: abstracts without titles; titles as queries (every 5th: train)."""
-    from hce_engine.corpus import read_corpus
-    docs = read_corpus(str(scifact / "corpus.jsonl")).documents
-    (dest / "qrels").mkdir(parents=True, exist_ok=True)
-    with open(dest / "corpus.jsonl", "w") as f:
-        for d in docs:
-            f.write(json.dumps({"_id": d.ext_id, "title": "", "text": d.text}) + "\n")
-    with open(dest / "queries.jsonl", "w") as f:
-        for i, d in enumerate(docs):
-            if d.title.strip():
-                f.write(json.dumps({"_id": f"t{i}", "text": d.title}) + "\n")
-    for split, keep in (("train", lambda i: i % 5 == 0), ("test", lambda i: i % 5 != 0)):
-        with open(dest / "qrels" / f"{split}.tsv", "w") as f:
-            f.write("query-id\tcorpus-id\tscore\n")
-            f.writelines(f"t{i}\t{d.ext_id}\t1\n" for i, d in enumerate(docs) if keep(i) and d.title.strip())
-    return str(dest)
+    docs = read_docs(scifact / "corpus.jsonl")
+    titled = [i for i, d in enumerate(docs) if d.title.strip()]
+    qrels = {split: {f"t{i}": {docs[i].ext_id: 1} for i in titled if keep(i)}
+             for split, keep in (("train", lambda i: i % 5 == 0), ("test", lambda i: i % 5 != 0))}
+    return write_beir(dest, [{"_id": d.ext_id, "title": "", "text": d.text} for d in docs],
+                      {f"t{i}": docs[i].title for i in titled}, qrels)
 
 
 def measure(ws, corpus: str, run: int, label: str) -> dict:
@@ -100,7 +85,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--workspace", help="workspace folder to use and keep (default: a temporary one)")
     ap.add_argument("--train-preset", choices=("quick", "standard", "full"), help="also train a SciFact run")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=str(HERE / "results" / "hybrid.json"))
+    ap.add_argument("--out", default=str(RESULTS / "hybrid.json"))
     ap.add_argument("--smoke", action="store_true", help="toy BEIR data and the fake encoder (seconds)")
     args = ap.parse_args(argv)
 
@@ -110,7 +95,7 @@ def main(argv: list[str] | None = None) -> dict:
     data = Path(args.data)
     model = None
     if args.smoke:
-        sys.path.insert(0, str(HERE.parent / "tests"))
+        sys.path.insert(0, str(ROOT / "tests"))
         from conftest import write_toy_beir
 
         from hce_engine.encoder.fake import FakeEncoder
@@ -118,8 +103,8 @@ def main(argv: list[str] | None = None) -> dict:
         model = str(Path(tmp.name) / "fake")
         FakeEncoder(dim=32, seed=0).save(model)
     ws = Workspace(args.workspace or os.path.join(tmp.name, "ws"), default_model=model)
-    result = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": platform.platform(),
-              "cpus": os.cpu_count(), "smoke": args.smoke, "rows": []}
+    result = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine(), "smoke": args.smoke,
+              "rows": []}
     try:
         have = {c["name"] for c in ws.corpora()}
         if "scifact" not in have:
@@ -141,9 +126,7 @@ def main(argv: list[str] | None = None) -> dict:
     finally:
         ws.close()
         tmp.cleanup()
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=1)
+    write_result(args.out, result)
     print(table(result["rows"]))
     return result
 

@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import sys
 import tempfile
 import time
 import warnings
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parent), str(HERE.parent / "tests")]
+# common first: it puts the repository on sys.path
+from common import RESULTS, ROOT, machine, write_result
+
+sys.path.insert(0, str(ROOT / "tests"))
 
 from hypothesis import HealthCheck, Phase, given, seed as hypothesis_seed, settings  # noqa: E402
 
@@ -64,16 +64,16 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--examples", type=int, default=10_000, help="cases per importer")
     ap.add_argument("--importers", nargs="+", default=sorted(IMPORTERS), choices=sorted(IMPORTERS))
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=str(HERE / "results" / "import_fuzz.json"))
+    ap.add_argument("--out", default=str(RESULTS / "import_fuzz.json"))
     args = ap.parse_args(argv)
 
     rows = []
+    info = machine()
 
     def write() -> dict:
         result = {"examples_per_importer": args.examples, "seed": args.seed, "rows": rows,
-                  "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+                  "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": info}
+        write_result(args.out, result)
         return result
 
     with tempfile.TemporaryDirectory() as tmp:

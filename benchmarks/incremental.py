@@ -34,21 +34,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+import numpy as np
 
-import numpy as np  # noqa: E402
+# common first: it puts the repository on sys.path
+from common import (JARGON, RESULTS, SCIFACT, exact_ranking, load_beir, machine, read_docs, write_beir,
+                    write_jsonl, write_result)
 
-SCIFACT = Path(os.environ.get("HCE_SCIFACT") or HERE.parent.parent / "shared" / "data" / "scifact")
 METRIC_KEYS = ("ndcg_at_10", "recall_at_10", "recall_at_100", "mrr_at_10", "queries")
 
 
@@ -57,46 +53,17 @@ def log(msg: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ data
-def load_beir(folder: Path) -> tuple[list[dict], dict[str, str], dict[str, dict[str, dict[str, int]]]]:
-    docs = [json.loads(line) for line in open(folder / "corpus.jsonl") if line.strip()]
-    queries = {q["_id"]: q["text"] for q in (json.loads(line) for line in open(folder / "queries.jsonl")
-                                            if line.strip())}
-    qrels: dict[str, dict[str, dict[str, int]]] = {}
-    for split in ("train", "test"):
-        path = folder / "qrels" / f"{split}.tsv"
-        out: dict[str, dict[str, int]] = {}
-        for i, line in enumerate(open(path)):
-            parts = line.rstrip("\n").split("\t")
-            if i == 0 and not parts[-1].lstrip("-").isdigit():
-                continue  # header
-            out.setdefault(parts[0], {})[parts[1]] = int(parts[2])
-        qrels[split] = out
-    return docs, queries, qrels
+def read_beir(folder: str | Path) -> tuple[list[dict], dict[str, str], dict[str, dict[str, dict[str, int]]]]:
+    """A BEIR folder as the engine reads it, its documents as JSON records to write again (``write_beir``,
+    ``write_jsonl``) for the workspaces to import."""
+    data = load_beir(folder)
+    return [doc_record(d) for d in data.documents], data.queries, data.qrels
 
 
-def write_beir(folder: Path, docs: list[dict], queries: dict[str, str],
-               qrels: dict[str, dict[str, dict[str, int]]]) -> str:
-    """A BEIR folder; qrels rows naming documents outside ``docs`` are dropped."""
-    (folder / "qrels").mkdir(parents=True, exist_ok=True)
-    with open(folder / "corpus.jsonl", "w") as f:
-        f.writelines(json.dumps(d) + "\n" for d in docs)
-    with open(folder / "queries.jsonl", "w") as f:
-        f.writelines(json.dumps({"_id": q, "text": t}) + "\n" for q, t in queries.items())
-    live = {d["_id"] for d in docs}
-    for split, rows in qrels.items():
-        with open(folder / "qrels" / f"{split}.tsv", "w") as f:
-            f.write("query-id\tcorpus-id\tscore\n")
-            for q, judged in rows.items():
-                for d, s in judged.items():
-                    if d in live:
-                        f.write(f"{q}\t{d}\t{s}\n")
-    return str(folder)
-
-
-def write_docs(path: Path, docs: list[dict]) -> str:
-    with open(path, "w") as f:
-        f.writelines(json.dumps(d) + "\n" for d in docs)
-    return str(path)
+def doc_record(doc, prefix: str = "") -> dict:
+    """A ``DocRecord`` as a JSON corpus record (its id prefixed by ``prefix``)."""
+    return {"_id": prefix + doc.ext_id, "title": doc.title, "text": doc.text,
+            **({"metadata": doc.metadata} if doc.metadata else {})}
 
 
 def relevant(judged: dict[str, int]) -> set[str]:
@@ -151,14 +118,11 @@ def seed_baseline(ws, corpus: str, model: str, zero: dict[str, np.ndarray], seed
     """A finished zero-shot baseline run built from already computed vectors (what ``Workspace.encode``
     would store for this model at 256 tokens), so training does not encode the corpus again."""
     from hce_engine.workspace import doc_text
-    cid = ws.store.corpus_id(corpus)
     df = ws.documents(corpus)
     ids = df["doc_id"].to_numpy(np.int64)
     texts = [doc_text(t, x) for t, x in zip(df["title"], df["text"])]
     vecs = np.stack([zero[e] for e in df["ext_id"]]).astype(np.float32)
-    config = {"model": model, "device": "auto", "max_length": 256, "batch_size": 64, "tree": True,
-              "branching": 10, "builder": "auto", "seed": seed}
-    run = ws.store.create_run(cid, "baseline", config, seed, status="running")
+    run = ws._new_baseline_run(corpus, model=model, branching=10, seed=seed)
     ws.store.write_vectors(run, ids, vecs)
     ws.build_tree(run, vecs, ids, texts, branching=10, builder="auto", seed=seed)
     ws.store.update_run(run, status="done", model_path=model,
@@ -204,11 +168,7 @@ class Reference:
         if not qids:
             return {}
         mask = np.isin(self.ext, np.asarray(sorted(live)))
-        ext, vecs = self.ext[mask], self.vecs[mask]
-        sims = self.qv[[self.row[q] for q in qids]] @ vecs.T
-        k = min(k, sims.shape[1])
-        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        return {q: {str(ext[j]): float(sims[i, j]) for j in top[i]} for i, q in enumerate(qids)}
+        return exact_ranking(qids, self.qv[[self.row[q] for q in qids]], self.vecs[mask], self.ext[mask], k)
 
 
 def metrics(ranking: dict, qrels: dict, qids: list[str]) -> dict:
@@ -244,10 +204,9 @@ def foreign_phase(ws, corpus: str, runs: dict[str, int], path: str, n: int, adde
     how they fit the tree (cosine to their leaf centroid) against the tree's own documents and the same-domain
     documents added before, the freshness signal, and test nDCG@10 before/after (they are distractors)."""
     from hce_engine.tree import leaf_fit
-    docs = [json.loads(line) for line in open(path) if line.strip()][:n]
-    docs = [{"_id": f"foreign-{d['_id']}", "title": d.get("title", ""), "text": d.get("text", "")} for d in docs]
+    docs = [doc_record(d, prefix="foreign-") for d in read_docs(path, n)]
     before = {name: ranking_ws(ws, corpus, run, qids, queries) for name, run in runs.items()}
-    ws.add_documents(corpus, write_docs(workdir / "foreign.jsonl", docs))
+    ws.add_documents(corpus, write_jsonl(workdir / "foreign.jsonl", docs))
     out: dict = {"source": str(path), "documents": len(docs)}
     ext = ext_ids(ws, corpus)
     for name, run in runs.items():
@@ -281,10 +240,8 @@ class Experiment:
         self.save()
 
     def save(self) -> None:
-        out = Path(self.args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
         self.result["meta"]["elapsed_s"] = round(time.perf_counter() - self.t0, 1)
-        out.write_text(json.dumps(self.result, indent=2, default=str))
+        write_result(self.args.out, self.result)
 
     def config(self) -> dict:
         from hce_engine.training import TrainConfig
@@ -325,7 +282,7 @@ class Experiment:
 
     def main(self) -> dict:
         a = self.args
-        docs, queries, qrels = load_beir(Path(a.data))
+        docs, queries, qrels = read_beir(a.data)
         doc_ids = [d["_id"] for d in docs]
         by_id = {d["_id"]: d for d in docs}
         test = {q: j for q, j in qrels["test"].items() if q in queries and relevant(j)}
@@ -333,8 +290,7 @@ class Experiment:
             "data": str(a.data), "documents": len(docs), "test_queries": len(test), "preset": a.preset,
             "train_config": self.config(), "seed": a.seed, "hold": a.hold, "drift_hold": a.drift_hold,
             "drift_steps": a.drift_steps, "new_query_share": a.new_query_share, "smoke": a.smoke,
-            "reuse_baseline": a.reuse_baseline, "cpus": os.cpu_count(), "machine": platform.machine(),
-            "load_avg_start": [round(v, 2) for v in os.getloadavg()],
+            "reuse_baseline": a.reuse_baseline, **machine(), "load_avg_start": [round(v, 2) for v in os.getloadavg()],
             "started": time.strftime("%Y-%m-%d %H:%M:%S")}
         all_ids = set(doc_ids)
 
@@ -354,7 +310,7 @@ class Experiment:
                                       qrels["train"])
             run_a = self.train(ws_a, ca)
             t_add = time.perf_counter()
-            ws_a.add_documents(ca, write_docs(Path(a.workdir) / "holdout" / "added.jsonl",
+            ws_a.add_documents(ca, write_jsonl(Path(a.workdir) / "holdout" / "added.jsonl",
                                               [by_id[d] for d in held]))
             add_s = time.perf_counter() - t_add
             groups = query_groups(test, all_ids, initial)
@@ -396,7 +352,7 @@ class Experiment:
                 target = min(len(held), int(round(share / (1 - share) * len(initial)))) if share < 1 else len(held)
                 batch = held[len(added):target]
                 if batch:
-                    ws_d.add_documents(cd, write_docs(Path(a.workdir) / "drift" / f"add-{i}.jsonl",
+                    ws_d.add_documents(cd, write_jsonl(Path(a.workdir) / "drift" / f"add-{i}.jsonl",
                                                       [by_id[d] for d in batch]))
                     added += batch
                 live = initial | set(added)
@@ -452,7 +408,7 @@ def recommend(curve: list[dict], tolerance: float) -> dict:
 def foreign_only(a) -> dict:
     """Run :func:`foreign_phase` on the hold-out workspace left in ``--workdir``; merge it into ``--out``."""
     from hce_engine import Workspace
-    docs, queries, qrels = load_beir(Path(a.data))
+    docs, queries, qrels = read_beir(a.data)
     test = {q: j for q, j in qrels["test"].items() if q in queries and relevant(j)}
     root = Path(a.workdir) / "holdout"
     added = {json.loads(line)["_id"] for line in open(root / "added.jsonl") if line.strip()}
@@ -465,7 +421,7 @@ def foreign_only(a) -> dict:
     result["holdout"]["foreign"] = foreign_phase(ws, "holdout", runs, a.foreign, a.foreign_docs, added, test,
                                                  queries, qids, root)
     ws.close()
-    Path(a.out).write_text(json.dumps(result, indent=2, default=str))
+    write_result(a.out, result)
     print_foreign(result["holdout"]["foreign"])
     return result
 
@@ -584,7 +540,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--no-reuse-baseline", dest="reuse_baseline", action="store_false")
     ap.add_argument("--skip-holdout", action="store_true")
     ap.add_argument("--skip-drift", action="store_true")
-    ap.add_argument("--foreign", default=str(HERE.parent / "sample_corpora" / "jargon_file" / "corpus.jsonl"),
+    ap.add_argument("--foreign", default=str(JARGON),
                     help="JSONL of another domain added after part 1 ('' to skip)")
     ap.add_argument("--foreign-docs", type=int, default=500)
     ap.add_argument("--foreign-only", action="store_true",
@@ -593,8 +549,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--replot", action="store_true", help="only redraw --plot from the results in --out")
     ap.add_argument("--workdir", default=None, help="keep the workspaces here (default: a temp folder, removed)")
     ap.add_argument("--smoke", action="store_true", help="seconds: tiny synthetic corpus, fake encoder")
-    ap.add_argument("--out", default=str(HERE / "results" / "incremental.json"))
-    ap.add_argument("--plot", default=str(HERE / "results" / "incremental_drift.png"))
+    ap.add_argument("--out", default=str(RESULTS / "incremental.json"))
+    ap.add_argument("--plot", default=str(RESULTS / "incremental_drift.png"))
     args = ap.parse_args(argv)
     args.overrides = {}
     if args.replot:

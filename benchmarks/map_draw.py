@@ -17,23 +17,18 @@ Prints one table and writes benchmarks/results/map_draw.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-sys.path.insert(0, str(HERE))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from app_browser import ARGS, CHROMIUM, free_port, settle, wait_port  # noqa: E402
-from growth import synthetic, synthetic_texts  # noqa: E402
+# common first: it puts the repository on sys.path
+from common import RESULTS, machine, synthetic, synthetic_texts, write_result
+from app_browser import ARGS, CHROMIUM, free_port, settle, wait_port
 
 
 def make_workspace(path: str, n: int, seed: int = 0) -> None:
@@ -47,8 +42,7 @@ def make_workspace(path: str, n: int, seed: int = 0) -> None:
         cid = store.create_corpus("synthetic", "benchmarks/map_draw.py")
         ids = store.insert_documents(cid, [f"s{i}" for i in range(n)], [f"doc {i}" for i in range(n)], texts,
                                      [None] * n)
-        run = store.create_run(cid, "baseline", {"model": "synthetic", "branching": 10, "seed": seed}, seed,
-                               status="running")
+        run = ws._new_baseline_run("synthetic", model="synthetic", branching=10, seed=seed)
         store.write_vectors(run, ids, x)
         ws.build_tree(run, x, ids, texts, branching=10, seed=seed, tree=build_divisive(x, branching=10, seed=seed))
         centred = x - x.mean(0)
@@ -95,7 +89,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000, 200_000])
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=300)
-    ap.add_argument("--out", default=str(HERE / "results" / "map_draw.json"))
+    ap.add_argument("--out", default=str(RESULTS / "map_draw.json"))
     args = ap.parse_args(argv)
     hce = shutil.which("hce", path=os.path.dirname(sys.executable)) or "hce"
     rows = []
@@ -121,10 +115,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             print(f"[{n}] {row}", file=sys.stderr, flush=True)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump({"started": time.strftime("%Y-%m-%d %H:%M:%S"), "cpus": os.cpu_count(),
-                   "load_avg": os.getloadavg(), "rows": rows}, f, indent=1)
+    write_result(args.out, {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine(), "rows": rows})
     print(f"{'N':>8}{'draw s':>9}{'points drawn':>14}{'largest msg MiB':>17}{'errors':>8}")
     for r in rows:
         print(f"{r['n_docs']:>8}{r['draw_s']:>9.2f}{str(r['points_drawn']):>14}{r['largest_message_mib']:>17.2f}"

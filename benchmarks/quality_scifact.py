@@ -1,10 +1,10 @@
 """The SciFact quality bar (issue: HCE training): zero-shot vs in-batch vs random vs sibling negatives vs HCE.
 
-Uses only the compute core (encoder, tree, training, evaluation: torch + transformers + numpy), so it runs
-unchanged on a GPU machine without the app's storage and index dependencies. Exact search is a matrix
-product. Every row trains on the train qrels as the preset says (standard/full: every pair, the last epoch
-kept), dropout on in every row, and is scored on the test qrels with documents at 256 tokens and queries at
-64, as in method.md.
+Uses only the compute core (corpus readers, encoder, tree, training, evaluation: torch + transformers + numpy),
+so it runs unchanged on a GPU machine without the app's storage and index dependencies. Documents are read and
+joined (title + " " + text) as the engine does (``common.load_beir``). Exact search is a matrix product. Every
+row trains on the train qrels as the preset says (standard/full: every pair, the last epoch kept), dropout on in
+every row, and is scored on the test qrels with documents at 256 tokens and queries at 64, as in method.md.
 
 Rows: zero-shot, in-batch (no extra negatives), random (S uniformly drawn negatives), siblings (S leaf
 siblings, no level losses), hce (siblings + level losses with learned centroids), hce-cotrain (hce with the
@@ -23,17 +23,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+# common first: it puts the repository on sys.path
+from common import RESULTS, SCIFACT, exact_ranking, git_commit, load_beir, machine, write_result
 
-from hce_engine.encoder import default_model_path, load_encoder  # noqa: E402
-from hce_engine.evaluation import evaluate  # noqa: E402
-from hce_engine.training import (PRESETS, TrainConfig, ict_pairs, supervised_pairs, train)  # noqa: E402
+from hce_engine.encoder import default_model_path, load_encoder
+from hce_engine.evaluation import evaluate
+from hce_engine.training import PRESETS, TrainConfig, ict_pairs, supervised_pairs, train
 
 ROWS = {
     "zero-shot": None,
@@ -55,36 +54,15 @@ ROWS = {
 DOC_LEN, QUERY_LEN = 256, 64
 
 
-def load_beir(folder: str):
-    docs = [json.loads(line) for line in open(os.path.join(folder, "corpus.jsonl"))]
-    queries = {q["_id"]: q["text"] for q in map(json.loads, open(os.path.join(folder, "queries.jsonl")))}
-    qrels: dict[str, dict[str, dict[str, int]]] = {}
-    for split in ("train", "test"):
-        out: dict[str, dict[str, int]] = {}
-        for i, line in enumerate(open(os.path.join(folder, "qrels", f"{split}.tsv"))):
-            if i == 0:
-                continue
-            q, d, s = line.rstrip("\n").split("\t")
-            out.setdefault(q, {})[d] = int(s)
-        qrels[split] = out
-    ids = [d["_id"] for d in docs]
-    texts = [f"{d.get('title', '')} {d['text']}".strip() for d in docs]
-    return ids, texts, queries, qrels
-
-
 def score(encoder, doc_ids, doc_vecs, queries, qrels) -> dict:
     qids = [q for q in qrels if q in queries]
     qv = encoder.encode([queries[q] for q in qids], max_length=QUERY_LEN)
-    sims = qv @ doc_vecs.T
-    top = np.argsort(-sims, axis=1)[:, :100]
-    ranking = {q: {doc_ids[j]: float(sims[i, j]) for j in top[i]} for i, q in enumerate(qids)}
-    return evaluate(ranking, qrels)
+    return evaluate(exact_ranking(qids, qv, doc_vecs, doc_ids, k=100), qrels)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data",
-                                                   "scifact"))
+    ap.add_argument("--data", default=str(SCIFACT))
     ap.add_argument("--preset", default="quick", choices=list(PRESETS))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--rows", default=",".join(ROWS))
@@ -96,19 +74,15 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     ap.add_argument("--resume", action="store_true", help="keep the rows already in --out and run the rest")
     a = ap.parse_args()
-    out_path = a.out or os.path.join(os.path.dirname(__file__), "results", f"quality_scifact_{a.preset}.json")
+    out_path = a.out or str(RESULTS / f"quality_scifact_{a.preset}.json")
     model = a.model or default_model_path()
-    doc_ids, texts, queries, qrels = load_beir(a.data)
+    data = load_beir(a.data)
+    doc_ids, texts, queries, qrels = data.ids, data.texts, data.queries, data.qrels
     pos = {d: i for i, d in enumerate(doc_ids)}
     sup = supervised_pairs(qrels["train"], queries, pos)
-    import torch
     result = {"preset": a.preset, "config": TrainConfig.preset(a.preset).to_dict(), "rows": [],
-              "hardware": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                           "torch_threads": torch.get_num_threads(),
-                           "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
-              "doc_max_length": DOC_LEN, "query_max_length": QUERY_LEN, "started": time.strftime("%F %T"),
-              "commit": os.popen("git -C " + os.path.dirname(os.path.abspath(__file__)) + " rev-parse --short HEAD "
-                                 "2>/dev/null").read().strip() or None}
+              "hardware": machine(), "doc_max_length": DOC_LEN, "query_max_length": QUERY_LEN,
+              "started": time.strftime("%F %T"), "commit": git_commit()}
     single = set(filter(None, a.single_seed_rows.split(",")))
     zero_vecs = None  # the zero-shot corpus vectors: the first tree of every trained row (when computed here)
     done: set[tuple[str, int]] = set()
@@ -147,9 +121,7 @@ def main() -> None:
             result["rows"].append(entry)
             print(f"{row:13s} seed {seed}: nDCG@10 {m['ndcg_at_10']:.4f}  R@10 {m['recall_at_10']:.4f}  "
                   f"R@100 {m['recall_at_100']:.4f}  ({entry['seconds']:.0f} s)", flush=True)
-            os.makedirs(os.path.dirname(out_path), exist_ok=True)
-            with open(out_path, "w") as f:
-                json.dump(result, f, indent=1)
+            write_result(out_path, result)
             del encoder
     print_table(result)
 

@@ -16,25 +16,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
-import sys
 import time
-from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# common first: it puts the repository on sys.path
+from common import RESULTS, SCIFACT, load_beir, machine, write_result
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+from hce_engine.encoder import default_model_path, load_encoder
+from hce_engine.training import TrainConfig, supervised_pairs, train
 
-from hce_engine.encoder import default_model_path, load_encoder  # noqa: E402
-from hce_engine.precision import cpu_has_fast_bf16  # noqa: E402
-from hce_engine.training import TrainConfig, supervised_pairs, train  # noqa: E402
-from quality_scifact import load_beir  # noqa: E402
-
-HERE = Path(__file__).resolve().parent
 LEVERS = {
     "main": {"precision": "fp32", "sibling_max_length": 0},
     "bf16": {"precision": "bf16", "sibling_max_length": 0},
@@ -46,18 +36,19 @@ LEVERS = {
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=str(HERE.parents[1] / "shared" / "data" / "scifact"))
+    ap.add_argument("--data", default=str(SCIFACT))
     ap.add_argument("--docs", type=int, default=2000, help="corpus subset (train positives first)")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--siblings", type=int, default=15)
     ap.add_argument("--steps", type=int, default=3, help="steps per lever; the first is warm-up")
     ap.add_argument("--levers", default=",".join(LEVERS))
     ap.add_argument("--model", default=None)
-    ap.add_argument("--out", default=str(HERE / "results" / "train_speed.json"))
+    ap.add_argument("--out", default=str(RESULTS / "train_speed.json"))
     ap.add_argument("--append", action="store_true", help="keep the rows already in --out (same machine)")
     a = ap.parse_args()
     model = a.model or default_model_path()
-    doc_ids, texts, queries, qrels = load_beir(a.data)
+    data = load_beir(a.data)
+    doc_ids, texts, queries, qrels = data.ids, data.texts, data.queries, data.qrels
     positives = list(dict.fromkeys(d for judged in qrels["train"].values() for d in judged))
     keep = list(dict.fromkeys(positives + doc_ids))[:a.docs]
     by_id = dict(zip(doc_ids, texts))
@@ -67,10 +58,7 @@ def main() -> None:
     vectors = enc.encode(sub_texts, max_length=256)  # the tree every lever starts from
     del enc
     result = {"docs": len(sub_texts), "batch_size": a.batch_size, "steps": a.steps, "rows": [],
-              "hardware": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                           "torch_threads": torch.get_num_threads(), "fast_bf16": cpu_has_fast_bf16(),
-                           "load_before": os.getloadavg()[0]},
-              "started": time.strftime("%F %T")}
+              "hardware": {**machine(), "load_before": os.getloadavg()[0]}, "started": time.strftime("%F %T")}
     if a.append and os.path.exists(a.out):
         with open(a.out) as f:
             result["rows"] = json.load(f)["rows"]
@@ -102,9 +90,7 @@ def main() -> None:
         result["rows"].append(row)
         print(f"{name:18s} {per_step:8.2f} {pps:8.3f} "
               f"{(f'{pps / base:.2f}x' if base else '-'):>8s}", flush=True)
-        os.makedirs(os.path.dirname(a.out), exist_ok=True)
-        with open(a.out, "w") as f:
-            json.dump(result, f, indent=1)
+        write_result(a.out, result)
         del enc
 
 

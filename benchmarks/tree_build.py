@@ -11,26 +11,16 @@ leaf silhouette on a 2000-document sample, machine/threads/load so numbers can b
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
+# common first: it puts the repository on sys.path
+from common import DIM, RESULTS, machine, synthetic, write_result
+
 from hce_engine.tree import build_agglomerative, build_divisive, tree_stats
-
-
-def synthetic(n: int, d: int = 384, seed: int = 0) -> np.ndarray:
-    """Two-level topic mixture: n/500 broad topics, n/25 subtopics, Gaussian noise; rows L2-normalised."""
-    rng = np.random.default_rng(seed)
-    n_top, n_sub = max(2, n // 500), max(4, n // 25)
-    top = rng.standard_normal((n_top, d)).astype(np.float32)
-    sub = top[rng.integers(n_top, size=n_sub)] + 0.7 * rng.standard_normal((n_sub, d)).astype(np.float32)
-    x = sub[rng.integers(n_sub, size=n)] + 0.9 * rng.standard_normal((n, d)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
 def run_one(name: str, fn, x: np.ndarray, branching: int, seed: int) -> dict:
@@ -59,7 +49,7 @@ def main() -> None:
     ap.add_argument("--branching", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "tree_build.json"))
+    ap.add_argument("--out", default=str(RESULTS / "tree_build.json"))
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -74,19 +64,15 @@ def main() -> None:
     for n, name in plan:
         if n not in cache:
             cache.clear()
-            cache[n] = synthetic(n, seed=args.seed)
+            cache[n] = synthetic(n, seed=args.seed)[0]  # two-level topic mixture, rows L2-normalised
         r = run_one(name, fns[name], cache[n], args.branching, args.seed)
         rows.append(r)
         print(f"{r['builder']:<14}{r['n_docs']:>8}{r['seconds']:>9.2f}{r['depth']:>6}{r['n_nodes']:>8}"
               f"{r['n_leaves']:>8}{r['leaf_size_max']:>8}{r['leaf_intra_cos']:>9.3f}"
               f"{r['level1_intra_cos']:>8.3f}{(r['leaf_silhouette'] or 0):>8.3f}", flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"torch": torch.__version__, "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
-            "machine": platform.machine(), "load_avg_at_end": list(os.getloadavg()),
-            "branching": args.branching, "d": 384, "seed": args.seed}
-    out.write_text(json.dumps({"meta": meta, "results": rows}, indent=2))
-    print(f"wrote {out}")
+    meta = {**machine(), "load_avg_at_end": list(os.getloadavg()), "branching": args.branching, "d": DIM,
+            "seed": args.seed}
+    print(f"wrote {write_result(args.out, {'meta': meta, 'results': rows})}")
 
 
 if __name__ == "__main__":

@@ -24,21 +24,14 @@ Prints one table and writes benchmarks/results/tree_index.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
-from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-sys.path.insert(0, str(HERE))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from growth import pct, real_queries, synthetic  # noqa: E402
+# common first: it puts the repository on sys.path
+from common import RESULTS, machine, pct, real_queries, synthetic, write_result
 
 TARGET_RECALL = 0.99
 TARGET_SHARE = 0.10  # of exact search's distance computations
@@ -173,7 +166,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--latency-queries", type=int, default=100)
     ap.add_argument("--ivf-iters", type=int, default=10, help="k-means iterations of the from-scratch IVF")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=str(HERE / "results" / "tree_index.json"))
+    ap.add_argument("--out", default=str(RESULTS / "tree_index.json"))
     ap.add_argument("--smoke", action="store_true")
     args = ap.parse_args(argv)
     from hce_engine.encoder import default_model_path, load_encoder
@@ -211,11 +204,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 results.append(res)
                 print(table([res]), file=sys.stderr, flush=True)
         ws.close()
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump({"started": time.strftime("%Y-%m-%d %H:%M:%S"), "cpus": os.cpu_count(), "smoke": args.smoke,
-                   "target": {"recall_at_10": TARGET_RECALL, "share_of_exact": TARGET_SHARE},
-                   "results": results}, f, indent=1)
+    target = {"recall_at_10": TARGET_RECALL, "share_of_exact": TARGET_SHARE}
+    write_result(args.out, {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine(), "smoke": args.smoke,
+                            "target": target, "results": results})
     print(table(results))
     return results
 

@@ -10,7 +10,7 @@ benchmark fits once, then places the rest both ways and reports, for each:
 * cluster separation on the map: the share of placed points whose nearest map neighbour shares their
   subtopic (synthetic data, where subtopics are known).
 
-Vectors: synthetic clustered unit vectors (the mixture of ``growth.py``), or ``--vectors file.npy`` (float32
+Vectors: synthetic clustered unit vectors (``common.synthetic``, as in growth.py), or ``--vectors file.npy`` (float32
 (n, d), e.g. a run's stored vectors) with ``--sample`` to fit on fewer points than ``FIT_SAMPLE``.
 
 Usage:
@@ -22,17 +22,12 @@ Prints a table and writes benchmarks/results/umap_placement.json.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import sys
 import time
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+import numpy as np
 
-import numpy as np  # noqa: E402
+# common first: it puts the repository on sys.path
+from common import RESULTS, machine, synthetic, write_result
 
 
 def knn_overlap(x: np.ndarray, xy: np.ndarray, probe: np.ndarray, k: int = 10) -> float:
@@ -67,11 +62,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--probe", type=int, default=1000)
     ap.add_argument("--smoke", action="store_true")
-    ap.add_argument("--out", default=str(HERE / "results" / "umap_placement.json"))
+    ap.add_argument("--out", default=str(RESULTS / "umap_placement.json"))
     a = ap.parse_args(argv)
     import umap
 
-    from benchmarks.growth import synthetic
     from hce_engine.projection import FIT_SAMPLE, warm_up
     from hce_engine.projection.umap_projection import place_knn
     warm_up()  # numba compiles fit and transform once per process: not part of either timing
@@ -114,9 +108,7 @@ def main(argv: list[str] | None = None) -> dict:
     ratios = {"time_transform_over_knn": round(tr["seconds"] / max(knn["seconds"], 1e-9), 1),
               "knn10_kept_knn_minus_transform": round(knn["knn10_kept_placed"] - tr["knn10_kept_placed"], 4)}
     result = {"meta": {"n": n, "fit_sample": int(s), "fit_s": round(fit_s, 1), "vectors": a.vectors or "synthetic",
-                       "seed": a.seed, "probe": int(len(probe_rest)), "cpus": os.cpu_count(),
-                       "machine": platform.machine(), "load_avg": [round(v, 2) for v in os.getloadavg()],
-                       "smoke": a.smoke},
+                       "seed": a.seed, "probe": int(len(probe_rest)), **machine(), "smoke": a.smoke},
               "rows": rows, "ratios": ratios}
     cols = [k for k in rows[0] if k != "method"]
     print(f"N = {n}, UMAP fitted on {s} points in {fit_s:.1f} s; {len(rest)} placed")
@@ -124,8 +116,7 @@ def main(argv: list[str] | None = None) -> dict:
     for r in rows:
         print(f"{r['method']:<10}" + "".join(f"{r.get(c, '-')!s:>32}" for c in cols))
     print(ratios)
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps(result, indent=2))
+    write_result(a.out, result)
     return result
 
 

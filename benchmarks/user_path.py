@@ -23,22 +23,19 @@ from __future__ import annotations
 import argparse
 import datetime
 import io
-import json
 import os
-import platform
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# common first: it puts the repository on sys.path
+from common import RESULTS, ROOT, machine, write_result
 
-from benchmarks import app_browser  # noqa: E402
-from benchmarks.app_browser import ARGS, CHROMIUM, free_port  # noqa: E402
+from benchmarks import app_browser
+from benchmarks.app_browser import ARGS, CHROMIUM, free_port
 
 QUERY = "a program that never ends"
 WIDTH, VIEW_HEIGHT, MAX_HEIGHT = 1400, 1000, 2400  # screenshots: the whole page, cut at MAX_HEIGHT
@@ -307,23 +304,6 @@ def read_runs(workspace: str) -> list[dict]:
         return [{"error": f"{type(exc).__name__}: {exc}"}]
 
 
-def machine() -> dict:
-    import torch
-    info = {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(), "python": platform.python_version(),
-            "torch": torch.__version__, "cuda": torch.cuda.is_available(), "load_avg_at_start": os.getloadavg()}
-    try:
-        info["sched_affinity_cpus"] = len(os.sched_getaffinity(0))
-    except AttributeError:
-        pass
-    try:
-        with open("/proc/cpuinfo") as f:
-            info["cpu_model"] = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), None)
-    except OSError:
-        pass
-    return info
-
-
 ROWS = [
     ("app_page_served", "app command → first page drawn", None),
     ("sample_encoded", "→ sample encoded (2,307 docs, vectors + tree)", None),
@@ -348,7 +328,7 @@ def table(marks: dict, notes: dict) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "user_path.json"))
+    ap.add_argument("--out", default=str(RESULTS / "user_path.json"))
     ap.add_argument("--shots", default=str(ROOT / "docs" / "screenshots"))
     ap.add_argument("--no-shots", action="store_true")
     ap.add_argument("--keep", help="workspace folder to use and keep (default: a temporary one, removed)")
@@ -371,7 +351,7 @@ def main() -> int:
     marks: dict = {}
     notes: dict = {}
     shots: dict = {}
-    info = machine()
+    info = {**machine(), "load_avg_at_start": os.getloadavg()}
     error = None
     print(f"hce --workspace {workspace} app --port {port} --sample   (log: {log_path})", flush=True)
     t0 = time.time()
@@ -401,9 +381,7 @@ def main() -> int:
               "screenshots": shots, "error": error}
     if error:
         result["app_log_tail"] = log_tail
-    os.makedirs(os.path.dirname(a.out), exist_ok=True)
-    with open(a.out, "w") as f:
-        json.dump(result, f, indent=2, default=str)
+    write_result(a.out, result)
     print()
     print(table(marks, notes))
     print(f"\ntraining estimate shown: {notes.get('train_estimate')} · {notes.get('train_estimate_detail')}")

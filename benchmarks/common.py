@@ -1,0 +1,255 @@
+"""What the benchmarks share: where the data is, the engine's readers and metrics wired for BEIR folders, the
+synthetic data, the machine a number was measured on, and writing a result file.
+
+The scripts run from this folder (``python benchmarks/<name>.py``) and import it as ``from common import ...``.
+Importing it puts the repository on ``sys.path`` and keeps Hugging Face offline; it loads nothing heavy (torch,
+the workspace) until a function needs it.
+
+Documents are read by the engine (``hce_engine.corpus``: validated, fields stripped, empty documents skipped)
+and the text the encoder sees is the engine's ``doc_text`` (title + " " + text), so a benchmark encodes what
+the app encodes. Metrics come from ``hce_engine.evaluation``; training pairs from ``hce_engine.training``.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+RESULTS = HERE / "results"
+#: SciFact in BEIR layout (corpus.jsonl, queries.jsonl, qrels/{train,test}.tsv; CC BY-NC 2.0), or $HCE_SCIFACT.
+SCIFACT = Path(os.environ.get("HCE_SCIFACT") or ROOT.parent / "shared" / "data" / "scifact")
+#: The bundled sample corpus (JSONL, no queries): another domain, and the fallback where SciFact is missing.
+JARGON = ROOT / "sample_corpora" / "jargon_file" / "corpus.jsonl"
+DIM = 384  # the bundled MiniLM's dimension: the synthetic vectors'
+
+
+# ------------------------------------------------------------------------------------------ documents
+def _engine_doc_text():
+    """``hce_engine.workspace.doc_text``: the engine's rule for the text the encoder sees.
+
+    Read from its module file while the workspace package is not loaded: importing the package loads DuckDB
+    and pandas, which the compute-core benchmarks (quality_scifact.py, train_speed.py: torch, transformers and
+    numpy only, so they run on a bare GPU machine) do without.
+    """
+    loaded = sys.modules.get("hce_engine.workspace")
+    if loaded is not None:
+        return loaded.doc_text
+    import hce_engine
+    spec = importlib.util.spec_from_file_location("_hce_workspace_shared",
+                                                  Path(hce_engine.__file__).parent / "workspace" / "shared.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
+    try:
+        spec.loader.exec_module(module)
+    except ImportError:  # the module came to need its package: load it the ordinary way
+        del sys.modules[spec.name]
+        from hce_engine.workspace import doc_text
+        return doc_text
+    return module.doc_text
+
+
+def encoder_texts(docs: Sequence) -> list[str]:
+    """The text the engine encodes for each document (``DocRecord``s, or anything with title and text)."""
+    doc_text = _engine_doc_text()
+    return [doc_text(d.title, d.text) for d in docs]
+
+
+def read_docs(path: str | Path, n: int | None = None) -> list:
+    """The first ``n`` (all: None) documents of a corpus file or folder, as the engine reads them."""
+    from hce_engine.corpus import read_corpus
+    return read_corpus(str(path)).documents[:n]
+
+
+@dataclass
+class Beir:
+    """A BEIR folder as the engine reads it: ``documents`` (``DocRecord``s in file order), ``queries``
+    {id: text} and ``qrels`` {split: {query id: {document id: score}}} in file order."""
+
+    documents: list
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, dict[str, int]]]
+
+    @property
+    def ids(self) -> list[str]:
+        return [d.ext_id for d in self.documents]
+
+    @property
+    def texts(self) -> list[str]:
+        return encoder_texts(self.documents)
+
+
+def load_beir(folder: str | Path) -> Beir:
+    """Read a BEIR folder with ``hce_engine.corpus.read_corpus`` (every problem an InputError)."""
+    from hce_engine.corpus import read_corpus
+    parsed = read_corpus(str(folder))
+    qrels: dict[str, dict[str, dict[str, int]]] = {}
+    for split, rows in parsed.qrels.items():
+        judged = qrels.setdefault(split, {})
+        for q, d, score in rows:
+            judged.setdefault(q, {})[d] = score
+    return Beir(parsed.documents, parsed.queries, qrels)
+
+
+def write_jsonl(path: str | Path, records) -> str:
+    """One JSON object a line (a corpus file to import or add). Returns the path."""
+    with open(path, "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in records)
+    return str(path)
+
+
+def write_beir(folder: str | Path, docs: list[dict], queries: dict[str, str],
+               qrels: dict[str, dict[str, dict[str, int]]]) -> str:
+    """Write a BEIR folder (``docs``: JSON records with ``_id``); qrels rows naming documents outside ``docs``
+    are dropped. Returns the folder."""
+    folder = Path(folder)
+    (folder / "qrels").mkdir(parents=True, exist_ok=True)
+    write_jsonl(folder / "corpus.jsonl", docs)
+    write_jsonl(folder / "queries.jsonl", ({"_id": q, "text": t} for q, t in queries.items()))
+    live = {d["_id"] for d in docs}
+    for split, rows in qrels.items():
+        with open(folder / "qrels" / f"{split}.tsv", "w") as f:
+            f.write("query-id\tcorpus-id\tscore\n")
+            for q, judged in rows.items():
+                f.writelines(f"{q}\t{d}\t{s}\n" for d, s in judged.items() if d in live)
+    return str(folder)
+
+
+FALLBACK_QUERIES = [
+    "a program that never ends", "vitamin d deficiency and bone fractures", "antibiotic resistance in bacteria",
+    "how do neural networks learn", "the history of the internet", "protein folding and disease",
+    "climate change effects on crops", "memory leaks in long running servers",
+]
+
+
+def real_queries(n: int) -> list[str]:
+    """``n`` short real queries: SciFact's claims (repeated as needed), else a few fixed ones."""
+    path = SCIFACT / "queries.jsonl"
+    if path.is_file():
+        from hce_engine.corpus import read_queries
+        out = list(read_queries(str(path)).values())
+    else:
+        out = FALLBACK_QUERIES
+    return (out * (n // max(len(out), 1) + 1))[:n]
+
+
+# ------------------------------------------------------------------------------------------ retrieval
+def exact_ranking(qids: Sequence[str], query_vecs: np.ndarray, doc_vecs: np.ndarray, doc_ids: Sequence[str],
+                  k: int = 100) -> dict[str, dict[str, float]]:
+    """Exact search by inner product: each query's top ``k`` documents as {qid: {document id: score}}, the
+    ranking ``hce_engine.evaluation.evaluate`` scores."""
+    from hce_engine.evaluation import rankings_from_arrays
+    sims = query_vecs @ doc_vecs.T
+    top = np.argsort(-sims, axis=1)[:, :k]
+    return rankings_from_arrays(qids, top, np.take_along_axis(sims, top, axis=1), doc_ids)
+
+
+# ------------------------------------------------------------------------------------------ synthetic data
+def synthetic(n: int, n_queries: int = 0, d: int = DIM, seed: int = 0):
+    """n documents + n_queries queries from one topic mixture (n/500 topics, n/25 subtopics, noise).
+
+    Returns (docs float32 (n, d), queries float32 (n_queries, d), subtopic of each doc, topic of each
+    subtopic); rows L2-normalised.
+    """
+    rng = np.random.default_rng(seed)
+    n_top, n_sub = max(2, n // 500), max(4, n // 25)
+    top = rng.standard_normal((n_top, d)).astype(np.float32)
+    sub_top = rng.integers(n_top, size=n_sub)
+    sub = top[sub_top] + 0.7 * rng.standard_normal((n_sub, d)).astype(np.float32)
+    lab = rng.integers(n_sub, size=n + n_queries)
+    x = sub[lab]
+    x += 0.9 * rng.standard_normal(x.shape).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x[:n], x[n:], lab[:n], sub_top
+
+
+_SYL = ["ka", "lo", "mi", "ru", "te", "sa", "no", "vi", "de", "po", "an", "el", "or", "ul", "is", "ba",
+        "ce", "fi", "go", "hu"]
+
+
+def synthetic_texts(lab: np.ndarray, sub_top: np.ndarray, seed: int = 0) -> list[str]:
+    """Pseudo-word texts for :func:`synthetic`'s documents: 2 words of the topic, 3 of the subtopic, 3 common
+    words (8 words a document), so node labels have something to count."""
+    rng = np.random.default_rng(seed + 1)
+    n_top, n_sub, n_common = int(sub_top.max()) + 1, len(sub_top), 300
+    n_words = 4 * n_top + 4 * n_sub + n_common
+    codes = rng.permutation(len(_SYL) ** 4)[:n_words]
+    digits = np.stack([(codes // len(_SYL) ** k) % len(_SYL) for k in range(4)], axis=1)
+    vocab = np.array(["".join(_SYL[i] for i in row) for row in digits])
+    topic_w = vocab[:4 * n_top].reshape(n_top, 4)
+    sub_w = vocab[4 * n_top:4 * n_top + 4 * n_sub].reshape(n_sub, 4)
+    common = vocab[4 * n_top + 4 * n_sub:]
+    n = len(lab)
+    words = np.concatenate([topic_w[sub_top[lab]][np.arange(n)[:, None], rng.integers(4, size=(n, 2))],
+                            sub_w[lab][np.arange(n)[:, None], rng.integers(4, size=(n, 3))],
+                            common[rng.integers(n_common, size=(n, 3))]], axis=1)
+    return [" ".join(r) for r in words.tolist()]
+
+
+def pct(xs, q) -> float:
+    """The ``q``th percentile of ``xs`` (nan when empty)."""
+    return float(np.percentile(np.asarray(xs, dtype=np.float64), q)) if len(xs) else float("nan")
+
+
+# ------------------------------------------------------------------------------------------ results
+def git_commit() -> str | None:
+    """The repository's short HEAD commit, or None outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _cpu_model() -> str | None:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), None)
+    except OSError:
+        return None
+
+
+def machine() -> dict:
+    """Where and when a number was measured: CPU model and cores (all, and usable by this process), torch
+    threads, bf16 support, the GPU (None on CPU), versions, load average, git commit and date."""
+    import torch
+
+    from hce_engine.precision import cpu_has_fast_bf16
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    return {"cpu_model": _cpu_model(), "cpus": os.cpu_count(), "usable_cpus": usable,
+            "torch_threads": torch.get_num_threads(), "fast_bf16": cpu_has_fast_bf16(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "platform": platform.platform(), "machine": platform.machine(), "processor": platform.processor(),
+            "python": platform.python_version(), "torch": torch.__version__,
+            "load_avg": [round(v, 2) for v in os.getloadavg()], "commit": git_commit(),
+            "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def write_result(path: str | Path, result: dict) -> Path:
+    """Write a result file whole: to a temporary file beside it, renamed over it, so a script killed while
+    writing (they write after every row or phase) leaves the previous file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(result, indent=1, default=str) + "\n")
+    os.replace(tmp, path)
+    return path
