@@ -92,7 +92,7 @@ def test_gradient_caching_matches_a_plain_step_on_the_real_model():
     import numpy as np
     from hce_engine.encoder import load_encoder
     from hce_engine.training import HierarchicalContrastiveLoss, HierarchicalSampler, Pair, TrainConfig
-    from hce_engine.training.loop import _Embedder, _train_step
+    from hce_engine.training.gradcache import Embedder, train_step
     from hce_engine.tree.builders import build_tree
     texts = [f"Document {i} about {topic} and {topic} research number {i}." for i, topic in
              enumerate(["vitamin D", "bone density", "protein folding", "gene expression"] * 6)]
@@ -104,7 +104,7 @@ def test_gradient_caching_matches_a_plain_step_on_the_real_model():
     batch = next(HierarchicalSampler(tree, pairs, texts, batch_size=8, siblings=3, memory_levels=tree.depth,
                                      seed=0).batches(0))
 
-    class PlainChunks(_Embedder):
+    class PlainChunks(Embedder):
         """Embeds the same length-sorted chunks, in the same order, with gradient (no cache, no replay)."""
 
         def forward(self, texts, max_length):
@@ -118,11 +118,11 @@ def test_gradient_caching_matches_a_plain_step_on_the_real_model():
     enc.train()
     assert enc.model.training and enc.model.config.hidden_dropout_prob > 0
     results = []
-    for embedder in (_Embedder(enc, torch.device("cpu"), 3), PlainChunks(enc, torch.device("cpu"), 3)):
+    for embedder in (Embedder(enc, torch.device("cpu"), 3), PlainChunks(enc, torch.device("cpu"), 3)):
         loss_fn = HierarchicalContrastiveLoss(tree, tree.depth, 0.05, True, False)
         enc.zero_grad(set_to_none=True)
         torch.manual_seed(123)
-        details = _train_step(embedder, loss_fn, batch, cfg)
+        details = train_step(embedder, loss_fn, batch, cfg)
         results.append((details["loss"], {n: p.grad.clone() for n, p in enc.named_parameters()
                                           if p.grad is not None}))
     (l0, g0), (l1, g1) = results
@@ -132,6 +132,6 @@ def test_gradient_caching_matches_a_plain_step_on_the_real_model():
         torch.testing.assert_close(g0[name], g1[name], rtol=1e-3, atol=1e-6, msg=name)
     # and dropout really is on: the same step with another seed gives another loss
     torch.manual_seed(7)
-    other = _train_step(_Embedder(enc, torch.device("cpu"), 3),
-                        HierarchicalContrastiveLoss(tree, tree.depth, 0.05, True, False), batch, cfg)["loss"]
+    other = train_step(Embedder(enc, torch.device("cpu"), 3),
+                       HierarchicalContrastiveLoss(tree, tree.depth, 0.05, True, False), batch, cfg)["loss"]
     assert other != pytest.approx(l0, rel=1e-4)

@@ -9,7 +9,7 @@ from hce_engine.encoder.fake import FakeEncoder
 from hce_engine.evaluation import check, outcome
 from hce_engine.precision import resolve_precision
 from hce_engine.training import Pair, TrainConfig, train
-from hce_engine.training.loop import _split
+from hce_engine.training.validation import hold_out
 from hce_engine.training.validation import Validator, removed_text, validation_pool
 from hce_engine.tree.tree import Tree
 from test_training import two_level_builder, toy_corpus
@@ -73,10 +73,10 @@ def test_validation_pool_is_the_positives_tree_neighbourhood():
 
 def test_ict_runs_hold_out_pseudo_queries_even_without_val_fraction():
     pairs = [Pair(f"sentence {i} words here", i, f"rest {i}", "ict") for i in range(300)]
-    tr, val = _split(pairs, TrainConfig(val_fraction=0.0))
+    tr, val = hold_out(pairs, TrainConfig(val_fraction=0.0))
     assert len(val) == 30 and len(tr) == 270
     sup = [Pair(f"q{i}", i) for i in range(300)]
-    assert _split(sup, TrainConfig(val_fraction=0.0)) == (sup, [])
+    assert hold_out(sup, TrainConfig(val_fraction=0.0)) == (sup, [])
 
 
 def test_select_last_keeps_the_final_epoch_and_validates_start_and_end():

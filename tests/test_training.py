@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -26,7 +28,7 @@ from hce_engine.training import (
     train,
     tree_shape,
 )
-from hce_engine.training.loop import _split
+from hce_engine.training.validation import hold_out
 from hce_engine.tree.tree import Tree
 
 
@@ -190,7 +192,7 @@ def test_split_validation_and_mix():
     mix = mix_pairs(pairs[:10], ict, 0.5, seed=0)
     assert len(mix) == 20 and sum(p.kind == "ict" for p in mix) == 10
     # in a joint mix only supervised queries are held out for validation
-    tr, val = _split(mix, TrainConfig(val_fraction=0.2))
+    tr, val = hold_out(mix, TrainConfig(val_fraction=0.2))
     assert val and all(p.kind == "supervised" for p in val) and len(tr) + len(val) == 20
 
     texts = ["Alpha beta gamma delta. Epsilon zeta eta theta iota."] * 4
@@ -373,3 +375,12 @@ def test_measure_train_factor_leaves_the_encoder_as_it_was():
     assert all(p.grad is None for p in enc.parameters())
     assert all(torch.equal(a, b) for a, b in zip(before, enc.parameters()))
 
+
+def test_training_imports_only_the_compute_core():
+    """Every training module imports with faiss, duckdb, umap, streamlit and scikit-learn unimportable."""
+    code = ("import sys, importlib, pkgutil\n"
+            "for m in ('faiss', 'duckdb', 'umap', 'streamlit', 'sklearn'): sys.modules[m] = None\n"
+            "import hce_engine.training as t\n"
+            "for m in pkgutil.iter_modules(t.__path__): importlib.import_module('hce_engine.training.' + m.name)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr

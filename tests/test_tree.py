@@ -258,6 +258,27 @@ def test_subtree_docs_are_contiguous_and_complete(build):
         assert np.array_equal(t.subtree_docs(leaf), t.leaf_docs(leaf))
 
 
+# ------------------------------------------------------------------------------------------ save / load
+
+@pytest.mark.parametrize("build", BUILDERS)
+def test_tree_save_load_round_trip(build, tmp_path):
+    t = build(_clustered(120, g=6), branching=5, seed=2)
+    t.doc_ids = np.arange(120, dtype=np.int64)[::-1] * 7 + 3  # store ids other than the positions
+    t.save(tmp_path / "tree.npz")
+    with np.load(tmp_path / "tree.npz", allow_pickle=False) as z:  # plain arrays: no pickle needed
+        assert set(z.files) == {"parent", "level", "centroid", "size", "doc_leaf", "doc_ids", "builder",
+                                "branching"}
+    back = Tree.load(tmp_path / "tree.npz")
+    back.validate()
+    for name in ("parent", "level", "centroid", "size", "doc_leaf", "doc_ids"):
+        a, b = getattr(t, name), getattr(back, name)
+        assert a.dtype == b.dtype and np.array_equal(a, b), name
+    assert (back.builder, back.branching) == (t.builder, 5) and isinstance(back.branching, int)
+    assert np.array_equal(back.positions_of(t.doc_ids[[5, 0]]), [5, 0])
+    for x, y in zip(back.euler(), t.euler()):
+        assert np.array_equal(x, y)
+
+
 # ------------------------------------------------------------------------------------------ updates
 
 def test_add_and_remove_documents():

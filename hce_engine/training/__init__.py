@@ -6,8 +6,11 @@ wires ``train``'s callbacks to storage.
 """
 from .config import MEMORY_NODE_LIMIT, PRESET_HELP, PRESETS, TrainConfig
 from .estimate import estimate_seconds, measure_seconds_per_sequence, measure_train_factor, tree_shape
-from .loop import EpochEvent, StepEvent, TrainResult, auto_grad_chunk, lr_factor, seed_everything, train
+from .events import EpochEvent, StepEvent, TrainResult
+from .gradcache import auto_grad_chunk
+from .loop import seed_everything, train
 from .loss import HierarchicalContrastiveLoss
+from .optim import lr_factor
 from .pairs import Pair, ict_pairs, make_pairs, mix_pairs, split_sentences, split_validation, supervised_pairs
 from .sampler import HierarchicalSampler, HierBatch, LevelCandidates
 

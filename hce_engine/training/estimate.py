@@ -32,7 +32,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .config import TrainConfig
-from .loop import auto_grad_chunk
+from .gradcache import auto_grad_chunk
 from .validation import ICT_MIN_VAL
 
 
@@ -76,7 +76,7 @@ def estimate_seconds(config: TrainConfig, n_pairs: int, n_docs: int, seconds_per
     if n_val_pairs is None:
         n_val_pairs = int(math.ceil(c.val_fraction * n_pairs)) if c.val_fraction > 0 and n_pairs > 1 else 0
         if not n_val_pairs and c.signal in ("ict", "joint") and n_pairs >= 20:
-            n_val_pairs = min(ICT_MIN_VAL, n_pairs // 10)  # the hold-out of loop._split
+            n_val_pairs = min(ICT_MIN_VAL, n_pairs // 10)  # the hold-out of validation.hold_out
     n_train = max(0, n_pairs - n_val_pairs)
     if c.max_pairs:
         n_train = min(n_train, c.max_pairs)

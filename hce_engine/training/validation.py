@@ -1,10 +1,11 @@
 """Validation that can see a worse encoder: held-out queries ranked against the whole corpus.
 
-The held-out queries are ranked against the whole corpus when it has at most ``config.val_pool`` documents,
-else against a pool as hard: the positives, then the members of their leaf clusters, then of their parents'
-subtrees and so on up the tree, then random documents, ``val_pool`` in all. An ICT pseudo-query is scored
-against its document *with the sentence removed* (never against the stored text that still contains it word
-for word). Metrics come from :func:`hce_engine.evaluation.evaluate` (MRR@10, Recall@10, nDCG@10).
+:func:`hold_out` splits a run's pairs into (train, validation) pairs; :class:`Validator` scores an encoder
+on them. The held-out queries are ranked against the whole corpus when it has at most ``config.val_pool``
+documents, else against a pool as hard: the positives, then the members of their leaf clusters, then of their
+parents' subtrees and so on up the tree, then random documents, ``val_pool`` in all. An ICT pseudo-query is
+scored against its document *with the sentence removed* (never against the stored text that still contains
+it word for word). Metrics come from :func:`hce_engine.evaluation.evaluate` (MRR@10, Recall@10, nDCG@10).
 """
 from __future__ import annotations
 
@@ -17,10 +18,28 @@ from hce_engine.evaluation import evaluate
 from hce_engine.tree.tree import Tree
 
 from .config import TrainConfig
-from .pairs import Pair, split_sentences
+from .pairs import Pair, split_sentences, split_validation
 
 #: ICT runs hold out at least this many pseudo-queries (or a tenth of them, if fewer) for validation.
 ICT_MIN_VAL = 100
+
+
+def hold_out(pairs: Sequence[Pair], config: TrainConfig) -> tuple[list[Pair], list[Pair]]:
+    """(train pairs, validation pairs): hold out ``config.val_fraction`` of the queries; with a joint mix,
+    only supervised queries are held out. When that holds out nothing and there are ICT pairs, hold out
+    :data:`ICT_MIN_VAL` ICT pseudo-queries (a tenth when fewer): an unlabelled run has no other check."""
+    pairs = list(pairs)
+    sup = [p for p in pairs if p.kind != "ict"]
+    if sup and len(sup) < len(pairs):
+        tr, val = split_validation(sup, config.val_fraction, config.seed)
+    else:
+        tr, val = split_validation(pairs, config.val_fraction, config.seed)
+    ict = [p for p in pairs if p.kind == "ict"]
+    if not val and len(ict) >= 20:
+        n_q = len({p.query for p in ict})
+        _, val = split_validation(ict, min(ICT_MIN_VAL, n_q // 10) / n_q, config.seed)
+    val_q = {p.query for p in val}
+    return [p for p in pairs if p.query not in val_q], val
 
 
 def removed_text(pair: Pair, doc_texts: Sequence[str]) -> str:

@@ -3,9 +3,11 @@
 Nodes are numbered 0..n_nodes-1; node 0 is the root (level 0). Internal levels run 1..depth, where
 level ``depth`` holds the leaf clusters; documents hang under leaf clusters and are addressed by their
 position 0..n_docs-1 in the array the tree was built from (``doc_ids`` maps positions to store ids).
+``Tree.save``/``Tree.load`` keep one in an ``.npz`` file (no pickle).
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -174,6 +176,21 @@ class Tree:
         assert (size == self.size).all(), "sizes disagree with the documents below"
         assert len(self.doc_ids) == self.n_docs and len(np.unique(self.doc_ids)) == self.n_docs
         assert self.centroid.shape[0] == n
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the arrays, ``builder`` and ``branching`` to an ``.npz`` file (numpy appends ``.npz`` to a
+        path without it)."""
+        np.savez(path, parent=self.parent, level=self.level, centroid=self.centroid, size=self.size,
+                 doc_leaf=self.doc_leaf, doc_ids=self.doc_ids, builder=np.array(self.builder),
+                 branching=np.array(self.branching))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Tree":
+        """Read a tree written by :meth:`save` (``allow_pickle=False``)."""
+        with np.load(path, allow_pickle=False) as z:
+            return cls(parent=z["parent"], level=z["level"], centroid=z["centroid"], size=z["size"],
+                       doc_leaf=z["doc_leaf"], doc_ids=z["doc_ids"], builder=str(z["builder"]),
+                       branching=int(z["branching"]))
 
     def invalidate(self) -> None:
         """Drop cached children/leaf lists and the depth-first order after editing arrays in place."""
