@@ -11,7 +11,6 @@ the app encodes. Metrics come from ``hce_engine.evaluation``; training pairs fro
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import platform
@@ -40,33 +39,9 @@ DIM = 384  # the bundled MiniLM's dimension: the synthetic vectors'
 
 
 # ------------------------------------------------------------------------------------------ documents
-def _engine_doc_text():
-    """``hce_engine.workspace.doc_text``: the engine's rule for the text the encoder sees.
-
-    Read from its module file while the workspace package is not loaded: importing the package loads DuckDB
-    and pandas, which the compute-core benchmarks (quality_scifact.py, train_speed.py: torch, transformers and
-    numpy only, so they run on a bare GPU machine) do without.
-    """
-    loaded = sys.modules.get("hce_engine.workspace")
-    if loaded is not None:
-        return loaded.doc_text
-    import hce_engine
-    spec = importlib.util.spec_from_file_location("_hce_workspace_shared",
-                                                  Path(hce_engine.__file__).parent / "workspace" / "shared.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
-    try:
-        spec.loader.exec_module(module)
-    except ImportError:  # the module came to need its package: load it the ordinary way
-        del sys.modules[spec.name]
-        from hce_engine.workspace import doc_text
-        return doc_text
-    return module.doc_text
-
-
 def encoder_texts(docs: Sequence) -> list[str]:
     """The text the engine encodes for each document (``DocRecord``s, or anything with title and text)."""
-    doc_text = _engine_doc_text()
+    from hce_engine.corpus import doc_text
     return [doc_text(d.title, d.text) for d in docs]
 
 

@@ -360,7 +360,7 @@ def umap_time(x: np.ndarray, args) -> dict:
 
 
 def add_documents_cost(ws, enc, index, args, tmp: str) -> dict:
-    from hce_engine.workspace import doc_text
+    from hce_engine.corpus import doc_text
     docs = short_docs(args.add_docs * args.add_reps)
     reps = []
     for r in range(args.add_reps):

@@ -112,14 +112,13 @@ def main(argv: list[str] | None = None) -> dict:
         if "scifact-titles" not in have:
             ws.import_corpus(titles_collection(data, Path(tmp.name) / "titles"), name="scifact-titles")
         for corpus in ("scifact", "scifact-titles"):
-            base = next((r["run_id"] for r in ws.runs(corpus) if r["kind"] == "baseline" and r["status"] == "done"),
+            base = next((r.run_id for r in ws.runs(corpus, status="done", kind="baseline")),
                         None) or ws.encode(corpus)
             result["rows"].append(measure(ws, corpus, base, "zero-shot"))
         if args.train_preset:
-            done = [r for r in ws.runs("scifact") if r["kind"] == "train" and r["status"] == "done"
-                    and r["config"].get("seed") == args.seed]
+            done = [r for r in ws.runs("scifact", status="done", kind="train") if r.seed == args.seed]
             t0 = time.perf_counter()
-            run = done[-1]["run_id"] if done else ws.train("scifact", TrainConfig.preset(
+            run = done[-1].run_id if done else ws.train("scifact", TrainConfig.preset(
                 args.train_preset, seed=args.seed, signal="supervised", split="train"))
             result["train_seconds"] = round(time.perf_counter() - t0, 1)
             result["rows"].append(measure(ws, "scifact", run, f"{args.train_preset} #{run}"))

@@ -117,7 +117,7 @@ def ext_ids(ws, corpus: str) -> dict[int, str]:
 def seed_baseline(ws, corpus: str, model: str, zero: dict[str, np.ndarray], seed: int) -> int:
     """A finished zero-shot baseline run built from already computed vectors (what ``Workspace.encode``
     would store for this model at 256 tokens), so training does not encode the corpus again."""
-    from hce_engine.workspace import doc_text
+    from hce_engine.corpus import doc_text
     df = ws.documents(corpus)
     ids = df["doc_id"].to_numpy(np.int64)
     texts = [doc_text(t, x) for t, x in zip(df["title"], df["text"])]
@@ -131,8 +131,7 @@ def seed_baseline(ws, corpus: str, model: str, zero: dict[str, np.ndarray], seed
 
 
 def baseline_run(ws, corpus: str) -> int:
-    runs = [r for r in ws.runs(corpus) if r["kind"] == "baseline" and r["status"] == "done"]
-    return runs[-1]["run_id"]
+    return ws.runs(corpus, status="done", kind="baseline")[-1].run_id
 
 
 def zero_vectors(ws, corpus: str, run: int) -> dict[str, np.ndarray]:
@@ -154,14 +153,11 @@ class Reference:
 
     def __init__(self, ws, corpus: str, run: int, queries: dict[str, str], qids: list[str]):
         info = ws.run(run)
-        ids, self.vecs = ws.store.read_vectors(run, live_only_corpus=info["corpus_id"])
+        ids, self.vecs = ws.store.read_vectors(run, live_only_corpus=info.corpus_id)
         ext = ext_ids(ws, corpus)
         self.ext = np.asarray([ext[int(i)] for i in ids])
-        cfg = info["config"]
-        enc = ws.encoder(info["model_path"], cfg.get("device", "auto"), cfg.get("max_length", 256))
-        qlen = cfg.get("query_max_length", cfg.get("max_length", 256))
         self.qids = list(qids)
-        self.qv = enc.encode([queries[q] for q in self.qids], max_length=qlen)
+        self.qv = ws.encode_queries(info, [queries[q] for q in self.qids])
         self.row = {q: i for i, q in enumerate(self.qids)}
 
     def ranking(self, qids: list[str], live: set[str], k: int = 100) -> dict:
@@ -269,15 +265,15 @@ class Experiment:
             f"(+ a baseline encode if none)")
         last = [0.0]
 
-        def progress(stage, done, total, eta=None):
+        def progress(ev):
             if time.perf_counter() - last[0] > 30:
                 last[0] = time.perf_counter()
-                log(f"  {corpus}: {stage} {done}/{total}" + (f", eta {eta:.0f} s" if eta else ""))
+                log(f"  {corpus}: {ev.stage} {ev.done}/{ev.total}" + (f", eta {ev.eta_s:.0f} s" if ev.eta_s else ""))
 
         run = ws.train(corpus, self.config(), progress=progress)
         self.result.setdefault("training", {})[corpus] = {
             "estimate_s": round(est["total_seconds"], 1), "actual_s": round(time.perf_counter() - t, 1),
-            "pairs": est.get("pairs"), "summary_seconds": (ws.run(run)["summary"] or {}).get("seconds")}
+            "pairs": est.get("pairs"), "summary_seconds": (ws.run(run).summary or {}).get("seconds")}
         return run
 
     def main(self) -> dict:
@@ -414,7 +410,7 @@ def foreign_only(a) -> dict:
     added = {json.loads(line)["_id"] for line in open(root / "added.jsonl") if line.strip()}
     all_ids = {d["_id"] for d in docs}
     ws = Workspace(str(root / "ws"), default_model=a.model)
-    trained = [r["run_id"] for r in ws.runs("holdout") if r["kind"] == "train" and r["status"] == "done"]
+    trained = [r.run_id for r in ws.runs("holdout", status="done", kind="train")]
     runs = {"incremental": trained[-1], "zero_shot": baseline_run(ws, "holdout")}
     qids = query_groups(test, all_ids, all_ids - added)["all"]
     result = json.loads(Path(a.out).read_text()) if Path(a.out).exists() else {"holdout": {}}

@@ -195,11 +195,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for corpus in args.corpus:
             cid = ws.store.corpus_id(corpus)
             qtexts = list(ws.store.queries(cid).values())[:args.queries]
-            for r in [r for r in ws.runs(corpus) if r["status"] == "done"]:
-                ids, x = ws.vectors(r["run_id"])
-                tree = ws.tree(r["run_id"])[0]
-                q = ws._run_encoder(r).encode(qtexts, max_length=ws._query_max_length(r))
-                res = measure(x, ids, tree, q, ws._run_encoder(r), qtexts, args)
+            for r in ws.runs(corpus, status="done"):
+                ids, x = ws.vectors(r.run_id)
+                tree = ws.tree(r.run_id)[0]
+                q = ws.encode_queries(r, qtexts)
+                res = measure(x, ids, tree, q, ws.run_encoder(r), qtexts, args)
                 res.update(label=f"{corpus} run {r['run_id']} ({r['kind']})", builder=tree.builder)
                 results.append(res)
                 print(table([res]), file=sys.stderr, flush=True)

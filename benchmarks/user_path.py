@@ -286,17 +286,17 @@ def read_runs(workspace: str) -> list[dict]:
         try:
             out = []
             for r in ws.runs("jargon"):
-                s = r.get("summary") or {}
+                s = r.summary or {}
                 keep = {k: s[k] for k in ("seconds", "examples_per_s", "steps", "n_train_pairs", "pairs", "rebuilds")
                         if k in s}
                 dur = None
-                if r.get("created_at") and r.get("finished_at"):
-                    dur = round((r["finished_at"] - r["created_at"]).total_seconds(), 1)
-                out.append({"run_id": r["run_id"], "kind": r["kind"], "status": r["status"],
+                if r.created_at and r.finished_at:
+                    dur = round((r.finished_at - r.created_at).total_seconds(), 1)
+                out.append({"run_id": r.run_id, "kind": r.kind, "status": str(r.status),
                             "created_to_finished_s": dur, "summary": keep,
-                            "config": {k: r["config"].get(k) for k in ("signal", "negatives", "epochs", "max_pairs",
-                                                                        "siblings", "max_length", "model")
-                                       if k in r["config"]}})
+                            "config": {k: r.config_dict[k] for k in ("signal", "negatives", "epochs", "max_pairs",
+                                                                      "siblings", "max_length", "model")
+                                       if k in r.config_dict}})
             return out
         finally:
             ws.close()

@@ -16,12 +16,12 @@ _os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # no tqdm bars from
 
 from .errors import HCEError, InputError, NotFoundError, WorkspaceBusyError
 
-__all__ = ["Workspace", "HCEError", "InputError", "NotFoundError", "WorkspaceBusyError"]
+__all__ = ["Workspace", "Run", "RunStatus", "HCEError", "InputError", "NotFoundError", "WorkspaceBusyError"]
 __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    if name == "Workspace":
-        from .workspace import Workspace
-        return Workspace
+    if name in ("Workspace", "Run", "RunStatus"):
+        from . import workspace
+        return getattr(workspace, name)
     raise AttributeError(name)

@@ -9,33 +9,32 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Callable
+
+from .progress import Progress
 
 
 @dataclass
 class Job:
+    """A run working in a thread of this process: its latest :class:`Progress` and its cancel flag."""
     run_id: int
     kind: str
     cancel_event: threading.Event = field(default_factory=threading.Event)
-    stage: str = "queued"
-    done: int = 0
-    total: int = 0
-    message: str = ""
-    eta_s: float | None = None
+    progress: Progress = field(default_factory=lambda: Progress("queued"))
     started: float = field(default_factory=time.time)
     thread: threading.Thread | None = None
 
-    def report(self, stage: str, done: int = 0, total: int = 0, message: str = "",
-               eta_s: float | None = None) -> None:
-        self.stage, self.done, self.total, self.message, self.eta_s = stage, done, total, message, eta_s
+    def report(self, event: Progress) -> None:
+        """A :data:`~hce_engine.progress.ProgressFn`: keep the latest event."""
+        self.progress = event
 
     def cancelled(self) -> bool:
         return self.cancel_event.is_set()
 
     def snapshot(self) -> dict:
-        return {"run_id": self.run_id, "kind": self.kind, "stage": self.stage, "done": self.done,
-                "total": self.total, "message": self.message, "eta_s": self.eta_s,
+        """The latest event's fields with run_id, kind, elapsed_s and cancelling."""
+        return {"run_id": self.run_id, "kind": self.kind, **asdict(self.progress),
                 "elapsed_s": time.time() - self.started, "cancelling": self.cancelled()}
 
 

@@ -39,7 +39,7 @@ def ws():
 
 def wait_all() -> None:
     for r in ws().runs():
-        ws().wait(r["run_id"], 120)
+        ws().wait(r.run_id, 120)
 
 
 def texts(elements) -> list[str]:
@@ -142,9 +142,9 @@ def test_hce_app_sample_encodes_new_corpora_in_the_background(app, toy_beir, mon
     app.run()
     assert not app.exception
     run = ws().runs("toy")[0]
-    assert run["kind"] == "baseline"
-    if run["status"] == "running":
-        assert app.button(key=f"corpus_cancel_{run['run_id']}")
+    assert run.kind == "baseline"
+    if run.status == "running":
+        assert app.button(key=f"corpus_cancel_{run.run_id}")
     wait_all()
     app.run()
     assert any("Encoded by run #1" in t for t in texts(app.success)) and len(ws().runs("toy")) == 1
@@ -174,12 +174,12 @@ def test_train_estimate_start_cancel_and_finish(app, toy_beir):
     app.number_input(key=prefix + "epochs").set_value(200).run()
     app.button(key="train_start").click().run()
     assert not app.exception and not app.error
-    run_id = ws().runs("toy")[-1]["run_id"]
+    run_id = ws().runs("toy")[-1].run_id
     assert texts(app.subheader)[0].startswith(f"Training: #{run_id}"), (texts(app.subheader), ws().run(run_id))
     app.button(key=f"train_cancel_{run_id}").click().run()  # the live panel's cancel button
     assert not app.exception
     run = ws().wait(run_id, 120)
-    assert run["status"] == "cancelled", run
+    assert run.status == "cancelled", run
     app.run()
     assert app.selectbox(key=f"train_past_{run_id}").value == run_id
     assert any("The run was cancelled" in t for t in texts(app.markdown))
@@ -189,9 +189,9 @@ def test_train_estimate_start_cancel_and_finish(app, toy_beir):
     app.number_input(key=prefix + "batch_size").set_value(8).run()
     app.button(key="train_start").click().run()
     assert not app.exception and not app.error
-    run_id = ws().runs("toy")[-1]["run_id"]
+    run_id = ws().runs("toy")[-1].run_id
     run = ws().wait(run_id, 300)
-    assert run["status"] == "done", run
+    assert run.status == "done", run
     app.run()
     assert not app.exception and not app.error, texts(app.error)
     assert app.selectbox(key=f"train_past_{run_id}").value == run_id
@@ -301,6 +301,6 @@ def test_app_server_starts_encoding_before_any_browser_connects(app, toy_beir, m
     assert served and served[0][1:3] == ["run", os.path.join(ui.server.ROOT, "ui", "app.py")]
     assert served[0][-1] == "--server.port=9"
     runs = ws().runs("toy")
-    assert [r["kind"] for r in runs] == ["baseline"]
+    assert [r.kind for r in runs] == ["baseline"]
     wait_all()
-    assert ws().run(runs[0]["run_id"])["status"] == "done"
+    assert ws().run(runs[0].run_id).status == "done"

@@ -105,6 +105,7 @@ def test_eval_without_run_creates_baseline(hce, toy_beir):
     (("search", "--corpus", "nope", "x"), "no corpus named 'nope'"),
     (("eval", "--corpus", "toy", "--split", "dev"), "no qrels for split 'dev'"),
     (("import", "/no/such/file.jsonl"), "file not found"),
+    (("encode", "--corpus", "toy", "--branching", "1"), "branching must be an integer >= 2"),
 ])
 def test_errors_exit_1_on_stderr(hce, toy_beir, args, needle):
     hce("import", toy_beir, "--name", "toy")

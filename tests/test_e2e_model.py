@@ -49,14 +49,14 @@ def test_real_model_trains_and_serves(tmp_path):
         run = ws.train("sub", {"epochs": 1, "batch_size": 16, "siblings": 2, "max_length": 64,
                                "query_max_length": 32, "branching": 5, "val_fraction": 0.2})
         info = ws.run(run)
-        assert info["status"] == "done", info["error"]
-        s = info["summary"]
+        assert info.status == "done", info.error
+        s = info.summary
         assert s["start_val"]["n_queries"] > 0 and s["best_val"] is not None
         assert s["start_val"]["pool"] == 300  # ranked against the whole corpus
-        assert os.path.isfile(os.path.join(info["model_path"], "modules.json"))  # a sentence-transformers folder
+        assert os.path.isfile(os.path.join(info.model_path, "modules.json"))  # a sentence-transformers folder
         from sentence_transformers import SentenceTransformer
-        st = SentenceTransformer(info["model_path"], device="cpu")
-        mine = ws.encoder(info["model_path"]).encode(["vitamin D deficiency"], max_length=64)
+        st = SentenceTransformer(info.model_path, device="cpu")
+        mine = ws.encoder(info.model_path).encode(["vitamin D deficiency"], max_length=64)
         theirs = st.encode(["vitamin D deficiency"], normalize_embeddings=True)
         assert float((mine * theirs).sum()) > 0.9999
         hits = ws.search("sub", chosen[0]["title"], run=run, k=5)
@@ -72,14 +72,14 @@ def test_real_model_trains_and_serves(tmp_path):
         assert float((again * vecs[:50]).sum(1).min()) >= 0.999
         # the weights moved
         from hce_engine.encoder import load_encoder
-        start, trained = load_encoder(None, device="cpu"), load_encoder(info["model_path"], device="cpu")
+        start, trained = load_encoder(None, device="cpu"), load_encoder(info.model_path, device="cpu")
         w0 = start.model.encoder.layer[5].output.dense.weight
         w1 = trained.model.encoder.layer[5].output.dense.weight
         assert not torch.equal(w0, w1) and float((w0 - w1).detach().abs().max()) > 1e-5
         # a run made to degrade (a learning rate 500x the default) is reported as worse, not as an improvement
         bad = ws.train("sub", {"epochs": 1, "batch_size": 16, "siblings": 2, "max_length": 64, "lr": 1e-2,
                                "query_max_length": 32, "branching": 5, "val_fraction": 0.25})
-        s = ws.run(bad)["summary"]
+        s = ws.run(bad).summary
         assert s["outcome"]["verdict"] == "worse" and s["improved"] is False, s["outcome"]
         assert s["outcome"]["checks"][0]["end"] < s["outcome"]["checks"][0]["start"] - 0.05
     finally:

@@ -152,7 +152,7 @@ def test_empty_and_types(enc):
 @pytest.mark.model
 def test_progress_and_cancel(enc):
     calls = []
-    enc.encode(TEXTS, batch_size=2, progress=lambda d, t: calls.append((d, t)))
+    enc.encode(TEXTS, batch_size=2, progress=lambda ev: calls.append((ev.done, ev.total)))
     assert calls[-1] == (len(TEXTS), len(TEXTS))
     assert len(calls) >= 3 and [d for d, _ in calls] == sorted(d for d, _ in calls)
 
@@ -270,7 +270,7 @@ def test_fake_similarity_and_grad():
     assert out.requires_grad
     out.sum().backward()
     calls = []
-    f.encode(TEXTS, batch_size=4, progress=lambda d, t: calls.append((d, t)))
+    f.encode(TEXTS, batch_size=4, progress=lambda ev: calls.append((ev.done, ev.total)))
     assert calls[-1] == (len(TEXTS), len(TEXTS))
     with pytest.raises(InterruptedError):
         f.encode(TEXTS, cancel=lambda: True)

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from hce_engine.plotting import fmt_duration, length_histogram
+from hce_engine.workspace import Run, RunStatus
 from hce_engine.plotting.training import (describe_outcome, level_matrix, loss_figure, sibling_accuracy_figure, smooth,
                                  validation_figure)
 
@@ -72,25 +73,29 @@ def test_outcome_in_plain_words():
                             "queries": 300}
     checks = [check("validation", "mrr_at_10", 0.41, 0.47, 80),
               check("judged queries (test)", "ndcg_at_10", 0.644, 0.752, 300)]
-    run = {"status": "done", "summary": {
-        "outcome": outcome(checks), "improved": True,
-        "test": {"start": metrics(0.644, 0.6), "trained": metrics(0.752, 0.7)},
-        "examples_per_s": 11.5, "seconds": 300}}
+    summary = {"outcome": outcome(checks), "improved": True,
+               "test": {"start": metrics(0.644, 0.6), "trained": metrics(0.752, 0.7)},
+               "examples_per_s": 11.5, "seconds": 300}
+    run = _run("done", summary=summary)
     lines = describe_outcome(run)
     assert lines[0] == ("**Better than the starting encoder.** validation: MRR@10 0.410 → 0.470 (+6.0 points) over "
                         "80 queries (better); judged queries (test): nDCG@10 0.644 → 0.752 (+10.8 points) over 300 "
                         "queries (better).")
     assert "test split (300 queries)" in lines[1] and "0.644 → 0.752 (+10.8 points)" in lines[1]
     assert lines[2] == "Trained at 11.5 pairs/s in 5 min."
-    run["summary"]["outcome"] = outcome([checks[0], check("judged queries (test)", "ndcg_at_10", 0.644, 0.60, 300)])
+    summary["outcome"] = outcome([checks[0], check("judged queries (test)", "ndcg_at_10", 0.644, 0.60, 300)])
     assert "Worse than the starting encoder" in describe_outcome(run)[0]
 
 
 def test_outcome_of_failed_cancelled_and_unvalidated_runs():
-    assert describe_outcome({"status": "failed", "error": "boom"}) == ["The run failed: boom."]
-    assert describe_outcome({"status": "cancelled", "model_path": "/m", "summary": None})[0].startswith(
+    assert describe_outcome(_run("failed", error="boom")) == ["The run failed: boom."]
+    assert describe_outcome(_run("cancelled", model_path="/m"))[0].startswith(
         "The run was cancelled: the best weights")
-    assert "Nothing to measure" in describe_outcome({"status": "done", "summary": {}})[0]
+    assert "Nothing to measure" in describe_outcome(_run("done", summary={}))[0]
+
+
+def _run(status: str, **fields) -> Run:
+    return Run(run_id=1, corpus="toy", corpus_id=1, kind="train", status=RunStatus(status), config_dict={}, **fields)
 
 
 def test_fmt_duration():

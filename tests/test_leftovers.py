@@ -83,10 +83,10 @@ def test_second_workspace_in_one_process_keeps_the_first_ones_job(tmp_path, fake
     time.sleep(0.5)
     second = Workspace(str(tmp_path / "w"), default_model=fake_model)
     assert run not in second.interrupted_runs
-    assert second.run(run)["status"] in ("queued", "running", "done")
+    assert second.run(run).status in ("queued", "running", "done")
     ws.cancel(run)
     ws.jobs.wait(run, 60)
-    assert ws.run(run)["status"] in ("cancelled", "done")
+    assert ws.run(run).status in ("cancelled", "done")
     second.close()
     ws.close()
 
@@ -103,6 +103,6 @@ def test_orphan_vectors_of_a_killed_encode_are_dropped(tmp_path, fake_model, toy
         ws.store.con.execute("UPDATE runs SET status = 'running', pid = NULL WHERE run_id = ?", [dead])
     ws.close()
     ws = Workspace(str(tmp_path / "w"), default_model=fake_model)
-    assert ws.run(dead)["status"] == "interrupted"
+    assert ws.run(dead).status == "interrupted"
     assert len(ws.store.vector_ids(dead)) == 0 and len(ws.store.vector_ids(good)) == 36
     ws.close()

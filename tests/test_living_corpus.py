@@ -49,7 +49,7 @@ def test_remove_documents_never_returned(ws):
     assert first not in [h.ext_id for h in ws.bm25_search("toy", "guitar chord melody", k=36)]
     tree, _, _ = ws.tree(run)
     assert tree.n_docs == 35
-    ws._indexes.clear()  # a fresh index built from the store also leaves it out
+    ws.cache.drop("index", run)  # a fresh index built from the store also leaves it out
     assert first not in [h.ext_id for h in ws.search("toy", "guitar chord melody", k=36)]
     with pytest.raises(NotFoundError, match="already removed"):
         ws.remove_documents("toy", [first])
@@ -63,7 +63,7 @@ def test_failed_add_changes_nothing(ws, tmp_path):
         ws.add_documents("toy", str(bad))
     assert ws.corpora()[0]["documents"] == before
     run = ws.latest_run("toy")
-    enc = ws._run_encoder(ws.run(run))
+    enc = ws.run_encoder(ws.run(run))
     orig = enc.encode
 
     def boom(*a, **k):

@@ -234,7 +234,7 @@ def test_map_page_waits_for_a_missing_projection(populated, app_env, monkeypatch
     import time
 
     import hce_engine.projection as proj
-    from hce_engine import Workspace, views
+    from hce_engine import Workspace
     ws = Workspace(app_env)
     ws.store.write_projection(populated["baseline"], np.zeros(0, np.int64), np.zeros((0, 2), np.float32))
     ws.close()
@@ -248,7 +248,7 @@ def test_map_page_waits_for_a_missing_projection(populated, app_env, monkeypatch
     ok(at)
     assert not charts(at) and any("Preparing the map engine" in i.value for i in at.info)
     for _ in range(100):
-        if views.projection_status(app_workspace(), populated["baseline"])["state"] == "ready":
+        if app_workspace().projection_status(populated["baseline"])["state"] == "ready":
             break
         time.sleep(0.05)
     at.run()

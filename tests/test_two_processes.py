@@ -45,8 +45,8 @@ def test_search_runs_and_pages_work_while_another_process_trains(tmp_path, fake_
         deadline = time.time() + 240
         while trainer.poll() is None and time.time() < deadline:
             assert ws.search("toy", "bread oven", run=base)[0].ext_id  # reads vectors and the index
-            runs = {r["run_id"]: r for r in ws.runs("toy")}
-            seen_running |= {rid for rid, r in runs.items() if r["kind"] == "train" and r["status"] == "running"}
+            runs = {r.run_id: r for r in ws.runs("toy")}
+            seen_running |= {rid for rid, r in runs.items() if r.kind == "train" and r.status == "running"}
             for page in ("search", "runs"):
                 at = AppTest.from_file(APP, default_timeout=60)
                 at.switch_page(f"app_pages/{page}.py").run()
@@ -57,8 +57,8 @@ def test_search_runs_and_pages_work_while_another_process_trains(tmp_path, fake_
         assert seen_running and rounds >= 2, (seen_running, rounds)
         run = json.loads(out.strip().splitlines()[-1])["run"]
         assert run in seen_running
-        assert ws.run(run)["status"] == "done"  # this process never took it for a dead process's run
-        assert len(ws.train_log(run)) == ws.run(run)["summary"]["steps"]
+        assert ws.run(run).status == "done"  # this process never took it for a dead process's run
+        assert len(ws.train_log(run)) == ws.run(run).summary["steps"]
         assert ws.search("toy", "bread oven", run=run)
     finally:
         if trainer.poll() is None:

@@ -195,16 +195,16 @@ def test_projection_cached_and_aligned(toy_ws, fake_project):
     ws, a, b = toy_ws
     ws.store.write_projection(a, np.zeros(0, np.int64), np.zeros((0, 2), np.float32))  # clear
     ws.store.write_projection(b, np.zeros(0, np.int64), np.zeros((0, 2), np.float32))
-    ids, xy = views.projection(ws, a)
+    ids, xy = ws.projection(a)
     assert fake_project == [36] and xy.shape == (36, 2) and list(ids) == sorted(ids)
-    ids2, xy2 = views.projection(ws, a)
+    ids2, xy2 = ws.projection(a)
     assert fake_project == [36] and np.array_equal(ids, ids2) and np.allclose(xy, xy2)  # read from the store
-    ids_b, xy_b = views.projection(ws, b, align_to=a)
+    ids_b, xy_b = ws.projection(b, align_to=a)
     assert fake_project == [36, 36] and xy_b.shape == (36, 2)
     assert np.allclose(xy_b, xy, atol=1e-3)  # started from a's layout, aligned back onto it
-    views.projection(ws, b, align_to=a)
+    ws.projection(b, align_to=a)
     assert len(fake_project) == 2
-    assert views.projection_status(ws, b, a)["state"] == "ready"
+    assert ws.projection_status(b, a)["state"] == "ready"
 
 
 def test_ensure_projection_runs_in_background(tmp_path, fake_model, toy_beir, monkeypatch):
@@ -221,27 +221,27 @@ def test_ensure_projection_runs_in_background(tmp_path, fake_model, toy_beir, mo
     try:
         ws.import_corpus(toy_beir, name="toy")
         run = ws.encode("toy", branching=3)
-        assert views.projection_status(ws, run)["state"] == "missing"
+        assert ws.projection_status(run)["state"] == "missing"
         t0 = time.monotonic()
-        st = views.ensure_projection(ws, run)
+        st = ws.ensure_projection(run)
         assert time.monotonic() - t0 < 0.25 and st["state"] in ("computing", "ready")
-        assert views.ensure_projection(ws, run)["state"] in ("computing", "ready")  # no second thread
+        assert ws.ensure_projection(run)["state"] in ("computing", "ready")  # no second thread
         for _ in range(100):
-            if views.projection_status(ws, run)["state"] == "ready":
+            if ws.projection_status(run)["state"] == "ready":
                 break
             time.sleep(0.05)
-        assert views.projection_status(ws, run)["state"] == "ready" and len(started) == 1
+        assert ws.projection_status(run)["state"] == "ready" and len(started) == 1
 
         def broken(*a, **k):
             raise RuntimeError("boom")
         monkeypatch.setattr(proj, "project", broken)
         run2 = ws.encode("toy", branching=3)
-        views.ensure_projection(ws, run2)
+        ws.ensure_projection(run2)
         for _ in range(100):
-            if views.projection_status(ws, run2)["state"] == "failed":
+            if ws.projection_status(run2)["state"] == "failed":
                 break
             time.sleep(0.05)
-        s = views.projection_status(ws, run2)
+        s = ws.projection_status(run2)
         assert s["state"] == "failed" and "boom" in s["error"]
     finally:
         ws.close()

@@ -1,12 +1,14 @@
 """The Workspace with the fake encoder: import is all-or-nothing, runs are recorded, search and eval work."""
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
 import pytest
 
 from hce_engine import InputError, NotFoundError, Workspace
+from hce_engine.workspace import EncodeConfig, RunStatus
 
 
 def db_snapshot(ws: Workspace) -> dict:
@@ -58,7 +60,7 @@ def test_encode_search_eval(workspace, toy_beir):
     workspace.import_corpus(toy_beir, name="toy")
     run = workspace.encode("toy", branching=3)
     info = workspace.run(run)
-    assert info["status"] == "done" and info["kind"] == "baseline" and info["config"]["seed"] == 0
+    assert info.status == "done" and info.kind == "baseline" and info.config_dict["seed"] == 0
     ids, vecs = workspace.store.read_vectors(run)
     assert vecs.shape == (36, 32) and np.allclose(np.linalg.norm(vecs, axis=1), 1, atol=1e-5)
     tree, terms, reps = workspace.tree(run)
@@ -93,7 +95,7 @@ def test_failed_run_leaves_others_intact(workspace, toy_beir):
     good = workspace.encode("toy")
     with pytest.raises(InterruptedError):
         workspace.encode("toy", cancel=lambda: True)
-    runs = {r["run_id"]: r["status"] for r in workspace.runs("toy")}
+    runs = {r.run_id: r.status for r in workspace.runs("toy")}
     assert runs[good] == "done" and sorted(runs.values()) == ["cancelled", "done"]
     assert workspace.latest_run("toy") == good
     assert len(workspace.search("toy", "bread oven")) == 10
@@ -111,7 +113,7 @@ def test_stale_running_runs_marked_interrupted(tmp_path, fake_model, toy_beir):
     ws.close()
     ws = Workspace(str(tmp_path / "w"), default_model=fake_model)
     assert ws.interrupted_runs == [dead]
-    assert ws.run(dead)["status"] == "interrupted" and ws.run(done)["status"] == "done"
+    assert ws.run(dead).status == "interrupted" and ws.run(done).status == "done"
     ws.close()
 
 
@@ -148,7 +150,7 @@ def test_delete_run(workspace, toy_beir):
     a = workspace.encode("toy")
     b = workspace.encode("toy", seed=1)
     workspace.delete_run(b)
-    assert [r["run_id"] for r in workspace.runs()] == [a]
+    assert [r.run_id for r in workspace.runs()] == [a]
     assert workspace.store.read_vectors(b)[0].size == 0
 
 
@@ -157,8 +159,46 @@ def test_runs_filters_and_splits(workspace, toy_beir):
     assert workspace.splits("toy") == {"test": 9, "train": 15}
     run = workspace.encode("toy", branching=3)
     bare = workspace.store.create_run(workspace.store.corpus_id("toy"), "train", {"seed": 0}, 0, status="failed")
-    assert [r["run_id"] for r in workspace.runs("toy")] == [run, bare]
-    assert [r["run_id"] for r in workspace.runs("toy", status="done")] == [run]
-    assert [r["run_id"] for r in workspace.runs("toy", kind="train")] == [bare]
-    assert [r["run_id"] for r in workspace.runs("toy", with_tree=True)] == [run]
-    assert all("metrics" in r for r in workspace.runs())
+    assert [r.run_id for r in workspace.runs("toy")] == [run, bare]
+    assert [r.run_id for r in workspace.runs("toy", status="done")] == [run]
+    assert [r.run_id for r in workspace.runs("toy", kind="train")] == [bare]
+    assert [r.run_id for r in workspace.runs("toy", with_tree=True)] == [run]
+    assert [r.run_id for r in workspace.runs("toy", status=RunStatus.FAILED)] == [bare]
+    with pytest.raises(ValueError):
+        workspace.runs("toy", status="finished")  # not a status: an error, not an empty list
+
+
+def test_runs_are_typed(workspace, toy_beir):
+    """A Run carries typed settings, the lengths it encodes at, its metrics and a JSON form."""
+    from hce_engine.training import TrainConfig
+    workspace.import_corpus(toy_beir, name="toy")
+    run = workspace.encode("toy", branching=3, max_length=128)
+    info = workspace.run(run)
+    assert info.status is RunStatus.DONE and info.done and not info.is_train
+    assert isinstance(info.config, EncodeConfig) and info.config.max_length == 128 and info.config.branching == 3
+    assert info.doc_max_length == info.query_max_length == 128 and info.metrics == []
+    workspace.evaluate("toy", run=run, split="test")
+    info = workspace.run(run)
+    assert info.metric("test") == workspace.runs("toy")[0].metric("test") is not None
+    assert info.metric("train") is None and info.label.startswith(f"#{run} zero-shot")
+    cfg = TrainConfig(query_max_length=48, max_length=96, seed=3).to_dict()
+    trained = workspace.store.create_run(workspace.store.corpus_id("toy"), "train", {**cfg, "retired": 1}, 3,
+                                         status="cancelled")
+    t = workspace.run(trained)
+    assert t.config.query_max_length == 48 and t.query_max_length == 48  # a setting since dropped is ignored
+    assert t.doc_max_length == 96 and t.status.resumable and not t.status.active
+    workspace.store.update_run(trained, summary={"doc_max_length": 256})
+    assert workspace.run(trained).doc_max_length == 256  # encoded at its baseline's length, not its training one
+    assert json.loads(json.dumps(t.to_dict(), default=str))["status"] == "cancelled"
+
+
+def test_one_progress_protocol(workspace, toy_beir):
+    """Encoding, tree building and adds report Progress events to one callback, in order."""
+    from hce_engine.progress import Progress
+    workspace.import_corpus(toy_beir, name="toy")
+    events: list[Progress] = []
+    workspace.encode("toy", branching=3, batch_size=8, progress=events.append)
+    assert all(isinstance(e, Progress) for e in events)
+    encode = [e for e in events if e.stage == "encode"]
+    assert encode[-1].done == encode[-1].total == workspace.corpora()[0]["documents"]
+    assert [e.done for e in encode] == sorted(e.done for e in encode) and events[-1].stage == "tree"

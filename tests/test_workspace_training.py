@@ -40,10 +40,10 @@ def test_train_run_records_everything(ws, monkeypatch):
     monkeypatch.setattr("hce_engine.workspace.training.LOG_EVERY_S", 3600.0)  # one commit per epoch and at the end
     run = ws.train("toy", TINY)
     info = ws.run(run)
-    assert info["status"] == "done" and info["kind"] == "train"
-    cfg = info["config"]
+    assert info.status == "done" and info.kind == "train"
+    cfg = info.config_dict
     assert cfg["seed"] == 0 and cfg["siblings"] == 3 and cfg["negatives"] == "siblings" and cfg["model"]
-    s = info["summary"]
+    s = info.summary
     assert s["start_val"] is None and s["n_val_pairs"] == 0  # every train pair trained on (the reference)
     assert [c["name"] for c in s["outcome"]["checks"]] == ["judged queries (test)"]  # not the split trained on
     assert s["improved"] == (s["outcome"]["verdict"] == "better")
@@ -58,7 +58,7 @@ def test_train_run_records_everything(ws, monkeypatch):
     assert len(ids) == 36
     assert ws.search("toy", "guitar chord", run=run)[0].ext_id.startswith("music")
     baseline = s["baseline_run"]
-    assert ws.run(baseline)["kind"] == "baseline"  # created to compare against and reused for the first tree
+    assert ws.run(baseline).kind == "baseline"  # created to compare against and reused for the first tree
 
 
 def test_same_seed_same_run(ws):
@@ -67,14 +67,14 @@ def test_same_seed_same_run(ws):
     assert np.allclose(la["loss"], lb["loss"])
     ta, tb = ws.tree(a, 0)[0], ws.tree(b, 0)[0]
     assert np.array_equal(ta.doc_leaf, tb.doc_leaf) and np.array_equal(ta.parent, tb.parent)
-    assert ws.run(a)["summary"]["test"] == ws.run(b)["summary"]["test"]
+    assert ws.run(a).summary["test"] == ws.run(b).summary["test"]
     assert np.array_equal(ws.store.read_vectors(a)[1], ws.store.read_vectors(b)[1])
 
 
 def test_cotraining_records_rebuilds(ws):
     run = ws.train("toy", {**TINY, "epochs": 3, "recluster_every": 1})
     assert [t["rebuild"] for t in ws.store.list_trees(run)] == [0, 1, 2, 3]
-    assert ws.run(run)["summary"]["rebuilds"] == 2
+    assert ws.run(run).summary["rebuilds"] == 2
 
 
 def test_cancel_then_resume(ws):
@@ -84,13 +84,13 @@ def test_cancel_then_resume(ws):
     # cancel after the first epoch's checkpoint (4 steps per epoch on 13 pairs / batch 4)
     run = ws.train("toy", slow, cancel=lambda: steps["n"] >= 5)
     info = ws.run(run)
-    assert info["status"] == "cancelled" and "resume" in info["error"]
-    assert ws.run(other)["status"] == "done"
+    assert info.status == "cancelled" and "resume" in info.error
+    assert ws.run(other).status == "done"
     assert len(ws.train_log(run)) == 5
     ws.resume(run)
     info = ws.run(run)
-    assert info["status"] == "done" and info["summary"]["epochs_done"] == 3
-    assert info["summary"]["steps"] == 12  # 4 steps x 3 epochs, counting the ones before the cancel
+    assert info.status == "done" and info.summary["epochs_done"] == 3
+    assert info.summary["steps"] == 12  # 4 steps x 3 epochs, counting the ones before the cancel
 
 
 def test_background_training_cancel_takes_effect(ws):
@@ -102,7 +102,7 @@ def test_background_training_cancel_takes_effect(ws):
     t0 = time.time()
     assert ws.cancel(run)
     info = ws.wait(run, timeout=30)
-    assert info["status"] == "cancelled" and time.time() - t0 < 10
+    assert info.status == "cancelled" and time.time() - t0 < 10
     assert ws.progress(run) is None
 
 
@@ -119,12 +119,12 @@ def test_crash_mid_run_leaves_other_runs_intact(ws):
     with pytest.raises(RuntimeError, match="simulated crash"):
         ws.train("toy", {**TINY, "seed": 1})
     ws.store.log_step = orig
-    runs = {r["run_id"]: r for r in ws.runs("toy")}
-    failed = [r for r in runs.values() if r["status"] == "failed"]
-    assert len(failed) == 1 and "simulated crash" in failed[0]["error"]
-    assert runs[good]["status"] == "done" and np.array_equal(ws.store.read_vectors(good)[1], before)
+    runs = {r.run_id: r for r in ws.runs("toy")}
+    failed = [r for r in runs.values() if r.status == "failed"]
+    assert len(failed) == 1 and "simulated crash" in failed[0].error
+    assert runs[good].status == "done" and np.array_equal(ws.store.read_vectors(good)[1], before)
     # never the failed run (the baseline when the toy run itself came out worse on the judged queries)
-    assert ws.latest_run("toy") in (good, ws.run(good)["summary"]["baseline_run"])
+    assert ws.latest_run("toy") in (good, ws.run(good).summary["baseline_run"])
 
 
 def test_interrupted_run_can_resume(tmp_path, fake_model, toy_beir):
@@ -137,9 +137,9 @@ def test_interrupted_run_can_resume(tmp_path, fake_model, toy_beir):
         ws.store.con.execute("UPDATE runs SET status = 'running', error = NULL, pid = NULL WHERE run_id = ?", [run])
     ws.close()
     ws = Workspace(str(tmp_path / "w"), default_model=fake_model)
-    assert ws.run(run)["status"] == "interrupted"
+    assert ws.run(run).status == "interrupted"
     ws.resume(run)
-    assert ws.run(run)["status"] == "done"
+    assert ws.run(run).status == "done"
     ws.close()
 
 
@@ -150,15 +150,15 @@ def test_bad_settings_and_missing_signal(ws, tmp_path):
         ws.train("toy", {**TINY, "split": "dev"})
     with pytest.raises(Exception, match="unknown"):
         ws.train("toy", {**TINY, "no_such_setting": 1})
-    assert all(r["kind"] != "train" for r in ws.runs("toy"))
+    assert all(r.kind != "train" for r in ws.runs("toy"))
 
 
 def test_ict_and_pairs_signals(ws, tmp_path):
     run = ws.train("toy", {**TINY, "signal": "ict", "epochs": 1})
     info = ws.run(run)
-    assert info["status"] == "done"
+    assert info.status == "done"
     # an ICT run holds out pseudo-queries and trains on no judged query: both qrels splits weigh in too
-    assert [c["name"] for c in info["summary"]["outcome"]["checks"]] == \
+    assert [c["name"] for c in info.summary["outcome"]["checks"]] == \
         ["validation", "judged queries (test)", "judged queries (train)"]
     p = tmp_path / "pairs.tsv"
     p.write_text("query\tdoc\nguitar chords\tmusic-0\nbaking bread\tcooking-0\nrocket launch\tspace-0\n"
@@ -166,7 +166,7 @@ def test_ict_and_pairs_signals(ws, tmp_path):
     report = ws.import_pairs("toy", str(p))
     assert report.qrels == {"pairs": 6}
     run = ws.train("toy", {**TINY, "split": "pairs", "epochs": 1, "batch_size": 2})
-    assert ws.run(run)["status"] == "done"
+    assert ws.run(run).status == "done"
     bad = tmp_path / "bad.tsv"
     bad.write_text("query\tdoc\nx\tnot-a-doc\n")
     with pytest.raises(InputError, match="'not-a-doc' is not in corpus"):
@@ -185,7 +185,7 @@ def test_estimate(ws):
 
 def test_max_pairs_caps_training(ws):
     run = ws.train("toy", {**TINY, "epochs": 1, "max_pairs": 5})
-    s = ws.run(run)["summary"]
+    s = ws.run(run).summary
     assert s["n_train_pairs"] == 5 and s["steps"] == 2  # ceil(5 / batch 4)
     assert ws.estimate("toy", {**TINY, "epochs": 1, "max_pairs": 5})["steps"] == 2
 
@@ -195,7 +195,7 @@ def test_a_worse_run_is_not_served_by_default(ws):
     good = ws.train("toy", TINY)
     bad = ws.train("toy", TINY)
     for run, end in ((good, 0.9), (bad, 0.5)):  # as if the first run came out better, the second worse
-        summary = ws.run(run)["summary"]
+        summary = ws.run(run).summary
         summary["outcome"] = outcome([check("judged queries (test)", "ndcg_at_10", 0.8, end, 9)])
         ws.store.update_run(run, summary=summary)
     # search, eval and the pages default to the latest run that is not worse; a worse one only when named
@@ -209,9 +209,9 @@ def test_a_speed_measured_while_busy_is_not_kept(ws):
     run = ws.start_training("toy", {**TINY, "epochs": 200})
     try:
         assert ws.estimate("toy", TINY)["total_seconds"] > 0
-        assert ws.jobs.active() and ws._seconds_per_seq == {}
+        assert ws.jobs.active() and ws.cache.count("speed") == 0
     finally:
         ws.cancel(run)
         ws.wait(run, 60)
     ws.estimate("toy", TINY)
-    assert ws._seconds_per_seq
+    assert ws.cache.count("speed") > 0

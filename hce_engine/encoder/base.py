@@ -6,7 +6,8 @@ from typing import Callable, Iterable, Protocol, Sequence
 import numpy as np
 import torch
 
-Progress = Callable[[int, int], None]  # (done, total)
+from ..progress import Progress, ProgressFn
+
 Cancel = Callable[[], bool]
 
 
@@ -25,8 +26,8 @@ class TextEncoder(Protocol):
     def dim(self) -> int: ...
 
     def encode(self, texts: Sequence[str], batch_size: int | None = None, max_length: int | None = None,
-               progress: Progress | None = None, cancel: Cancel | None = None) -> np.ndarray:
-        """float32 (n, dim), normalised, no gradient."""
+               progress: ProgressFn | None = None, cancel: Cancel | None = None) -> np.ndarray:
+        """float32 (n, dim), normalised, no gradient; reports ``Progress("encode", done, n)`` per batch."""
 
     def embed(self, texts: Sequence[str], max_length: int | None = None) -> torch.Tensor:
         """float32 tensor (n, dim) on ``device``, normalised, with gradient."""

@@ -16,7 +16,7 @@ import torch
 from ..precision import autocast, resolve_precision
 from ..threads import one_thread_if
 
-from .base import Cancel, Progress
+from .base import Cancel, Progress, ProgressFn
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -181,7 +181,7 @@ class Encoder(torch.nn.Module):
         return self._pool(batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device))
 
     def encode(self, texts: Sequence[str], batch_size: int | None = None, max_length: int | None = None,
-               progress: Progress | None = None, cancel: Cancel | None = None) -> np.ndarray:
+               progress: ProgressFn | None = None, cancel: Cancel | None = None) -> np.ndarray:
         """Embed for inference: float32 array (n, dim), L2-normalised, rows in input order.
 
         ``batch_size`` None: :data:`DEFAULT_BATCH` for the device (16 on a CPU, 64 elsewhere).
@@ -189,8 +189,8 @@ class Encoder(torch.nn.Module):
         Texts are tokenised once, sorted by token count (longest first) and padded per batch, so
         batches carry almost no padding. A batch holds ``batch_size`` texts, or more when they are
         short: up to ``8 * batch_size`` texts within a budget of ``batch_size * max_length`` tokens.
-        ``progress(done, total)`` is called after each batch; ``cancel()`` returning True raises
-        InterruptedError before the next batch. Runs under ``torch.inference_mode`` in eval mode
+        ``progress`` gets ``Progress("encode", done, total)`` after each batch; ``cancel()`` returning True
+        raises InterruptedError before the next batch. Runs under ``torch.inference_mode`` in eval mode
         (the previous train/eval mode is restored).
         """
         texts = self._prep(texts)
@@ -234,7 +234,7 @@ class Encoder(torch.nn.Module):
                     out[idx] = self._pool(input_ids, mask).cpu().numpy()
                     start += len(idx)
                     if progress is not None:
-                        progress(start, n)
+                        progress(Progress("encode", start, n))
         finally:
             self.train(was_training)
         return out

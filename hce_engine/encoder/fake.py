@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from .base import Cancel, Progress
+from .base import Cancel, Progress, ProgressFn
 
 _WORD = re.compile(r"[a-z0-9]+")
 FAKE_MARKER = "hce_fake_encoder.json"
@@ -61,7 +61,7 @@ class FakeEncoder(torch.nn.Module):
         return torch.nn.functional.normalize(self.proj(self.bag(ids, offsets)), dim=-1)
 
     def encode(self, texts: Sequence[str], batch_size: int | None = None, max_length: int | None = None,
-               progress: Progress | None = None, cancel: Cancel | None = None) -> np.ndarray:
+               progress: ProgressFn | None = None, cancel: Cancel | None = None) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         batch_size = batch_size or 64
         with torch.no_grad():
@@ -70,7 +70,7 @@ class FakeEncoder(torch.nn.Module):
                     raise InterruptedError("encoding cancelled")
                 out[start:start + batch_size] = self.embed(texts[start:start + batch_size], max_length).numpy()
                 if progress is not None:
-                    progress(min(start + batch_size, len(texts)), len(texts))
+                    progress(Progress("encode", min(start + batch_size, len(texts)), len(texts)))
         return out
 
     def save(self, path: str) -> None:

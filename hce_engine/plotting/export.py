@@ -63,7 +63,7 @@ def page_html(title: str, sections: Sequence[tuple[str, object]], note: str = ""
 
 def _run_title(ws, run_id: int) -> str:
     info = ws.run(run_id)
-    return f"{info['corpus']} · run {run_id} ({info['kind']})"
+    return f"{info.corpus} · run {run_id} ({info.kind})"
 
 
 def map_html(ws, run_id: int, level: int = 1, query: str | None = None, labels: bool = True) -> str:
@@ -102,7 +102,7 @@ def learn_html(ws, corpus: str) -> str:
     from . import siblings as sib_figs
     from .tree import hierarchy_chart
     w = views.walkthrough(ws, corpus)
-    start, after = w["start"]["run_id"], w["after"]["run_id"] if w["after"] else None
+    start, after = w["start"].run_id, w["after"].run_id if w["after"] else None
     doc_id, query = w["pair"]
     view = views.siblings_view(ws, start, doc_id=doc_id, query=query, max_siblings=12)
     secs: list[tuple[str, object]] = []

@@ -99,15 +99,16 @@ def _delta(a: float, b: float) -> str:
     return f"{a:.3f} → {b:.3f} ({(b - a) * 100:+.1f} points)"
 
 
-def describe_outcome(run: dict) -> list[str]:
-    """The outcome of a training run in plain words (markdown lines), from its status and summary."""
-    status, s = run.get("status"), run.get("summary") or {}
+def describe_outcome(run) -> list[str]:
+    """The outcome of a training run (:class:`~hce_engine.workspace.Run`) in plain words (markdown lines),
+    from its status and summary."""
+    status, s = str(run.status), run.summary or {}
     lines: list[str] = []
     if status == "failed":
-        return [f"The run failed: {run.get('error') or 'unknown error'}."]
+        return [f"The run failed: {run.error or 'unknown error'}."]
     if status in ("cancelled", "interrupted"):
         lines.append(f"The run was {status}" + (": the best weights validated so far were kept."
-                                                 if run.get("model_path") else "."))
+                                                 if run.model_path else "."))
     outcome = s.get("outcome") or {}
     if outcome.get("checks"):
         head = {"better": "**Better than the starting encoder.**",

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError, NotFoundError
-from . import encode_queries, finished_run, rows_of, run_vectors, snippet
+from . import rows_of, run_vectors, snippet
 from .siblings import default_compare_run, siblings_view
 
 #: Documents considered for "what moved": the top of either encoder's ranking.
@@ -29,8 +29,8 @@ MOVED_POOL = 20
 
 def _ranking(ws, info: dict, query: str) -> tuple[np.ndarray, np.ndarray]:
     """(doc ids ascending, exact cosine of every live document to the query) under a run's encoder."""
-    ids, vecs = run_vectors(ws, info["run_id"])
-    return ids, vecs @ encode_queries(ws, info, [query])[0]
+    ids, vecs = run_vectors(ws, info.run_id)
+    return ids, vecs @ ws.encode_queries(info, [query])[0]
 
 
 def _rank_of(scores: np.ndarray, row: int) -> int | None:
@@ -56,7 +56,7 @@ def explain(ws, run_id: int, query: str, doc_id: int, compare_run: int | None = 
         query_branch_score, took_branch, score_compare?, rank_compare?, siblings [{label, score, is_positive}]}],
         leaf {rank, n_candidates, score}, moved_up / moved_down [{doc_id, ext_id, title, rank, rank_compare}].
     """
-    info = finished_run(ws, run_id)
+    info = ws.finished_run(run_id)
     query = (query or "").strip()
     if not query:
         raise InputError("the query is empty")
@@ -82,16 +82,16 @@ def explain(ws, run_id: int, query: str, doc_id: int, compare_run: int | None = 
 
     runs = {"run": info}
     if view["compare_run"] is not None:
-        runs["start"] = finished_run(ws, view["compare_run"])
+        runs["start"] = ws.finished_run(view["compare_run"])
     retrievers, rankings = {}, {}
     for name, r in runs.items():
         ids, scores = _ranking(ws, r, query)
         rankings[name] = (ids, scores)
         row = int(rows_of(ids, [doc_id])[0])
         if row < 0:
-            raise NotFoundError(f"document {doc_id} has no vector in run {r['run_id']}")
-        retrievers[name] = {"run_id": int(r["run_id"]), "score": float(scores[row]), "rank": _rank_of(scores, row)}
-    bm25 = ws.bm25(info["corpus"])
+            raise NotFoundError(f"document {doc_id} has no vector in run {r.run_id}")
+        retrievers[name] = {"run_id": r.run_id, "score": float(scores[row]), "rank": _rank_of(scores, row)}
+    bm25 = ws.bm25(info.corpus)
     b_scores = bm25.all_scores(query)
     hit = np.flatnonzero(bm25.ids() == int(doc_id))
     b_row = int(hit[0]) if len(hit) else -1
@@ -100,7 +100,7 @@ def explain(ws, run_id: int, query: str, doc_id: int, compare_run: int | None = 
                           "rank": _rank_of(b_scores, b_row) if matched else None}
 
     doc = view["doc"]
-    text = ws.store.documents(info["corpus_id"], include_removed=True, doc_ids=[int(doc_id)])
+    text = ws.store.documents(info.corpus_id, include_removed=True, doc_ids=[int(doc_id)])
     full = f"{text.iloc[0]['title']} {text.iloc[0]['text']}" if len(text) else ""
     out = {"run_id": int(run_id), "compare_run": view["compare_run"], "query": query, "doc": doc,
            "retrievers": retrievers, "shared_words": bm25.shared_terms(query, full), "path": path, "leaf": leaf,
@@ -123,7 +123,7 @@ def _movers(ws, info: dict, after: tuple, before: tuple, n: int) -> dict:
     r_before[np.argsort(-s_b, kind="stable")] = np.arange(1, len(ids) + 1)
     pool = np.flatnonzero((r_after <= MOVED_POOL) | (r_before <= MOVED_POOL))
     delta = r_before[pool] - r_after[pool]  # > 0: moved up with training
-    docs = ws.store.documents(info["corpus_id"], include_removed=True, doc_ids=ids[pool]).set_index("doc_id")
+    docs = ws.store.documents(info.corpus_id, include_removed=True, doc_ids=ids[pool]).set_index("doc_id")
 
     def rows_for(order) -> list[dict]:
         out = []

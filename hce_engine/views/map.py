@@ -1,137 +1,15 @@
-"""2-D maps of a run's documents: UMAP projections cached per run in the store, aligned across runs.
+"""2-D maps of a run's documents as frames to draw: points coloured by tree node, labels, a placed query.
 
-UMAP is slow to start (numba compiles for about a minute per process) and to fit on large corpora, so
-:func:`ensure_projection` computes a missing map in a background thread and reports its state; the app
-polls it and draws the map once it is ``ready``. :func:`projection` is the blocking version.
+The projection itself (UMAP, stored per run, computed as a background job) is ``Workspace.projection`` /
+``Workspace.ensure_projection``; these views only read it.
 """
 from __future__ import annotations
-
-import threading
-import time
 
 import numpy as np
 import pandas as pd
 
 from ..errors import HCEError, InputError, NotFoundError
-from . import finished_run, label_of, rows_of, run_vectors, same_corpus
-
-_jobs: dict[tuple, dict] = {}
-_jobs_lock = threading.Lock()
-
-
-def _tree_ids(ws, run_id: int) -> np.ndarray | None:
-    """The run's current document ids from its (cached) tree, or None if it has no tree."""
-    try:
-        tree, _, _ = ws.tree(int(run_id))
-    except NotFoundError:
-        return None
-    return np.sort(tree.doc_ids)
-
-
-def _stored(ws, run_id: int, live: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray] | None:
-    """The stored map restricted to the live documents, or None if missing or some live document lacks a
-    point (documents were added since it was computed)."""
-    ids, xy = ws.store.read_projection(int(run_id))
-    if len(ids) == 0:
-        return None
-    if live is None:
-        live = _tree_ids(ws, run_id)
-    if live is None:
-        return ids, xy
-    rows = rows_of(ids, live)
-    if (rows < 0).any():
-        return None
-    return live, xy[rows]
-
-
-def projection(ws, run_id: int, align_to: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(doc ids int64 ascending, xy float32 (n, 2)) of a run's documents; blocking.
-
-    Read from the store when a map covering the run's documents is stored; otherwise computed with UMAP
-    (cosine) and stored. With ``align_to`` (another run of the same corpus), a newly computed map starts
-    from that run's map (same documents, same places), and the result is Procrustes-aligned onto it, so
-    before/after maps can be compared side by side. The stored map is the unaligned one.
-    """
-    from ..projection import align, project
-
-    info = finished_run(ws, run_id)
-    ref = None
-    if align_to is not None and int(align_to) != int(run_id):
-        same_corpus(info, finished_run(ws, align_to))
-        ref = projection(ws, int(align_to), seed=seed)
-    got = _stored(ws, run_id)
-    if got is None:
-        ids, vecs = run_vectors(ws, int(run_id))
-        live = _tree_ids(ws, run_id)
-        if live is not None:  # map exactly the documents of the tree when it has one
-            rows = rows_of(ids, live)
-            ids, vecs = live[rows >= 0], vecs[rows[rows >= 0]]
-        init = None
-        if ref is not None:
-            rows = rows_of(ref[0], ids)
-            if (rows >= 0).sum() >= 4:
-                centre = ref[1][rows[rows >= 0]].mean(0)
-                jitter = np.random.default_rng(seed).normal(0, 0.05, size=(len(ids), 2))
-                init = np.where((rows >= 0)[:, None], ref[1][np.maximum(rows, 0)], centre + jitter)
-        xy = project(vecs, seed=seed, init=init)
-        ws.store.write_projection(int(run_id), ids, xy)
-        got = (ids, np.asarray(xy, dtype=np.float32))
-    ids, xy = got
-    if ref is not None:
-        xy = align(xy, ids, ref[1], ref[0])
-    return ids, xy
-
-
-def projection_status(ws, run_id: int, align_to: int | None = None) -> dict:
-    """State of the run's map without starting anything: {state: "ready" | "computing" | "failed" |
-    "missing", warm: UMAP compiled in this process, error, elapsed_s}."""
-    from ..projection import is_warm
-
-    key = (ws.path, int(run_id), None if align_to is None else int(align_to))
-    with _jobs_lock:
-        job = _jobs.get(key)
-    base = {"warm": is_warm(), "error": None, "elapsed_s": None}
-    if job is not None and job["state"] == "computing":
-        return {**base, "state": "computing", "elapsed_s": time.monotonic() - job["started"]}
-    if _stored(ws, run_id) is not None and (align_to is None or _stored(ws, align_to) is not None):
-        return {**base, "state": "ready"}
-    if job is not None and job["state"] == "failed":
-        return {**base, "state": "failed", "error": job["error"]}
-    return {**base, "state": "missing"}
-
-
-def ensure_projection(ws, run_id: int, align_to: int | None = None, retry: bool = False) -> dict:
-    """Make sure the run's map (and ``align_to``'s) exist, computing them in a background thread if not.
-
-    Never blocks on UMAP. Returns :func:`projection_status`'s dict; ``state`` is "ready" when
-    :func:`projection` / :func:`map_frame` will answer at once, "computing" while the thread runs, "failed"
-    (with ``error``) when it failed (call again with ``retry=True`` to try again).
-    """
-    finished_run(ws, run_id)
-    if align_to is not None:
-        finished_run(ws, align_to)
-    status = projection_status(ws, run_id, align_to)
-    if status["state"] in ("ready", "computing") or (status["state"] == "failed" and not retry):
-        return status
-    key = (ws.path, int(run_id), None if align_to is None else int(align_to))
-    job = {"state": "computing", "error": None, "started": time.monotonic()}
-
-    def work():
-        try:
-            projection(ws, run_id, align_to)
-            job["state"] = "done"
-        except HCEError as exc:
-            job.update(state="failed", error=str(exc))
-        except Exception as exc:  # noqa: BLE001 - reported to the page, never raised in the thread
-            job.update(state="failed", error=f"{type(exc).__name__}: {exc}")
-
-    with _jobs_lock:
-        if _jobs.get(key, {}).get("state") == "computing":
-            return projection_status(ws, run_id, align_to)
-        _jobs[key] = job
-    threading.Thread(target=work, name=f"projection-{run_id}", daemon=True).start()
-    return projection_status(ws, run_id, align_to)
-
+from . import label_of, rows_of
 
 def _doc_frame(ws, corpus_id: int, doc_ids: np.ndarray) -> pd.DataFrame:
     from .siblings import _display_title
@@ -148,14 +26,14 @@ def map_frame(ws, run_id: int, level: int = 1, align_to: int | None = None,
     ``level`` 1..depth picks the tree level whose node colours the point (clamped; 0 = the root);
     ``path`` is the document's node labels from level 1 to its leaf, joined by " › ". The nodes come from
     ``tree_run``'s tree (default: the run's own), so two maps can be coloured by one tree. Blocks if the
-    map must be computed (see :func:`ensure_projection`).
+    map must be computed (see ``Workspace.ensure_projection``).
     """
-    info = finished_run(ws, run_id)
+    info = ws.finished_run(run_id)
     if tree_run is not None and int(tree_run) != int(run_id):
-        same_corpus(info, finished_run(ws, tree_run))
-    ids, xy = projection(ws, run_id, align_to)
+        info.check_same_corpus(ws.finished_run(tree_run))
+    ids, xy = ws.projection(run_id, align_to)
     df = pd.DataFrame({"doc_id": ids, "x": xy[:, 0].astype(float), "y": xy[:, 1].astype(float)})
-    df = df.merge(_doc_frame(ws, info["corpus_id"], ids), on="doc_id", how="left")
+    df = df.merge(_doc_frame(ws, info.corpus_id, ids), on="doc_id", how="left")
     df["ext_id"] = df["ext_id"].fillna("")
     df["title"] = df["title"].fillna("(removed document)")
     try:
@@ -198,9 +76,9 @@ def place_query(ws, run_id: int, query: str, k: int = 10, align_to: int | None =
     hits' points. Returns {query, x, y, hits: DataFrame(rank, doc_id, ext_id, title, score, x, y)}."""
     if not query or not query.strip():
         raise InputError("the query is empty")
-    info = finished_run(ws, run_id)
-    ids, xy = projection(ws, run_id, align_to)
-    hits = ws.search(info["corpus"], query, run=int(run_id), k=int(k))
+    info = ws.finished_run(run_id)
+    ids, xy = ws.projection(run_id, align_to)
+    hits = ws.search(info.corpus, query, run=int(run_id), k=int(k))
     df = pd.DataFrame([{"rank": h.rank, "doc_id": h.doc_id, "ext_id": h.ext_id, "title": h.title or h.ext_id,
                         "score": h.score} for h in hits], columns=["rank", "doc_id", "ext_id", "title", "score"])
     rows = rows_of(ids, df["doc_id"].to_numpy()) if len(df) else np.zeros(0, np.int64)

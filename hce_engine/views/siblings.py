@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, NotFoundError
-from . import encode_queries, finished_run, label_of, normalise, rows_of, run_vectors, same_corpus, snippet
+from . import label_of, normalise, rows_of, run_vectors, snippet
 
 DEFAULT_TAU = 0.05
 
@@ -86,23 +86,23 @@ def siblings_view(ws, run_id: int, doc_id: int | None = None, query: str | None 
     if doc_id is None and not (query and query.strip()):
         raise InputError("pick a document or type a query")
     max_siblings = max(int(max_siblings), 2)
-    info = finished_run(ws, run_id)
+    info = ws.finished_run(run_id)
     cinfo = None
     if compare_run is not None and int(compare_run) != int(run_id):
-        cinfo = finished_run(ws, compare_run)
-        same_corpus(info, cinfo)
+        cinfo = ws.finished_run(compare_run)
+        info.check_same_corpus(cinfo)
     tree, terms, reps = ws.tree(int(run_id), rebuild)
     if tree.depth < 1:
         raise NotFoundError(f"run {run_id}'s tree has no levels")
     if tau is None:
-        tau = float(info["config"].get("tau", DEFAULT_TAU)) if info["kind"] == "train" else DEFAULT_TAU
+        tau = float(info.config.tau) if info.is_train else DEFAULT_TAU
 
     runs = [info] + ([cinfo] if cinfo else [])
-    vecs = [run_vectors(ws, r["run_id"]) for r in runs]
+    vecs = [run_vectors(ws, r.run_id) for r in runs]
     query = query.strip() if query else None
     anchors: list[np.ndarray] = []
     if query:
-        anchors = [encode_queries(ws, r, [query])[0] for r in runs]
+        anchors = [ws.encode_queries(r, [query])[0] for r in runs]
     if doc_id is None:  # the query's top-1 dense hit among the tree's documents
         ids, v = vecs[0]
         rows = rows_of(ids, tree.doc_ids)
@@ -145,15 +145,15 @@ def siblings_view(ws, run_id: int, doc_id: int | None = None, query: str | None 
         leaf_scores.append(np.nan_to_num(s, nan=-1.0))
     leaf = _leaf_entry(ws, info, leaf_node, members, pi, leaf_scores, terms, tau, max_siblings)
 
-    doc_row = ws.store.documents(info["corpus_id"], include_removed=True, doc_ids=[doc_id])
+    doc_row = ws.store.documents(info.corpus_id, include_removed=True, doc_ids=[doc_id])
     d = doc_row.iloc[0] if len(doc_row) else None
-    rep_titles = _titles(ws, info["corpus_id"], [c["example_id"] for lv in levels for c in lv["candidates"]])
+    rep_titles = _titles(ws, info.corpus_id, [c["example_id"] for lv in levels for c in lv["candidates"]])
     for lv in levels:
         for c in lv["candidates"]:
             c["example"] = rep_titles.get(c.pop("example_id"), "")
     return {
-        "run_id": int(run_id), "compare_run": int(cinfo["run_id"]) if cinfo else None,
-        "rebuild": rebuild, "corpus": info["corpus"], "anchor": "query" if query else "document",
+        "run_id": int(run_id), "compare_run": cinfo.run_id if cinfo else None,
+        "rebuild": rebuild, "corpus": info.corpus, "anchor": "query" if query else "document",
         "query": query, "positive_source": source, "tau": float(tau), "depth": int(tree.depth),
         "doc": {"doc_id": doc_id, "ext_id": str(d["ext_id"]) if d is not None else "",
                 "title": str(d["title"]) if d is not None else "",
@@ -201,7 +201,7 @@ def _leaf_entry(ws, info, leaf_node, members, pi, scores, terms, tau, max_siblin
     _add_stats(entry, scores, pi, tau)
     ranks = [_ranks(s) for s in scores]
     shown = _pick_shown(scores[0], pi, max_siblings)
-    docs = ws.store.documents(info["corpus_id"], include_removed=True,
+    docs = ws.store.documents(info.corpus_id, include_removed=True,
                               doc_ids=members[shown]).set_index("doc_id")
     out = []
     for i in shown:
@@ -269,16 +269,15 @@ def find_documents(ws, corpus: str, text: str = "", limit: int = 50) -> pd.DataF
 def default_compare_run(ws, run_id: int) -> int | None:
     """The natural "before" of a run: for a trained run, the newest finished zero-shot (baseline) run of the
     same corpus with the same starting encoder (else the newest baseline); None for a baseline run."""
-    info = ws.store.get_run(int(run_id))
-    if info["kind"] == "baseline":
+    info = ws.run(int(run_id))
+    if not info.is_train:
         return None
-    base = [r for r in ws.store.list_runs(info["corpus_id"])
-            if r["kind"] == "baseline" and r["status"] == "done" and r["run_id"] != info["run_id"]]
+    base = [r for r in ws.runs(info.corpus, status="done", kind="baseline") if r.run_id != info.run_id]
     if not base:
         return None
-    start = ws.model_for(info["config"].get("model"))
-    same = [r for r in base if r["config"].get("model") == start or r.get("model_path") == start]
-    return int((same or base)[-1]["run_id"])
+    start = ws.model_for(info.config_dict.get("model"))
+    same = [r for r in base if r.model == start]
+    return (same or base)[-1].run_id
 
 
 def judged_queries(ws, corpus: str, limit: int = 1000) -> list[dict]:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, NotFoundError
-from . import finished_run, label_of, rows_of, run_vectors, same_corpus
+from . import label_of, rows_of, run_vectors
 
 STAT_COLUMNS = ["n_nodes", "n_empty", "size_min", "size_median", "size_max", "size_mean", "intra_cos",
                 "silhouette"]
@@ -62,7 +62,7 @@ def node_detail(ws, run_id: int, node: int, rebuild: int | None = None, max_docs
     """
     from .siblings import _display_title, _node_reps
 
-    info = finished_run(ws, run_id)
+    info = ws.finished_run(run_id)
     tree, terms, _ = ws.tree(int(run_id), rebuild)
     node = int(node)
     if not 0 <= node < tree.n_nodes:
@@ -82,7 +82,7 @@ def node_detail(ws, run_id: int, node: int, rebuild: int | None = None, max_docs
         rep = _node_reps(tree, np.asarray([node]), ids, vecs)[0]
         cos[rows >= 0] = vecs[rows[rows >= 0]] @ rep
     order = np.argsort(np.nan_to_num(-cos, nan=np.inf), kind="stable")[:int(max_docs)]
-    docs = ws.store.documents(info["corpus_id"], include_removed=True, doc_ids=doc_ids[order]).set_index("doc_id")
+    docs = ws.store.documents(info.corpus_id, include_removed=True, doc_ids=doc_ids[order]).set_index("doc_id")
     leaves = tree.doc_leaf[pos[order]]
     out_docs = pd.DataFrame({
         "doc_id": doc_ids[order].astype(np.int64),
@@ -112,7 +112,7 @@ def tree_quality(ws, run_id: int) -> dict:
     coherence: DataFrame(level, queries, together) or None - over queries with at least two relevant
     documents, the mean fraction of them that sit in the query's most common node at that level}.
     """
-    info = finished_run(ws, run_id)
+    info = ws.finished_run(run_id)
     trees = ws.store.list_trees(int(run_id))
     if not trees:
         raise NotFoundError(f"run {run_id} has no tree")
@@ -129,7 +129,7 @@ def tree_quality(ws, run_id: int) -> dict:
     tree, _, _ = ws.tree(int(run_id))
     leaf_sizes = tree.size[(tree.level == tree.depth) & (tree.size > 0)].astype(int).tolist()
     return {"rebuilds": rebuilds, "levels": levels, "leaf_sizes": leaf_sizes,
-            "coherence": _coherence(ws, info["corpus_id"], tree)}
+            "coherence": _coherence(ws, info.corpus_id, tree)}
 
 
 def _coherence(ws, corpus_id: int, tree) -> pd.DataFrame | None:
@@ -179,8 +179,8 @@ def compare_trees(ws, run_a: int, run_b: int, rebuild_a: int | None = None, rebu
 
     from .siblings import _display_title
 
-    ia, ib = finished_run(ws, run_a), finished_run(ws, run_b)
-    same_corpus(ia, ib)
+    ia, ib = ws.finished_run(run_a), ws.finished_run(run_b)
+    ia.check_same_corpus(ib)
     ta, terms_a, _ = ws.tree(int(run_a), rebuild_a)
     tb, terms_b, _ = ws.tree(int(run_b), rebuild_b)
     shared = np.intersect1d(ta.doc_ids, tb.doc_ids)
@@ -205,7 +205,7 @@ def compare_trees(ws, run_a: int, run_b: int, rebuild_a: int | None = None, rebu
     union = size_a + size_b - inter
     jac = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
     order = np.lexsort((shared, -(size_a + size_b), jac))[:int(n_moved)]  # ties: most company lost first
-    docs = ws.store.documents(ia["corpus_id"], include_removed=True, doc_ids=shared[order]).set_index("doc_id")
+    docs = ws.store.documents(ia.corpus_id, include_removed=True, doc_ids=shared[order]).set_index("doc_id")
     moved = pd.DataFrame({
         "doc_id": shared[order].astype(np.int64),
         "ext_id": [str(docs.loc[d, "ext_id"]) if d in docs.index else "" for d in shared[order]],

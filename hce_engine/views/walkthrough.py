@@ -60,18 +60,18 @@ def walkthrough(ws, corpus: str) -> dict:
     runs = ws.runs(corpus, status="done", with_tree=True)
     if not runs:
         raise NotFoundError(f"corpus {corpus!r} has no finished run with a tree: encode it first")
-    base = [r for r in runs if r["kind"] == "baseline"]
-    trained = [r for r in runs if r["kind"] == "train"]
+    base = [r for r in runs if not r.is_train]
+    trained = [r for r in runs if r.is_train]
     after = trained[-1] if trained else None
-    start = (next((r for r in base if r["run_id"] == default_compare_run(ws, after["run_id"])), None)
+    start = (next((r for r in base if r.run_id == default_compare_run(ws, after.run_id)), None)
              if after else None) or (base[-1] if base else runs[-1])
-    tree = tree_overview(ws, start["run_id"])
+    tree = tree_overview(ws, start.run_id)
     level = default_level(tree["nodes"].groupby("level").size().to_dict())
     judged = judged_queries(ws, corpus, limit=1)
     if judged:
         pair, what = (judged[0]["doc_ids"][0], judged[0]["text"]), "a judged query and its relevant document"
     else:
-        pair, what = (int(ws.tree(start["run_id"])[0].doc_ids[0]), None), "a document standing in for a query"
+        pair, what = (int(ws.tree(start.run_id)[0].doc_ids[0]), None), "a document standing in for a query"
     return {"start": start, "after": after, "tree": tree, "branching": tree["branching"],
             "n_leaves": tree["n_leaves"], "depth": tree["depth"], "level": level, "pair": pair, "what": what}
 

@@ -4,8 +4,10 @@
 the training, living-corpus and export verbs to the same :class:`Workspace` object.
 """
 from .core import Workspace
+from .run import EncodeConfig, Run, RunStatus
 from .shared import (FOREIGN_FIT_GAP, REBUILD_SHARE, RETRAIN_SHARE, SAMPLE_CORPORA, Hit, ImportReport,
                      default_workspace, doc_text)
 
-__all__ = ["Workspace", "ImportReport", "Hit", "default_workspace", "doc_text", "RETRAIN_SHARE", "REBUILD_SHARE",
+__all__ = ["Workspace", "Run", "RunStatus", "EncodeConfig",
+           "ImportReport", "Hit", "default_workspace", "doc_text", "RETRAIN_SHARE", "REBUILD_SHARE",
            "FOREIGN_FIT_GAP", "SAMPLE_CORPORA"]

@@ -17,6 +17,7 @@ import logging
 import os
 import shutil
 import threading
+from dataclasses import replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -26,9 +27,12 @@ from ..corpus import read_corpus, read_qrels, read_queries
 from ..errors import HCEError, InputError, NotFoundError
 from ..jobs import JobRegistry
 from ..store import Store
+from .cache import WorkspaceCache
 from .exports import ExportVerbs
+from .maps import MapVerbs
+from .run import EncodeConfig, Run, RunStatus
 from .search import SearchVerbs
-from .shared import (DB_FILE, INDEX_FILE, SAMPLE_CORPORA, SAMPLES_DIR, VECTOR_CACHE_RUNS, ImportReport, Progress,
+from .shared import (DB_FILE, INDEX_FILE, SAMPLE_CORPORA, SAMPLES_DIR, ImportReport, Progress, ProgressFn,
                      default_workspace, doc_text)
 from .training import TrainingVerbs
 from .updates import UpdateVerbs
@@ -36,7 +40,7 @@ from .updates import UpdateVerbs
 log = logging.getLogger(__name__)
 
 
-class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExportVerbs):
+class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExportVerbs, MapVerbs):
     """A folder with one DuckDB file (``hce.duckdb``) and trained models (``models/run-N``).
 
     Args:
@@ -55,16 +59,10 @@ class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExportVerbs):
         self.interrupted_runs = self.store.mark_interrupted()
         self.store.drop_orphan_vectors()
         self.default_model = default_model or os.environ.get("HCE_DEFAULT_MODEL") or None
-        self._lock = threading.RLock()
-        self._encoders: dict[tuple, object] = {}
-        self._indexes: dict[int, object] = {}
-        self._bm25: dict[int, tuple] = {}
-        self._trees: dict[int, tuple] = {}
-        self._tree_indexes: dict[int, tuple] = {}  # run -> (the Tree it was built from, TreeIndex)
-        self._fusion_weights: dict[int, float] = {}  # run -> the hybrid weight its searches use
-        self._vectors: dict[int, tuple] = {}  # insertion-ordered: the oldest is dropped first
+        self.cache = WorkspaceCache()  # indexes, trees, vectors, BM25, encoders: derived, dropped by event
         self.jobs = JobRegistry()
-        self._seconds_per_seq: dict[tuple, float] = {}
+        self._map_jobs: dict[tuple, dict] = {}  # (run, align_to) -> the map being computed in a thread
+        self._map_jobs_lock = threading.Lock()
 
     def close(self, timeout: float = 30.0) -> None:
         """Cancel this process's background runs, wait for them to stop, close the database."""
@@ -110,8 +108,7 @@ class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExportVerbs):
         with self.store.transaction():
             self.store.insert_queries(cid, list(queries), list(queries.values()))
             self.store.insert_qrels(cid, split, rows)
-        with self._lock:
-            self._fusion_weights.clear()  # a corpus that gained train qrels fits its hybrid weight on them
+        self.cache.judgements_changed()  # a corpus that gained train qrels fits its hybrid weight on them
         return ImportReport(corpus, "queries", 0, 0, len(queries), {split: len(rows)} if rows else {})
 
     def subset_corpus(self, corpus: str, ext_ids: Sequence[str], name: str) -> ImportReport:
@@ -156,11 +153,11 @@ class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExportVerbs):
     def delete_corpus(self, corpus: str) -> None:
         cid = self.store.corpus_id(corpus)
         self._check_idle(cid)
-        runs = [r["run_id"] for r in self.store.list_runs(cid)]
+        runs = [r.run_id for r in self._run_rows(corpus)]
         self.store.delete_corpus(cid)
         for run_id in runs:
             shutil.rmtree(os.path.join(self.models_dir, f"run-{run_id}"), ignore_errors=True)
-        self._forget(corpus_id=cid)
+        self.cache.corpus_deleted(cid, runs)
 
     def documents(self, corpus: str, include_removed: bool = False):
         return self.store.documents(self.store.corpus_id(corpus), include_removed=include_removed)
@@ -180,61 +177,61 @@ class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExportVerbs):
         """A loaded encoder, cached per (model, device, max length)."""
         from ..encoder import load_encoder
         path = self.model_for(model)
-        key = (path, device, max_length)
-        with self._lock:
-            if key not in self._encoders:
-                if not os.path.isdir(path):
-                    raise NotFoundError(f"model folder not found: {path}")
-                self._encoders[key] = load_encoder(path, device=device, max_length=max_length)
-            return self._encoders[key]
+        if not os.path.isdir(path):
+            raise NotFoundError(f"model folder not found: {path}")
+        return self.cache.get("encoder", (path, device, max_length),
+                              lambda: load_encoder(path, device=device, max_length=max_length))
 
-    def runs(self, corpus: str | None = None, status: str | None = None, kind: str | None = None,
-             with_tree: bool = False) -> list[dict]:
+    def runs(self, corpus: str | None = None, status: RunStatus | str | None = None, kind: str | None = None,
+             with_tree: bool = False) -> list[Run]:
         """The runs (of ``corpus``, else all), oldest first, each with its stored ``metrics``; only those with
-        ``status`` ("done", "running", ...) and ``kind`` ("baseline", "train") when given, and only runs that
-        have a tree with ``with_tree``."""
+        ``status`` (:class:`RunStatus` or its value) and ``kind`` ("baseline", "train") when given, and only
+        runs that have a tree with ``with_tree``."""
         cid = self.store.corpus_id(corpus) if corpus else None
-        runs = [r for r in self.store.list_runs(cid)
-                if (status is None or r["status"] == status) and (kind is None or r["kind"] == kind)]
+        status = RunStatus(status) if status is not None else None
+        rows = [r for r in self.store.list_runs(cid)
+                if (status is None or r["status"] == status.value) and (kind is None or r["kind"] == kind)]
         if with_tree:
             have = self.store.runs_with_trees()
-            runs = [r for r in runs if r["run_id"] in have]
-        metrics = {}
+            rows = [r for r in rows if r["run_id"] in have]
+        metrics: dict[int, list[dict]] = {}
         for m in self.store.metrics():
             metrics.setdefault(m["run_id"], []).append(m)
-        for r in runs:
-            r["metrics"] = metrics.get(r["run_id"], [])
-        return runs
+        return [Run.from_row(r, metrics.get(r["run_id"])) for r in rows]
 
     def splits(self, corpus: str) -> dict[str, int]:
         """The corpus's judged splits: {split: judged queries}."""
         return self.store.splits(self.store.corpus_id(corpus))
 
-    def run(self, run_id: int) -> dict:
-        return self.store.get_run(run_id)
+    def run(self, run_id: int) -> Run:
+        """One run, typed, with its stored metrics (NotFoundError if there is none)."""
+        return Run.from_row(self.store.get_run(run_id), self.store.metrics(run_id))
 
     def latest_run(self, corpus: str) -> int | None:
         """The most recently finished run of the corpus that did not come out worse than its starting encoder
         (a worse run is served only when named, or when no other run is finished), or None."""
-        done = [r for r in self.store.list_runs(self.store.corpus_id(corpus)) if r["status"] == "done"]
-        fine = [r for r in done if ((r.get("summary") or {}).get("outcome") or {}).get("verdict") != "worse"]
-        return max(fine or done, key=lambda r: (r["finished_at"], r["run_id"]))["run_id"] if done else None
+        done = [r for r in self._run_rows(corpus) if r.done]
+        fine = [r for r in done if r.verdict != "worse"]
+        return max(fine or done, key=lambda r: (r.finished_at, r.run_id)).run_id if done else None
 
-    def ensure_run(self, corpus: str, progress: Progress | None = None) -> int:
+    def _run_rows(self, corpus: str | None = None) -> list[Run]:
+        """The runs without their metrics (cheaper than :meth:`runs`, for internal checks)."""
+        cid = self.store.corpus_id(corpus) if corpus else None
+        return [Run.from_row(r) for r in self.store.list_runs(cid)]
+
+    def ensure_run(self, corpus: str, progress: ProgressFn | None = None) -> int:
         """The latest finished run, creating the zero-shot baseline first if there is none."""
         return self.latest_run(corpus) or self.encode(corpus, progress=progress)
 
-    def encode(self, corpus: str, model: str | None = None, device: str = "auto", max_length: int = 256,
-               batch_size: int | None = None, tree: bool = True, branching: int = 10, builder: str = "auto",
-               seed: int = 0, progress: Progress | None = None,
-               cancel: Callable[[], bool] | None = None) -> int:
+    def encode(self, corpus: str, progress: ProgressFn | None = None, cancel: Callable[[], bool] | None = None,
+               **settings) -> int:
         """Zero-shot baseline run: encode every live document, store the vectors, build the tree.
 
-        Returns the run id. A failure marks the run failed (cancel: 'cancelled') and re-raises; other runs
-        are untouched.
+        ``settings``: :class:`EncodeConfig` fields (model, device, max_length, batch_size, tree, branching,
+        builder, seed). Returns the run id. A failure marks the run failed (cancel: 'cancelled') and re-raises;
+        other runs are untouched.
         """
-        run_id = self._new_baseline_run(corpus, model, device, max_length, batch_size, tree, branching, builder,
-                                        seed)
+        run_id = self._new_baseline_run(corpus, **settings)
         self._execute_baseline(run_id, progress, cancel)
         return run_id
 
@@ -242,33 +239,33 @@ class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExportVerbs):
         """Like :meth:`encode`, in a background thread; returns the run id at once."""
         run_id = self._new_baseline_run(corpus, **kwargs)
         self.jobs.start(run_id, "encode", lambda job: self._execute_baseline(
-            run_id, lambda stage, d, t: job.report(stage, d, t), job.cancelled))
+            run_id, job.report, job.cancelled))
         return run_id
 
-    def _new_baseline_run(self, corpus: str, model: str | None = None, device: str = "auto",
-                          max_length: int = 256, batch_size: int | None = None, tree: bool = True, branching: int = 10,
-                          builder: str = "auto", seed: int = 0) -> int:
+    def _new_baseline_run(self, corpus: str, **settings) -> int:
         cid = self.store.corpus_id(corpus)
-        config = {"model": self.model_for(model), "device": device, "max_length": max_length,
-                  "batch_size": batch_size, "tree": tree, "branching": branching, "builder": builder,
-                  "seed": seed}
-        return self.store.create_run(cid, "baseline", config, seed, status="running")
-
-    def _execute_baseline(self, run_id: int, progress: Progress | None, cancel: Callable[[], bool] | None) -> None:
-        info = self.store.get_run(run_id)
-        cfg = info["config"]
         try:
-            enc = self.encoder(cfg["model"], cfg["device"], cfg["max_length"])
-            ids, _, texts = self._texts(info["corpus_id"])
-            vecs = enc.encode(texts, batch_size=cfg["batch_size"],
-                              progress=(lambda d, t: progress("encode", d, t)) if progress else None, cancel=cancel)
+            config = EncodeConfig(**settings).validate()
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"encode settings: {exc}") from None
+        config = replace(config, model=self.model_for(config.model))
+        return self.store.create_run(cid, "baseline", config.to_dict(), config.seed, status="running")
+
+    def _execute_baseline(self, run_id: int, progress: ProgressFn | None, cancel: Callable[[], bool] | None) -> None:
+        info = self._run_info(run_id)
+        cfg = info.config
+        try:
+            enc = self.encoder(cfg.model, cfg.device, cfg.max_length)
+            ids, _, texts = self._texts(info.corpus_id)
+            vecs = enc.encode(texts, batch_size=cfg.batch_size,
+                              progress=progress, cancel=cancel)
             self.store.write_vectors(run_id, ids, vecs)
-            if cfg["tree"]:
+            if cfg.tree:
                 if progress:
-                    progress("tree", 0, 1)
-                self.build_tree(run_id, vecs, ids, texts, branching=cfg["branching"], builder=cfg["builder"],
-                                seed=cfg["seed"])
-            self.store.update_run(run_id, status="done", model_path=cfg["model"],
+                    progress(Progress("tree", 0, 1))
+                self.build_tree(run_id, vecs, ids, texts, branching=cfg.branching, builder=cfg.builder,
+                                seed=cfg.seed)
+            self.store.update_run(run_id, status="done", model_path=cfg.model,
                                   summary={"documents": int(len(ids)), "dim": int(vecs.shape[1])})
         except BaseException as exc:
             self._fail(run_id, exc)
@@ -290,7 +287,7 @@ class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExportVerbs):
     def wait(self, run_id: int, timeout: float | None = None) -> dict:
         """Block until a background run ends; returns the run."""
         self.jobs.wait(run_id, timeout)
-        return self.store.get_run(run_id)
+        return self.run(run_id)
 
     def build_tree(self, run_id: int, vectors: np.ndarray, doc_ids: np.ndarray, texts: Sequence[str],
                    rebuild: int = 0, branching: int = 10, builder: str = "auto", seed: int = 0, tree=None):
@@ -303,14 +300,13 @@ class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExportVerbs):
         reps = representative_docs(tree, vectors)
         rep_ids = np.where(reps >= 0, tree.doc_ids[np.maximum(reps, 0)], -1)
         self.store.write_tree(run_id, rebuild, tree, terms, rep_ids, tree_stats(tree, vectors, seed=seed))
-        with self._lock:
-            self._trees.pop(run_id, None)
+        self.cache.tree_written(run_id)
         return tree
 
     def _check_idle(self, corpus_id: int | None = None, run_id: int | None = None) -> None:
-        for r in self.store.list_runs(corpus_id):
-            if r["status"] in ("queued", "running") and (run_id is None or r["run_id"] == run_id):
-                raise HCEError(f"run {r['run_id']} is still {r['status']}; cancel it first")
+        for r in map(Run.from_row, self.store.list_runs(corpus_id)):
+            if r.status.active and (run_id is None or r.run_id == run_id):
+                raise HCEError(f"run {r.run_id} is still {r.status}; cancel it first")
 
     def delete_run(self, run_id: int) -> None:
         """Delete a finished run with its vectors, trees, metrics and model folder."""
@@ -318,52 +314,44 @@ class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExportVerbs):
         self._check_idle(run_id=run_id)
         self.store.delete_run(run_id)
         shutil.rmtree(os.path.join(self.models_dir, f"run-{run_id}"), ignore_errors=True)
-        self._forget(run_id=run_id)
-
-    def _forget(self, run_id: int | None = None, corpus_id: int | None = None) -> None:
-        with self._lock:
-            if run_id is not None:
-                self._indexes.pop(run_id, None)
-                self._tree_indexes.pop(run_id, None)
-                self._fusion_weights.pop(run_id, None)
-                self._trees.pop(run_id, None)
-                self._vectors.pop(run_id, None)
-            if corpus_id is not None:
-                self._bm25.pop(corpus_id, None)
-                self._indexes.clear()
-                self._tree_indexes.clear()
-                self._fusion_weights.clear()
-                self._trees.clear()
-                self._vectors.clear()
+        self.cache.run_deleted(run_id)
 
     # -- search --------------------------------------------------------------------------------
-    def _resolve_run(self, corpus: str, run: int | None, progress: Progress | None = None) -> dict:
+    def _resolve_run(self, corpus: str, run: int | None, progress: ProgressFn | None = None) -> Run:
         if run is None:
             run = self.ensure_run(corpus, progress)
-        info = self.store.get_run(run)
-        if info["corpus"] != corpus:
-            raise InputError(f"run {run} belongs to corpus {info['corpus']!r}, not {corpus!r}")
-        if info["status"] != "done":
-            raise HCEError(f"run {run} is {info['status']}; only finished runs can be searched")
+        info = self._run_info(run)
+        if info.corpus != corpus:
+            raise InputError(f"run {run} belongs to corpus {info.corpus!r}, not {corpus!r}")
+        if not info.done:
+            raise HCEError(f"run {run} is {info.status}; only finished runs can be searched")
         return info
+
+    def finished_run(self, run_id: int) -> Run:
+        """The run (without metrics); HCEError unless it is finished (vectors and tree complete)."""
+        info = self._run_info(int(run_id))
+        if not info.done:
+            raise HCEError(f"run {run_id} is {info.status}; only finished runs can be explored")
+        return info
+
+    def _run_info(self, run_id: int) -> Run:
+        """A run without its metrics."""
+        return Run.from_row(self.store.get_run(run_id))
 
     def index(self, run_id: int):
         """The run's vector index, cached in memory. On first use an approximate (HNSW) index is read
         from the run's folder, where it was saved when first built, and brought up to date with the
         store (documents added or removed since are added or dropped); a flat index, or a missing or
         unreadable file, is built from the stored vectors."""
-        with self._lock:
-            if run_id not in self._indexes:
-                self._indexes[run_id] = self._open_index(run_id)
-            return self._indexes[run_id]
+        return self.cache.get("index", run_id, lambda: self._open_index(run_id))
 
     def _index_path(self, run_id: int) -> str:
         return os.path.join(self.models_dir, f"run-{run_id}", INDEX_FILE)
 
     def _open_index(self, run_id: int):
         from ..index import VectorIndex
-        info = self.store.get_run(run_id)
-        live = self.store.vector_ids(run_id, live_only_corpus=info["corpus_id"])
+        cid = self._run_info(run_id).corpus_id
+        live = self.store.vector_ids(run_id, live_only_corpus=cid)
         if len(live) == 0:
             raise HCEError(f"run {run_id} has no vectors")
         path = self._index_path(run_id)
@@ -374,8 +362,7 @@ class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExportVerbs):
             except Exception as exc:  # noqa: BLE001 - a cache: any unreadable file is rebuilt, never trusted
                 log.warning("run %s: saved index unreadable (%s); rebuilding", run_id, exc)
         if index is None:
-            index = VectorIndex.build(*self.store.read_vectors(run_id, live_only_corpus=info["corpus_id"]),
-                                      kind="auto")
+            index = VectorIndex.build(*self.store.read_vectors(run_id, live_only_corpus=cid), kind="auto")
             changed = True
         else:
             have = index.ids()
@@ -390,28 +377,20 @@ class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExportVerbs):
 
     def vectors(self, run_id: int) -> tuple[np.ndarray, np.ndarray]:
         """(doc ids int64 ascending, float32 (n, d)) of the run's live documents; the last few runs cached."""
-        with self._lock:
-            if run_id not in self._vectors:
-                info = self.store.get_run(run_id)
-                self._vectors[run_id] = self.store.read_vectors(run_id, live_only_corpus=info["corpus_id"])
-                while len(self._vectors) > VECTOR_CACHE_RUNS:
-                    self._vectors.pop(next(iter(self._vectors)))
-            return self._vectors[run_id]
+        return self.cache.get("vectors", run_id, lambda: self.store.read_vectors(
+            run_id, live_only_corpus=self._run_info(run_id).corpus_id))
 
     def tree(self, run_id: int, rebuild: int | None = None):
         """(Tree, terms per node, representative doc id per node) of a run (latest rebuild by default)."""
         if rebuild is not None:
             return self.store.read_tree(run_id, rebuild)
-        with self._lock:
-            if run_id not in self._trees:
-                self._trees[run_id] = self.store.read_tree(run_id)
-            return self._trees[run_id]
+        return self.cache.get("tree", run_id, lambda: self.store.read_tree(run_id))
 
-    def _run_encoder(self, info: dict):
-        cfg = info["config"]
-        return self.encoder(info["model_path"], cfg.get("device", "auto"), cfg.get("max_length", 256))
+    def run_encoder(self, run: Run):
+        """The encoder that made a run's vectors (cached); encode with ``run.doc_max_length`` /
+        ``run.query_max_length``."""
+        return self.encoder(run.model, run.device, run.config_dict.get("max_length", 256))
 
-    @staticmethod
-    def _query_max_length(info: dict) -> int:
-        cfg = info["config"]
-        return cfg.get("query_max_length", cfg.get("max_length", 256))
+    def encode_queries(self, run: Run, texts: Sequence[str]) -> np.ndarray:
+        """(n, d) float32 L2-normalised query vectors under the run's encoder, at its query length."""
+        return self.run_encoder(run).encode(list(texts), max_length=run.query_max_length)

@@ -12,12 +12,12 @@ class ExportVerbs:
     def export_model(self, run_id: int, dest: str) -> str:
         """Copy the run's encoder (a sentence-transformers folder) to ``dest``; returns ``dest``."""
         import shutil
-        info = self.store.get_run(run_id)
-        if info["status"] != "done" or not info["model_path"]:
+        info = self._run_info(run_id)
+        if not info.done or not info.model_path:
             raise HCEError(f"run {run_id} has no finished encoder to export")
         if os.path.exists(dest):
             raise InputError(f"{dest} already exists")
-        shutil.copytree(info["model_path"], dest)
+        shutil.copytree(info.model_path, dest)
         return dest
 
     def export_vectors(self, run_id: int, path: str) -> str:
@@ -25,9 +25,9 @@ class ExportVerbs:
         import pyarrow as pa
         import pyarrow.parquet as pq
         from ..store.store import _float_list_array
-        info = self.store.get_run(run_id)
-        ids, vecs = self.store.read_vectors(run_id, live_only_corpus=info["corpus_id"])
-        docs = self.store.documents(info["corpus_id"], doc_ids=ids).set_index("doc_id").loc[ids]
+        cid = self._run_info(run_id).corpus_id
+        ids, vecs = self.store.read_vectors(run_id, live_only_corpus=cid)
+        docs = self.store.documents(cid, doc_ids=ids).set_index("doc_id").loc[ids]
         cols = {"doc_id": pa.array(ids), "ext_id": pa.array(list(docs["ext_id"])),
                 "title": pa.array(list(docs["title"])), "vector": _float_list_array(vecs)}
         try:
@@ -49,15 +49,13 @@ class ExportVerbs:
     def export_trec(self, run_id: int, split: str, path: str, k: int = 100) -> str:
         """A TREC run file (``qid Q0 docid rank score tag``) of the run on a split's queries."""
         from ..evaluation import rankings_from_arrays, write_trec_run
-        info = self.store.get_run(run_id)
-        cid = info["corpus_id"]
+        info = self._run_info(run_id)
+        cid = info.corpus_id
         queries = self.store.queries(cid)
         qids = [q for q in self.store.qrels(cid, split) if q in queries]
         if not qids:
-            raise NotFoundError(f"corpus {info['corpus']!r} has no queries with qrels in split {split!r}")
-        enc = self._run_encoder(info)
-        scores, ids = self.index(run_id).search(enc.encode([queries[q] for q in qids],
-                                                           max_length=self._query_max_length(info)), k)
+            raise NotFoundError(f"corpus {info.corpus!r} has no queries with qrels in split {split!r}")
+        scores, ids = self.index(run_id).search(self.encode_queries(info, [queries[q] for q in qids]), k)
         docs = self.store.documents(cid, include_removed=True)
         ranking = rankings_from_arrays(qids, ids, scores, dict(zip(docs["doc_id"].astype(int), docs["ext_id"])))
         write_trec_run(ranking, path, tag=f"hce-run{run_id}")

@@ -17,7 +17,9 @@ import numpy as np
 
 from ..errors import InputError, NotFoundError
 from ..index.fusion import INDEX_KINDS, MODES
-from .shared import Hit, Progress, _snippet
+from .run import Run
+from ..corpus.text import snippet
+from .shared import Hit, ProgressFn
 
 #: Documents taken from each retriever before fusing (the fused top-k comes from their union).
 CANDIDATES = 100
@@ -46,7 +48,7 @@ class SearchVerbs:
         """
         info = self._resolve_run(corpus, run)
         ranked, ranks = self._rank(info, list(queries), k, mode, fusion, weight, index_kind)
-        return [self._hits(info["run_id"], info["corpus_id"], s, i, with_paths, r)
+        return [self._hits(info.run_id, info.corpus_id, s, i, with_paths, r)
                 for (s, i), r in zip(ranked, ranks)]
 
     def search(self, corpus: str, query: str, run: int | None = None, k: int = 10, mode: str = "dense",
@@ -63,11 +65,11 @@ class SearchVerbs:
         clustering: one pass over the vectors), cached, and kept up to date by document adds and removes."""
         from ..index.tree_index import TreeIndex
         tree = self.tree(run_id)[0]
-        with self._lock:
-            cached = self._tree_indexes.get(run_id)
+        with self.cache.lock:
+            cached = self.cache.peek("tree_index", run_id)
             if cached is None or cached[0] is not tree:  # first use, or the tree was rebuilt / re-read
                 cached = (tree, TreeIndex.build(tree, *self.vectors(run_id)))
-                self._tree_indexes[run_id] = cached
+                self.cache.put("tree_index", run_id, cached)
             return cached[1]
 
     def tree_route(self, corpus: str, query: str, run: int | None = None) -> dict:
@@ -79,13 +81,13 @@ class SearchVerbs:
         if not query.strip():
             raise InputError("the query is empty")
         info = self._resolve_run(corpus, run)
-        index = self.tree_index(info["run_id"])
-        qv = self._run_encoder(info).encode([query], max_length=self._query_max_length(info))
+        index = self.tree_index(info.run_id)
+        qv = self.encode_queries(info, [query])
         leaves, cost = index.route(qv)
-        _, terms, _ = self.tree(info["run_id"])
+        _, terms, _ = self.tree(info.run_id)
         visited = [int(n) for n in leaves[0] if n >= 0]
         sims = index.centroids(visited) @ qv[0] if visited else []
-        return {"run": info["run_id"], "distance_computations": int(cost[0]), "documents": len(index),
+        return {"run": info.run_id, "distance_computations": int(cost[0]), "documents": len(index),
                 "leaves": [{"node": n, "label": " · ".join(terms[n][:3]), "size": int(index.list_size(n)),
                             "similarity": float(s)} for n, s in zip(visited, sims)]}
 
@@ -93,11 +95,11 @@ class SearchVerbs:
         """The corpus's BM25 index (cached; rebuilt when documents change)."""
         from ..index import BM25Index
         cid = self.store.corpus_id(corpus)
-        with self._lock:
-            if cid not in self._bm25:
-                ids, _, texts = self._texts(cid)
-                self._bm25[cid] = BM25Index.build(ids, texts)
-            return self._bm25[cid]
+
+        def build():
+            ids, _, texts = self._texts(cid)
+            return BM25Index.build(ids, texts)
+        return self.cache.get("bm25", cid, build)
 
     def bm25_search(self, corpus: str, query: str, k: int = 10, run_for_paths: int | None = None) -> list[Hit]:
         """BM25 alone; hits carry tree paths of ``run_for_paths`` when given (no encoder, no run needed)."""
@@ -111,7 +113,7 @@ class SearchVerbs:
             raise InputError(f"index must be one of {', '.join(INDEX_KINDS)}, got {index_kind!r}")
         return self.tree_index(run_id) if index_kind == "tree" else self.index(run_id)
 
-    def _rank(self, info: dict, queries: list[str], k: int, mode: str, fusion: str, weight: float | None,
+    def _rank(self, info: Run, queries: list[str], k: int, mode: str, fusion: str, weight: float | None,
               index_kind: str = "auto") -> tuple[list[tuple[np.ndarray, np.ndarray]], list[dict]]:
         """Per query: (scores, ids) best first, and {doc id: {"dense": rank, "bm25": rank}} (hybrid only)."""
         from ..index.fusion import FUSIONS, fuse
@@ -123,31 +125,29 @@ class SearchVerbs:
             raise InputError(f"the hybrid weight must be between 0 and 1, got {weight}")
         none = [{} for _ in queries]
         if mode == "bm25":
-            scores, ids = self.bm25(info["corpus"]).search(queries, k)
+            scores, ids = self.bm25(info.corpus).search(queries, k)
             return list(zip(scores, ids)), none
-        qv = self._run_encoder(info).encode(queries, max_length=self._query_max_length(info))
+        qv = self.encode_queries(info, queries)
         if mode == "dense":
-            scores, ids = self._dense_index(info["run_id"], index_kind).search(qv, k)
+            scores, ids = self._dense_index(info.run_id, index_kind).search(qv, k)
             return list(zip(scores, ids)), none
         if fusion == "weighted" and weight is None:
-            with self._lock:
-                weight = self._fusion_weights.get(info["run_id"])
-            if weight is None:  # looked up (or fitted) once per run, then kept: a search costs no extra reads
-                weight = self.fusion_weight(info["corpus"], info["run_id"])["weight"]
-                with self._lock:
-                    self._fusion_weights[info["run_id"]] = weight
+            weight = self.cache.peek("fusion_weight", info.run_id)
+            if weight is None:  # looked up (or fitted, without holding the cache) once per run, then kept
+                weight = self.fusion_weight(info.corpus, info.run_id)["weight"]
+                self.cache.put("fusion_weight", info.run_id, weight)
         out, ranks = [], []
         for raw, exact in self._candidates(info, queries, qv, max(k, CANDIDATES), index_kind):
             out.append(fuse(*(exact if fusion == "weighted" else raw), k, fusion, weight or 0.0))
             ranks.append(_list_ranks(out[-1][1], raw))
         return out, ranks
 
-    def _candidates(self, info: dict, queries: list[str], qv: np.ndarray, n: int, index_kind: str = "auto"):
+    def _candidates(self, info: Run, queries: list[str], qv: np.ndarray, n: int, index_kind: str = "auto"):
         """Per query: the raw (dense, bm25) top-``n`` lists, and the same union of both scored exactly by each
         retriever (the dense score from the stored vector, the BM25 score from the index)."""
-        bm25 = self.bm25(info["corpus"])
-        ds, di = self._dense_index(info["run_id"], index_kind).search(qv, n)
-        vec_ids, vecs = self.vectors(info["run_id"])
+        bm25 = self.bm25(info.corpus)
+        ds, di = self._dense_index(info.run_id, index_kind).search(qv, n)
+        vec_ids, vecs = self.vectors(info.run_id)
         for q, query in enumerate(queries):
             full, bs, bi = bm25.scores_and_top(query, n)  # one BM25 pass: the top n and every score
             raw = ((ds[q], di[q]), (bs, bi))
@@ -174,19 +174,18 @@ class SearchVerbs:
         """
         from ..index.fusion import DEFAULT_WEIGHT
         info = self._resolve_run(corpus, run)
-        cid = info["corpus_id"]
+        cid = info.corpus_id
         judged = self.store.splits(cid)
         splits = [s for s in FIT_SPLITS if s != exclude_split and judged.get(s)]
-        stored = self.store.fusion_weight(info["run_id"])
+        stored = self.store.fusion_weight(info.run_id)
         if stored and not refit and stored["split"] in splits:
             return stored
         if not splits:
             return {"weight": DEFAULT_WEIGHT, "split": None, "ndcg_at_10": None, "queries": 0}
         split = splits[0]
         weight, table, queries = self._sweep(info, split)
-        self.store.write_fusion_weight(info["run_id"], split, weight, table[weight], queries)
-        with self._lock:
-            self._fusion_weights.pop(info["run_id"], None)
+        self.store.write_fusion_weight(info.run_id, split, weight, table[weight], queries)
+        self.cache.drop("fusion_weight", info.run_id)
         return {"weight": weight, "split": split, "ndcg_at_10": table[weight], "queries": queries}
 
     def hybrid_sweep(self, corpus: str, run: int | None = None, split: str = "test") -> dict[float, float]:
@@ -194,17 +193,17 @@ class SearchVerbs:
         ({dense weight: nDCG@10}; 0 is BM25 over the candidates, 1 the dense ranking)."""
         return self._sweep(self._resolve_run(corpus, run), split)[1]
 
-    def _sweep(self, info: dict, split: str) -> tuple[float, dict[float, float], int]:
+    def _sweep(self, info: Run, split: str) -> tuple[float, dict[float, float], int]:
         """(best weight, {weight: nDCG@10}, judged queries) of weighted fusion on ``split``."""
         from ..index.fusion import fit_weight, scorer
-        cid = info["corpus_id"]
+        cid = info.corpus_id
         qrels = self.store.qrels(cid, split)
         if not qrels:
-            raise NotFoundError(f"corpus {info['corpus']!r} has no qrels for split {split!r}")
+            raise NotFoundError(f"corpus {info.corpus!r} has no qrels for split {split!r}")
         texts = self.store.queries(cid)
         qids = [q for q in qrels if q in texts]
         queries = [texts[q] for q in qids]
-        qv = self._run_encoder(info).encode(queries, max_length=self._query_max_length(info))
+        qv = self.encode_queries(info, queries)
         lists = [exact for _, exact in self._candidates(info, queries, qv, CANDIDATES)]
         best, table = fit_weight([d for d, _ in lists], [b for _, b in lists], qids,
                                  scorer(qrels, self._id_to_ext(cid)))
@@ -237,13 +236,13 @@ class SearchVerbs:
                 continue
             row = df.loc[d]
             p, labels = paths.get(d, ([], []))
-            hits.append(Hit(rank, d, row["ext_id"], row["title"], _snippet(row["text"]), s, p, labels,
+            hits.append(Hit(rank, d, row["ext_id"], row["title"], snippet(row["text"]), s, p, labels,
                             (ranks or {}).get(d, {})))
         return hits
 
     # -- evaluation -----------------------------------------------------------------------------
     def evaluate(self, corpus: str, run: int | None = None, split: str = "test", bm25: bool = False,
-                 k: int = 100, progress: Progress | None = None, mode: str = "dense", fusion: str = "weighted",
+                 k: int = 100, progress: ProgressFn | None = None, mode: str = "dense", fusion: str = "weighted",
                  weight: float | None = None, index_kind: str = "auto") -> dict:
         """nDCG@10, R@10, R@100, MRR@10 on a split's qrels, stored with the run.
 
@@ -267,14 +266,14 @@ class SearchVerbs:
         queries = [texts[q] for q in qids]
         info = self._resolve_run(corpus, run, progress)
         id_to_ext = self._id_to_ext(cid)
-        out: dict = {"run": info["run_id"], "split": split}
+        out: dict = {"run": info.run_id, "split": split}
 
         def score(system: str, ranked, stored_as: str | None = None) -> None:
             ranked = _pad(ranked, k)
             scores = np.stack([s for s, _ in ranked]) if ranked else np.zeros((0, k), np.float32)
             ids = np.stack([i for _, i in ranked]) if ranked else np.zeros((0, k), np.int64)
             out[system] = evaluate(rankings_from_arrays(qids, ids, scores, id_to_ext), qrels)
-            self.store.write_metrics(info["run_id"], split, stored_as or system, out[system])
+            self.store.write_metrics(info.run_id, split, stored_as or system, out[system])
 
         systems = {"dense": ["dense"] + (["bm25"] if bm25 else []), "bm25": ["bm25"],
                    "hybrid": ["dense", "bm25", "hybrid"]}[mode]
@@ -285,7 +284,7 @@ class SearchVerbs:
                 continue
             fit = {"weight": weight, "split": None, "ndcg_at_10": None, "queries": 0}
             if fusion == "weighted" and weight is None:
-                fit = self.fusion_weight(corpus, info["run_id"], exclude_split=split)
+                fit = self.fusion_weight(corpus, info.run_id, exclude_split=split)
             out["fusion"] = {"fusion": fusion, **fit}
             score("hybrid", self._rank(info, queries, k, "hybrid", fusion, fit["weight"], index_kind)[0],
                   "hybrid" + ("-rrf" if fusion == "rrf" else "") + ("-tree" if index_kind == "tree" else ""))

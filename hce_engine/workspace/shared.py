@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+
+from ..corpus.text import doc_text  # noqa: F401  (re-exported: hce_engine.workspace.doc_text)
+from ..progress import Progress, ProgressFn  # noqa: F401  (re-exported for the workspace modules)
 
 DB_FILE = "hce.duckdb"
 INDEX_FILE = "index.npz"  # a run's saved approximate index, in models/run-N/
@@ -15,16 +17,10 @@ VECTOR_CACHE_RUNS = 3  # runs whose vectors stay in memory for the explorer view
 RETRAIN_SHARE = 0.5  # retrain once this share of the live documents arrived after training
 REBUILD_SHARE = 0.25  # rebuild the tree once this share arrived after it was built
 FOREIGN_FIT_GAP = 0.15  # or once added documents fit their leaf centroids this much worse than the tree's own
-Progress = Callable[..., None]  # (stage, done, total, eta_s=None): the CLI bar, the app and jobs all take it
 
 
 def default_workspace() -> str:
     return os.environ.get("HCE_WORKSPACE") or os.path.abspath("hce-workspace")
-
-
-def doc_text(title: str, text: str) -> str:
-    """The text the encoder sees for a document (BEIR convention: title + " " + text)."""
-    return f"{title} {text}".strip() if title else text
 
 
 @dataclass
@@ -55,8 +51,3 @@ class Hit:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def _snippet(text: str, limit: int = 240) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"

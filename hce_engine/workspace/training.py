@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
 from ..atomic import recover_dir
 from ..errors import HCEError, InputError
-from .shared import ImportReport, Progress
+from .run import RunStatus
+from ..progress import as_stage
+from .shared import ImportReport, Progress, ProgressFn
 
 #: Seconds between the commits of a training run's step log (see _execute_train).
 LOG_EVERY_S = 1.0
@@ -71,7 +74,7 @@ class TrainingVerbs:
                              "import queries and qrels or pairs, or train with the ict signal")
         return cfg
 
-    def train(self, corpus: str, config, progress: Progress | None = None,
+    def train(self, corpus: str, config, progress: ProgressFn | None = None,
               cancel: Callable[[], bool] | None = None) -> int:
         """Train an HCE encoder on the corpus (synchronously); returns the run id.
 
@@ -91,12 +94,12 @@ class TrainingVerbs:
         self._start_train_job(run_id, resume=False)
         return run_id
 
-    def resume(self, run_id: int, background: bool = False, progress: Progress | None = None,
+    def resume(self, run_id: int, background: bool = False, progress: ProgressFn | None = None,
                cancel: Callable[[], bool] | None = None) -> int:
         """Continue a cancelled or interrupted training run from its last epoch checkpoint."""
-        info = self.store.get_run(run_id)
-        if info["kind"] != "train" or info["status"] not in ("cancelled", "interrupted", "failed"):
-            raise HCEError(f"run {run_id} is a {info['kind']} run with status {info['status']}: only cancelled, "
+        info = self._run_info(run_id)
+        if not info.is_train or not info.status.resumable:
+            raise HCEError(f"run {run_id} is a {info.kind} run with status {info.status}: only cancelled, "
                            "interrupted or failed training runs can be resumed")
         recover_dir(os.path.join(self.models_dir, f"run-{run_id}", "last"))
         if not os.path.isdir(os.path.join(self.models_dir, f"run-{run_id}", "last")):
@@ -111,27 +114,23 @@ class TrainingVerbs:
 
     def _start_train_job(self, run_id: int, resume: bool) -> None:
         self.jobs.start(run_id, "train", lambda job: self._execute_train(
-            run_id, lambda stage, d, t, eta=None: job.report(stage, d, t, eta_s=eta), job.cancelled, resume))
+            run_id, job.report, job.cancelled, resume))
 
     def _new_train_run(self, corpus: str, config) -> int:
         cid = self.store.corpus_id(corpus)
         cfg = self._train_config(cid, config)
         return self.store.create_run(cid, "train", cfg.to_dict(), cfg.seed, status="running")
 
-    def _baseline_for(self, corpus: str, model: str, progress: Progress | None, cancel) -> int:
+    def _baseline_for(self, corpus: str, model: str, progress: ProgressFn | None, cancel) -> int:
         """A finished zero-shot run of ``model`` on the corpus (256 tokens), encoding one if none exists."""
-        def matches(r: dict) -> bool:
-            cfg = r["config"]
-            return r["kind"] == "baseline" and cfg.get("model") == model and cfg.get("max_length") == 256 and \
-                bool(cfg.get("tree"))
-
-        runs = [r for r in self.store.list_runs(self.store.corpus_id(corpus)) if matches(r)]
+        runs = [r for r in self._run_rows(corpus) if not r.is_train and r.config.model == model
+                and r.config.max_length == 256 and r.config.tree]
         for r in reversed(runs):  # one being encoded in the background by this process: wait for it
-            if r["status"] == "running" and self.jobs.get(r["run_id"]) is not None:
+            if r.status is RunStatus.RUNNING and self.jobs.get(r.run_id) is not None:
                 if progress:
-                    progress("waiting for baseline", 0, 1)
-                self.jobs.wait(r["run_id"])
-        done = [r["run_id"] for r in runs if self.store.get_run(r["run_id"])["status"] == "done"]
+                    progress(Progress("waiting for baseline", 0, 1))
+                self.jobs.wait(r.run_id)
+        done = [r.run_id for r in runs if self._run_info(r.run_id).done]
         return done[-1] if done else self.encode(corpus, model=model, progress=progress, cancel=cancel)
 
     def training_pairs(self, corpus_id: int, cfg, ext_ids: Sequence[str], texts: Sequence[str]) -> list:
@@ -150,25 +149,25 @@ class TrainingVerbs:
                              f"{cfg.ict_min_words} words for the Inverse Cloze Task"))
         return pairs
 
-    def _execute_train(self, run_id: int, progress: Progress | None, cancel: Callable[[], bool] | None,
+    def _execute_train(self, run_id: int, progress: ProgressFn | None, cancel: Callable[[], bool] | None,
                        resume: bool = False) -> None:
         from ..encoder import load_encoder, set_max_seq_length
         from ..training import TrainConfig, train
-        info = self.store.get_run(run_id)
-        corpus, cid = info["corpus"], info["corpus_id"]
+        info = self._run_info(run_id)
+        corpus, cid = info.corpus, info.corpus_id
         report = progress or (lambda *a, **k: None)
         try:
-            cfg = TrainConfig.from_dict(info["config"])
+            cfg = TrainConfig.from_dict(info.config_dict)
             ids, ext_ids, texts = self._texts(cid)
             pairs = self.training_pairs(cid, cfg, ext_ids, texts)
-            base_run = self._baseline_for(corpus, cfg.model, lambda st, d, t: report(f"baseline {st}", d, t),
-                                          cancel)
+            base_run = self._baseline_for(corpus, cfg.model,
+                                          lambda ev: report(replace(ev, stage=f"baseline {ev.stage}")), cancel)
             base_ids, base_vecs = self.store.read_vectors(base_run, live_only_corpus=cid)
             initial = base_vecs if np.array_equal(base_ids, ids) else None
             encoder = load_encoder(cfg.model, device=cfg.device, max_length=cfg.max_length,
                                    precision=cfg.precision)  # a fresh copy
             ckpt = os.path.join(self.models_dir, f"run-{run_id}")
-            epochs: list[dict] = list((info["summary"] or {}).get("val_history", [])) if resume else []
+            epochs: list[dict] = list((info.summary or {}).get("val_history", [])) if resume else []
 
             # Steps are logged in brief commits (at most one per LOG_EVERY_S), so that another process
             # sharing the workspace gets its turn on the database between them.
@@ -191,7 +190,7 @@ class TrainingVerbs:
                                 ev.examples_per_s, ev.eta_s))
                 if time.monotonic() - flushed[0] >= LOG_EVERY_S:
                     flush()
-                report("train", ev.step, ev.total_steps, ev.eta_s)
+                report(Progress("train", ev.step, ev.total_steps, ev.eta_s))
 
             def on_epoch(ev) -> None:
                 flush()
@@ -199,14 +198,14 @@ class TrainingVerbs:
                     epochs.append(ev.val)
                     self.store.update_run(run_id, summary={"val_history": epochs, "best_epoch": ev.best_epoch,
                                                            "baseline_run": base_run})
-                report("validate", ev.epoch, cfg.epochs)
+                report(Progress("validate", ev.epoch, cfg.epochs))
 
             def on_tree(rebuild: int, tree, vectors) -> None:
-                report("tree", rebuild, rebuild)
+                report(Progress("tree", rebuild, rebuild))
                 self.build_tree(run_id, vectors, ids, texts, rebuild=rebuild, seed=cfg.seed, tree=tree)
 
             # the index holds documents at the baseline's length, so start and trained encoders compare fairly
-            doc_len = self.store.get_run(base_run)["config"]["max_length"]
+            doc_len = self._run_info(base_run).doc_max_length
             result = train(encoder, texts, pairs, cfg, initial_vectors=initial, on_step=on_step, on_tree=on_tree,
                            on_epoch=on_epoch, should_cancel=cancel, checkpoint_dir=ckpt,
                            resume_from=ckpt if resume else None, initial_max_length=doc_len)
@@ -229,17 +228,16 @@ class TrainingVerbs:
             if result.corpus_vectors is not None and cfg.max_length == doc_len:
                 vecs = result.corpus_vectors  # the last validation encoded the corpus with these weights
             else:
-                report("final encode", 0, len(texts))
+                report(Progress("final encode", 0, len(texts)))
                 vecs = encoder.encode(texts, max_length=doc_len, cancel=cancel,
-                                      progress=lambda d, t: report("final encode", d, t))
+                                      progress=as_stage(report, "final encode"))
             self.store.write_vectors(run_id, ids, vecs)
             # the saved encoder encodes like the run: documents at the length its vectors were made at
             set_max_seq_length(model_path, doc_len)
-            report("tree", 1, 1)
+            report(Progress("tree", 1, 1))
             self.build_tree(run_id, vecs, ids, texts, rebuild=result.rebuilds + 1, branching=cfg.branching,
                             builder=cfg.builder, seed=cfg.seed)
-            with self._lock:
-                self._encoders.pop((model_path, cfg.device, cfg.max_length), None)
+            self.cache.encoder_saved((model_path, cfg.device, cfg.max_length))
             self.store.update_run(run_id, status="done", model_path=model_path, summary=summary)
             summary.update(self._judge(corpus, cid, cfg, base_run, run_id, result.checks, report))
             self.store.update_run(run_id, summary=summary)
@@ -262,7 +260,7 @@ class TrainingVerbs:
         splits = [s for s in self.store.splits(cid) if s != trained_on]
         judged, checks = {}, list(checks)
         for i, split in enumerate(splits):
-            report("evaluate", i, len(splits))
+            report(Progress("evaluate", i, len(splits)))
             start = self.evaluate(corpus, run=base_run, split=split)["dense"]
             trained = self.evaluate(corpus, run=run_id, split=split)["dense"]
             if not trained.get("queries"):
@@ -293,9 +291,9 @@ class TrainingVerbs:
         pairs = self.training_pairs(cid, cfg, ext_ids, texts)
         enc = self.encoder(cfg.model, cfg.device, cfg.max_length)
         sample = [texts[i] for i in np.random.default_rng(0).choice(len(texts), min(32, len(texts)), False)]
-        base = [r for r in self.store.list_runs(cid) if r["kind"] == "baseline" and r["status"] == "done"
-                and r["config"].get("model") == cfg.model]
-        doc_len = base[-1]["config"].get("max_length", 256) if base else 256
+        base = [r for r in self._run_rows(corpus) if not r.is_train and r.done
+                and r.config.model == cfg.model]
+        doc_len = base[-1].doc_max_length if base else 256
 
         from ..projection import is_warming
         # a speed measured while this process also encodes, trains or compiles UMAP is too slow: not kept
@@ -303,11 +301,11 @@ class TrainingVerbs:
 
         def measured(name: str, max_length: int, fn) -> float:
             key = (name, cfg.model, cfg.device, max_length)
-            if key in self._seconds_per_seq:
-                return self._seconds_per_seq[key]
-            value = fn(enc, sample, max_length)
-            if not busy:
-                self._seconds_per_seq[key] = value
+            value = self.cache.peek("speed", key)
+            if value is None:
+                value = fn(enc, sample, max_length)
+                if not busy:
+                    self.cache.put("speed", key, value)
             return value
 
         sps = measured("encode", cfg.max_length, measure_seconds_per_sequence)

@@ -9,17 +9,13 @@ import numpy as np
 
 from ..corpus import read_corpus
 from ..errors import InputError, NotFoundError
-from .shared import FOREIGN_FIT_GAP, REBUILD_SHARE, RETRAIN_SHARE, Progress, doc_text
+from .shared import FOREIGN_FIT_GAP, REBUILD_SHARE, RETRAIN_SHARE, Progress, ProgressFn, doc_text
 
 
 class UpdateVerbs:
     """Mixed into :class:`~hce_engine.workspace.Workspace`."""
 
-    @staticmethod
-    def _doc_max_length(info: dict) -> int:
-        return (info["summary"] or {}).get("doc_max_length") or info["config"].get("max_length", 256)
-
-    def add_documents(self, corpus: str, path: str, progress: Progress | None = None) -> dict:
+    def add_documents(self, corpus: str, path: str, progress: ProgressFn | None = None) -> dict:
         """Add the documents of a file/folder/ZIP to a corpus and to every finished run, without retraining.
 
         Each run encodes the new documents with its own encoder; they join its vectors, its index and the
@@ -37,14 +33,14 @@ class UpdateVerbs:
                              f"{sorted(clash)[0]!r}; ids must be new", label)
         docs = parsed.documents
         texts = [doc_text(d.title, d.text) for d in docs]
-        runs = [r for r in self.store.list_runs(cid) if r["status"] == "done"]
+        runs = [r for r in self._run_rows(corpus) if r.done]
         encoded = {}
         for i, info in enumerate(runs):
             if progress:
-                progress("encode", i, len(runs))
-            encoded[info["run_id"]] = self._run_encoder(info).encode(texts, max_length=self._doc_max_length(info))
+                progress(Progress("encode", i, len(runs)))
+            encoded[info.run_id] = self.run_encoder(info).encode(texts, max_length=info.doc_max_length)
         new_trees = {}
-        with self._lock, self.store.transaction():
+        with self.cache.lock, self.store.transaction():
             ids = self.store.insert_documents(cid, [d.ext_id for d in docs], [d.title for d in docs],
                                               [d.text for d in docs],
                                               [json.dumps(d.metadata, ensure_ascii=False) if d.metadata else None
@@ -57,23 +53,8 @@ class UpdateVerbs:
                     grown = tree_add(tree, vecs, ids)
                     self.store.append_tree_docs(run_id, trees[-1]["rebuild"], tree, grown)
                     new_trees[run_id] = (grown, terms, reps)
-            # in-memory state follows only once the transaction has committed (below)
-        with self._lock:
-            for run_id, vecs in encoded.items():
-                if run_id in self._indexes:
-                    self._indexes[run_id].add(ids, vecs)
-                if run_id in new_trees:
-                    self._trees[run_id] = new_trees[run_id]
-                    grown = new_trees[run_id][0]
-                    if run_id in self._tree_indexes:  # the tree index follows the tree: same leaves
-                        index = self._tree_indexes[run_id][1]
-                        index.add(ids, vecs, grown.doc_leaf[grown.positions_of(ids)])
-                        self._tree_indexes[run_id] = (grown, index)
-                else:
-                    self._trees.pop(run_id, None)
-                    self._tree_indexes.pop(run_id, None)
-                self._vectors.pop(run_id, None)
-            self._bm25.pop(cid, None)
+        # in-memory state follows only once the transaction has committed
+        self.cache.documents_added(cid, ids, encoded, new_trees)
         return {"corpus": corpus, "added": len(ids), "skipped_empty": parsed.skipped_empty,
                 "runs_updated": sorted(encoded), "doc_ids": ids.tolist()}
 
@@ -89,9 +70,9 @@ class UpdateVerbs:
             raise NotFoundError(f"not in corpus {corpus!r} (or already removed): {', '.join(missing[:5])}")
         if len(live) - len(ext_ids) < 1:
             raise InputError("a corpus must keep at least one document")
-        runs = [r["run_id"] for r in self.store.list_runs(cid) if r["status"] == "done"]
+        runs = [r.run_id for r in self._run_rows(corpus) if r.done]
         new_trees = {}
-        with self._lock:
+        with self.cache.lock:
             with self.store.transaction():
                 ids = self.store.mark_removed(cid, ext_ids)
                 for run_id in runs:
@@ -101,20 +82,7 @@ class UpdateVerbs:
                         new_trees[run_id] = (tree_remove(tree, ids, strict=False), terms, reps)
                         self.store.write_tree(run_id, trees[-1]["rebuild"], new_trees[run_id][0], terms, reps,
                                               trees[-1]["stats"])
-            for run_id in runs:
-                if run_id in self._indexes:
-                    self._indexes[run_id].remove(ids)
-                if run_id in new_trees:
-                    self._trees[run_id] = new_trees[run_id]
-                else:
-                    self._trees.pop(run_id, None)
-                if run_id in self._tree_indexes and run_id in new_trees:
-                    self._tree_indexes[run_id][1].remove(ids)
-                    self._tree_indexes[run_id] = (new_trees[run_id][0], self._tree_indexes[run_id][1])
-                else:
-                    self._tree_indexes.pop(run_id, None)
-                self._vectors.pop(run_id, None)
-            self._bm25.pop(cid, None)
+            self.cache.documents_removed(cid, ids, runs, new_trees)
         return {"corpus": corpus, "removed": len(ids), "runs_updated": runs}
 
     def rebuild_tree(self, run_id: int) -> int:
@@ -122,18 +90,17 @@ class UpdateVerbs:
         documents added since hang under clusters built with them. Stored as the run's next rebuild; the
         encoder and index are untouched. Returns the rebuild number."""
         from ..errors import HCEError
-        info = self.store.get_run(run_id)
-        if info["status"] != "done":
-            raise HCEError(f"run {run_id} is {info['status']}; only a finished run's tree can be rebuilt")
+        info = self._run_info(run_id)
+        if not info.done:
+            raise HCEError(f"run {run_id} is {info.status}; only a finished run's tree can be rebuilt")
         trees = self.store.list_trees(run_id)
         ids, vecs = self.vectors(run_id)
-        doc_ids, _, texts = self._texts(info["corpus_id"])
+        doc_ids, _, texts = self._texts(info.corpus_id)
         keep = np.isin(doc_ids, ids)  # live documents with vectors, in the same (ascending id) order
-        cfg = info["config"]
+        cfg = info.config
         rebuild = trees[-1]["rebuild"] + 1 if trees else 0
         self.build_tree(run_id, vecs, ids, [t for t, k in zip(texts, keep) if k], rebuild=rebuild,
-                        branching=cfg.get("branching", 10), builder=cfg.get("builder", "auto"),
-                        seed=cfg.get("seed") or 0)
+                        branching=cfg.branching, builder=cfg.builder, seed=cfg.seed or 0)
         return rebuild
 
     def freshness(self, run_id: int) -> dict:
@@ -147,9 +114,9 @@ class UpdateVerbs:
         ``FOREIGN_FIT_GAP`` worse than its own documents), ``retrain_suggested`` (share_new >=
         ``RETRAIN_SHARE``, or such a batch), with ``reasons`` in words. Thresholds: benchmarks/README.md.
         """
-        info = self.store.get_run(run_id)
-        live = self.store.added_times(info["corpus_id"])
-        trained_at = info["finished_at"] or info["created_at"]
+        info = self._run_info(run_id)
+        live = self.store.added_times(info.corpus_id)
+        trained_at = info.finished_at or info.created_at
         trees = self.store.list_trees(run_id)
         built_at = trees[-1]["created_at"] if trees else trained_at
         added = int((live["added_at"] > trained_at).sum())
@@ -159,7 +126,7 @@ class UpdateVerbs:
                "tree_rebuild": trees[-1]["rebuild"] if trees else None,
                "added_since_tree": len(since_tree), "share_new_tree": len(since_tree) / n,
                "fit_tree": None, "fit_added": None, "batches": []}
-        if trees and len(since_tree) and info["status"] == "done":
+        if trees and len(since_tree) and info.done:
             out.update(self._leaf_fit(run_id, since_tree, trees[-1]["stats"]))
         reasons = []
         if out["share_new"] >= RETRAIN_SHARE:

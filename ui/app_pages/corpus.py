@@ -7,7 +7,7 @@ import shutil
 
 import streamlit as st
 
-from hce_engine import tempfiles, views
+from hce_engine import Run, tempfiles, views
 from ui.common import (active_runs, baseline_run, friendly_errors, get_workspace, live_progress, md_escape,
                        pick_corpus)
 from hce_engine.plotting import length_histogram
@@ -92,12 +92,12 @@ def update_section(corpus: str) -> None:
             freshness_note(run)
 
 
-def freshness_note(run: dict) -> None:
+def freshness_note(run: Run) -> None:
     """What the documents added since a run was trained / its tree was built suggest, with a rebuild button."""
-    f = ws.freshness(run["run_id"])
+    f = ws.freshness(run.run_id)
     todo = [w for w, on in (("rebuilding the tree", f["rebuild_suggested"]),
-                            ("retraining", f["retrain_suggested"] and run["kind"] == "train")) if on]
-    name = f"Run #{run['run_id']} ({run['kind']})"
+                            ("retraining", f["retrain_suggested"] and run.kind == "train")) if on]
+    name = f"Run #{run.run_id} ({run.kind})"
     if todo:
         st.warning(f"{name}: {' and '.join(todo)} suggested: {md_escape('; '.join(f['reasons']))}.")
     elif f["added_since_tree"]:
@@ -105,13 +105,13 @@ def freshness_note(run: dict) -> None:
                f"{f['fit_tree']:.2f}).") if f["fit_added"] is not None else ""
         st.caption(f"{name}: {f['added_since_tree']:,} documents ({f['share_new_tree']:.0%}) added since its tree "
                    f"was built.{fit}")
-    if f["added_since_tree"] and st.button(f"Rebuild the tree of run #{run['run_id']}",
-                                           key=f"rebuild_{run['run_id']}",
+    if f["added_since_tree"] and st.button(f"Rebuild the tree of run #{run.run_id}",
+                                           key=f"rebuild_{run.run_id}",
                                            help="Cluster the run's current documents again with its encoder "
                                                 "(no retraining); the old tree stays as an earlier rebuild."):
         with friendly_errors("Rebuilding the tree"), st.spinner("Clustering…"):
-            rebuild = ws.rebuild_tree(run["run_id"])
-            st.session_state["update_report"] = f"Run #{run['run_id']}: tree rebuilt (rebuild {rebuild})."
+            rebuild = ws.rebuild_tree(run.run_id)
+            st.session_state["update_report"] = f"Run #{run.run_id}: tree rebuilt (rebuild {rebuild})."
             st.rerun()
 
 
@@ -176,7 +176,7 @@ running = active_runs(corpus, kind="baseline")
 base = baseline_run(corpus)
 if running:
     st.markdown(f"**Encoding {md_escape(corpus)}** with the starting encoder (vectors, then the tree):")
-    live_progress(running[-1]["run_id"], key="corpus")
+    live_progress(running[-1].run_id, key="corpus")
 elif base is None:
     st.warning("This corpus is not encoded yet: search, tree and map need the zero-shot baseline run.")
     if st.button("Encode now", type="primary", key="encode_now"):

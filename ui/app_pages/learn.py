@@ -7,7 +7,7 @@ import streamlit as st
 from hce_engine import views
 from hce_engine.plotting import export
 from hce_engine.views.walkthrough import LOSS_LATEX, NO_TRAINED_RUN, STEPS, TEXT
-from ui.common import friendly_errors, get_workspace, md_escape, pick_corpus, run_label
+from ui.common import friendly_errors, get_workspace, md_escape, pick_corpus
 from hce_engine.plotting import map as map_figs
 from hce_engine.plotting import siblings as sib_figs
 from hce_engine.plotting import tree as tree_figs
@@ -35,7 +35,7 @@ def nav(where: str) -> None:
 
 def show_map(run_id: int, level: int, key: str) -> None:
     """The run's map if it is stored; otherwise start computing it and say so (never blocks)."""
-    status = views.ensure_projection(ws, run_id)
+    status = ws.ensure_projection(run_id)
     if status["state"] == "ready":
         frame = views.map_frame(ws, run_id, level)
         st.plotly_chart(map_figs.map_figure(frame, height=420), key=key)
@@ -44,7 +44,7 @@ def show_map(run_id: int, level: int, key: str) -> None:
     else:
         @st.fragment(run_every=2)
         def poll():
-            s = views.projection_status(ws, run_id)
+            s = ws.projection_status(run_id)
             if s["state"] == "ready":
                 st.rerun()
             st.info("Preparing the map engine…" if not s["warm"] else "Computing the map of the documents…")
@@ -77,8 +77,8 @@ if corpus:
             st.stop()
         walk = views.walkthrough(ws, corpus)  # the runs, tree and colour level the exported walkthrough shows too
         start, after = walk["start"], walk["after"]
-        st.caption(f"Starting encoder: {md_escape(run_label(start))}"
-                   + (f" · trained: {md_escape(run_label(after))}" if after else ""))
+        st.caption(f"Starting encoder: {md_escape(start.label)}"
+                   + (f" · trained: {md_escape(after.label)}" if after else ""))
         step = st.radio("Step", STEPS, horizontal=True, key="learn_step", label_visibility="collapsed")
         tree_info = walk["tree"]
         depth = tree_info["depth"]
@@ -92,10 +92,10 @@ if corpus:
             c = st.columns(4)
             c[0].metric("Documents", f"{stats['documents']:,}")
             c[1].metric("Median words", f"{stats['words']['median']:.0f}")
-            c[2].metric("Vector size", str((start.get("summary") or {}).get("dim", "—")))
+            c[2].metric("Vector size", str((start.summary or {}).get("dim", "—")))
             c[3].metric("Queries", f"{stats['queries']:,}")
             st.markdown(below)
-            show_map(start["run_id"], 0, "learn_map_1")
+            show_map(start.run_id, 0, "learn_map_1")
 
         elif step == STEPS[1]:
             level = walk["level"]
@@ -106,11 +106,11 @@ if corpus:
             st.markdown(intro + " Click a node to zoom in.")
             st.plotly_chart(tree_figs.hierarchy_chart(tree_info["nodes"], "sunburst", min(depth, 3)), key="learn_tree")
             st.markdown(below)
-            show_map(start["run_id"], level, "learn_map_2")
+            show_map(start.run_id, level, "learn_map_2")
 
         elif step in STEPS[2:]:
             doc_id, query, what = example_pair(corpus)
-            view = cached_view(ws, ws.path, start["run_id"], doc_id, query, None)
+            view = cached_view(ws, ws.path, start.run_id, doc_id, query, None)
             if step == STEPS[2]:
                 st.header(TEXT[step][0])
                 st.markdown(TEXT[step][1].format(what=what, depth=depth))
@@ -141,20 +141,18 @@ if corpus:
                 if after is None:
                     st.info(NO_TRAINED_RUN)
                 else:
-                    tv = cached_view(ws, ws.path, after["run_id"], doc_id, query, start["run_id"])
-                    before_name, after_name = f"before #{start['run_id']}", f"after #{after['run_id']}"
+                    tv = cached_view(ws, ws.path, after.run_id, doc_id, query, start.run_id)
+                    before_name, after_name = f"before #{start.run_id}", f"after #{after.run_id}"
                     st.markdown(TEXT[step][1])
                     st.plotly_chart(sib_figs.rank_summary_chart(tv, before_name, after_name), key="learn_ranks")
                     st.plotly_chart(sib_figs.level_chart(tv["leaf"], True, before_name, after_name), key="learn_leaf2")
-                    cmp = views.compare_trees(ws, start["run_id"], after["run_id"])
+                    cmp = views.compare_trees(ws, start.run_id, after.run_id)
                     c = st.columns(3)
                     c[0].metric("Tree agreement (leaf ARI)", f"{cmp['ari_leaf']:.2f}")
                     c[1].metric("Same leaf-mates", f"{cmp['unchanged']:.0%}")
-                    met = {(m["run_id"], m["split"]): m for r in (start, after)
-                           for m in r["metrics"] if m["system"] == "dense"}
-                    split = next((s for (rid, s) in met if rid == after["run_id"]), None)
-                    if split and (start["run_id"], split) in met:
-                        b, a = met[(start["run_id"], split)]["ndcg_at_10"], met[(after["run_id"], split)]["ndcg_at_10"]
+                    split = next((m["split"] for m in after.metrics if m["system"] == "dense"), None)
+                    if split and start.metric(split) is not None:
+                        b, a = start.metric(split), after.metric(split)
                         c[2].metric(f"nDCG@10 ({split})", f"{a:.3f}", delta=f"{a - b:+.3f}")
                     else:
                         c[2].metric("nDCG@10", "—", help="Evaluate both runs on the Runs page to compare.")

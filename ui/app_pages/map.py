@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from hce_engine import views
-from ui.common import friendly_errors, get_workspace, md_escape, pick_corpus, pick_run_and_compare, run_label
+from ui.common import friendly_errors, get_workspace, md_escape, pick_corpus, pick_run_and_compare
 from hce_engine.plotting import export
 from hce_engine.plotting import map as figs
 
@@ -31,13 +31,13 @@ def wait_for(run_id: int, compare: int | None) -> None:
 
     @st.fragment(run_every=2)
     def poll():
-        s = views.projection_status(ws, run_id, compare)
+        s = ws.projection_status(run_id, compare)
         if s["state"] == "ready":
             st.rerun()
         elif s["state"] == "failed":
             st.error(f"The map could not be computed: {md_escape(s['error'])}")
             if st.button("Try again", key="map_retry"):
-                views.ensure_projection(ws, run_id, compare, retry=True)
+                ws.ensure_projection(run_id, compare, retry=True)
                 st.rerun()
         else:
             secs = f" ({s['elapsed_s']:.0f} s)" if s.get("elapsed_s") else ""
@@ -54,9 +54,9 @@ def show_metrics(runs: list, run_id: int, compare: int | None) -> None:
     """The stored retrieval metrics of the shown run(s), beside the picture."""
     rows = []
     for r in runs:
-        if r["run_id"] in (run_id, compare):
-            for m in r["metrics"]:
-                rows.append({"run": f"#{r['run_id']}", "split": m["split"], "retriever": m["system"],
+        if r.run_id in (run_id, compare):
+            for m in r.metrics:
+                rows.append({"run": f"#{r.run_id}", "split": m["split"], "retriever": m["system"],
                              "nDCG@10": m["ndcg_at_10"], "R@100": m["recall_at_100"], "queries": m["queries"]})
     st.markdown("**Retrieval metrics**")
     if rows:
@@ -137,7 +137,7 @@ if corpus:
             st.stop()
         c1, c2 = st.columns(2)
         run_id, compare = pick_run_and_compare(ws, runs, c1, c2, "Run", "Side by side with (aligned)", "map")
-        labels = {r["run_id"]: run_label(r) for r in runs}
+        labels = {r.run_id: r.label for r in runs}
         rebuilds = views.list_rebuilds(ws, run_id)
         depth = rebuilds[-1]["depth"] if rebuilds else 0
         sizes = views.tree_overview(ws, run_id)["nodes"].groupby("level").size().to_dict() if depth else {}
@@ -159,7 +159,7 @@ if corpus:
                                 help="Write each node's label (its most telling words) at its documents' centre, "
                                      "biggest nodes first, without overlaps; change the level to read the map at "
                                      "another depth.")
-        status = views.ensure_projection(ws, run_id, align_to=compare)
+        status = ws.ensure_projection(run_id, align_to=compare)
         if status["state"] != "ready":
             wait_for(run_id, compare)
             st.stop()

@@ -8,7 +8,8 @@ import pandas as pd
 import streamlit as st
 
 from hce_engine import tempfiles
-from ui.common import ACTIVE, friendly_errors, get_workspace, md_escape, run_label
+from hce_engine.workspace import Run
+from ui.common import friendly_errors, get_workspace, md_escape
 
 KEY_SETTINGS = ("signal", "negatives", "epochs", "siblings", "sibling_max_length", "branching", "level_loss",
                 "precision", "seed")
@@ -23,35 +24,34 @@ def headline(metrics: list[dict]) -> dict | None:
     return next((m for m in dense if m["split"] == "test"), dense[0] if dense else None)
 
 
-def runs_table(runs: list[dict]) -> pd.DataFrame:
+def runs_table(runs: list[Run]) -> pd.DataFrame:
     rows = []
     for r in runs:
-        cfg, m = r["config"], headline(r["metrics"])
-        outcome = ((r.get("summary") or {}).get("outcome") or {}).get("verdict")
-        row = {"run": r["run_id"], "corpus": r["corpus"], "kind": r["kind"], "status": r["status"],
-               "outcome": outcome, "model": os.path.basename(str(cfg.get("model") or "default").rstrip("/"))}
+        cfg, m = r.config_dict, headline(r.metrics)
+        row = {"run": r.run_id, "corpus": r.corpus, "kind": r.kind, "status": str(r.status),
+               "outcome": r.verdict, "model": os.path.basename(str(cfg.get("model") or "default").rstrip("/"))}
         row.update({k: cfg.get(k) for k in KEY_SETTINGS})
         row["split"] = m["split"] if m else None
         row.update({label: m[key] if m else None for key, label in METRICS.items()})
-        row["created"], row["error"] = r["created_at"], r["error"]
+        row["created"], row["error"] = r.created_at, r.error
         rows.append(row)
     return pd.DataFrame(rows).dropna(axis=1, how="all")  # e.g. training settings when only baselines exist
 
 
-def settings_diff(runs: list[dict], show_all: bool) -> pd.DataFrame:
+def settings_diff(runs: list[Run], show_all: bool) -> pd.DataFrame:
     """Settings (rows) by run (columns); only the rows that differ unless ``show_all``."""
-    keys = sorted({"kind", "corpus"} | {k for r in runs for k in r["config"]})
-    table = {run_label(r): [r[k] if k in ("kind", "corpus") else r["config"].get(k) for k in keys] for r in runs}
+    keys = sorted({"kind", "corpus"} | {k for r in runs for k in r.config_dict})
+    table = {r.label: [{"kind": r.kind, "corpus": r.corpus}.get(k, r.config_dict.get(k)) for k in keys] for r in runs}
     df = pd.DataFrame(table, index=keys).astype(str)
     return df if show_all else df[df.nunique(axis=1) > 1]
 
 
-def metrics_side_by_side(runs: list[dict]) -> pd.DataFrame:
+def metrics_side_by_side(runs: list[Run]) -> pd.DataFrame:
     rows: dict[tuple, dict] = {}
     for r in runs:
-        for m in r["metrics"]:
+        for m in r.metrics:
             for key, label in METRICS.items():
-                rows.setdefault((m["split"], m["system"], label), {})[run_label(r)] = m[key]
+                rows.setdefault((m["split"], m["system"], label), {})[r.label] = m[key]
     if not rows:
         return pd.DataFrame()
     df = pd.DataFrame.from_dict(rows, orient="index")
@@ -59,10 +59,10 @@ def metrics_side_by_side(runs: list[dict]) -> pd.DataFrame:
     return df
 
 
-def prepare(kind: str, run: dict, split: str | None = None) -> None:
+def prepare(kind: str, run: Run, split: str | None = None) -> None:
     """Write an export into a temp folder; remember the file for the download button."""
     folder = tempfiles.make("export")
-    rid = run["run_id"]
+    rid = run.run_id
     with friendly_errors(f"Export of run #{rid}"), st.spinner("Preparing the file…"):
         if kind == "model":
             ws.export_model(rid, os.path.join(folder, f"hce-run-{rid}"))
@@ -81,15 +81,15 @@ def download(kind: str, run_id: int, label: str, mime: str) -> None:
                            mime=mime, key=f"dl_{kind}_{run_id}", type="primary")
 
 
-def actions(run: dict) -> None:
-    rid, splits = run["run_id"], list(ws.splits(run["corpus"]))
-    if run["status"] in ACTIVE:
-        st.info(f"Run #{rid} is {run['status']}.")
+def actions(run: Run) -> None:
+    rid, splits = run.run_id, list(ws.splits(run.corpus))
+    if run.status.active:
+        st.info(f"Run #{rid} is {run.status}.")
         if st.button("Cancel this run", key=f"cancel_{rid}"):
             ws.cancel(rid)
             st.caption("Cancelling…")
         return
-    if run["status"] == "done":
+    if run.done:
         if splits:
             st.markdown("**Evaluate** against the corpus's qrels")
             c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
@@ -101,7 +101,7 @@ def actions(run: dict) -> None:
                                       "(train first) where the corpus has one")
             if c4.button("Evaluate", key=f"eval_{rid}"):
                 with friendly_errors("Evaluation"), st.spinner("Evaluating…"):
-                    ws.evaluate(run["corpus"], run=rid, split=split, bm25=bm25, mode="hybrid" if hybrid else "dense")
+                    ws.evaluate(run.corpus, run=rid, split=split, bm25=bm25, mode="hybrid" if hybrid else "dense")
                     st.rerun()
         st.markdown("**Export**")
         c1, c2, c3 = st.columns(3)
@@ -119,13 +119,13 @@ def actions(run: dict) -> None:
         if not splits:
             st.caption("This corpus has no qrels, so there is nothing to evaluate against: add queries and "
                        "relevance judgments with `hce import --queries FILE --qrels FILE --name CORPUS`.")
-    elif run.get("error"):
-        st.caption(f"Error: {md_escape(run['error'])}")
+    elif run.error:
+        st.caption(f"Error: {md_escape(run.error)}")
     delete_box(run)
 
 
-def delete_box(run: dict) -> None:
-    rid = run["run_id"]
+def delete_box(run: Run) -> None:
+    rid = run.run_id
     if st.session_state.get("confirm_delete") != rid:
         if st.button(f"Delete run #{rid}", key=f"delete_{rid}"):
             st.session_state["confirm_delete"] = rid
@@ -150,18 +150,18 @@ if not runs:
     st.info("No runs yet. The **Corpus** page encodes a corpus (the zero-shot baseline run); **Train** adds "
             "trained ones.")
     st.stop()
-corpora = sorted({r["corpus"] for r in runs})
+corpora = sorted({r.corpus for r in runs})
 only = st.multiselect("Corpora", corpora, default=corpora, key="runs_corpora")
-runs = [r for r in runs if r["corpus"] in only]
+runs = [r for r in runs if r.corpus in only]
 st.dataframe(runs_table(runs), hide_index=True, key="runs_table",
              column_config={label: st.column_config.NumberColumn(format="%.4f") for label in METRICS.values()})
-labels = {r["run_id"]: run_label(r) for r in runs}
+labels = {r.run_id: r.label for r in runs}
 
 st.subheader("Compare")
 chosen = st.multiselect("Runs to compare", list(labels), format_func=labels.get, key="runs_compare",
                         max_selections=6)
 if len(chosen) >= 2:
-    picked = [r for r in runs if r["run_id"] in chosen]
+    picked = [r for r in runs if r.run_id in chosen]
     show_all = st.toggle("Show all settings", key="runs_all_settings")
     left, right = st.columns(2)
     left.markdown("**Settings**" + ("" if show_all else " (only those that differ)"))
@@ -179,4 +179,4 @@ st.subheader("Run actions")
 rid = st.selectbox("Run", list(labels), index=len(labels) - 1 if labels else None, format_func=labels.get,
                    key="runs_action_run")
 if rid is not None:
-    actions(next(r for r in runs if r["run_id"] == rid))
+    actions(next(r for r in runs if r.run_id == rid))

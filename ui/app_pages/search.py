@@ -8,7 +8,7 @@ import streamlit as st
 
 from hce_engine.views import explain
 from ui.common import (active_runs, baseline_run, friendly_errors, get_workspace, live_progress, md_escape,
-                       pick_corpus, run_label)
+                       pick_corpus)
 
 EXAMPLES = {"jargon": ["a program that never ends", "someone who loves computers", "a bug that hides when you "
                        "look for it", "deliberately complicated code"]}
@@ -115,20 +115,20 @@ if base is None:
     running = active_runs(corpus, kind="baseline")
     if running:
         st.info("The corpus is being encoded; search opens when it is done.")
-        live_progress(running[-1]["run_id"], key="search")
+        live_progress(running[-1].run_id, key="search")
     else:
         st.warning("This corpus is not encoded yet: encode it on the **Corpus** page.")
     st.stop()
 
-others = [r for r in ws.runs(corpus, status="done") if r["run_id"] != base]
-others.sort(key=lambda r: (r["kind"] == "train", r["run_id"]))  # newest trained run last = default
+others = [r for r in ws.runs(corpus, status="done") if r.run_id != base]
+others.sort(key=lambda r: (r.kind == "train", r.run_id))  # newest trained run last = default
 c1, c2, c3, c4 = st.columns([4, 2, 1, 2])
 examples = EXAMPLES.get(corpus, [])
 query = c1.text_input("Query", key="search_query", placeholder=f"e.g. {examples[0]}" if examples else
                       "type a query and press Enter")
 # keyed per corpus: a picker left empty by a corpus without trained runs must not stay empty after a switch
-trained = c2.selectbox("Trained encoder", [r["run_id"] for r in others], index=len(others) - 1 if others else None,
-                       format_func={r["run_id"]: run_label(r) for r in others}.get, key=f"search_trained_{corpus}",
+trained = c2.selectbox("Trained encoder", [r.run_id for r in others], index=len(others) - 1 if others else None,
+                       format_func={r.run_id: r.label for r in others}.get, key=f"search_trained_{corpus}",
                        placeholder="no trained run yet")
 k = int(c3.number_input("Hits", min_value=1, max_value=100, value=10, key="search_k"))
 mode = c4.segmented_control("Encoder columns", ["dense", "hybrid"], default="dense", key="search_mode",

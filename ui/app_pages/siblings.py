@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from hce_engine import views
+from hce_engine import Run, views
 from ui.common import friendly_errors, get_workspace, md_escape, pick_corpus, pick_run_and_compare
 from hce_engine.plotting import siblings as figs
 
@@ -25,7 +25,7 @@ def cached_view(_ws, workspace: str, run_id: int, doc_id: int | None, query: str
                                max_siblings=max_siblings)
 
 
-def tree_runs(corpus: str) -> list[dict]:
+def tree_runs(corpus: str) -> list[Run]:
     return ws.runs(corpus, status="done", with_tree=True)
 
 
@@ -111,7 +111,7 @@ if corpus:
         c1, c2, c3 = st.columns([2, 2, 1])
         run_id, compare = pick_run_and_compare(ws, runs, c1, c2, "Run (after)",
                                                "Before (same tree, other encoder)", "sib")
-        trained = [r["run_id"] for r in runs if r["kind"] == "train"]
+        trained = [r.run_id for r in runs if r.kind == "train"]
         max_sib = c3.slider("Candidates shown", 3, 50, 15, key="sib_max")
         if not trained:
             st.info("Only zero-shot runs so far: this shows the contrasts the loss *would* train on. Train a run on "

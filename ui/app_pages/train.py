@@ -7,10 +7,11 @@ import math
 
 import streamlit as st
 
+from hce_engine import Run
 from hce_engine.training import PRESET_HELP, PRESETS, TrainConfig
 from hce_engine.training.config import DEFAULT_PRESET
-from ui.common import (ACTIVE, active_runs, fmt_duration, friendly_errors, get_workspace, live_progress, md_escape,
-                       pick_corpus, progress_panel, run_label)
+from ui.common import (active_runs, fmt_duration, friendly_errors, get_workspace, live_progress, md_escape,
+                       pick_corpus, progress_panel)
 from hce_engine.plotting.training import describe_outcome, loss_figure, sibling_accuracy_figure, validation_figure
 
 #: Settings shown up front; every other TrainConfig field sits under "Advanced settings".
@@ -105,7 +106,7 @@ def settings_form(corpus: str) -> None:
     encoding = active_runs(corpus, kind="baseline")
     if encoding:  # training starts from the baseline's vectors and tree: wait for it instead of encoding twice
         st.info(f"The corpus is being encoded by run #{encoding[-1]['run_id']}; training can start when it is done.")
-        live_progress(encoding[-1]["run_id"], key="train_encode")
+        live_progress(encoding[-1].run_id, key="train_encode")
     if st.button("Start training", type="primary", key="train_start", disabled=bool(encoding)):
         with friendly_errors("Starting the run"):
             run_id = ws.start_training(corpus, config)
@@ -113,10 +114,10 @@ def settings_form(corpus: str) -> None:
             st.rerun()
 
 
-def run_charts(run: dict, key: str) -> None:
+def run_charts(run: Run, key: str) -> None:
     """Loss and sibling accuracy per level, throughput, ETA, tree rebuilds and validation of one run."""
-    log = ws.train_log(run["run_id"])
-    summary = run.get("summary") or {}
+    log = ws.train_log(run.run_id)
+    summary = run.summary or {}
     last = log.iloc[-1].to_dict() if len(log) else {}
 
     def num(name: str, fmt: str) -> str:
@@ -128,7 +129,7 @@ def run_charts(run: dict, key: str) -> None:
     cols[1].metric("Epoch", num("epoch", ".2f"))
     cols[2].metric("Loss", num("loss", ".3f"))
     cols[3].metric("Pairs/s", num("examples_per_s", ".1f"))
-    if run["status"] in ACTIVE:
+    if run.status.active:
         cols[4].metric("ETA", fmt_duration(last.get("eta_s")))
     else:
         cols[4].metric("Tree rebuilds", summary.get("rebuilds", 0), help="Co-training rebuilds of the tree "
@@ -151,18 +152,18 @@ def live_run(run_id: int) -> None:
     run_charts(ws.run(run_id), key="live")
 
 
-def show_run(run: dict) -> None:
+def show_run(run: Run) -> None:
     lines = describe_outcome(run)
-    if run["status"] == "failed":
+    if run.status == "failed":
         st.error(lines[0])
     elif lines:
         st.markdown("\n\n".join(lines))
-    if run["status"] in ("cancelled", "interrupted", "failed") and st.button(
-            "Resume from the last epoch", key=f"resume_{run['run_id']}"):
+    if run.is_train and run.status.resumable and st.button(
+            "Resume from the last epoch", key=f"resume_{run.run_id}"):
         with friendly_errors("Resume"):
-            ws.resume(run["run_id"], background=True)
+            ws.resume(run.run_id, background=True)
             st.rerun()
-    run_charts(run, key=f"run{run['run_id']}")
+    run_charts(run, key=f"run{run.run_id}")
 
 
 st.title("Train")
@@ -172,22 +173,22 @@ if not corpus:
 
 active = active_runs(corpus, kind="train")
 if active:
-    st.subheader(f"Training: {md_escape(run_label(active[-1]))}")
-    live_run(active[-1]["run_id"])
+    st.subheader(f"Training: {md_escape(active[-1].label)}")
+    live_run(active[-1].run_id)
 else:
     with st.container(border=True):
         st.subheader("New training run")
         settings_form(corpus)
 
-past = [r for r in ws.runs(corpus) if r["kind"] == "train" and r["status"] not in ACTIVE]
+past = [r for r in ws.runs(corpus, kind="train") if not r.status.active]
 if past:
     st.divider()
     st.subheader("Finished runs")
-    ids = [r["run_id"] for r in past]
+    ids = [r.run_id for r in past]
     want = st.session_state.get("train_view")
-    labels = {r["run_id"]: run_label(r) for r in past}
+    labels = {r.run_id: r.label for r in past}
     chosen = st.selectbox("Run", ids, index=ids.index(want) if want in ids else len(ids) - 1,
                           format_func=labels.get, key=f"train_past_{ids[-1]}")  # a new run resets the choice
-    show_run(next(r for r in past if r["run_id"] == chosen))
+    show_run(next(r for r in past if r.run_id == chosen))
 else:
     st.caption(f"No finished training run for {md_escape(corpus)} yet.")

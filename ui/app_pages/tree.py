@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from hce_engine import views
-from ui.common import friendly_errors, get_workspace, md_escape, pick_corpus, run_label
+from ui.common import friendly_errors, get_workspace, md_escape, pick_corpus
 from hce_engine.plotting import export
 from hce_engine.plotting import tree as figs
 
@@ -25,7 +25,7 @@ def rebuild_picker(run_id: int, key: str, label: str = "Tree rebuild") -> int | 
                         format_func=lambda r: "initial tree (0)" if r == 0 else f"rebuild {r}")
 
 
-def trees_of(corpus: str) -> list[dict]:
+def trees_of(corpus: str) -> list:
     return ws.runs(corpus, status="done", with_tree=True)
 
 
@@ -85,7 +85,7 @@ def show_quality(run_id: int, rebuild: int | None) -> None:
 def show_compare(corpus: str, run_id: int, rebuild: int | None) -> None:
     st.subheader("Compare two trees")
     runs = trees_of(corpus)
-    labels = {r["run_id"]: run_label(r) for r in runs}
+    labels = {r.run_id: r.label for r in runs}
     has_rebuilds = len(views.list_rebuilds(ws, run_id)) > 1
     if len(runs) < 2 and not has_rebuilds:
         st.info("Only one tree so far. Train a run (or re-cluster during training) to compare how the "
@@ -121,7 +121,7 @@ def main(corpus: str) -> None:
         st.info("No run with a tree yet: the **Corpus** page encodes the corpus (zero-shot baseline) and "
                 "builds its tree.")
     else:
-        labels = {r["run_id"]: run_label(r) for r in runs}
+        labels = {r.run_id: r.label for r in runs}
         c1, c2 = st.columns([3, 1])
         run_id = c1.selectbox("Run", list(labels), index=len(labels) - 1, format_func=labels.get, key="tree_run")
         with c2:
