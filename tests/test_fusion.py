@@ -123,8 +123,12 @@ def test_hybrid_weight_is_fitted_on_train_and_stored(toy):
     # evaluating the train split itself never fits on it: the default weight is used (no other judged split)
     out = ws.evaluate("toy", run=run, split="train", mode="hybrid")
     assert out["fusion"]["split"] is None and out["fusion"]["weight"] == DEFAULT_WEIGHT
+    encoded = []
+    real = ws.encode_queries
+    ws.encode_queries = lambda info, texts: encoded.append(len(texts)) or real(info, texts)
     out = ws.evaluate("toy", run=run, mode="hybrid", fusion="rrf")
     assert out["fusion"]["fusion"] == "rrf" and "hybrid-rrf" in {m["system"] for m in ws.store.metrics(run)}
+    assert encoded == [9]  # the test queries are encoded once for the dense and the hybrid rows
     ws.delete_run(run)
     assert ws.store.fusion_weight(run) is None
 

@@ -114,8 +114,10 @@ class SearchVerbs:
         return self.tree_index(run_id) if index_kind == "tree" else self.index(run_id)
 
     def _rank(self, info: Run, queries: list[str], k: int, mode: str, fusion: str, weight: float | None,
-              index_kind: str = "auto") -> tuple[list[tuple[np.ndarray, np.ndarray]], list[dict]]:
-        """Per query: (scores, ids) best first, and {doc id: {"dense": rank, "bm25": rank}} (hybrid only)."""
+              index_kind: str = "auto", qv: np.ndarray | None = None
+              ) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[dict]]:
+        """Per query: (scores, ids) best first, and {doc id: {"dense": rank, "bm25": rank}} (hybrid only).
+        ``qv``: the queries' vectors when already encoded."""
         from ..index.fusion import FUSIONS, fuse
         if mode not in MODES:
             raise InputError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -127,7 +129,8 @@ class SearchVerbs:
         if mode == "bm25":
             scores, ids = self.bm25(info.corpus).search(queries, k)
             return list(zip(scores, ids)), none
-        qv = self.encode_queries(info, queries)
+        if qv is None:
+            qv = self.encode_queries(info, queries)
         if mode == "dense":
             scores, ids = self._dense_index(info.run_id, index_kind).search(qv, k)
             return list(zip(scores, ids)), none
@@ -277,16 +280,17 @@ class SearchVerbs:
 
         systems = {"dense": ["dense"] + (["bm25"] if bm25 else []), "bm25": ["bm25"],
                    "hybrid": ["dense", "bm25", "hybrid"]}[mode]
+        qv = self.encode_queries(info, queries) if mode != "bm25" else None  # encoded once for every system
         for system in systems:
             if system != "hybrid":
-                score(system, self._rank(info, queries, k, system, fusion, weight, index_kind)[0],
+                score(system, self._rank(info, queries, k, system, fusion, weight, index_kind, qv)[0],
                       system if index_kind == "auto" or system == "bm25" else f"{system}-tree")
                 continue
             fit = {"weight": weight, "split": None, "ndcg_at_10": None, "queries": 0}
             if fusion == "weighted" and weight is None:
                 fit = self.fusion_weight(corpus, info.run_id, exclude_split=split)
             out["fusion"] = {"fusion": fusion, **fit}
-            score("hybrid", self._rank(info, queries, k, "hybrid", fusion, fit["weight"], index_kind)[0],
+            score("hybrid", self._rank(info, queries, k, "hybrid", fusion, fit["weight"], index_kind, qv)[0],
                   "hybrid" + ("-rrf" if fusion == "rrf" else "") + ("-tree" if index_kind == "tree" else ""))
         return out
 
