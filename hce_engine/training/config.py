@@ -60,7 +60,8 @@ class TrainConfig:
                           "standard preset, seed 0: 0.704 nDCG@10 against 0.742).", LR_SCHEDULES)
     weight_decay: float = _f(0.01, "AdamW weight decay of the encoder weights (not biases/norms/memory).")
     grad_clip: float = _f(0.0, "Gradient-norm clipping (0 = off, the reference), applied to encoder and memory "
-                          "separately.")
+                          "separately. 1.0 changed nothing measurable on SciFact (standard preset, seed 0: 0.740 "
+                          "nDCG@10 against 0.742).")
     max_length: int = _f(256, "Document length limit in tokens during training (queries' positives).")
     sibling_max_length: int = _f(0, "Length limit in tokens of the negative documents (siblings, random, "
                                  "subtree representatives); 0 = max_length. Shorter is much cheaper: the S "
