@@ -21,7 +21,10 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    if name in ("Workspace", "Run", "RunStatus"):
-        from . import workspace
-        return getattr(workspace, name)
+    if name == "Workspace":
+        from .workspace import Workspace
+        return Workspace
+    if name in ("Run", "RunStatus"):
+        from . import runs
+        return getattr(runs, name)
     raise AttributeError(name)

@@ -14,7 +14,7 @@ from .errors import HCEError, InputError, NotFoundError
 from .index.fusion import FUSIONS, INDEX_KINDS, MODES
 from .progress import Progress
 from .training.config import DEFAULT_PRESET, PRESET_HELP, PRESETS, TrainConfig
-from .workspace.run import EncodeConfig
+from .runs import EncodeConfig
 
 
 def _table(rows: list[dict], cols: list[str]) -> str:

@@ -4,7 +4,7 @@
 the training, living-corpus and export verbs to the same :class:`Workspace` object.
 """
 from .core import Workspace
-from .run import EncodeConfig, Run, RunStatus
+from ..runs import EncodeConfig, Run, RunStatus
 from .shared import (FOREIGN_FIT_GAP, REBUILD_SHARE, RETRAIN_SHARE, SAMPLE_CORPORA, Hit, ImportReport,
                      default_workspace, doc_text)
 

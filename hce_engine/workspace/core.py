@@ -30,7 +30,7 @@ from ..store import Store
 from .cache import WorkspaceCache
 from .exports import ExportVerbs
 from .maps import MapVerbs
-from .run import EncodeConfig, Run, RunStatus
+from ..runs import EncodeConfig, Run, RunStatus
 from .search import SearchVerbs
 from .shared import (DB_FILE, INDEX_FILE, SAMPLE_CORPORA, SAMPLES_DIR, ImportReport, Progress, ProgressFn,
                      default_workspace, doc_text)

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import InputError, NotFoundError
 from ..index.fusion import INDEX_KINDS, MODES
-from .run import Run
+from ..runs import Run
 from ..corpus.text import snippet
 from .shared import Hit, ProgressFn
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..atomic import recover_dir
 from ..errors import HCEError, InputError
-from .run import RunStatus
+from ..runs import RunStatus
 from ..progress import as_stage
 from .shared import ImportReport, Progress, ProgressFn
 

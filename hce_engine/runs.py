@@ -96,7 +96,7 @@ class EncodeConfig:
 
 def _train_config(data: dict[str, Any]):
     """A stored training config as TrainConfig; settings a later version dropped are ignored."""
-    from ..training.config import TrainConfig
+    from .training.config import TrainConfig
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     return TrainConfig.from_dict({k: v for k, v in data.items() if k in known})
 
@@ -196,7 +196,7 @@ class Run:
 
     def check_same_corpus(self, other: "Run") -> None:
         """Raise InputError unless ``other`` belongs to this run's corpus (runs compared side by side)."""
-        from ..errors import InputError
+        from .errors import InputError
         if other.corpus_id != self.corpus_id:
             raise InputError(f"run {other.run_id} belongs to corpus {other.corpus!r}, run {self.run_id} to "
                              f"{self.corpus!r}; compare runs of the same corpus")
