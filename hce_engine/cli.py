@@ -13,8 +13,8 @@ from typing import Sequence
 from .errors import HCEError, InputError, NotFoundError
 from .index.fusion import FUSIONS, INDEX_KINDS, MODES
 from .progress import Progress
-from .training.config import DEFAULT_PRESET, PRESET_HELP, PRESETS, TrainConfig
 from .runs import EncodeConfig
+from .training.config import DEFAULT_PRESET, PRESET_HELP, PRESETS, TrainConfig
 
 
 def _table(rows: list[dict], cols: list[str]) -> str:

@@ -201,4 +201,5 @@ def test_one_progress_protocol(workspace, toy_beir):
     assert all(isinstance(e, Progress) for e in events)
     encode = [e for e in events if e.stage == "encode"]
     assert encode[-1].done == encode[-1].total == workspace.corpora()[0]["documents"]
-    assert [e.done for e in encode] == sorted(e.done for e in encode) and events[-1].stage == "tree"
+    assert [e.done for e in encode] == sorted(e.done for e in encode)
+    assert [(e.stage, e.done, e.total) for e in events[-2:]] == [("tree", 0, 1), ("tree", 1, 1)]

@@ -265,6 +265,8 @@ class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExportVerbs, MapVerbs):
                     progress(Progress("tree", 0, 1))
                 self.build_tree(run_id, vecs, ids, texts, branching=cfg.branching, builder=cfg.builder,
                                 seed=cfg.seed)
+                if progress:
+                    progress(Progress("tree", 1, 1))  # a bar drawn for the tree ends before the run id is printed
             self.store.update_run(run_id, status="done", model_path=cfg.model,
                                   summary={"documents": int(len(ids)), "dim": int(vecs.shape[1])})
         except BaseException as exc:
