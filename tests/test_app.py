@@ -103,7 +103,7 @@ def test_sample_in_one_click_then_search_and_runs(app):
 
     goto(app, "runs")
     table = app.dataframe[0].value
-    assert list(table["run"]) == [1] and list(table["status"]) == ["done"]
+    assert list(table["run"]) == [1] and list(table["status"]) == ["done"] and list(table["model"]) == ["fake"]
     app.button(key="prep_vectors_1").click().run()
     assert not app.exception and not app.error
     assert app.get("download_button")[0].proto.label == "Download vectors"

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from hce_engine import tempfiles
-from hce_engine.workspace import Run
+from hce_engine.runs import Run, model_name
 from ui.common import friendly_errors, get_workspace, md_escape
 
 KEY_SETTINGS = ("signal", "negatives", "epochs", "siblings", "sibling_max_length", "branching", "level_loss",
@@ -29,7 +29,7 @@ def runs_table(runs: list[Run]) -> pd.DataFrame:
     for r in runs:
         cfg, m = r.config_dict, headline(r.metrics)
         row = {"run": r.run_id, "corpus": r.corpus, "kind": r.kind, "status": str(r.status),
-               "outcome": r.verdict, "model": os.path.basename(str(cfg.get("model") or "default").rstrip("/"))}
+               "outcome": r.verdict, "model": model_name(cfg.get("model"))}
         row.update({k: cfg.get(k) for k in KEY_SETTINGS})
         row["split"] = m["split"] if m else None
         row.update({label: m[key] if m else None for key, label in METRICS.items()})
