@@ -203,3 +203,22 @@ def test_one_progress_protocol(workspace, toy_beir):
     assert encode[-1].done == encode[-1].total == workspace.corpora()[0]["documents"]
     assert [e.done for e in encode] == sorted(e.done for e in encode)
     assert [(e.stage, e.done, e.total) for e in events[-2:]] == [("tree", 0, 1), ("tree", 1, 1)]
+
+
+def test_a_repeated_query_is_encoded_once(workspace, toy_beir):
+    """A page rerun, or a search followed by its tree route, encodes the query once per run."""
+    workspace.import_corpus(toy_beir, name="toy")
+    run = workspace.encode("toy", branching=3)
+    enc = workspace.run_encoder(workspace.run(run))
+    calls = []
+    real = enc.encode
+    enc.encode = lambda texts, **kw: calls.append(list(texts)) or real(texts, **kw)
+    first = workspace.search("toy", "guitar chord melody", run=run)
+    again = workspace.search("toy", "guitar chord melody", run=run, index_kind="tree")
+    workspace.tree_route("toy", "guitar chord melody", run=run)
+    assert calls == [["guitar chord melody"]] and first[0].doc_id == again[0].doc_id
+    workspace.search("toy", "drum", run=run)
+    assert len(calls) == 2
+    workspace.cache.run_deleted(run)
+    workspace.search("toy", "drum", run=run)
+    assert len(calls) == 3

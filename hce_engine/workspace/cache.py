@@ -6,7 +6,9 @@ truth. One lock guards every map, so searches from the app's threads and a backg
 Per run: ``index`` (the vector index), ``tree`` ((Tree, terms, representative ids) of its latest tree),
 ``tree_index`` ((the Tree it was built from, TreeIndex)), ``fusion_weight`` (hybrid dense weight) and ``vectors``
 ((ids, float32 vectors), the last ``VECTOR_CACHE_RUNS`` runs only). Per corpus: ``bm25``. Per (model folder,
-device, max length): ``encoder``. Per speed probe: ``speed`` (seconds per sequence, for estimates).
+device, max length): ``encoder``. Per speed probe: ``speed`` (seconds per sequence, for estimates). Per (run,
+query text): ``query`` (the query's vector; interactive queries only, the last ``QUERY_CACHE`` of them), so a page
+rerun or a search followed by its tree route encodes the query once.
 
 Example::
 
@@ -23,7 +25,8 @@ from .shared import VECTOR_CACHE_RUNS
 
 T = TypeVar("T")
 PER_RUN = ("index", "tree", "tree_index", "fusion_weight", "vectors")
-KINDS = PER_RUN + ("bm25", "encoder", "speed")
+KINDS = PER_RUN + ("bm25", "encoder", "speed", "query")
+QUERY_CACHE = 256  # query vectors kept (insertion-ordered: the oldest goes first)
 
 
 class WorkspaceCache:
@@ -41,9 +44,9 @@ class WorkspaceCache:
             m = self._maps[kind]
             if key not in m:
                 m[key] = build()
-                if kind == "vectors":  # insertion-ordered: the oldest run's vectors go first
-                    while len(m) > self.vector_runs:
-                        m.pop(next(iter(m)))
+                limit = {"vectors": self.vector_runs, "query": QUERY_CACHE}.get(kind)
+                while limit is not None and len(m) > limit:  # insertion-ordered: the oldest goes first
+                    m.pop(next(iter(m)))
             return m[key]
 
     def peek(self, kind: str, key) -> Any | None:
@@ -70,6 +73,8 @@ class WorkspaceCache:
         with self.lock:
             for kind in PER_RUN:
                 self._maps[kind].pop(run_id, None)
+            for key in [k for k in self._maps["query"] if k[0] == run_id]:
+                del self._maps["query"][key]
 
     def corpus_deleted(self, corpus_id: int, run_ids: Iterable[int]) -> None:
         with self.lock:

@@ -394,5 +394,10 @@ class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExportVerbs, MapVerbs):
         return self.encoder(run.model, run.device, run.config_dict.get("max_length", 256))
 
     def encode_queries(self, run: Run, texts: Sequence[str]) -> np.ndarray:
-        """(n, d) float32 L2-normalised query vectors under the run's encoder, at its query length."""
-        return self.run_encoder(run).encode(list(texts), max_length=run.query_max_length)
+        """(n, d) float32 L2-normalised query vectors under the run's encoder, at its query length. A few
+        (interactive) queries are cached per run: a page rerun or a search and its tree route encode once."""
+        texts = list(texts)
+        if len(texts) > 4 or not texts:  # an evaluation's queries: encoded in batches, not kept
+            return self.run_encoder(run).encode(texts, max_length=run.query_max_length)
+        return np.stack([self.cache.get("query", (run.run_id, t), lambda t=t: self.run_encoder(run).encode(
+            [t], max_length=run.query_max_length)[0]) for t in texts])
