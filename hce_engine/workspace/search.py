@@ -17,8 +17,8 @@ import numpy as np
 
 from ..errors import InputError, NotFoundError
 from ..index.fusion import INDEX_KINDS, MODES
-from ..runs import Run
 from ..corpus.text import snippet
+from ..runs import Run
 from .shared import Hit, ProgressFn
 
 #: Documents taken from each retriever before fusing (the fused top-k comes from their union).

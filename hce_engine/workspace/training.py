@@ -10,8 +10,8 @@ import numpy as np
 
 from ..atomic import recover_dir
 from ..errors import HCEError, InputError
-from ..runs import RunStatus
 from ..progress import as_stage
+from ..runs import RunStatus
 from .shared import ImportReport, Progress, ProgressFn
 
 #: Seconds between the commits of a training run's step log (see _execute_train).
