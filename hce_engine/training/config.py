@@ -13,8 +13,8 @@ from typing import Any
 from ..settings import BUILDERS
 from ..settings import setting as _f
 
-SIGNALS = ("supervised", "ict", "joint")
-NEGATIVES = ("siblings", "random", "in-batch")
+SIGNALS = ("supervised", "ict", "joint", "self")
+NEGATIVES = ("siblings", "random", "in-batch", "teacher")
 LR_SCHEDULES = ("constant", "linear")
 SELECTIONS = ("last", "best")
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -28,8 +28,11 @@ MEMORY_NODE_LIMIT = 50_000
 class TrainConfig:
     """Settings of one HCE training run (defaults: the reference settings of ``method.md``)."""
 
-    signal: str = _f("supervised", "Training signal: supervised (query, relevant document) pairs from qrels, "
-                     "ict (Inverse Cloze Task, no labels needed), or joint (both, mixed in each batch).", SIGNALS)
+    signal: str = _f("supervised", "Training signal: supervised (query, relevant document) pairs from qrels; "
+                     "ict (Inverse Cloze Task: a sentence finds its own document, no labels); joint (both, "
+                     "mixed in each batch); or self (no labels: a sentence of a document is a pseudo-query and "
+                     "the engine's own hybrid search, BM25 + the starting encoder, scores the other documents "
+                     "for it; the encoder learns to rank them as the hybrid does).", SIGNALS)
     split: str = _f("train", "Query split whose qrels supply the supervised pairs.")
     negatives: str = _f("siblings", "Leaf negatives per pair: siblings (documents from the positive's leaf "
                         "cluster, the HCE signal), random (same count, uniformly drawn), in-batch (none extra).",
@@ -69,6 +72,13 @@ class TrainConfig:
                                 "document.")
     ict_min_words: int = _f(4, "ICT: minimum words of a sentence to serve as a pseudo-query.")
     joint_ict_ratio: float = _f(0.5, "Joint signal: fraction of ICT pairs in the training mix.")
+    teacher_weight: float = _f(0.8, "Self signal: dense weight of the hybrid teacher (its BM25 weight is 1 minus "
+                               "this), fused as hybrid search fuses them (0.8 = hybrid search's default).")
+    teacher_tau: float = _f(0.0, "Self signal: temperature of the teacher's softmax over the fused scores (0 = "
+                            "auto: the dense part on the student's scale, so that with teacher_weight 1 the "
+                            "teacher is the starting encoder itself).")
+    anchor: float = _f(0.0, "Weight of an L2 pull of the encoder's weights towards the starting weights (guards "
+                       "against forgetting; 0 = off).")
     max_pairs: int = _f(0, "Train on at most this many pairs (a seeded sample, after the validation hold-out); "
                         "0 = all. Keeps the quick preset quick on large corpora.")
     val_fraction: float = _f(0.0, "Fraction of training queries held out from training to validate on "
@@ -180,6 +190,15 @@ class TrainConfig:
         check(is_num(self.joint_ict_ratio) and 0 < self.joint_ict_ratio < 1,
               f"joint_ict_ratio must be in (0, 1) (got {self.joint_ict_ratio!r}); use signal "
               f"'supervised' or 'ict' for a pure signal")
+        check(is_num(self.teacher_weight) and 0 <= self.teacher_weight <= 1,
+              f"teacher_weight must be in [0, 1] (got {self.teacher_weight!r})")
+        check(is_num(self.teacher_tau) and self.teacher_tau >= 0, f"teacher_tau must be >= 0, 0 = auto "
+                                                                  f"(got {self.teacher_tau!r})")
+        check(self.teacher_weight > 0 or self.teacher_tau > 0 or self.signal != "self",
+              "teacher_weight 0 (BM25 alone) needs an explicit teacher_tau > 0")
+        check(is_num(self.anchor) and self.anchor >= 0, f"anchor must be >= 0 (got {self.anchor!r})")
+        check(self.negatives != "teacher" or self.signal == "self",
+              "negatives 'teacher' needs the self signal (only it has a teacher)")
         check(self.sibling_max_length == 0 or self.sibling_max_length >= 8,
               f"sibling_max_length must be 0 (= max_length) or >= 8 (got {self.sibling_max_length!r})")
         check(is_num(self.val_fraction) and 0 <= self.val_fraction <= 0.5,
@@ -222,6 +241,9 @@ PRESETS: dict[str, dict[str, Any]] = {
              "memory_lr": 1e-3, "negatives": "siblings", "level_loss": True, "max_length": 256,
              "query_max_length": 64, "sibling_max_length": 0, "lr_schedule": "constant", "grad_clip": 0.0,
              "val_fraction": 0.0, "select": "last", "warmup_ratio": 0.1, "weight_decay": 0.01},
+    "unsupervised": {"signal": "self", "negatives": "siblings", "level_loss": False, "epochs": 1,
+                     "batch_size": 32, "siblings": 15, "max_length": 128, "sibling_max_length": 0,
+                     "query_max_length": 64, "max_pairs": 4000, "lr": 2e-5, "precision": "auto"},
 }
 
 #: The preset the app and ``hce train`` start from when none is named.
@@ -233,6 +255,9 @@ PRESET_HELP: dict[str, str] = {
     "standard": "3 epochs, 15 siblings at 96 tokens, bf16 where the CPU has it: the reference budget made "
                 "affordable. SciFact (919 pairs, 2 cores): 27 min, nDCG@10 0.737 (2 seeds), +4.0 points over "
                 "in-batch fine-tuning with the same settings (+9.2 over zero-shot).",
+    "unsupervised": "No labels needed: 1 epoch over at most 4,000 pseudo-queries (a sentence of a document), "
+                    "each taught by the engine's hybrid search over its source's 15 tree siblings and the "
+                    "batch's other documents (the source itself left out); 128 tokens, bf16 where the CPU has it.",
     "full": "The reference run (method.md section 6): 15 siblings at 256 tokens; about 2 h for SciFact on 2 CPU "
             "cores, minutes on a GPU (reference: nDCG@10 0.752).",
 }

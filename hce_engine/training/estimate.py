@@ -75,7 +75,7 @@ def estimate_seconds(config: TrainConfig, n_pairs: int, n_docs: int, seconds_per
         else sps * min(1.0, c.negative_max_length / c.max_length)
     if n_val_pairs is None:
         n_val_pairs = int(math.ceil(c.val_fraction * n_pairs)) if c.val_fraction > 0 and n_pairs > 1 else 0
-        if not n_val_pairs and c.signal in ("ict", "joint") and n_pairs >= 20:
+        if not n_val_pairs and c.signal in ("ict", "joint", "self") and n_pairs >= 20:
             n_val_pairs = min(ICT_MIN_VAL, n_pairs // 10)  # the hold-out of validation.hold_out
     n_train = max(0, n_pairs - n_val_pairs)
     if c.max_pairs:
@@ -94,7 +94,8 @@ def estimate_seconds(config: TrainConfig, n_pairs: int, n_docs: int, seconds_per
         depth = len(counts)
         exp_siblings = float(min(c.siblings, max(0.0, 1.25 * c.branching - 1), max(0, n_docs - 1)))
     M = c.resolve_memory_levels(depth, sum(counts))
-    negs = {"siblings": exp_siblings, "random": float(min(c.siblings, n_docs - 1)), "in-batch": 0.0}[c.negatives]
+    negs = {"siblings": exp_siblings, "random": float(min(c.siblings, n_docs - 1)), "in-batch": 0.0,
+            "teacher": float(min(c.siblings, n_docs - 1))}[c.negatives]
 
     reps = 0.0
     if c.level_loss:
@@ -118,9 +119,11 @@ def estimate_seconds(config: TrainConfig, n_pairs: int, n_docs: int, seconds_per
     pool = min(n_docs, c.val_pool) if n_val_pairs else 0
     n_validations = c.epochs + 1 if c.select == "best" else 2
     val_s = n_validations * (pool * sps + n_val_pairs * qsps) if n_val_pairs else 0.0
+    teacher_s = (n_train + n_val_pairs) * qsps if c.signal == "self" else 0.0  # the teacher's query encode
 
     return {
-        "total_seconds": train_s + tree_s + val_s, "train_seconds": train_s, "tree_seconds": tree_s,
+        "total_seconds": train_s + tree_s + val_s + teacher_s, "train_seconds": train_s, "tree_seconds": tree_s,
+        "teacher_seconds": teacher_s,
         "validation_seconds": val_s, "steps": steps, "steps_per_epoch": steps_per_epoch,
         "seconds_per_step": step_s, "sequences_per_step": b_eff + docs_per_step,
         "negatives_per_pair": negs, "reps_per_step": reps, "depth": depth, "memory_levels": M,

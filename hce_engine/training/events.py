@@ -42,6 +42,8 @@ class StepEvent:
     eta_s: float            # estimated seconds to the end, including remaining validations and rebuilds
     elapsed_s: float
     rebuild: int            # the tree in use (0 = initial, k = k-th co-training rebuild)
+    distill_loss: float | None = None  # self signal: KL(teacher || student) over the leaf candidates
+    teacher_agree: float | None = None  # self signal: share of queries whose top candidate is the teacher's
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -13,8 +13,12 @@ import torch
 
 from .checkpoint import rng_state, set_rng_state
 from .config import TrainConfig
+from .distill import TeacherDistillationLoss
 from .loss import HierarchicalContrastiveLoss
 from .sampler import HierBatch
+from .teacher import HybridTeacher
+
+_DISTILL = TeacherDistillationLoss()
 
 #: Tokens per forward pass with gradient when ``grad_chunk`` is automatic. On CPU, MiniLM training keeps
 #: ~0.4 MB of activations per token (measured), so 4096 tokens ~ 1.8 GB; on a GPU under 40 GiB, 32768 tokens.
@@ -90,9 +94,13 @@ class Embedder:
 
 
 def train_step(embedder: Embedder, loss_fn: HierarchicalContrastiveLoss, batch: HierBatch,
-               config: TrainConfig) -> dict:
+               config: TrainConfig, teacher: HybridTeacher | None = None) -> dict:
     """Embed (each unique text once), compute the loss, back-propagate (gradients accumulate in place).
-    Returns the loss's details dict (``loss``, ``leaf_loss``, ``level_loss``, ``level_acc``, ...)."""
+    Returns the loss's details dict (``loss``, ``leaf_loss``, ``level_loss``, ``level_acc``, ...).
+
+    With a ``teacher`` (the self signal) the leaf candidates other than the source document are scored by
+    :class:`~.distill.TeacherDistillationLoss` against the teacher's logits and added to the loss (whose own
+    leaf term the caller weighted 0); ``distill_loss`` and ``teacher_agree`` join the details."""
     n_pos = len(batch.doc_texts) if batch.n_positive_texts < 0 else batch.n_positive_texts
     q, q_pending = embedder.forward(batch.queries, config.query_max_length)
     d, d_pending = embedder.forward(batch.doc_texts[:n_pos], config.max_length)
@@ -102,7 +110,24 @@ def train_step(embedder: Embedder, loss_fn: HierarchicalContrastiveLoss, batch: 
         d = torch.cat([d, neg])
         pendings.append(neg_pending)
     loss, details = loss_fn(q, d, batch)
+    if teacher is not None:
+        loss, extra = _distill(q, d, batch, teacher, config.tau, loss)
+        details = {**details, **extra, "loss": float(loss.detach())}
     loss.backward()
     for pending in pendings:
         embedder.replay(pending)
     return details
+
+
+def _distill(q: torch.Tensor, d: torch.Tensor, batch: HierBatch, teacher: HybridTeacher, tau: float,
+             loss: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    """``loss`` plus the distillation term over each pair's leaf candidates except column 0 (its source)."""
+    dev = q.device
+    qb = q[torch.as_tensor(batch.query_idx, device=dev)]
+    leaf_idx = torch.as_tensor(batch.leaf_idx, device=dev).clamp(min=0)
+    student = torch.einsum("bd,bkd->bk", qb, d[leaf_idx]) / tau
+    mask = batch.leaf_mask.copy()
+    mask[:, 0] = False
+    teacher_logits = teacher.logits([batch.queries[j] for j in batch.query_idx], np.where(mask, batch.leaf_doc, -1))
+    kl, info = _DISTILL(student, torch.as_tensor(teacher_logits, device=dev), torch.as_tensor(mask, device=dev))
+    return loss + kl, {"distill_loss": info["kl"], "teacher_agree": info["agree_top1"]}

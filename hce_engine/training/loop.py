@@ -30,7 +30,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from hce_engine.evaluation.outcome import check
+from hce_engine.evaluation.outcome import check, verdict
 from hce_engine.tree.tree import Tree
 
 from .checkpoint import Best, checkpoint_root, load_last, rng_state, save_last, set_rng_state
@@ -41,6 +41,7 @@ from .loss import HierarchicalContrastiveLoss
 from .optim import lr_factor, param_groups
 from .pairs import Pair
 from .sampler import HierarchicalSampler, HierBatch
+from .teacher import HybridTeacher
 from .validation import Validator, hold_out
 
 
@@ -63,7 +64,8 @@ def train(encoder, doc_texts: Sequence[str], pairs: list[Pair], config: TrainCon
           on_epoch: Callable[[EpochEvent], None] | None = None,
           should_cancel: Callable[[], bool] | None = None,
           checkpoint_dir: str | None = None, resume_from: str | None = None,
-          grad_chunk: int | None = None, initial_max_length: int | None = None) -> TrainResult:
+          grad_chunk: int | None = None, initial_max_length: int | None = None,
+          teacher: HybridTeacher | None = None) -> TrainResult:
     """Train ``encoder`` in place with the HCE loss; see the module docstring.
 
     Args:
@@ -87,6 +89,9 @@ def train(encoder, doc_texts: Sequence[str], pairs: list[Pair], config: TrainCon
             same config, pairs and corpus. ``checkpoint_dir`` defaults to it.
         grad_chunk: sequences per forward pass with gradient (None = :func:`.gradcache.auto_grad_chunk`: a token
             budget on CPU, all at once on large GPUs; 0 = all at once). Larger steps use gradient caching.
+        teacher: the self signal's :class:`~.teacher.HybridTeacher` (required for ``signal="self"``), built
+            on the starting encoder's corpus vectors; it is prepared here for the run's pseudo-queries with
+            ``encoder`` before its first step.
     """
     config.validate()
     t_start = time.time()
@@ -110,13 +115,16 @@ def train(encoder, doc_texts: Sequence[str], pairs: list[Pair], config: TrainCon
         raise ValueError("no training pairs (after holding out validation queries)")
     if len(doc_texts) < 2:
         raise ValueError("the corpus needs at least 2 documents")
+    if config.signal == "self" and teacher is None:
+        raise ValueError("the self signal needs a teacher (HybridTeacher over the starting encoder's vectors)")
     if hasattr(encoder, "precision"):
         from hce_engine.precision import resolve_precision
         encoder.precision = resolve_precision(config.precision, dev)
 
     trainer = _Trainer(encoder, doc_texts, train_pairs, val_pairs, config, dev, ckpt, t_start,
                        tree_builder=tree_builder, on_step=on_step, on_tree=on_tree, on_epoch=on_epoch,
-                       cancel=should_cancel or (lambda: False), grad_chunk=grad_chunk)
+                       cancel=should_cancel or (lambda: False), grad_chunk=grad_chunk,
+                       teacher=teacher if config.signal == "self" else None)
     status = "done"
     try:
         first_epoch = trainer.start(resume_from, initial_vectors, initial_max_length)
@@ -134,12 +142,16 @@ class _Trainer:
 
     def __init__(self, encoder, doc_texts: Sequence[str], train_pairs: list[Pair], val_pairs: list[Pair],
                  config: TrainConfig, dev: torch.device, ckpt: str | None, t_start: float, *,
-                 tree_builder, on_step, on_tree, on_epoch, cancel: Callable[[], bool], grad_chunk: int | None):
+                 tree_builder, on_step, on_tree, on_epoch, cancel: Callable[[], bool], grad_chunk: int | None,
+                 teacher: HybridTeacher | None = None):
         self.encoder, self.doc_texts, self.config, self.dev = encoder, doc_texts, config, dev
         self.train_pairs, self.val_pairs = train_pairs, val_pairs
         self.ckpt, self.t_start, self.cancel, self.grad_chunk = ckpt, t_start, cancel, grad_chunk
         self.tree_builder, self.on_step, self.on_tree, self.on_epoch = tree_builder, on_step, on_tree, on_epoch
         self.best = Best(ckpt)
+        self.teacher = teacher
+        self.mined: np.ndarray | None = None  # teacher negatives per train pair (negatives="teacher")
+        self.anchor: list[torch.Tensor] | None = None  # starting weights (config.anchor > 0)
         self.validator: Validator | None = None
         self.tree: Tree | None = None
         self.memory_levels = 0
@@ -175,7 +187,22 @@ class _Trainer:
         c = self.config
         return HierarchicalSampler(self.tree, self.train_pairs, self.doc_texts, batch_size=c.batch_size,
                                    negatives=c.negatives, siblings=c.siblings, memory_levels=self.memory_levels,
-                                   level_loss=c.level_loss, seed=c.seed)
+                                   level_loss=c.level_loss, seed=c.seed, mined=self.mined)
+
+    def prepare_teacher(self) -> None:
+        """Self signal: score the run's pseudo-queries with the teacher (the encoder still holds the starting
+        weights) and take its top documents as negatives when ``negatives="teacher"``."""
+        c, t = self.config, self.teacher
+        if t is None:
+            return
+        pairs = self.train_pairs + self.val_pairs
+        try:
+            t.prepare(self.encoder, [p.query for p in pairs], [p.doc_pos for p in pairs],
+                      top_k=max(c.siblings, 10), query_max_length=c.query_max_length, cancel=self.cancel)
+        except InterruptedError:
+            raise _Cancelled from None
+        if c.negatives == "teacher":
+            self.mined = np.stack([t.top_others(p.query)[0] for p in self.train_pairs])
 
     # ------------------------------------------------------------------------------------ start
     def start(self, resume_dir: str | None, initial_vectors: np.ndarray | None,
@@ -194,13 +221,17 @@ class _Trainer:
             self.tree = self.build(vectors)
             if self.on_tree:
                 self.on_tree(0, self.tree, vectors)
-        self.validator = Validator(self.doc_texts, self.val_pairs, c, self.tree)
+        self.prepare_teacher()
+        if c.anchor > 0:
+            self.anchor = [p.detach().clone() for p in self.encoder.parameters()]
+        self.validator = Validator(self.doc_texts, self.val_pairs, c, self.tree, teacher=self.teacher)
         start_vectors = vectors if state is None and initial_vectors is not None \
             and self.validator.whole_corpus and initial_max_length == c.max_length else None
 
         self.memory_levels = c.resolve_memory_levels(self.tree.depth, self.tree.n_nodes - 1)
         self.loss_fn = HierarchicalContrastiveLoss(self.tree, self.memory_levels, c.tau, c.level_loss,
-                                                   c.bidirectional).to(self.dev)
+                                                   c.bidirectional, leaf_weight=0.0 if self.teacher else 1.0
+                                                   ).to(self.dev)
         self.sampler = self.make_sampler()
         self.optimizer = torch.optim.AdamW(param_groups(self.encoder, self.loss_fn, c))
         self.enc_params = [p for g in self.optimizer.param_groups[:2] for p in g["params"]]
@@ -259,7 +290,11 @@ class _Trainer:
         for g in self.optimizer.param_groups:
             g["lr"] = g["base_lr"] * factor
         self.optimizer.zero_grad(set_to_none=True)
-        details = train_step(self.embedder, self.loss_fn, batch, c)
+        details = train_step(self.embedder, self.loss_fn, batch, c, self.teacher)
+        if self.anchor is not None:  # gradient of anchor/2 * ||w - w0||^2
+            for p, p0 in zip(self.encoder.parameters(), self.anchor):
+                if p.grad is not None:
+                    p.grad.add_(p.detach() - p0, alpha=c.anchor)
         if c.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.enc_params, c.grad_clip)
             torch.nn.utils.clip_grad_norm_(list(self.loss_fn.memory.parameters()), c.grad_clip)
@@ -277,7 +312,8 @@ class _Trainer:
                 level_mean=details["level_mean"], bidirectional_loss=details["bidirectional_loss"],
                 lr=self.optimizer.param_groups[0]["lr"], sequences=batch.n_sequences,
                 examples_per_s=self.examples / max(self.train_seconds, 1e-9), eta_s=self.eta(epoch),
-                elapsed_s=time.time() - self.t_start, rebuild=self.rebuild_no))
+                elapsed_s=time.time() - self.t_start, rebuild=self.rebuild_no,
+                distill_loss=details.get("distill_loss"), teacher_agree=details.get("teacher_agree")))
         return details["loss"]
 
     def eta(self, epoch: int) -> float:
@@ -344,9 +380,14 @@ class _Trainer:
         start_val = history[0] if history and history[0]["epoch"] == 0 else None
         checks = []
         if start_val is not None and best.val is not None and best.epoch:
-            checks.append(check("validation", "mrr_at_10", start_val["mrr_at_10"], best.val["mrr_at_10"],
+            name = "validation" if self.teacher is None else "known item (held-out pseudo-queries)"
+            checks.append(check(name, "mrr_at_10", start_val["mrr_at_10"], best.val["mrr_at_10"],
                                 best.val["n_queries"]))
-        improved = None if not checks else checks[0]["verdict"] == "better"
+            if best.val.get("agreement_ndcg_at_10") is not None:
+                checks.append(check("teacher agreement (held-out pseudo-queries)", "ndcg_at_10",
+                                    start_val["agreement_ndcg_at_10"], best.val["agreement_ndcg_at_10"],
+                                    best.val["n_queries"]))
+        improved = None if not checks else verdict(checks) == "better"
         ckpt = self.ckpt
         last_dir = os.path.join(ckpt, "last") if ckpt and os.path.isdir(os.path.join(ckpt, "last")) else None
         return TrainResult(

@@ -40,6 +40,8 @@ class HierarchicalContrastiveLoss(torch.nn.Module):
         tau: temperature; scores are cosine similarities divided by ``tau``.
         level_loss: add the per-level terms to the leaf term.
         bidirectional: add the document-to-queries term.
+        leaf_weight: weight of the leaf term in the total (0 for the self signal, whose leaf candidates are
+            scored by :class:`~hce_engine.training.distill.TeacherDistillationLoss` instead; still reported).
 
     Inputs:
         +------------+----------------------------------------------------------+-------------------------+
@@ -89,10 +91,11 @@ class HierarchicalContrastiveLoss(torch.nn.Module):
     """
 
     def __init__(self, tree: Tree | None = None, memory_levels: int = 0, tau: float = 0.05,
-                 level_loss: bool = True, bidirectional: bool = False):
+                 level_loss: bool = True, bidirectional: bool = False, leaf_weight: float = 1.0):
         super().__init__()
         if tau <= 0:
             raise ValueError("tau must be > 0")
+        self.leaf_weight = float(leaf_weight)
         self.tau, self.level_loss, self.bidirectional = float(tau), bool(level_loss), bool(bidirectional)
         self.memory_levels = int(memory_levels)
         self.depth = 0
@@ -182,7 +185,7 @@ class HierarchicalContrastiveLoss(torch.nn.Module):
                 hit = (s.argmax(1) == target) & valid
                 stats.append((lc.level - 1, ce.detach().sum(), hit.sum(), valid.sum()))
 
-        total = leaf_loss
+        total = leaf_loss * self.leaf_weight
         level_mean = None
         if self.level_loss and batch.levels:
             level_part = (level_sum / level_cnt.clamp(min=1)).mean()

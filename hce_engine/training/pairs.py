@@ -22,7 +22,8 @@ class Pair:
         doc_pos: corpus position of the relevant (positive) document.
         doc_text: text to encode for the positive instead of the stored document (ICT: the document with
             the pseudo-query sentence removed); None = the stored text.
-        kind: "supervised" or "ict" (validation prefers supervised pairs).
+        kind: "supervised", "ict" or "self" (a pseudo-query scored by a teacher; validation prefers
+            supervised pairs).
     """
 
     query: str
@@ -61,13 +62,15 @@ def split_sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENT_END.split(text or "") if s and s.strip()]
 
 
-def ict_pairs(texts: Sequence[str], seed: int = 0, remove_prob: float = 0.9, min_words: int = 4) -> list[Pair]:
+def ict_pairs(texts: Sequence[str], seed: int = 0, remove_prob: float = 0.9, min_words: int = 4,
+              kind: str = "ict") -> list[Pair]:
     """Inverse Cloze Task pairs: one per document with at least two sentences.
 
     For each such document a random sentence with at least ``min_words`` words becomes the pseudo-query;
     with probability ``remove_prob`` the positive is the document with that sentence removed (returned in
     ``Pair.doc_text``), otherwise the unchanged document (``doc_text=None``). Documents with one sentence,
-    or with no sentence long enough, yield no pair. Deterministic for a given seed.
+    or with no sentence long enough, yield no pair. Deterministic for a given seed. ``kind`` labels the
+    pairs (:func:`self_pairs` makes the same draw labelled "self").
     """
     rng = random.Random(seed)
     out: list[Pair] = []
@@ -81,8 +84,15 @@ def ict_pairs(texts: Sequence[str], seed: int = 0, remove_prob: float = 0.9, min
         k = eligible[rng.randrange(len(eligible))]
         remove = rng.random() < remove_prob
         doc_text = " ".join(s for i, s in enumerate(sents) if i != k) if remove else None
-        out.append(Pair(sents[k], pos, doc_text, "ict"))
+        out.append(Pair(sents[k], pos, doc_text, kind))
     return out
+
+
+def self_pairs(texts: Sequence[str], seed: int = 0, min_words: int = 4) -> list[Pair]:
+    """Pseudo-queries of the self signal: one random sentence (>= ``min_words`` words) per document with at
+    least two sentences, paired with its source document (kept whole: the teacher scores stored texts, and
+    the distillation loss never asks the source to be found). Same draw as :func:`ict_pairs`."""
+    return ict_pairs(texts, seed=seed, remove_prob=0.0, min_words=min_words, kind="self")
 
 
 def mix_pairs(supervised: Sequence[Pair], ict: Sequence[Pair], ict_ratio: float, seed: int = 0) -> list[Pair]:
@@ -131,8 +141,13 @@ def make_pairs(signal: str, texts: Sequence[str], *, qrels: Mapping[str, Mapping
     ict_remove_prob=c.ict_remove_prob, ict_min_words=c.ict_min_words, joint_ict_ratio=c.joint_ict_ratio)``.
     Raises ValueError when the signal needs qrels that are missing or yields no pair.
     """
-    if signal not in ("supervised", "ict", "joint"):
-        raise ValueError(f"unknown signal {signal!r} (supervised, ict or joint)")
+    if signal not in ("supervised", "ict", "joint", "self"):
+        raise ValueError(f"unknown signal {signal!r} (supervised, ict, joint or self)")
+    if signal == "self":
+        out = self_pairs(texts, seed=seed, min_words=ict_min_words)
+        if not out:
+            raise ValueError("no document has two sentences with a long enough one: no pseudo-query")
+        return out
     sup: list[Pair] = []
     if signal in ("supervised", "joint"):
         if not qrels or queries is None or doc_pos is None:

@@ -13,7 +13,8 @@ Per pair with positive document position ``p`` (path ``n_1 .. n_D = tree.path(p)
   has fewer than S other documents the remaining slots are masked (so the compute per step varies and the
   expected count is below S for small leaves; with b = 10 leaves average ~10 documents).
   ``"random"`` draws exactly S documents uniformly from the whole corpus (same compute as S siblings).
-  ``"in-batch"`` draws none. Documents that are known positives of the same query (another relevant
+  ``"in-batch"`` draws none. ``"teacher"`` takes the first S of the pair's row of ``mined`` (the self
+  signal's hybrid teacher's best documents for the pseudo-query, its source excluded). Documents that are known positives of the same query (another relevant
   document in the qrels) are never drawn.
 * **Leaf candidates**: column 0 the positive, columns 1..S the drawn negatives, columns S+1..S+B the batch's
   positives (in-batch negatives). Masked out: empty slots, the pair's own in-batch column, any in-batch
@@ -38,7 +39,7 @@ from hce_engine.tree.tree import Tree
 
 from .pairs import Pair
 
-NEGATIVE_MODES = ("siblings", "random", "in-batch")
+NEGATIVE_MODES = ("siblings", "random", "in-batch", "teacher")
 
 
 @dataclass
@@ -136,13 +137,17 @@ class HierarchicalSampler:
         level_loss: when False, levels below M are not sampled (they would only cost encodes); memory
             levels are still returned for diagnostics.
         seed: base seed; epoch ``e`` uses generators seeded with ``(seed, e)``.
+        mined: int64 (n_pairs, >= S) negatives per pair for ``negatives="teacher"`` (-1 padded).
     """
 
     def __init__(self, tree: Tree, pairs: Sequence[Pair], doc_texts: Sequence[str], *, batch_size: int = 32,
                  negatives: str = "siblings", siblings: int = 15, memory_levels: int = 0,
-                 level_loss: bool = True, seed: int = 0):
+                 level_loss: bool = True, seed: int = 0, mined: np.ndarray | None = None):
         if negatives not in NEGATIVE_MODES:
             raise ValueError(f"negatives must be one of {NEGATIVE_MODES}, got {negatives!r}")
+        if negatives == "teacher" and (mined is None or len(mined) != len(pairs)):
+            raise ValueError("negatives 'teacher' needs one row of mined negatives per pair")
+        self.mined = None if mined is None else np.asarray(mined, dtype=np.int64)
         if len(doc_texts) != tree.n_docs:
             raise ValueError(f"tree has {tree.n_docs} documents but {len(doc_texts)} texts were given")
         if not pairs:
@@ -225,10 +230,14 @@ class HierarchicalSampler:
             yield self.make_batch(idx, rng)
 
     # ------------------------------------------------------------------ one batch
-    def _draw_negatives(self, p: int, known: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def _draw_negatives(self, p: int, known: np.ndarray, rng: np.random.Generator, pair: int) -> np.ndarray:
         S = self.n_neg
         if S == 0:
             return np.empty(0, np.int64)
+        if self.negatives == "teacher":
+            assert self.mined is not None
+            row = self.mined[pair]
+            return row[(row >= 0) & ~np.isin(row, known)][:S]
         if self.negatives == "siblings":
             order, start, count = self.level_groups[self.depth]
             leaf = self.tree.doc_leaf[p]
@@ -279,7 +288,7 @@ class HierarchicalSampler:
         leaf_doc = np.full((B, K), -1, dtype=np.int64)
         leaf_idx[:, 0], leaf_doc[:, 0] = pos, pos_doc
         for i in range(B):
-            neg = self._draw_negatives(int(pos_doc[i]), known[i], rng)
+            neg = self._draw_negatives(int(pos_doc[i]), known[i], rng, int(idx[i]))
             leaf_idx[i, 1:1 + len(neg)] = [add(int(d)) for d in neg]
             leaf_doc[i, 1:1 + len(neg)] = neg
         leaf_idx[:, 1 + S:] = pos[None, :]

@@ -6,6 +6,11 @@ documents, else against a pool as hard: the positives, then the members of their
 parents' subtrees and so on up the tree, then random documents, ``val_pool`` in all. An ICT pseudo-query is
 scored against its document *with the sentence removed* (never against the stored text that still contains
 it word for word). Metrics come from :func:`hce_engine.evaluation.evaluate` (MRR@10, Recall@10, nDCG@10).
+
+Self-signal pseudo-queries are scored twice: as ICT (their source document, sentence removed, is the known
+item: ``mrr_at_10`` ...) and against their teacher (``agreement_ndcg_at_10``: nDCG@10 of the encoder's ranking of
+the corpus without the source, graded by the teacher's top 10 other documents, 10 for its first down to 1):
+neither needs a label.
 """
 from __future__ import annotations
 
@@ -29,12 +34,12 @@ def hold_out(pairs: Sequence[Pair], config: TrainConfig) -> tuple[list[Pair], li
     only supervised queries are held out. When that holds out nothing and there are ICT pairs, hold out
     :data:`ICT_MIN_VAL` ICT pseudo-queries (a tenth when fewer): an unlabelled run has no other check."""
     pairs = list(pairs)
-    sup = [p for p in pairs if p.kind != "ict"]
+    sup = [p for p in pairs if p.kind not in ("ict", "self")]
     if sup and len(sup) < len(pairs):
         tr, val = split_validation(sup, config.val_fraction, config.seed)
     else:
         tr, val = split_validation(pairs, config.val_fraction, config.seed)
-    ict = [p for p in pairs if p.kind == "ict"]
+    ict = [p for p in pairs if p.kind in ("ict", "self")]
     if not val and len(ict) >= 20:
         n_q = len({p.query for p in ict})
         _, val = split_validation(ict, min(ICT_MIN_VAL, n_q // 10) / n_q, config.seed)
@@ -44,7 +49,7 @@ def hold_out(pairs: Sequence[Pair], config: TrainConfig) -> tuple[list[Pair], li
 
 def removed_text(pair: Pair, doc_texts: Sequence[str]) -> str:
     """The positive's text without the pair's query sentence (ICT), or its stored text (supervised)."""
-    if pair.kind != "ict":
+    if pair.kind not in ("ict", "self"):
         return doc_texts[pair.doc_pos]
     if pair.doc_text is not None:
         return pair.doc_text
@@ -88,10 +93,11 @@ class Validator:
         val_pairs: held-out pairs (supervised and/or ICT).
         config: ``val_pool``, ``max_length``, ``query_max_length`` and ``seed`` are read.
         tree: the training tree (to pick a hard pool on large corpora; unused when the whole corpus fits).
+        teacher: the self signal's prepared teacher (adds ``agreement_ndcg_at_10`` for "self" pairs).
     """
 
     def __init__(self, doc_texts: Sequence[str], val_pairs: Sequence[Pair], config: TrainConfig,
-                 tree: Tree | None = None):
+                 tree: Tree | None = None, teacher=None):
         self.config = config
         queries: dict[str, int] = {}
         qrels: dict[str, dict[str, int]] = {}
@@ -99,11 +105,23 @@ class Validator:
         for p in val_pairs:
             qi = queries.setdefault(p.query, len(queries))
             qrels.setdefault(str(qi), {})[str(int(p.doc_pos))] = 1
-            if p.kind == "ict":
+            if p.kind in ("ict", "self"):
                 self.replaced.append((qi, int(p.doc_pos), removed_text(p, doc_texts)))
         self.queries = list(queries)
         self.qrels = qrels
-        positives = np.asarray(sorted({int(p.doc_pos) for p in val_pairs}), dtype=np.int64)
+        # teacher agreement: graded qrels from the teacher's top 10 other documents, the source left out
+        self.agree_qrels: dict[str, dict[str, int]] = {}
+        self.agree_source: dict[int, int] = {}
+        if teacher is not None:
+            for p in val_pairs:
+                if p.kind != "self":
+                    continue
+                qi = queries[p.query]
+                top, _ = teacher.top_others(p.query, 10)
+                self.agree_qrels[str(qi)] = {str(int(d)): 10 - r for r, d in enumerate(top.tolist()) if d >= 0}
+                self.agree_source[qi] = int(p.doc_pos)
+        extra = [int(d) for g in self.agree_qrels.values() for d in g]
+        positives = np.asarray(sorted({int(p.doc_pos) for p in val_pairs} | set(extra)), dtype=np.int64)
         self.pool = validation_pool(len(doc_texts), positives, config.val_pool, tree, config.seed) \
             if self.queries else np.empty(0, np.int64)
         self.whole_corpus = len(self.pool) == len(doc_texts)
@@ -138,5 +156,18 @@ class Validator:
         ranking = {str(qi): {str(int(self.pool[j])): float(scores[qi, j]) for j in row}
                    for qi, row in enumerate(top)}
         m = evaluate(ranking, self.qrels)
-        return {"mrr_at_10": m["mrr_at_10"], "recall_at_10": m["recall_at_10"], "ndcg_at_10": m["ndcg_at_10"],
-                "n_queries": m["queries"], "pool": int(len(self.pool)), "seconds": time.time() - t0}
+        out = {"mrr_at_10": m["mrr_at_10"], "recall_at_10": m["recall_at_10"], "ndcg_at_10": m["ndcg_at_10"],
+               "n_queries": m["queries"], "pool": int(len(self.pool)), "seconds": time.time() - t0}
+        if self.agree_qrels:
+            col = {int(d): j for j, d in enumerate(self.pool)}
+            agree_rank = {}
+            for qs in self.agree_qrels:
+                qi = int(qs)
+                row = scores[qi].copy()
+                if self.agree_source[qi] in col:
+                    row[col[self.agree_source[qi]]] = -np.inf
+                top10 = np.argpartition(-row, min(10, len(row) - 1))[:11]
+                agree_rank[qs] = {str(int(self.pool[j])): float(row[j]) for j in top10 if np.isfinite(row[j])}
+            out["agreement_ndcg_at_10"] = evaluate(agree_rank, self.agree_qrels)["ndcg_at_10"]
+            out["seconds"] = time.time() - t0
+        return out

@@ -47,13 +47,14 @@ class TrainingVerbs:
 
     def default_config(self, corpus: str, preset: str | None = None, **overrides) -> "TrainConfig":
         """The settings the app and ``hce train`` start from: ``preset`` (default ``DEFAULT_PRESET``) with
-        ``overrides``; on a corpus without ``train`` qrels the signal defaults to ict (no labels needed)."""
+        ``overrides``; on a corpus without ``train`` qrels the signal defaults to self (no labels needed: the
+        engine's hybrid search teaches the encoder)."""
         from ..training import TrainConfig
         from ..training.config import DEFAULT_PRESET
         splits = self.store.splits(self.store.corpus_id(corpus))
         data = dict(overrides)
         if "train" not in splits and "signal" not in data and "split" not in data:
-            data["signal"] = "ict"
+            data["signal"] = "self"
             data["split"] = splits[0] if splits else "train"
         try:
             return TrainConfig.preset(preset or DEFAULT_PRESET, **data)
@@ -71,7 +72,8 @@ class TrainingVerbs:
         if cfg.signal in ("supervised", "joint") and not self.store.qrels(corpus_id, cfg.split):
             have = ", ".join(self.store.splits(corpus_id)) or "none"
             raise InputError(f"the {cfg.signal} signal needs qrels for split {cfg.split!r} (splits: {have}); "
-                             "import queries and qrels or pairs, or train with the ict signal")
+                             "import queries and qrels or pairs, or train with the self or ict signal (no "
+                             "labels needed)")
         return cfg
 
     def train(self, corpus: str, config, progress: ProgressFn | None = None,
@@ -134,8 +136,15 @@ class TrainingVerbs:
         return done[-1] if done else self.encode(corpus, model=model, progress=progress, cancel=cancel)
 
     def training_pairs(self, corpus_id: int, cfg, ext_ids: Sequence[str], texts: Sequence[str]) -> list:
-        """The pairs a config trains on: supervised from qrels, ICT from the texts, or both mixed."""
-        from ..training import ict_pairs, mix_pairs, supervised_pairs
+        """The pairs a config trains on: supervised from qrels, ICT from the texts, or both mixed; the self
+        signal's pseudo-queries."""
+        from ..training import ict_pairs, mix_pairs, self_pairs, supervised_pairs
+        if cfg.signal == "self":
+            pseudo = self_pairs(texts, seed=cfg.seed, min_words=cfg.ict_min_words)
+            if not pseudo:
+                raise InputError("no training pairs: no document has two sentences of at least "
+                                 f"{cfg.ict_min_words} words to draw a pseudo-query from")
+            return pseudo
         sup, ict = [], []
         if cfg.signal in ("supervised", "joint"):
             sup = supervised_pairs(self.store.qrels(corpus_id, cfg.split), self.store.queries(corpus_id),
@@ -206,9 +215,10 @@ class TrainingVerbs:
 
             # the index holds documents at the baseline's length, so start and trained encoders compare fairly
             doc_len = self._run_info(base_run).doc_max_length
+            teacher = self.teacher(corpus, cfg, base_run) if cfg.signal == "self" else None
             result = train(encoder, texts, pairs, cfg, initial_vectors=initial, on_step=on_step, on_tree=on_tree,
                            on_epoch=on_epoch, should_cancel=cancel, checkpoint_dir=ckpt,
-                           resume_from=ckpt if resume else None, initial_max_length=doc_len)
+                           resume_from=ckpt if resume else None, initial_max_length=doc_len, teacher=teacher)
             flush()
             summary = {"baseline_run": base_run, "best_epoch": result.best_epoch, "start_val": result.start_val,
                        "best_val": result.best_val, "improved": result.improved, "val_history": result.val_history,
@@ -248,6 +258,24 @@ class TrainingVerbs:
                 pass
             self._fail(run_id, exc)
             raise
+
+    def teacher(self, corpus: str, cfg, base_run: int):
+        """The self signal's teacher for ``corpus``: hybrid search over BM25 and ``base_run``'s vectors (the
+        starting encoder), by corpus position as :meth:`_texts` orders the live documents (unprepared)."""
+        from ..training import HybridTeacher
+        cid = self.store.corpus_id(corpus)
+        ids, _, _ = self._texts(cid)
+        vec_ids, vecs = self.store.read_vectors(base_run, live_only_corpus=cid)
+        if not np.array_equal(vec_ids, ids):
+            raise HCEError(f"run {base_run}'s vectors do not cover the corpus's documents; encode it again")
+        bm25 = self.bm25(corpus)
+        order = bm25.positions(ids)
+        same = np.array_equal(order, np.arange(len(ids)))
+
+        def lexical(query: str) -> np.ndarray:
+            scores = bm25.all_scores(query)
+            return scores if same else scores[order]
+        return HybridTeacher(vecs, lexical, weight=cfg.teacher_weight, tau=cfg.tau, teacher_tau=cfg.teacher_tau)
 
     def _judge(self, corpus: str, cid: int, cfg, base_run: int, run_id: int, checks: list[dict],
                report) -> dict:
