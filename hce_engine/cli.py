@@ -14,7 +14,7 @@ from .errors import HCEError, InputError, NotFoundError
 from .index.fusion import FUSIONS, INDEX_KINDS, MODES
 from .progress import Progress
 from .runs import EncodeConfig
-from .training.config import DEFAULT_PRESET, PRESET_HELP, PRESETS, TrainConfig
+from .training.config import DEFAULT_PRESET, PRESET_HELP, PRESETS, UNLABELLED_PRESET, TrainConfig
 
 
 def _table(rows: list[dict], cols: list[str]) -> str:
@@ -560,7 +560,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("train", parents=[corpus, as_json],
                        help="train an HCE encoder on a corpus; prints the run id and its outcome")
-    s.add_argument("--preset", choices=list(PRESETS), help=f"start from a preset (default {DEFAULT_PRESET}; flags "
+    s.add_argument("--preset", choices=list(PRESETS), help=f"start from a preset (default {DEFAULT_PRESET}, or {UNLABELLED_PRESET} on a "
+                   "corpus without judged training queries; flags "
                    "override it): " + "; ".join(f"{k}: {v}" for k, v in PRESET_HELP.items()).replace("%", "%%"))
     s.add_argument("--pairs", help="a two-column (query, document id) file to train on (stored as split 'pairs')")
     s.add_argument("--resume", type=int, metavar="RUN", help="continue a cancelled/interrupted run")

@@ -93,13 +93,16 @@ def tree_html(ws, run_id: int, kind: str = "sunburst", levels: int = 3) -> str:
 
 def learn_html(ws, corpus: str) -> str:
     """The Learn walkthrough for ``corpus`` as one offline page: the six steps' texts, the map (computed if
-    missing), the tree, the example pair's path, siblings and loss, and what training changed."""
+    missing), the tree, the example pair's path, siblings and loss, what training changed and, when the trained
+    run learned from the self signal, its teacher on the example document (or the first that yields one)."""
     import pandas as pd
 
     from .. import views
-    from ..views.walkthrough import LOSS_LATEX, NO_TRAINED_RUN, STEPS, TEXT
+    from ..errors import InputError, NotFoundError
+    from ..views.walkthrough import LOSS_LATEX, NO_TRAINED_RUN, SELF_STEP, STEPS, TEXT
     from . import map as map_figs
     from . import siblings as sib_figs
+    from . import teacher as teacher_figs
     from .tree import hierarchy_chart
     w = views.walkthrough(ws, corpus)
     start, after = w["start"].run_id, w["after"].run_id if w["after"] else None
@@ -137,6 +140,18 @@ def learn_html(ws, corpus: str) -> str:
         names = (f"before #{start}", f"after #{after}")
         secs.append(("", sib_figs.rank_summary_chart(tv, *names)))
         secs.append(("", sib_figs.level_chart(tv["leaf"], True, *names)))
+    if w["is_self"]:
+        text(SELF_STEP)
+        try:
+            tv = views.teacher_view(ws, after, doc_id=doc_id, max_candidates=12)
+        except (InputError, NotFoundError):
+            tv = views.teacher_view(ws, after, max_candidates=12)
+        secs.append(("", f"**Pseudo-query** (a sentence of *{tv['source']['title'] or tv['source']['ext_id']}*): "
+                         f"“{tv['query']}”"))
+        secs.append(("", teacher_figs.teacher_figure(tv, f"student before #{tv['baseline_run']}",
+                                                     f"student after #{after}")))
+        secs.append(("", teacher_figs.teacher_summary(tv)))
+        secs.append(("", teacher_figs.teacher_table(tv)))
     return page_html(f"How HCE trains an encoder: {corpus}", secs,
                      note=f"The HCE Explorer walkthrough on corpus {corpus!r}, starting encoder run {start}"
                           + (f", trained run {after}" if after else "") + ".")

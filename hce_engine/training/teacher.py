@@ -61,13 +61,15 @@ class HybridTeacher:
     def prepare(self, encoder, queries: Sequence[str], sources: Sequence[int] | None = None, top_k: int = 16,
                 query_max_length: int = 64, cancel=None) -> None:
         """Encode ``queries`` with ``encoder`` (the starting encoder: call before any training step) and keep,
-        per query, its vector, both maxima and its ``top_k`` best documents other than its source
-        (``sources[i]``, the corpus position the pseudo-query came from). Queries prepared before are skipped;
-        ``top_k`` must stay the same across calls.
+        per query, its vector, both maxima and its ``top_k`` best documents other than its sources
+        (``sources[i]``, the corpus position ``queries[i]`` came from; a sentence found in several documents
+        has them all left out). Queries prepared before are skipped; ``top_k`` must stay the same across calls.
         """
-        src_of: dict[str, int] = {}
+        src_of: dict[str, list[int]] = {}
         for i, q in enumerate(queries):
-            src_of.setdefault(q, -1 if sources is None else int(sources[i]))
+            src_of.setdefault(q, [])
+            if sources is not None and 0 <= int(sources[i]) < len(self.doc_vectors):
+                src_of[q].append(int(sources[i]))
         texts = [q for q in src_of if q not in self.row]
         if len(self.row) and top_k != self.top.shape[1]:
             raise ValueError(f"teacher prepared with top_k={self.top.shape[1]}, asked for {top_k}")
@@ -85,10 +87,9 @@ class HybridTeacher:
             max_cos[i], max_lex[i] = cos.max(), lex.max()
             if top_k:
                 fused = self._fuse(cos, lex, float(max_cos[i]), float(max_lex[i]))
-                src = src_of[q]
-                if 0 <= src < len(fused):
-                    fused[src] = -np.inf
-                k = min(top_k, len(fused) - int(0 <= src < len(fused)))
+                src = sorted(set(src_of[q]))
+                fused[src] = -np.inf
+                k = min(top_k, len(fused) - len(src))
                 if k > 0:
                     cand = np.argpartition(-fused, k - 1)[:k]
                     cand = cand[np.lexsort((cand, -fused[cand]))]

@@ -111,7 +111,7 @@ class Validator:
         self.qrels = qrels
         # teacher agreement: graded qrels from the teacher's top 10 other documents, the source left out
         self.agree_qrels: dict[str, dict[str, int]] = {}
-        self.agree_source: dict[int, int] = {}
+        self.agree_source: dict[int, set[int]] = {}
         if teacher is not None:
             for p in val_pairs:
                 if p.kind != "self":
@@ -119,7 +119,7 @@ class Validator:
                 qi = queries[p.query]
                 top, _ = teacher.top_others(p.query, 10)
                 self.agree_qrels[str(qi)] = {str(int(d)): 10 - r for r, d in enumerate(top.tolist()) if d >= 0}
-                self.agree_source[qi] = int(p.doc_pos)
+                self.agree_source.setdefault(qi, set()).add(int(p.doc_pos))
         extra = [int(d) for g in self.agree_qrels.values() for d in g]
         positives = np.asarray(sorted({int(p.doc_pos) for p in val_pairs} | set(extra)), dtype=np.int64)
         self.pool = validation_pool(len(doc_texts), positives, config.val_pool, tree, config.seed) \
@@ -164,8 +164,9 @@ class Validator:
             for qs in self.agree_qrels:
                 qi = int(qs)
                 row = scores[qi].copy()
-                if self.agree_source[qi] in col:
-                    row[col[self.agree_source[qi]]] = -np.inf
+                for src in self.agree_source[qi]:
+                    if src in col:
+                        row[col[src]] = -np.inf
                 top10 = np.argpartition(-row, min(10, len(row) - 1))[:11]
                 agree_rank[qs] = {str(int(self.pool[j])): float(row[j]) for j in top10 if np.isfinite(row[j])}
             out["agreement_ndcg_at_10"] = evaluate(agree_rank, self.agree_qrels)["ndcg_at_10"]

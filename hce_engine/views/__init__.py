@@ -9,6 +9,8 @@ Every view takes the :class:`~hce_engine.workspace.Workspace` as its first argum
 * :func:`map_frame`, :func:`map_labels`, :func:`place_query` - the 2-D map (computed by
   ``Workspace.projection`` / ``ensure_projection``) and where its node labels go.
 * :func:`corpus_stats` - document lengths, duplicates, queries and qrels per split.
+* :func:`teacher_view` - a self-signal training example: a pseudo-query, the hybrid teacher's scores over its
+  source's siblings, the student's before and after training.
 * :func:`walkthrough` - the Learn walkthrough's runs, example and texts (``walkthrough.TEXT``).
 * :func:`explain` - why a document ranks where it does for a query: tree path, three retrievers, movers.
 
@@ -44,9 +46,10 @@ from .explain import explain  # noqa: E402
 from .map import MAX_DRAWN, map_frame, map_labels, place_query, select_region, thin_for_display  # noqa: E402
 from .siblings import (default_compare_run, doc_queries, find_documents, judged_queries,  # noqa: E402
                        siblings_view)
+from .teacher import teacher_view  # noqa: E402
 from .tree_compare import compare_trees, list_rebuilds, node_detail, tree_overview, tree_quality  # noqa: E402
 from .walkthrough import walkthrough  # noqa: E402
 
-__all__ = ["explain", "walkthrough", "siblings_view", "doc_queries", "find_documents", "judged_queries", "default_compare_run",
+__all__ = ["explain", "walkthrough", "siblings_view", "teacher_view", "doc_queries", "find_documents", "judged_queries", "default_compare_run",
            "compare_trees", "tree_overview", "node_detail", "tree_quality", "list_rebuilds",
            "map_frame", "map_labels", "thin_for_display", "select_region", "place_query", "corpus_stats", "MAX_DRAWN"]

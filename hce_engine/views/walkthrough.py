@@ -1,5 +1,6 @@
-"""The Learn walkthrough as data: its six steps' texts and the runs and example it shows, for the Learn page
-and for its offline HTML export (``hce_engine.plotting.export.learn_html``).
+"""The Learn walkthrough as data: its six steps' texts (a seventh, :data:`SELF_STEP`, when the trained run
+learned from the self signal) and the runs and example it shows, for the Learn page and for its offline HTML
+export (``hce_engine.plotting.export.learn_html``).
 
 Texts are markdown templates; ``{names}`` are filled from :func:`walkthrough`'s dict (``branching``,
 ``n_leaves``, ``depth``, ``what``, ``level``).
@@ -10,6 +11,8 @@ from ..plotting.map import default_level
 from . import default_compare_run, judged_queries, tree_overview
 
 STEPS = ["1 · Embed", "2 · Cluster", "3 · A path", "4 · Siblings", "5 · The loss", "6 · After training"]
+#: The step added when the trained run is a self-signal run (no labels: the engine's hybrid search teaches).
+SELF_STEP = "7 · The self signal"
 
 TEXT = {
     STEPS[0]: ("1 · Every document becomes a vector",
@@ -40,6 +43,14 @@ TEXT = {
     STEPS[5]: ("6 · What training changed",
                "The same pair on the trained run's tree, scored by the starting encoder (before) and the trained "
                "one (after). Lower rank = better; rank 1 at every level is the goal."),
+    SELF_STEP: ("7 · Learning without labels: the self signal",
+                "The trained run learned without judged queries, from the **self signal**. A "
+                "sentence of a document becomes a **pseudo-query**; the engine's own hybrid search (BM25 plus the "
+                "starting encoder, fused as search fuses them), the **teacher**, scores the document's siblings in "
+                "its leaf cluster (the document itself left out). The encoder being trained, the **student**, "
+                "learns to give those siblings the same probabilities as the teacher (a KL divergence between the "
+                "two softmaxes), so it absorbs what BM25 knows without a single label.\n\nBelow: one pseudo-query, "
+                "the teacher's probability for each sibling beside the student's before and after training."),
 }
 LOSS_LATEX = (r"\mathcal{L} = \ell_{\text{leaf}} + \frac{1}{D}\sum_{t=1}^{D}\ell_t,\qquad "
               r"\ell_t = -\log \frac{e^{\cos(q, n_t)/\tau}}{\sum_{n \in \text{siblings}(n_t)} e^{\cos(q, n)/\tau}}")
@@ -50,10 +61,11 @@ NO_TRAINED_RUN = ("No trained run yet. **Train a run on the Train page to see wh
 def walkthrough(ws, corpus: str) -> dict:
     """The runs and the example the walkthrough shows for ``corpus``.
 
-    Returns {start: run dict (the starting encoder), after: the newest trained run or None, tree: its
-    ``tree_overview``, branching, n_leaves, depth, level (the map colour level), pair: (doc_id, query or None)
-    (the first judged query's first relevant document, else the first document standing in for a query),
-    what: how the pair is described}.
+    Returns {start: run dict (the starting encoder), after: the newest trained run (on a corpus without
+    judged queries the newest self-signal run if any) or None, is_self: whether ``after`` learned from the
+    self signal, steps: STEPS (+ SELF_STEP when is_self), tree: its ``tree_overview``, branching, n_leaves,
+    depth, level (the map colour level), pair: (doc_id, query or None) (the first judged query's first
+    relevant document, else the first document standing in for a query), what: how the pair is described}.
     Raises NotFoundError-like HCEError from the views when the corpus has no finished run with a tree.
     """
     from ..errors import NotFoundError
@@ -62,16 +74,19 @@ def walkthrough(ws, corpus: str) -> dict:
         raise NotFoundError(f"corpus {corpus!r} has no finished run with a tree: encode it first")
     base = [r for r in runs if not r.is_train]
     trained = [r for r in runs if r.is_train]
-    after = trained[-1] if trained else None
+    judged = judged_queries(ws, corpus, limit=1)
+    selfish = [r for r in trained if r.config_dict.get("signal") == "self"]
+    after = ((selfish if selfish and not judged else trained) or [None])[-1]
+    is_self = after is not None and after.config_dict.get("signal") == "self"
     start = (next((r for r in base if r.run_id == default_compare_run(ws, after.run_id)), None)
              if after else None) or (base[-1] if base else runs[-1])
     tree = tree_overview(ws, start.run_id)
     level = default_level(tree["nodes"].groupby("level").size().to_dict())
-    judged = judged_queries(ws, corpus, limit=1)
     if judged:
         pair, what = (judged[0]["doc_ids"][0], judged[0]["text"]), "a judged query and its relevant document"
     else:
         pair, what = (int(ws.tree(start.run_id)[0].doc_ids[0]), None), "a document standing in for a query"
-    return {"start": start, "after": after, "tree": tree, "branching": tree["branching"],
+    return {"start": start, "after": after, "is_self": is_self, "steps": STEPS + ([SELF_STEP] if is_self else []),
+            "tree": tree, "branching": tree["branching"],
             "n_leaves": tree["n_leaves"], "depth": tree["depth"], "level": level, "pair": pair, "what": what}
 

@@ -46,18 +46,19 @@ class TrainingVerbs:
         return ImportReport(corpus, "pairs", 0, 0, len(qid_of), {split: len(rows)})
 
     def default_config(self, corpus: str, preset: str | None = None, **overrides) -> "TrainConfig":
-        """The settings the app and ``hce train`` start from: ``preset`` (default ``DEFAULT_PRESET``) with
-        ``overrides``; on a corpus without ``train`` qrels the signal defaults to self (no labels needed: the
-        engine's hybrid search teaches the encoder)."""
+        """The settings the app and ``hce train`` start from: ``preset`` with ``overrides``. Without a preset:
+        ``DEFAULT_PRESET``, or ``UNLABELLED_PRESET`` on a corpus without ``train`` qrels. On such a corpus the
+        signal defaults to self (no labels needed: the engine's hybrid search teaches the encoder)."""
         from ..training import TrainConfig
-        from ..training.config import DEFAULT_PRESET
+        from ..training.config import DEFAULT_PRESET, UNLABELLED_PRESET
         splits = self.store.splits(self.store.corpus_id(corpus))
         data = dict(overrides)
-        if "train" not in splits and "signal" not in data and "split" not in data:
+        unlabelled = "train" not in splits and "signal" not in data and "split" not in data
+        if unlabelled:
             data["signal"] = "self"
             data["split"] = splits[0] if splits else "train"
         try:
-            return TrainConfig.preset(preset or DEFAULT_PRESET, **data)
+            return TrainConfig.preset(preset or (UNLABELLED_PRESET if unlabelled else DEFAULT_PRESET), **data)
         except (TypeError, ValueError) as exc:
             raise InputError(f"training settings: {exc}") from None
 

@@ -1,15 +1,17 @@
 """Learn: a guided walk through HCE on the current corpus, one step at a time, for a class:
-embed -> cluster -> a path -> siblings as negatives -> the loss per level -> what training changed."""
+embed -> cluster -> a path -> siblings as negatives -> the loss per level -> what training changed (-> the self
+signal, when the trained run learned from it)."""
 from __future__ import annotations
 
 import streamlit as st
 
-from hce_engine import views
+from hce_engine import InputError, NotFoundError, views
 from hce_engine.plotting import export
-from hce_engine.views.walkthrough import LOSS_LATEX, NO_TRAINED_RUN, STEPS, TEXT
+from hce_engine.views.walkthrough import LOSS_LATEX, NO_TRAINED_RUN, SELF_STEP, STEPS, TEXT
 from ui.common import friendly_errors, get_workspace, md_escape, pick_corpus
 from hce_engine.plotting import map as map_figs
 from hce_engine.plotting import siblings as sib_figs
+from hce_engine.plotting import teacher as teacher_figs
 from hce_engine.plotting import tree as tree_figs
 
 ws = get_workspace()
@@ -20,17 +22,38 @@ def cached_view(_ws, workspace: str, run_id: int, doc_id: int | None, query: str
     return views.siblings_view(_ws, run_id, doc_id=doc_id, query=query, compare_run=compare, max_siblings=12)
 
 
-def go(delta: int) -> None:
-    i = STEPS.index(st.session_state.get("learn_step", STEPS[0]))
-    st.session_state["learn_step"] = STEPS[min(max(i + delta, 0), len(STEPS) - 1)]
+@st.cache_data(max_entries=32, ttl=900, show_spinner=False)
+def cached_teacher(_ws, workspace: str, run_id: int, doc_id: int | None) -> dict:
+    return views.teacher_view(_ws, run_id, doc_id=doc_id, max_candidates=12)
 
 
-def nav(where: str) -> None:
-    i = STEPS.index(st.session_state.get("learn_step", STEPS[0]))
+def go(delta: int, steps: list[str]) -> None:
+    i = steps.index(st.session_state.get("learn_step", steps[0]))
+    st.session_state["learn_step"] = steps[min(max(i + delta, 0), len(steps) - 1)]
+
+
+def nav(where: str, steps: list[str]) -> None:
+    i = steps.index(st.session_state.get("learn_step", steps[0]))
     c1, c2, _ = st.columns([1, 1, 6])
-    c1.button("◀ Back", on_click=go, args=(-1,), disabled=i == 0, key=f"learn_back_{where}")
-    c2.button("Next ▶", on_click=go, args=(1,), disabled=i == len(STEPS) - 1, key=f"learn_next_{where}",
+    c1.button("◀ Back", on_click=go, args=(-1, steps), disabled=i == 0, key=f"learn_back_{where}")
+    c2.button("Next ▶", on_click=go, args=(1, steps), disabled=i == len(steps) - 1, key=f"learn_next_{where}",
               type="primary")
+
+
+def show_teacher(run_id: int, doc_id: int | None) -> None:
+    """The self-signal step: the example document's pseudo-query (or, if it yields none, the first document
+    that does), the teacher's probabilities over its siblings and the student's before and after."""
+    try:
+        tv = cached_teacher(ws, ws.path, run_id, doc_id)
+    except (InputError, NotFoundError) as exc:
+        st.caption(f"{md_escape(exc)}; showing the first document that yields one instead.")
+        tv = cached_teacher(ws, ws.path, run_id, None)
+    st.markdown(f"**Pseudo-query** (a sentence of *{md_escape(tv['source']['title'] or tv['source']['ext_id'])}*): "
+                f"“{md_escape(tv['query'])}”")
+    st.plotly_chart(teacher_figs.teacher_figure(tv, f"student before #{tv['baseline_run']}",
+                                                f"student after #{run_id}"), key="learn_teacher")
+    st.markdown(teacher_figs.teacher_summary(tv))
+    st.dataframe(teacher_figs.teacher_table(tv), hide_index=True)
 
 
 def show_map(run_id: int, level: int, key: str) -> None:
@@ -79,7 +102,10 @@ if corpus:
         start, after = walk["start"], walk["after"]
         st.caption(f"Starting encoder: {md_escape(start.label)}"
                    + (f" · trained: {md_escape(after.label)}" if after else ""))
-        step = st.radio("Step", STEPS, horizontal=True, key="learn_step", label_visibility="collapsed")
+        steps = walk["steps"]  # the six steps, and the self signal's when the trained run learned from it
+        if st.session_state.get("learn_step") not in steps:
+            st.session_state.pop("learn_step", None)
+        step = st.radio("Step", steps, horizontal=True, key="learn_step", label_visibility="collapsed")
         tree_info = walk["tree"]
         depth = tree_info["depth"]
 
@@ -108,9 +134,9 @@ if corpus:
             st.markdown(below)
             show_map(start.run_id, level, "learn_map_2")
 
-        elif step in STEPS[2:]:
+        elif step in steps[2:]:
             doc_id, query, what = example_pair(corpus)
-            view = cached_view(ws, ws.path, start.run_id, doc_id, query, None)
+            view = cached_view(ws, ws.path, start.run_id, doc_id, query, None) if step != SELF_STEP else None
             if step == STEPS[2]:
                 st.header(TEXT[step][0])
                 st.markdown(TEXT[step][1].format(what=what, depth=depth))
@@ -136,6 +162,10 @@ if corpus:
                 st.markdown(f"For this pair: **loss = {total:.3f}** with τ = {view['tau']}. Training nudges the "
                             "encoder to shrink it for many pairs at once; the sibling *documents* at the leaf "
                             "carry most of the gain.")
+            elif step == SELF_STEP:
+                st.header(TEXT[step][0])
+                st.markdown(TEXT[step][1])
+                show_teacher(after.run_id, doc_id)
             else:
                 st.header(TEXT[step][0])
                 if after is None:
@@ -156,8 +186,8 @@ if corpus:
                         c[2].metric(f"nDCG@10 ({split})", f"{a:.3f}", delta=f"{a - b:+.3f}")
                     else:
                         c[2].metric("nDCG@10", "—", help="Evaluate both runs on the Runs page to compare.")
-        nav("bottom")
+        nav("bottom", steps)
         st.download_button("Download the whole walkthrough (HTML)", data=lambda: export.learn_html(ws, corpus),
                            file_name=f"hce-walkthrough-{corpus}.html", mime="text/html", key="learn_html",
-                           help="All six steps with their figures in one file that opens offline (for a class or "
+                           help="All the steps with their figures in one file that opens offline (for a class or "
                                 "a report); the map is computed first if it is missing.")

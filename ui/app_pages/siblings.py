@@ -1,6 +1,7 @@
 """Siblings: the HCE loss made visible. Pick a query (or a document): its path from the root to its leaf
 cluster and, at every level, the branch it must prefer against its sibling branches; at the bottom, its
-document against the other documents of the leaf. Before (starting encoder) and after (trained) side by side."""
+document against the other documents of the leaf. Before (starting encoder) and after (trained) side by side.
+For a training run, what the self signal's teacher said about the document's siblings (issue 22)."""
 from __future__ import annotations
 
 import streamlit as st
@@ -8,6 +9,7 @@ import streamlit as st
 from hce_engine import Run, views
 from ui.common import friendly_errors, get_workspace, md_escape, pick_corpus, pick_run_and_compare
 from hce_engine.plotting import siblings as figs
+from hce_engine.plotting import teacher as teacher_figs
 
 ws = get_workspace()
 
@@ -16,6 +18,18 @@ LEVEL_NOTE = ("The loss at this level is a cross-entropy over these {n} branches
 LEAF_NOTE = ("At the bottom the candidates are the documents of the same leaf cluster, the hardest negatives: "
              "same topic, wrong document. HCE encodes them with gradient and pushes the anchor towards its "
              "document and away from them (plus the other positives of the batch).")
+TEACHER_TITLE = "What the teacher said (self signal)"
+TEACHER_NOTE = ("The self signal needs no labels: a sentence of the document is a pseudo-query, the engine's hybrid "
+                "search with the starting encoder (BM25 + dense, the teacher) scores the document's siblings in "
+                "its leaf cluster, and the encoder (the student) learns to match the teacher's probabilities.")
+TEACHER_SELF = " This run was trained on exactly this: its pseudo-query for this document, its teacher."
+TEACHER_OTHER = (" This run learned from another signal ({signal}): this shows what the self signal *would* teach "
+                 "it, and how close the run came without being taught.")
+
+
+@st.cache_data(max_entries=64, ttl=900, show_spinner=False)
+def cached_teacher(_ws, workspace: str, run_id: int, doc_id: int) -> dict:
+    return views.teacher_view(_ws, run_id, doc_id=doc_id)
 
 
 @st.cache_data(max_entries=64, ttl=900, show_spinner=False)
@@ -97,6 +111,25 @@ def show(view: dict, after: str, before: str) -> None:
     st.dataframe(figs.level_table(view, before, after), hide_index=True)
 
 
+def show_teacher(run: Run, doc: dict) -> None:
+    """For a training run, behind a toggle (on for self-signal runs): the self signal's example for ``doc``
+    (the view's positive document): pseudo-query, teacher vs student figure, table and a one-line reading."""
+    signal = run.config_dict.get("signal", "supervised")
+    if not st.toggle(TEACHER_TITLE, value=signal == "self", key=f"sib_teacher_{run.run_id}"):
+        return
+    st.subheader(TEACHER_TITLE)
+    st.caption(TEACHER_NOTE + (TEACHER_SELF if signal == "self" else TEACHER_OTHER.format(signal=signal)))
+    with friendly_errors(f"Teacher for “{doc['title'] or doc['ext_id']}”"):
+        with st.spinner("Asking the teacher…"):
+            tv = cached_teacher(ws, ws.path, run.run_id, int(doc["doc_id"]))
+        st.markdown(f"**Pseudo-query** (a sentence of *{md_escape(tv['source']['title'] or tv['source']['ext_id'])}*"
+                    f", left out of the candidates): “{md_escape(tv['query'])}”")
+        st.plotly_chart(teacher_figs.teacher_figure(tv, f"student before #{tv['baseline_run']}",
+                                                    f"student after #{run.run_id}"), key="sib_teacher_fig")
+        st.markdown(teacher_figs.teacher_summary(tv))
+        st.dataframe(teacher_figs.teacher_table(tv), hide_index=True)
+
+
 st.title("Siblings")
 st.markdown("HCE trains the encoder with the tree: **at every level a query must pick its own branch among the "
             "sibling branches**, and at the bottom its document among the other documents of the same leaf "
@@ -122,3 +155,6 @@ if corpus:
         with st.spinner("Scoring the path…"):
             view = cached_view(ws, ws.path, run_id, doc_id, query, compare, max_sib)
         show(view, f"after #{run_id}" if compare else f"#{run_id}", f"before #{compare}" if compare else "before")
+        run = next(r for r in runs if r.run_id == run_id)
+        if run.is_train:
+            show_teacher(run, view["doc"])

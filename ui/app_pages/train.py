@@ -9,7 +9,7 @@ import streamlit as st
 
 from hce_engine import Run
 from hce_engine.training import PRESET_HELP, PRESETS, TrainConfig
-from hce_engine.training.config import DEFAULT_PRESET
+from hce_engine.training.config import DEFAULT_PRESET, UNLABELLED_PRESET
 from ui.common import (active_runs, fmt_duration, friendly_errors, get_workspace, live_progress, md_escape,
                        pick_corpus, progress_panel)
 from hce_engine.plotting.training import describe_outcome, loss_figure, sibling_accuracy_figure, validation_figure
@@ -73,7 +73,8 @@ def show_estimate(corpus: str, config: dict) -> None:
 
 def settings_form(corpus: str) -> None:
     splits = list(ws.splits(corpus))
-    preset = st.radio("Preset", list(PRESETS), index=list(PRESETS).index(DEFAULT_PRESET), horizontal=True,
+    start = DEFAULT_PRESET if "train" in splits else UNLABELLED_PRESET
+    preset = st.radio("Preset", list(PRESETS), index=list(PRESETS).index(start), horizontal=True,
                       key="train_preset",
                       format_func=lambda p: f"{p}: {PRESET_HELP.get(p, '')}")
     if preset == "quick":
@@ -82,15 +83,17 @@ def settings_form(corpus: str) -> None:
                 "on a CPU) to see whether HCE helps on your corpus.")
     defaults = ws.default_config(corpus, preset).to_dict()
     if "train" not in splits:
-        st.caption("No training qrels in this corpus: the default signal is **ict** (Inverse Cloze Task: a "
-                   "sentence of a document is the query for the rest of it), which needs no labels.")
+        st.caption("No judged queries in this corpus, so the default signal is **self**: a sentence of each "
+                   "document is a pseudo-query, and this app's own hybrid search (BM25 + the starting encoder) "
+                   "ranks that document's tree siblings for it; the encoder learns to rank them the same way. "
+                   "No label is used, and the run checks itself on held-out pseudo-queries.")
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     values, prefix = {}, f"tc_{corpus}_{preset}_"
     cols = st.columns(3)
     for i, name in enumerate(MAIN):
         with cols[i % 3]:
             values[name] = setting_widget(fields[name], defaults[name], prefix + name, splits,
-                                          disabled=name == "split" and values.get("signal") == "ict")
+                                          disabled=name == "split" and values.get("signal") in ("ict", "self"))
     with st.expander("Advanced settings"):
         cols = st.columns(3)
         for i, name in enumerate(n for n in fields if n not in MAIN):
@@ -105,7 +108,7 @@ def settings_form(corpus: str) -> None:
         show_estimate(corpus, config)
     encoding = active_runs(corpus, kind="baseline")
     if encoding:  # training starts from the baseline's vectors and tree: wait for it instead of encoding twice
-        st.info(f"The corpus is being encoded by run #{encoding[-1]['run_id']}; training can start when it is done.")
+        st.info(f"The corpus is being encoded by run #{encoding[-1].run_id}; training can start when it is done.")
         live_progress(encoding[-1].run_id, key="train_encode")
     if st.button("Start training", type="primary", key="train_start", disabled=bool(encoding)):
         with friendly_errors("Starting the run"):
