@@ -316,3 +316,114 @@ def test_learn_walkthrough_exports_as_one_offline_page(trained, app_env, tmp_pat
     assert f"trained run {trained['trained']}" in page_text
     assert main(["--workspace", app_env, "export", "--learn-html", str(out)]) == 1
     assert "--learn-html needs --corpus" in capsys.readouterr().err
+
+
+# -- the self signal (issue 22): its teacher on the Siblings page, in the Learn walkthrough and its export ----------
+ONE_SENTENCE = "lonely note without a second sentence"
+
+
+@pytest.fixture
+def self_trained(app_env, tmp_path):
+    """An unjudged corpus "notes" (48 two-sentence documents and one of a single sentence) with a zero-shot
+    baseline and a self-signal run (fake encoder), both with their maps."""
+    from conftest import TOY_TOPICS
+    from hce_engine import Workspace
+    texts = [d for ps in TOY_TOPICS.values() for d in ps] * 4
+    path = tmp_path / "notes.jsonl"
+    path.write_text("".join(f'{{"_id": "d{i}", "title": "{t} {i}", "text": "{t} {i}. A second sentence on {t} '
+                            f'number {i}."}}\n' for i, t in enumerate(texts))
+                    + f'{{"_id": "solo", "title": "solo", "text": "{ONE_SENTENCE}"}}\n')
+    ws = Workspace(app_env)
+    try:
+        ws.import_corpus(str(path), name="notes")
+        run = ws.train("notes", ws.default_config("notes", batch_size=4, siblings=2, branching=3))
+        assert ws.run(run).status.value == "done" and ws.run(run).config.signal == "self"
+        base = ws.run(run).summary["baseline_run"]
+        for r in (base, run):
+            _store_projection(ws, r)
+        solo = int(ws.documents("notes").set_index("ext_id").loc["solo", "doc_id"])
+    finally:
+        ws.close()
+    return {"baseline": base, "trained": run, "solo": solo}
+
+
+def test_siblings_page_shows_what_the_teacher_said_for_a_self_run(self_trained):
+    run = self_trained["trained"]
+    at = page("siblings").run()
+    ok(at)
+    assert at.selectbox(key="sib_run").value == run and at.toggle(key=f"sib_teacher_{run}").value  # on for self
+    assert "What the teacher said (self signal)" in [s.value for s in at.subheader]
+    assert any("trained on exactly this" in c.value for c in at.caption)
+    fig = charts(at)[-1]
+    assert [t["name"] for t in fig["data"]] == ["teacher (hybrid)", f"student before #{self_trained['baseline']}",
+                                                f"student after #{run}"]
+    assert any(m.value.startswith("**Pseudo-query**") for m in at.markdown)
+    assert any("KL(teacher ‖ student)" in m.value for m in at.markdown)
+    table = at.dataframe[-1].value
+    assert {"BM25", "teacher score", "p teacher", "p before", "p after", "rank teacher"} <= set(table.columns)
+    assert table["rank teacher"].tolist() == sorted(table["rank teacher"])
+    # a document of one sentence yields no pseudo-query: a readable message, the rest of the page stays
+    at.radio(key="sib_mode").set_value("a document").run()
+    at.text_input(key="sib_doc_search").input("lonely").run()
+    at.selectbox(key="sib_doc").set_value(self_trained["solo"]).run()
+    assert not at.exception
+    assert [e.value for e in at.error] and "it yields no pseudo" in at.error[0].value
+    assert len(charts(at)) >= 3  # the siblings' contrasts are still drawn
+    at.toggle(key=f"sib_teacher_{run}").set_value(False).run()
+    ok(at)
+
+
+def test_siblings_page_teacher_section_for_another_signal(trained, app_env):
+    from hce_engine import Workspace
+    ws = Workspace(app_env)
+    try:  # a stored training run records the run it started from
+        ws.store.update_run(trained["trained"], summary={"baseline_run": trained["baseline"]})
+    finally:
+        ws.close()
+    key = f"sib_teacher_{trained['trained']}"
+    at = page("siblings").run()
+    ok(at)
+    assert not at.toggle(key=key).value and len(charts(at)) == 5  # off for a run of another signal
+    at.toggle(key=key).set_value(True).run()
+    ok(at)
+    assert any("*would* teach" in c.value for c in at.caption)
+    assert len(charts(at)) == 6 and len(charts(at)[-1]["data"]) == 3
+
+
+def test_learn_page_teaches_the_self_signal(self_trained):
+    from hce_engine.views.walkthrough import SELF_STEP, STEPS, TEXT
+    at = page("learn").run()
+    ok(at)
+    assert list(at.radio(key="learn_step").options) == STEPS + [SELF_STEP]
+    at.radio(key="learn_step").set_value(SELF_STEP).run()
+    ok(at)
+    assert at.header[0].value == TEXT[SELF_STEP][0] and at.button(key="learn_next_bottom").disabled
+    [fig] = charts(at)
+    assert [t["name"] for t in fig["data"]][0] == "teacher (hybrid)"
+    assert any(m.value.startswith("**Pseudo-query**") for m in at.markdown) and len(at.dataframe) == 1
+    # the example document has one sentence: the first document that yields a pseudo-query stands in
+    at.selectbox(key="learn_doc").set_value(self_trained["solo"]).run()
+    ok(at)
+    assert any("showing the first document" in c.value for c in at.caption) and len(charts(at)) == 1
+    at.button(key="learn_back_bottom").click().run()
+    ok(at)
+    assert at.radio(key="learn_step").value == STEPS[-1]
+
+
+def test_learn_walkthrough_prefers_the_self_run_and_exports_its_step(self_trained, app_env, tmp_path_factory):
+    from hce_engine import Workspace, views
+    from hce_engine.encoder.fake import FakeEncoder
+    from hce_engine.plotting import export
+    from hce_engine.views.walkthrough import SELF_STEP, TEXT
+    model = str(tmp_path_factory.mktemp("models") / "other")
+    FakeEncoder(dim=32, seed=7).save(model)
+    ws = Workspace(app_env)
+    try:
+        w = views.walkthrough(ws, "notes")
+        assert w["is_self"] and w["after"].run_id == self_trained["trained"] and w["steps"][-1] == SELF_STEP
+        page_text = export.learn_html(ws, "notes")
+        assert TEXT[SELF_STEP][0] in page_text and "Pseudo-query" in page_text and "teacher (hybrid)" in page_text
+        _fake_trained_run(ws, "notes", model)  # newer, another signal: the unjudged corpus still shows the self run
+        assert views.walkthrough(ws, "notes")["after"].run_id == self_trained["trained"]
+    finally:
+        ws.close()

@@ -68,8 +68,8 @@ def teacher_summary(view: dict) -> str:
     """One markdown sentence: how far the student is from the teacher before and after training."""
     def rho(v: float | None) -> str:
         return "—" if v is None else f"{v:+.2f}"
-    closer = view["kl_after"] < view["kl_before"]
-    return (f"Over these {view['n_candidates']} siblings the student moved **{'closer to' if closer else 'no closer to'}"
-            f"** the teacher: KL(teacher ‖ student) {view['kl_before']:.3f} → {view['kl_after']:.3f} (0 = the same "
-            f"probabilities), rank correlation with the teacher's order {rho(view['spearman_before'])} → "
+    closer = "closer to" if view["kl_after"] < view["kl_before"] else "no closer to"
+    return (f"Over these {view['n_candidates']} siblings the student came **{closer}** the teacher: "
+            f"KL(teacher ‖ student) {view['kl_before']:.3f} → {view['kl_after']:.3f} (0 = the same probabilities), "
+            f"rank correlation with the teacher's order {rho(view['spearman_before'])} → "
             f"{rho(view['spearman_after'])} (1 = the same order).")

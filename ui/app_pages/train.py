@@ -58,6 +58,8 @@ def show_estimate(corpus: str, config: dict) -> None:
     est = estimate(ws, ws.path, corpus, json.dumps(config, sort_keys=True), n_docs)
     seconds = est.get("seconds", est.get("total_seconds"))
     parts = {k: est.get(f"{k}_seconds") for k in ("train", "validation", "tree", "encode")}
+    if est.get("teacher_seconds"):  # the self signal's teacher encodes its pseudo-queries first
+        parts["teacher"] = est["teacher_seconds"]
     c1, c2 = st.columns([1, 3])
     c1.metric("Estimated time", fmt_duration(seconds), help="Measured on this machine before the run (an upper "
               "bound): " + "; ".join(est.get("assumptions", [])))
