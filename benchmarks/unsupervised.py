@@ -55,7 +55,8 @@ ARMS: dict[str, dict] = {
     "self-in-batch": {"negatives": "in-batch"},           # the batch's other documents only
     "self-levels": {"level_loss": True},                  # + HCE's level terms for the pseudo-query's source
     "self-anchor": {"anchor": 0.1},                       # + L2 towards the starting weights
-    "self-lr1e-5": {"lr": 1e-5},                          # a lower rate
+    "self-lr5e-5": {"lr": 5e-5},                          # a higher rate (63 steps move the encoder little)
+    "self-w0.6": {"teacher_weight": 0.6},                 # a teacher leaning more on BM25
     "self-dense-only": {"teacher_weight": 1.0},           # control: the teacher is the starting encoder
     "ict": {"signal": "ict", "negatives": "siblings"},    # plain contrastive on pseudo-pairs (ICT)
 }

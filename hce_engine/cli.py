@@ -14,7 +14,8 @@ from .errors import HCEError, InputError, NotFoundError
 from .index.fusion import FUSIONS, INDEX_KINDS, MODES
 from .progress import Progress
 from .runs import EncodeConfig
-from .training.config import DEFAULT_PRESET, PRESET_HELP, PRESETS, UNLABELLED_PRESET, TrainConfig
+from .training.config import (DEFAULT_PRESET, LABEL_SOURCE, PRESET_HELP, PRESETS, UNLABELLED_PRESET,
+                              TrainConfig)
 
 
 def _table(rows: list[dict], cols: list[str]) -> str:
@@ -397,6 +398,7 @@ def cmd_train(ws, a) -> int:
         config = ws.default_config(a.corpus, a.preset, **settings)
         if not a.json:
             est = ws.estimate(a.corpus, config)
+            print(f"signal {config.signal}. {LABEL_SOURCE[config.signal]}", file=sys.stderr)
             print(f"estimated time on {est['device']}: about {est['total_seconds'] / 60:.1f} min "
                   f"({est['steps']} steps, {est['pairs']} pairs)", file=sys.stderr)
         run = ws.train(a.corpus, config, progress=_progress(a.json))

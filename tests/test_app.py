@@ -158,6 +158,25 @@ def _toy(toy_beir) -> str:
     return "toy"
 
 
+def test_train_page_defaults_an_unjudged_corpus_to_the_self_signal(app, tmp_path):
+    """No judged queries: the unsupervised preset and the self signal, the labels' source said in a sentence,
+    the teacher's time in the estimate."""
+    from conftest import TOY_TOPICS
+    lines = [d for ps in TOY_TOPICS.values() for d in ps] * 4
+    path = tmp_path / "notes.jsonl"
+    path.write_text("".join(f'{{"_id": "d{i}", "text": "{t} {i}. A second sentence on {t} number {i}."}}\n'
+                            for i, t in enumerate(lines)))
+    app.run()
+    ws().import_corpus(str(path), name="notes")
+    ws().encode("notes")
+    goto(app, "train")
+    assert not app.error, texts(app.error)
+    assert app.radio(key="train_preset").value == "unsupervised"
+    assert app.selectbox(key="tc_notes_unsupervised_signal").value == "self"
+    assert any("hybrid" in t and "No labels needed" in t for t in texts(app.info))
+    assert any("teacher" in t for t in texts(app.caption))  # the estimate's parts name the teacher's encode
+
+
 def test_train_estimate_start_cancel_and_finish(app, toy_beir):
     app.run()
     _toy(toy_beir)

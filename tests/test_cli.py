@@ -211,3 +211,20 @@ def test_train_flags_come_from_the_config(hce, toy_beir):
     with pytest.raises(SystemExit) as exc:
         hce("train", "--corpus", "toy", "--select", "worst")
     assert exc.value.code == 2
+
+
+def test_train_on_an_unjudged_corpus_uses_the_self_signal(hce, tmp_path):
+    """`hce train` on a corpus without judged queries: the unsupervised preset's self signal, said in a
+    sentence, and an outcome from its label-free checks."""
+    from conftest import TOY_TOPICS
+    lines = [d for ps in TOY_TOPICS.values() for d in ps] * 4
+    path = tmp_path / "notes.jsonl"
+    path.write_text("".join(f'{{"_id": "d{i}", "text": "{t} {i}. A second sentence on {t} number {i}."}}\n'
+                            for i, t in enumerate(lines)))
+    assert hce("import", str(path), "--name", "notes")[0] == 0
+    code, out, err = hce("train", "--corpus", "notes", "--batch-size", "8", "--branching", "3", "--siblings", "2")
+    assert code == 0, err
+    assert "signal self. No labels needed" in err and "teacher agreement (held-out pseudo-queries)" in err, err
+    code, out, _ = hce("runs", "--corpus", "notes", "--json")
+    cfg = [r for r in json.loads(out) if r["kind"] == "train"][0]["config"]
+    assert cfg["signal"] == "self" and cfg["max_pairs"] == 2000 and cfg["negatives"] == "siblings"

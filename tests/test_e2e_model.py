@@ -135,3 +135,30 @@ def test_gradient_caching_matches_a_plain_step_on_the_real_model():
     other = train_step(Embedder(enc, torch.device("cpu"), 3),
                        HierarchicalContrastiveLoss(tree, tree.depth, 0.05, True, False), batch, cfg)["loss"]
     assert other != pytest.approx(l0, rel=1e-4)
+
+
+@needs_scifact
+def test_unlabelled_run_on_the_real_model_reports_an_outcome(tmp_path):
+    """A corpus without a single judged query: `hce train`'s default (the self signal) with the real encoder
+    completes, is taught by the hybrid teacher and judges itself by its label-free checks."""
+    docs = [json.loads(line) for line in open(os.path.join(SCIFACT, "corpus.jsonl"))][:240]
+    path = tmp_path / "abstracts.jsonl"
+    path.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    ws = Workspace(str(tmp_path / "ws"))
+    try:
+        ws.import_corpus(str(path), name="abstracts")
+        cfg = ws.default_config("abstracts", max_pairs=48, batch_size=16, siblings=3, max_length=64,
+                                query_max_length=32, branching=5)
+        assert cfg.signal == "self"
+        run = ws.train("abstracts", cfg)
+        info = ws.run(run)
+        assert info.status == "done", info.error
+        checks = info.summary["outcome"]["checks"]
+        assert [c["name"] for c in checks] == ["known item (held-out pseudo-queries)",
+                                               "teacher agreement (held-out pseudo-queries)"]
+        assert info.summary["outcome"]["verdict"] in ("better", "no better", "worse")
+        assert checks[1]["n_queries"] >= 20 and 0 < checks[1]["start"] < 1
+        log = ws.train_log(run)
+        assert len(log) == 3 and log["loss"].notna().all()
+    finally:
+        ws.close()

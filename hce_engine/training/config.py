@@ -247,6 +247,16 @@ PRESETS: dict[str, dict[str, Any]] = {
                      "precision": "auto"},
 }
 
+#: Where each signal's labels come from, in one sentence (``hce train`` and the Train page say it).
+LABEL_SOURCE: dict[str, str] = {
+    "supervised": "Labels: your judged (query, relevant document) pairs.",
+    "ict": "No labels needed: a sentence of each document is the query for the rest of that document.",
+    "joint": "Labels: your judged pairs, mixed with sentences of documents as queries for the rest of them.",
+    "self": "No labels needed: a sentence of each document is a pseudo-query, and this engine's own hybrid "
+            "search (BM25 + the starting encoder) scores that document's tree siblings for it; the encoder "
+            "learns to rank them as the hybrid does.",
+}
+
 #: The preset the app and ``hce train`` start from when none is named.
 DEFAULT_PRESET = "quick"
 #: ... and on a corpus without judged training queries (the self signal's preset).

@@ -9,7 +9,7 @@ import streamlit as st
 
 from hce_engine import Run
 from hce_engine.training import PRESET_HELP, PRESETS, TrainConfig
-from hce_engine.training.config import DEFAULT_PRESET, UNLABELLED_PRESET
+from hce_engine.training.config import DEFAULT_PRESET, LABEL_SOURCE, UNLABELLED_PRESET
 from ui.common import (active_runs, fmt_duration, friendly_errors, get_workspace, live_progress, md_escape,
                        pick_corpus, progress_panel)
 from hce_engine.plotting.training import describe_outcome, loss_figure, sibling_accuracy_figure, validation_figure
@@ -85,10 +85,8 @@ def settings_form(corpus: str) -> None:
                 "on a CPU) to see whether HCE helps on your corpus.")
     defaults = ws.default_config(corpus, preset).to_dict()
     if "train" not in splits:
-        st.caption("No judged queries in this corpus, so the default signal is **self**: a sentence of each "
-                   "document is a pseudo-query, and this app's own hybrid search (BM25 + the starting encoder) "
-                   "ranks that document's tree siblings for it; the encoder learns to rank them the same way. "
-                   "No label is used, and the run checks itself on held-out pseudo-queries.")
+        st.caption("No judged training queries in this corpus, so the default is the **self** signal and the "
+                   "**unsupervised** preset. The run checks itself on held-out pseudo-queries.")
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     values, prefix = {}, f"tc_{corpus}_{preset}_"
     cols = st.columns(3)
@@ -106,6 +104,7 @@ def settings_form(corpus: str) -> None:
     except ValueError as exc:
         st.error(str(exc))
         return
+    st.info(f"Signal **{config['signal']}**. {LABEL_SOURCE[config['signal']]}")
     with friendly_errors("Time estimate"):
         show_estimate(corpus, config)
     encoding = active_runs(corpus, kind="baseline")
