@@ -137,6 +137,7 @@ def run_row(base_ws: Path, work: Path, corpus: str, splits: dict, arm: str, seed
     try:
         assert not ws.splits(corpus), "the corpus must have no judged queries while training"
         base_run = ws.runs(corpus, kind="baseline")[-1].run_id
+        estimate = ws.estimate(corpus, cfg)["total_seconds"]  # what the app and `hce train` announce
         started = time.strftime("%Y-%m-%d %H:%M:%S")
         t0 = time.time()
         run_id = ws.train(corpus, cfg, progress=Ticker(f"{arm} seed {seed}"))
@@ -154,7 +155,7 @@ def run_row(base_ws: Path, work: Path, corpus: str, splits: dict, arm: str, seed
         if not args.keep:
             shutil.rmtree(ws_dir, ignore_errors=True)
     return {"arm": arm, "seed": seed, "config": cfg.to_dict(), "started": started, "ended": ended,
-            "train_seconds": train_s, "verdict": outcome.get("verdict"), "checks": outcome.get("checks", []),
+            "train_seconds": train_s, "estimated_seconds": estimate, "verdict": outcome.get("verdict"), "checks": outcome.get("checks", []),
             "steps": summary.get("steps"), "n_train_pairs": summary.get("n_train_pairs"),
             "n_val_pairs": summary.get("n_val_pairs"), "precision": summary.get("precision"), "metrics": metrics}
 

@@ -179,3 +179,22 @@ def test_map_draw_smoke(tmp_path):
     (row,) = json.loads(out.read_text())["rows"]
     assert row["n_docs"] == 1500 and row["points_drawn"] == 1500 and row["errors_shown"] == 0 and row["draw_s"] > 0
     assert row["labels_drawn"] >= 2  # the labelled map, drawn in the real browser
+
+
+def test_unsupervised_smoke(tmp_path):
+    """The label-free benchmark: trains on the unjudged corpus, then judges dev and test, and records provenance."""
+    out = tmp_path / "unsup.json"
+    proc = run_script("unsupervised.py", "--smoke", "--arms", "self,ict", "--work", str(tmp_path / "w"),
+                      "--out", str(out))
+    assert "dev dense" in proc.stdout
+    data = json.loads(out.read_text())
+    assert data["commit"] and isinstance(data["clean_tree"], bool) and data["hardware"]["cpus"]
+    assert [(r["arm"], r["seed"]) for r in data["rows"]] == [("self", 0), ("ict", 0)]
+    for row in data["rows"]:
+        assert row["config"]["signal"] == ("self" if row["arm"] == "self" else "ict")
+        assert row["started"] <= row["ended"] and row["estimated_seconds"] > 0
+        assert row["verdict"] in ("better", "no better", "worse") and row["checks"]
+        assert not any(c["name"].startswith("judged") for c in row["checks"])  # no label while training
+        for split in ("dev", "test"):
+            m = row["metrics"][split]
+            assert 0 <= m["start"]["dense"]["ndcg_at_10"] <= 1 and 0 <= m["trained"]["hybrid"]["ndcg_at_10"] <= 1
