@@ -185,12 +185,14 @@ class Run:
 
     @property
     def label(self) -> str:
-        """Short human name: ``#3 supervised · siblings (done)``, ``#1 zero-shot all-MiniLM-L6-v2 (done)``."""
+        """Short human name: ``#3 supervised · siblings (done)``, ``#1 zero-shot all-MiniLM-L6-v2 (done)``; a
+        finished training run that came out worse than its starting encoder says so: ``(done, worse)``."""
         if self.is_train:
             what = f"{self.config_dict.get('signal', 'train')} · {self.config_dict.get('negatives', '')}"
         else:
             what = "zero-shot " + model_name(self.config_dict.get("model"))
-        return f"#{self.run_id} {what} ({self.status.value})"
+        worse = ", worse than its start" if self.is_train and self.verdict == "worse" else ""
+        return f"#{self.run_id} {what} ({self.status.value}{worse})"
 
     def check_same_corpus(self, other: "Run") -> None:
         """Raise InputError unless ``other`` belongs to this run's corpus (runs compared side by side)."""

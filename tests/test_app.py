@@ -323,3 +323,24 @@ def test_app_server_starts_encoding_before_any_browser_connects(app, toy_beir, m
     assert [r.kind for r in runs] == ["baseline"]
     wait_all()
     assert ws().run(runs[0].run_id).status == "done"
+
+
+def test_a_worse_run_is_never_the_default_column(app, toy_beir):
+    """Search's trained column and the run pickers default to the newest run that is not worse; a worse run,
+    picked, carries its verdict in its name."""
+    from hce_engine.evaluation import check, outcome
+    app.run()
+    _toy(toy_beir)
+    good = ws().train("toy", {"epochs": 1, "batch_size": 8, "siblings": 2, "branching": 3})
+    bad = ws().train("toy", {"epochs": 1, "batch_size": 8, "siblings": 2, "branching": 3, "seed": 1})
+    for run, end in ((good, 0.9), (bad, 0.5)):
+        summary = ws().run(run).summary
+        summary["outcome"] = outcome([check("judged queries (test)", "ndcg_at_10", 0.8, end, 9)])
+        ws().store.update_run(run, summary=summary)
+    goto(app, "search")
+    box = app.selectbox(key="search_trained_toy")
+    assert box.value == good
+    assert "worse than its start" in box.format_func(bad) and "worse" not in box.format_func(good)
+    goto(app, "siblings")
+    assert not app.exception
+    assert app.selectbox(key="sib_run").value == good

@@ -69,7 +69,8 @@ def pick_run(corpus: str, key: str = "run", label: str = "Run", done_only: bool 
         return None
     labels = {r.run_id: r.label for r in runs}
     ids = list(labels)
-    index = len(ids) - 1 if default_latest else 0
+    fine = [i for i, r in enumerate(runs) if r.verdict != "worse"]  # a worse run is never the default
+    index = (fine[-1] if fine else len(ids) - 1) if default_latest else 0
     return st.selectbox(label, ids, index=index, format_func=labels.get, key=key)
 
 
@@ -140,7 +141,8 @@ def pick_run_and_compare(ws, runs: list[Run], run_col, cmp_col, run_text: str, c
     from hce_engine import views
     labels = {r.run_id: r.label for r in runs}
     ids = list(labels)
-    trained = [r.run_id for r in runs if r.kind == "train"]
+    trained = [r.run_id for r in runs if r.kind == "train" and r.verdict != "worse"] or \
+        [r.run_id for r in runs if r.kind == "train"]  # a worse run is the default only when it is the only one
     run_id = run_col.selectbox(run_text, ids, index=ids.index(trained[-1]) if trained else len(ids) - 1,
                                format_func=labels.get, key=f"{key}_run")
     default = views.default_compare_run(ws, run_id)

@@ -74,6 +74,7 @@ def walkthrough(ws, corpus: str) -> dict:
         raise NotFoundError(f"corpus {corpus!r} has no finished run with a tree: encode it first")
     base = [r for r in runs if not r.is_train]
     trained = [r for r in runs if r.is_train]
+    trained = [r for r in trained if r.verdict != "worse"] or trained  # a worse run only when it is all there is
     judged = judged_queries(ws, corpus, limit=1)
     selfish = [r for r in trained if r.config_dict.get("signal") == "self"]
     after = ((selfish if selfish and not judged else trained) or [None])[-1]

@@ -121,7 +121,8 @@ if base is None:
     st.stop()
 
 others = [r for r in ws.runs(corpus, status="done") if r.run_id != base]
-others.sort(key=lambda r: (r.kind == "train", r.run_id))  # newest trained run last = default
+# newest trained run that is not worse than its start last = default (a worse one only when picked)
+others.sort(key=lambda r: (r.kind == "train" and r.verdict != "worse", r.kind == "train", r.run_id))
 c1, c2, c3, c4 = st.columns([4, 2, 1, 2])
 examples = EXAMPLES.get(corpus, [])
 query = c1.text_input("Query", key="search_query", placeholder=f"e.g. {examples[0]}" if examples else
