@@ -130,12 +130,12 @@ def test_config_round_trip_presets_and_help():
     quick = TrainConfig.preset("quick", seed=3)
     assert (quick.epochs, quick.siblings, quick.max_length, quick.query_max_length, quick.seed) == (1, 3, 128, 32, 3)
     assert TrainConfig.preset("full") == TrainConfig()
-    assert set(PRESETS) == {"quick", "standard", "full"}
+    assert set(PRESETS) == {"quick", "standard", "full", "unsupervised"}
     std = TrainConfig.preset("standard")
     assert (std.siblings, std.sibling_max_length, std.negative_max_length, std.precision) == (15, 96, 96, "auto")
     full = TrainConfig.preset("full")
     assert (full.lr_schedule, full.grad_clip, full.val_fraction, full.select) == ("constant", 0.0, 0.0, "last")
-    assert TrainConfig.choices()["negatives"] == ("siblings", "random", "in-batch")
+    assert TrainConfig.choices()["negatives"] == ("siblings", "random", "in-batch", "teacher")
     for name in PRESETS:
         TrainConfig.preset(name).validate()
 
