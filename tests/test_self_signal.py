@@ -172,6 +172,8 @@ def test_workspace_defaults_an_unjudged_corpus_to_the_self_signal(workspace, tmp
     assert info.status == "done", info.error
     assert info.summary["outcome"]["verdict"] in ("better", "no better", "worse")
     assert [c["name"] for c in info.summary["outcome"]["checks"]][1] == "teacher agreement (held-out pseudo-queries)"
+    log = workspace.train_log(run)
+    assert len(log) and log["teacher_agree"].between(0, 1).all()  # the teacher's top-1 share, per step
     est = workspace.estimate("notes", cfg)
     assert est["teacher_seconds"] > 0 and est["total_seconds"] > est["teacher_seconds"]
 

@@ -71,6 +71,9 @@ def sibling_accuracy_figure(log: pd.DataFrame) -> go.Figure:
         levels = level_matrix(log["level_acc"])
         for j in range(levels.shape[1]):
             fig.add_trace(go.Scatter(x=steps, y=smooth(levels[:, j]), name=f"level {j + 1}", mode="lines"))
+    if "teacher_agree" in log and log["teacher_agree"].notna().any():
+        fig.add_trace(go.Scatter(x=steps, y=smooth(log["teacher_agree"]), name="teacher's top-1 (self signal)",
+                                 mode="lines", line=dict(color="seagreen", width=2)))
     if "leaf_acc" in log and log["leaf_acc"].notna().any():
         fig.add_trace(go.Scatter(x=steps, y=smooth(log["leaf_acc"]), name="leaf (documents)", mode="lines",
                                  line=dict(color="black", width=2)))

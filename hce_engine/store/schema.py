@@ -129,6 +129,10 @@ MIGRATIONS: list[list[str]] = [
             created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
         )""",
     ],
+    # 4: self-signal steps: the share of pseudo-queries whose top candidate is the teacher's
+    [
+        "ALTER TABLE train_log ADD COLUMN teacher_agree DOUBLE",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -526,11 +526,11 @@ class Store:
     # -- training log ---------------------------------------------------------------------------
     def log_step(self, run_id: int, step: int, epoch: float, loss: float | None, level_losses: Sequence[float],
                  level_acc: Sequence[float], leaf_acc: float | None, examples_per_s: float | None,
-                 eta_s: float | None) -> None:
+                 eta_s: float | None, teacher_agree: float | None = None) -> None:
         self.con.execute("INSERT INTO train_log (run_id, step, epoch, loss, level_losses, level_acc, leaf_acc, "
-                         "examples_per_s, eta_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         "examples_per_s, eta_s, teacher_agree) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                          [run_id, step, epoch, loss, list(map(float, level_losses)), list(map(float, level_acc)),
-                          leaf_acc, examples_per_s, eta_s])
+                          leaf_acc, examples_per_s, eta_s, teacher_agree])
 
     def train_log(self, run_id: int) -> pd.DataFrame:
         return self.con.execute("SELECT * FROM train_log WHERE run_id = ? ORDER BY step", [run_id]).df()

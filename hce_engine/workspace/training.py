@@ -197,7 +197,7 @@ class TrainingVerbs:
                 pending.append((ev.step, ev.epoch - 1 + ev.batch / ev.batches, ev.loss,
                                 [nan if v is None else v for v in ev.level_loss],
                                 [nan if v is None else v for v in ev.level_acc], ev.leaf_acc,
-                                ev.examples_per_s, ev.eta_s))
+                                ev.examples_per_s, ev.eta_s, ev.teacher_agree))
                 if time.monotonic() - flushed[0] >= LOG_EVERY_S:
                     flush()
                 report(Progress("train", ev.step, ev.total_steps, ev.eta_s))
@@ -305,7 +305,8 @@ class TrainingVerbs:
 
     def train_log(self, run_id: int):
         """DataFrame of a training run's steps: step, epoch, loss, level_losses, level_acc, leaf_acc,
-        examples_per_s, eta_s."""
+        examples_per_s, eta_s, teacher_agree (self signal: share of queries whose top candidate is the
+        teacher's)."""
         return self.store.train_log(run_id)
 
     def estimate(self, corpus: str, config) -> dict:

@@ -139,12 +139,22 @@ def run_charts(run: Run, key: str) -> None:
         cols[4].metric("Tree rebuilds", summary.get("rebuilds", 0), help="Co-training rebuilds of the tree "
                        "(setting recluster every)")
     left, right = st.columns(2)
+    self_signal = run.config_dict.get("signal") == "self"
     left.plotly_chart(loss_figure(log), key=f"{key}_loss")
-    left.caption("Cross-entropy of the positive among its siblings, at every tree level and at the leaf "
-                 "(documents); the total adds the leaf term and the mean of the level terms.")
     right.plotly_chart(sibling_accuracy_figure(log), key=f"{key}_acc")
-    right.caption("How often the query scores its positive's branch above every sibling branch, per level; "
-                  "leaf: the positive document above its sibling and in-batch documents.")
+    if self_signal:
+        left.caption("Total: KL divergence between the teacher's and the student's probabilities over each "
+                     "pseudo-query's siblings and the batch's other documents (0 = the student ranks as the "
+                     "teacher does). Level lines: how well the pseudo-query finds its source's branch, not "
+                     "trained on (shown for reference).")
+        right.caption("Green: how often the student's top candidate is the teacher's. Per level and leaf: the "
+                      "pseudo-query's own source branch and document first (not trained on: a drop here is "
+                      "forgetting).")
+    else:
+        left.caption("Cross-entropy of the positive among its siblings, at every tree level and at the leaf "
+                     "(documents); the total adds the leaf term and the mean of the level terms.")
+        right.caption("How often the query scores its positive's branch above every sibling branch, per level; "
+                      "leaf: the positive document above its sibling and in-batch documents.")
     history = summary.get("val_history")
     if history:
         st.plotly_chart(validation_figure(history), key=f"{key}_val")
