@@ -53,6 +53,8 @@ ARMS: dict[str, dict] = {
     "self-teacher-negs": {"negatives": "teacher"},        # the teacher's own top 15 instead of the siblings
     "self-random": {"negatives": "random"},               # 15 random documents
     "self-in-batch": {"negatives": "in-batch"},           # the batch's other documents only
+    # the batch is the candidate set: pairs of neighbouring leaves share it, every pseudo-query, 2 epochs
+    "self-tree-batch": {"negatives": "in-batch", "batching": "tree", "max_pairs": 0, "epochs": 2},
     "self-levels": {"level_loss": True},                  # + HCE's level terms for the pseudo-query's source
     "self-anchor": {"anchor": 0.1},                       # + L2 towards the starting weights
     "self-lr5e-5": {"lr": 5e-5},                          # a higher rate (63 steps move the encoder little)
@@ -182,6 +184,24 @@ def print_table(result: dict) -> None:
               f"{checks:>26s} " + " ".join(cells))
 
 
+def markdown(result: dict) -> str:
+    """The rows as a markdown table (what benchmarks/README.md shows), from a result file."""
+    out = ["| arm | seed | verdict (label-free checks: known item, teacher agreement) | dev dense | test dense "
+           "| test hybrid | train min | estimated min | commit |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        checks = ", ".join(f"{c['delta']:+.3f}" for c in r["checks"])
+        cells = []
+        for split, system in (("dev", "dense"), ("test", "dense"), ("test", "hybrid")):
+            m = r["metrics"][split]
+            a, b = m["start"][system]["ndcg_at_10"], m["trained"][system]["ndcg_at_10"]
+            cells.append(f"{a:.4f} → {b:.4f} ({b - a:+.4f})")
+        est = r.get("estimated_seconds")
+        out.append(f"| {r['arm']} | {r['seed']} | {r['verdict']} ({checks}) | " + " | ".join(cells) +
+                   f" | {r['train_seconds'] / 60:.1f} | {'—' if est is None else f'{est / 60:.1f}'} | "
+                   f"{r['commit']}{'' if r.get('clean_tree') else ' (dirty)'} |")
+    return "\n".join(out)
+
+
 def clean_tree() -> bool:
     out = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
                          capture_output=True, text=True)
@@ -201,7 +221,15 @@ def main() -> None:
     ap.add_argument("--resume", action="store_true", help="keep the rows already in --out, run the rest")
     ap.add_argument("--keep", action="store_true", help="keep each row's workspace")
     ap.add_argument("--smoke", action="store_true", help="toy corpus, fake encoder, tiny runs (seconds)")
+    ap.add_argument("--markdown", nargs="+", metavar="RESULT", help="print result files as markdown tables, run nothing")
     a = ap.parse_args()
+    if a.markdown:
+        for path in a.markdown:
+            result = json.loads(Path(path).read_text())
+            print(f"\n{result['collection']} (baseline encode {result['baseline_encode_seconds'] / 60:.1f} min, "
+                  f"{result['hardware'].get('cpu_model')}, {result['hardware'].get('usable_cpus')} cores)\n")
+            print(markdown(result))
+        return
     arms = [x for x in a.arms.split(",") if x]
     unknown = [x for x in arms if x not in ARMS]
     if unknown:

@@ -198,3 +198,26 @@ def test_teacher_view_shows_what_a_self_run_was_taught(workspace, tmp_path):
     assert v["kl_before"] >= 0 and v["kl_after"] >= 0
     same = teacher_view(workspace, run, doc_id=v["source"]["doc_id"])
     assert same["query"] == v["query"] and same["candidates"] == v["candidates"]
+
+
+def test_tree_batching_puts_neighbouring_positives_in_one_batch():
+    docs = _docs()
+    enc, vecs, _, _ = _teacher(docs)
+    tree = build_tree(vecs, branching=3, seed=0)
+    pairs = self_pairs(docs, seed=0)
+    common = dict(batch_size=4, negatives="in-batch", siblings=0, memory_levels=tree.depth, seed=1)
+    by_tree = HierarchicalSampler(tree, pairs, docs, batching="tree", **common)
+    by_chance = HierarchicalSampler(tree, pairs, docs, **common)
+
+    def spread(sampler, epoch):  # distinct level-1 branches per batch, averaged
+        top = tree.paths()[:, 0]
+        return np.mean([len(set(top[sampler.pair_doc[b]])) for b in sampler.batch_order(epoch)])
+
+    for epoch in (0, 1):
+        order = by_tree.batch_order(epoch)
+        assert sorted(np.concatenate(order).tolist()) == list(range(len(pairs)))  # every pair once
+        assert spread(by_tree, epoch) < spread(by_chance, epoch)
+    assert [b.tolist() for b in by_tree.batch_order(0)] == [b.tolist() for b in by_tree.batch_order(0)]
+    assert [b.tolist() for b in by_tree.batch_order(0)] != [b.tolist() for b in by_tree.batch_order(1)]
+    with pytest.raises(ValueError, match="batching"):
+        HierarchicalSampler(tree, pairs, docs, batching="nope", **common)

@@ -16,6 +16,7 @@ from ..settings import setting as _f
 SIGNALS = ("supervised", "ict", "joint", "self")
 NEGATIVES = ("siblings", "random", "in-batch", "teacher")
 LR_SCHEDULES = ("constant", "linear")
+BATCHINGS = ("random", "tree")
 SELECTIONS = ("last", "best")
 PRECISIONS = ("auto", "bf16", "fp32")
 
@@ -41,6 +42,9 @@ class TrainConfig:
                           "positive's branch among its sibling branches.")
     epochs: int = _f(3, "Passes over the training pairs.")
     batch_size: int = _f(32, "Pairs per step; the other positives of a batch are in-batch negatives.")
+    batching: str = _f("random", "How pairs are grouped into batches: random (shuffled), or tree (pairs whose "
+                       "positives are neighbours in the tree share a batch, so the in-batch negatives are hard "
+                       "ones at no extra encoding cost).", BATCHINGS)
     siblings: int = _f(15, "S: sibling (or random) negative documents per pair, encoded with gradient. "
                        "Time per step grows with S (S=15 costs about 8x a plain step).")
     branching: int = _f(10, "b: branching factor of the document tree (about b children per node).")

@@ -187,7 +187,8 @@ class _Trainer:
         c = self.config
         return HierarchicalSampler(self.tree, self.train_pairs, self.doc_texts, batch_size=c.batch_size,
                                    negatives=c.negatives, siblings=c.siblings, memory_levels=self.memory_levels,
-                                   level_loss=c.level_loss, seed=c.seed, mined=self.mined)
+                                   level_loss=c.level_loss, seed=c.seed, mined=self.mined,
+                                   batching=c.batching)
 
     def prepare_teacher(self) -> None:
         """Self signal: score the run's pseudo-queries with the teacher (the encoder still holds the starting

@@ -24,7 +24,9 @@ Per pair with positive document position ``p`` (path ``n_1 .. n_D = tree.path(p)
 
 Batches: pairs are shuffled every epoch with a generator seeded by ``(seed, epoch)``; a greedy pass keeps two
 pairs with the same positive document out of one batch when possible (a bounded look-ahead), and the masks
-above handle whatever remains. Everything is deterministic given the seed, the tree and the pairs.
+above handle whatever remains. ``batching="tree"`` instead sorts the pairs by their positive's tree path (in a
+random order within each leaf), cuts that order into batches at a random offset and shuffles the batches: a
+batch then holds neighbouring leaves, and its in-batch negatives are hard ones. Everything is deterministic given the seed, the tree and the pairs.
 """
 from __future__ import annotations
 
@@ -137,17 +139,22 @@ class HierarchicalSampler:
         level_loss: when False, levels below M are not sampled (they would only cost encodes); memory
             levels are still returned for diagnostics.
         seed: base seed; epoch ``e`` uses generators seeded with ``(seed, e)``.
+        batching: "random" or "tree" (neighbouring positives share a batch; see the module docstring).
         mined: int64 (n_pairs, >= S) negatives per pair for ``negatives="teacher"`` (-1 padded).
     """
 
     def __init__(self, tree: Tree, pairs: Sequence[Pair], doc_texts: Sequence[str], *, batch_size: int = 32,
                  negatives: str = "siblings", siblings: int = 15, memory_levels: int = 0,
-                 level_loss: bool = True, seed: int = 0, mined: np.ndarray | None = None):
+                 level_loss: bool = True, seed: int = 0, mined: np.ndarray | None = None,
+                 batching: str = "random"):
         if negatives not in NEGATIVE_MODES:
             raise ValueError(f"negatives must be one of {NEGATIVE_MODES}, got {negatives!r}")
         if negatives == "teacher" and (mined is None or len(mined) != len(pairs)):
             raise ValueError("negatives 'teacher' needs one row of mined negatives per pair")
         self.mined = None if mined is None else np.asarray(mined, dtype=np.int64)
+        if batching not in ("random", "tree"):
+            raise ValueError(f"batching must be random or tree, got {batching!r}")
+        self.batching = batching
         if len(doc_texts) != tree.n_docs:
             raise ValueError(f"tree has {tree.n_docs} documents but {len(doc_texts)} texts were given")
         if not pairs:
@@ -201,6 +208,14 @@ class HierarchicalSampler:
     def batch_order(self, epoch: int) -> list[np.ndarray]:
         """Pair indices of every batch of ``epoch`` (shuffled; same positive document kept apart when possible)."""
         B = self.batch_size
+        if self.batching == "tree":
+            rng = self._rng(epoch, 0)
+            paths = self.paths[self.pair_doc]  # (P, D): sort by level 1, then 2, ..., random within a leaf
+            order = np.lexsort((rng.random(len(self.pairs)),) + tuple(paths[:, t] for t in
+                                                                      reversed(range(paths.shape[1]))))
+            order = np.roll(order, -int(rng.integers(B)))
+            cut = [order[s:s + B] for s in range(0, len(order), B)]
+            return [cut[i].astype(np.int64) for i in rng.permutation(len(cut))]
         queue = deque(self._rng(epoch, 0).permutation(len(self.pairs)).tolist())
         doc = self.pair_doc
         out: list[np.ndarray] = []
