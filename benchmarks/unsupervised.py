@@ -61,6 +61,7 @@ ARMS: dict[str, dict] = {
     "self-w0.6": {"teacher_weight": 0.6},                 # a teacher leaning more on BM25
     "self-dense-only": {"teacher_weight": 1.0},           # control: the teacher is the starting encoder
     "ict": {"signal": "ict", "negatives": "siblings"},    # plain contrastive on pseudo-pairs (ICT)
+    "self-harm": {"lr": 5e-4, "max_pairs": 320},          # control: a rate 25x too high; do the checks see it?
 }
 HYBRID_WEIGHT = 0.8  # hce_engine.index.fusion.DEFAULT_WEIGHT: what a corpus without judged queries gets
 
