@@ -153,10 +153,13 @@ def run_row(base_ws: Path, work: Path, corpus: str, splits: dict, arm: str, seed
             ws.import_queries(corpus, queries, qrels, split=split)
         metrics = {split: {"start": measure(ws, corpus, base_run, split), "trained": measure(ws, corpus, run_id, split)}
                    for split in splits}
-    finally:
+    except BaseException:
         ws.close()
-        if not args.keep:
-            shutil.rmtree(ws_dir, ignore_errors=True)
+        print(f"row failed; its workspace is kept in {ws_dir}", file=sys.stderr)
+        raise
+    ws.close()
+    if not args.keep:
+        shutil.rmtree(ws_dir, ignore_errors=True)
     return {"arm": arm, "seed": seed, "config": cfg.to_dict(), "started": started, "ended": ended,
             "train_seconds": train_s, "estimated_seconds": estimate, "verdict": outcome.get("verdict"), "checks": outcome.get("checks", []),
             "steps": summary.get("steps"), "n_train_pairs": summary.get("n_train_pairs"),
@@ -248,6 +251,9 @@ def main() -> None:
         corpus_file, splits = smoke_collection(work / "smoke")
     else:
         corpus_file, splits = collection(a.collection, work)
+    missing = [p for p in [corpus_file, *(f for pair in splits.values() for f in pair)] if not os.path.isfile(p)]
+    if missing:  # before hours of training, not after
+        raise SystemExit(f"missing collection files: {', '.join(missing)} (set HCE_SCIFACT?)")
     base_ws = work / f"base-{a.collection}"
     stamp = base_ws / "encode_seconds.txt"  # a finished base workspace in --work is reused
     if not stamp.exists():
