@@ -55,6 +55,8 @@ ARMS: dict[str, dict] = {
     "self-in-batch": {"negatives": "in-batch"},           # the batch's other documents only
     # the batch is the candidate set: pairs of neighbouring leaves share it, every pseudo-query, 2 epochs
     "self-tree-batch": {"negatives": "in-batch", "batching": "tree", "max_pairs": 0, "epochs": 2},
+    "self-tree-batch-lr5e-5": {"negatives": "in-batch", "batching": "tree", "max_pairs": 0, "epochs": 2,
+                               "lr": 5e-5},
     "self-levels": {"level_loss": True},                  # + HCE's level terms for the pseudo-query's source
     "self-anchor": {"anchor": 0.1},                       # + L2 towards the starting weights
     "self-lr5e-5": {"lr": 5e-5},                          # a higher rate (63 steps move the encoder little)
