@@ -242,3 +242,38 @@ def test_exported_map_opens_offline_with_its_labels(tmp_path):
         finally:
             browser.close()
     assert all(u.startswith("file:") or u.startswith("data:") for u in requests), requests
+
+
+def test_unjudged_sample_trains_with_the_self_signal_and_shows_its_teacher(server, tmp_path):
+    """The sample has no judged queries: the Train page offers the self signal, a run starts from its button,
+    and the Siblings page and the Learn walkthrough show what the teacher taught it."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as p:
+        ctx = p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=CHROMIUM,
+                                                   headless=True, args=ARGS, viewport={"width": 1400, "height": 1600})
+        try:
+            page = ctx.new_page()
+            page.goto(server, timeout=60_000)
+            settle(page)
+            page.get_by_text("Encoded by run #").wait_for(timeout=120_000)
+            open_page(page, "Train")
+            main = page.locator('[data-testid="stMain"]')
+            assert main.get_by_text("Signal self. No labels needed").count() == 1
+            main.get_by_role("button", name="Start training").click()
+            main.get_by_text("than the starting encoder").first.wait_for(timeout=240_000)
+            settle(page)
+            assert main.get_by_text("teacher agreement (held-out pseudo-queries)").count() >= 1
+            page.screenshot(path=os.path.join(SHOTS, "self-train.png"), full_page=True)
+            open_page(page, "Siblings")
+            main.get_by_text("Pseudo-query").first.wait_for(timeout=60_000)
+            settle(page)
+            check(page, "Siblings")
+            page.screenshot(path=os.path.join(SHOTS, "self-siblings.png"), full_page=True)
+            open_page(page, "Learn")
+            main.get_by_text("7 · The self signal", exact=True).click()
+            main.get_by_text("Learning without labels").wait_for(timeout=60_000)
+            settle(page)
+            check(page, "Learn")
+            page.screenshot(path=os.path.join(SHOTS, "self-learn.png"), full_page=True)
+        finally:
+            ctx.close()
