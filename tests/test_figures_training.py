@@ -85,6 +85,9 @@ def test_outcome_in_plain_words():
     assert lines[2] == "Trained at 11.5 pairs/s in 5 min."
     summary["outcome"] = outcome([checks[0], check("judged queries (test)", "ndcg_at_10", 0.644, 0.60, 300)])
     assert "Worse than the starting encoder" in describe_outcome(run)[0]
+    assert "unless you pick this run" in describe_outcome(run)[0] and "label-free" not in describe_outcome(run)[0]
+    summary["outcome"] = outcome([check("teacher agreement (held-out pseudo-queries)", "ndcg_at_10", 0.75, 0.77, 100)])
+    assert "Judged by label-free checks only" in describe_outcome(run)[0]
 
 
 def test_outcome_of_failed_cancelled_and_unvalidated_runs():

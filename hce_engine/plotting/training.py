@@ -117,9 +117,13 @@ def describe_outcome(run) -> list[str]:
         head = {"better": "**Better than the starting encoder.**",
                 "no better": "**No better than the starting encoder** (every change within "
                              f"±{outcome.get('margin', 0.005):.3f}, or gains and losses mixed).",
-                "worse": ":red[**Worse than the starting encoder.**] The trained weights were kept as asked "
-                         "(setting *select*); search with the starting encoder's run instead, or retrain with "
-                         "a lower learning rate or more pairs."}[outcome["verdict"]]
+                "worse": ":red[**Worse than the starting encoder.**] Search and the other pages keep using the "
+                         "starting encoder unless you pick this run; to do better, train again with a lower "
+                         "learning rate or more pairs."}[outcome["verdict"]]
+        if not any(c["name"].startswith("judged") for c in outcome["checks"]):
+            head += (" Judged by label-free checks only (held-out pseudo-queries, never trained on): no judged "
+                     "query confirms it. Import a few queries with their relevant documents to check on real "
+                     "queries.")
         parts = [f"{c['name']}: {c['metric'].replace('_at_', '@').replace('ndcg', 'nDCG').replace('mrr', 'MRR')} "
                  f"{_delta(c['start'], c['end'])} over {c['n_queries']} queries ({c['verdict']})"
                  for c in outcome["checks"]]
