@@ -227,4 +227,4 @@ def test_train_on_an_unjudged_corpus_uses_the_self_signal(hce, tmp_path):
     assert "signal self. No labels needed" in err and "teacher agreement (held-out pseudo-queries)" in err, err
     code, out, _ = hce("runs", "--corpus", "notes", "--json")
     cfg = [r for r in json.loads(out) if r["kind"] == "train"][0]["config"]
-    assert cfg["signal"] == "self" and cfg["max_pairs"] == 2000 and cfg["negatives"] == "siblings"
+    assert (cfg["signal"], cfg["max_pairs"], cfg["negatives"], cfg["batching"]) == ("self", 6000, "in-batch", "tree")
