@@ -353,7 +353,7 @@ def test_siblings_page_shows_what_the_teacher_said_for_a_self_run(self_trained):
     ok(at)
     assert at.selectbox(key="sib_run").value == run and at.toggle(key=f"sib_teacher_{run}").value  # on for self
     assert "What the teacher said (self signal)" in [s.value for s in at.subheader]
-    assert any("trained on exactly this" in c.value for c in at.caption)
+    assert any("trained on this pseudo-query with this teacher" in c.value for c in at.caption)
     fig = charts(at)[-1]
     assert [t["name"] for t in fig["data"]] == ["teacher (hybrid)", f"student before #{self_trained['baseline']}",
                                                 f"student after #{run}"]

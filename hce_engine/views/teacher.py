@@ -1,8 +1,10 @@
 """The self signal made visible: a pseudo-query, its teacher's scores over its source's siblings, and the
 student's scores before and after training.
 
-A self-signal training example is a sentence of a document (the pseudo-query) and the documents of that
-document's leaf cluster in the run's first tree (its siblings; the source itself is not a candidate). The
+A self-signal training example is a sentence of a document (the pseudo-query) and candidate documents around
+its source in the run's first tree (the source itself is never one): with tree batching (the ``unsupervised``
+preset) the other sources of its batch, i.e. its leaf siblings and the neighbouring leaves; with
+``negatives="siblings"`` its leaf siblings. This view shows the leaf siblings, the candidates every setting has. The
 teacher, hybrid search with the starting encoder (:class:`~hce_engine.training.teacher.HybridTeacher`), scores
 each sibling; the loss asks the student's softmax over the same candidates to match the teacher's.
 :func:`teacher_view` computes that example exactly as the run saw it (same seed, same sentence, same tree) and

@@ -46,8 +46,9 @@ TEXT = {
     SELF_STEP: ("7 · Learning without labels: the self signal",
                 "The trained run learned without judged queries, from the **self signal**. A "
                 "sentence of a document becomes a **pseudo-query**; the engine's own hybrid search (BM25 plus the "
-                "starting encoder, fused as search fuses them), the **teacher**, scores the document's siblings in "
-                "its leaf cluster (the document itself left out). The encoder being trained, the **student**, "
+                "starting encoder, fused as search fuses them), the **teacher**, scores the documents around it in "
+                "the tree: its siblings in its leaf cluster and, with tree batching, the neighbouring leaves (the "
+                "document itself left out). The encoder being trained, the **student**, "
                 "learns to give those siblings the same probabilities as the teacher (a KL divergence between the "
                 "two softmaxes), so it absorbs what BM25 knows without a single label.\n\nBelow: one pseudo-query, "
                 "the teacher's probability for each sibling beside the student's before and after training."),

@@ -22,7 +22,8 @@ TEACHER_TITLE = "What the teacher said (self signal)"
 TEACHER_NOTE = ("The self signal needs no labels: a sentence of the document is a pseudo-query, the engine's hybrid "
                 "search with the starting encoder (BM25 + dense, the teacher) scores the document's siblings in "
                 "its leaf cluster, and the encoder (the student) learns to match the teacher's probabilities.")
-TEACHER_SELF = " This run was trained on exactly this: its pseudo-query for this document, its teacher."
+TEACHER_SELF = (" This run trained on this pseudo-query with this teacher; its candidates were its tree batch (with "
+                "tree batching: these siblings and the neighbouring leaves' documents).")
 TEACHER_OTHER = (" This run learned from another signal ({signal}): this shows what the self signal *would* teach "
                  "it, and how close the run came without being taught.")
 
