@@ -198,3 +198,5 @@ def test_unsupervised_smoke(tmp_path):
         for split in ("dev", "test"):
             m = row["metrics"][split]
             assert 0 <= m["start"]["dense"]["ndcg_at_10"] <= 1 and 0 <= m["trained"]["hybrid"]["ndcg_at_10"] <= 1
+    table = run_script("unsupervised.py", "--markdown", str(out)).stdout
+    assert table.count("\n| self | 0 |") == 1 and "| ict | 0 |" in table
