@@ -47,9 +47,12 @@ from pathlib import Path
 # common first: it puts the repository on sys.path
 from common import JARGON, RESULTS, ROOT, SCIFACT, machine, read_docs, write_beir, write_result
 
-#: Settings over the ``unsupervised`` preset, one lever each (issue 22's lever table).
+#: Settings over the ``unsupervised`` preset, one lever each (issue 22's lever table). A row's full settings are
+#: in its result file: rows named ``self`` before the preset became tree batches ran ``self-siblings``.
 ARMS: dict[str, dict] = {
-    "self": {},                                           # the preset: siblings as the teacher's candidates
+    "self": {},                                           # the preset (tree batches)
+    "self-siblings": {"negatives": "siblings", "batching": "random", "siblings": 7, "max_pairs": 2000,
+                      "epochs": 1},                       # the first preset: 7 leaf siblings per pseudo-query
     "self-teacher-negs": {"negatives": "teacher"},        # the teacher's own top 15 instead of the siblings
     "self-random": {"negatives": "random"},               # 15 random documents
     "self-in-batch": {"negatives": "in-batch"},           # the batch's other documents only
