@@ -256,8 +256,8 @@ LABEL_SOURCE: dict[str, str] = {
     "ict": "No labels needed: a sentence of each document is the query for the rest of that document.",
     "joint": "Labels: your judged pairs, mixed with sentences of documents as queries for the rest of them.",
     "self": "No labels needed: a sentence of each document is a pseudo-query, and this engine's own hybrid "
-            "search (BM25 + the starting encoder) scores that document's tree siblings for it; the encoder "
-            "learns to rank them as the hybrid does.",
+            "search (BM25 + the starting encoder) scores the documents around that document in the tree for it; "
+            "the encoder learns to rank them as the hybrid does.",
 }
 
 #: The preset the app and ``hce train`` start from when none is named.
