@@ -151,3 +151,22 @@ def pick_run_and_compare(ws, runs: list[Run], run_col, cmp_col, run_text: str, c
                                 format_func=lambda i: labels.get(i, "— none —"),
                                 key=f"{key}_compare_{run_id}") or None
     return run_id, compare
+
+
+# -- shared by the Siblings and Learn pages ---------------------------------------------------------
+@st.cache_data(max_entries=64, ttl=900, show_spinner=False)
+def cached_teacher(_ws, workspace: str, run_id: int, doc_id: int | None, max_candidates: int = 16) -> dict:
+    """:func:`hce_engine.views.teacher_view` of ``run_id`` for ``doc_id`` (None: its first example), cached."""
+    from hce_engine import views
+    return views.teacher_view(_ws, run_id, doc_id=doc_id, max_candidates=max_candidates)
+
+
+def show_teacher_example(tv: dict, run_id: int, key: str, source_note: str = "") -> None:
+    """A teacher view drawn: the pseudo-query, the teacher-vs-student figure, its one-line reading, the table."""
+    from hce_engine.plotting import teacher as teacher_figs
+    st.markdown(f"**Pseudo-query** (a sentence of *{md_escape(tv['source']['title'] or tv['source']['ext_id'])}*"
+                f"{source_note}): “{md_escape(tv['query'])}”")
+    st.plotly_chart(teacher_figs.teacher_figure(tv, f"student before #{tv['baseline_run']}",
+                                                f"student after #{run_id}"), key=key)
+    st.markdown(teacher_figs.teacher_summary(tv))
+    st.dataframe(teacher_figs.teacher_table(tv), hide_index=True)

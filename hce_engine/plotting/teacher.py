@@ -11,19 +11,16 @@ import html
 import pandas as pd
 import plotly.graph_objects as go
 
+from .siblings import _short
+
 TEACHER = "#2ca02c"
 BEFORE = "#c7ced6"
 AFTER = "#1f77b4"
 
 
-def _short(text: str, limit: int = 40) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[:limit - 1] + "…"
-
-
 def _names(candidates: list[dict]) -> list[str]:
     """Unique, HTML-escaped y-axis names: short title (or id) with the id as suffix."""
-    return [html.escape(f"{_short(c['title'] or c['ext_id'])} [{c['ext_id'] or c['doc_id']}]") for c in candidates]
+    return [html.escape(f"{_short(c['title'] or c['ext_id'], 40)} [{c['ext_id'] or c['doc_id']}]") for c in candidates]
 
 
 def teacher_figure(view: dict, before_name: str = "student before", after_name: str = "student after") -> go.Figure:

@@ -8,10 +8,10 @@ import streamlit as st
 from hce_engine import InputError, NotFoundError, views
 from hce_engine.plotting import export
 from hce_engine.views.walkthrough import LOSS_LATEX, NO_TRAINED_RUN, SELF_STEP, STEPS, TEXT
-from ui.common import friendly_errors, get_workspace, md_escape, pick_corpus
+from ui.common import (cached_teacher, friendly_errors, get_workspace, md_escape, pick_corpus,
+                       show_teacher_example)
 from hce_engine.plotting import map as map_figs
 from hce_engine.plotting import siblings as sib_figs
-from hce_engine.plotting import teacher as teacher_figs
 from hce_engine.plotting import tree as tree_figs
 
 ws = get_workspace()
@@ -20,11 +20,6 @@ ws = get_workspace()
 @st.cache_data(max_entries=32, ttl=900, show_spinner=False)
 def cached_view(_ws, workspace: str, run_id: int, doc_id: int | None, query: str | None, compare: int | None):
     return views.siblings_view(_ws, run_id, doc_id=doc_id, query=query, compare_run=compare, max_siblings=12)
-
-
-@st.cache_data(max_entries=32, ttl=900, show_spinner=False)
-def cached_teacher(_ws, workspace: str, run_id: int, doc_id: int | None) -> dict:
-    return views.teacher_view(_ws, run_id, doc_id=doc_id, max_candidates=12)
 
 
 def go(delta: int, steps: list[str]) -> None:
@@ -44,16 +39,11 @@ def show_teacher(run_id: int, doc_id: int | None) -> None:
     """The self-signal step: the example document's pseudo-query (or, if it yields none, the first document
     that does), the teacher's probabilities over its siblings and the student's before and after."""
     try:
-        tv = cached_teacher(ws, ws.path, run_id, doc_id)
+        tv = cached_teacher(ws, ws.path, run_id, doc_id, 12)
     except (InputError, NotFoundError) as exc:
         st.caption(f"{md_escape(exc)}; showing the first document that yields one instead.")
-        tv = cached_teacher(ws, ws.path, run_id, None)
-    st.markdown(f"**Pseudo-query** (a sentence of *{md_escape(tv['source']['title'] or tv['source']['ext_id'])}*): "
-                f"“{md_escape(tv['query'])}”")
-    st.plotly_chart(teacher_figs.teacher_figure(tv, f"student before #{tv['baseline_run']}",
-                                                f"student after #{run_id}"), key="learn_teacher")
-    st.markdown(teacher_figs.teacher_summary(tv))
-    st.dataframe(teacher_figs.teacher_table(tv), hide_index=True)
+        tv = cached_teacher(ws, ws.path, run_id, None, 12)
+    show_teacher_example(tv, run_id, "learn_teacher")
 
 
 def show_map(run_id: int, level: int, key: str) -> None:

@@ -7,9 +7,9 @@ from __future__ import annotations
 import streamlit as st
 
 from hce_engine import Run, views
-from ui.common import friendly_errors, get_workspace, md_escape, pick_corpus, pick_run_and_compare
+from ui.common import (cached_teacher, friendly_errors, get_workspace, md_escape, pick_corpus,
+                       pick_run_and_compare, show_teacher_example)
 from hce_engine.plotting import siblings as figs
-from hce_engine.plotting import teacher as teacher_figs
 
 ws = get_workspace()
 
@@ -26,11 +26,6 @@ TEACHER_SELF = (" This run trained on this pseudo-query with this teacher; its c
                 "tree batching: these siblings and the neighbouring leaves' documents).")
 TEACHER_OTHER = (" This run learned from another signal ({signal}): this shows what the self signal *would* teach "
                  "it, and how close the run came without being taught.")
-
-
-@st.cache_data(max_entries=64, ttl=900, show_spinner=False)
-def cached_teacher(_ws, workspace: str, run_id: int, doc_id: int) -> dict:
-    return views.teacher_view(_ws, run_id, doc_id=doc_id)
 
 
 @st.cache_data(max_entries=64, ttl=900, show_spinner=False)
@@ -123,12 +118,7 @@ def show_teacher(run: Run, doc: dict) -> None:
     with friendly_errors(f"Teacher for “{doc['title'] or doc['ext_id']}”"):
         with st.spinner("Asking the teacher…"):
             tv = cached_teacher(ws, ws.path, run.run_id, int(doc["doc_id"]))
-        st.markdown(f"**Pseudo-query** (a sentence of *{md_escape(tv['source']['title'] or tv['source']['ext_id'])}*"
-                    f", left out of the candidates): “{md_escape(tv['query'])}”")
-        st.plotly_chart(teacher_figs.teacher_figure(tv, f"student before #{tv['baseline_run']}",
-                                                    f"student after #{run.run_id}"), key="sib_teacher_fig")
-        st.markdown(teacher_figs.teacher_summary(tv))
-        st.dataframe(teacher_figs.teacher_table(tv), hide_index=True)
+        show_teacher_example(tv, run.run_id, "sib_teacher_fig", ", left out of the candidates")
 
 
 st.title("Siblings")
