@@ -61,6 +61,8 @@ ARMS: dict[str, dict] = {
     "self-tree-batch-lr5e-5": {"negatives": "in-batch", "batching": "tree", "max_pairs": 0, "epochs": 2,
                                "lr": 5e-5},
     "self-levels": {"level_loss": True},                  # + HCE's level terms for the pseudo-query's source
+    "self-title": {"pseudo_query": "title"},              # the title as pseudo-query where there is one
+    "self-salient": {"pseudo_query": "salient"},          # the sentence whose words weigh most (BM25)
     "self-anchor": {"anchor": 0.1},                       # + L2 towards the starting weights
     "self-lr5e-5": {"lr": 5e-5},                          # a higher rate (63 steps move the encoder little)
     "self-w0.6": {"teacher_weight": 0.6},                 # a teacher leaning more on BM25

@@ -131,6 +131,26 @@ def test_self_pairs_keep_the_source_whole_and_teacher_negatives_leave_it_out():
         assert batch.neg_doc[i].tolist() == mined[pi, :3].tolist()
 
 
+def test_pseudo_query_choices():
+    docs = ["Aspirin lowers fever in young children. We studied this. The trial gave aspirin to children.",
+            "Cats sleep a lot every day. Dogs bark at night near the barn.",
+            "only one sentence in this document"]
+    lead = self_pairs(docs, choice="lead")
+    assert [(p.query, p.doc_pos) for p in lead] == [("Aspirin lowers fever in young children.", 0),
+                                                    ("Cats sleep a lot every day.", 1)]
+    # salient: the sentence whose words are rarest in the corpus and repeated in the document, not the filler
+    assert self_pairs(docs, choice="salient")[0].query == "Aspirin lowers fever in young children."
+    titled = self_pairs(docs, choice="title", titles=["Aspirin and fever in kids", "Pets", "A title of five words"])
+    assert [p.query for p in titled] == ["Aspirin and fever in kids", self_pairs(docs)[1].query,
+                                         "A title of five words"]
+    assert all(p.kind == "self" and p.doc_text is None for p in lead + titled)
+    assert self_pairs(docs, seed=3) == self_pairs(docs, seed=3, choice="sentence")
+    with pytest.raises(ValueError, match="pseudo-query choice"):
+        self_pairs(docs, choice="keywords")
+    with pytest.raises(ValueError, match="pseudo_query"):
+        TrainConfig(signal="self", pseudo_query="keywords").validate()
+
+
 def test_self_run_trains_from_the_teacher_and_reports_label_free_checks():
     docs = _docs()
     enc, vecs, bm25, teacher = _teacher(docs)
@@ -176,6 +196,9 @@ def test_workspace_defaults_an_unjudged_corpus_to_the_self_signal(workspace, tmp
     assert len(log) and log["teacher_agree"].between(0, 1).all()  # the teacher's top-1 share, per step
     est = workspace.estimate("notes", cfg)
     assert est["teacher_seconds"] > 0 and est["total_seconds"] > est["teacher_seconds"]
+    titled = workspace.training_pairs(workspace.store.corpus_id("notes"), cfg.replace(pseudo_query="title"),
+                                      [], workspace._texts(workspace.store.corpus_id("notes"))[2])
+    assert titled == self_pairs(workspace._texts(workspace.store.corpus_id("notes"))[2])  # no titles: sentences
 
 
 def test_teacher_view_shows_what_a_self_run_was_taught(workspace, tmp_path):

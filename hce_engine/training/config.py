@@ -12,6 +12,7 @@ from typing import Any
 
 from ..settings import BUILDERS
 from ..settings import setting as _f
+from .pairs import PSEUDO_QUERIES
 
 SIGNALS = ("supervised", "ict", "joint", "self")
 NEGATIVES = ("siblings", "random", "in-batch", "teacher")
@@ -81,6 +82,9 @@ class TrainConfig:
     teacher_tau: float = _f(0.0, "Self signal: temperature of the teacher's softmax over the fused scores (0 = "
                             "auto: the dense part on the student's scale, so that with teacher_weight 1 the "
                             "teacher is the starting encoder itself).")
+    pseudo_query: str = _f("sentence", "Self signal: each document's pseudo-query: a random sentence, the lead "
+                           "(first) sentence, the salient one (its words weigh most in the document by BM25) or "
+                           "the title (where it has ict_min_words words; else a random sentence).", PSEUDO_QUERIES)
     anchor: float = _f(0.0, "Weight of an L2 pull of the encoder's weights towards the starting weights (guards "
                        "against forgetting; 0 = off).")
     max_pairs: int = _f(0, "Train on at most this many pairs (a seeded sample, after the validation hold-out); "

@@ -88,11 +88,80 @@ def ict_pairs(texts: Sequence[str], seed: int = 0, remove_prob: float = 0.9, min
     return out
 
 
-def self_pairs(texts: Sequence[str], seed: int = 0, min_words: int = 4) -> list[Pair]:
-    """Pseudo-queries of the self signal: one random sentence (>= ``min_words`` words) per document with at
-    least two sentences, paired with its source document (kept whole: the teacher scores stored texts, and
-    the distillation loss never asks the source to be found). Same draw as :func:`ict_pairs`."""
-    return ict_pairs(texts, seed=seed, remove_prob=0.0, min_words=min_words, kind="self")
+#: How the self signal picks each document's pseudo-query (``TrainConfig.pseudo_query``).
+PSEUDO_QUERIES = ("sentence", "lead", "salient", "title")
+
+
+def self_pairs(texts: Sequence[str], seed: int = 0, min_words: int = 4, choice: str = "sentence",
+               titles: Sequence[str] | None = None) -> list[Pair]:
+    """Pseudo-queries of the self signal, one per document, paired with their source (kept whole: the teacher
+    scores stored texts, and the distillation loss never asks the source to be found).
+
+    Args:
+        texts: the documents' encoder texts, by corpus position.
+        seed: seeds the random draw of ``choice="sentence"`` (the same draw as :func:`ict_pairs`).
+        min_words: a sentence needs at least this many words to be a pseudo-query.
+        choice: "sentence" (a random one; documents need two sentences), "lead" (the first long enough one),
+            "salient" (the one whose distinct words weigh most in the document by BM25, on average: see
+            :func:`salient_sentences`) or "title" (``titles[i]`` where it has ``min_words`` words, else the
+            random sentence).
+        titles: the documents' titles (``choice="title"`` only).
+    """
+    if choice not in PSEUDO_QUERIES:
+        raise ValueError(f"unknown pseudo-query choice {choice!r} ({', '.join(PSEUDO_QUERIES)})")
+    drawn = ict_pairs(texts, seed=seed, remove_prob=0.0, min_words=min_words, kind="self")
+    if choice == "sentence":
+        return drawn
+    if choice == "title":
+        by_pos = {p.doc_pos: p for p in drawn}
+        titles = list(titles or [])
+        out = []
+        for pos in range(len(texts)):
+            title = titles[pos].strip() if pos < len(titles) and titles[pos] else ""
+            if len(_WORD.findall(title)) >= min_words:
+                out.append(Pair(title, pos, None, "self"))
+            elif pos in by_pos:
+                out.append(by_pos[pos])
+        return out
+    picked = salient_sentences(texts, min_words) if choice == "salient" else [
+        next((s for s in split_sentences(t) if len(_WORD.findall(s)) >= min_words), None)
+        if len(split_sentences(t)) >= 2 else None for t in texts]
+    return [Pair(s, pos, None, "self") for pos, s in enumerate(picked) if s]
+
+
+def salient_sentences(texts: Sequence[str], min_words: int = 4, k1: float = 1.2, b: float = 0.75) -> list[str | None]:
+    """Per document (with two sentences or more), its sentence of at least ``min_words`` words whose distinct
+    lower-cased words have the highest mean BM25 weight in that document against ``texts`` (Okapi idf, ``k1``,
+    ``b``): the sentence most characteristic of it. None where a document has no such sentence."""
+    tokens = [_WORD.findall(t.lower()) for t in texts]
+    df: dict[str, int] = {}
+    for toks in tokens:
+        for w in set(toks):
+            df[w] = df.get(w, 0) + 1
+    n = len(texts)
+    avgdl = max(1e-9, sum(len(t) for t in tokens) / max(1, n))
+    out: list[str | None] = []
+    for text, toks in zip(texts, tokens):
+        sents = split_sentences(text)
+        eligible = [s for s in sents if len(_WORD.findall(s)) >= min_words] if len(sents) >= 2 else []
+        if not eligible:
+            out.append(None)
+            continue
+        tf: dict[str, int] = {}
+        for w in toks:
+            tf[w] = tf.get(w, 0) + 1
+        norm = k1 * (1 - b + b * len(toks) / avgdl)
+
+        def weight(w: str) -> float:
+            idf = math.log(1 + (n - df[w] + 0.5) / (df[w] + 0.5))
+            return idf * tf[w] * (k1 + 1) / (tf[w] + norm)
+
+        def salience(s: str) -> float:
+            words = set(_WORD.findall(s.lower()))
+            return sum(weight(w) for w in words) / len(words)
+
+        out.append(max(eligible, key=salience))  # first of equals
+    return out
 
 
 def mix_pairs(supervised: Sequence[Pair], ict: Sequence[Pair], ict_ratio: float, seed: int = 0) -> list[Pair]:
@@ -134,17 +203,19 @@ def split_validation(pairs: Sequence[Pair], fraction: float, seed: int = 0) -> t
 def make_pairs(signal: str, texts: Sequence[str], *, qrels: Mapping[str, Mapping[str, int]] | None = None,
                queries: Mapping[str, str] | None = None, doc_pos: Mapping[str, int] | None = None,
                seed: int = 0, ict_remove_prob: float = 0.9, ict_min_words: int = 4,
-               joint_ict_ratio: float = 0.5) -> list[Pair]:
+               joint_ict_ratio: float = 0.5, pseudo_query: str = "sentence",
+               titles: Sequence[str] | None = None) -> list[Pair]:
     """The training pairs of a signal: "supervised" (qrels), "ict" (from ``texts``) or "joint" (both, see
     :func:`mix_pairs`). ``TrainConfig`` fields map one to one:
     ``make_pairs(c.signal, texts, qrels=..., queries=..., doc_pos=..., seed=c.seed,
-    ict_remove_prob=c.ict_remove_prob, ict_min_words=c.ict_min_words, joint_ict_ratio=c.joint_ict_ratio)``.
+    ict_remove_prob=c.ict_remove_prob, ict_min_words=c.ict_min_words, joint_ict_ratio=c.joint_ict_ratio,
+    pseudo_query=c.pseudo_query, titles=...)``.
     Raises ValueError when the signal needs qrels that are missing or yields no pair.
     """
     if signal not in ("supervised", "ict", "joint", "self"):
         raise ValueError(f"unknown signal {signal!r} (supervised, ict, joint or self)")
     if signal == "self":
-        out = self_pairs(texts, seed=seed, min_words=ict_min_words)
+        out = self_pairs(texts, seed=seed, min_words=ict_min_words, choice=pseudo_query, titles=titles)
         if not out:
             raise ValueError("no document has two sentences with a long enough one: no pseudo-query")
         return out

@@ -68,7 +68,9 @@ def teacher_view(ws, run_id: int, doc_id: int | None = None, max_candidates: int
     base = ws.finished_run(int(base_run))
     tree, _, _ = ws.tree(run_id, 0)
     ids, _, texts = ws._texts(info.corpus_id)
-    by_pos = {int(p.doc_pos): p for p in self_pairs(texts, seed=cfg.seed, min_words=cfg.ict_min_words)}
+    titles = list(ws.store.documents(info.corpus_id)["title"]) if cfg.pseudo_query == "title" else None
+    by_pos = {int(p.doc_pos): p for p in self_pairs(texts, seed=cfg.seed, min_words=cfg.ict_min_words,
+                                                    choice=cfg.pseudo_query, titles=titles)}
     tree_pos = tree.positions_of(ids)
     if doc_id is None:
         for pos, pair in by_pos.items():

@@ -141,7 +141,9 @@ class TrainingVerbs:
         signal's pseudo-queries."""
         from ..training import ict_pairs, mix_pairs, self_pairs, supervised_pairs
         if cfg.signal == "self":
-            pseudo = self_pairs(texts, seed=cfg.seed, min_words=cfg.ict_min_words)
+            titles = list(self.store.documents(corpus_id)["title"]) if cfg.pseudo_query == "title" else None
+            pseudo = self_pairs(texts, seed=cfg.seed, min_words=cfg.ict_min_words, choice=cfg.pseudo_query,
+                                titles=titles)
             if not pseudo:
                 raise InputError("no training pairs: no document has two sentences of at least "
                                  f"{cfg.ict_min_words} words to draw a pseudo-query from")
