@@ -192,6 +192,16 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
+def clean_tree() -> bool:
+    """Whether the checkout has no uncommitted change to a tracked file (so its commit names the code that ran)."""
+    try:
+        out = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return out.returncode == 0 and not out.stdout.strip()
+
+
 def _cpu_model() -> str | None:
     try:
         with open("/proc/cpuinfo") as f:
@@ -216,13 +226,22 @@ def machine() -> dict:
             "platform": platform.platform(), "machine": platform.machine(), "processor": platform.processor(),
             "python": platform.python_version(), "torch": torch.__version__,
             "load_avg": [round(v, 2) for v in os.getloadavg()], "commit": git_commit(),
-            "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+            "clean_tree": clean_tree(), "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+#: When this process started (every result file records it with the command that wrote it).
+STARTED = time.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def write_result(path: str | Path, result: dict) -> Path:
     """Write a result file whole: to a temporary file beside it, renamed over it, so a script killed while
-    writing (they write after every row or phase) leaves the previous file."""
+    writing (they write after every row or phase) leaves the previous file. Every file gets a ``provenance``
+    entry: the command line, the commit and whether the checkout was clean, when the process started and when
+    this was written (a result that sets its own ``provenance`` keeps it)."""
     path = Path(path)
+    result = {**result, "provenance": result.get("provenance") or {
+        "command": " ".join(["python", *sys.argv]), "commit": git_commit(), "clean_tree": clean_tree(),
+        "started": STARTED, "written": time.strftime("%Y-%m-%d %H:%M:%S")}}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(result, indent=1, default=str) + "\n")

@@ -38,14 +38,13 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 # common first: it puts the repository on sys.path
-from common import JARGON, RESULTS, ROOT, SCIFACT, machine, read_docs, write_beir, write_result
+from common import JARGON, RESULTS, ROOT, SCIFACT, clean_tree, machine, read_docs, write_beir, write_result
 
 #: Settings over the ``unsupervised`` preset, one lever each (issue 22's lever table). A row's full settings are
 #: in its result file: rows named ``self`` before the preset became tree batches ran ``self-siblings``.
@@ -211,12 +210,6 @@ def markdown(result: dict) -> str:
                    f" | {r['train_seconds'] / 60:.1f} | {'—' if est is None else f'{est / 60:.1f}'} | "
                    f"{r['commit']}{'' if r.get('clean_tree') else ' (dirty)'} |")
     return "\n".join(out)
-
-
-def clean_tree() -> bool:
-    out = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-                         capture_output=True, text=True)
-    return out.returncode == 0 and not out.stdout.strip()
 
 
 def main() -> None:
