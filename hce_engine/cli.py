@@ -14,8 +14,7 @@ from .errors import HCEError, InputError, NotFoundError
 from .index.fusion import FUSIONS, INDEX_KINDS, MODES
 from .progress import Progress
 from .runs import EncodeConfig
-from .training.config import (DEFAULT_PRESET, LABEL_SOURCE, PRESET_HELP, PRESETS, UNLABELLED_PRESET,
-                              TrainConfig)
+from .training.config import DEFAULT_PRESET, LABEL_SOURCE, PRESET_HELP, PRESETS, UNLABELLED_PRESET, TrainConfig
 
 
 def _table(rows: list[dict], cols: list[str]) -> str:
@@ -23,7 +22,10 @@ def _table(rows: list[dict], cols: list[str]) -> str:
         return "(none)"
     cells = [[str(r.get(c, "")) for c in cols] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
-    line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths)).rstrip()  # noqa: E731
+
+    def line(vals: list[str]) -> str:
+        return "  ".join(v.ljust(w) for v, w in zip(vals, widths, strict=True)).rstrip()
+
     return "\n".join([line(cols), line(["-" * w for w in widths])] + [line(r) for r in cells])
 
 
@@ -39,7 +41,7 @@ def _progress(quiet: bool):
     Every engine stage reports :class:`~hce_engine.progress.Progress` events through it."""
     if quiet or not sys.stderr.isatty():
         return None
-    state = {"stage": None}
+    state: dict[str, str | None] = {"stage": None}
 
     def report(ev: Progress) -> None:
         stage, done, total, eta_s = ev.stage, ev.done, ev.total, ev.eta_s
@@ -146,7 +148,8 @@ def cmd_eval(ws, a) -> int:
             how = ("reciprocal rank fusion" if fit["fusion"] == "rrf" else
                    f"dense weight {fit['weight']:.2f}, fitted on {fit['queries']} {fit['split']} queries "
                    f"(nDCG@10 {fit['ndcg_at_10']:.4f} there)" if fit["split"] else
-                   f"dense weight {fit['weight']:.2f} ({'given' if a.weight is not None else 'default: no other split has qrels'})")
+                   f"dense weight {fit['weight']:.2f} "
+                   f"({'given' if a.weight is not None else 'default: no other split has qrels'})")
             print(f"  hybrid: {how}")
     return 0
 
@@ -185,7 +188,8 @@ def cmd_explain(ws, a) -> int:
           + (f"; shared words: {', '.join(out['shared_words'])}" if out["shared_words"] else ""))
     print("  path through the tree (the query's similarity; * where the query would have taken another branch):")
     for p in out["path"]:
-        other = "" if p["took_branch"] else f"   * query's branch: {p['query_branch_label']} ({p['query_branch_score']:.3f})"
+        other = ("" if p["took_branch"] else
+                 f"   * query's branch: {p['query_branch_label']} ({p['query_branch_score']:.3f})")
         print(f"    {p['level']}. {p['label']:<40s} {p['score']:.3f}  rank {p['rank']}/{p['n_candidates']}{other}")
     print(f"    leaf: rank {out['leaf']['rank']} of {out['leaf']['n_candidates']} documents in its cluster")
     for key, word in (("moved_up", "up"), ("moved_down", "down")):
@@ -444,6 +448,7 @@ def _streamlit_flags(config_path: str) -> list[str]:
 def cmd_app(a) -> int:
     """Start the Streamlit app on the workspace (this process must not hold the database)."""
     import os
+
     from .workspace import Workspace, default_workspace
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     workspace = os.path.abspath(a.workspace or default_workspace())
@@ -562,7 +567,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("train", parents=[corpus, as_json],
                        help="train an HCE encoder on a corpus; prints the run id and its outcome")
-    s.add_argument("--preset", choices=list(PRESETS), help=f"start from a preset (default {DEFAULT_PRESET}, or {UNLABELLED_PRESET} on a "
+    s.add_argument("--preset", choices=list(PRESETS),
+                   help=f"start from a preset (default {DEFAULT_PRESET}, or {UNLABELLED_PRESET} on a "
                    "corpus without judged training queries; flags "
                    "override it): " + "; ".join(f"{k}: {v}" for k, v in PRESET_HELP.items()).replace("%", "%%"))
     s.add_argument("--pairs", help="a two-column (query, document id) file to train on (stored as split 'pairs')")

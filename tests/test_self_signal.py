@@ -201,6 +201,16 @@ def test_workspace_defaults_an_unjudged_corpus_to_the_self_signal(workspace, tmp
     assert titled == self_pairs(workspace._texts(workspace.store.corpus_id("notes"))[2])  # no titles: sentences
 
 
+def test_workspace_defaults_a_corpus_judged_only_on_test_to_the_self_signal(workspace, tmp_path):
+    (tmp_path / "notes.jsonl").write_text('{"_id": "d1", "text": "one"}\n{"_id": "d2", "text": "two"}\n')
+    (tmp_path / "queries.jsonl").write_text('{"_id": "q1", "text": "one"}\n')
+    (tmp_path / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    workspace.import_corpus(str(tmp_path / "notes.jsonl"), name="notes")
+    workspace.import_queries("notes", str(tmp_path / "queries.jsonl"), str(tmp_path / "qrels.tsv"), split="test")
+    cfg = workspace.default_config("notes")
+    assert cfg.signal == "self" and cfg.split == "test"
+
+
 def test_teacher_view_shows_what_a_self_run_was_taught(workspace, tmp_path):
     from hce_engine.views import teacher_view
     texts = [d for ps in TOY_TOPICS.values() for d in ps] * 4

@@ -4,11 +4,11 @@ from __future__ import annotations
 import os
 import sys
 
+import streamlit as st
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:  # `streamlit run ui/app.py` from any folder still imports hce_engine and ui
     sys.path.insert(0, ROOT)
-
-import streamlit as st  # noqa: E402
 
 st.set_page_config(page_title="HCE Explorer", page_icon=":material/account_tree:", layout="wide")
 
@@ -25,6 +25,7 @@ PAGES = [
     ("learn", "Learn", ":material/school:"),
 ]
 
+# After the sys.path line above, which lets them import (hence E402).
 from hce_engine.errors import WorkspaceBusyError  # noqa: E402
 from ui.common import md_escape  # noqa: E402
 

@@ -8,7 +8,7 @@ import threading
 import streamlit as st
 
 from hce_engine import HCEError, Run, Workspace
-from hce_engine.plotting import fmt_duration  # noqa: F401  (re-exported for pages)
+from hce_engine.plotting import fmt_duration as fmt_duration  # also re-exported for pages
 
 
 @st.cache_resource(show_spinner=False)
@@ -71,7 +71,7 @@ def pick_run(corpus: str, key: str = "run", label: str = "Run", done_only: bool 
     ids = list(labels)
     fine = [i for i, r in enumerate(runs) if r.verdict != "worse"]  # a worse run is never the default
     index = (fine[-1] if fine else len(ids) - 1) if default_latest else 0
-    return st.selectbox(label, ids, index=index, format_func=labels.get, key=key)
+    return st.selectbox(label, ids, index=index, format_func=labels.__getitem__, key=key)
 
 
 # -- shared by the Corpus, Train, Search and Runs pages ---------------------------------------------
@@ -144,7 +144,7 @@ def pick_run_and_compare(ws, runs: list[Run], run_col, cmp_col, run_text: str, c
     trained = [r.run_id for r in runs if r.kind == "train" and r.verdict != "worse"] or \
         [r.run_id for r in runs if r.kind == "train"]  # a worse run is the default only when it is the only one
     run_id = run_col.selectbox(run_text, ids, index=ids.index(trained[-1]) if trained else len(ids) - 1,
-                               format_func=labels.get, key=f"{key}_run")
+                               format_func=labels.__getitem__, key=f"{key}_run")
     default = views.default_compare_run(ws, run_id)
     opts = [0] + [i for i in ids if i != run_id]
     compare = cmp_col.selectbox(cmp_text, opts, index=opts.index(default) if default in opts else 0,

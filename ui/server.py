@@ -18,9 +18,9 @@ if ROOT not in sys.path:
 
 
 def main(flags: list[str]) -> None:
-    from streamlit.web import cli as stcli
-
     import atexit
+
+    from streamlit.web import cli as stcli
 
     from hce_engine import tempfiles
     from ui.common import get_workspace

@@ -35,7 +35,6 @@ from .. import tempfiles
 from ..errors import InputError
 
 
-
 def _env_int(name: str, default: int, scale: int = 1) -> int:
     value = os.environ.get(name, "").strip()
     try:
@@ -172,7 +171,7 @@ def _clean(value, label: str, lineno: int, what: str) -> str:
 
 def _check_metadata(meta: dict, label: str, lineno: int) -> None:
     """Metadata is stored as JSON text: its keys and string values must be storable too."""
-    stack = [meta]
+    stack: list[dict | list] = [meta]
     while stack:
         item = stack.pop()
         values = list(item.items()) if isinstance(item, dict) else list(enumerate(item))
@@ -188,7 +187,10 @@ class _Docs:
     """Collects documents, rejecting duplicate ids and counting empties."""
 
     def __init__(self, label: str):
-        self.label, self.records, self.first_line, self.skipped_ids = label, [], {}, []
+        self.label = label
+        self.records: list[DocRecord] = []
+        self.first_line: dict[str, int] = {}  # document id -> the line it was first seen on
+        self.skipped_ids: list[str] = []
 
     @property
     def skipped(self) -> int:
@@ -405,10 +407,10 @@ def _score(s: str, label: str, lineno: int) -> int:
             raise InputError(f"the score {s!r} is not a number", label, lineno) from None
         if f in (float("inf"), float("-inf")):
             raise InputError(f"the score {s[:20]!r} is out of range (at most {MAX_SCORE:,} either side of 0)",
-                             label, lineno)
+                             label, lineno) from None
         if not f.is_integer():  # also nan
             raise InputError(f"the score {s!r} is not a whole number (relevance grades are 0, 1, 2, ...)",
-                             label, lineno)
+                             label, lineno) from None
         score = int(f)
     if abs(score) > MAX_SCORE:
         raise InputError(f"the score {s[:20]!r} is out of range (at most {MAX_SCORE:,} either side of 0)",
@@ -472,7 +474,9 @@ def _read_file(path: str, label: str, cols: dict) -> tuple[list[DocRecord], int,
 
 
 def _read_beir(folder: str, prefix: str, cols: dict) -> ParsedCorpus:
-    rel = lambda *p: os.path.join(prefix, *p) if prefix else os.path.join(*p)  # noqa: E731
+    def rel(*p: str) -> str:
+        return os.path.join(prefix, *p) if prefix else os.path.join(*p)
+
     _check_inside(folder, "corpus.jsonl", prefix)
     docs = _jsonl_docs(os.path.join(folder, "corpus.jsonl"), rel("corpus.jsonl"), **cols)
     out = ParsedCorpus(documents=docs.records, skipped_empty=docs.skipped, format="beir")

@@ -6,7 +6,9 @@ from typing import Callable, Iterable, Protocol, Sequence
 import numpy as np
 import torch
 
-from ..progress import Progress, ProgressFn
+# Re-exported for the encoder modules.
+from ..progress import Progress as Progress
+from ..progress import ProgressFn as ProgressFn
 
 Cancel = Callable[[], bool]
 

@@ -8,15 +8,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
 
 from ..precision import autocast, resolve_precision
 from ..threads import one_thread_if
-
 from .base import Cancel, Progress, ProgressFn
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -68,7 +70,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
-def _read_json(path: str) -> dict | list | None:
+def _read_json(path: str) -> Any:
     if not os.path.isfile(path):
         return None
     with open(path) as f:
@@ -92,7 +94,7 @@ class Encoder(torch.nn.Module):
             see :mod:`hce_engine.precision`.
     """
 
-    def __init__(self, model: torch.nn.Module, tokenizer, name_or_path: str, max_length: int,
+    def __init__(self, model: PreTrainedModel, tokenizer, name_or_path: str, max_length: int,
                  device: torch.device, do_lower_case: bool = False, precision: str = "fp32"):
         super().__init__()
         self.precision = precision

@@ -49,7 +49,8 @@ class FakeEncoder(torch.nn.Module):
         return self.proj.out_features
 
     def _ids(self, texts: Sequence[str], max_length: int):
-        flat, offsets = [], []
+        flat: list[int] = []
+        offsets: list[int] = []
         for t in texts:
             offsets.append(len(flat))
             words = _WORD.findall(t.lower())[:max_length] or ["<empty>"]

@@ -135,9 +135,9 @@ def rankings_from_arrays(
     if ids.shape[0] != len(query_ids):
         raise ValueError(f"{len(query_ids)} query ids for {ids.shape[0]} result rows")
     out: dict[str, dict[str, float]] = {}
-    for qid, row_ids, row_scores in zip(query_ids, ids.tolist(), scores.tolist()):
+    for qid, row_ids, row_scores in zip(query_ids, ids.tolist(), scores.tolist(), strict=True):
         row: dict[str, float] = {}
-        for i, s in zip(row_ids, row_scores):
+        for i, s in zip(row_ids, row_scores, strict=True):
             if i < 0:
                 continue
             doc = str(id_to_ext[i])

@@ -42,4 +42,4 @@ def outcome(checks: list[dict]) -> dict:
             "no better": "The trained encoder is no better than the starting one.",
             "worse": "WARNING: the trained encoder is worse than the starting one.",
             "unknown": "Nothing to measure the run against (no validation or judged queries)."}[v]
-    return {"verdict": v, "checks": checks, "margin": MARGIN, "text": " ".join([head] + [f"{l}." for l in lines])}
+    return {"verdict": v, "checks": checks, "margin": MARGIN, "text": " ".join([head] + [f"{line}." for line in lines])}

@@ -79,7 +79,7 @@ class BM25Index:
     def _scores(self, query: str) -> np.ndarray | None:
         """float32 (n,) BM25 score of every document in build order; None when no query token is indexed."""
         token_ids = self._query_token_ids(query or "")
-        if not token_ids:
+        if not token_ids or self._retriever is None:  # (no token ids without a retriever)
             return None
         return np.asarray(self._retriever.get_scores_from_ids(token_ids), dtype=np.float32)
 
@@ -97,7 +97,7 @@ class BM25Index:
         with self._lock:
             have = set(self._stemmer.stemWords(re.findall(r"(?u)\b\w\w+\b", (text or "").lower())))
             stems = self._stemmer.stemWords(words)
-        return [w for w, st in zip(words, stems) if st in have]
+        return [w for w, st in zip(words, stems, strict=True) if st in have]
 
     def positions(self, ids: np.ndarray) -> np.ndarray:
         """int64 (m,) position of each id in :meth:`ids` / :meth:`all_scores` order (-1 for ids not indexed)."""

@@ -32,8 +32,8 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["DEFAULT_WEIGHT", "DENSE_FLOOR", "FUSIONS", "INDEX_KINDS", "MODES", "LEXICAL_FLOOR", "RRF_C", "WEIGHT_GRID", "fit_weight",
-           "fuse", "rrf", "scorer", "weighted"]
+__all__ = ["DEFAULT_WEIGHT", "DENSE_FLOOR", "FUSIONS", "INDEX_KINDS", "MODES", "LEXICAL_FLOOR", "RRF_C", "WEIGHT_GRID",
+           "fit_weight", "fuse", "rrf", "scorer", "weighted"]
 
 MODES = ("dense", "bm25", "hybrid")  # the retrievers a user picks from: the encoder, BM25, or both fused
 FUSIONS = ("weighted", "rrf")
@@ -59,7 +59,7 @@ def _valid(ranked: Ranked) -> Ranked:
 
 def _ranks(ids: np.ndarray, union: np.ndarray) -> np.ndarray:
     """1-based rank of each ``union`` id in ``ids`` (first occurrence), 0 where absent."""
-    first = {}
+    first: dict[int, int] = {}
     for r, i in enumerate(ids.tolist(), start=1):
         first.setdefault(i, r)
     return np.asarray([first.get(i, 0) for i in union.tolist()], dtype=np.int64)
@@ -90,14 +90,14 @@ def weighted(dense: Ranked, lexical: Ranked, weight: float, k: int,
     union = np.unique(np.concatenate([ids for _, ids in lists]))
     fused = np.zeros(len(union))
     ranks = []
-    for (scores, ids), floor, w in zip(lists, floors, (weight, 1.0 - weight)):
+    for (scores, ids), floor, w in zip(lists, floors, (weight, 1.0 - weight), strict=True):
         ranks.append(_ranks(ids, union))
         if len(ids) == 0:
             continue
         span = scores.max() - floor
         norm = (scores - floor) / span if span > 0 else np.zeros_like(scores)
-        best = {}
-        for i, s in zip(ids.tolist(), norm.tolist()):
+        best: dict[int, float] = {}
+        for i, s in zip(ids.tolist(), norm.tolist(), strict=True):
             best[i] = max(s, best.get(i, s))
         fused += w * np.asarray([best.get(i, 0.0) for i in union.tolist()])
     return _top(union, fused, ranks, k)
@@ -123,7 +123,7 @@ def rrf(rankings: Sequence[np.ndarray], k: int, c: int = RRF_C, weights: Sequenc
     union = np.unique(np.concatenate(lists)) if lists else np.zeros(0, np.int64)
     fused = np.zeros(len(union))
     ranks = []
-    for ids, w in zip(lists, weights):
+    for ids, w in zip(lists, weights, strict=True):
         r = _ranks(ids, union)
         ranks.append(r)
         fused += np.where(r > 0, w / (c + np.maximum(r, 1)), 0.0)
@@ -157,7 +157,7 @@ def fit_weight(dense: Sequence[Ranked], lexical: Sequence[Ranked], query_ids: Se
     """
     table: dict[float, float] = {}
     for w in grid:
-        runs = {q: weighted(d, b, float(w), 100)[1].tolist() for q, d, b in zip(query_ids, dense, lexical)}
+        runs = {q: weighted(d, b, float(w), 100)[1].tolist() for q, d, b in zip(query_ids, dense, lexical, strict=True)}
         table[float(w)] = float(score(runs))
     top = max(table.values())
     best = min((w for w, s in table.items() if s >= top - 1e-12), key=lambda w: (abs(w - prefer), w))

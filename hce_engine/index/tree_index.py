@@ -5,8 +5,9 @@ HCE discards its tree at inference; this index keeps it. Every document sits in 
 re-centred on the run's vectors (the normalised sum of the vectors below it), so a trained run's tree routes
 its trained encoder's queries. A query descends the tree by beam search: at every level the children of the
 ``beam`` best nodes are scored against the query and the best kept; at the leaf level the ``probe`` best
-leaves are scanned exactly (inner product). By default ``beam = probe`` = 10% of the leaves (16 to 256). The cost of one query in distance computations is the
-centroids scored on the way down plus the documents in the probed leaves (see :meth:`TreeIndex.route`).
+leaves are scanned exactly (inner product). By default ``beam = probe`` = 10% of the leaves (16 to 256). The
+cost of one query in distance computations is the centroids scored on the way down plus the documents in the
+probed leaves (see :meth:`TreeIndex.route`).
 
 Adding documents puts each under the leaf its tree gave it (or, without one, the leaf the descent reaches
 with the index's beam) and moves the centroids above it; removing takes it out of its list. The tree's
@@ -58,7 +59,7 @@ class TreeIndex:
         self._centroid = self._fallback.copy()
         self._list_size = np.zeros(n_nodes, dtype=np.int64)
         self._leaf_of: dict[int, int] = {}
-        self._ivf = None
+        self._ivf: faiss.IndexIVFFlat  # set by _new_ivf
         self._new_ivf()
         n_leaves = len(self._leaves)
         default = min(max(MIN_PROBE, int(round(DEFAULT_PROBE_SHARE * n_leaves))), MAX_PROBE, max(n_leaves, 1))
@@ -132,7 +133,7 @@ class TreeIndex:
             self._ivf.add_core(len(ids), faiss.swig_ptr(vectors), faiss.swig_ptr(ids), faiss.swig_ptr(leaves))
             self._list_size += np.bincount(leaves, minlength=len(self._list_size))
             self._move(leaves, vectors.astype(np.float64))
-            self._leaf_of.update(zip(ids.tolist(), leaves.tolist()))
+            self._leaf_of.update(zip(ids.tolist(), leaves.tolist(), strict=True))
 
     def remove(self, ids: np.ndarray) -> int:
         """Remove documents by id (unknown ids are ignored). Returns how many were removed."""
@@ -150,17 +151,17 @@ class TreeIndex:
 
     def _move(self, leaves: np.ndarray, delta: np.ndarray) -> None:
         """Add ``delta`` (m, d) to the sums of each leaf and its ancestors; re-centre the touched nodes."""
-        touched = []
+        levels = []
         nodes = leaves
         while len(nodes):
             order = np.argsort(nodes, kind="stable")
             nodes, first = np.unique(nodes[order], return_index=True)
             delta = np.add.reduceat(delta[order], first, axis=0)  # one row per distinct node
             self._sums[nodes] += delta
-            touched.append(nodes)
+            levels.append(nodes)
             keep = self._parent[nodes] >= 0
             nodes, delta = self._parent[nodes][keep], delta[keep]
-        touched = np.concatenate(touched)
+        touched = np.concatenate(levels)
         norm = np.linalg.norm(self._sums[touched], axis=1, keepdims=True)
         fresh = np.where(norm > 1e-12, self._sums[touched] / np.maximum(norm, 1e-12), self._fallback[touched])
         self._centroid[touched] = fresh.astype(np.float32)

@@ -244,9 +244,10 @@ class VectorIndex:
             if "format" not in z or int(z["format"]) != _FILE_FORMAT:
                 raise ValueError(f"{path}: not a saved index of format {_FILE_FORMAT}")
             kind, dim, blob = str(z["kind"]), int(z["dim"]), z["faiss"]
-            slot_ids = z["slot_ids"] if kind == "hnsw" else None
-            alive = z["alive"].astype(bool) if kind == "hnsw" else None
-            ids = z["ids"] if kind != "hnsw" else None
+            hnsw = kind == "hnsw"  # the arrays of the other kind stay empty
+            slot_ids = z["slot_ids"] if hnsw else np.empty(0, np.int64)
+            alive = z["alive"].astype(bool) if hnsw else np.empty(0, bool)
+            ids = z["ids"] if not hnsw else np.empty(0, np.int64)
         if kind not in ("flat", "hnsw", "ivf"):
             raise ValueError(f"{path}: unknown index kind {kind!r}")
         index = faiss.deserialize_index(blob)
@@ -263,7 +264,7 @@ class VectorIndex:
             out._slot_ids, out._alive = slot_ids.astype(np.int64), alive
             out._n_dead = int((~alive).sum())
             live = np.flatnonzero(alive)
-            out._live = dict(zip(out._slot_ids[live].tolist(), live.tolist()))
+            out._live = dict(zip(out._slot_ids[live].tolist(), live.tolist(), strict=True))
         else:
             if index.ntotal != ids.size:
                 raise ValueError(f"{path}: {index.ntotal} vectors but {ids.size} ids")
@@ -359,7 +360,7 @@ class VectorIndex:
                 self._slot_ids[start:start + ids.size] = ids
                 self._alive[start:start + ids.size] = True
                 self._n_slots = start + ids.size
-                self._live.update(zip(ids.tolist(), range(start, start + ids.size)))
+                self._live.update(zip(ids.tolist(), range(start, start + ids.size), strict=True))
                 self._maybe_compact_locked()
             else:
                 self._index.add_with_ids(vectors, ids)
@@ -427,7 +428,7 @@ class VectorIndex:
         self._alive[:n] = True
         self._n_slots = n
         self._n_dead = 0
-        self._live = dict(zip(ids.tolist(), range(n)))
+        self._live = dict(zip(ids.tolist(), range(n), strict=True))
 
     # ------------------------------------------------------------------ search
     def _search_work(self, nq: int, k: int) -> int:

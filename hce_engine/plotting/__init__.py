@@ -22,10 +22,10 @@ def length_histogram(hist: dict, title: str = "Document length (words)"):
     fig = go.Figure(layout=dict(title=title, height=300, margin=dict(l=10, r=10, t=40, b=10), bargap=0.05,
                                 template="plotly_white", xaxis_title="words per document", yaxis_title="documents"))
     if counts:
-        centers = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:])]
-        widths = [b - a for a, b in zip(edges[:-1], edges[1:])]
+        centers = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:], strict=True)]
+        widths = [b - a for a, b in zip(edges[:-1], edges[1:], strict=True)]
         labels = [f"{a:.0f}–{b:.0f}" + ("+" if i == len(counts) - 1 else "") for i, (a, b) in
-                  enumerate(zip(edges[:-1], edges[1:]))]
+                  enumerate(zip(edges[:-1], edges[1:], strict=True))]
         fig.add_trace(go.Bar(x=centers, y=counts, width=widths, customdata=labels, name="documents",
                              hovertemplate="%{customdata} words: %{y} documents<extra></extra>"))
     return fig

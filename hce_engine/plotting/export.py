@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import html as _html
 import re
-from typing import Sequence
+from typing import Any, Sequence
 
 __all__ = ["page_html", "map_html", "tree_html", "learn_html"]
 
@@ -29,7 +29,7 @@ def _markdown(text: str) -> str:
     return "".join(out)
 
 
-def page_html(title: str, sections: Sequence[tuple[str, object]], note: str = "") -> str:
+def page_html(title: str, sections: Sequence[tuple[str, Any]], note: str = "") -> str:
     """One HTML page: a title, an optional note, then (caption, item) sections.
 
     Args:
@@ -74,7 +74,9 @@ def map_html(ws, run_id: int, level: int = 1, query: str | None = None, labels: 
     placed = views.place_query(ws, run_id, query, k=10) if query and query.strip() else None
     fig = map_figure(views.thin_for_display(frame), query=placed, labels=views.map_labels(frame) if labels else None,
                      height=720)
-    caption = f"Map coloured by tree level {level}" + (f"; query: {query.strip()}" if placed is not None else "")
+    caption = f"Map coloured by tree level {level}"
+    if query and placed is not None:
+        caption += f"; query: {query.strip()}"
     return page_html(f"HCE Explorer map: {_run_title(ws, run_id)}", [(caption, fig)],
                      note=f"{len(frame)} documents placed by UMAP from their vectors (nearby = similar); hover a "
                           "point for its title and its path of tree labels.")
@@ -140,7 +142,7 @@ def learn_html(ws, corpus: str) -> str:
         names = (f"before #{start}", f"after #{after}")
         secs.append(("", sib_figs.rank_summary_chart(tv, *names)))
         secs.append(("", sib_figs.level_chart(tv["leaf"], True, *names)))
-    if w["is_self"]:
+    if after is not None and w["is_self"]:  # (is_self: ``after`` learned from the self signal)
         text(SELF_STEP)
         try:
             tv = views.teacher_view(ws, after, doc_id=doc_id, max_candidates=12)

@@ -67,8 +67,8 @@ def level_chart(entry: dict, leaf: bool = False, before_name: str = "before", af
             x=scores, y=names, orientation="h", name=name, showlegend=False,
             marker={"color": [cpos if p else cneg for p in pos],
                     "line": {"color": [POSITIVE if p else "rgba(0,0,0,0)" for p in pos], "width": 1.5}},
-            text=[f"#{r}" + (" ✔" if p else "") for r, p in zip(ranks, pos)], textposition="outside",
-            customdata=list(zip(ranks, hover_extra)),
+            text=[f"#{r}" + (" ✔" if p else "") for r, p in zip(ranks, pos, strict=True)], textposition="outside",
+            customdata=list(zip(ranks, hover_extra, strict=True)),
             hovertemplate="%{y}<br>cosine %{x:.3f} · rank %{customdata[0]}<br>%{customdata[1]}<extra>" + name +
                           "</extra>"), row=1, col=col)
     lo = min([0.0] + [c[k] for c in cands for k in ("score", "score_compare") if k in c])

@@ -38,7 +38,7 @@ def teacher_figure(view: dict, before_name: str = "student before", after_name: 
         fig.add_trace(go.Bar(
             x=[c[key] for c in cands], y=names, orientation="h", name=name, marker={"color": colour},
             customdata=[[h, c[rank], c["teacher"], c["bm25"], c["cos_before"], c["cos_after"]]
-                        for h, c in zip(hover, cands)],
+                        for h, c in zip(hover, cands, strict=True)],
             hovertemplate="%{customdata[0]}<br>p %{x:.3f} · rank %{customdata[1]}<br>" + extra +
                           "<extra>" + html.escape(name) + "</extra>"))
     shown, n = len(cands), view["n_candidates"]

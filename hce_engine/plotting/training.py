@@ -26,7 +26,7 @@ def _empty(title: str, note: str) -> go.Figure:
     return fig
 
 
-def smooth(values: Sequence[float], window: int | None = None) -> np.ndarray:
+def smooth(values: Sequence[float] | np.ndarray, window: int | None = None) -> np.ndarray:
     """Trailing moving average (window: about 1/25 of the points, at least 1) so noisy curves read."""
     v = pd.Series(np.asarray(values, dtype=float))
     window = window or max(1, len(v) // 25)

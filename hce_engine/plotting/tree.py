@@ -40,7 +40,7 @@ def hierarchy_chart(nodes: pd.DataFrame, kind: str = "sunburst", levels: int = 3
     common = dict(ids=ids, parents=parents, labels=labels, values=df["size"].astype(int).tolist(),
                   branchvalues="total", maxdepth=int(levels) + 1,
                   customdata=list(zip(df["node"].astype(int), df["level"].astype(int),
-                                      [html.escape(str(t)) for t in df["terms"]])),
+                                      [html.escape(str(t)) for t in df["terms"]], strict=True)),
                   hovertemplate="<b>%{label}</b><br>node #%{customdata[0]} · level %{customdata[1]}<br>"
                                 "%{value} documents (%{percentRoot:.1%})<br>%{customdata[2]}<extra></extra>",
                   marker={"line": {"width": line_w, "color": line_c}})
@@ -61,7 +61,7 @@ def level_stats_chart(levels: pd.DataFrame, rebuild: int | None = None) -> go.Fi
     if len(levels) and rebuild is None:
         rebuild = int(levels["rebuild"].max())
     df = levels[levels["rebuild"] == rebuild].sort_values("level") if len(levels) else levels
-    x = [f"L{lv}<br>{n} nodes" for lv, n in zip(df["level"], df["n_nodes"])]
+    x = [f"L{lv}<br>{n} nodes" for lv, n in zip(df["level"], df["n_nodes"], strict=True)]
     fig = make_subplots(rows=1, cols=2, subplot_titles=("cluster size (median, min–max)", "quality"),
                         horizontal_spacing=0.12)
     med = df["size_median"].astype(float)

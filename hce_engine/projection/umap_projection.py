@@ -80,7 +80,7 @@ def project(vectors: np.ndarray, seed: int = 0, n_neighbors: int = 15, min_dist:
         return np.column_stack([np.arange(n, dtype=np.float32), np.zeros(n, dtype=np.float32)])
     k = int(min(n_neighbors, n - 1))
     fit_idx = np.arange(n) if n <= _sample else np.sort(np.random.default_rng(seed).choice(n, _sample, False))
-    init_arg = "spectral" if n > k + 1 else "random"
+    init_arg: str | np.ndarray = "spectral" if n > k + 1 else "random"
     if init is not None:
         init_arg = np.asarray(init, dtype=np.float64)[fit_idx]
     reducer = umap.UMAP(n_neighbors=k, min_dist=min_dist, metric="cosine", random_state=seed, init=init_arg,

@@ -5,7 +5,8 @@ method runs in a :meth:`Store.session` that opens the database (waiting, with ba
 seconds while another process holds it) and closes it ``LINGER`` seconds after the last session ends. Two
 processes (the app and ``hce train``, two terminals) take turns on it: a process waiting for the file leaves a
 marker (``hce.duckdb.waiting.<pid>``), and a holder that sees one closes at its next idle moment and lets the
-waiter in before it opens again. A long job keeps its state in memory and writes in brief commits. Threads of one process share the open connection, each with its own cursor.
+waiter in before it opens again. A long job keeps its state in memory and writes in brief commits. Threads of
+one process share the open connection, each with its own cursor.
 Vectors move through Arrow in both directions (no per-row inserts).
 """
 from __future__ import annotations
@@ -242,12 +243,16 @@ class Store:
                 raise
 
     def schema_version(self) -> int:
-        return self._one("SELECT max(version) FROM schema_version")[0]
+        return self._value("SELECT max(version) FROM schema_version")
 
     def _one(self, sql: str, params: Sequence[Any] = ()) -> tuple | None:
         """First row of a query (the result is drained, as DuckDB requires before the next statement)."""
         rows = self.con.execute(sql, list(params)).fetchall()
         return rows[0] if rows else None
+
+    def _value(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """First column of a query that always returns a row (a count, a max, an INSERT ... RETURNING)."""
+        return self.con.execute(sql, list(params)).fetchall()[0][0]
 
     def _arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
         return self.con.sql(sql, params=list(params)).to_arrow_table()
@@ -255,11 +260,11 @@ class Store:
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict]:
         cur = self.con.execute(sql, list(params))
         cols = [c[0] for c in cur.description]
-        return [dict(zip(cols, r)) for r in cur.fetchall()]
+        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
     # -- corpora -------------------------------------------------------------------------------
     def create_corpus(self, name: str, source: str | None = None) -> int:
-        return self._one("INSERT INTO corpora (name, source) VALUES (?, ?) RETURNING corpus_id", [name, source])[0]
+        return self._value("INSERT INTO corpora (name, source) VALUES (?, ?) RETURNING corpus_id", [name, source])
 
     def find_corpus(self, name: str) -> int | None:
         row = self._one("SELECT corpus_id FROM corpora WHERE name = ?", [name])
@@ -317,7 +322,7 @@ class Store:
         return ids
 
     def documents(self, corpus_id: int, include_removed: bool = False,
-                  doc_ids: Sequence[int] | None = None) -> pd.DataFrame:
+                  doc_ids: Iterable[int] | None = None) -> pd.DataFrame:
         """DataFrame (doc_id, ext_id, title, text, removed, added_at) ordered by doc_id."""
         sql = ("SELECT doc_id, ext_id, title, text, removed, added_at, metadata FROM documents "
                "WHERE corpus_id = ?")
@@ -360,7 +365,7 @@ class Store:
     def insert_qrels(self, corpus_id: int, split: str, rows: Sequence[tuple[str, str, int]]) -> None:
         if not rows:
             return
-        q, d, s = zip(*rows)
+        q, d, s = zip(*rows, strict=True)
         table = pa.table({"corpus_id": pa.array([corpus_id] * len(rows), pa.int32()),
                           "split": [split] * len(rows), "q": list(q), "d": list(d),
                           "s": pa.array(s, pa.int32())})
@@ -391,9 +396,9 @@ class Store:
     # -- runs ---------------------------------------------------------------------------------
     def create_run(self, corpus_id: int, kind: str, config: dict, seed: int | None,
                    status: str = "queued") -> int:
-        return self._one(
+        return self._value(
             "INSERT INTO runs (corpus_id, kind, status, config, seed, pid) VALUES (?, ?, ?, ?, ?, ?) "
-            "RETURNING run_id", [corpus_id, kind, status, json.dumps(config, sort_keys=True), seed, os.getpid()])[0]
+            "RETURNING run_id", [corpus_id, kind, status, json.dumps(config, sort_keys=True), seed, os.getpid()])
 
     def update_run(self, run_id: int, **fields: Any) -> None:
         allowed = {"status", "error", "model_path", "summary", "finished_at", "config", "pid"}
@@ -449,7 +454,7 @@ class Store:
         """Delete the vectors of runs that can never serve them (interrupted, failed, cancelled, or deleted):
         an encode killed mid-way leaves its batches. Returns the rows deleted."""
         where = "WHERE run_id NOT IN (SELECT run_id FROM runs WHERE status IN ('done', 'queued', 'running'))"
-        n = self._one(f"SELECT count(*) FROM vectors {where}")[0]
+        n = self._value(f"SELECT count(*) FROM vectors {where}")
         if n:
             self.con.execute(f"DELETE FROM vectors {where}")
         return n
@@ -480,8 +485,9 @@ class Store:
 
     @staticmethod
     def _vector_sql(columns: str, run_id: int, live_only_corpus: int | None,
-                    doc_ids: Sequence[int] | None) -> tuple[str, list]:
-        sql, params = f"SELECT {columns} FROM vectors v", [run_id]
+                    doc_ids: Iterable[int] | None) -> tuple[str, list]:
+        sql = f"SELECT {columns} FROM vectors v"
+        params: list[Any] = [run_id]
         if live_only_corpus is not None:
             sql += " JOIN documents d ON d.doc_id = v.doc_id AND NOT d.removed"
         sql += " WHERE v.run_id = ?"
@@ -491,7 +497,7 @@ class Store:
         return sql, params
 
     def read_vectors(self, run_id: int, live_only_corpus: int | None = None,
-                     doc_ids: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                     doc_ids: Iterable[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(doc_ids int64 (n,), vectors float32 (n, d)) ordered by doc_id; optionally skip removed docs
         (``live_only_corpus``) or keep only ``doc_ids``. Read in batches of ``VECTOR_BATCH`` rows into one
         preallocated array, so the peak is the vectors plus one batch."""
@@ -519,7 +525,7 @@ class Store:
         sql, params = self._vector_sql("v.doc_id", run_id, live_only_corpus, None)
         return self._arrow(sql + " ORDER BY v.doc_id", params).column("doc_id").to_numpy().astype(np.int64)
 
-    def delete_vectors(self, run_id: int, doc_ids: Sequence[int]) -> None:
+    def delete_vectors(self, run_id: int, doc_ids: Iterable[int]) -> None:
         self.con.execute("DELETE FROM vectors WHERE run_id = ? AND doc_id IN (SELECT unnest(?::BIGINT[]))",
                          [run_id, [int(i) for i in doc_ids]])
 
@@ -653,8 +659,8 @@ class Store:
         """Record the hybrid weight fitted for a run on ``split`` (replacing an earlier fit)."""
         with self.transaction() as con:
             con.execute("DELETE FROM fusion_weights WHERE run_id = ?", [run_id])
-            con.execute("INSERT INTO fusion_weights (run_id, split, weight, ndcg_at_10, queries) VALUES (?, ?, ?, ?, ?)",
-                        [run_id, split, weight, ndcg_at_10, queries])
+            con.execute("INSERT INTO fusion_weights (run_id, split, weight, ndcg_at_10, queries) "
+                        "VALUES (?, ?, ?, ?, ?)", [run_id, split, weight, ndcg_at_10, queries])
 
     def fusion_weight(self, run_id: int) -> dict | None:
         """The hybrid weight fitted for a run: {"weight", "split", "ndcg_at_10", "queries"}, or None."""

@@ -90,9 +90,9 @@ class TrainConfig:
     max_pairs: int = _f(0, "Train on at most this many pairs (a seeded sample, after the validation hold-out); "
                         "0 = all. Keeps the quick preset quick on large corpora.")
     val_fraction: float = _f(0.0, "Fraction of training queries held out from training to validate on "
-                             "(0 = train on every pair, the reference). Held-out pairs are not trained on: 0.1 cost 0.023 "
-                             "nDCG@10 on SciFact (standard preset, seed 0: 0.719 against 0.742). ICT runs hold out "
-                             "at least 100 pseudo-queries whatever this says: without labels, validation is their "
+                             "(0 = train on every pair, the reference). Held-out pairs are not trained on: 0.1 cost "
+                             "0.023 nDCG@10 on SciFact (standard preset, seed 0: 0.719 against 0.742). ICT runs hold "
+                             "out at least 100 pseudo-queries whatever this says: without labels, validation is their "
                              "only check.")
     val_pool: int = _f(20_000, "Validation ranks the held-out queries against the whole corpus when it has at "
                        "most this many documents, else against this many: the positives' tree neighbourhoods "

@@ -73,7 +73,7 @@ class Embedder:
                 states.append(rng_state(self.device))
                 parts.append(self._call([texts[i] for i in c], max_length))
         emb = torch.empty((len(texts), parts[0].shape[1]), device=parts[0].device)
-        for c, p in zip(chunks, parts):
+        for c, p in zip(chunks, parts, strict=True):
             emb[torch.as_tensor(c, device=emb.device)] = p
         emb.requires_grad_(True)
         return emb, (texts, max_length, chunks, states, emb)
@@ -86,7 +86,7 @@ class Embedder:
         if emb.grad is None:
             return
         end = rng_state(self.device)
-        for c, st in zip(chunks, states):
+        for c, st in zip(chunks, states, strict=True):
             set_rng_state(st, self.device)
             e = self._call([texts[i] for i in c], max_length)
             e.backward(emb.grad[torch.as_tensor(c, device=emb.device)])

@@ -185,6 +185,7 @@ class _Trainer:
 
     def make_sampler(self) -> HierarchicalSampler:
         c = self.config
+        assert self.tree is not None, "setup() builds or loads the tree first"
         return HierarchicalSampler(self.tree, self.train_pairs, self.doc_texts, batch_size=c.batch_size,
                                    negatives=c.negatives, siblings=c.siblings, memory_levels=self.memory_levels,
                                    level_loss=c.level_loss, seed=c.seed, mined=self.mined,
@@ -281,6 +282,7 @@ class _Trainer:
         if c.recluster_every and self.epochs_done % c.recluster_every == 0 and self.epochs_done < c.epochs:
             self.rebuild()
         if self.ckpt:
+            assert self.tree is not None, "setup() builds or loads the tree first"
             save_last(self.ckpt, self.state_dict(), self.tree)
 
     def train_batch(self, epoch: int, b: int, batch: HierBatch) -> float:
@@ -293,7 +295,7 @@ class _Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         details = train_step(self.embedder, self.loss_fn, batch, c, self.teacher)
         if self.anchor is not None:  # gradient of anchor/2 * ||w - w0||^2
-            for p, p0 in zip(self.encoder.parameters(), self.anchor):
+            for p, p0 in zip(self.encoder.parameters(), self.anchor, strict=True):
                 if p.grad is not None:
                     p.grad.add_(p.detach() - p0, alpha=c.anchor)
         if c.grad_clip > 0:
@@ -351,6 +353,7 @@ class _Trainer:
         if is_best:
             self.best.update(self.encoder, epoch, val)
         if self.on_epoch:
+            assert self.best.epoch is not None, "set with best.val: by the update above or an earlier one"
             self.on_epoch(EpochEvent(epoch, self.step, val, is_best, self.best.epoch, mean_loss,
                                      time.time() - self.t_start))
 

@@ -90,6 +90,8 @@ class HierarchicalContrastiveLoss(torch.nn.Module):
                 loss.backward()
     """
 
+    node_row: torch.Tensor  # a buffer (see __init__): memory row of each node at its level
+
     def __init__(self, tree: Tree | None = None, memory_levels: int = 0, tau: float = 0.05,
                  level_loss: bool = True, bidirectional: bool = False, leaf_weight: float = 1.0):
         super().__init__()
@@ -174,6 +176,7 @@ class HierarchicalContrastiveLoss(torch.nn.Module):
                     reps = mem[self.node_row[nodes.clamp(min=0)]]  # (B, C, d)
                     s = torch.einsum("bd,bcd->bc", q, reps) / self.tau
                 else:
+                    assert lc.rep is not None, "the sampler gives representatives for levels without memory"
                     s = scores.gather(1, t(lc.rep).clamp(min=0))
                 s = s.masked_fill(~mask, neg_inf)
                 valid = mask.sum(1) > 1
@@ -193,6 +196,7 @@ class HierarchicalContrastiveLoss(torch.nn.Module):
             level_mean = level_part
         bidir_loss = None
         if self.bidirectional:
+            assert batch.bidir_mask is not None, "the bidirectional term needs the batch's bidir_mask"
             d_pos = doc_emb[t(batch.pos)]
             s = (d_pos @ q.T / self.tau).masked_fill(~t(batch.bidir_mask, torch.bool), neg_inf)
             bidir_loss = F.cross_entropy(s, torch.arange(B, device=dev))
@@ -216,7 +220,7 @@ class HierarchicalContrastiveLoss(torch.nn.Module):
         if bidir_loss is not None:
             bidir_f = host[k]
             k += 1
-        for (li, _, _, _), j in zip(stats, range(k, len(host), 3)):
+        for (li, _, _, _), j in zip(stats, range(k, len(host), 3), strict=True):
             ce_sum, hits, n = host[j:j + 3]
             per_cnt[li] = int(n)
             if n > 0:

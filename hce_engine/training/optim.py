@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+import torch
+
 from .config import TrainConfig
 from .loss import HierarchicalContrastiveLoss
 
@@ -17,7 +19,8 @@ def param_groups(encoder, loss_fn: HierarchicalContrastiveLoss, config: TrainCon
     """AdamW groups: decayed encoder weights, undecayed biases/norms, the loss's memory (see above)."""
     named = list(encoder.named_parameters()) if hasattr(encoder, "named_parameters") else \
         [(f"p{i}", p) for i, p in enumerate(encoder.parameters())]
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for name, p in named:
         if not p.requires_grad:
             continue

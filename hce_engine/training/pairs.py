@@ -141,7 +141,7 @@ def salient_sentences(texts: Sequence[str], min_words: int = 4, k1: float = 1.2,
     n = len(texts)
     avgdl = max(1e-9, sum(len(t) for t in tokens) / max(1, n))
     out: list[str | None] = []
-    for text, toks in zip(texts, tokens):
+    for text, toks in zip(texts, tokens, strict=True):
         sents = split_sentences(text)
         eligible = [s for s in sents if len(_WORD.findall(s)) >= min_words] if len(sents) >= 2 else []
         if not eligible:
@@ -152,7 +152,7 @@ def salient_sentences(texts: Sequence[str], min_words: int = 4, k1: float = 1.2,
             tf[w] = tf.get(w, 0) + 1
         norm = k1 * (1 - b + b * len(toks) / avgdl)
 
-        def weight(w: str) -> float:
+        def weight(w: str, tf: dict[str, int] = tf, norm: float = norm) -> float:  # binds this document's tf and norm
             idf = math.log(1 + (n - df[w] + 0.5) / (df[w] + 0.5))
             return idf * tf[w] * (k1 + 1) / (tf[w] + norm)
 

@@ -14,8 +14,8 @@ Per pair with positive document position ``p`` (path ``n_1 .. n_D = tree.path(p)
   expected count is below S for small leaves; with b = 10 leaves average ~10 documents).
   ``"random"`` draws exactly S documents uniformly from the whole corpus (same compute as S siblings).
   ``"in-batch"`` draws none. ``"teacher"`` takes the first S of the pair's row of ``mined`` (the self
-  signal's hybrid teacher's best documents for the pseudo-query, its source excluded). Documents that are known positives of the same query (another relevant
-  document in the qrels) are never drawn.
+  signal's hybrid teacher's best documents for the pseudo-query, its source excluded). Documents that are
+  known positives of the same query (another relevant document in the qrels) are never drawn.
 * **Leaf candidates**: column 0 the positive, columns 1..S the drawn negatives, columns S+1..S+B the batch's
   positives (in-batch negatives). Masked out: empty slots, the pair's own in-batch column, any in-batch
   positive that is a known positive of this query (the same document twice in a batch, or another relevant
@@ -26,7 +26,8 @@ Batches: pairs are shuffled every epoch with a generator seeded by ``(seed, epoc
 pairs with the same positive document out of one batch when possible (a bounded look-ahead), and the masks
 above handle whatever remains. ``batching="tree"`` instead sorts the pairs by their positive's tree path (in a
 random order within each leaf), cuts that order into batches at a random offset and shuffles the batches: a
-batch then holds neighbouring leaves, and its in-batch negatives are hard ones. Everything is deterministic given the seed, the tree and the pairs.
+batch then holds neighbouring leaves, and its in-batch negatives are hard ones. Everything is deterministic
+given the seed, the tree and the pairs.
 """
 from __future__ import annotations
 
@@ -177,7 +178,7 @@ class HierarchicalSampler:
             self.pair_query[i] = qid.setdefault(p.query, len(qid))
         self.query_pos: list[np.ndarray] = [np.empty(0, np.int64)] * len(qid)
         grouped: dict[int, set[int]] = {}
-        for q, d in zip(self.pair_query.tolist(), self.pair_doc.tolist()):
+        for q, d in zip(self.pair_query.tolist(), self.pair_doc.tolist(), strict=True):
             grouped.setdefault(q, set()).add(d)
         for q, s in grouped.items():
             self.query_pos[q] = np.asarray(sorted(s), dtype=np.int64)
@@ -343,7 +344,7 @@ class HierarchicalSampler:
                 order, start, count = self.level_groups[t]
                 uniq = np.unique(nodes[nodes >= 0])
                 pick = order[start[uniq] + rng.integers(0, count[uniq])]
-                node_to_doc = {int(n): add(int(d)) for n, d in zip(uniq, pick)}
+                node_to_doc = {int(n): add(int(d)) for n, d in zip(uniq, pick, strict=True)}
                 rep = np.full_like(nodes, -1)
                 valid = nodes >= 0
                 rep[valid] = [node_to_doc[int(n)] for n in nodes[valid]]

@@ -81,7 +81,7 @@ class HybridTeacher:
         max_lex = np.empty(n, np.float32)
         top = np.full((n, top_k), -1, np.int64)
         top_s = np.full((n, top_k), np.nan, np.float32)
-        for i, (q, v) in enumerate(zip(texts, Q)):
+        for i, (q, v) in enumerate(zip(texts, Q, strict=True)):
             cos = self.doc_vectors @ v
             lex = np.asarray(self.lexical(q), np.float32)
             max_cos[i], max_lex[i] = cos.max(), lex.max()
@@ -124,7 +124,7 @@ class HybridTeacher:
         doc_pos = np.asarray(doc_pos, dtype=np.int64)
         rows = self._rows(queries)
         out = np.full(doc_pos.shape, np.nan, np.float32)
-        for i, (q, r) in enumerate(zip(queries, rows)):
+        for i, (q, r) in enumerate(zip(queries, rows, strict=True)):
             valid = doc_pos[i] >= 0
             if not valid.any():
                 continue

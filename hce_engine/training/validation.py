@@ -142,14 +142,14 @@ class Validator:
         if corpus_vectors is not None:
             D = np.asarray(corpus_vectors)[self.pool]
         else:
-            D = encoder.encode([self.doc_texts[i] for i in self.pool], max_length=c.max_length, cancel=cancel)
+            D = encoder.encode([self.doc_texts[i] for i in self.pool.tolist()], max_length=c.max_length, cancel=cancel)
         self.last_vectors = D if self.whole_corpus else None
         Q = encoder.encode(self.queries, max_length=c.query_max_length, cancel=cancel)
         scores = Q @ D.T
         if self.replaced:
             col = {int(d): j for j, d in enumerate(self.pool)}
             R = encoder.encode([t for _, _, t in self.replaced], max_length=c.max_length, cancel=cancel)
-            for (qi, pos, _), r in zip(self.replaced, R):
+            for (qi, pos, _), r in zip(self.replaced, R, strict=True):
                 scores[qi, col[pos]] = float(Q[qi] @ r)
         k = min(100, scores.shape[1])
         top = np.argpartition(-scores, k - 1, axis=1)[:, :k]

@@ -11,8 +11,8 @@ import math
 import numpy as np
 import torch
 
-from . import kmeans
 from ..threads import one_thread_if
+from . import kmeans
 from .kmeans import _cluster_sums, _to_tensor, normalize_rows, spherical_kmeans_torch
 from .tree import Tree
 
@@ -184,9 +184,9 @@ def build_divisive(vectors, branching: int = 10, seed: int = 0, iters: int = 20,
     rather than 10 leaves of ~1-2, which keeps sibling sets useful); a node with at most ``leaf_size``
     documents is a leaf cluster. A node with at most b * leaf_size documents is always split into leaf
     clusters: after k-means, documents are assigned to the centroids greedily by cosine with at most
-    ``leaf_size`` per cluster, so a lopsided last split cannot add a level. The root is always split, so depth >= 1. If k-means cannot
-    split a node (identical vectors), its documents are cut into equal chunks, so leaf sizes never exceed
-    ``leaf_size``.
+    ``leaf_size`` per cluster, so a lopsided last split cannot add a level. The root is always split, so
+    depth >= 1. If k-means cannot split a node (identical vectors), its documents are cut into equal chunks, so
+    leaf sizes never exceed ``leaf_size``.
 
     Equal path lengths: a leaf cluster that ends at level l < D (the deepest leaf level) is extended
     downwards by a chain of single-child pass-through nodes with the same documents (hence the same size
@@ -308,7 +308,8 @@ def add_documents(tree: Tree, vectors, doc_ids) -> Tree:
     Sizes of the leaves and all their ancestors grow; centroids are left unchanged.
     """
     ids = np.asarray(doc_ids, dtype=np.int64).reshape(-1)
-    v = np.asarray(vectors, dtype=np.float32).reshape(len(ids), -1) if len(ids) else np.zeros((0, tree.centroid.shape[1]), np.float32)
+    v = (np.asarray(vectors, dtype=np.float32).reshape(len(ids), -1) if len(ids)
+         else np.zeros((0, tree.centroid.shape[1]), np.float32))
     if len(np.unique(ids)) != len(ids) or np.isin(ids, tree.doc_ids).any():
         raise ValueError("doc_ids must be new and unique")
     leaves = place_documents(tree, v) if len(ids) else np.zeros(0, dtype=np.int64)

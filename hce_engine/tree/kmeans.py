@@ -84,9 +84,9 @@ def _kmeanspp_init(x: torch.Tensor, k: int, rng: np.random.Generator) -> torch.T
 def _cluster_sums(x: torch.Tensor, assign: torch.Tensor, k: int, acc_dtype: torch.dtype) -> torch.Tensor:
     """Per-cluster sums of rows, float (k, d).
 
-    k <= 64: one-hot matrix product. Otherwise, CPU: sort each chunk by cluster and ``segment_reduce`` (deterministic, ~20x faster than the
-    serial CPU ``index_add_``). Other devices: ``index_add_`` in ``acc_dtype`` (float64, so the
-    order of the atomic adds does not show in the float32 result).
+    k <= 64: one-hot matrix product. Otherwise, CPU: sort each chunk by cluster and ``segment_reduce``
+    (deterministic, ~20x faster than the serial CPU ``index_add_``). Other devices: ``index_add_`` in
+    ``acc_dtype`` (float64, so the order of the atomic adds does not show in the float32 result).
     """
     n, d = x.shape
     if k <= _ONEHOT_MAX_K:  # few clusters: a one-hot GEMM is fastest and deterministic everywhere

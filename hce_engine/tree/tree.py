@@ -33,7 +33,7 @@ class Tree:
     centroid: np.ndarray
     size: np.ndarray
     doc_leaf: np.ndarray
-    doc_ids: np.ndarray | None = None
+    doc_ids: np.ndarray = None  # type: ignore[assignment]  # None: positions, filled in by __post_init__
     builder: str = "agglomerative"
     branching: int = 10
     _children: list[np.ndarray] | None = field(default=None, repr=False, compare=False)

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..arrays import normalise, rows_of  # noqa: F401  (the view modules import them from here)
-from ..corpus.text import snippet  # noqa: F401
+# Re-exported: the view modules import them from here.
+from ..arrays import normalise as normalise
+from ..arrays import rows_of as rows_of
+from ..corpus.text import snippet as snippet
 from ..errors import HCEError
 
 
@@ -40,16 +42,17 @@ def label_of(terms, node: int, max_terms: int = 3) -> str:
     return node_label(t, max_terms=max_terms, fallback=f"node {node}")
 
 
-# Public views (imported after the helpers above, which the view modules use).
+# Public views, imported after the helpers above because the view modules import those from this package
+# (hence E402 below).
 from .corpus_stats import corpus_stats  # noqa: E402
 from .explain import explain  # noqa: E402
 from .map import MAX_DRAWN, map_frame, map_labels, place_query, select_region, thin_for_display  # noqa: E402
-from .siblings import (default_compare_run, doc_queries, find_documents, judged_queries,  # noqa: E402
-                       siblings_view)
+from .siblings import default_compare_run, doc_queries, find_documents, judged_queries, siblings_view  # noqa: E402
 from .teacher import teacher_view  # noqa: E402
 from .tree_compare import compare_trees, list_rebuilds, node_detail, tree_overview, tree_quality  # noqa: E402
 from .walkthrough import walkthrough  # noqa: E402
 
-__all__ = ["explain", "walkthrough", "siblings_view", "teacher_view", "doc_queries", "find_documents", "judged_queries", "default_compare_run",
+__all__ = ["explain", "walkthrough", "siblings_view", "teacher_view", "doc_queries", "find_documents", "judged_queries",
+           "default_compare_run",
            "compare_trees", "tree_overview", "node_detail", "tree_quality", "list_rebuilds",
            "map_frame", "map_labels", "thin_for_display", "select_region", "place_query", "corpus_stats", "MAX_DRAWN"]

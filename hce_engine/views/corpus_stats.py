@@ -30,7 +30,7 @@ def corpus_stats(ws, corpus: str, bins: int = 30, max_examples: int = 5) -> dict
     n = int(len(df))
     titles = df["title"].fillna("").astype(str)
     texts = df["text"].fillna("").astype(str)
-    words = np.asarray([len(_WORD.findall(t)) + len(_WORD.findall(x)) for t, x in zip(titles, texts)],
+    words = np.asarray([len(_WORD.findall(t)) + len(_WORD.findall(x)) for t, x in zip(titles, texts, strict=True)],
                        dtype=np.int64)
     if n:
         q = np.percentile(words, [0, 5, 25, 50, 75, 95, 100])

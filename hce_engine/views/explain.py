@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError, NotFoundError
+from ..runs import Run
 from . import rows_of, run_vectors, snippet
 from .siblings import default_compare_run, siblings_view
 
@@ -27,7 +28,7 @@ from .siblings import default_compare_run, siblings_view
 MOVED_POOL = 20
 
 
-def _ranking(ws, info: dict, query: str) -> tuple[np.ndarray, np.ndarray]:
+def _ranking(ws, info: Run, query: str) -> tuple[np.ndarray, np.ndarray]:
     """(doc ids ascending, exact cosine of every live document to the query) under a run's encoder."""
     ids, vecs = run_vectors(ws, info.run_id)
     return ids, vecs @ ws.encode_queries(info, [query])[0]
@@ -110,7 +111,7 @@ def explain(ws, run_id: int, query: str, doc_id: int, compare_run: int | None = 
     return out
 
 
-def _movers(ws, info: dict, after: tuple, before: tuple, n: int) -> dict:
+def _movers(ws, info: Run, after: tuple, before: tuple, n: int) -> dict:
     """The documents among either ranking's top MOVED_POOL whose rank changed most (after vs before)."""
     ids, s_after = after
     b_ids, s_before = before

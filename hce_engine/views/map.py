@@ -11,6 +11,7 @@ import pandas as pd
 from ..errors import HCEError, InputError, NotFoundError
 from . import label_of, rows_of
 
+
 def _doc_frame(ws, corpus_id: int, doc_ids: np.ndarray) -> pd.DataFrame:
     from .siblings import _display_title
     docs = ws.store.documents(corpus_id, include_removed=True, doc_ids=doc_ids)

@@ -130,7 +130,7 @@ def siblings_view(ws, run_id: int, doc_id: int | None = None, query: str | None 
     for t, node in enumerate(path, start=1):
         cands = tree.children(parent)
         pi = int(np.flatnonzero(cands == node)[0])
-        scores = [_node_reps(tree, cands, ids, v) @ a for (ids, v), a in zip(vecs, anchors)]
+        scores = [_node_reps(tree, cands, ids, v) @ a for (ids, v), a in zip(vecs, anchors, strict=True)]
         levels.append(_level_entry(t, parent, node, cands, pi, scores, tree, terms, reps, tau, max_siblings))
         parent = int(node)
 
@@ -138,7 +138,7 @@ def siblings_view(ws, run_id: int, doc_id: int | None = None, query: str | None 
     members = tree.doc_ids[tree.leaf_docs(leaf_node)]
     pi = int(np.flatnonzero(members == doc_id)[0])
     leaf_scores = []
-    for (ids, v), a in zip(vecs, anchors):
+    for (ids, v), a in zip(vecs, anchors, strict=True):
         rows = rows_of(ids, members)
         s = np.full(len(members), np.nan, dtype=np.float64)
         s[rows >= 0] = v[rows[rows >= 0]] @ a
@@ -261,7 +261,7 @@ def find_documents(ws, corpus: str, text: str = "", limit: int = 50) -> pd.DataF
         df = df.assign(_p=prio)
         df = df[df["_p"] < 3].sort_values(["_p", "doc_id"], kind="stable")
     df = df.head(int(limit))
-    titles = [str(t).strip() or snippet(x, 60) for t, x in zip(df["title"], df["text"])]
+    titles = [str(t).strip() or snippet(x, 60) for t, x in zip(df["title"], df["text"], strict=True)]
     return pd.DataFrame({"doc_id": df["doc_id"].astype("int64").to_numpy(), "ext_id": df["ext_id"].to_numpy(),
                          "title": titles})
 
@@ -286,7 +286,7 @@ def judged_queries(ws, corpus: str, limit: int = 1000) -> list[dict]:
     cid = ws.store.corpus_id(corpus)
     queries = ws.store.queries(cid)
     docs = ws.store.documents(cid, include_removed=True)[["doc_id", "ext_id", "removed"]]
-    live = {e: int(d) for e, d, r in zip(docs["ext_id"], docs["doc_id"], docs["removed"]) if not r}
+    live = {e: int(d) for e, d, r in zip(docs["ext_id"], docs["doc_id"], docs["removed"], strict=True) if not r}
     splits = sorted(ws.store.splits(cid), key=lambda s: (s != "train", s))
     out, seen = [], set()
     for split in splits:

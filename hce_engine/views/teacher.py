@@ -73,7 +73,7 @@ def teacher_view(ws, run_id: int, doc_id: int | None = None, max_candidates: int
                                                     choice=cfg.pseudo_query, titles=titles)}
     tree_pos = tree.positions_of(ids)
     if doc_id is None:
-        for pos, pair in by_pos.items():
+        for pos in by_pos:
             tp = int(tree_pos[pos])
             if tp >= 0 and len(tree.leaf_docs(int(tree.doc_leaf[tp]))) > 1:
                 doc_id = int(ids[pos])

@@ -134,10 +134,10 @@ def tree_quality(ws, run_id: int) -> dict:
 
 def _coherence(ws, corpus_id: int, tree) -> pd.DataFrame | None:
     docs = ws.store.documents(corpus_id, include_removed=True)[["doc_id", "ext_id"]]
-    ext_to_id = dict(zip(docs["ext_id"], docs["doc_id"].astype(np.int64)))
+    ext_to_id = dict(zip(docs["ext_id"], docs["doc_id"].astype(np.int64), strict=True))
     groups = []
     for split in ws.store.splits(corpus_id):
-        for q, rel in ws.store.qrels(corpus_id, split).items():
+        for rel in ws.store.qrels(corpus_id, split).values():
             ids = [ext_to_id[d] for d, s in rel.items() if s > 0 and d in ext_to_id]
             pos = tree.positions_of(ids)
             pos = pos[pos >= 0]

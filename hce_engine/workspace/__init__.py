@@ -3,10 +3,18 @@
 ``core`` holds corpora, baseline runs, search and evaluation; ``training``, ``updates`` and ``exports`` add
 the training, living-corpus and export verbs to the same :class:`Workspace` object.
 """
-from .core import Workspace
 from ..runs import EncodeConfig, Run, RunStatus
-from .shared import (FOREIGN_FIT_GAP, REBUILD_SHARE, RETRAIN_SHARE, SAMPLE_CORPORA, Hit, ImportReport,
-                     default_workspace, doc_text)
+from .core import Workspace
+from .shared import (
+    FOREIGN_FIT_GAP,
+    REBUILD_SHARE,
+    RETRAIN_SHARE,
+    SAMPLE_CORPORA,
+    Hit,
+    ImportReport,
+    default_workspace,
+    doc_text,
+)
 
 __all__ = ["Workspace", "Run", "RunStatus", "EncodeConfig",
            "ImportReport", "Hit", "default_workspace", "doc_text", "RETRAIN_SHARE", "REBUILD_SHARE",

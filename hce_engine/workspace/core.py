@@ -18,6 +18,7 @@ import os
 import shutil
 import threading
 from dataclasses import replace
+from functools import partial
 from typing import Callable, Sequence
 
 import numpy as np
@@ -26,14 +27,23 @@ from .. import tempfiles
 from ..corpus import read_corpus, read_qrels, read_queries
 from ..errors import HCEError, InputError, NotFoundError
 from ..jobs import JobRegistry
+from ..runs import EncodeConfig, Run, RunStatus
 from ..store import Store
 from .cache import WorkspaceCache
 from .exports import ExportVerbs
 from .maps import MapVerbs
-from ..runs import EncodeConfig, Run, RunStatus
 from .search import SearchVerbs
-from .shared import (DB_FILE, INDEX_FILE, SAMPLE_CORPORA, SAMPLES_DIR, ImportReport, Progress, ProgressFn,
-                     default_workspace, doc_text)
+from .shared import (
+    DB_FILE,
+    INDEX_FILE,
+    SAMPLE_CORPORA,
+    SAMPLES_DIR,
+    ImportReport,
+    Progress,
+    ProgressFn,
+    default_workspace,
+    doc_text,
+)
 from .training import TrainingVerbs
 from .updates import UpdateVerbs
 
@@ -165,7 +175,7 @@ class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExportVerbs, MapVerbs):
     def _texts(self, corpus_id: int) -> tuple[np.ndarray, list[str], list[str]]:
         """(doc ids, ext ids, encoder texts) of the live documents."""
         df = self.store.documents(corpus_id)
-        texts = [doc_text(t, x) for t, x in zip(df["title"], df["text"])]
+        texts = [doc_text(t, x) for t, x in zip(df["title"], df["text"], strict=True)]
         return df["doc_id"].to_numpy(np.int64), list(df["ext_id"]), texts
 
     # -- encoders and runs ---------------------------------------------------------------------
@@ -398,5 +408,8 @@ class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExportVerbs, MapVerbs):
         texts = list(texts)
         if len(texts) > 4 or not texts:  # an evaluation's queries: encoded in batches, not kept
             return self.run_encoder(run).encode(texts, max_length=run.query_max_length)
-        return np.stack([self.cache.get("query", (run.run_id, t), lambda t=t: self.run_encoder(run).encode(
-            [t], max_length=run.query_max_length)[0]) for t in texts])
+
+        def encode_one(text: str) -> np.ndarray:
+            return self.run_encoder(run).encode([text], max_length=run.query_max_length)[0]
+
+        return np.stack([self.cache.get("query", (run.run_id, t), partial(encode_one, t)) for t in texts])

@@ -4,9 +4,10 @@ from __future__ import annotations
 import os
 
 from ..errors import HCEError, InputError, NotFoundError
+from .base import WorkspaceBase
 
 
-class ExportVerbs:
+class ExportVerbs(WorkspaceBase):
     """Mixed into :class:`~hce_engine.workspace.Workspace`."""
 
     def export_model(self, run_id: int, dest: str) -> str:
@@ -24,6 +25,7 @@ class ExportVerbs:
         """Parquet of the run's documents: doc_id, ext_id, title, vector, leaf path and map x/y (if any)."""
         import pyarrow as pa
         import pyarrow.parquet as pq
+
         from ..store.store import _float_list_array
         cid = self._run_info(run_id).corpus_id
         ids, vecs = self.store.read_vectors(run_id, live_only_corpus=cid)
@@ -57,6 +59,7 @@ class ExportVerbs:
             raise NotFoundError(f"corpus {info.corpus!r} has no queries with qrels in split {split!r}")
         scores, ids = self.index(run_id).search(self.encode_queries(info, [queries[q] for q in qids]), k)
         docs = self.store.documents(cid, include_removed=True)
-        ranking = rankings_from_arrays(qids, ids, scores, dict(zip(docs["doc_id"].astype(int), docs["ext_id"])))
+        ext_of = dict(zip(docs["doc_id"].astype(int), docs["ext_id"], strict=True))
+        ranking = rankings_from_arrays(qids, ids, scores, ext_of)
         write_trec_run(ranking, path, tag=f"hce-run{run_id}")
         return path

@@ -13,9 +13,10 @@ import numpy as np
 
 from ..arrays import normalise, rows_of
 from ..errors import HCEError, NotFoundError
+from .base import WorkspaceBase
 
 
-class MapVerbs:
+class MapVerbs(WorkspaceBase):
     """Mixed into :class:`~hce_engine.workspace.Workspace` (which sets ``_map_jobs`` and ``_map_jobs_lock``)."""
 
     def projection(self, run_id: int, align_to: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

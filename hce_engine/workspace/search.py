@@ -15,10 +15,11 @@ from typing import Sequence
 
 import numpy as np
 
+from ..corpus.text import snippet
 from ..errors import InputError, NotFoundError
 from ..index.fusion import INDEX_KINDS, MODES
-from ..corpus.text import snippet
 from ..runs import Run
+from .base import WorkspaceBase
 from .shared import Hit, ProgressFn
 
 #: Documents taken from each retriever before fusing (the fused top-k comes from their union).
@@ -27,7 +28,7 @@ CANDIDATES = 100
 FIT_SPLITS = ("train", "dev", "validation")
 
 
-class SearchVerbs:
+class SearchVerbs(WorkspaceBase):
     """Mixed into :class:`~hce_engine.workspace.Workspace`."""
 
     # -- search ---------------------------------------------------------------------------------
@@ -49,7 +50,7 @@ class SearchVerbs:
         info = self._resolve_run(corpus, run)
         ranked, ranks = self._rank(info, list(queries), k, mode, fusion, weight, index_kind)
         return [self._hits(info.run_id, info.corpus_id, s, i, with_paths, r)
-                for (s, i), r in zip(ranked, ranks)]
+                for (s, i), r in zip(ranked, ranks, strict=True)]
 
     def search(self, corpus: str, query: str, run: int | None = None, k: int = 10, mode: str = "dense",
                fusion: str = "weighted", weight: float | None = None, index_kind: str = "auto") -> list[Hit]:
@@ -89,7 +90,7 @@ class SearchVerbs:
         sims = index.centroids(visited) @ qv[0] if visited else []
         return {"run": info.run_id, "distance_computations": int(cost[0]), "documents": len(index),
                 "leaves": [{"node": n, "label": " · ".join(terms[n][:3]), "size": int(index.list_size(n)),
-                            "similarity": float(s)} for n, s in zip(visited, sims)]}
+                            "similarity": float(s)} for n, s in zip(visited, sims, strict=True)]}
 
     def bm25(self, corpus: str):
         """The corpus's BM25 index (cached; rebuilt when documents change)."""
@@ -125,15 +126,15 @@ class SearchVerbs:
             raise InputError(f"fusion must be one of {', '.join(FUSIONS)}, got {fusion!r}")
         if weight is not None and not 0.0 <= weight <= 1.0:
             raise InputError(f"the hybrid weight must be between 0 and 1, got {weight}")
-        none = [{} for _ in queries]
+        none: list[dict] = [{} for _ in queries]
         if mode == "bm25":
             scores, ids = self.bm25(info.corpus).search(queries, k)
-            return list(zip(scores, ids)), none
+            return list(zip(scores, ids, strict=True)), none
         if qv is None:
             qv = self.encode_queries(info, queries)
         if mode == "dense":
             scores, ids = self._dense_index(info.run_id, index_kind).search(qv, k)
-            return list(zip(scores, ids)), none
+            return list(zip(scores, ids, strict=True)), none
         if fusion == "weighted" and weight is None:
             weight = self.cache.peek("fusion_weight", info.run_id)
             if weight is None:  # looked up (or fitted, without holding the cache) once per run, then kept
@@ -141,7 +142,8 @@ class SearchVerbs:
                 self.cache.put("fusion_weight", info.run_id, weight)
         out, ranks = [], []
         for raw, exact in self._candidates(info, queries, qv, max(k, CANDIDATES), index_kind):
-            out.append(fuse(*(exact if fusion == "weighted" else raw), k, fusion, weight or 0.0))
+            dense, lexical = exact if fusion == "weighted" else raw
+            out.append(fuse(dense, lexical, k, fusion, weight or 0.0))
             ranks.append(_list_ranks(out[-1][1], raw))
         return out, ranks
 
@@ -214,7 +216,7 @@ class SearchVerbs:
 
     def _id_to_ext(self, corpus_id: int) -> dict[int, str]:
         docs = self.store.documents(corpus_id, include_removed=True)
-        return dict(zip(docs["doc_id"].astype(int), docs["ext_id"]))
+        return dict(zip(docs["doc_id"].astype(int), docs["ext_id"], strict=True))
 
     def _hits(self, run_id: int | None, corpus_id: int, scores: np.ndarray, ids: np.ndarray,
               with_paths: bool, ranks: dict | None = None) -> list[Hit]:
@@ -227,14 +229,14 @@ class SearchVerbs:
         if with_paths and run_id is not None:
             try:
                 tree, terms, _ = self.tree(run_id)
-                for d, p in zip(ids.tolist(), tree.positions_of(ids).tolist()):
+                for d, p in zip(ids.tolist(), tree.positions_of(ids).tolist(), strict=True):
                     if p >= 0:
                         path = tree.path(p)
                         paths[d] = (path, [" · ".join(terms[n][:3]) for n in path])
             except NotFoundError:
                 pass
         hits = []
-        for rank, (d, s) in enumerate(zip(ids.tolist(), scores.tolist()), start=1):
+        for rank, (d, s) in enumerate(zip(ids.tolist(), scores.tolist(), strict=True), start=1):
             if d not in df.index:  # removed between search and lookup
                 continue
             row = df.loc[d]
@@ -299,7 +301,7 @@ def _list_ranks(ids: np.ndarray, raw) -> dict[int, dict[str, int | None]]:
     """{doc id: {"dense": rank, "bm25": rank}} (1-based; None when outside that list) for the fused ids."""
     where = []
     for _, lst in raw:
-        pos = {}
+        pos: dict[int, int] = {}
         for r, i in enumerate(lst.tolist(), start=1):
             if i >= 0:
                 pos.setdefault(i, r)

@@ -4,8 +4,10 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 
-from ..corpus.text import doc_text  # noqa: F401  (re-exported: hce_engine.workspace.doc_text)
-from ..progress import Progress, ProgressFn  # noqa: F401  (re-exported for the workspace modules)
+# Re-exported: hce_engine.workspace.doc_text, and the progress types for the workspace modules.
+from ..corpus.text import doc_text as doc_text
+from ..progress import Progress as Progress
+from ..progress import ProgressFn as ProgressFn
 
 DB_FILE = "hce.duckdb"
 INDEX_FILE = "index.npz"  # a run's saved approximate index, in models/run-N/

@@ -12,6 +12,7 @@ from ..atomic import recover_dir
 from ..errors import HCEError, InputError
 from ..progress import as_stage
 from ..runs import RunStatus
+from .base import WorkspaceBase
 from .shared import ImportReport, Progress, ProgressFn
 
 #: Seconds between the commits of a training run's step log (see _execute_train).
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from ..training import TrainConfig
 
 
-class TrainingVerbs:
+class TrainingVerbs(WorkspaceBase):
     """Mixed into :class:`~hce_engine.workspace.Workspace`."""
 
     def import_pairs(self, corpus: str, path: str, split: str = "pairs") -> ImportReport:
@@ -34,7 +35,7 @@ class TrainingVerbs:
         known = set(self.store.documents(cid)["ext_id"])
         qid_of: dict[str, str] = {}
         rows = []
-        for i, (q, d) in enumerate(pairs, start=1):
+        for q, d in pairs:
             if d not in known:
                 raise InputError(f"document id {d!r} is not in corpus {corpus!r}", label, None)
             qid = qid_of.setdefault(q, f"{split}-q{len(qid_of) + 1}")
@@ -56,7 +57,7 @@ class TrainingVerbs:
         unlabelled = "train" not in splits and "signal" not in data and "split" not in data
         if unlabelled:
             data["signal"] = "self"
-            data["split"] = splits[0] if splits else "train"
+            data["split"] = next(iter(splits), "train")  # the first judged split
         try:
             return TrainConfig.preset(preset or (UNLABELLED_PRESET if unlabelled else DEFAULT_PRESET), **data)
         except (TypeError, ValueError) as exc:
@@ -124,7 +125,7 @@ class TrainingVerbs:
         cfg = self._train_config(cid, config)
         return self.store.create_run(cid, "train", cfg.to_dict(), cfg.seed, status="running")
 
-    def _baseline_for(self, corpus: str, model: str, progress: ProgressFn | None, cancel) -> int:
+    def _baseline_for(self, corpus: str, model: str | None, progress: ProgressFn | None, cancel) -> int:
         """A finished zero-shot run of ``model`` on the corpus (256 tokens), encoding one if none exists."""
         runs = [r for r in self._run_rows(corpus) if not r.is_train and r.config.model == model
                 and r.config.max_length == 256 and r.config.tree]

@@ -3,16 +3,17 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from ..corpus import read_corpus
 from ..errors import InputError, NotFoundError
+from .base import WorkspaceBase
 from .shared import FOREIGN_FIT_GAP, REBUILD_SHARE, RETRAIN_SHARE, Progress, ProgressFn, doc_text
 
 
-class UpdateVerbs:
+class UpdateVerbs(WorkspaceBase):
     """Mixed into :class:`~hce_engine.workspace.Workspace`."""
 
     def add_documents(self, corpus: str, path: str, progress: ProgressFn | None = None) -> dict:
@@ -99,7 +100,7 @@ class UpdateVerbs:
         keep = np.isin(doc_ids, ids)  # live documents with vectors, in the same (ascending id) order
         cfg = info.config
         rebuild = trees[-1]["rebuild"] + 1 if trees else 0
-        self.build_tree(run_id, vecs, ids, [t for t, k in zip(texts, keep) if k], rebuild=rebuild,
+        self.build_tree(run_id, vecs, ids, [t for t, k in zip(texts, keep, strict=True) if k], rebuild=rebuild,
                         branching=cfg.branching, builder=cfg.builder, seed=cfg.seed or 0)
         return rebuild
 
@@ -122,7 +123,7 @@ class UpdateVerbs:
         added = int((live["added_at"] > trained_at).sum())
         since_tree = live[live["added_at"] > built_at]
         n = max(1, len(live))
-        out = {"run": run_id, "live_documents": len(live), "added_since": added, "share_new": added / n,
+        out: dict[str, Any] = {"run": run_id, "live_documents": len(live), "added_since": added, "share_new": added / n,
                "tree_rebuild": trees[-1]["rebuild"] if trees else None,
                "added_since_tree": len(since_tree), "share_new_tree": len(since_tree) / n,
                "fit_tree": None, "fit_added": None, "batches": []}

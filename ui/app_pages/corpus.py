@@ -8,9 +8,8 @@ import shutil
 import streamlit as st
 
 from hce_engine import Run, tempfiles, views
-from ui.common import (active_runs, baseline_run, friendly_errors, get_workspace, live_progress, md_escape,
-                       pick_corpus)
 from hce_engine.plotting import length_histogram
+from ui.common import active_runs, baseline_run, friendly_errors, get_workspace, live_progress, md_escape, pick_corpus
 
 SAMPLE = "jargon"
 
@@ -60,8 +59,9 @@ def add_upload(corpus: str, upload) -> None:
             f.write(upload.getbuffer())
         with friendly_errors("Adding documents"), st.spinner("Encoding the new documents with every run…"):
             out = ws.add_documents(corpus, path)
+            updated = ", ".join(f"#{r}" for r in out["runs_updated"]) or "none"
             st.session_state["update_report"] = (f"Added {out['added']:,} documents ({out['skipped_empty']} empty "
-                                                 f"skipped); runs updated: {', '.join(f'#{r}' for r in out['runs_updated']) or 'none'}.")
+                                                 f"skipped); runs updated: {updated}.")
             st.rerun()
     finally:
         shutil.rmtree(folder, ignore_errors=True)

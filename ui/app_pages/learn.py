@@ -3,16 +3,17 @@ embed -> cluster -> a path -> siblings as negatives -> the loss per level -> wha
 signal, when the trained run learned from it)."""
 from __future__ import annotations
 
+from functools import partial
+
 import streamlit as st
 
 from hce_engine import InputError, NotFoundError, views
 from hce_engine.plotting import export
-from hce_engine.views.walkthrough import LOSS_LATEX, NO_TRAINED_RUN, SELF_STEP, STEPS, TEXT
-from ui.common import (cached_teacher, friendly_errors, get_workspace, md_escape, pick_corpus,
-                       show_teacher_example)
 from hce_engine.plotting import map as map_figs
 from hce_engine.plotting import siblings as sib_figs
 from hce_engine.plotting import tree as tree_figs
+from hce_engine.views.walkthrough import LOSS_LATEX, NO_TRAINED_RUN, SELF_STEP, STEPS, TEXT
+from ui.common import cached_teacher, friendly_errors, get_workspace, md_escape, pick_corpus, show_teacher_example
 
 ws = get_workspace()
 
@@ -41,7 +42,7 @@ def show_teacher(run_id: int, doc_id: int | None) -> None:
     try:
         tv = cached_teacher(ws, ws.path, run_id, doc_id, 12)
     except (InputError, NotFoundError) as exc:
-        st.caption(f"{md_escape(exc)}; showing the first document that yields one instead.")
+        st.caption(f"{md_escape(str(exc))}; showing the first document that yields one instead.")
         tv = cached_teacher(ws, ws.path, run_id, None, 12)
     show_teacher_example(tv, run_id, "learn_teacher")
 
@@ -76,7 +77,7 @@ def example_pair(corpus: str) -> tuple[int | None, str | None, str]:
     docs = views.find_documents(ws, corpus, "", limit=200)
     names = {int(r.doc_id): f"{r.title} [{r.ext_id}]" for r in docs.itertuples()}
     doc = st.selectbox("Example document (no queries in this corpus: the document plays the query)", list(names),
-                       format_func=names.get, key="learn_doc")
+                       format_func=names.__getitem__, key="learn_doc")
     return doc, None, "a document standing in for a query"
 
 
@@ -126,7 +127,7 @@ if corpus:
 
         elif step in steps[2:]:
             doc_id, query, what = example_pair(corpus)
-            view = cached_view(ws, ws.path, start.run_id, doc_id, query, None) if step != SELF_STEP else None
+            view = cached_view(ws, ws.path, start.run_id, doc_id, query, None) if step != SELF_STEP else {}
             if step == STEPS[2]:
                 st.header(TEXT[step][0])
                 st.markdown(TEXT[step][1].format(what=what, depth=depth))
@@ -167,17 +168,17 @@ if corpus:
                     st.plotly_chart(sib_figs.rank_summary_chart(tv, before_name, after_name), key="learn_ranks")
                     st.plotly_chart(sib_figs.level_chart(tv["leaf"], True, before_name, after_name), key="learn_leaf2")
                     cmp = views.compare_trees(ws, start.run_id, after.run_id)
-                    c = st.columns(3)
-                    c[0].metric("Tree agreement (leaf ARI)", f"{cmp['ari_leaf']:.2f}")
-                    c[1].metric("Same leaf-mates", f"{cmp['unchanged']:.0%}")
+                    cols = st.columns(3)
+                    cols[0].metric("Tree agreement (leaf ARI)", f"{cmp['ari_leaf']:.2f}")
+                    cols[1].metric("Same leaf-mates", f"{cmp['unchanged']:.0%}")
                     split = next((m["split"] for m in after.metrics if m["system"] == "dense"), None)
                     if split and start.metric(split) is not None:
                         b, a = start.metric(split), after.metric(split)
-                        c[2].metric(f"nDCG@10 ({split})", f"{a:.3f}", delta=f"{a - b:+.3f}")
+                        cols[2].metric(f"nDCG@10 ({split})", f"{a:.3f}", delta=f"{a - b:+.3f}")
                     else:
-                        c[2].metric("nDCG@10", "—", help="Evaluate both runs on the Runs page to compare.")
+                        cols[2].metric("nDCG@10", "—", help="Evaluate both runs on the Runs page to compare.")
         nav("bottom", steps)
-        st.download_button("Download the whole walkthrough (HTML)", data=lambda: export.learn_html(ws, corpus),
+        st.download_button("Download the whole walkthrough (HTML)", data=partial(export.learn_html, ws, corpus),
                            file_name=f"hce-walkthrough-{corpus}.html", mime="text/html", key="learn_html",
                            help="All the steps with their figures in one file that opens offline (for a class or "
                                 "a report); the map is computed first if it is missing.")

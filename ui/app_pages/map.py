@@ -9,9 +9,9 @@ import pandas as pd
 import streamlit as st
 
 from hce_engine import views
-from ui.common import friendly_errors, get_workspace, md_escape, pick_corpus, pick_run_and_compare
 from hce_engine.plotting import export
 from hce_engine.plotting import map as figs
+from ui.common import friendly_errors, get_workspace, md_escape, pick_corpus, pick_run_and_compare
 
 ws = get_workspace()
 
@@ -190,12 +190,14 @@ if corpus:
                     placed_b = cached_query(ws, ws.path, compare, query.strip(), None)
             left, right = st.columns(2)
             with left:
-                fig_b = figs.map_figure(views.thin_for_display(before), query=placed_b, title=f"before: {labels[compare]}", height=480,
+                fig_b = figs.map_figure(views.thin_for_display(before), query=placed_b,
+                                        title=f"before: {labels[compare]}", height=480,
                                         labels=views.map_labels(before, width=450, height=480) if show_labels else None,
                                         relevant=before[before["doc_id"].isin(relevant_ids)] if relevant_ids else None)
                 event_b = st.plotly_chart(fig_b, on_select="rerun", selection_mode=("box", "lasso"), key="map_before")
             with right:
-                fig = figs.map_figure(views.thin_for_display(frame), query=placed, title=f"after: {labels[run_id]}", height=480,
+                fig = figs.map_figure(views.thin_for_display(frame), query=placed,
+                                      title=f"after: {labels[run_id]}", height=480,
                                       labels=views.map_labels(frame, width=450, height=480) if show_labels else None,
                                       relevant=relevant)
                 event = st.plotly_chart(fig, on_select="rerun", selection_mode=("box", "lasso"), key="map_main")

@@ -158,7 +158,7 @@ st.dataframe(runs_table(runs), hide_index=True, key="runs_table",
 labels = {r.run_id: r.label for r in runs}
 
 st.subheader("Compare")
-chosen = st.multiselect("Runs to compare", list(labels), format_func=labels.get, key="runs_compare",
+chosen = st.multiselect("Runs to compare", list(labels), format_func=labels.__getitem__, key="runs_compare",
                         max_selections=6)
 if len(chosen) >= 2:
     picked = [r for r in runs if r.run_id in chosen]
@@ -176,7 +176,7 @@ elif chosen:
     st.caption("Pick at least two runs.")
 
 st.subheader("Run actions")
-rid = st.selectbox("Run", list(labels), index=len(labels) - 1 if labels else None, format_func=labels.get,
+rid = st.selectbox("Run", list(labels), index=len(labels) - 1 if labels else None, format_func=labels.__getitem__,
                    key="runs_action_run")
 if rid is not None:
     actions(next(r for r in runs if r.run_id == rid))

@@ -7,8 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from hce_engine.views import explain
-from ui.common import (active_runs, baseline_run, friendly_errors, get_workspace, live_progress, md_escape,
-                       pick_corpus)
+from ui.common import active_runs, baseline_run, friendly_errors, get_workspace, live_progress, md_escape, pick_corpus
 
 EXAMPLES = {"jargon": ["a program that never ends", "someone who loves computers", "a bug that hides when you "
                        "look for it", "deliberately complicated code"]}
@@ -129,7 +128,7 @@ query = c1.text_input("Query", key="search_query", placeholder=f"e.g. {examples[
                       "type a query and press Enter")
 # keyed per corpus: a picker left empty by a corpus without trained runs must not stay empty after a switch
 trained = c2.selectbox("Trained encoder", [r.run_id for r in others], index=len(others) - 1 if others else None,
-                       format_func={r.run_id: r.label for r in others}.get, key=f"search_trained_{corpus}",
+                       format_func={r.run_id: r.label for r in others}.__getitem__, key=f"search_trained_{corpus}",
                        placeholder="no trained run yet")
 k = int(c3.number_input("Hits", min_value=1, max_value=100, value=10, key="search_k"))
 mode = c4.segmented_control("Encoder columns", ["dense", "hybrid"], default="dense", key="search_mode",
@@ -190,7 +189,7 @@ st.divider()
 st.subheader("Why this rank?")
 shown = {h.doc_id: h.title or h.ext_id for h in [*hits, *base_hits, *bm25_hits]}
 run_for = trained if trained is not None else base
-pick = st.selectbox("A hit to explain", list(shown), format_func=shown.get, index=None, key="search_explain",
+pick = st.selectbox("A hit to explain", list(shown), format_func=shown.__getitem__, index=None, key="search_explain",
                     placeholder="pick any hit above")
 if pick is None:
     st.caption("Its path through the tree (which branch the query would have taken at each level, against the "

@@ -7,9 +7,16 @@ from __future__ import annotations
 import streamlit as st
 
 from hce_engine import Run, views
-from ui.common import (cached_teacher, friendly_errors, get_workspace, md_escape, pick_corpus,
-                       pick_run_and_compare, show_teacher_example)
 from hce_engine.plotting import siblings as figs
+from ui.common import (
+    cached_teacher,
+    friendly_errors,
+    get_workspace,
+    md_escape,
+    pick_corpus,
+    pick_run_and_compare,
+    show_teacher_example,
+)
 
 ws = get_workspace()
 
@@ -63,7 +70,7 @@ def pick_anchor(corpus: str) -> tuple[int | None, str | None]:
         st.warning("No document matches.")
         return None, None
     names = {int(r.doc_id): f"{r.title} [{r.ext_id}]" for r in docs.itertuples()}
-    doc_id = st.selectbox("Document", list(names), format_func=names.get, key="sib_doc")
+    doc_id = st.selectbox("Document", list(names), format_func=names.__getitem__, key="sib_doc")
     qs = views.doc_queries(ws, corpus, doc_id)
     anchors = ["the document itself"] + [f"{q['text'][:100]} ({q['split']} · {q['query_id']})" for q in qs]
     which = st.radio("Anchor", anchors, key=f"sib_anchor_{doc_id}",

@@ -4,15 +4,24 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from typing import Any
 
 import streamlit as st
 
 from hce_engine import Run
+from hce_engine.plotting.training import describe_outcome, loss_figure, sibling_accuracy_figure, validation_figure
 from hce_engine.training import PRESET_HELP, PRESETS, TrainConfig
 from hce_engine.training.config import DEFAULT_PRESET, LABEL_SOURCE, UNLABELLED_PRESET
-from ui.common import (active_runs, fmt_duration, friendly_errors, get_workspace, live_progress, md_escape,
-                       pick_corpus, progress_panel)
-from hce_engine.plotting.training import describe_outcome, loss_figure, sibling_accuracy_figure, validation_figure
+from ui.common import (
+    active_runs,
+    fmt_duration,
+    friendly_errors,
+    get_workspace,
+    live_progress,
+    md_escape,
+    pick_corpus,
+    progress_panel,
+)
 
 #: Settings shown up front; every other TrainConfig field sits under "Advanced settings".
 MAIN = ("signal", "split", "negatives", "level_loss", "epochs", "batch_size", "siblings", "branching", "seed")
@@ -88,7 +97,8 @@ def settings_form(corpus: str) -> None:
         st.caption("No judged training queries in this corpus, so the default is the **self** signal and the "
                    "**unsupervised** preset. The run checks itself on held-out pseudo-queries.")
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
-    values, prefix = {}, f"tc_{corpus}_{preset}_"
+    values: dict[str, Any] = {}
+    prefix = f"tc_{corpus}_{preset}_"
     cols = st.columns(3)
     for i, name in enumerate(MAIN):
         with cols[i % 3]:
@@ -202,7 +212,7 @@ if past:
     want = st.session_state.get("train_view")
     labels = {r.run_id: r.label for r in past}
     chosen = st.selectbox("Run", ids, index=ids.index(want) if want in ids else len(ids) - 1,
-                          format_func=labels.get, key=f"train_past_{ids[-1]}")  # a new run resets the choice
+                          format_func=labels.__getitem__, key=f"train_past_{ids[-1]}")  # a new run resets the choice
     show_run(next(r for r in past if r.run_id == chosen))
 else:
     st.caption(f"No finished training run for {md_escape(corpus)} yet.")

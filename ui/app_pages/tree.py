@@ -5,9 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from hce_engine import views
-from ui.common import friendly_errors, get_workspace, md_escape, pick_corpus
 from hce_engine.plotting import export
 from hce_engine.plotting import tree as figs
+from ui.common import friendly_errors, get_workspace, md_escape, pick_corpus
 
 ws = get_workspace()
 st.title("Tree")
@@ -38,7 +38,7 @@ def show_node(run_id: int, rebuild: int | None, overview: dict) -> int | None:
                          (f"{lv} (leaf clusters)" if lv == overview["depth"] else str(lv)))
     at = nodes[nodes["level"] == level].sort_values(["size", "node"], ascending=[False, True])
     names = {int(r.node): f"{r.label} · {r.size} docs [#{r.node}]" for r in at.itertuples()}
-    node = c2.selectbox("Node", list(names), format_func=names.get, key=f"tree_node_{level}")
+    node = c2.selectbox("Node", list(names), format_func=names.__getitem__, key=f"tree_node_{level}")
     if node is None:
         return None
     with friendly_errors("Reading the node"):
@@ -93,7 +93,7 @@ def show_compare(corpus: str, run_id: int, rebuild: int | None) -> None:
         return
     c1, c2 = st.columns(2)
     others = [r for r in labels if r != run_id] or [run_id]
-    other = c1.selectbox("Compare with run", others, format_func=labels.get, key="tree_cmp_run")
+    other = c1.selectbox("Compare with run", others, format_func=labels.__getitem__, key="tree_cmp_run")
     with c2:
         other_rebuild = rebuild_picker(other, "tree_cmp_rebuild", "Its rebuild")
     if other == run_id and other_rebuild == rebuild:
@@ -123,7 +123,8 @@ def main(corpus: str) -> None:
     else:
         labels = {r.run_id: r.label for r in runs}
         c1, c2 = st.columns([3, 1])
-        run_id = c1.selectbox("Run", list(labels), index=len(labels) - 1, format_func=labels.get, key="tree_run")
+        run_id = c1.selectbox("Run", list(labels), index=len(labels) - 1, format_func=labels.__getitem__,
+                              key="tree_run")
         with c2:
             rebuild = rebuild_picker(run_id, "tree_rebuild")
         with friendly_errors("Reading the tree"):

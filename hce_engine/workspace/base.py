@@ -1,0 +1,77 @@
+"""What the verb mixins (search, updates, training, exports, maps) use of the :class:`Workspace` they are part of.
+
+Each mixin is one part of a single class, :class:`~hce_engine.workspace.Workspace`: it uses the attributes
+``Workspace.__init__`` sets and methods defined in ``core`` or in another mixin. :class:`WorkspaceBase`
+declares those, with their types, so every mixin type-checks on its own. It adds nothing at run time: the
+attributes are annotations only and the methods exist for the type checker alone.
+"""
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Callable, Sequence
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from ..encoder import TextEncoder
+    from ..index.bm25 import BM25Index
+    from ..index.vector_index import VectorIndex
+    from ..jobs import JobRegistry
+    from ..runs import Run
+    from ..store import Store
+    from ..tree.tree import Tree
+    from .cache import WorkspaceCache
+    from .shared import ProgressFn
+
+
+class WorkspaceBase:
+    """The attributes and helper methods the mixins share (set and defined by ``core`` and the mixins)."""
+
+    store: Store
+    cache: WorkspaceCache
+    jobs: JobRegistry
+    models_dir: str
+    _map_jobs: dict[tuple, dict]
+    _map_jobs_lock: threading.Lock
+
+    if TYPE_CHECKING:
+        # core.Workspace
+        def model_for(self, model: str | None) -> str: ...
+
+        def encoder(self, model: str | None = None, device: str = "auto", max_length: int = 256) -> TextEncoder: ...
+
+        def run_encoder(self, run: Run) -> TextEncoder: ...
+
+        def encode(self, corpus: str, progress: ProgressFn | None = None, cancel: Callable[[], bool] | None = None,
+                   **settings) -> int: ...
+
+        def encode_queries(self, run: Run, texts: Sequence[str]) -> np.ndarray: ...
+
+        def _texts(self, corpus_id: int) -> tuple[np.ndarray, list[str], list[str]]: ...
+
+        def _run_info(self, run_id: int) -> Run: ...
+
+        def _run_rows(self, corpus: str | None = None) -> list[Run]: ...
+
+        def _resolve_run(self, corpus: str, run: int | None, progress: ProgressFn | None = None) -> Run: ...
+
+        def finished_run(self, run_id: int) -> Run: ...
+
+        def _fail(self, run_id: int, exc: BaseException) -> None: ...
+
+        def build_tree(self, run_id: int, vectors: np.ndarray, doc_ids: np.ndarray, texts: Sequence[str],
+                       rebuild: int = 0, branching: int = 10, builder: str = "auto", seed: int = 0,
+                       tree: Tree | None = None) -> Tree: ...
+
+        def index(self, run_id: int) -> VectorIndex: ...
+
+        def vectors(self, run_id: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+        def tree(self, run_id: int, rebuild: int | None = None) -> tuple[Tree, list[list[str]], np.ndarray]: ...
+
+        # search.SearchVerbs
+        def bm25(self, corpus: str) -> BM25Index: ...
+
+        def evaluate(self, corpus: str, run: int | None = None, split: str = "test", bm25: bool = False,
+                     k: int = 100, progress: ProgressFn | None = None, mode: str = "dense", fusion: str = "weighted",
+                     weight: float | None = None, index_kind: str = "auto") -> dict: ...
