@@ -78,6 +78,21 @@ def cmd_import(ws, a) -> int:
     return 0
 
 
+def cmd_judge(ws, a) -> int:
+    saved = ws.judge(a.corpus, a.query, a.relevant, a.seen or (), a.split)
+    rejudged = ws.rejudge(a.corpus)
+    if a.json:
+        print(json.dumps({**saved, "runs": rejudged}))
+        return 0
+    print(f"judged query {saved['query_id']} ({saved['split']}): {len(saved['relevant'])} relevant, "
+          f"{len(saved['not_relevant'])} not; {saved['judged_queries']} judged {saved['split']} queries in "
+          f"{a.corpus!r}")
+    for r in rejudged:
+        change = r["after"] if r["after"] == r["before"] else f"{r['before']} -> {r['after']}"
+        print(f"  run #{r['run_id']}: {change}")
+    return 0
+
+
 def cmd_corpora(ws, a) -> int:
     rows = ws.corpora()
     if a.json:
@@ -491,6 +506,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--qrels", help="with --queries: a qrels TSV for --split")
     s.add_argument("--split", default="test")
     s.set_defaults(func=cmd_import)
+
+    s = sub.add_parser("judge", parents=[corpus, as_json],
+                       help="judge a query yourself: the documents that answer it (then every trained run is "
+                            "checked again on the judged queries)")
+    s.add_argument("--query", required=True)
+    s.add_argument("--relevant", nargs="+", required=True, metavar="ID", help="ids of documents that answer it")
+    s.add_argument("--seen", nargs="*", metavar="ID", help="ids of documents you looked at that do not")
+    s.add_argument("--split", default="test", help="test (check runs on them, the default) or train (also train "
+                                                     "supervised runs on them)")
+    s.set_defaults(func=cmd_judge)
 
     s = sub.add_parser("corpora", parents=[as_json], help="list corpora with counts")
     s.set_defaults(func=cmd_corpora)
