@@ -11,6 +11,7 @@ import sys
 from typing import Sequence
 
 from .errors import HCEError, InputError, NotFoundError
+from .evaluation.outcome import label_free
 from .index.fusion import FUSIONS, INDEX_KINDS, MODES
 from .progress import Progress
 from .runs import EncodeConfig
@@ -433,6 +434,10 @@ def cmd_train(ws, a) -> int:
         for c in outcome.get("checks", []):
             print(f"  {c['name']}: {c['metric']} {c['start']:.4f} -> {c['end']:.4f} ({c['delta']:+.4f}, "
                   f"{c['n_queries']} queries): {c['verdict']}", file=sys.stderr)
+        if outcome["verdict"] == "better" and label_free(outcome.get("checks", [])):
+            print("  label-free checks only: no judged query confirms it, and such gains do not always carry over "
+                  "to real queries; judge a few (`hce judge`, or the Search page) to check it on real ones",
+                  file=sys.stderr)
         if outcome["verdict"] == "worse":
             print(f"WARNING: run {run}'s encoder is worse than the one it started from; searches without --run "
                   "keep using the latest run that is not worse (name it with --run to use it anyway)",

@@ -261,7 +261,7 @@ def test_unjudged_sample_trains_with_the_self_signal_and_shows_its_teacher(serve
             main = page.locator('[data-testid="stMain"]')
             assert main.get_by_text("Signal self. No labels needed").count() == 1
             main.get_by_role("button", name="Start training").click()
-            main.get_by_text("than the starting encoder").first.wait_for(timeout=240_000)
+            main.get_by_text("label-free checks").first.wait_for(timeout=240_000)
             settle(page)
             assert main.get_by_text("teacher agreement (held-out pseudo-queries)").count() >= 1
             page.screenshot(path=os.path.join(SHOTS, "self-train.png"), full_page=True)
@@ -289,6 +289,6 @@ def test_unjudged_sample_trains_with_the_self_signal_and_shows_its_teacher(serve
             page.screenshot(path=os.path.join(SHOTS, "self-judged.png"), full_page=True)
             open_page(page, "Train")
             main.get_by_text("judged queries (test)").first.wait_for(timeout=60_000)
-            assert main.get_by_text("Decided by your judged queries").count() >= 1
+            assert main.get_by_text("The judged queries decide").count() >= 1
         finally:
             ctx.close()

@@ -43,6 +43,13 @@ def judged_checks(checks: Iterable[dict]) -> list[dict]:
     return [c for c in checks if c["name"].startswith(JUDGED_CHECK)]
 
 
+def label_free(checks: Iterable[dict]) -> bool:
+    """Whether every check is on pseudo-queries (named "... (held-out pseudo-queries)"): no real query
+    confirms the verdict."""
+    checks = list(checks)
+    return bool(checks) and all("pseudo-queries" in c["name"] for c in checks)
+
+
 def outcome(checks: list[dict]) -> dict:
     """``{"verdict", "checks", "margin", "text"}``: the verdict with a one-line explanation per check."""
     v = verdict(checks)
