@@ -81,7 +81,7 @@ def cmd_import(ws, a) -> int:
 
 def cmd_judge(ws, a) -> int:
     saved = ws.judge(a.corpus, a.query, a.relevant, a.seen or (), a.split)
-    rejudged = ws.rejudge(a.corpus)
+    rejudged = ws.rejudge(a.corpus, saved["split"])
     if a.json:
         print(json.dumps({**saved, "runs": rejudged}))
         return 0

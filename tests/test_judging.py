@@ -76,6 +76,11 @@ def test_judge_stores_a_users_judgements_and_rejudge_checks_runs_on_them(workspa
     assert summary["test"]["trained"]["queries"] == 2
     assert workspace.rejudge("notes")[0]["after"] == changed["after"]  # the same checks, not added twice
     assert len(workspace.run(run).summary["outcome"]["checks"]) == len(summary["outcome"]["checks"])
+    workspace.judge("notes", "bake bread", ["cooking-0"], split="train")  # another split: test kept as measured
+    workspace.rejudge("notes", "train")
+    again = workspace.run(run).summary
+    assert again["judged"]["test"] == summary["judged"]["test"] and again["judged"]["train"]["trained"]["queries"] == 1
+    assert [c["name"] for c in again["outcome"]["checks"]][-2:] == ["judged queries (test)", "judged queries (train)"]
 
 
 def test_hce_judge(tmp_path, fake_model, monkeypatch, capsys):

@@ -208,7 +208,7 @@ def judge_section(pooled: dict[str, str]) -> None:
         with friendly_errors("Judge"):
             out = ws.judge(corpus, query, relevant, seen=list(pooled), split=split)
             with st.spinner("Checking the trained runs on your judged queries…"):
-                changed = ws.rejudge(corpus)
+                changed = ws.rejudge(corpus, split)
             moved = "; ".join(f"run #{r['run_id']}: {r['before']} → {r['after']}" for r in changed
                               if r["before"] != r["after"])
             st.success(f"Saved {out['query_id']}: {len(out['relevant'])} relevant, {len(out['not_relevant'])} not. "
