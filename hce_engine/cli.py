@@ -11,6 +11,7 @@ import sys
 from typing import Sequence
 
 from .errors import HCEError, InputError, NotFoundError
+from .evaluation.outcome import label_free
 from .index.fusion import FUSIONS, INDEX_KINDS, MODES
 from .progress import Progress
 from .runs import EncodeConfig
@@ -77,6 +78,21 @@ def cmd_import(ws, a) -> int:
         if report.empty_judged:
             print(f"  {report.empty_judged} judgements name an empty document: kept (they count in nDCG and "
                   "recall), though it cannot be retrieved")
+    return 0
+
+
+def cmd_judge(ws, a) -> int:
+    saved = ws.judge(a.corpus, a.query, a.relevant, a.seen or (), a.split)
+    rejudged = ws.rejudge(a.corpus, saved["split"])
+    if a.json:
+        print(json.dumps({**saved, "runs": rejudged}))
+        return 0
+    print(f"judged query {saved['query_id']} ({saved['split']}): {len(saved['relevant'])} relevant, "
+          f"{len(saved['not_relevant'])} not; {saved['judged_queries']} judged {saved['split']} queries in "
+          f"{a.corpus!r}")
+    for r in rejudged:
+        change = r["after"] if r["after"] == r["before"] else f"{r['before']} -> {r['after']}"
+        print(f"  run #{r['run_id']}: {change}")
     return 0
 
 
@@ -422,6 +438,10 @@ def cmd_train(ws, a) -> int:
         for c in outcome.get("checks", []):
             print(f"  {c['name']}: {c['metric']} {c['start']:.4f} -> {c['end']:.4f} ({c['delta']:+.4f}, "
                   f"{c['n_queries']} queries): {c['verdict']}", file=sys.stderr)
+        if outcome["verdict"] == "better" and label_free(outcome.get("checks", [])):
+            print("  label-free checks only: no judged query confirms it, and such gains do not always carry over "
+                  "to real queries; judge a few (`hce judge`, or the Search page) to check it on real ones",
+                  file=sys.stderr)
         if outcome["verdict"] == "worse":
             print(f"WARNING: run {run}'s encoder is worse than the one it started from; searches without --run "
                   "keep using the latest run that is not worse (name it with --run to use it anyway)",
@@ -496,6 +516,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--qrels", help="with --queries: a qrels TSV for --split")
     s.add_argument("--split", default="test")
     s.set_defaults(func=cmd_import)
+
+    s = sub.add_parser("judge", parents=[corpus, as_json],
+                       help="judge a query yourself: the documents that answer it (then every trained run is "
+                            "checked again on the judged queries)")
+    s.add_argument("--query", required=True)
+    s.add_argument("--relevant", nargs="+", required=True, metavar="ID", help="ids of documents that answer it")
+    s.add_argument("--seen", nargs="*", metavar="ID", help="ids of documents you looked at that do not")
+    s.add_argument("--split", default="test", help="test (check runs on them, the default) or train (also train "
+                                                     "supervised runs on them)")
+    s.set_defaults(func=cmd_judge)
 
     s = sub.add_parser("corpora", parents=[as_json], help="list corpora with counts")
     s.set_defaults(func=cmd_corpora)

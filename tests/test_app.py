@@ -96,7 +96,7 @@ def test_sample_in_one_click_then_search_and_runs(app):
     app.text_input(key="search_query").input("a program that never ends").run()
     assert not app.exception and not app.error
     heads = texts(app.subheader)
-    assert heads == ["Starting encoder", "Trained encoder", "BM25", "Why this rank?"]
+    assert heads == ["Starting encoder", "Trained encoder", "BM25", "Judge these results", "Why this rank?"]
     hits = [t for t in texts(app.markdown) if t.startswith("**1. ")]
     assert len(hits) == 2  # rank 1 of the starting encoder and of BM25 (no trained run yet)
     assert any("No trained run yet" in t for t in texts(app.info))
@@ -229,7 +229,8 @@ def test_train_estimate_start_cancel_and_finish(app, toy_beir):
     assert any(b in badges for b in ("▲", "▼", "=", "new"))
     app.segmented_control(key="search_mode").set_value("hybrid").run()
     assert not app.exception and not app.error, texts(app.error)
-    assert texts(app.subheader) == ["Starting encoder + BM25", "Trained encoder + BM25", "BM25", "Why this rank?"]
+    assert texts(app.subheader) == ["Starting encoder + BM25", "Trained encoder + BM25", "BM25", "Judge these results",
+                                    "Why this rank?"]
     assert sum("fitted on 15 train queries" in t for t in texts(app.caption)) == 2
     fused = [t for t in texts(app.markdown) if t.startswith("**1. ")]
     assert len(fused) == 3 and all("dense #" in t and "BM25 #" in t for t in fused[:2])

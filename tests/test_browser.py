@@ -246,7 +246,8 @@ def test_exported_map_opens_offline_with_its_labels(tmp_path):
 
 def test_unjudged_sample_trains_with_the_self_signal_and_shows_its_teacher(server, tmp_path):
     """The sample has no judged queries: the Train page offers the self signal, a run starts from its button,
-    and the Siblings page and the Learn walkthrough show what the teacher taught it."""
+    and the Siblings page and the Learn walkthrough show what the teacher taught it; a query judged on the
+    Search page then checks the run on a real query."""
     playwright = pytest.importorskip("playwright.sync_api")
     with playwright.sync_playwright() as p:
         ctx = p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=CHROMIUM,
@@ -260,7 +261,7 @@ def test_unjudged_sample_trains_with_the_self_signal_and_shows_its_teacher(serve
             main = page.locator('[data-testid="stMain"]')
             assert main.get_by_text("Signal self. No labels needed").count() == 1
             main.get_by_role("button", name="Start training").click()
-            main.get_by_text("than the starting encoder").first.wait_for(timeout=240_000)
+            main.get_by_text("label-free checks").first.wait_for(timeout=240_000)
             settle(page)
             assert main.get_by_text("teacher agreement (held-out pseudo-queries)").count() >= 1
             page.screenshot(path=os.path.join(SHOTS, "self-train.png"), full_page=True)
@@ -275,5 +276,19 @@ def test_unjudged_sample_trains_with_the_self_signal_and_shows_its_teacher(serve
             settle(page)
             check(page, "Learn")
             page.screenshot(path=os.path.join(SHOTS, "self-learn.png"), full_page=True)
+            # judge one query: the run is checked again on it, and its verdict now rests on the judged query
+            search(page, "a program that never ends")
+            main.get_by_test_id("stMultiSelect").get_by_role("combobox").click()
+            page.keyboard.press("ArrowDown")
+            page.get_by_role("option").filter(has_text="[jargon-").first.click()  # not "select all"
+            page.keyboard.press("Escape")
+            main.get_by_role("button", name="Save judged query").click()
+            main.get_by_text("Saved judged-1: 1 relevant").wait_for(timeout=60_000)
+            settle(page)
+            check(page, "Search")
+            page.screenshot(path=os.path.join(SHOTS, "self-judged.png"), full_page=True)
+            open_page(page, "Train")
+            main.get_by_text("judged queries (test)").first.wait_for(timeout=60_000)
+            assert main.get_by_text("The judged queries decide").count() >= 1
         finally:
             ctx.close()

@@ -78,7 +78,8 @@ def test_outcome_in_plain_words():
                "examples_per_s": 11.5, "seconds": 300}
     run = _run("done", summary=summary)
     lines = describe_outcome(run)
-    assert lines[0] == ("**Better than the starting encoder.** validation: MRR@10 0.410 → 0.470 (+6.0 points) over "
+    assert lines[0] == ("**Better than the starting encoder.** The judged queries decide; the other checks are for "
+                        "information. validation: MRR@10 0.410 → 0.470 (+6.0 points) over "
                         "80 queries (better); judged queries (test): nDCG@10 0.644 → 0.752 (+10.8 points) over 300 "
                         "queries (better).")
     assert "test split (300 queries)" in lines[1] and "0.644 → 0.752 (+10.8 points)" in lines[1]
@@ -87,6 +88,10 @@ def test_outcome_in_plain_words():
     assert "Worse than the starting encoder" in describe_outcome(run)[0]
     assert "unless you pick this run" in describe_outcome(run)[0] and "label-free" not in describe_outcome(run)[0]
     summary["outcome"] = outcome([check("teacher agreement (held-out pseudo-queries)", "ndcg_at_10", 0.75, 0.77, 100)])
+    assert describe_outcome(run)[0].startswith("**Better on its label-free checks** (held-out pseudo-queries, never "
+                                               "trained on), not yet on real queries")
+    summary["outcome"] = outcome([check("known item (held-out pseudo-queries)", "mrr_at_10", 0.75, 0.751, 100)])
+    assert "**No better than the starting encoder**" in describe_outcome(run)[0]
     assert "Judged by label-free checks only" in describe_outcome(run)[0]
 
 

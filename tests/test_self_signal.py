@@ -208,7 +208,7 @@ def test_workspace_defaults_a_corpus_judged_only_on_test_to_the_self_signal(work
     workspace.import_corpus(str(tmp_path / "notes.jsonl"), name="notes")
     workspace.import_queries("notes", str(tmp_path / "queries.jsonl"), str(tmp_path / "qrels.tsv"), split="test")
     cfg = workspace.default_config("notes")
-    assert cfg.signal == "self" and cfg.split == "test"
+    assert cfg.signal == "self" and cfg.split == "train"  # test judgements check runs; no run trains on them
 
 
 def test_teacher_view_shows_what_a_self_run_was_taught(workspace, tmp_path):

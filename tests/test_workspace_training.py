@@ -159,7 +159,7 @@ def test_ict_and_pairs_signals(ws, tmp_path):
     assert info.status == "done"
     # an ICT run holds out pseudo-queries and trains on no judged query: both qrels splits weigh in too
     assert [c["name"] for c in info.summary["outcome"]["checks"]] == \
-        ["validation", "judged queries (test)", "judged queries (train)"]
+        ["known item (held-out pseudo-queries)", "judged queries (test)", "judged queries (train)"]
     p = tmp_path / "pairs.tsv"
     p.write_text("query\tdoc\nguitar chords\tmusic-0\nbaking bread\tcooking-0\nrocket launch\tspace-0\n"
                  "drums\tmusic-1\npasta\tcooking-1\nplanets\tspace-1\n")

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from ..evaluation.outcome import judged_checks, label_free
 from . import fmt_duration
 
 LAYOUT = dict(height=320, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.2),
@@ -120,10 +121,18 @@ def describe_outcome(run) -> list[str]:
                 "worse": ":red[**Worse than the starting encoder.**] Search and the other pages keep using the "
                          "starting encoder unless you pick this run; to do better, train again with a lower "
                          "learning rate or more pairs."}[outcome["verdict"]]
-        if not any(c["name"].startswith("judged") for c in outcome["checks"]):
+        judged = judged_checks(outcome["checks"])
+        unconfirmed = label_free(outcome["checks"])
+        if unconfirmed and outcome["verdict"] == "better":
+            head = ("**Better on its label-free checks** (held-out pseudo-queries, never trained on), not yet on real "
+                    "queries: such gains do not always carry over to them. Judge a few queries on the **Search** "
+                    "page (tick the hits that answer them) to check it.")
+        elif unconfirmed:
             head += (" Judged by label-free checks only (held-out pseudo-queries, never trained on): no judged "
-                     "query confirms it. Import a few queries with their relevant documents to check on real "
-                     "queries.")
+                     "query confirms it. Judge a few queries on the **Search** page (tick the hits that answer "
+                     "them) to check it on real queries.")
+        elif len(judged) < len(outcome["checks"]):
+            head += " The judged queries decide; the other checks are for information."
         parts = [f"{c['name']}: {c['metric'].replace('_at_', '@').replace('ndcg', 'nDCG').replace('mrr', 'MRR')} "
                  f"{_delta(c['start'], c['end'])} over {c['n_queries']} queries ({c['verdict']})"
                  for c in outcome["checks"]]

@@ -375,6 +375,11 @@ class Store:
         finally:
             self.con.unregister("_new_qrels")
 
+    def delete_qrels(self, corpus_id: int, split: str, query_ext_id: str) -> None:
+        """Remove one query's judgements in ``split`` (its text stays)."""
+        self.con.execute("DELETE FROM qrels WHERE corpus_id = ? AND split = ? AND query_ext_id = ?",
+                         [corpus_id, split, query_ext_id])
+
     def queries(self, corpus_id: int) -> dict[str, str]:
         return dict(self.con.execute("SELECT ext_id, text FROM queries WHERE corpus_id = ? ORDER BY ext_id",
                                      [corpus_id]).fetchall())

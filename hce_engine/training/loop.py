@@ -384,7 +384,8 @@ class _Trainer:
         start_val = history[0] if history and history[0]["epoch"] == 0 else None
         checks = []
         if start_val is not None and best.val is not None and best.epoch:
-            name = "validation" if self.teacher is None else "known item (held-out pseudo-queries)"
+            pseudo = all(p.kind in ("ict", "self") for p in self.val_pairs)  # no judged query held out
+            name = "known item (held-out pseudo-queries)" if pseudo else "validation"
             checks.append(check(name, "mrr_at_10", start_val["mrr_at_10"], best.val["mrr_at_10"],
                                 best.val["n_queries"]))
             if best.val.get("agreement_ndcg_at_10") is not None:

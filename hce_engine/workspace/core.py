@@ -121,6 +121,55 @@ class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExportVerbs, MapVerbs):
         self.cache.judgements_changed()  # a corpus that gained train qrels fits its hybrid weight on them
         return ImportReport(corpus, "queries", 0, 0, len(queries), {split: len(rows)} if rows else {})
 
+    def judge(self, corpus: str, query: str, relevant: Sequence[str], seen: Sequence[str] = (),
+              split: str = "test") -> dict:
+        """Record one judged query, typed by a user (the Search page's judging, ``hce judge``): the documents
+        ``relevant`` (ids in the corpus) answer ``query``; the other ids in ``seen`` were looked at and do not
+        (stored with relevance 0). A query of the same text keeps its id and has its judgements in ``split``
+        replaced. Judged queries check every run (``evaluate``, :meth:`rejudge`); in split "train" they are also
+        what supervised training learns from.
+
+        Returns ``{"query_id", "query", "split", "relevant", "not_relevant", "judged_queries"}`` (the last: how
+        many queries ``split`` now judges).
+        """
+        cid = self.store.corpus_id(corpus)
+        text = " ".join(str(query).split())
+        if not text:
+            raise InputError("the query is empty: type the query the documents answer")
+        split = str(split).strip()
+        if not split or len(split) > 40 or not split.replace("-", "").replace("_", "").isalnum():
+            raise InputError(f"split {split!r}: use 1-40 letters, digits, - or _ (e.g. test or train)")
+        rel = list(dict.fromkeys(str(d) for d in relevant))
+        if not rel:
+            raise InputError("mark at least one document as relevant: a query that nothing answers measures "
+                             "nothing")
+        others = [d for d in dict.fromkeys(str(d) for d in seen) if d not in set(rel)]
+        live = set(self.store.documents(cid)["ext_id"])
+        unknown = [d for d in rel + others if d not in live]
+        if unknown:
+            raise NotFoundError(f"not a live document of corpus {corpus!r}: {', '.join(unknown[:5])}")
+        known = self.store.queries(cid)
+        qid = next((q for q, t in known.items() if t == text), None)
+        if qid is None:
+            n = 1 + sum(q.startswith("judged-") for q in known)
+            while f"judged-{n}" in known:
+                n += 1
+            qid = f"judged-{n}"
+        with self.store.transaction():
+            self.store.insert_queries(cid, [qid], [text])
+            self.store.delete_qrels(cid, split, qid)
+            self.store.insert_qrels(cid, split, [(qid, d, 1) for d in rel] + [(qid, d, 0) for d in others])
+        self.cache.judgements_changed()
+        return {"query_id": qid, "query": text, "split": split, "relevant": rel, "not_relevant": others,
+                "judged_queries": int(self.store.splits(cid).get(split, 0))}
+
+    def judgements(self, corpus: str, query: str, split: str = "test") -> dict[str, int]:
+        """The judgements in ``split`` of the query with this text (document id -> relevance), {} if none."""
+        cid = self.store.corpus_id(corpus)
+        text = " ".join(str(query).split())
+        qid = next((q for q, t in self.store.queries(cid).items() if t == text), None)
+        return dict(self.store.qrels(cid, split).get(qid, {})) if qid is not None else {}
+
     def subset_corpus(self, corpus: str, ext_ids: Sequence[str], name: str) -> ImportReport:
         """A new corpus holding copies of some of ``corpus``'s documents (e.g. a selection on the map), with
         the judgements that name them and the queries of those judgements. Nothing is encoded yet."""

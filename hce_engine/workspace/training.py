@@ -55,9 +55,8 @@ class TrainingVerbs(WorkspaceBase):
         splits = self.store.splits(self.store.corpus_id(corpus))
         data = dict(overrides)
         unlabelled = "train" not in splits and "signal" not in data and "split" not in data
-        if unlabelled:
+        if unlabelled:  # judged queries of other splits only check runs: supervised training never takes them
             data["signal"] = "self"
-            data["split"] = next(iter(splits), "train")  # the first judged split
         try:
             return TrainConfig.preset(preset or (UNLABELLED_PRESET if unlabelled else DEFAULT_PRESET), **data)
         except (TypeError, ValueError) as exc:
@@ -281,24 +280,66 @@ class TrainingVerbs(WorkspaceBase):
             return scores if same else scores[order]
         return HybridTeacher(vecs, lexical, weight=cfg.teacher_weight, tau=cfg.tau, teacher_tau=cfg.teacher_tau)
 
+    def rejudge(self, corpus: str, split: str | None = None) -> list[dict]:
+        """Check every finished training run of ``corpus`` again against the judged queries the corpus has
+        now (after :meth:`judge` or an import of qrels): its label-free and validation checks are kept, its
+        judged-query checks computed afresh (only ``split``'s when given; the others as measured before), and
+        its outcome (verdict) updated. Fast: the runs' vectors are stored, only the queries are encoded, and a
+        starting run shared by several runs is scored once.
+
+        Returns ``[{"run_id", "before", "after"}]``: each run's verdict before and after.
+        """
+        from ..evaluation.outcome import JUDGED_CHECK
+        from ..training import TrainConfig
+        cid = self.store.corpus_id(corpus)
+        out: list[dict] = []
+        memo: dict = {}
+        for r in self._run_rows(corpus):
+            if not r.is_train or not r.done:
+                continue
+            summary = dict(r.summary or {})
+            base = summary.get("baseline_run")
+            if base is None or not self._run_info(int(base)).done:
+                continue  # its starting run was deleted: nothing to compare against
+            before = summary.get("outcome", {})
+            kept = [c for c in before.get("checks", []) if not c["name"].startswith(JUDGED_CHECK)]
+            cfg = TrainConfig.from_dict(r.config_dict)
+            reuse = {s: v for s, v in (summary.get("judged") or {}).items() if s != split} if split else None
+            summary.pop("test", None)
+            summary.update(self._judge(corpus, cid, cfg, int(base), r.run_id, kept, lambda *_: None, reuse, memo))
+            self.store.update_run(r.run_id, summary=summary)
+            out.append({"run_id": r.run_id, "before": before.get("verdict", "unknown"),
+                        "after": summary["outcome"]["verdict"]})
+        return out
+
     def _judge(self, corpus: str, cid: int, cfg, base_run: int, run_id: int, checks: list[dict],
-               report) -> dict:
+               report, reuse: dict | None = None, memo: dict | None = None) -> dict:
         """The run's outcome: its validation check plus, for every split with qrels it did not train on,
-        nDCG@10 of the starting and the trained encoder on those judged queries. Returns summary entries:
-        ``judged`` ({split: {"start", "trained"}}), ``test`` (the test split's, when judged), ``outcome``
-        and ``improved`` (the verdict is "better")."""
+        nDCG@10 of the starting and the trained encoder on those judged queries (``reuse``: {split: {"start",
+        "trained"}} taken as measured; ``memo``: {(run, split): metrics} shared between calls). Returns
+        summary entries: ``judged`` ({split: {"start", "trained"}}), ``test`` (the test split's, when judged),
+        ``outcome`` and ``improved`` (the verdict is "better")."""
         from ..evaluation import check, outcome
+        from ..evaluation.outcome import JUDGED_CHECK
         trained_on = cfg.split if cfg.signal in ("supervised", "joint") else None
         splits = [s for s in self.store.splits(cid) if s != trained_on]
-        judged, checks = {}, list(checks)
+        judged, checks, memo = {}, list(checks), {} if memo is None else memo
+
+        def dense(run: int, split: str) -> dict:
+            if (run, split) not in memo:
+                memo[run, split] = self.evaluate(corpus, run=run, split=split)["dense"]
+            return memo[run, split]
+
         for i, split in enumerate(splits):
             report(Progress("evaluate", i, len(splits)))
-            start = self.evaluate(corpus, run=base_run, split=split)["dense"]
-            trained = self.evaluate(corpus, run=run_id, split=split)["dense"]
+            if reuse and split in reuse:
+                start, trained = reuse[split]["start"], reuse[split]["trained"]
+            else:
+                start, trained = dense(base_run, split), dense(run_id, split)
             if not trained.get("queries"):
                 continue
             judged[split] = {"start": start, "trained": trained}
-            checks.append(check(f"judged queries ({split})", "ndcg_at_10", start["ndcg_at_10"],
+            checks.append(check(f"{JUDGED_CHECK} ({split})", "ndcg_at_10", start["ndcg_at_10"],
                                 trained["ndcg_at_10"], trained["queries"]))
         out = {"judged": judged, "outcome": outcome(checks)}
         out["improved"] = out["outcome"]["verdict"] == "better"

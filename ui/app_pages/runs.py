@@ -117,8 +117,9 @@ def actions(run: Run) -> None:
                 prepare("trec", run, tsplit)
             download("trec", rid, "Download TREC run", "text/plain")
         if not splits:
-            st.caption("This corpus has no qrels, so there is nothing to evaluate against: add queries and "
-                       "relevance judgments with `hce import --queries FILE --qrels FILE --name CORPUS`.")
+            st.caption("This corpus has no judged queries, so there is nothing to evaluate against yet: judge a few "
+                       "on the **Search** page (tick the hits that answer a query), or import queries and relevance "
+                       "judgments with `hce import --queries FILE --qrels FILE --name CORPUS`.")
     elif run.error:
         st.caption(f"Error: {md_escape(run.error)}")
     delete_box(run)

@@ -185,6 +185,44 @@ with cols[2]:
         bm25_hits = ws.bm25_search(corpus, query, k=k, run_for_paths=trained if trained is not None else base)
         show_hits(bm25_hits)
 
+JUDGE_SPLITS = {"test": "check runs on them (test)", "train": "also train supervised runs on them (train)"}
+
+
+def judge_section(pooled: dict[str, str]) -> None:
+    """Tick the hits (of all three lists) that answer the query and save it as a judged query; then every
+    trained run of the corpus is checked again, now on real queries."""
+    st.subheader("Judge these results")
+    st.caption("Tick the hits that answer your query and save it. Your judged queries check every trained run on "
+               "real queries (starting encoder against trained, nDCG@10): a run trained without labels is otherwise "
+               "judged by label-free checks only. A handful already tells a lot; 20 or more tell it reliably.")
+    split = st.segmented_control("Use them to", list(JUDGE_SPLITS), default="test",
+                                 format_func=JUDGE_SPLITS.__getitem__, key="judge_split") or "test"
+    before = ws.judgements(corpus, query, split)
+    with st.form(key=f"judge_form_{corpus}"):
+        relevant = st.multiselect("Hits that answer the query", list(pooled), key=f"judge_relevant_{split}_{query}",
+                                  default=[e for e in pooled if before.get(e, 0) > 0],
+                                  format_func=lambda e: f"{pooled[e]} [{e}]")
+        saved = st.form_submit_button("Save judged query", key="judge_save")
+    if saved:
+        with friendly_errors("Judge"):
+            out = ws.judge(corpus, query, relevant, seen=list(pooled), split=split)
+            with st.spinner("Checking the trained runs on your judged queries…"):
+                changed = ws.rejudge(corpus, split)
+            moved = "; ".join(f"run #{r['run_id']}: {r['before']} → {r['after']}" for r in changed
+                              if r["before"] != r["after"])
+            st.success(f"Saved {out['query_id']}: {len(out['relevant'])} relevant, {len(out['not_relevant'])} not. "
+                       + (f"Verdicts changed: {moved}." if moved else
+                          f"{len(changed)} trained run(s) checked again; no verdict changed."))
+    elif before:
+        st.caption(f"Judged already ({split}): {sum(v > 0 for v in before.values())} relevant. Saving replaces "
+                   "those judgements.")
+    n = ws.splits(corpus).get(split, 0)
+    st.caption(f"This corpus has {n} judged {split} quer{'y' if n == 1 else 'ies'}.")
+
+
+st.divider()
+judge_section({h.ext_id: h.title or h.ext_id for h in [*hits, *base_hits, *bm25_hits]})
+
 st.divider()
 st.subheader("Why this rank?")
 shown = {h.doc_id: h.title or h.ext_id for h in [*hits, *base_hits, *bm25_hits]}
