@@ -107,12 +107,12 @@ def cmd_corpora(ws, a) -> int:
 
 def cmd_encode(ws, a) -> int:
     run = ws.encode(a.corpus, progress=_progress(a.json), **_config_settings(a, EncodeConfig))
-    print(json.dumps({"run": run}) if a.json else run)
+    print(json.dumps({"run_id": run}) if a.json else run)
     return 0
 
 
 def _mode(a) -> str:
-    """--mode, with the older --bm25 flag meaning --mode bm25 (search) or "also BM25" (eval)."""
+    """--mode, with --bm25 meaning --mode bm25 (search and eval alike)."""
     return "bm25" if a.bm25 and a.mode == "dense" else a.mode
 
 
@@ -145,13 +145,15 @@ def cmd_search(ws, a) -> int:
 
 
 def cmd_eval(ws, a) -> int:
-    mode = a.mode
-    out = ws.evaluate(a.corpus, run=a.run, split=a.split, bm25=a.bm25, mode=mode, fusion=a.fusion,
+    mode = _mode(a)
+    out = ws.evaluate(a.corpus, run=a.run, split=a.split, bm25=a.with_bm25, mode=mode, fusion=a.fusion,
                       weight=a.weight, index_kind=a.index_kind, progress=_progress(a.json))
     systems = [s for s in ("dense", "bm25", "hybrid") if s in out]
     if a.json:
-        flat = dict(out.get(systems[0]), run=out["run"], split=out["split"], mode=mode)
-        flat.update({s: out[s] for s in systems[1:]})
+        # the top level is the row of the mode asked for; the other systems' rows beside it
+        top = mode if mode in out else systems[0]
+        flat = dict(out[top], run_id=out["run"], split=out["split"], mode=mode)
+        flat.update({s: out[s] for s in systems if s != top})
         if "fusion" in out:
             flat["fusion"] = out["fusion"]
         print(json.dumps(flat))
@@ -255,7 +257,8 @@ def cmd_freshness(ws, a) -> int:
     runs = [a.run] if a.run else [r.run_id for r in ws.runs(a.corpus, status="done")]
     rows = [ws.freshness(r) for r in runs]
     if a.json:
-        print(json.dumps(rows, default=str))
+        print(json.dumps([{"run_id": r["run"], **{k: v for k, v in r.items() if k != "run"}} for r in rows],
+                         default=str))
         return 0
     for r in rows:
         r["share_new"] = f"{r['share_new']:.1%}"
@@ -276,7 +279,7 @@ def cmd_rebuild_tree(ws, a) -> int:
         raise NotFoundError(f"corpus {a.corpus!r} has no finished run")
     rebuild = ws.rebuild_tree(run)
     tree, _, _ = ws.tree(run)
-    out = {"run": run, "rebuild": rebuild, "documents": tree.n_docs, "depth": tree.depth, "nodes": tree.n_nodes}
+    out = {"run_id": run, "rebuild": rebuild, "documents": tree.n_docs, "depth": tree.depth, "nodes": tree.n_nodes}
     print(json.dumps(out) if a.json else f"run {run}: tree rebuilt as rebuild {rebuild} ({tree.n_docs} documents, "
                                          f"depth {tree.depth}, {tree.n_nodes} nodes)")
     return 0
@@ -374,7 +377,7 @@ def cmd_export(ws, a) -> int:
 def cmd_project(ws, a) -> int:
     """Compute (or read) the run's 2-D UMAP map, stored with the run; optionally aligned to another run."""
     ids, _ = ws.projection(a.run, align_to=a.align_to)
-    print(json.dumps({"run": a.run, "points": int(len(ids))}) if a.json else
+    print(json.dumps({"run_id": a.run, "points": int(len(ids))}) if a.json else
           f"run {a.run}: map of {len(ids)} documents stored")
     return 0
 
@@ -425,7 +428,7 @@ def cmd_train(ws, a) -> int:
     info = ws.run(run)
     summary, outcome = info.summary or {}, info.outcome
     if a.json:
-        print(json.dumps({"run": run, "status": str(info.status), "outcome": outcome.get("verdict"),
+        print(json.dumps({"run_id": run, "status": str(info.status), "outcome": outcome.get("verdict"),
                           "checks": outcome.get("checks"), "improved": summary.get("improved"),
                           "start_val": summary.get("start_val"), "best_val": summary.get("best_val"),
                           "test": summary.get("test"), "judged": summary.get("judged"),
@@ -557,7 +560,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="nDCG@10, R@10, R@100, MRR@10 against stored qrels (--mode hybrid also scores dense and "
                             "BM25)")
     s.add_argument("--split", default="test")
-    s.add_argument("--bm25", action="store_true", help="also score BM25 as the lexical reference")
+    s.add_argument("--bm25", action="store_true", help="the same as --mode bm25 (as for search)")
+    s.add_argument("--with-bm25", action="store_true", help="also score BM25, beside the run, as the lexical "
+                                                              "reference")
     s.set_defaults(func=cmd_eval)
 
     s = sub.add_parser("subset", parents=[corpus, as_json],

@@ -36,7 +36,7 @@ def test_import_encode_search_eval_runs(hce, toy_beir):
     assert code == 0 and len(hits) == 3 and hits[0]["ext_id"].startswith("music")
     code, out, _ = hce("search", "--corpus", "toy", "--bm25", "bread oven")
     assert code == 0 and "cooking" in out.splitlines()[0]
-    code, out, _ = hce("eval", "--corpus", "toy", "--bm25", "--json")
+    code, out, _ = hce("eval", "--corpus", "toy", "--with-bm25", "--json")
     m = json.loads(out)
     assert code == 0 and {"ndcg_at_10", "recall_at_10", "recall_at_100", "mrr_at_10", "queries"} <= set(m)
     assert m["queries"] == 9 and 0 <= m["ndcg_at_10"] <= 1 and "bm25" in m
@@ -56,8 +56,13 @@ def test_search_and_eval_modes(hce, toy_beir):
     assert code == 0 and set(hit["ranks"]) == {"dense", "bm25"}
     code, out, _ = hce("eval", "--corpus", "toy", "--mode", "hybrid", "--json")
     m = json.loads(out)
-    assert code == 0 and m["mode"] == "hybrid" and {"bm25", "hybrid"} <= set(m) and m["queries"] == 9
+    assert code == 0 and m["mode"] == "hybrid" and {"bm25", "dense"} <= set(m) and m["queries"] == 9
+    assert "hybrid" not in m  # its row is the top level
     assert m["fusion"]["split"] == "train" and 0 <= m["fusion"]["weight"] <= 1
+    plain = json.loads(hce("eval", "--corpus", "toy", "--json")[1])  # the dense row at the top, as in hybrid's
+    assert m["dense"]["ndcg_at_10"] == plain["ndcg_at_10"] and plain["run_id"] == m["run_id"]
+    bm25 = json.loads(hce("eval", "--corpus", "toy", "--bm25", "--json")[1])  # --bm25 = --mode bm25, as in search
+    assert bm25["mode"] == "bm25" and bm25["ndcg_at_10"] == m["bm25"]["ndcg_at_10"] and "dense" not in bm25
     code, out, _ = hce("eval", "--corpus", "toy", "--mode", "hybrid", "--weight", "0.3")
     assert code == 0 and "hybrid: dense weight 0.30 (given)" in out and out.count("nDCG@10") == 3
     code, out, err = hce("search", "--corpus", "toy", "--mode", "hybrid", "--weight", "3", "guitar")
@@ -205,7 +210,7 @@ def test_train_flags_come_from_the_config(hce, toy_beir):
     res = json.loads(out)
     assert res["outcome"] in ("better", "no better", "worse") and res["checks"]
     code, out, _ = hce("runs", "--corpus", "toy", "--json")
-    cfg = [r for r in json.loads(out) if r["run_id"] == res["run"]][0]["config"]
+    cfg = [r for r in json.loads(out) if r["run_id"] == res["run_id"]][0]["config"]
     assert (cfg["sibling_max_length"], cfg["precision"], cfg["lr_schedule"], cfg["select"], cfg["level_loss"]) == \
         (16, "fp32", "linear", "best", False)
     with pytest.raises(SystemExit) as exc:

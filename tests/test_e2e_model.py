@@ -22,7 +22,7 @@ def test_scifact_zero_shot_reproduces_published_figure(tmp_path, capsys, monkeyp
     ws = str(tmp_path / "ws")
     assert main(["--workspace", ws, "import", SCIFACT, "--name", "scifact"]) == 0
     capsys.readouterr()
-    assert main(["--workspace", ws, "eval", "--corpus", "scifact", "--split", "test", "--bm25", "--json"]) == 0
+    assert main(["--workspace", ws, "eval", "--corpus", "scifact", "--split", "test", "--with-bm25", "--json"]) == 0
     m = json.loads(capsys.readouterr().out)
     assert m["queries"] == 300
     assert abs(m["ndcg_at_10"] - 0.645) <= 0.005, m

@@ -129,7 +129,7 @@ def test_freshness_and_cli(ws, tmp_path, fake_model, monkeypatch, capsys):
     assert row["added_since_tree"] == 13 and row["rebuild_suggested"] is True
     assert main(["--workspace", path, "rebuild-tree", "--corpus", "toy", "--json"]) == 0
     rebuilt = json.loads(capsys.readouterr().out)
-    assert (rebuilt["run"], rebuilt["rebuild"], rebuilt["documents"]) == (run, 1, 47)
+    assert (rebuilt["run_id"], rebuilt["rebuild"], rebuilt["documents"]) == (run, 1, 47)
     assert main(["--workspace", path, "freshness", "--corpus", "toy", "--json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)
     assert row["added_since_tree"] == 0 and row["tree_rebuild"] == 1 and row["rebuild_suggested"] is False

@@ -55,7 +55,7 @@ def test_search_runs_and_pages_work_while_another_process_trains(tmp_path, fake_
         out, err = trainer.communicate(timeout=120)
         assert trainer.returncode == 0, err
         assert seen_running and rounds >= 2, (seen_running, rounds)
-        run = json.loads(out.strip().splitlines()[-1])["run"]
+        run = json.loads(out.strip().splitlines()[-1])["run_id"]
         assert run in seen_running
         assert ws.run(run).status == "done"  # this process never took it for a dead process's run
         assert len(ws.train_log(run)) == ws.run(run).summary["steps"]
