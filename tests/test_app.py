@@ -345,3 +345,69 @@ def test_a_worse_run_is_never_the_default_column(app, toy_beir):
     goto(app, "siblings")
     assert not app.exception
     assert app.selectbox(key="sib_run").value == good
+
+
+def test_upload_names_are_data_not_paths(tmp_path):
+    """An uploaded file lands in the given folder whatever its name says; the name stays readable."""
+    from ui.common import save_upload
+
+    class Upload:
+        def __init__(self, name: str):
+            self.name = name
+
+        def getbuffer(self):
+            return memoryview(b"q1\tsome query\n")
+
+    for name, saved in (("../../etc/evil.tsv", "evil.tsv"), ("..", "queries.tsv"), ("a\\..\\b c;rm.tsv", "b c_rm.tsv"),
+                        (".hidden.jsonl", "hidden.jsonl"), ("my queries.jsonl", "my queries.jsonl")):
+        folder = tmp_path / f"f{len(list(tmp_path.iterdir()))}"
+        folder.mkdir()
+        path = save_upload(Upload(name), str(folder), "queries.tsv")
+        assert os.path.dirname(path) == str(folder) and os.path.basename(path) == saved, (name, path)
+        assert open(path, "rb").read() == b"q1\tsome query\n"
+
+
+def test_corpus_page_imports_judged_queries_and_rejudges(app, toy_beir):
+    """A corpus nobody judged: the Runs page names both ways to judge it; on the Corpus page a bad qrels file
+    is a one-line error that changes nothing; good files import into the picked split and re-check the run."""
+    w = ws()
+    w.import_corpus(os.path.join(toy_beir, "corpus.jsonl"), name="notes")  # documents only, no queries
+    w.encode("notes", branching=3)
+    run = w.train("notes", {"signal": "ict", "epochs": 1, "batch_size": 8, "siblings": 2, "val_fraction": 0.2})
+    assert "judged" not in (w.run(run).summary or {}) or not w.run(run).summary["judged"]
+    app.run()
+    goto(app, "runs")
+    app.selectbox(key="runs_action_run").set_value(run).run()
+    caption = " ".join(texts(app.caption))
+    assert "**Search** page" in caption and "**Corpus** page" in caption and "Add judged queries" in caption
+
+    goto(app, "corpus")
+    queries = b'{"_id": "q1", "text": "rocket launch orbit"}\n{"_id": "q2", "text": "bake bread oven"}\n'
+    app.file_uploader(key="queries_upload").set_value(("../../my queries.jsonl", queries, "application/json"))
+    bad = b"query-id\tcorpus-id\tscore\nq1\tspace-0\t1\nq2\tno-such-doc\t1\n"
+    app.file_uploader(key="qrels_upload").set_value(("judged.tsv", bad, "text/tab-separated-values"))
+    app.run()
+    assert app.segmented_control(key="queries_split").value == "test"
+    app.button(key="queries_import").click().run()
+    assert not app.exception
+    [error] = texts(app.error)
+    assert error.startswith("Importing queries: judged.tsv, line 3:") and "no-such-doc" in error and "\n" not in error
+    assert w.splits("notes") == {} and next(c for c in w.corpora() if c["name"] == "notes")["queries"] == 0
+
+    good = b"query-id\tcorpus-id\tscore\nq1\tspace-0\t1\nq1\tspace-4\t1\nq2\tcooking-1\t1\n"
+    app.file_uploader(key="qrels_upload").set_value(("judged.tsv", good, "text/tab-separated-values"))
+    app.run()
+    app.button(key="queries_import").click().run()
+    assert not app.exception and not app.error, texts(app.error)
+    [done] = texts(app.success)[-1:]
+    assert "Imported 2 queries (2 new) and 3 judgements into the test split of notes." in done
+    assert "1 trained run(s) checked again" in done or f"run #{run}:" in done
+    assert w.splits("notes") == {"test": 2}
+    assert "test" in w.run(run).summary["judged"]  # the run now has a verdict from real queries
+
+    app.file_uploader(key="qrels_upload").set_value(("train.tsv", b"q2\tcooking-5\t1\n", "text/plain"))
+    app.segmented_control(key="queries_split").set_value("train").run()
+    app.button(key="queries_import").click().run()
+    assert not app.exception and not app.error, texts(app.error)
+    assert "Imported 2 queries (0 new) and 1 judgements into the train split" in texts(app.success)[-1]
+    assert w.splits("notes") == {"test": 2, "train": 1}

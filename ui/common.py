@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import threading
 
 import streamlit as st
@@ -43,6 +44,20 @@ def friendly_errors(action: str = ""):
         st.warning(md_escape(f"{action or 'the operation'} was cancelled"))
     except Exception as exc:  # noqa: BLE001 - last line of defence for the page
         st.error(md_escape(f"{action + ': ' if action else ''}unexpected error: {type(exc).__name__}: {exc}"))
+
+
+def save_upload(upload, folder: str, fallback: str) -> str:
+    """Write an uploaded file into ``folder`` (a fresh temp folder) and return its path. The upload's name is
+    data, not a path: only its last component is kept, with anything but letters, digits, spaces, ``.``, ``-``
+    and ``_`` replaced and leading dots dropped (``fallback`` when nothing is left), so error messages still name
+    the file as the user knows it."""
+    name = os.path.basename(str(upload.name or "").replace("\\", "/"))
+    name = re.sub(r"[^\w. -]", "_", name).lstrip(". ").rstrip()
+    stem, ext = os.path.splitext(name or fallback)
+    path = os.path.join(folder, stem[:100] + ext[:10])
+    with open(path, "wb") as f:
+        f.write(upload.getbuffer())
+    return path
 
 
 def pick_corpus(key: str = "corpus") -> str | None:
@@ -132,6 +147,19 @@ def progress_panel(run_id: int, key: str) -> None:
 def live_progress(run_id: int, key: str) -> None:
     """:func:`progress_panel` refreshed every 1.5 s on its own (the rest of the page stays put)."""
     progress_panel(run_id, key)
+
+
+def not_encoded_yet(corpus: str, key: str, what: str) -> None:
+    """For a page that needs a finished run of ``corpus`` and has none: the first encode's live progress while
+    it runs (the page redraws itself when it ends), else where to start it. ``what``: what the page will show."""
+    running = active_runs(corpus, kind="baseline")
+    if running:
+        st.info(f"The corpus is being encoded with the starting encoder (vectors, then the tree); {what} "
+                "when it is done.")
+        live_progress(running[-1].run_id, key=key)
+    else:
+        st.info(f"No finished run yet: the **Corpus** page encodes the corpus (the zero-shot baseline run); {what} "
+                "then.")
 
 
 def pick_run_and_compare(ws, runs: list[Run], run_col, cmp_col, run_text: str, cmp_text: str,

@@ -9,7 +9,16 @@ import streamlit as st
 
 from hce_engine import Run, tempfiles, views
 from hce_engine.plotting import length_histogram
-from ui.common import active_runs, baseline_run, friendly_errors, get_workspace, live_progress, md_escape, pick_corpus
+from ui.common import (
+    active_runs,
+    baseline_run,
+    friendly_errors,
+    get_workspace,
+    live_progress,
+    md_escape,
+    pick_corpus,
+    save_upload,
+)
 
 SAMPLE = "jargon"
 
@@ -32,12 +41,10 @@ def load_sample() -> None:
 
 
 def import_upload(upload, name: str, id_col: str, title_col: str, text_col: str, encode: bool) -> None:
-    """Save the upload under its original file name (so errors name it) and import it."""
+    """Save the upload under its file name, made safe (so errors name it), and import it."""
     folder = tempfiles.make("upload")
     try:
-        path = os.path.join(folder, os.path.basename(upload.name))
-        with open(path, "wb") as f:
-            f.write(upload.getbuffer())
+        path = save_upload(upload, folder, "corpus.jsonl")
         with friendly_errors("Import failed"):
             report = ws.import_corpus(path, name=name.strip() or None, id_col=id_col.strip() or None,
                                       title_col=title_col.strip() or None, text_col=text_col.strip() or None)
@@ -54,9 +61,7 @@ def add_upload(corpus: str, upload) -> None:
     """New documents into the corpus and every finished run (no retraining)."""
     folder = tempfiles.make("add")
     try:
-        path = os.path.join(folder, os.path.basename(upload.name))
-        with open(path, "wb") as f:
-            f.write(upload.getbuffer())
+        path = save_upload(upload, folder, "documents.jsonl")
         with friendly_errors("Adding documents"), st.spinner("Encoding the new documents with every run…"):
             out = ws.add_documents(corpus, path)
             updated = ", ".join(f"#{r}" for r in out["runs_updated"]) or "none"
@@ -90,6 +95,61 @@ def update_section(corpus: str) -> None:
                     st.rerun()
         for run in ws.runs(corpus, status="done")[-3:]:
             freshness_note(run)
+
+
+QUERY_SPLITS = {"test": "test: check runs on them", "train": "train: also train supervised runs on them"}
+
+
+def import_judged(corpus: str, queries_file, qrels_file, split: str) -> None:
+    """Queries (and their qrels, as ``split``) into the corpus, all or nothing, as `hce import --queries` does;
+    then every finished training run is checked again on the judged queries."""
+    folder = tempfiles.make("upload")
+    try:
+        paths = {}
+        for what, upload, fallback in (("queries", queries_file, "queries.tsv"), ("qrels", qrels_file, "qrels.tsv")):
+            if upload is not None:  # each in its own folder: a queries and a qrels file may share a name
+                os.mkdir(os.path.join(folder, what))
+                paths[what] = save_upload(upload, os.path.join(folder, what), fallback)
+        known = next(c["queries"] for c in ws.corpora() if c["name"] == corpus)
+        with friendly_errors("Importing queries"):
+            report = ws.import_queries(corpus, paths["queries"], paths.get("qrels"), split)
+            new = next(c["queries"] for c in ws.corpora() if c["name"] == corpus) - known
+            judged = report.qrels.get(split, 0)
+            text = (f"Imported {report.queries:,} queries ({new:,} new) and {judged:,} judgements into the "
+                    f"{split} split of {corpus}.")
+            if judged:
+                with friendly_errors("Checking the trained runs"), \
+                        st.spinner("Checking the trained runs on the judged queries…"):
+                    changed = ws.rejudge(corpus, split)
+                    moved = "; ".join(f"run #{r['run_id']}: {r['before']} → {r['after']}" for r in changed
+                                      if r["before"] != r["after"])
+                    text += (f" Verdicts changed: {moved}." if moved else
+                             f" {len(changed)} trained run(s) checked again; no verdict changed." if changed else
+                             " No trained run to check yet.")
+            st.session_state["queries_report"] = text
+            st.rerun()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def queries_section(corpus: str) -> None:
+    """Upload judged queries: a queries file and (optionally) its qrels, into the test or the train split."""
+    with st.expander("Add judged queries (queries and relevance judgements)", icon=":material/fact_check:",
+                     expanded=bool(st.session_state.get("queries_report"))):
+        st.caption("Judged queries check every run on real queries (nDCG@10, the starting encoder against the "
+                   "trained one); in the train split, supervised runs also learn from them. The same files as "
+                   "`hce import --queries FILE --qrels FILE --name CORPUS`: queries as JSONL (`_id`, `text`) or "
+                   "TSV (`id<TAB>text`); qrels as TSV (`query-id<TAB>corpus-id<TAB>score`, header optional). "
+                   "To judge a few by hand instead, tick the hits that answer a query on the **Search** page.")
+        if st.session_state.get("queries_report"):
+            st.success(md_escape(st.session_state.pop("queries_report")))
+        c1, c2 = st.columns(2)
+        queries_file = c1.file_uploader("Queries", type=["jsonl", "tsv"], key="queries_upload")
+        qrels_file = c2.file_uploader("Relevance judgements (qrels, optional)", type=["tsv"], key="qrels_upload")
+        split = st.segmented_control("Split", list(QUERY_SPLITS), default="test", key="queries_split",
+                                     format_func=QUERY_SPLITS.__getitem__) or "test"
+        if st.button("Import the queries", key="queries_import", disabled=queries_file is None):
+            import_judged(corpus, queries_file, qrels_file, split)
 
 
 def freshness_note(run: Run) -> None:
@@ -192,6 +252,7 @@ else:
     links[3].page_link("app_pages/train.py", label="Train an encoder", icon=":material/model_training:")
 
 update_section(corpus)
+queries_section(corpus)
 
 info = next(c for c in ws.corpora() if c["name"] == corpus)
 with friendly_errors("Statistics"):

@@ -118,8 +118,9 @@ def actions(run: Run) -> None:
             download("trec", rid, "Download TREC run", "text/plain")
         if not splits:
             st.caption("This corpus has no judged queries, so there is nothing to evaluate against yet: judge a few "
-                       "on the **Search** page (tick the hits that answer a query), or import queries and relevance "
-                       "judgments with `hce import --queries FILE --qrels FILE --name CORPUS`.")
+                       "on the **Search** page (tick the hits that answer a query under “Judge these results”), or "
+                       "upload a queries file and its relevance judgements on the **Corpus** page (“Add judged "
+                       "queries”; or `hce import --queries FILE --qrels FILE --name CORPUS`).")
     elif run.error:
         st.caption(f"Error: {md_escape(run.error)}")
     delete_box(run)
