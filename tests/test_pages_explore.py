@@ -427,3 +427,40 @@ def test_learn_walkthrough_prefers_the_self_run_and_exports_its_step(self_traine
         assert views.walkthrough(ws, "notes")["after"].run_id == self_trained["trained"]
     finally:
         ws.close()
+
+
+def test_pages_show_the_first_encode_instead_of_a_dead_end(app_env, tmp_path, monkeypatch):
+    """Right after `hce app --sample` the corpus is still being encoded: Tree, Siblings, Map and Learn show the
+    encode's live progress (with its cancel button), and the Tree page draws the tree once it is done."""
+    import threading
+
+    from hce_engine import Workspace
+    from hce_engine.encoder.fake import FakeEncoder
+    ws = Workspace(app_env)
+    try:
+        ws.import_corpus(write_toy_beir(tmp_path / "toy"), name="toy")
+    finally:
+        ws.close()
+    release = threading.Event()
+    encode = FakeEncoder.encode
+
+    def held_encode(self, *args, **kwargs):
+        assert release.wait(60), "the test never released the encode"
+        return encode(self, *args, **kwargs)
+
+    monkeypatch.setattr(FakeEncoder, "encode", held_encode)
+    run = app_workspace().start_encode("toy")
+    try:
+        for name, key in (("tree", "tree"), ("siblings", "sib"), ("map", "map"), ("learn", "learn")):
+            at = page(name).run()
+            ok(at)
+            assert any("being encoded" in i.value for i in at.info), (name, [i.value for i in at.info])
+            assert at.get("progress") and at.button(key=f"{key}_cancel_{run}"), name
+            assert not charts(at), name
+    finally:
+        release.set()
+    assert app_workspace().wait(run, 60).status == "done"
+    at = page("tree").run()
+    ok(at)
+    assert not any("being encoded" in i.value for i in at.info)
+    assert at.selectbox(key="tree_run").value == run and charts(at)

@@ -13,7 +13,15 @@ from hce_engine.plotting import map as map_figs
 from hce_engine.plotting import siblings as sib_figs
 from hce_engine.plotting import tree as tree_figs
 from hce_engine.views.walkthrough import LOSS_LATEX, NO_TRAINED_RUN, SELF_STEP, STEPS, TEXT
-from ui.common import cached_teacher, friendly_errors, get_workspace, md_escape, pick_corpus, show_teacher_example
+from ui.common import (
+    cached_teacher,
+    friendly_errors,
+    get_workspace,
+    md_escape,
+    not_encoded_yet,
+    pick_corpus,
+    show_teacher_example,
+)
 
 ws = get_workspace()
 
@@ -86,8 +94,7 @@ corpus = pick_corpus("learn_corpus")
 if corpus:
     with friendly_errors("Learn"):
         if not ws.runs(corpus, status="done", with_tree=True):
-            st.info("First encode the corpus on the **Corpus** page (the zero-shot baseline): this walkthrough "
-                    "uses its vectors and tree.")
+            not_encoded_yet(corpus, "learn", "the walkthrough, which uses its vectors and tree, starts")
             st.stop()
         walk = views.walkthrough(ws, corpus)  # the runs, tree and colour level the exported walkthrough shows too
         start, after = walk["start"], walk["after"]

@@ -11,7 +11,7 @@ import streamlit as st
 from hce_engine import views
 from hce_engine.plotting import export
 from hce_engine.plotting import map as figs
-from ui.common import friendly_errors, get_workspace, md_escape, pick_corpus, pick_run_and_compare
+from ui.common import friendly_errors, get_workspace, md_escape, not_encoded_yet, pick_corpus, pick_run_and_compare
 
 ws = get_workspace()
 
@@ -133,7 +133,7 @@ if corpus:
     with friendly_errors("Map"):
         runs = ws.runs(corpus, status="done")
         if not runs:
-            st.info("No finished run yet: the **Corpus** page encodes the corpus (zero-shot baseline).")
+            not_encoded_yet(corpus, "map", "its map is computed")
             st.stop()
         c1, c2 = st.columns(2)
         run_id, compare = pick_run_and_compare(ws, runs, c1, c2, "Run", "Side by side with (aligned)", "map")

@@ -13,6 +13,7 @@ from ui.common import (
     friendly_errors,
     get_workspace,
     md_escape,
+    not_encoded_yet,
     pick_corpus,
     pick_run_and_compare,
     show_teacher_example,
@@ -137,7 +138,7 @@ if corpus:
     with friendly_errors("Siblings"):
         runs = tree_runs(corpus)
         if not runs:
-            st.info("No run with a tree yet: the **Corpus** page encodes the corpus (zero-shot baseline).")
+            not_encoded_yet(corpus, "sib", "its tree's siblings appear here")
             st.stop()
         c1, c2, c3 = st.columns([2, 2, 1])
         run_id, compare = pick_run_and_compare(ws, runs, c1, c2, "Run (after)",

@@ -7,7 +7,7 @@ import streamlit as st
 from hce_engine import views
 from hce_engine.plotting import export
 from hce_engine.plotting import tree as figs
-from ui.common import friendly_errors, get_workspace, md_escape, pick_corpus
+from ui.common import friendly_errors, get_workspace, md_escape, not_encoded_yet, pick_corpus
 
 ws = get_workspace()
 st.title("Tree")
@@ -118,8 +118,7 @@ def show_compare(corpus: str, run_id: int, rebuild: int | None) -> None:
 def main(corpus: str) -> None:
     runs = trees_of(corpus)
     if not runs:
-        st.info("No run with a tree yet: the **Corpus** page encodes the corpus (zero-shot baseline) and "
-                "builds its tree.")
+        not_encoded_yet(corpus, "tree", "its tree appears here")
     else:
         labels = {r.run_id: r.label for r in runs}
         c1, c2 = st.columns([3, 1])
