@@ -13,7 +13,7 @@ from typing import Sequence
 from .errors import HCEError, InputError, NotFoundError
 from .evaluation.outcome import label_free
 from .index.fusion import FUSIONS, INDEX_KINDS, MODES
-from .progress import Progress
+from .progress import Progress, fmt_duration
 from .runs import EncodeConfig
 from .training.config import DEFAULT_PRESET, LABEL_SOURCE, PRESET_HELP, PRESETS, UNLABELLED_PRESET, TrainConfig
 
@@ -28,12 +28,6 @@ def _table(rows: list[dict], cols: list[str]) -> str:
         return "  ".join(v.ljust(w) for v, w in zip(vals, widths, strict=True)).rstrip()
 
     return "\n".join([line(cols), line(["-" * w for w in widths])] + [line(r) for r in cells])
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else \
-        f"{seconds // 60}m{seconds % 60:02d}s"
 
 
 def _progress(quiet: bool):
@@ -51,7 +45,7 @@ def _progress(quiet: bool):
         state["stage"] = stage
         frac = min(1.0, done / total) if total else 1.0
         bar = "#" * int(24 * frac)
-        eta = f"  ETA {_duration(eta_s)}" if eta_s is not None and eta_s == eta_s and done < total else ""
+        eta = f"  ETA {fmt_duration(eta_s)}" if eta_s is not None and eta_s == eta_s and done < total else ""
         print(f"\r{stage:>16s} [{bar:<24s}] {done}/{total}{eta}\x1b[K", end="", file=sys.stderr, flush=True)
         if total and done >= total:
             print(file=sys.stderr)
@@ -422,7 +416,7 @@ def cmd_train(ws, a) -> int:
         if not a.json:
             est = ws.estimate(a.corpus, config)
             print(f"signal {config.signal}. {LABEL_SOURCE[config.signal]}", file=sys.stderr)
-            print(f"estimated time on {est['device']}: about {est['total_seconds'] / 60:.1f} min "
+            print(f"estimated time on {est['device']}: about {fmt_duration(est['total_seconds'])} "
                   f"({est['steps']} steps, {est['pairs']} pairs)", file=sys.stderr)
         run = ws.train(a.corpus, config, progress=_progress(a.json))
     info = ws.run(run)

@@ -14,6 +14,18 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 
+def fmt_duration(seconds: float | None) -> str:
+    """45 s, 3 min, 1 h 20 min; an em dash when unknown (the one way the app and ``hce`` write durations)."""
+    if seconds is None or seconds != seconds:
+        return "—"
+    s = max(0, int(round(seconds)))
+    if s < 90:
+        return f"{s} s"
+    if s < 5400:
+        return f"{round(s / 60)} min"
+    return f"{s // 3600} h {round(s % 3600 / 60)} min"
+
+
 @dataclass(frozen=True)
 class Progress:
     """``done`` of ``total`` units (documents, steps, ...) of ``stage``; ``eta_s``: seconds left, if known."""

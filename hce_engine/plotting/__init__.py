@@ -2,17 +2,7 @@
 returns), figures/text out. The app draws them; `export` writes them as self-contained HTML pages."""
 from __future__ import annotations
 
-
-def fmt_duration(seconds: float | None) -> str:
-    """45 s, 3 min, 1 h 20 min; an em dash when unknown."""
-    if seconds is None or seconds != seconds:
-        return "—"
-    s = max(0, int(round(seconds)))
-    if s < 90:
-        return f"{s} s"
-    if s < 5400:
-        return f"{round(s / 60)} min"
-    return f"{s // 3600} h {round(s % 3600 / 60)} min"
+from ..progress import fmt_duration as fmt_duration
 
 
 def length_histogram(hist: dict, title: str = "Document length (words)"):
