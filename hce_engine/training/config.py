@@ -278,7 +278,9 @@ PRESET_HELP: dict[str, str] = {
     "unsupervised": "No labels needed: 2 epochs over up to 6,000 pseudo-queries (a sentence of a document), each "
                     "taught by the engine's hybrid search over its batch's other documents, batched by the tree "
                     "so they are its source's neighbours (the source itself left out); 128 tokens, bf16 where the "
-                    "CPU has it. SciFact (2 cores): 17 min plus the 2-minute first encode.",
+                    "CPU has it. SciFact (2 cores): 17 min plus the 2-minute first encode; it gained on one of "
+                    "SciFact's judged splits and not on the other, so not yet a reliable gain: judge a few queries "
+                    "(Search page) to see whether it helps on yours.",
     "full": "The reference run (method.md section 6): 15 siblings at 256 tokens; about 2 h for SciFact on 2 CPU "
             "cores, minutes on a GPU (reference: nDCG@10 0.752).",
 }
