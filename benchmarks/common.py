@@ -163,8 +163,11 @@ def synthetic_texts(lab: np.ndarray, sub_top: np.ndarray, seed: int = 0) -> list
     rng = np.random.default_rng(seed + 1)
     n_top, n_sub, n_common = int(sub_top.max()) + 1, len(sub_top), 300
     n_words = 4 * n_top + 4 * n_sub + n_common
-    codes = rng.permutation(len(_SYL) ** 4)[:n_words]
-    digits = np.stack([(codes // len(_SYL) ** k) % len(_SYL) for k in range(4)], axis=1)
+    width = 4  # syllables per word: as many as the vocabulary needs (4 up to 200k documents, as before)
+    while len(_SYL) ** width < n_words:
+        width += 1
+    codes = rng.permutation(len(_SYL) ** width)[:n_words]
+    digits = np.stack([(codes // len(_SYL) ** k) % len(_SYL) for k in range(width)], axis=1)
     vocab = np.array(["".join(_SYL[i] for i in row) for row in digits])
     topic_w = vocab[:4 * n_top].reshape(n_top, 4)
     sub_w = vocab[4 * n_top:4 * n_top + 4 * n_sub].reshape(n_sub, 4)
