@@ -91,6 +91,8 @@ def test_sample_in_one_click_then_search_and_runs(app):
     assert stats["Duplicate texts"].isdigit() and stats["Queries"] == "0"
     assert app.dataframe[-1].value.shape[0] == 20  # the document sample
     assert chart_titles(app) == ["Document length (words)"] and sum(charts(app)[0]["data"][0]["y"]) == 2307
+    [long] = [t for t in texts(app.caption) if "longer than the encoder's" in t]
+    assert "256 tokens" in long and "more than 182 words at about 1.4 tokens per word" in long
 
     goto(app, "search")
     app.text_input(key="search_query").input("a program that never ends").run()
@@ -219,6 +221,7 @@ def test_train_estimate_start_cancel_and_finish(app, toy_beir):
     assert {m.label for m in app.metric} >= {"Steps", "Loss", "Pairs/s", "Tree rebuilds"}
     titles = chart_titles(app)
     assert "Training loss" in titles and any(t.startswith("Sibling accuracy") for t in titles)
+    assert any("leaf term alone is not logged" in t for t in texts(app.caption))
 
     goto(app, "search")
     app.text_input(key="search_query").input("rocket launch").run()
@@ -411,3 +414,19 @@ def test_corpus_page_imports_judged_queries_and_rejudges(app, toy_beir):
     assert not app.exception and not app.error, texts(app.error)
     assert "Imported 2 queries (0 new) and 1 judgements into the train split" in texts(app.success)[-1]
     assert w.splits("notes") == {"test": 2, "train": 1}
+
+
+def test_search_tree_route_table_fits_its_column(app, toy_beir):
+    """The tree route's table sits in a third of the page: its short numeric columns
+    come first and narrow, and the label (the only long one) is last, so no number is cut off."""
+    app.run()
+    _toy(toy_beir)
+    goto(app, "search")
+    app.text_input(key="search_query").input("rocket launch").run()
+    app.toggle(key="search_tree").set_value(True).run()
+    assert not app.exception and not app.error, texts(app.error)
+    [route] = [d for d in app.dataframe if list(d.value.columns) == ["leaf", "similarity", "documents", "label"]]
+    config = json.loads(route.proto.columns)
+    assert {k: config[k]["width"] for k in ("leaf", "similarity", "documents")} == dict.fromkeys(
+        ("leaf", "similarity", "documents"), "small")
+    assert config["label"]["width"] == "medium" and config["similarity"]["type_config"]["format"] == "%.3f"

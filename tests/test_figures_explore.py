@@ -76,6 +76,21 @@ def test_hierarchy_chart_sunburst_and_icicle():
     assert len(tree_figs.hierarchy_chart(nodes, max_nodes=13).data[0].ids) == 13
 
 
+def test_sunburst_writes_labels_only_where_they_fit():
+    """512 outer segments cannot hold text: they stay blank (their hover has the label); the 8 and 64 above do."""
+    nodes = toy_nodes(branching=8, depth=3)
+    nodes.loc[1, "label"] = "a very long label · with <b>many</b> terms"
+    tr = tree_figs.hierarchy_chart(nodes, "sunburst", levels=3).data[0]
+    text: dict[int, list] = {lv: [] for lv in range(4)}
+    for lv, t in zip(nodes["level"], tr.text):
+        text[lv].append(t)
+    assert all(t == "" for t in text[3]) and all(t for t in text[2]) and all(t for t in text[1])
+    assert text[0] == ["all documents"] and tr.texttemplate == "%{text}" and "%{label}" in tr.hovertemplate
+    assert tr.text[1] == "a very long label…" and tr.labels[1] == "a very long label · with &lt;b&gt;many&lt;/b&gt; terms"
+    assert all(t for t in tree_figs.hierarchy_chart(nodes, "sunburst", levels=1).data[0].text[:9])
+    assert not any(tree_figs.hierarchy_chart(nodes, "sunburst", levels=1).data[0].text[9:])  # beyond the rings
+
+
 def test_tree_quality_figures():
     levels = pd.DataFrame([{"rebuild": r, "level": lv, "n_nodes": 3 ** lv, "n_empty": 0, "size_min": 1,
                             "size_median": 4.0, "size_max": 9, "size_mean": 4.0, "intra_cos": 0.5 + lv / 10,
@@ -98,6 +113,9 @@ def test_sibling_level_chart(compare):
     after = fig.data[-1]
     assert list(after.x) == [0.9, 0.8, 0.7] and after.marker.color[0] == sib_figs.POSITIVE
     assert after.marker.color[1] == sib_figs.NEGATIVE and len(set(after.y)) == 3
+    # node ids and ranks read differently: "topic 0 (node 10)" on the axis, "rank 1 ✔" on the bar
+    assert after.y[0] == "topic 0 (node 10)" and list(after.text) == ["rank 1 ✔", "rank 2", "rank 3"]
+    assert not any("#" in t for t in [*after.y, *after.text])
     if compare:
         assert list(fig.data[0].x) == [0.5, 0.6, 0.7] and "rank 3/3" in fig.layout.title.text
     leaf = sib_figs.level_chart(view["leaf"], leaf=True)

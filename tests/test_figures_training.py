@@ -34,6 +34,13 @@ def test_loss_figure_has_total_and_every_level():
     assert len(fig.data[0].x) == 30
 
 
+def test_loss_caption_names_only_the_lines_drawn():
+    """The step log has no leaf loss: the caption says the leaf term is inside the total, and no line claims it."""
+    from hce_engine.plotting.training import LOSS_NOTE
+    assert not any("leaf" in n for n in names(loss_figure(make_log(levels=2))))
+    assert "leaf term alone is not logged" in LOSS_NOTE and "Black: the total" in LOSS_NOTE
+
+
 def test_sibling_accuracy_per_level_and_leaf_in_unit_range():
     fig = sibling_accuracy_figure(make_log(levels=2))
     assert names(fig) == ["level 1", "level 2", "leaf (documents)"]

@@ -282,12 +282,15 @@ def test_corpus_stats(tmp_path, fake_model, toy_beir):
                                {"split": "train", "queries": 15, "qrels": 15, "relevant_per_query": 1.0}]
         path = tmp_path / "dup.jsonl"
         rows = [{"_id": "a", "text": "Same  text here"}, {"_id": "b", "text": "same text HERE"},
-                {"_id": "c", "text": "same text here"}, {"_id": "d", "text": "other words " * 200}]
+                {"_id": "c", "text": "same text here"}, {"_id": "d", "text": "other words " * 200},
+                {"_id": "e", "text": "word " * 200}, {"_id": "f", "text": "word " * 180}]  # 200 words: > 256 tokens
         path.write_text("".join(json.dumps(r) + "\n" for r in rows))
         ws.import_corpus(str(path), name="dup")
         d = views.corpus_stats(ws, "dup")
         assert d["duplicates"]["groups"] == 1 and d["duplicates"]["documents"] == 2
-        assert d["duplicates"]["examples"][0]["ext_ids"] == ["a", "b", "c"] and d["long_docs"] == 1
+        assert d["duplicates"]["examples"][0]["ext_ids"] == ["a", "b", "c"] and d["long_docs"] == 2
+        # tokens against the 256-token window: words are converted at the stated ratio (256 / 1.4 = 182 words)
+        assert (d["max_tokens"], d["tokens_per_word"], d["long_words"]) == (256, 1.4, 182)
         assert d["with_title"] == 0 and d["splits"] == [] and d["queries"] == 0
     finally:
         ws.close()

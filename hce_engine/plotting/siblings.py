@@ -30,7 +30,7 @@ def _names(candidates: list[dict], leaf: bool) -> list[str]:
     if leaf:
         return [html.escape(f"{_short(c['title'] or c['ext_id'])} [{c['ext_id'] or c['doc_id']}]")
                 for c in candidates]
-    return [html.escape(f"{_short(c['label'])} [#{c['node']}]") for c in candidates]
+    return [html.escape(f"{_short(c['label'])} (node {c['node']})") for c in candidates]
 
 
 def level_title(entry: dict, leaf: bool = False, before_name: str = "before", after_name: str = "after") -> str:
@@ -67,12 +67,12 @@ def level_chart(entry: dict, leaf: bool = False, before_name: str = "before", af
             x=scores, y=names, orientation="h", name=name, showlegend=False,
             marker={"color": [cpos if p else cneg for p in pos],
                     "line": {"color": [POSITIVE if p else "rgba(0,0,0,0)" for p in pos], "width": 1.5}},
-            text=[f"#{r}" + (" ✔" if p else "") for r, p in zip(ranks, pos, strict=True)], textposition="outside",
+            text=[f"rank {r}" + (" ✔" if p else "") for r, p in zip(ranks, pos, strict=True)], textposition="outside",
             customdata=list(zip(ranks, hover_extra, strict=True)),
             hovertemplate="%{y}<br>cosine %{x:.3f} · rank %{customdata[0]}<br>%{customdata[1]}<extra>" + name +
                           "</extra>"), row=1, col=col)
     lo = min([0.0] + [c[k] for c in cands for k in ("score", "score_compare") if k in c])
-    fig.update_xaxes(range=[lo - 0.05, 1.12], title_text="cosine to the anchor", zeroline=True)
+    fig.update_xaxes(range=[lo - 0.05, 1.2], title_text="cosine to the anchor", zeroline=True)
     fig.update_yaxes(autorange="reversed", automargin=True)
     fig.update_layout(title=title or level_title(entry, leaf, before_name, after_name), bargap=0.25,
                       height=max(180, 70 + 26 * len(cands)), margin={"l": 10, "r": 10, "t": 60, "b": 40})

@@ -44,8 +44,16 @@ def level_matrix(column: Sequence) -> np.ndarray:
     return out
 
 
+#: What :func:`loss_figure` draws, in words (the step log keeps the total and the level terms, not the leaf term).
+LOSS_NOTE = ("Black: the total loss, i.e. the leaf term (the positive document against its sibling and in-batch "
+             "documents) plus the mean of the level terms. Coloured: the cross-entropy of the positive's branch "
+             "among its sibling branches, at each tree level. The leaf term alone is not logged per step; the leaf's "
+             "accuracy is on the right.")
+
+
 def loss_figure(log: pd.DataFrame) -> go.Figure:
-    """Total training loss and the loss at every tree level, per step (smoothed; raw total faint)."""
+    """Total training loss and the loss at every tree level, per step (smoothed; raw total faint). The leaf
+    term is in the total only: the step log does not keep it apart (see :data:`LOSS_NOTE`)."""
     if log is None or len(log) == 0:
         return _empty("Training loss", "no steps logged yet")
     steps = log["step"].to_numpy()

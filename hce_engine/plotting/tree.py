@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import html
+import math
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -47,10 +48,26 @@ def hierarchy_chart(nodes: pd.DataFrame, kind: str = "sunburst", levels: int = 3
     if kind == "icicle":
         trace = go.Icicle(**common, tiling={"orientation": "v"}, textinfo="label+value")
     else:
-        trace = go.Sunburst(**common, insidetextorientation="radial", textinfo="label")
+        shown = sunburst_text(df, int(levels))
+        trace = go.Sunburst(**common, insidetextorientation="radial", text=shown, texttemplate="%{text}")
     fig = go.Figure(trace)
     fig.update_layout(margin={"l": 0, "r": 0, "t": 10, "b": 0}, height=560)
     return fig
+
+
+def sunburst_text(nodes: pd.DataFrame, levels: int, radius_px: float = 250, min_arc_px: float = 14,
+                  max_chars: int = 18) -> list[str]:
+    """What each sunburst segment writes: its label (cut to ``max_chars``) where the segment is wide enough to
+    hold a line of text at the chart's first view (``levels`` rings of a ``radius_px`` chart: an arc of at least
+    ``min_arc_px`` at the ring's middle), nothing elsewhere. The hover keeps the full label."""
+    total = float(nodes.loc[nodes["level"] == nodes["level"].min(), "size"].sum()) or 1.0
+    ring = radius_px / (levels + 1)
+    out = []
+    for lab, lv, size in zip(nodes["label"], nodes["level"], nodes["size"], strict=True):
+        arc = 2 * math.pi * (int(lv) + 0.5) * ring * float(size) / total
+        text = str(lab) if len(str(lab)) <= max_chars else str(lab)[:max_chars - 1].rstrip(" ,·") + "…"
+        out.append(html.escape(text) if int(lv) == 0 or (int(lv) <= levels and arc >= min_arc_px) else "")
+    return out
 
 
 def level_stats_chart(levels: pd.DataFrame, rebuild: int | None = None) -> go.Figure:

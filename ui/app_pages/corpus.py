@@ -266,8 +266,10 @@ with friendly_errors("Statistics"):
     cols[3].metric("Queries", f"{stats['queries']:,}")
     cols[4].metric("Qrels", ", ".join(f"{s['split']}: {s['qrels']:,}" for s in stats["splits"]) or "none")
     if stats["long_docs"]:
-        st.caption(f"{stats['long_docs']:,} documents are longer than 256 words: the encoder reads only their "
-                   "beginning (max length 256 tokens).")
+        st.caption(f"About {stats['long_docs']:,} documents are longer than the encoder's {stats['max_tokens']} "
+                   f"tokens: it reads only their beginning. Estimated from words, not tokenized: more than "
+                   f"{stats['long_words']} words at about {stats['tokens_per_word']} tokens per word (its tokenizer "
+                   "on English prose; technical text has more).")
     if stats["duplicates"]["examples"]:
         with st.expander(f"{stats['duplicates']['groups']:,} groups of duplicate texts"):
             st.dataframe([{"ids": ", ".join(e["ext_ids"]), "copies": e["count"], "text": e["snippet"]}

@@ -153,7 +153,7 @@ if corpus:
                                                      + sib_figs.level_title(view["leaf"], leaf=True)), key="learn_leaf")
             elif step == STEPS[4]:
                 st.header(TEXT[step][0])
-                st.markdown(TEXT[step][1] + ":")
+                st.markdown(TEXT[step][1])
                 st.latex(LOSS_LATEX)
                 st.dataframe(sib_figs.level_table(view), hide_index=True)
                 total = view["leaf"]["loss"] + sum(lv["loss"] for lv in view["levels"]) / max(len(view["levels"]), 1)

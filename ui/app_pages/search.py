@@ -57,9 +57,16 @@ def show_route(run: int) -> None:
     with st.expander(f"Tree route: {len(route['leaves'])} leaf clusters, {share:.1%} of an exact search"):
         st.caption(f"{route['distance_computations']:,} similarity computations (centroids on the way down + "
                    f"documents in the visited leaves) instead of {route['documents']:,}.")
-        st.dataframe(pd.DataFrame([{"leaf": f"#{leaf['node']}", "label": leaf["label"], "documents": leaf["size"],
-                                    "similarity": round(leaf["similarity"], 3)} for leaf in route["leaves"]]),
-                     hide_index=True, key=f"search_route_{run}")
+        # in a third of the page: the short columns first and narrow, the label takes what is left (and wraps)
+        st.dataframe(pd.DataFrame([{"leaf": leaf["node"], "similarity": leaf["similarity"], "documents": leaf["size"],
+                                    "label": leaf["label"]} for leaf in route["leaves"]]),
+                     hide_index=True, key=f"search_route_{run}", width="stretch",
+                     column_config={"leaf": st.column_config.NumberColumn("node", width="small", format="%d"),
+                                    "similarity": st.column_config.NumberColumn("cos", width="small", format="%.3f",
+                                                                                help="cosine of the query to the "
+                                                                                     "leaf's centroid"),
+                                    "documents": st.column_config.NumberColumn("docs", width="small"),
+                                    "label": st.column_config.TextColumn("label", width="medium")})
 
 
 def show_explain(why: dict) -> None:

@@ -9,7 +9,13 @@ from typing import Any
 import streamlit as st
 
 from hce_engine import Run
-from hce_engine.plotting.training import describe_outcome, loss_figure, sibling_accuracy_figure, validation_figure
+from hce_engine.plotting.training import (
+    LOSS_NOTE,
+    describe_outcome,
+    loss_figure,
+    sibling_accuracy_figure,
+    validation_figure,
+)
 from hce_engine.training import PRESET_HELP, PRESETS, TrainConfig
 from hce_engine.training.config import DEFAULT_PRESET, LABEL_SOURCE, UNLABELLED_PRESET
 from ui.common import (
@@ -161,8 +167,7 @@ def run_charts(run: Run, key: str) -> None:
                       "pseudo-query's own source branch and document first (not trained on: a drop here is "
                       "forgetting).")
     else:
-        left.caption("Cross-entropy of the positive among its siblings, at every tree level and at the leaf "
-                     "(documents); the total adds the leaf term and the mean of the level terms.")
+        left.caption(LOSS_NOTE)
         right.caption("How often the query scores its positive's branch above every sibling branch, per level; "
                       "leaf: the positive document above its sibling and in-batch documents.")
     history = summary.get("val_history")
