@@ -465,3 +465,24 @@ def test_pages_show_the_first_encode_instead_of_a_dead_end(app_env, tmp_path, mo
     ok(at)
     assert not any("being encoded" in i.value for i in at.info)
     assert at.selectbox(key="tree_run").value == run and charts(at)
+
+
+def test_learn_page_uses_a_pseudo_query_without_judged_queries(self_trained):
+    """No judged queries: the example pair is a sentence of the document and the document without it, said so;
+    the leaf is then a contrast to learn (the document as its own query scores p = 1 there)."""
+    from hce_engine.views.walkthrough import STEPS
+    at = page("learn").run()
+    at.radio(key="learn_step").set_value(STEPS[2]).run()
+    ok(at)
+    doc = at.selectbox(key="learn_doc").value
+    [query] = [m.value for m in at.markdown if m.value.startswith("**Pseudo-query:**")]
+    assert "pseudo-query" in " ".join(m.value for m in at.markdown) and "without that sentence" in " ".join(
+        m.value for m in at.markdown)
+    at.radio(key="learn_step").set_value(STEPS[4]).run()
+    ok(at)
+    table = at.dataframe[0].value.set_index("level")
+    assert table.loc["documents", "p(positive)"] < 0.99, table
+    at.selectbox(key="learn_doc").set_value(self_trained["solo"]).run()  # one sentence: no pseudo-query
+    ok(at)
+    assert at.dataframe[0].value.set_index("level").loc["documents", "p(positive)"] > 0.99
+    assert doc != self_trained["solo"] and query

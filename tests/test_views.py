@@ -339,3 +339,37 @@ def test_thinning_keeps_sparse_regions_and_selection_stays_exact():
     tri = {"x": [4.0, 11.0, 4.0], "y": [4.0, 4.0, 11.0]}
     want = frame[(frame.x >= 4) & (frame.y >= 4) & (frame.x + frame.y <= 15)]["doc_id"].tolist()
     assert sorted(select_region(frame, lasso=[tri])) == sorted(want) and want
+
+
+def test_pseudo_queries_and_a_positive_without_its_sentence(toy_ws):
+    """A corpus without judged queries teaches with pseudo-queries: a sentence of the document is the query and
+    the document without it the positive; the leaf then is a real contrast, not the document finding itself."""
+    ws, run, _ = toy_ws
+    pseudo = views.pseudo_queries(ws, "toy", limit=5)
+    assert len(pseudo) == 5 and [p["ext_id"] for p in pseudo] == list(ws.documents("toy")["ext_id"][:5])
+    for p in pseudo:
+        assert p["query"] and p["query"] not in p["doc_text"] and len(p["doc_text"]) > 10
+    p = pseudo[0]
+    stored = views.siblings_view(ws, run, doc_id=p["doc_id"], query=p["query"])
+    cut = views.siblings_view(ws, run, doc_id=p["doc_id"], query=p["query"], positive_text=p["doc_text"])
+    itself = views.siblings_view(ws, run, doc_id=p["doc_id"])
+    score = {name: next(c["score"] for c in v["leaf"]["candidates"] if c["is_positive"])
+             for name, v in (("stored", stored), ("cut", cut), ("itself", itself))}
+    assert math.isclose(score["itself"], 1.0, abs_tol=1e-5) and score["cut"] < score["stored"] < score["itself"]
+    others = [c["score"] for c in cut["leaf"]["candidates"] if not c["is_positive"]]
+    assert others == [c["score"] for c in stored["leaf"]["candidates"] if not c["is_positive"]]  # only it changed
+    assert views.pseudo_queries(ws, "toy", doc_ids=[p["doc_id"]]) == [p]
+
+
+def test_walkthrough_example_is_a_pseudo_query_without_judged_queries(tmp_path, fake_model):
+    from hce_engine.views.walkthrough import PSEUDO_PAIR
+    ws = Workspace(str(tmp_path / "ws"), default_model=fake_model)
+    try:
+        ws.import_corpus(write_toy_beir(tmp_path / "toy") + "/corpus.jsonl", name="notes")
+        ws.encode("notes", branching=3)
+        w = views.walkthrough(ws, "notes")
+        first = views.pseudo_queries(ws, "notes", limit=1)[0]
+        assert w["pair"] == (first["doc_id"], first["query"]) and w["positive_text"] == first["doc_text"]
+        assert w["what"] == PSEUDO_PAIR and "pseudo-query" in PSEUDO_PAIR
+    finally:
+        ws.close()

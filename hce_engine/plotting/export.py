@@ -109,7 +109,8 @@ def learn_html(ws, corpus: str) -> str:
     w = views.walkthrough(ws, corpus)
     start, after = w["start"].run_id, w["after"].run_id if w["after"] else None
     doc_id, query = w["pair"]
-    view = views.siblings_view(ws, start, doc_id=doc_id, query=query, max_siblings=12)
+    view = views.siblings_view(ws, start, doc_id=doc_id, query=query, max_siblings=12,
+                               positive_text=w["positive_text"])
     secs: list[tuple[str, object]] = []
 
     def text(step: str) -> None:
@@ -138,7 +139,8 @@ def learn_html(ws, corpus: str) -> str:
         secs.append((TEXT[STEPS[5]][0], NO_TRAINED_RUN))
     else:
         text(STEPS[5])
-        tv = views.siblings_view(ws, after, doc_id=doc_id, query=query, compare_run=start, max_siblings=12)
+        tv = views.siblings_view(ws, after, doc_id=doc_id, query=query, compare_run=start, max_siblings=12,
+                                 positive_text=w["positive_text"])
         names = (f"before #{start}", f"after #{after}")
         secs.append(("", sib_figs.rank_summary_chart(tv, *names)))
         secs.append(("", sib_figs.level_chart(tv["leaf"], True, *names)))

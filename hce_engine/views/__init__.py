@@ -47,12 +47,20 @@ def label_of(terms, node: int, max_terms: int = 3) -> str:
 from .corpus_stats import corpus_stats  # noqa: E402
 from .explain import explain  # noqa: E402
 from .map import MAX_DRAWN, map_frame, map_labels, place_query, select_region, thin_for_display  # noqa: E402
-from .siblings import default_compare_run, doc_queries, find_documents, judged_queries, siblings_view  # noqa: E402
+from .siblings import (  # noqa: E402
+    default_compare_run,
+    doc_queries,
+    find_documents,
+    judged_queries,
+    pseudo_queries,
+    siblings_view,
+)
 from .teacher import teacher_view  # noqa: E402
 from .tree_compare import compare_trees, list_rebuilds, node_detail, tree_overview, tree_quality  # noqa: E402
 from .walkthrough import walkthrough  # noqa: E402
 
 __all__ = ["explain", "walkthrough", "siblings_view", "teacher_view", "doc_queries", "find_documents", "judged_queries",
+           "pseudo_queries",
            "default_compare_run",
            "compare_trees", "tree_overview", "node_detail", "tree_quality", "list_rebuilds",
            "map_frame", "map_labels", "thin_for_display", "select_region", "place_query", "corpus_stats", "MAX_DRAWN"]

@@ -55,7 +55,7 @@ def _pick_shown(scores: np.ndarray, pos: int, limit: int) -> np.ndarray:
 
 def siblings_view(ws, run_id: int, doc_id: int | None = None, query: str | None = None,
                   compare_run: int | None = None, max_siblings: int = 30, rebuild: int | None = None,
-                  tau: float | None = None) -> dict:
+                  tau: float | None = None, positive_text: str | None = None) -> dict:
     """The positive's path and its sibling candidates at every level of a run's tree.
 
     Args:
@@ -69,6 +69,10 @@ def siblings_view(ws, run_id: int, doc_id: int | None = None, query: str | None 
         max_siblings: candidates listed per level (the positive plus the best-scoring others); ranks and
             losses always use every candidate.
         tau: softmax temperature for the loss terms (default: the run's training tau, else 0.05).
+        positive_text: with ``query`` and ``doc_id``, the text that stands for the positive document (e.g. the
+            document with the pseudo-query's sentence removed, see :func:`pseudo_queries`): each scoring run
+            encodes it at its document length and it replaces the document's stored vector, at the leaf and in
+            its nodes' centroids, as ICT and the self signal contrast it.
 
     Scores are cosines between the anchor (query embedding under the run's encoder, or the document's
     stored vector) and each node's representation: the normalised mean of the scoring run's document
@@ -114,6 +118,8 @@ def siblings_view(ws, run_id: int, doc_id: int | None = None, query: str | None 
     else:
         doc_id = int(doc_id)
         source = "relevant document" if query else "document"
+    if positive_text is not None and query:
+        vecs = [_with_doc_vector(ws, r, ids, v, doc_id, positive_text) for r, (ids, v) in zip(runs, vecs, strict=True)]
     pos = int(tree.positions_of([doc_id])[0])
     if pos < 0:
         raise NotFoundError(f"document {doc_id} is not in run {run_id}'s tree")
@@ -163,6 +169,39 @@ def siblings_view(ws, run_id: int, doc_id: int | None = None, query: str | None 
         "levels": levels,
         "leaf": leaf,
     }
+
+
+def _with_doc_vector(ws, run, ids: np.ndarray, vecs: np.ndarray, doc_id: int, text: str):
+    """(ids, vectors) with ``doc_id``'s row replaced by ``text`` encoded as a document by ``run``'s encoder."""
+    row = int(rows_of(ids, [doc_id])[0])
+    if row < 0:
+        return ids, vecs
+    vecs = vecs.copy()
+    vecs[row] = ws.run_encoder(run).encode([text], max_length=run.doc_max_length)[0]
+    return ids, vecs
+
+
+def pseudo_queries(ws, corpus: str, limit: int = 200, doc_ids=None) -> list[dict]:
+    """Pseudo-queries as ICT and the self signal make them, for a corpus without judged queries: for each live
+    document (in corpus order, or those of ``doc_ids``) with two sentences or more, one of its sentences (with at
+    least 4 words; the same draw as :func:`~hce_engine.training.pairs.ict_pairs` with seed 0) is the query and
+    the document *without that sentence* is its positive, so the pair is not solved by copying.
+
+    Returns [{doc_id, ext_id, title, query, doc_text}] for at most ``limit`` documents; documents that yield no
+    pseudo-query (one sentence, or none long enough) are left out.
+    """
+    from ..corpus.text import doc_text
+    from ..training.pairs import ict_pairs
+    df = ws.store.documents(ws.store.corpus_id(corpus), doc_ids=doc_ids)
+    out = []
+    for r in df.itertuples(index=False):
+        pair = ict_pairs([doc_text(r.title, r.text)], seed=0, remove_prob=1.0)
+        if pair:
+            out.append({"doc_id": int(r.doc_id), "ext_id": str(r.ext_id), "title": str(r.title or "").strip()
+                        or snippet(r.text, 60), "query": pair[0].query, "doc_text": pair[0].doc_text})
+            if len(out) >= limit:
+                break
+    return out
 
 
 def _level_entry(t, parent, node, cands, pi, scores, tree, terms, reps, tau, max_siblings) -> dict:

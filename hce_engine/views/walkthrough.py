@@ -8,7 +8,7 @@ Texts are markdown templates; ``{names}`` are filled from :func:`walkthrough`'s 
 from __future__ import annotations
 
 from ..plotting.map import default_level
-from . import default_compare_run, judged_queries, tree_overview
+from . import default_compare_run, judged_queries, pseudo_queries, tree_overview
 
 STEPS = ["1 · Embed", "2 · Cluster", "3 · A path", "4 · Siblings", "5 · The loss", "6 · After training"]
 #: The step added when the trained run is a self-signal run (no labels: the engine's hybrid search teaches).
@@ -55,6 +55,10 @@ TEXT = {
 }
 LOSS_LATEX = (r"\mathcal{L} = \ell_{\text{leaf}} + \frac{1}{D}\sum_{t=1}^{D}\ell_t,\qquad "
               r"\ell_t = -\log \frac{e^{\cos(q, n_t)/\tau}}{\sum_{n \in \text{siblings}(n_t)} e^{\cos(q, n)/\tau}}")
+#: How the example pair is described (step 3's ``{what}``) when the corpus has no judged queries.
+PSEUDO_PAIR = ("a **pseudo-query**: this corpus has no judged queries, so a sentence of a document plays the query "
+               "and the document *without that sentence* is its positive, as the ICT and self signals train (the "
+               "document itself as the query would find itself at once)")
 NO_TRAINED_RUN = ("No trained run yet. **Train a run on the Train page to see what changes**: the same pair's ranks "
                   "before and after, how the tree moved, and the retrieval scores.")
 
@@ -66,7 +70,9 @@ def walkthrough(ws, corpus: str) -> dict:
     judged queries the newest self-signal run if any) or None, is_self: whether ``after`` learned from the
     self signal, steps: STEPS (+ SELF_STEP when is_self), tree: its ``tree_overview``, branching, n_leaves,
     depth, level (the map colour level), pair: (doc_id, query or None) (the first judged query's first
-    relevant document, else the first document standing in for a query), what: how the pair is described}.
+    relevant document, else a pseudo-query: the first document with one, see :func:`pseudo_queries`; else the
+    first document standing in for a query), positive_text: the positive's text when it is not the stored
+    document (a pseudo-query's document without its sentence) or None, what: how the pair is described}.
     Raises NotFoundError-like HCEError from the views when the corpus has no finished run with a tree.
     """
     from ..errors import NotFoundError
@@ -84,11 +90,16 @@ def walkthrough(ws, corpus: str) -> dict:
              if after else None) or (base[-1] if base else runs[-1])
     tree = tree_overview(ws, start.run_id)
     level = default_level(tree["nodes"].groupby("level").size().to_dict())
+    positive_text = None
+    pseudo = [] if judged else pseudo_queries(ws, corpus, limit=1)
     if judged:
         pair, what = (judged[0]["doc_ids"][0], judged[0]["text"]), "a judged query and its relevant document"
+    elif pseudo:
+        pair, what, positive_text = (pseudo[0]["doc_id"], pseudo[0]["query"]), PSEUDO_PAIR, pseudo[0]["doc_text"]
     else:
         pair, what = (int(ws.tree(start.run_id)[0].doc_ids[0]), None), "a document standing in for a query"
     return {"start": start, "after": after, "is_self": is_self, "steps": STEPS + ([SELF_STEP] if is_self else []),
             "tree": tree, "branching": tree["branching"],
-            "n_leaves": tree["n_leaves"], "depth": tree["depth"], "level": level, "pair": pair, "what": what}
+            "n_leaves": tree["n_leaves"], "depth": tree["depth"], "level": level, "pair": pair,
+            "positive_text": positive_text, "what": what}
 

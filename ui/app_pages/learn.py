@@ -12,7 +12,7 @@ from hce_engine.plotting import export
 from hce_engine.plotting import map as map_figs
 from hce_engine.plotting import siblings as sib_figs
 from hce_engine.plotting import tree as tree_figs
-from hce_engine.views.walkthrough import LOSS_LATEX, NO_TRAINED_RUN, SELF_STEP, STEPS, TEXT
+from hce_engine.views.walkthrough import LOSS_LATEX, NO_TRAINED_RUN, PSEUDO_PAIR, SELF_STEP, STEPS, TEXT
 from ui.common import (
     cached_teacher,
     friendly_errors,
@@ -27,8 +27,10 @@ ws = get_workspace()
 
 
 @st.cache_data(max_entries=32, ttl=900, show_spinner=False)
-def cached_view(_ws, workspace: str, run_id: int, doc_id: int | None, query: str | None, compare: int | None):
-    return views.siblings_view(_ws, run_id, doc_id=doc_id, query=query, compare_run=compare, max_siblings=12)
+def cached_view(_ws, workspace: str, run_id: int, doc_id: int | None, query: str | None, compare: int | None,
+                positive_text: str | None = None):
+    return views.siblings_view(_ws, run_id, doc_id=doc_id, query=query, compare_run=compare, max_siblings=12,
+                               positive_text=positive_text)
 
 
 def go(delta: int, steps: list[str]) -> None:
@@ -73,20 +75,28 @@ def show_map(run_id: int, level: int, key: str) -> None:
         poll()
 
 
-def example_pair(corpus: str) -> tuple[int | None, str | None, str]:
-    """The walkthrough's training pair (doc id, query text, description), chosen once per corpus."""
+def example_pair(corpus: str) -> tuple[int | None, str | None, str, str | None]:
+    """The walkthrough's training pair (doc id, query text, description, the positive's text when it is not the
+    stored document), chosen once per corpus. Without judged queries: a pseudo-query (a sentence of the
+    document, removed from it), as ICT and the self signal train."""
     judged = views.judged_queries(ws, corpus, limit=300)
     if judged:
         by_id = {q["query_id"]: q for q in judged}
         qid = st.selectbox("Example training pair (a query and its relevant document)", list(by_id),
                            key="learn_pair", format_func=lambda k: f"{by_id[k]['text'][:100]} ({by_id[k]['split']})")
         q = by_id[qid]
-        return q["doc_ids"][0], q["text"], "a judged query and its relevant document"
+        return q["doc_ids"][0], q["text"], "a judged query and its relevant document", None
     docs = views.find_documents(ws, corpus, "", limit=200)
     names = {int(r.doc_id): f"{r.title} [{r.ext_id}]" for r in docs.itertuples()}
-    doc = st.selectbox("Example document (no queries in this corpus: the document plays the query)", list(names),
-                       format_func=names.__getitem__, key="learn_doc")
-    return doc, None, "a document standing in for a query"
+    pseudo = {p["doc_id"]: p for p in views.pseudo_queries(ws, corpus, limit=len(names), doc_ids=list(names))}
+    ids = list(names)
+    first = next((i for i, d in enumerate(ids) if d in pseudo), 0)
+    doc = st.selectbox("Example document (no judged queries in this corpus: one of its sentences plays the query)",
+                       ids, index=first, format_func=names.__getitem__, key="learn_doc")
+    if doc in pseudo:
+        return doc, pseudo[doc]["query"], PSEUDO_PAIR, pseudo[doc]["doc_text"]
+    return doc, None, ("a document standing in for a query (it has a single sentence, so no pseudo-query: as its "
+                       "own query it is trivially found)"), None
 
 
 st.title("Learn: how HCE trains an encoder")
@@ -133,13 +143,14 @@ if corpus:
             show_map(start.run_id, level, "learn_map_2")
 
         elif step in steps[2:]:
-            doc_id, query, what = example_pair(corpus)
-            view = cached_view(ws, ws.path, start.run_id, doc_id, query, None) if step != SELF_STEP else {}
+            doc_id, query, what, positive_text = example_pair(corpus)
+            view = cached_view(ws, ws.path, start.run_id, doc_id, query, None, positive_text) \
+                if step != SELF_STEP else {}
             if step == STEPS[2]:
                 st.header(TEXT[step][0])
                 st.markdown(TEXT[step][1].format(what=what, depth=depth))
                 if query:
-                    st.markdown(f"**Query:** {md_escape(query)}")
+                    st.markdown(f"**{'Pseudo-query' if positive_text else 'Query'}:** {md_escape(query)}")
                 st.markdown(sib_figs.path_text(view, md_escape))
                 st.dataframe([{"level": p["level"], "node": p["label"], "documents": p["size"]} for p in view["path"]],
                              hide_index=True)
@@ -169,7 +180,7 @@ if corpus:
                 if after is None:
                     st.info(NO_TRAINED_RUN)
                 else:
-                    tv = cached_view(ws, ws.path, after.run_id, doc_id, query, start.run_id)
+                    tv = cached_view(ws, ws.path, after.run_id, doc_id, query, start.run_id, positive_text)
                     before_name, after_name = f"before #{start.run_id}", f"after #{after.run_id}"
                     st.markdown(TEXT[step][1])
                     st.plotly_chart(sib_figs.rank_summary_chart(tv, before_name, after_name), key="learn_ranks")
