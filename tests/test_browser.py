@@ -292,3 +292,76 @@ def test_unjudged_sample_trains_with_the_self_signal_and_shows_its_teacher(serve
             assert main.get_by_text("The judged queries decide").count() >= 1
         finally:
             ctx.close()
+
+
+#: In the page: the Map chart's node-label boxes (text of the label trace, or annotations on a WebGL map), the
+#: order of its traces, the plot area's and its container's widths and the points' horizontal extent.
+MAP_LABELS_JS = """() => {
+  const gd = document.querySelector('[data-testid="stMain"] .js-plotly-plot');
+  const box = (el) => { const r = el.getBoundingClientRect(); return [r.left, r.right, r.top, r.bottom]; };
+  const groups = [...gd.querySelectorAll('.scatterlayer g.trace')];
+  const names = groups.map((g) => g.__data__[0].trace.name);
+  const lab = groups[names.indexOf('node labels')];
+  const texts = lab ? [...lab.querySelectorAll('.textpoint text')] : [];
+  const notes = [...gd.querySelectorAll('.infolayer g.annotation')].map((a) => a.querySelector('.annotation-text-g'));
+  const star = groups[names.indexOf('query')];
+  const xs = [...gd.querySelectorAll('.scatterlayer .point')].map((p) => p.getBoundingClientRect().left);
+  const labels = texts.map((t) => [...box(t), t.textContent]).concat(notes.map((n) => [...box(n), n.textContent]));
+  return {names, labels,
+          star_after_labels: !!(lab && star && (lab.compareDocumentPosition(star) & Node.DOCUMENT_POSITION_FOLLOWING)),
+          plot: box(gd.querySelector('.nsewdrag')), container: gd.closest('[data-testid="stElementContainer"]')
+            .getBoundingClientRect().width, points: [Math.min(...xs), Math.max(...xs)]};
+}"""
+
+
+def label_overlaps(labels: list) -> list:
+    return [(a[4], b[4]) for i, a in enumerate(labels) for b in labels[i + 1:]
+            if a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]]
+
+
+def test_map_labels_never_overlap_and_the_query_is_drawn_above_them(server, tmp_path):
+    """The Map page at levels 1-3: the drawn label boxes are disjoint, the map takes its column's width, and a
+    placed query's star and hits come after the labels (drawn above them)."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as p:
+        ctx = p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=CHROMIUM,
+                                                   headless=True, args=ARGS, viewport={"width": 1400, "height": 1600})
+        try:
+            page = ctx.new_page()
+            page.goto(server, timeout=60_000)
+            settle(page)
+            page.get_by_text("Encoded by run #").wait_for(timeout=120_000)
+            open_page(page, "Map")
+            main = page.locator('[data-testid="stMain"]')
+            main.locator(".js-plotly-plot .textpoint text").first.wait_for(timeout=240_000)  # UMAP: once per app
+            os.makedirs(SHOTS, exist_ok=True)
+            for level in (1, 2, 3):
+                box = main.get_by_label("Colour by tree level", exact=True)
+                box.fill(str(level))
+                box.press("Enter")
+                settle(page)
+                page.wait_for_timeout(500)
+                drawn = page.evaluate(MAP_LABELS_JS)
+                page.screenshot(path=os.path.join(SHOTS, f"map-labels-level{level}.png"), full_page=True)
+                assert len(drawn["labels"]) >= 3, (level, drawn["labels"])
+                assert label_overlaps(drawn["labels"]) == [], (level, label_overlaps(drawn["labels"]))
+                left, right = drawn["plot"][:2]
+                assert right - left >= 0.95 * drawn["container"], drawn  # the chart takes its column's width
+                span = drawn["points"][1] - drawn["points"][0]
+                assert span >= 0.85 * (right - left), drawn  # and the points spread over it
+                assert all(left - 1 <= a[0] and a[1] <= right + 1 for a in drawn["labels"]), drawn["labels"]
+            query = main.get_by_label("Place a query on the map", exact=True)
+            query.fill("a program that never ends")
+            query.press("Enter")
+            main.get_by_text("Query hits").wait_for(timeout=60_000)
+            settle(page)
+            page.wait_for_timeout(500)
+            drawn = page.evaluate(MAP_LABELS_JS)
+            page.screenshot(path=os.path.join(SHOTS, "map-labels-query.png"), full_page=True)
+            names = drawn["names"]
+            assert names.index("node labels") < names.index("query hits") < names.index("query"), names
+            assert drawn["star_after_labels"]
+            assert label_overlaps(drawn["labels"]) == []
+            check(page, "Map")
+        finally:
+            ctx.close()

@@ -154,9 +154,10 @@ def test_map_figure_and_selection():
     assert all(isinstance(t, go.Scatter) for t in fig.data)
     docs = sorted(int(c[0]) for t in fig.data[:3] for c in t.customdata)
     assert docs == list(range(1, 31))
-    big = map_figs.map_figure(frame(1500, groups=40))
+    n = map_figs.GL_THRESHOLD + 1
+    big = map_figs.map_figure(frame(n, groups=40))
     assert len(big.data) == 1 and isinstance(big.data[0], go.Scattergl) and not big.data[0].showlegend
-    assert len(set(big.data[0].marker.color)) == 20 and len(big.data[0].x) == 1500
+    assert len(set(big.data[0].marker.color)) == 20 and len(big.data[0].x) == n
     # selection: customdata when present, else the figure's trace/point index
     t0 = fig.data[0]
     sel = {"selection": {"points": [{"curve_number": 0, "point_index": 1, "customdata": [int(t0.customdata[1][0])]},

@@ -203,11 +203,11 @@ def test_map_page(trained):
     ok(at)
     figs = charts(at)
     assert len(figs) == 2  # before | after, side by side
-    assert sum(n_points(t) for t in figs[1]["data"]) == 36
-    marks = [a for a in figs[1]["layout"].get("annotations", []) if a.get("name") == "label"]  # node labels
-    assert marks and all(a["text"].startswith("<b>") and not a["showarrow"] for a in marks)
+    assert sum(n_points(t) for t in figs[1]["data"] if t["name"] != "node labels") == 36
+    marks = [t for t in figs[1]["data"] if t["name"] == "node labels"]  # node labels: a text trace, no hover
+    assert len(marks) == 1 and marks[0]["mode"] == "text" and marks[0]["hoverinfo"] == "skip" and marks[0]["text"]
     at.toggle(key="map_labels").set_value(False).run()
-    assert not [a for a in charts(at)[1]["layout"].get("annotations", []) if a.get("name") == "label"]
+    assert not [t for t in charts(at)[1]["data"] if t["name"] == "node labels"]
     at.number_input(key="map_level").set_value(3).run()
     at.text_input(key="map_query").input("bake bread oven").run()
     ok(at)
@@ -284,7 +284,7 @@ def test_map_selection_lists_exports_and_becomes_a_corpus(populated, app_env):
     at = page("map").run()
     ok(at)
     fig = charts(at)[0]
-    doc_ids = [int(d[0]) for t in fig["data"] for d in t["customdata"]][:5]
+    doc_ids = [int(d[0]) for t in fig["data"] if "customdata" in t for d in t["customdata"]][:5]
     at.session_state["map_main"] = {"selection": {"points": [{"customdata": [d]} for d in doc_ids],
                                                   "box": [], "lasso": [], "point_indices": []}}
     at.run()

@@ -308,14 +308,22 @@ def test_map_labels_are_placed_biggest_first_without_overlap():
                          "label": f"topic {node} words"})
     frame = pd.DataFrame(rows)
     labels = map_labels(frame, width=600, height=400)
-    assert list(labels["node"]) == [1, 3, 5]  # 2 overlaps 1 (biggest wins); 4 has too few points
+    assert list(labels["node"]) == [1, 2, 3, 5]  # 4 has too few points
     assert labels["font_size"].is_monotonic_decreasing and labels["font_size"].between(11, 18).all()
     one = labels.iloc[0]
-    assert abs(one["x"] - frame[frame.node_at_level == 1]["x"].median()) < 1e-9 and one["size"] == 50
+    assert abs(one["node_x"] - frame[frame.node_at_level == 1]["x"].median()) < 1e-9 and one["size"] == 50
+    assert one["left"] >= 0 and abs(one["y"] - one["node_y"]) < 1e-9  # at the left edge: moved right to stay on the map
+    # 2 would overlap 1 (biggest wins): it is written beside its point instead, the boxes apart
+    two = labels.iloc[1]
+    assert (two["x"], two["y"]) != (two["node_x"], two["node_y"])
+    boxes = labels[["left", "right", "top", "bottom"]].to_numpy()
+    assert not any(a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]
+                   for i, a in enumerate(boxes) for b in boxes[i + 1:])
     assert len(map_labels(frame, max_labels=1)) == 1
     assert map_labels(frame.assign(label="")).empty
-    # the same frame drawn larger has room for the neighbour's label too
-    assert 2 in set(map_labels(frame, width=6000, height=4000)["node"])
+    # the same frame drawn larger has room for the neighbour's label at its own point
+    big = map_labels(frame, width=6000, height=4000).set_index("node")
+    assert np.allclose(big.loc[2, ["x", "y"]].astype(float), big.loc[2, ["node_x", "node_y"]].astype(float))
 
 
 def test_thinning_keeps_sparse_regions_and_selection_stays_exact():

@@ -13,8 +13,14 @@ PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
            "#dbdb8d", "#9edae5"]
 #: With more nodes than this, all points go in one trace coloured per node, without a legend.
 MAX_LEGEND = 20
-#: Above this many points WebGL (Scattergl) is used.
-GL_THRESHOLD = 1000
+#: Above this many points WebGL (Scattergl) is used (node labels are then annotations, see ``map_figure``).
+GL_THRESHOLD = 6000
+#: The narrowest plot width (px) labels are placed for by default (the Map page's map column is wider).
+LABEL_WIDTH = 640
+#: Name of the node-label trace (and of the label annotations on a WebGL map).
+LABEL_TRACE = "node labels"
+#: A white halo around label text, so it reads over the points.
+LABEL_HALO = "0 0 2px white, 0 0 2px white, 0 0 3px white, 0 0 4px white"
 #: Above this many points the hover shows the node label instead of the whole tree path.
 LIGHT_HOVER = 20000
 
@@ -33,24 +39,64 @@ def default_level(level_sizes: dict[int, int], wanted: int = 6) -> int:
     return next((lv for lv in levels if level_sizes[lv] >= wanted), levels[-1] if levels else 0)
 
 
+def _legend_height(names: list[str], width: float) -> float:
+    """Pixels a horizontal legend of ``names`` (font 11) takes at ``width``: entries packed in rows, each
+    entry's width over-estimated (bold metrics, 46 px for the symbol and gaps), 22 px per row."""
+    from ..views import map as views_map  # here: hce_engine.views imports this module
+    rows, used = 1, 0.0
+    for name in names:
+        w = views_map.text_width(html.unescape(name), 11) + 46
+        if used and used + w > width:
+            rows, used = rows + 1, 0.0
+        used += w
+    return rows * 22 + 12
+
+
+def _avoid_boxes(query: dict | None, relevant: pd.DataFrame | None, to_px) -> list[tuple[float, float, float, float]]:
+    """Pixel boxes (left, right, top, bottom; y down) of what labels must not cover: the query's star, its
+    hits' rings with the rank written above them, the judged query's relevant squares."""
+    from ..views import map as views_map
+    boxes = []
+    if query is not None:
+        px, py = to_px(query["x"], query["y"])
+        boxes.append((px - 14, px + 14, py - 14, py + 14))
+        for x, y, rank in zip(query["hits"]["x"], query["hits"]["y"], query["hits"]["rank"], strict=True):
+            px, py = to_px(x, y)
+            half = max(9.0, views_map.text_width(str(rank), 13) / 2 + 1)
+            boxes.append((px - half, px + half, py - 26, py + 9))
+    if relevant is not None:
+        for x, y in zip(relevant["x"], relevant["y"], strict=True):
+            px, py = to_px(x, y)
+            boxes.append((px - 10, px + 10, py - 10, py + 10))
+    return boxes
+
+
 def map_figure(frame: pd.DataFrame, query: dict | None = None, highlight: set[int] | None = None,
                title: str | None = None, height: int = 560, labels: pd.DataFrame | None = None,
-               relevant: pd.DataFrame | None = None) -> go.Figure:
+               relevant: pd.DataFrame | None = None, label_width: float = LABEL_WIDTH) -> go.Figure:
     """Scatter of a run's documents coloured by their node at the chosen level.
 
     Args:
         frame: ``map_frame(...)`` (doc_id, ext_id, title, x, y, node_at_level, label, path).
         query: ``place_query(...)`` result; its point (a star) and its hits (ringed) are drawn on top.
         highlight: doc ids to emphasise (others are faded), e.g. a selected node's documents.
-        labels: ``map_labels(...)``: node labels written on the map (annotations on a translucent white box,
-            sized by node).
+        labels: ``map_labels(...)`` or ``label_candidates(...)``: node labels written on the map. They are
+            placed again (:func:`hce_engine.views.map.place_labels`) for this figure's plot area, biggest node
+            first, no two overlapping and none over the query, its hits or the relevant squares. Drawn as a
+            text trace below the query's traces (annotations on a translucent white box when the points are
+            WebGL, which draws above every SVG trace).
         relevant: the placed query's judged relevant documents (frame rows: doc_id, title, x, y), drawn as
             green squares, so one sees whether they sit in the query's neighbourhood.
+        label_width: the narrowest plot width in pixels the labels are placed for: the figure takes its
+            container's width, and labels that do not overlap at a width do not at any larger one.
     Every document trace carries the doc id as ``customdata[0]``, so a box/lasso selection maps back to
-    documents with :func:`selected_doc_ids`.
+    documents with :func:`selected_doc_ids`. The axes span the points (no fixed aspect ratio), so the map fills
+    the width it is given.
     """
+    from ..views import map as views_map
     n = len(frame)
-    scatter: Any = go.Scattergl if n > GL_THRESHOLD else go.Scatter
+    gl = n > GL_THRESHOLD
+    scatter: Any = go.Scattergl if gl else go.Scatter
     fig = go.Figure()
     sizes = frame["node_at_level"].value_counts(sort=False) if n else pd.Series(dtype=int)
     order = sorted(sizes.index, key=lambda k: (-sizes[k], k))
@@ -69,42 +115,72 @@ def map_figure(frame: pd.DataFrame, query: dict | None = None, highlight: set[in
                        customdata=np.column_stack(cols),
                        hovertemplate="<b>%{customdata[1]}</b> [%{customdata[2]}]<br>%{customdata[3]}<extra></extra>")
 
+    legend: list[str] = []
     if len(order) <= MAX_LEGEND:  # one trace (and legend entry) per node
         for node in order:
             g = frame[frame["node_at_level"] == node]
-            fig.add_trace(trace(g, _short(f"{g['label'].iloc[0]} ({len(g)})", 50), colour[node], True, str(node)))
+            legend.append(_short(f"{g['label'].iloc[0]} ({len(g)})", 50))
+            fig.add_trace(trace(g, legend[-1], colour[node], True, str(node)))
     elif n:  # many nodes: a single trace, coloured per node, no legend
         fig.add_trace(trace(frame, f"{len(order)} nodes", frame["node_at_level"].map(colour).tolist(), False,
                             "docs"))
-    if labels is not None and len(labels):  # annotations: text on a translucent white box, above the points
-        for r in labels.itertuples():
-            fig.add_annotation(x=r.x, y=r.y, text=f"<b>{_short(r.label, 60)}</b>", showarrow=False,
-                               font={"size": int(r.font_size), "color": "#222"}, bgcolor="rgba(255,255,255,0.72)",
-                               borderpad=1, name="label")
+    # the geometry the labels are placed for: fixed axis ranges, the plot area's height exact, its width a floor
+    parts = [(frame["x"], frame["y"])]
+    if query is not None:
+        parts += [([query["x"]], [query["y"]]), (query["hits"]["x"], query["hits"]["y"])]
+        legend += ["query hits", "query"]
     if relevant is not None and len(relevant):
+        parts.append((relevant["x"], relevant["y"]))
+        legend.append("relevant (qrels)")
+    x0, x1, y0, y1 = views_map.map_ranges(*parts)
+    top = 40 if title else 10
+    bottom = _legend_height(legend, label_width) if legend and len(order) <= MAX_LEGEND else 10
+    plot_h = max(height - top - bottom, 50)
+    sx, sy = label_width / (x1 - x0), plot_h / (y1 - y0)
+    placed = None
+    if labels is not None and len(labels):
+        avoid = _avoid_boxes(query, relevant if relevant is not None and len(relevant) else None,
+                             lambda x, y: ((float(x) - x0) * sx, (y1 - float(y)) * sy))
+        placed = views_map.place_labels(labels, (x0, x1, y0, y1), label_width, plot_h, max_labels=len(labels),
+                                        avoid=avoid)
+    if placed is not None and len(placed) and not gl:  # a text trace, below the query's traces
+        texts = [_short(t, 60) for t in placed["label"]]
         fig.add_trace(go.Scatter(
+            x=placed["x"], y=placed["y"], mode="text", name=LABEL_TRACE, text=texts, textposition="middle center",
+            textfont={"size": placed["font_size"].astype(int).tolist(), "color": "#222", "family": views_map.LABEL_FONT,
+                      "weight": "bold", "shadow": LABEL_HALO},
+            selected={"textfont": {"color": "#222"}}, unselected={"textfont": {"color": "#222"}},
+            hoverinfo="skip", showlegend=False, cliponaxis=False))
+    elif placed is not None and len(placed):  # WebGL points cover SVG traces: annotations, which are above
+        for r in placed.itertuples():
+            fig.add_annotation(x=r.x, y=r.y, text=_short(str(r.label), 60), showarrow=False, name=LABEL_TRACE,
+                               font={"size": int(r.font_size), "color": "#222", "family": views_map.LABEL_FONT,
+                                     "weight": "bold"},
+                               bgcolor="rgba(255,255,255,0.72)", borderpad=1)
+    if relevant is not None and len(relevant):
+        fig.add_trace(scatter(
             x=relevant["x"], y=relevant["y"], mode="markers", name="relevant (qrels)",
             marker={"symbol": "square-open", "size": 15, "color": "#2ca02c", "line": {"width": 3}},
             customdata=np.column_stack([relevant["doc_id"].to_numpy(), relevant["title"].map(_short).to_numpy()]),
             hovertemplate="relevant: <b>%{customdata[1]}</b><extra></extra>"))
     if query is not None:
         hits = query["hits"]
-        fig.add_trace(go.Scatter(
+        fig.add_trace(scatter(
             x=hits["x"], y=hits["y"], mode="markers+text", name="query hits",
             text=[str(r) for r in hits["rank"]], textposition="top center",
             marker={"size": 13, "color": "rgba(0,0,0,0)", "line": {"color": "black", "width": 2}},
             customdata=np.column_stack([hits["doc_id"].to_numpy(), hits["title"].map(_short).to_numpy(),
                                         hits["score"].round(3).astype(str).to_numpy()]),
             hovertemplate="hit %{text}: <b>%{customdata[1]}</b><br>score %{customdata[2]}<extra></extra>"))
-        fig.add_trace(go.Scatter(
+        fig.add_trace(scatter(
             x=[query["x"]], y=[query["y"]], mode="markers", name="query",
             marker={"symbol": "star", "size": 22, "color": "gold", "line": {"color": "black", "width": 1.5}},
             hovertext=[_short(query["query"])], hovertemplate="query: %{hovertext}<extra></extra>"))
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False, scaleanchor="x", scaleratio=1)
-    fig.update_layout(title=title, height=height, dragmode="lasso", margin={"l": 0, "r": 0, "t": 40 if title else 10,
-                                                                            "b": 0},
-                      legend={"itemsizing": "constant", "font": {"size": 11}, "orientation": "h", "y": -0.02,
+    fig.update_xaxes(visible=False, range=[x0, x1])
+    fig.update_yaxes(visible=False, range=[y0, y1])
+    fig.update_layout(title=title, height=height, autosize=True, dragmode="lasso",
+                      margin={"l": 0, "r": 0, "t": top, "b": bottom, "autoexpand": False},
+                      legend={"itemsizing": "constant", "font": {"size": 11}, "orientation": "h", "y": -0.01,
                               "yanchor": "top"}, hovermode="closest")
     return fig
 

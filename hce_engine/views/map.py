@@ -96,22 +96,61 @@ def place_query(ws, run_id: int, query: str, k: int = 10, align_to: int | None =
             "hits": df}
 
 
-def map_labels(frame: pd.DataFrame, max_labels: int = 40, width: float = 900.0, height: float = 560.0,
-               min_points: int = 3) -> pd.DataFrame:
-    """Where to write each tree node's label on the map: at its documents' median point, biggest nodes
-    first, none overlapping.
+#: Font family of the map's node labels: Arial's metrics (Liberation Sans and Helvetica share them), which
+#: :func:`text_width` estimates; a browser without any of them falls back to a wider sans-serif.
+LABEL_FONT = 'Arial, "Liberation Sans", Helvetica, sans-serif'
+#: Advance widths of Arial Bold (1/1000 em) for ASCII; other characters are estimated in ``text_width``.
+_BOLD_WIDTHS = dict(zip(
+    " !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~",
+    [278, 333, 474, 556, 556, 889, 722, 238, 333, 333, 389, 584, 278, 333, 278, 278] + [556] * 10
+    + [333, 333, 584, 584, 584, 611, 975, 722, 722, 722, 722, 667, 611, 778, 722, 278, 556, 722, 611, 833, 722,
+       778, 667, 778, 722, 667, 611, 722, 667, 944, 667, 667, 611, 333, 278, 333, 584, 556, 333, 556, 611, 556,
+       611, 556, 333, 611, 611, 278, 278, 556, 278, 889, 611, 611, 611, 611, 389, 556, 333, 611, 556, 778, 556,
+       556, 500, 389, 280, 389, 584], strict=True))
+_BOLD_WIDTHS.update({"·": 278, "›": 333, "…": 1000, "–": 556, "—": 1000})
+#: Label boxes: the text's estimated width times this (font fallback, rendering), plus padding each side.
+WIDTH_SAFETY, PAD_X, PAD_Y, GAP = 1.08, 3.0, 2.0, 2.0
+#: The map's axes span the points plus this share of their range on each side.
+RANGE_PAD = 0.03
 
-    Args:
-        frame: :func:`map_frame` output (x, y, node_at_level, label).
-        max_labels: at most this many labels.
-        width, height: the drawing's size in pixels; label boxes are estimated in pixels (7 px per character
-            at 12 px, scaled with the font) and mapped to data units, so "no overlap" holds at that size.
-        min_points: nodes with fewer mapped documents get no label.
 
-    Returns:
-        DataFrame(node, label, x, y, size, font_size), one row per label placed, biggest node first.
-        ``font_size`` (11-18 px) grows with the square root of the node's share of the documents.
-    """
+def text_width(text: str, font_size: float) -> float:
+    """Estimated width in pixels of ``text`` in bold Arial at ``font_size`` px (an upper estimate for other
+    characters: wide East Asian ones a full em, other letters as a wide Latin one)."""
+    import unicodedata
+    units = 0
+    for ch in text:
+        w = _BOLD_WIDTHS.get(ch)
+        if w is None:
+            w = 1000 if unicodedata.east_asian_width(ch) in "WF" else (778 if ch.isupper() else 667)
+        units += w
+    return units / 1000.0 * font_size
+
+
+def label_size(text: str, font_size: float) -> tuple[float, float]:
+    """(width, height) in pixels of a label's box: its text with padding (the same on the map's annotations)."""
+    return text_width(text, font_size) * WIDTH_SAFETY + 2 * PAD_X, 1.3 * font_size + 2 * PAD_Y
+
+
+def map_ranges(*xy) -> tuple[float, float, float, float]:
+    """(x0, x1, y0, y1): the axes' ranges of a map drawing the given (x, y) arrays, ``RANGE_PAD`` each side."""
+    xs = np.concatenate([np.asarray(x, dtype=float).ravel() for x, _ in xy] + [np.zeros(0)])
+    ys = np.concatenate([np.asarray(y, dtype=float).ravel() for _, y in xy] + [np.zeros(0)])
+    xs, ys = xs[np.isfinite(xs)], ys[np.isfinite(ys)]
+    if not len(xs) or not len(ys):
+        return -1.0, 1.0, -1.0, 1.0
+    out = []
+    for v in (xs, ys):
+        lo, hi = float(v.min()), float(v.max())
+        pad = (hi - lo) * RANGE_PAD or 1.0
+        out += [lo - pad, hi + pad]
+    return out[0], out[1], out[2], out[3]
+
+
+def label_candidates(frame: pd.DataFrame, min_points: int = 3) -> pd.DataFrame:
+    """Every tree node's label with where it would go: DataFrame(node, label, x, y, size, font_size), the
+    node's documents' median point, biggest node first; ``font_size`` (11-18 px) grows with the square root
+    of the node's share of the documents. Nodes with fewer than ``min_points`` mapped documents are left out."""
     cols = ["node", "label", "x", "y", "size", "font_size"]
     have = frame[(frame["node_at_level"] >= 0) & (frame["label"] != "")]
     if have.empty:
@@ -120,24 +159,102 @@ def map_labels(frame: pd.DataFrame, max_labels: int = 40, width: float = 900.0, 
     stats = pd.DataFrame({"x": groups["x"].median(), "y": groups["y"].median(), "size": groups.size(),
                           "label": groups["label"].first()})
     stats = stats[stats["size"] >= min_points].sort_values(["size", "label"], ascending=[False, True])
-    xr = float(frame["x"].max() - frame["x"].min()) or 1.0
-    yr = float(frame["y"].max() - frame["y"].min()) or 1.0
     share = stats["size"] / max(int(stats["size"].sum()), 1)
     stats["font_size"] = np.clip(11 + 40 * np.sqrt(share), 11, 18).round().astype(int)
-    placed: list[tuple[float, float, float, float]] = []
+    stats["label"] = stats["label"].astype(str)
+    return stats.rename_axis("node").reset_index()[cols].astype({"node": int, "size": int, "font_size": int})
+
+
+def _shorter(label: str) -> list[str]:
+    """The label, then shorter forms of it: its " · "-separated terms dropped from the end."""
+    terms = label.split(" · ")
+    return [" · ".join(terms[:k]) for k in range(len(terms), 0, -1)]
+
+
+def place_labels(candidates: pd.DataFrame, ranges: tuple[float, float, float, float], width: float,
+                 height: float, max_labels: int = 40, avoid: list[tuple[float, float, float, float]] | None = None
+                 ) -> pd.DataFrame:
+    """Greedy placement of node labels in pixel space, biggest node first, no two boxes overlapping.
+
+    Each label tries its node's median point, then a little above, below, left and right of it, keeping its
+    box inside the drawing; if none is free it tries again with fewer terms ("a · b · c", "a · b", "a"), and is
+    left out if still none is. Boxes are :func:`label_size` plus ``GAP``.
+
+    Args:
+        candidates: :func:`label_candidates` rows (or :func:`place_labels` output: its ``full_label``,
+            ``node_x`` and ``node_y`` are used then, so placing again starts from the nodes themselves).
+        ranges: the axes' (x0, x1, y0, y1) (:func:`map_ranges`); width, height: the plot area in pixels. A
+            placement that holds at a width holds at any larger one (the boxes only shrink in data units).
+        avoid: pixel boxes (left, right, top, bottom) no label may cover (a placed query, its hits).
+
+    Returns:
+        DataFrame(node, label, x, y, size, font_size, full_label, node_x, node_y, left, right, top, bottom):
+        ``label`` as written (maybe shortened), (x, y) where it is written, the box in pixels (y down).
+    """
+    cols = ["node", "label", "x", "y", "size", "font_size", "full_label", "node_x", "node_y", "left", "right",
+            "top", "bottom"]
+    if candidates is None or not len(candidates):
+        return pd.DataFrame(columns=cols)
+    x0, x1, y0, y1 = ranges
+    sx, sy = width / ((x1 - x0) or 1.0), height / ((y1 - y0) or 1.0)
+    taken: list[tuple[float, float, float, float]] = [tuple(b) for b in (avoid or [])]  # type: ignore[misc]
+
+    def free(b: tuple[float, float, float, float]) -> bool:
+        return not any(b[0] < t[1] + GAP and t[0] < b[1] + GAP and b[2] < t[3] + GAP and t[2] < b[3] + GAP
+                       for t in taken)
+
     rows = []
-    for node, r in stats.iterrows():
-        w = len(str(r["label"])) * 0.58 * r["font_size"] / width * xr  # half-widths below
-        h = 1.3 * r["font_size"] / height * yr
-        box = (r["x"] - w / 2, r["x"] + w / 2, r["y"] - h / 2, r["y"] + h / 2)
-        if any(box[0] < b[1] and b[0] < box[1] and box[2] < b[3] and b[2] < box[3] for b in placed):
+    for r in candidates.to_dict("records"):
+        full = str(r.get("full_label", r["label"]))
+        nx, ny = float(r.get("node_x", r["x"])), float(r.get("node_y", r["y"]))
+        if not (np.isfinite(nx) and np.isfinite(ny)):
             continue
-        placed.append(box)
-        rows.append({"node": int(node), "label": str(r["label"]), "x": float(r["x"]), "y": float(r["y"]),
-                     "size": int(r["size"]), "font_size": int(r["font_size"])})
+        px, py = (nx - x0) * sx, (y1 - ny) * sy
+        fs = float(r["font_size"])
+        done = None
+        for text in _shorter(full):
+            w, h = label_size(text, fs)
+            if w > width or h > height:
+                continue
+            for dx, dy in ((0, 0), (0, -h), (0, h), (-w / 2, 0), (w / 2, 0), (0, -2 * h), (0, 2 * h)):
+                cx = min(max(px + dx, w / 2), width - w / 2)  # the box stays inside the drawing
+                cy = min(max(py + dy, h / 2), height - h / 2)
+                box = (cx - w / 2, cx + w / 2, cy - h / 2, cy + h / 2)
+                if free(box):
+                    done = (text, cx, cy, box)
+                    break
+            if done:
+                break
+        if done is None:
+            continue
+        text, cx, cy, box = done
+        taken.append(box)
+        rows.append({"node": int(r["node"]), "label": text, "x": x0 + cx / sx, "y": y1 - cy / sy,
+                     "size": int(r["size"]), "font_size": int(fs), "full_label": full, "node_x": nx, "node_y": ny,
+                     "left": box[0], "right": box[1], "top": box[2], "bottom": box[3]})
         if len(rows) >= max_labels:
             break
     return pd.DataFrame(rows, columns=cols)
+
+
+def map_labels(frame: pd.DataFrame, max_labels: int = 40, width: float = 900.0, height: float = 560.0,
+               min_points: int = 3) -> pd.DataFrame:
+    """Where to write each tree node's label on the map: near its documents' median point, biggest nodes
+    first, none overlapping (:func:`label_candidates` placed by :func:`place_labels` on axes spanning the
+    frame, :func:`map_ranges`).
+
+    Args:
+        frame: :func:`map_frame` output (x, y, node_at_level, label).
+        max_labels: at most this many labels.
+        width, height: the drawing's size in pixels ("no overlap" holds at that size and any larger one).
+            ``map_figure`` places the labels it is given again for its own plot area, its query and hits.
+        min_points: nodes with fewer mapped documents get no label.
+
+    Returns:
+        :func:`place_labels`' DataFrame (node, label, x, y, size, font_size, ...), biggest node first.
+    """
+    return place_labels(label_candidates(frame, min_points), map_ranges((frame["x"], frame["y"])), width, height,
+                        max_labels)
 
 
 #: Above this many documents the map draws a density-thinned sample (selection and search stay exact).

@@ -177,7 +177,8 @@ if corpus:
             fig = figs.map_figure(views.thin_for_display(frame), query=placed, labels=marks, relevant=relevant)
             chart, side = st.columns([3, 1])
             with chart:
-                event = st.plotly_chart(fig, on_select="rerun", selection_mode=("box", "lasso"), key="map_main")
+                event = st.plotly_chart(fig, on_select="rerun", selection_mode=("box", "lasso"), key="map_main",
+                                        width="stretch")
             with side:
                 show_metrics(runs, run_id, compare)
             download_html([("Map", fig)], run_id)
@@ -193,14 +194,17 @@ if corpus:
                 fig_b = figs.map_figure(views.thin_for_display(before), query=placed_b,
                                         title=f"before: {labels[compare]}", height=480,
                                         labels=views.map_labels(before, width=450, height=480) if show_labels else None,
-                                        relevant=before[before["doc_id"].isin(relevant_ids)] if relevant_ids else None)
-                event_b = st.plotly_chart(fig_b, on_select="rerun", selection_mode=("box", "lasso"), key="map_before")
+                                        relevant=before[before["doc_id"].isin(relevant_ids)] if relevant_ids else None,
+                                        label_width=420)
+                event_b = st.plotly_chart(fig_b, on_select="rerun", selection_mode=("box", "lasso"), key="map_before",
+                                          width="stretch")
             with right:
                 fig = figs.map_figure(views.thin_for_display(frame), query=placed,
                                       title=f"after: {labels[run_id]}", height=480,
                                       labels=views.map_labels(frame, width=450, height=480) if show_labels else None,
-                                      relevant=relevant)
-                event = st.plotly_chart(fig, on_select="rerun", selection_mode=("box", "lasso"), key="map_main")
+                                      relevant=relevant, label_width=420)
+                event = st.plotly_chart(fig, on_select="rerun", selection_mode=("box", "lasso"), key="map_main",
+                                        width="stretch")
             st.caption("The right map starts from the left one's layout and is rotated/scaled onto it, so "
                        "positions are comparable.")
             show_metrics(runs, run_id, compare)
