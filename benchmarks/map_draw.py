@@ -68,14 +68,17 @@ def draw_time(url: str, repeats: int, timeout: float) -> dict:
                 settle(page, timeout)
                 t0 = time.perf_counter()
                 page.locator('[data-testid="stSidebarNav"] a', has_text="Map").first.click()
-                page.locator('[data-testid="stMain"] .js-plotly-plot canvas').first.wait_for(timeout=timeout * 1000)
+                # points drawn: SVG markers (up to 6,000 points) or the WebGL canvas (above)
+                page.locator('[data-testid="stMain"] .js-plotly-plot .scatterlayer .point, '
+                             '[data-testid="stMain"] .js-plotly-plot canvas').first.wait_for(timeout=timeout * 1000)
                 settle(page, timeout)
                 times.append(time.perf_counter() - t0)
                 sent.append(max(frames) if frames else 0)
                 points = page.evaluate("""() => {const g = document.querySelector('[data-testid="stMain"] .js-plotly-plot');
                     return g ? g._fullData.filter(t => t.mode !== 'text').reduce((s, t) => s + (t._length || 0), 0)
                              : null}""")
-                labels = page.locator('[data-testid="stMain"] .js-plotly-plot .annotation-text').count()
+                labels = page.locator('[data-testid="stMain"] .js-plotly-plot .annotation-text, '
+                                      '[data-testid="stMain"] .js-plotly-plot .textpoint').count()
                 errors += page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]').count()
                 page.close()
         finally:

@@ -361,8 +361,9 @@ def test_upload_names_are_data_not_paths(tmp_path):
         def getbuffer(self):
             return memoryview(b"q1\tsome query\n")
 
-    for name, saved in (("../../etc/evil.tsv", "evil.tsv"), ("..", "queries.tsv"), ("a\\..\\b c;rm.tsv", "b c_rm.tsv"),
-                        (".hidden.jsonl", "hidden.jsonl"), ("my queries.jsonl", "my queries.jsonl")):
+    for name, saved in (("../../etc/evil.tsv", "evil.tsv"), ("..", "queries.tsv"), ("a\\..\\b c;rm.tsv", "b c;rm.tsv"),
+                        (".hidden.jsonl", "hidden.jsonl"), ("my queries.jsonl", "my queries.jsonl"),
+                        ("![f](x.png)\n.jsonl", "![f](x.png)_.jsonl")):
         folder = tmp_path / f"f{len(list(tmp_path.iterdir()))}"
         folder.mkdir()
         path = save_upload(Upload(name), str(folder), "queries.tsv")

@@ -353,7 +353,7 @@ def test_map_labels_never_overlap_and_the_query_is_drawn_above_them(server, tmp_
             query = main.get_by_label("Place a query on the map", exact=True)
             query.fill("a program that never ends")
             query.press("Enter")
-            main.get_by_text("Query hits").wait_for(timeout=60_000)
+            main.get_by_text("Query hits", exact=True).wait_for(timeout=60_000)
             settle(page)
             page.wait_for_timeout(500)
             drawn = page.evaluate(MAP_LABELS_JS)

@@ -48,11 +48,11 @@ def friendly_errors(action: str = ""):
 
 def save_upload(upload, folder: str, fallback: str) -> str:
     """Write an uploaded file into ``folder`` (a fresh temp folder) and return its path. The upload's name is
-    data, not a path: only its last component is kept, with anything but letters, digits, spaces, ``.``, ``-``
-    and ``_`` replaced and leading dots dropped (``fallback`` when nothing is left), so error messages still name
-    the file as the user knows it."""
+    data, not a path: only its last component is kept, control characters replaced and leading dots dropped
+    (``fallback`` when nothing is left); everything else stays, so error messages name the file as the user knows
+    it (and show it as text: ``friendly_errors`` escapes markdown)."""
     name = os.path.basename(str(upload.name or "").replace("\\", "/"))
-    name = re.sub(r"[^\w. -]", "_", name).lstrip(". ").rstrip()
+    name = re.sub(r"[\x00-\x1f\x7f]", "_", name).lstrip(". ").rstrip()
     stem, ext = os.path.splitext(name or fallback)
     path = os.path.join(folder, stem[:100] + ext[:10])
     with open(path, "wb") as f:
