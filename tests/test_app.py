@@ -350,6 +350,28 @@ def test_a_worse_run_is_never_the_default_column(app, toy_beir):
     assert app.selectbox(key="sib_run").value == good
 
 
+def test_a_lone_worse_run_is_not_the_default_column(app, toy_beir):
+    """When the only trained run came out worse, Search shows the starting encoder alone (as the Train page's
+    outcome says) and offers the run, named worse, to pick."""
+    from hce_engine.evaluation import check, outcome
+    app.run()
+    _toy(toy_beir)
+    bad = ws().train("toy", {"epochs": 1, "batch_size": 8, "siblings": 2, "branching": 3})
+    summary = ws().run(bad).summary
+    summary["outcome"] = outcome([check("judged queries (test)", "ndcg_at_10", 0.8, 0.5, 9)])
+    ws().store.update_run(bad, summary=summary)
+    goto(app, "search")
+    app.text_input(key="search_query").input("rocket launch").run()
+    assert not app.exception and not app.error
+    box = app.selectbox(key="search_trained_toy")
+    assert box.value is None and box.options == [ws().run(bad).label]
+    assert "worse than its start" in box.options[0]
+    assert any("came out worse than the starting encoder" in t for t in texts(app.info))
+    box.select(bad).run()
+    assert not app.exception and not app.error
+    assert any(f"run #{bad} ·" in t for t in texts(app.caption))
+
+
 def test_upload_names_are_data_not_paths(tmp_path):
     """An uploaded file lands in the given folder whatever its name says; the name stays readable."""
     from ui.common import save_upload

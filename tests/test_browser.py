@@ -36,9 +36,9 @@ def server(tmp_path, fake_model):
     yield from serve(tmp_path, fake_model, ["--sample"])
 
 
-def serve(tmp_path, fake_model, flags: list[str]):
+def serve(tmp_path, fake_model, flags: list[str], env: dict | None = None):
     port = free_port()
-    env = dict(os.environ, HCE_DEFAULT_MODEL=fake_model)
+    env = dict(os.environ, HCE_DEFAULT_MODEL=fake_model, **(env or {}))
     log = open(tmp_path / "app.log", "w")
     proc = subprocess.Popen([HCE, "--workspace", str(tmp_path / "ws"), "app", "--port", str(port), *flags],
                             env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(tmp_path))
@@ -59,9 +59,12 @@ def settle(page) -> None:
     app_browser.settle(page, TIMEOUT)
 
 
-def check(page, name: str) -> None:
+def check(page, name: str, shot: str | None = None) -> None:
+    """Screenshot the page (``shot``: the file's name, default NN-page.png) and fail on an exception box or an
+    st.error."""
     os.makedirs(SHOTS, exist_ok=True)
-    page.screenshot(path=os.path.join(SHOTS, f"{PAGES.index(name) + 1:02d}-{name.lower()}.png"), full_page=True)
+    shot = shot or f"{PAGES.index(name) + 1:02d}-{name.lower()}.png"
+    page.screenshot(path=os.path.join(SHOTS, shot), full_page=True)
     exceptions = page.locator('[data-testid="stException"]')
     assert exceptions.count() == 0, f"{name}: exception shown: {exceptions.first.inner_text()}"
     errors = page.locator('[data-testid="stAlertContentError"]')
@@ -294,10 +297,11 @@ def test_unjudged_sample_trains_with_the_self_signal_and_shows_its_teacher(serve
             ctx.close()
 
 
-#: In the page: the Map chart's node-label boxes (text of the label trace, or annotations on a WebGL map), the
-#: order of its traces, the plot area's and its container's widths and the points' horizontal extent.
-MAP_LABELS_JS = """() => {
-  const gd = document.querySelector('[data-testid="stMain"] .js-plotly-plot');
+#: In the page: the Map chart's (the ``i``-th chart's, default the first) node-label boxes (text of the label
+#: trace, or annotations on a WebGL map), the order of its traces, the plot area's and its container's widths
+#: and the points' horizontal extent.
+MAP_LABELS_JS = """(i) => {
+  const gd = document.querySelectorAll('[data-testid="stMain"] .js-plotly-plot')[i || 0];
   const box = (el) => { const r = el.getBoundingClientRect(); return [r.left, r.right, r.top, r.bottom]; };
   const groups = [...gd.querySelectorAll('.scatterlayer g.trace')];
   const names = groups.map((g) => g.__data__[0].trace.name);
@@ -319,6 +323,50 @@ def label_overlaps(labels: list) -> list:
             if a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]]
 
 
+def map_charts(page) -> list[dict]:
+    """:data:`MAP_LABELS_JS` of every chart on the Map page (two when a run is shown beside its start)."""
+    n = page.locator('[data-testid="stMain"] .js-plotly-plot').count()
+    return [page.evaluate(MAP_LABELS_JS, i) for i in range(n)]
+
+
+def map_at_level(page, level: int, shot: str) -> list[dict]:
+    """Colour the open Map page by tree ``level``, screenshot it as ``shot`` and read its charts' label boxes;
+    fails when two label boxes of one chart overlap."""
+    box = page.locator('[data-testid="stMain"]').get_by_label("Colour by tree level", exact=True)
+    box.fill(str(level))
+    box.press("Enter")
+    settle(page)
+    page.wait_for_timeout(500)
+    drawn = map_charts(page)
+    os.makedirs(SHOTS, exist_ok=True)
+    page.screenshot(path=os.path.join(SHOTS, shot), full_page=True)
+    assert drawn, f"level {level}: no chart drawn"
+    for i, chart in enumerate(drawn):
+        assert label_overlaps(chart["labels"]) == [], (level, i, label_overlaps(chart["labels"]))
+    return drawn
+
+
+def place_query_on_map(page, query: str, shot: str) -> list[dict]:
+    """Place ``query`` on the open Map page; on every chart its hits and its star come after the node labels
+    (drawn above them) and no two label boxes overlap."""
+    main = page.locator('[data-testid="stMain"]')
+    box = main.get_by_label("Place a query on the map", exact=True)
+    box.fill(query)
+    box.press("Enter")
+    main.get_by_text("Query hits", exact=True).wait_for(timeout=60_000)
+    settle(page)
+    page.wait_for_timeout(500)
+    drawn = map_charts(page)
+    page.screenshot(path=os.path.join(SHOTS, shot), full_page=True)
+    assert drawn, "no chart drawn"
+    for i, chart in enumerate(drawn):
+        names = chart["names"]
+        assert names.index("node labels") < names.index("query hits") < names.index("query"), (i, names)
+        assert chart["star_after_labels"], i
+        assert label_overlaps(chart["labels"]) == [], (i, label_overlaps(chart["labels"]))
+    return drawn
+
+
 def test_map_labels_never_overlap_and_the_query_is_drawn_above_them(server, tmp_path):
     """The Map page at levels 1-3: the drawn label boxes are disjoint, the map takes its column's width, and a
     placed query's star and hits come after the labels (drawn above them)."""
@@ -336,32 +384,212 @@ def test_map_labels_never_overlap_and_the_query_is_drawn_above_them(server, tmp_
             main.locator(".js-plotly-plot .textpoint text").first.wait_for(timeout=240_000)  # UMAP: once per app
             os.makedirs(SHOTS, exist_ok=True)
             for level in (1, 2, 3):
-                box = main.get_by_label("Colour by tree level", exact=True)
-                box.fill(str(level))
-                box.press("Enter")
-                settle(page)
-                page.wait_for_timeout(500)
-                drawn = page.evaluate(MAP_LABELS_JS)
-                page.screenshot(path=os.path.join(SHOTS, f"map-labels-level{level}.png"), full_page=True)
+                drawn = map_at_level(page, level, f"map-labels-level{level}.png")[0]
                 assert len(drawn["labels"]) >= 3, (level, drawn["labels"])
-                assert label_overlaps(drawn["labels"]) == [], (level, label_overlaps(drawn["labels"]))
                 left, right = drawn["plot"][:2]
                 assert right - left >= 0.95 * drawn["container"], drawn  # the chart takes its column's width
                 span = drawn["points"][1] - drawn["points"][0]
                 assert span >= 0.85 * (right - left), drawn  # and the points spread over it
                 assert all(left - 1 <= a[0] and a[1] <= right + 1 for a in drawn["labels"]), drawn["labels"]
-            query = main.get_by_label("Place a query on the map", exact=True)
-            query.fill("a program that never ends")
-            query.press("Enter")
-            main.get_by_text("Query hits", exact=True).wait_for(timeout=60_000)
-            settle(page)
-            page.wait_for_timeout(500)
-            drawn = page.evaluate(MAP_LABELS_JS)
-            page.screenshot(path=os.path.join(SHOTS, "map-labels-query.png"), full_page=True)
-            names = drawn["names"]
-            assert names.index("node labels") < names.index("query hits") < names.index("query"), names
-            assert drawn["star_after_labels"]
-            assert label_overlaps(drawn["labels"]) == []
+            place_query_on_map(page, "a program that never ends", "map-labels-query.png")
             check(page, "Map")
+        finally:
+            ctx.close()
+
+
+#: Imported by the app process (``PYTHONPATH``): while the file ``$HCE_TEST_ENCODE_GATE`` exists, an encode run
+#: by a background job holds after its first batch, so a test sees the encoding in progress however fast the fake
+#: encoder is (the sample takes it about a second); queries and page scripts are never held.
+ENCODE_GATE_HOOK = '''
+import os, threading, time
+from hce_engine.encoder import fake
+
+_encode = fake.FakeEncoder.encode
+
+
+def _held_encode(self, texts, batch_size=None, max_length=None, progress=None, cancel=None):
+    gate = os.environ.get("HCE_TEST_ENCODE_GATE")
+    if progress is None or not gate or not threading.current_thread().name.startswith("hce-"):
+        return _encode(self, texts, batch_size, max_length, progress, cancel)
+
+    def held(p):
+        progress(p)
+        while os.path.exists(gate):
+            time.sleep(0.1)
+    return _encode(self, texts, batch_size, max_length, held, cancel)
+
+
+fake.FakeEncoder.encode = _held_encode
+'''
+
+#: Words of the uploaded corpus's topics: its "abstracts" are sentences built from one topic's words each.
+TOPICS = {
+    "astronomy": ["planet", "orbit", "telescope", "galaxy", "star", "comet", "nebula", "gravity"],
+    "cooking": ["bread", "oven", "flour", "yeast", "dough", "butter", "recipe", "knead"],
+    "sailing": ["boat", "sail", "harbour", "wind", "keel", "anchor", "tide", "mast"],
+    "music": ["guitar", "chord", "melody", "rhythm", "song", "drum", "tempo", "scale"],
+    "medicine": ["vaccine", "immune", "antibody", "infection", "dose", "trial", "patient", "virus"],
+    "gardening": ["soil", "seed", "compost", "tomato", "root", "prune", "bloom", "watering"],
+}
+SENTENCES = ["We study how {a} relates to {b}.", "Results show the {a} improves {b} and {c}.",
+             "A survey of {a}, {b} and {c} in practice.", "The {a} of the {b} changes with the {c}.",
+             "We propose a new method for {a} based on {b}.", "Experiments on {c} confirm the role of {a}."]
+
+
+def abstracts_csv(n: int = 300, seed: int = 0) -> bytes:
+    """``n`` short abstracts as CSV (``id,title,text``, no queries): three sentences each about one topic."""
+    import csv
+    import io
+    import random
+    rng = random.Random(seed)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["id", "title", "text"])
+    topics = list(TOPICS)
+    for i in range(n):
+        words = TOPICS[topics[i % len(topics)]]
+
+        def fill(template: str, words: list[str] = words) -> str:
+            return template.format(**dict(zip("abc", rng.sample(words, 3), strict=True)))
+        text = " ".join(fill(rng.choice(SENTENCES)) for _ in range(3))
+        writer.writerow([f"abs-{i}", fill("{a} and {b}").capitalize(), text])
+    return out.getvalue().encode()
+
+
+def chosen(selectbox) -> str:
+    """What a selectbox shows as chosen (its combobox's value; its placeholder when nothing is)."""
+    box = selectbox.get_by_role("combobox")
+    return box.input_value() or box.get_attribute("placeholder") or ""
+
+
+@pytest.fixture
+def held_sample_server(tmp_path, fake_model):
+    """`hce app --sample` (as :func:`server`) whose first encode holds after its first batch until the test
+    removes the gate file; yields (URL, gate)."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(ENCODE_GATE_HOOK)
+    gate = tmp_path / "encode-gate"
+    gate.touch()
+    path = os.pathsep.join(p for p in (str(hook), os.environ.get("PYTHONPATH", "")) if p)
+    served = serve(tmp_path, fake_model, ["--sample"], {"PYTHONPATH": path, "HCE_TEST_ENCODE_GATE": str(gate)})
+    url = next(served)
+    try:
+        yield url, gate
+    finally:
+        gate.unlink(missing_ok=True)
+        served.close()
+
+
+def test_a_newcomers_first_hour(held_sample_server, tmp_path):
+    """One user's first hour: the sample encoding (Train and Tree show its progress), an uploaded CSV of 300
+    abstracts without queries imported and encoded, trained with the preset the Train page offers (unsupervised,
+    the self signal) until its outcome shows, searched (the trained column never defaults to a worse run), and
+    mapped at levels 1 to 3 (no two label boxes overlap; a placed query's star is drawn above the labels). No
+    page shows an exception or an error."""
+    import re
+    playwright = pytest.importorskip("playwright.sync_api")
+    url, gate = held_sample_server
+    shots = iter(range(1, 100))
+
+    def look(name: str, what: str) -> None:
+        check(page, name, f"newcomer-{next(shots):02d}-{what}.png")
+
+    with playwright.sync_playwright() as p:
+        ctx = p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=CHROMIUM,
+                                                   headless=True, args=ARGS, viewport={"width": 1400, "height": 1600})
+        try:
+            page = ctx.new_page()
+            main = page.locator('[data-testid="stMain"]')
+            page.goto(url, timeout=60_000)
+            settle(page)
+            main.get_by_text("Encoding jargon").wait_for(timeout=60_000)
+            look("Corpus", "corpus-encoding")
+
+            # 1. while the sample is being encoded: Train and Tree show its progress (and no dead end)
+            open_page(page, "Train")
+            main.get_by_text("training can start when it is done").wait_for(timeout=60_000)
+            main.get_by_test_id("stProgress").get_by_text("encoding the documents").wait_for(timeout=60_000)
+            assert main.get_by_role("button", name="Start training").is_disabled()
+            look("Train", "train-encoding")
+            open_page(page, "Tree")
+            main.get_by_text("its tree appears here when it is done").wait_for(timeout=60_000)
+            main.get_by_test_id("stProgress").get_by_text("encoding the documents").wait_for(timeout=60_000)
+            look("Tree", "tree-encoding")
+            gate.unlink()
+            # the Tree page draws the tree by itself when the encoding ends
+            main.get_by_text(re.compile(r"[\d,]+ documents · [\d,]+ leaf clusters")).wait_for(timeout=120_000)
+            settle(page)
+            look("Tree", "tree-encoded")
+
+            # 2. upload 300 abstracts without queries on the Corpus page and import them (encoded right away)
+            open_page(page, "Corpus")
+            main.get_by_text("Encoded by run #").wait_for(timeout=120_000)
+            adding = main.locator('[data-testid="stExpander"]', has_text="Add a corpus")
+            adding.locator("summary").first.click()
+            adding.locator('input[type="file"]').set_input_files(
+                files=[{"name": "abstracts.csv", "mimeType": "text/csv", "buffer": abstracts_csv()}])
+            settle(page)
+            adding.get_by_role("button", name="Import").click()
+            main.get_by_text("Imported abstracts (csv): the file is valid.").wait_for(timeout=60_000)
+            # the imported corpus is the current one (its picker, its statistics), encoded by its own run
+            assert chosen(main.get_by_test_id("stSelectbox").filter(has=page.get_by_text("Corpus", exact=True))) \
+                == "abstracts"
+            main.get_by_text(re.compile(r"Encoded by run #[2-9]: ready")).wait_for(timeout=120_000)
+            settle(page)
+            assert main.get_by_test_id("stMetric").filter(has_text="Documents").first.inner_text().endswith("300")
+            look("Corpus", "corpus-imported")
+
+            # 3. train with the preset the page offers a corpus without judged queries, until its outcome shows
+            open_page(page, "Train")
+            assert chosen(main.get_by_test_id("stSelectbox").filter(has=page.get_by_text("Corpus", exact=True))) \
+                == "abstracts"
+            preset = main.get_by_test_id("stRadio").filter(has_text="Preset")
+            assert preset.get_by_role("radio", name=re.compile("^unsupervised")).is_checked()
+            assert main.get_by_text("Signal self. No labels needed").count() == 1
+            look("Train", "train-offered")
+            main.get_by_role("button", name="Start training").click()
+            main.get_by_text("label-free checks").first.wait_for(timeout=300_000)
+            settle(page)
+            outcome = main.get_by_text("label-free checks").first.inner_text()
+            verdict = ("worse" if "Worse than the starting encoder" in outcome else
+                       "no better" if "No better than the starting encoder" in outcome else "better")
+            finished = main.get_by_test_id("stSelectbox").filter(has=page.get_by_text("Run", exact=True))
+            run_label = chosen(finished)
+            assert re.fullmatch(r"#\d+ self .*\)", run_label), run_label
+            run_id = int(run_label[1:].split()[0])
+            assert ("worse than its start" in run_label) == (verdict == "worse"), (run_label, verdict)
+            look("Train", "train-outcome")
+
+            # 4. search the corpus: the trained column shows the run unless it came out worse
+            search(page, "telescope and galaxy")
+            picker = main.get_by_test_id("stSelectbox").filter(has=page.get_by_text("Trained encoder", exact=True))
+            if verdict == "worse":
+                assert chosen(picker) != run_label
+                assert main.get_by_text(f"run #{run_id} · ▲/▼").count() == 0
+                picker.get_by_role("combobox").click()
+                page.keyboard.press("ArrowDown")
+                assert "worse than its start" in page.get_by_role("option").filter(has_text=f"#{run_id} ").inner_text()
+                page.keyboard.press("Escape")
+            else:
+                assert chosen(picker) == run_label
+                assert main.get_by_text(f"run #{run_id} · ▲/▼").count() == 1
+            assert main.get_by_text("score ").count() >= 20  # the starting encoder's column and BM25's at least
+            look("Search", "search")
+
+            # 5. the map at levels 1-3 (as deep as the corpus's tree goes): no two label boxes overlap; a query
+            open_page(page, "Map")
+            main.locator(".js-plotly-plot .textpoint text").first.wait_for(timeout=240_000)  # UMAP: once per app
+            settle(page)
+            depth = int(main.get_by_label("Colour by tree level", exact=True).get_attribute("max") or 3)
+            print(f"run #{run_id}: {verdict} ({run_label}); map depth {depth}")
+            for level in range(1, min(3, depth) + 1):  # 300 abstracts: a tree of depth 2 (b = 10)
+                shot = f"newcomer-{next(shots):02d}-map-level{level}.png"
+                drawn = map_at_level(page, level, shot)
+                assert all(len(chart["labels"]) >= 2 for chart in drawn), (level, [c["labels"] for c in drawn])
+                check(page, "Map", shot)
+            shot = f"newcomer-{next(shots):02d}-map-query.png"
+            place_query_on_map(page, "telescope and galaxy", shot)
+            check(page, "Map", shot)
         finally:
             ctx.close()

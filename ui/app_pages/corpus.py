@@ -26,9 +26,11 @@ ws = get_workspace()
 
 
 def select(name: str) -> None:
-    """Make ``name`` the current corpus on every page (before the picker below is drawn)."""
+    """Make ``name`` the current corpus on every page (before the picker below is drawn). The picker's own state
+    is set, not dropped: dropped, the browser's last value of the picker comes back on the rerun, so the picker
+    (and every page sharing it) stayed on the previous corpus."""
     st.session_state["corpus"] = name
-    st.session_state.pop("corpus_select", None)
+    st.session_state["corpus_select"] = name
 
 
 def load_sample() -> None:

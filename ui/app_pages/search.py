@@ -127,16 +127,19 @@ if base is None:
     st.stop()
 
 others = [r for r in ws.runs(corpus, status="done") if r.run_id != base]
-# newest trained run that is not worse than its start last = default (a worse one only when picked)
+# newest trained run that is not worse than its start last = default; when every trained run came out worse, none
+# (the starting encoder's column stands alone, as the Train page's outcome promises: a worse one only when picked)
 others.sort(key=lambda r: (r.kind == "train" and r.verdict != "worse", r.kind == "train", r.run_id))
+all_worse = bool(others) and others[-1].verdict == "worse"
 c1, c2, c3, c4 = st.columns([4, 2, 1, 2])
 examples = EXAMPLES.get(corpus, [])
 query = c1.text_input("Query", key="search_query", placeholder=f"e.g. {examples[0]}" if examples else
                       "type a query and press Enter")
 # keyed per corpus: a picker left empty by a corpus without trained runs must not stay empty after a switch
-trained = c2.selectbox("Trained encoder", [r.run_id for r in others], index=len(others) - 1 if others else None,
+trained = c2.selectbox("Trained encoder", [r.run_id for r in others],
+                       index=len(others) - 1 if others and not all_worse else None,
                        format_func={r.run_id: r.label for r in others}.__getitem__, key=f"search_trained_{corpus}",
-                       placeholder="no trained run yet")
+                       placeholder="none (worse than the start)" if all_worse else "no trained run yet")
 k = int(c3.number_input("Hits", min_value=1, max_value=100, value=10, key="search_k"))
 mode = c4.segmented_control("Encoder columns", ["dense", "hybrid"], default="dense", key="search_mode",
                             help="hybrid: each encoder's ranking fused with BM25 (normalised scores, the dense "
@@ -171,7 +174,10 @@ with cols[0]:
             show_route(base)
 with cols[1]:
     st.subheader("Trained encoder" + (" + BM25" if mode == "hybrid" else ""))
-    if trained is None:
+    if trained is None and all_worse:
+        st.info("Every trained run of this corpus came out worse than the starting encoder, so none is shown: pick "
+                "one above to compare it anyway, or train again on the **Train** page.")
+    elif trained is None:
         st.info("No trained run yet: train one on the **Train** page to compare it here.")
     else:
         with friendly_errors("Search"):
