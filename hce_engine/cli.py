@@ -59,12 +59,15 @@ def _fmt_metrics(m: dict) -> str:
 
 
 def cmd_import(ws, a) -> int:
+    rejudged: list[dict] = []
     if a.queries:
         report = ws.import_queries(a.name, a.queries, a.qrels, a.split)
+        if report.qrels:  # new judgements: every finished run is checked on them
+            rejudged = ws.rejudge(a.name, a.split)
     else:
         report = ws.import_corpus(a.path, name=a.name, id_col=a.id_col, title_col=a.title_col, text_col=a.text_col)
     if a.json:
-        print(json.dumps(report.to_dict()))
+        print(json.dumps({**report.to_dict(), **({"runs": rejudged} if a.queries else {})}))
     else:
         qrels = ", ".join(f"{s}: {n}" for s, n in report.qrels.items()) or "none"
         print(f"imported corpus {report.corpus!r} ({report.format}): {report.documents} documents, "
@@ -72,6 +75,7 @@ def cmd_import(ws, a) -> int:
         if report.empty_judged:
             print(f"  {report.empty_judged} judgements name an empty document: kept (they count in nDCG and "
                   "recall), though it cannot be retrieved")
+        _print_rejudged(rejudged)
     return 0
 
 
@@ -84,10 +88,15 @@ def cmd_judge(ws, a) -> int:
     print(f"judged query {saved['query_id']} ({saved['split']}): {len(saved['relevant'])} relevant, "
           f"{len(saved['not_relevant'])} not; {saved['judged_queries']} judged {saved['split']} queries in "
           f"{a.corpus!r}")
+    _print_rejudged(rejudged)
+    return 0
+
+
+def _print_rejudged(rejudged: list[dict]) -> None:
+    """Each run checked again on judged queries, with its verdict (and what it was, when it changed)."""
     for r in rejudged:
         change = r["after"] if r["after"] == r["before"] else f"{r['before']} -> {r['after']}"
-        print(f"  run #{r['run_id']}: {change}")
-    return 0
+        print(f"  run #{r['run_id']} checked on the judged queries: {change}")
 
 
 def cmd_corpora(ws, a) -> int:

@@ -98,6 +98,18 @@ def test_hce_judge(tmp_path, fake_model, monkeypatch, capsys):
     assert out["split"] == "train" and out["judged_queries"] == 1 and out["runs"] == []
     assert main([*ws, "judge", "--corpus", "notes", "--query", "x", "--relevant", "missing-doc"]) == 1
     assert "missing-doc" in capsys.readouterr().err
+    # a trained run is checked again when judgements arrive, by hce judge and by hce import --queries alike
+    assert main([*ws, "train", "--corpus", "notes", "--batch-size", "4", "--siblings", "2", "--branching", "3",
+                 "--epochs", "1", "--json"]) == 0
+    run = json.loads(capsys.readouterr().out)["run_id"]
+    assert main([*ws, "judge", "--corpus", "notes", "--query", "guitar chord", "--relevant", "music-0"]) == 0
+    assert f"run #{run} checked on the judged queries: " in capsys.readouterr().out
+    (tmp_path / "q.tsv").write_text("q1\trocket launch\n")
+    (tmp_path / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\nq1\tspace-0\t1\n")
+    assert main([*ws, "import", "--name", "notes", "--queries", str(tmp_path / "q.tsv"), "--qrels",
+                 str(tmp_path / "qrels.tsv"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["qrels"] == {"test": 1} and [r["run_id"] for r in out["runs"]] == [run]
 
 
 def test_search_page_saves_a_judged_query(tmp_path, fake_model, monkeypatch):
