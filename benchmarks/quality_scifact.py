@@ -73,7 +73,12 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="encoder folder (default: the bundled MiniLM)")
     ap.add_argument("--out", default=None)
     ap.add_argument("--resume", action="store_true", help="keep the rows already in --out and run the rest")
+    ap.add_argument("--markdown", metavar="RESULT", help="print a result file's rows as a markdown table and exit")
     a = ap.parse_args()
+    if a.markdown:
+        with open(a.markdown) as f:
+            print(markdown_table(json.load(f)))
+        return
     out_path = a.out or str(RESULTS / f"quality_scifact_{a.preset}.json")
     model = a.model or default_model_path()
     data = load_beir(a.data)
@@ -124,6 +129,31 @@ def main() -> None:
             write_result(out_path, result)
             del encoder
     print_table(result)
+
+
+def markdown_table(result: dict) -> str:
+    """A result file's rows as markdown: per row its seeds, nDCG@10 per seed and mean, R@10 and R@100 (means), the
+    difference of the mean to zero-shot and to in-batch, minutes per seed, and the file's commit."""
+    rows: dict[str, list[dict]] = {}
+    for r in result["rows"]:
+        rows.setdefault(r["row"], []).append(r)
+    mean = {name: float(np.mean([r["ndcg_at_10"] for r in rs])) for name, rs in rows.items()}
+    zero, inb = mean.get("zero-shot", float("nan")), mean.get("in-batch", float("nan"))
+    prov = result.get("provenance") or {}
+    clean = {True: "", False: " (tree not clean)", None: " (clean tree not recorded)"}[prov.get("clean_tree")]
+    commit = f"{prov.get('commit') or result.get('commit')}{clean}"
+    out = ["| row | seeds | nDCG@10 per seed | mean | R@10 | R@100 | − zero-shot | − in-batch | min per seed "
+           "| commit |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, rs in rows.items():
+        per_seed = " / ".join(f"{r['ndcg_at_10']:.4f}" for r in rs)
+        minutes = " / ".join(f"{r['seconds'] / 60:.1f}" for r in rs)
+        seeds = ", ".join(str(r["seed"]) for r in rs)
+        r10 = np.mean([r["recall_at_10"] for r in rs])
+        r100 = np.mean([r["recall_at_100"] for r in rs])
+        out.append(f"| {name} | {seeds} | {per_seed} | {mean[name]:.4f} | {r10:.4f} | {r100:.4f} | "
+                   f"{mean[name] - zero:+.4f} | {mean[name] - inb:+.4f} | {minutes} | {commit} |")
+    return "\n".join(out)
 
 
 def print_table(result: dict) -> None:

@@ -129,6 +129,9 @@ def test_quality_and_train_speed_smoke(tmp_path, fake_model):
     assert set(rows) == {"zero-shot", "in-batch", "hce"}
     assert rows["hce"]["n_train_pairs"] == 15 and rows["hce"]["outcome"] in ("unknown", "better", "no better",
                                                                               "worse")
+    table = run_script("quality_scifact.py", "--markdown", str(out)).stdout.splitlines()
+    assert [line.split(" | ")[0] for line in table[2:]] == ["| zero-shot", "| in-batch", "| hce"]
+    assert table[3].split(" | ")[7] == "+0.0000" and json.loads(out.read_text())["provenance"]["commit"] in table[2]
     speed = tmp_path / "speed.json"
     proc = run_script("train_speed.py", "--data", data, "--docs", "36", "--batch-size", "4", "--steps", "2",
                       "--levers", "main,bf16+sib128", "--model", fake_model, "--out", str(speed))
