@@ -71,3 +71,21 @@ def workspace(tmp_path, fake_model):
     ws = Workspace(str(tmp_path / "ws"), default_model=fake_model)
     yield ws
     ws.close()
+
+
+@pytest.fixture
+def app_env(tmp_path, fake_model, monkeypatch):
+    """Environment for the app: a fresh workspace folder (yielded), the fake model, no UMAP warm-up; the
+    workspace the app opened is closed afterwards."""
+    from ui.common import get_workspace
+    get_workspace.clear()
+    folder = str(tmp_path / "ws")
+    monkeypatch.setenv("HCE_WORKSPACE", folder)
+    monkeypatch.setenv("HCE_DEFAULT_MODEL", fake_model)
+    monkeypatch.setenv("HCE_WARM_UMAP", "0")
+    yield folder
+    try:
+        get_workspace().close()
+    except Exception:  # noqa: BLE001 - nothing was opened
+        pass
+    get_workspace.clear()

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 
 import pytest
 
@@ -28,6 +29,20 @@ pytestmark = [
 
 
 HCE = shutil.which("hce", path=os.path.dirname(sys.executable)) or "hce"
+VIEWPORT = {"width": 1400, "height": 1600}
+
+
+@contextmanager
+def chromium_page(tmp_path, viewport: dict | None = VIEWPORT):
+    """A page of headless chromium (a fresh profile under ``tmp_path``), closed afterwards."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as p:
+        ctx = p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=CHROMIUM,
+                                                   headless=True, args=ARGS, viewport=viewport)
+        try:
+            yield ctx.new_page()
+        finally:
+            ctx.close()
 
 
 @pytest.fixture
@@ -86,60 +101,46 @@ def search(page, query: str) -> None:
 
 
 def test_sample_app_end_to_end(server, tmp_path):
-    playwright = pytest.importorskip("playwright.sync_api")
     print(f"screenshots: {SHOTS}")
-    with playwright.sync_playwright() as p:
-        ctx = p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=CHROMIUM,
-                                                   headless=True, args=ARGS, viewport={"width": 1400, "height": 1600})
-        try:
-            page = ctx.new_page()
-            page.goto(server, timeout=60_000)
-            settle(page)
-            # --sample imported the Jargon File; the app encodes it in the background and reports when done.
-            page.get_by_text("Encoded by run #").wait_for(timeout=120_000)
-            settle(page)
-            check(page, "Corpus")
+    with chromium_page(tmp_path) as page:
+        page.goto(server, timeout=60_000)
+        settle(page)
+        # --sample imported the Jargon File; the app encodes it in the background and reports when done.
+        page.get_by_text("Encoded by run #").wait_for(timeout=120_000)
+        settle(page)
+        check(page, "Corpus")
 
-            search(page, "a program that never ends")
-            main = page.locator('[data-testid="stMain"]')
-            assert main.get_by_text("score ").count() == 20  # 10 dense + 10 BM25
-            # hybrid mode through the tree: fused hits say where they stood; the route lists the visited leaves
-            main.get_by_test_id("stButtonGroup").get_by_text("hybrid", exact=True).click()
-            main.get_by_text("Starting encoder + BM25").wait_for(timeout=60_000)
-            page.get_by_text("Search through the tree").click()
-            main.get_by_text("Tree route:").first.wait_for(timeout=60_000)
-            settle(page)
-            assert main.get_by_text("dense #").count() >= 1 and main.get_by_text("score ").count() == 20
-            # why this rank: pick a hit, the explain panel shows its path and its ranks
-            main.get_by_test_id("stSelectbox").filter(has_text="A hit to explain").get_by_role("combobox").click()
-            page.keyboard.press("ArrowDown")  # a react-aria combobox opens its list from the keyboard
-            page.get_by_role("option").first.click()
-            main.get_by_text("Its path through the tree").wait_for(timeout=60_000)
-            settle(page)
-            assert main.get_by_text("Words it shares with the query").count() == 1
-            check(page, "Search")
+        search(page, "a program that never ends")
+        main = page.locator('[data-testid="stMain"]')
+        assert main.get_by_text("score ").count() == 20  # 10 dense + 10 BM25
+        # hybrid mode through the tree: fused hits say where they stood; the route lists the visited leaves
+        main.get_by_test_id("stButtonGroup").get_by_text("hybrid", exact=True).click()
+        main.get_by_text("Starting encoder + BM25").wait_for(timeout=60_000)
+        page.get_by_text("Search through the tree").click()
+        main.get_by_text("Tree route:").first.wait_for(timeout=60_000)
+        settle(page)
+        assert main.get_by_text("dense #").count() >= 1 and main.get_by_text("score ").count() == 20
+        # why this rank: pick a hit, the explain panel shows its path and its ranks
+        main.get_by_test_id("stSelectbox").filter(has_text="A hit to explain").get_by_role("combobox").click()
+        page.keyboard.press("ArrowDown")  # a react-aria combobox opens its list from the keyboard
+        page.get_by_role("option").first.click()
+        main.get_by_text("Its path through the tree").wait_for(timeout=60_000)
+        settle(page)
+        assert main.get_by_text("Words it shares with the query").count() == 1
+        check(page, "Search")
 
-            for name in ("Train", "Tree", "Siblings", "Map", "Runs", "Learn"):
-                open_page(page, name)
-                check(page, name)
-        finally:
-            ctx.close()
+        for name in ("Train", "Tree", "Siblings", "Map", "Runs", "Learn"):
+            open_page(page, name)
+            check(page, name)
 
 
 def test_deep_link_as_first_request_runs_the_navigation(server, tmp_path):
     """Reloading a page's URL after restarting `hce app` must show the app's own menu (titles, not file names)."""
-    playwright = pytest.importorskip("playwright.sync_api")
-    with playwright.sync_playwright() as p:
-        ctx = p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=CHROMIUM,
-                                                   headless=True, args=ARGS)
-        try:
-            page = ctx.new_page()
-            page.goto(server + "/search", timeout=60_000)
-            settle(page)
-            nav = page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()
-            assert [t.split()[-1] for t in nav] == PAGES, nav  # inner text: "icon_name\n\nTitle"
-        finally:
-            ctx.close()
+    with chromium_page(tmp_path, viewport=None) as page:
+        page.goto(server + "/search", timeout=60_000)
+        settle(page)
+        nav = page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()
+        assert [t.split()[-1] for t in nav] == PAGES, nav  # inner text: "icon_name\n\nTitle"
 
 
 #: Markdown and HTML that must show as text: an image (the browser would fetch it), a link, raw HTML
@@ -169,49 +170,42 @@ def hostile_server(tmp_path, fake_model):
 def test_hostile_ids_titles_and_error_paths_show_as_text(hostile_server, tmp_path):
     """No page fetches an image or runs a script named by the data; an upload error names the hostile file as
     text; the map's hover labels stay text."""
-    playwright = pytest.importorskip("playwright.sync_api")
     requests: list[str] = []
-    with playwright.sync_playwright() as p:
-        ctx = p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=CHROMIUM,
-                                                   headless=True, args=ARGS, viewport={"width": 1400, "height": 1600})
-        try:
-            page = ctx.new_page()
-            page.on("request", lambda r: requests.append(r.url))
-            page.goto(hostile_server, timeout=60_000)
-            settle(page)
-            adding = page.locator('[data-testid="stExpander"]', has_text="Add a corpus")
-            adding.locator("summary").first.click()
-            adding.locator('input[type="file"]').set_input_files(
-                files=[{"name": HOSTILE_FILE, "mimeType": "application/json", "buffer": b'{"_id": "a", "text": \n'}])
-            settle(page)
-            adding.get_by_role("button", name="Import").click()
-            page.get_by_text("malformed JSON").wait_for(timeout=30_000)
-            settle(page)
-            assert page.locator('[data-testid="stAlertContentError"]').get_by_text(HOSTILE_FILE).count() == 1
+    with chromium_page(tmp_path) as page:
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(hostile_server, timeout=60_000)
+        settle(page)
+        adding = page.locator('[data-testid="stExpander"]', has_text="Add a corpus")
+        adding.locator("summary").first.click()
+        adding.locator('input[type="file"]').set_input_files(
+            files=[{"name": HOSTILE_FILE, "mimeType": "application/json", "buffer": b'{"_id": "a", "text": \n'}])
+        settle(page)
+        adding.get_by_role("button", name="Import").click()
+        page.get_by_text("malformed JSON").wait_for(timeout=30_000)
+        settle(page)
+        assert page.locator('[data-testid="stAlertContentError"]').get_by_text(HOSTILE_FILE).count() == 1
 
-            search(page, "bread oven flour")
-            main = page.locator('[data-testid="stMain"]')
-            assert main.get_by_text(HOSTILE_ID, exact=False).count() > 0  # the id, shown literally
-            assert main.get_by_text("<img src=", exact=False).count() > 0  # the title, shown literally
+        search(page, "bread oven flour")
+        main = page.locator('[data-testid="stMain"]')
+        assert main.get_by_text(HOSTILE_ID, exact=False).count() > 0  # the id, shown literally
+        assert main.get_by_text("<img src=", exact=False).count() > 0  # the title, shown literally
 
-            for name in ("Tree", "Siblings", "Map", "Runs", "Learn"):
-                open_page(page, name)
-                if name == "Map":
-                    page.wait_for_selector(".js-plotly-plot", timeout=120_000)
-                    box = page.locator(".js-plotly-plot").first.bounding_box()
-                    labels = []
-                    for fx in range(1, 10):
-                        for fy in range(1, 10):
-                            page.mouse.move(box["x"] + box["width"] * fx / 10, box["y"] + box["height"] * fy / 10)
-                            page.wait_for_timeout(30)
-                            hover = page.locator(".hoverlayer").first
-                            if hover.count() and (hover.text_content() or "").strip():
-                                labels.append(hover.text_content())
-                    assert any("<img" in t or "![id]" in t for t in labels), labels[:5]
-                    assert page.locator(".hoverlayer img, .hoverlayer a").count() == 0
-            assert page.evaluate("window.__hce_pwned === undefined")
-        finally:
-            ctx.close()
+        for name in ("Tree", "Siblings", "Map", "Runs", "Learn"):
+            open_page(page, name)
+            if name == "Map":
+                page.wait_for_selector(".js-plotly-plot", timeout=120_000)
+                box = page.locator(".js-plotly-plot").first.bounding_box()
+                labels = []
+                for fx in range(1, 10):
+                    for fy in range(1, 10):
+                        page.mouse.move(box["x"] + box["width"] * fx / 10, box["y"] + box["height"] * fy / 10)
+                        page.wait_for_timeout(30)
+                        hover = page.locator(".hoverlayer").first
+                        if hover.count() and (hover.text_content() or "").strip():
+                            labels.append(hover.text_content())
+                assert any("<img" in t or "![id]" in t for t in labels), labels[:5]
+                assert page.locator(".hoverlayer img, .hoverlayer a").count() == 0
+        assert page.evaluate("window.__hce_pwned === undefined")
     fetched = [u for u in requests if "127.0.0.1:9/" in u or "hostile-" in u or u.endswith("/t.png")]
     assert fetched == [], fetched
 
@@ -251,50 +245,43 @@ def test_unjudged_sample_trains_with_the_self_signal_and_shows_its_teacher(serve
     """The sample has no judged queries: the Train page offers the self signal, a run starts from its button,
     and the Siblings page and the Learn walkthrough show what the teacher taught it; a query judged on the
     Search page then checks the run on a real query."""
-    playwright = pytest.importorskip("playwright.sync_api")
-    with playwright.sync_playwright() as p:
-        ctx = p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=CHROMIUM,
-                                                   headless=True, args=ARGS, viewport={"width": 1400, "height": 1600})
-        try:
-            page = ctx.new_page()
-            page.goto(server, timeout=60_000)
-            settle(page)
-            page.get_by_text("Encoded by run #").wait_for(timeout=120_000)
-            open_page(page, "Train")
-            main = page.locator('[data-testid="stMain"]')
-            assert main.get_by_text("Signal self. No labels needed").count() == 1
-            main.get_by_role("button", name="Start training").click()
-            main.get_by_text("label-free checks").first.wait_for(timeout=240_000)
-            settle(page)
-            assert main.get_by_text("teacher agreement (held-out pseudo-queries)").count() >= 1
-            page.screenshot(path=os.path.join(SHOTS, "self-train.png"), full_page=True)
-            open_page(page, "Siblings")
-            main.get_by_text("Pseudo-query").first.wait_for(timeout=60_000)
-            settle(page)
-            check(page, "Siblings")
-            page.screenshot(path=os.path.join(SHOTS, "self-siblings.png"), full_page=True)
-            open_page(page, "Learn")
-            main.get_by_text("7 · The self signal", exact=True).click()
-            main.get_by_text("Learning without labels").wait_for(timeout=60_000)
-            settle(page)
-            check(page, "Learn")
-            page.screenshot(path=os.path.join(SHOTS, "self-learn.png"), full_page=True)
-            # judge one query: the run is checked again on it, and its verdict now rests on the judged query
-            search(page, "a program that never ends")
-            main.get_by_test_id("stMultiSelect").get_by_role("combobox").click()
-            page.keyboard.press("ArrowDown")
-            page.get_by_role("option").filter(has_text="[jargon-").first.click()  # not "select all"
-            page.keyboard.press("Escape")
-            main.get_by_role("button", name="Save judged query").click()
-            main.get_by_text("Saved judged-1: 1 relevant").wait_for(timeout=60_000)
-            settle(page)
-            check(page, "Search")
-            page.screenshot(path=os.path.join(SHOTS, "self-judged.png"), full_page=True)
-            open_page(page, "Train")
-            main.get_by_text("judged queries (test)").first.wait_for(timeout=60_000)
-            assert main.get_by_text("The judged queries decide").count() >= 1
-        finally:
-            ctx.close()
+    with chromium_page(tmp_path) as page:
+        page.goto(server, timeout=60_000)
+        settle(page)
+        page.get_by_text("Encoded by run #").wait_for(timeout=120_000)
+        open_page(page, "Train")
+        main = page.locator('[data-testid="stMain"]')
+        assert main.get_by_text("Signal self. No labels needed").count() == 1
+        main.get_by_role("button", name="Start training").click()
+        main.get_by_text("label-free checks").first.wait_for(timeout=240_000)
+        settle(page)
+        assert main.get_by_text("teacher agreement (held-out pseudo-queries)").count() >= 1
+        page.screenshot(path=os.path.join(SHOTS, "self-train.png"), full_page=True)
+        open_page(page, "Siblings")
+        main.get_by_text("Pseudo-query").first.wait_for(timeout=60_000)
+        settle(page)
+        check(page, "Siblings")
+        page.screenshot(path=os.path.join(SHOTS, "self-siblings.png"), full_page=True)
+        open_page(page, "Learn")
+        main.get_by_text("7 · The self signal", exact=True).click()
+        main.get_by_text("Learning without labels").wait_for(timeout=60_000)
+        settle(page)
+        check(page, "Learn")
+        page.screenshot(path=os.path.join(SHOTS, "self-learn.png"), full_page=True)
+        # judge one query: the run is checked again on it, and its verdict now rests on the judged query
+        search(page, "a program that never ends")
+        main.get_by_test_id("stMultiSelect").get_by_role("combobox").click()
+        page.keyboard.press("ArrowDown")
+        page.get_by_role("option").filter(has_text="[jargon-").first.click()  # not "select all"
+        page.keyboard.press("Escape")
+        main.get_by_role("button", name="Save judged query").click()
+        main.get_by_text("Saved judged-1: 1 relevant").wait_for(timeout=60_000)
+        settle(page)
+        check(page, "Search")
+        page.screenshot(path=os.path.join(SHOTS, "self-judged.png"), full_page=True)
+        open_page(page, "Train")
+        main.get_by_text("judged queries (test)").first.wait_for(timeout=60_000)
+        assert main.get_by_text("The judged queries decide").count() >= 1
 
 
 #: In the page: the Map chart's (the ``i``-th chart's, default the first) node-label boxes (text of the label
@@ -370,31 +357,24 @@ def place_query_on_map(page, query: str, shot: str) -> list[dict]:
 def test_map_labels_never_overlap_and_the_query_is_drawn_above_them(server, tmp_path):
     """The Map page at levels 1-3: the drawn label boxes are disjoint, the map takes its column's width, and a
     placed query's star and hits come after the labels (drawn above them)."""
-    playwright = pytest.importorskip("playwright.sync_api")
-    with playwright.sync_playwright() as p:
-        ctx = p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=CHROMIUM,
-                                                   headless=True, args=ARGS, viewport={"width": 1400, "height": 1600})
-        try:
-            page = ctx.new_page()
-            page.goto(server, timeout=60_000)
-            settle(page)
-            page.get_by_text("Encoded by run #").wait_for(timeout=120_000)
-            open_page(page, "Map")
-            main = page.locator('[data-testid="stMain"]')
-            main.locator(".js-plotly-plot .textpoint text").first.wait_for(timeout=240_000)  # UMAP: once per app
-            os.makedirs(SHOTS, exist_ok=True)
-            for level in (1, 2, 3):
-                drawn = map_at_level(page, level, f"map-labels-level{level}.png")[0]
-                assert len(drawn["labels"]) >= 3, (level, drawn["labels"])
-                left, right = drawn["plot"][:2]
-                assert right - left >= 0.95 * drawn["container"], drawn  # the chart takes its column's width
-                span = drawn["points"][1] - drawn["points"][0]
-                assert span >= 0.85 * (right - left), drawn  # and the points spread over it
-                assert all(left - 1 <= a[0] and a[1] <= right + 1 for a in drawn["labels"]), drawn["labels"]
-            place_query_on_map(page, "a program that never ends", "map-labels-query.png")
-            check(page, "Map")
-        finally:
-            ctx.close()
+    with chromium_page(tmp_path) as page:
+        page.goto(server, timeout=60_000)
+        settle(page)
+        page.get_by_text("Encoded by run #").wait_for(timeout=120_000)
+        open_page(page, "Map")
+        main = page.locator('[data-testid="stMain"]')
+        main.locator(".js-plotly-plot .textpoint text").first.wait_for(timeout=240_000)  # UMAP: once per app
+        os.makedirs(SHOTS, exist_ok=True)
+        for level in (1, 2, 3):
+            drawn = map_at_level(page, level, f"map-labels-level{level}.png")[0]
+            assert len(drawn["labels"]) >= 3, (level, drawn["labels"])
+            left, right = drawn["plot"][:2]
+            assert right - left >= 0.95 * drawn["container"], drawn  # the chart takes its column's width
+            span = drawn["points"][1] - drawn["points"][0]
+            assert span >= 0.85 * (right - left), drawn  # and the points spread over it
+            assert all(left - 1 <= a[0] and a[1] <= right + 1 for a in drawn["labels"]), drawn["labels"]
+        place_query_on_map(page, "a program that never ends", "map-labels-query.png")
+        check(page, "Map")
 
 
 #: Imported by the app process (``PYTHONPATH``): while the file ``$HCE_TEST_ENCODE_GATE`` exists, an encode run
@@ -488,108 +468,101 @@ def test_a_newcomers_first_hour(held_sample_server, tmp_path):
     mapped at levels 1 to 3 (no two label boxes overlap; a placed query's star is drawn above the labels). No
     page shows an exception or an error."""
     import re
-    playwright = pytest.importorskip("playwright.sync_api")
     url, gate = held_sample_server
     shots = iter(range(1, 100))
 
     def look(name: str, what: str) -> None:
         check(page, name, f"newcomer-{next(shots):02d}-{what}.png")
 
-    with playwright.sync_playwright() as p:
-        ctx = p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=CHROMIUM,
-                                                   headless=True, args=ARGS, viewport={"width": 1400, "height": 1600})
-        try:
-            page = ctx.new_page()
-            main = page.locator('[data-testid="stMain"]')
-            page.goto(url, timeout=60_000)
-            settle(page)
-            main.get_by_text("Encoding jargon").wait_for(timeout=60_000)
-            look("Corpus", "corpus-encoding")
+    with chromium_page(tmp_path) as page:
+        main = page.locator('[data-testid="stMain"]')
+        page.goto(url, timeout=60_000)
+        settle(page)
+        main.get_by_text("Encoding jargon").wait_for(timeout=60_000)
+        look("Corpus", "corpus-encoding")
 
-            # 1. while the sample is being encoded: Train and Tree show its progress (and no dead end)
-            open_page(page, "Train")
-            main.get_by_text("training can start when it is done").wait_for(timeout=60_000)
-            main.get_by_test_id("stProgress").get_by_text("encoding the documents").wait_for(timeout=60_000)
-            assert main.get_by_role("button", name="Start training").is_disabled()
-            look("Train", "train-encoding")
-            open_page(page, "Tree")
-            main.get_by_text("its tree appears here when it is done").wait_for(timeout=60_000)
-            main.get_by_test_id("stProgress").get_by_text("encoding the documents").wait_for(timeout=60_000)
-            look("Tree", "tree-encoding")
-            gate.unlink()
-            # the Tree page draws the tree by itself when the encoding ends
-            main.get_by_text(re.compile(r"[\d,]+ documents · [\d,]+ leaf clusters")).wait_for(timeout=120_000)
-            settle(page)
-            look("Tree", "tree-encoded")
+        # 1. while the sample is being encoded: Train and Tree show its progress (and no dead end)
+        open_page(page, "Train")
+        main.get_by_text("training can start when it is done").wait_for(timeout=60_000)
+        main.get_by_test_id("stProgress").get_by_text("encoding the documents").wait_for(timeout=60_000)
+        assert main.get_by_role("button", name="Start training").is_disabled()
+        look("Train", "train-encoding")
+        open_page(page, "Tree")
+        main.get_by_text("its tree appears here when it is done").wait_for(timeout=60_000)
+        main.get_by_test_id("stProgress").get_by_text("encoding the documents").wait_for(timeout=60_000)
+        look("Tree", "tree-encoding")
+        gate.unlink()
+        # the Tree page draws the tree by itself when the encoding ends
+        main.get_by_text(re.compile(r"[\d,]+ documents · [\d,]+ leaf clusters")).wait_for(timeout=120_000)
+        settle(page)
+        look("Tree", "tree-encoded")
 
-            # 2. upload 300 abstracts without queries on the Corpus page and import them (encoded right away)
-            open_page(page, "Corpus")
-            main.get_by_text("Encoded by run #").wait_for(timeout=120_000)
-            adding = main.locator('[data-testid="stExpander"]', has_text="Add a corpus")
-            adding.locator("summary").first.click()
-            adding.locator('input[type="file"]').set_input_files(
-                files=[{"name": "abstracts.csv", "mimeType": "text/csv", "buffer": abstracts_csv()}])
-            settle(page)
-            adding.get_by_role("button", name="Import").click()
-            main.get_by_text("Imported abstracts (csv): the file is valid.").wait_for(timeout=60_000)
-            # the imported corpus is the current one (its picker, its statistics), encoded by its own run
-            assert chosen(main.get_by_test_id("stSelectbox").filter(has=page.get_by_text("Corpus", exact=True))) \
-                == "abstracts"
-            main.get_by_text(re.compile(r"Encoded by run #[2-9]: ready")).wait_for(timeout=120_000)
-            settle(page)
-            assert main.get_by_test_id("stMetric").filter(has_text="Documents").first.inner_text().endswith("300")
-            look("Corpus", "corpus-imported")
+        # 2. upload 300 abstracts without queries on the Corpus page and import them (encoded right away)
+        open_page(page, "Corpus")
+        main.get_by_text("Encoded by run #").wait_for(timeout=120_000)
+        adding = main.locator('[data-testid="stExpander"]', has_text="Add a corpus")
+        adding.locator("summary").first.click()
+        adding.locator('input[type="file"]').set_input_files(
+            files=[{"name": "abstracts.csv", "mimeType": "text/csv", "buffer": abstracts_csv()}])
+        settle(page)
+        adding.get_by_role("button", name="Import").click()
+        main.get_by_text("Imported abstracts (csv): the file is valid.").wait_for(timeout=60_000)
+        # the imported corpus is the current one (its picker, its statistics), encoded by its own run
+        assert chosen(main.get_by_test_id("stSelectbox").filter(has=page.get_by_text("Corpus", exact=True))) \
+            == "abstracts"
+        main.get_by_text(re.compile(r"Encoded by run #[2-9]: ready")).wait_for(timeout=120_000)
+        settle(page)
+        assert main.get_by_test_id("stMetric").filter(has_text="Documents").first.inner_text().endswith("300")
+        look("Corpus", "corpus-imported")
 
-            # 3. train with the preset the page offers a corpus without judged queries, until its outcome shows
-            open_page(page, "Train")
-            assert chosen(main.get_by_test_id("stSelectbox").filter(has=page.get_by_text("Corpus", exact=True))) \
-                == "abstracts"
-            preset = main.get_by_test_id("stRadio").filter(has_text="Preset")
-            assert preset.get_by_role("radio", name=re.compile("^unsupervised")).is_checked()
-            assert main.get_by_text("Signal self. No labels needed").count() == 1
-            look("Train", "train-offered")
-            main.get_by_role("button", name="Start training").click()
-            main.get_by_text("label-free checks").first.wait_for(timeout=300_000)
-            settle(page)
-            outcome = main.get_by_text("label-free checks").first.inner_text()
-            verdict = ("worse" if "Worse than the starting encoder" in outcome else
-                       "no better" if "No better than the starting encoder" in outcome else "better")
-            finished = main.get_by_test_id("stSelectbox").filter(has=page.get_by_text("Run", exact=True))
-            run_label = chosen(finished)
-            assert re.fullmatch(r"#\d+ self .*\)", run_label), run_label
-            run_id = int(run_label[1:].split()[0])
-            assert ("worse than its start" in run_label) == (verdict == "worse"), (run_label, verdict)
-            look("Train", "train-outcome")
+        # 3. train with the preset the page offers a corpus without judged queries, until its outcome shows
+        open_page(page, "Train")
+        assert chosen(main.get_by_test_id("stSelectbox").filter(has=page.get_by_text("Corpus", exact=True))) \
+            == "abstracts"
+        preset = main.get_by_test_id("stRadio").filter(has_text="Preset")
+        assert preset.get_by_role("radio", name=re.compile("^unsupervised")).is_checked()
+        assert main.get_by_text("Signal self. No labels needed").count() == 1
+        look("Train", "train-offered")
+        main.get_by_role("button", name="Start training").click()
+        main.get_by_text("label-free checks").first.wait_for(timeout=300_000)
+        settle(page)
+        outcome = main.get_by_text("label-free checks").first.inner_text()
+        verdict = ("worse" if "Worse than the starting encoder" in outcome else
+                   "no better" if "No better than the starting encoder" in outcome else "better")
+        finished = main.get_by_test_id("stSelectbox").filter(has=page.get_by_text("Run", exact=True))
+        run_label = chosen(finished)
+        assert re.fullmatch(r"#\d+ self .*\)", run_label), run_label
+        run_id = int(run_label[1:].split()[0])
+        assert ("worse than its start" in run_label) == (verdict == "worse"), (run_label, verdict)
+        look("Train", "train-outcome")
 
-            # 4. search the corpus: the trained column shows the run unless it came out worse
-            search(page, "telescope and galaxy")
-            picker = main.get_by_test_id("stSelectbox").filter(has=page.get_by_text("Trained encoder", exact=True))
-            if verdict == "worse":
-                assert chosen(picker) != run_label
-                assert main.get_by_text(f"run #{run_id} · ▲/▼").count() == 0
-                picker.get_by_role("combobox").click()
-                page.keyboard.press("ArrowDown")
-                assert "worse than its start" in page.get_by_role("option").filter(has_text=f"#{run_id} ").inner_text()
-                page.keyboard.press("Escape")
-            else:
-                assert chosen(picker) == run_label
-                assert main.get_by_text(f"run #{run_id} · ▲/▼").count() == 1
-            assert main.get_by_text("score ").count() >= 20  # the starting encoder's column and BM25's at least
-            look("Search", "search")
+        # 4. search the corpus: the trained column shows the run unless it came out worse
+        search(page, "telescope and galaxy")
+        picker = main.get_by_test_id("stSelectbox").filter(has=page.get_by_text("Trained encoder", exact=True))
+        if verdict == "worse":
+            assert chosen(picker) != run_label
+            assert main.get_by_text(f"run #{run_id} · ▲/▼").count() == 0
+            picker.get_by_role("combobox").click()
+            page.keyboard.press("ArrowDown")
+            assert "worse than its start" in page.get_by_role("option").filter(has_text=f"#{run_id} ").inner_text()
+            page.keyboard.press("Escape")
+        else:
+            assert chosen(picker) == run_label
+            assert main.get_by_text(f"run #{run_id} · ▲/▼").count() == 1
+        assert main.get_by_text("score ").count() >= 20  # the starting encoder's column and BM25's at least
+        look("Search", "search")
 
-            # 5. the map at levels 1-3 (as deep as the corpus's tree goes): no two label boxes overlap; a query
-            open_page(page, "Map")
-            main.locator(".js-plotly-plot .textpoint text").first.wait_for(timeout=240_000)  # UMAP: once per app
-            settle(page)
-            depth = int(main.get_by_label("Colour by tree level", exact=True).get_attribute("max") or 3)
-            print(f"run #{run_id}: {verdict} ({run_label}); map depth {depth}")
-            for level in range(1, min(3, depth) + 1):  # 300 abstracts: a tree of depth 2 (b = 10)
-                shot = f"newcomer-{next(shots):02d}-map-level{level}.png"
-                drawn = map_at_level(page, level, shot)
-                assert all(len(chart["labels"]) >= 2 for chart in drawn), (level, [c["labels"] for c in drawn])
-                check(page, "Map", shot)
-            shot = f"newcomer-{next(shots):02d}-map-query.png"
-            place_query_on_map(page, "telescope and galaxy", shot)
+        # 5. the map at levels 1-3 (as deep as the corpus's tree goes): no two label boxes overlap; a query
+        open_page(page, "Map")
+        main.locator(".js-plotly-plot .textpoint text").first.wait_for(timeout=240_000)  # UMAP: once per app
+        settle(page)
+        depth = int(main.get_by_label("Colour by tree level", exact=True).get_attribute("max") or 3)
+        print(f"run #{run_id}: {verdict} ({run_label}); map depth {depth}")
+        for level in range(1, min(3, depth) + 1):  # 300 abstracts: a tree of depth 2 (b = 10)
+            shot = f"newcomer-{next(shots):02d}-map-level{level}.png"
+            drawn = map_at_level(page, level, shot)
+            assert all(len(chart["labels"]) >= 2 for chart in drawn), (level, [c["labels"] for c in drawn])
             check(page, "Map", shot)
-        finally:
-            ctx.close()
+        shot = f"newcomer-{next(shots):02d}-map-query.png"
+        place_query_on_map(page, "telescope and galaxy", shot)
+        check(page, "Map", shot)

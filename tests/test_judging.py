@@ -112,36 +112,27 @@ def test_hce_judge(tmp_path, fake_model, monkeypatch, capsys):
     assert out["qrels"] == {"test": 1} and [r["run_id"] for r in out["runs"]] == [run]
 
 
-def test_search_page_saves_a_judged_query(tmp_path, fake_model, monkeypatch):
+def test_search_page_saves_a_judged_query(app_env, tmp_path):
     from hce_engine import Workspace
     from ui.common import get_workspace
-    get_workspace.clear()
-    folder = str(tmp_path / "ws")
-    monkeypatch.setenv("HCE_WORKSPACE", folder)
-    monkeypatch.setenv("HCE_DEFAULT_MODEL", fake_model)
-    monkeypatch.setenv("HCE_WARM_UMAP", "0")
-    ws = Workspace(folder)
+    ws = Workspace(app_env)
     ws.import_corpus(_documents_only(tmp_path), name="notes")
     ws.encode("notes", branching=3)
     ws.close()
-    try:
-        app = AppTest.from_file(os.path.join(os.path.dirname(__file__), "..", "ui", "app_pages", "search.py"),
-                                default_timeout=60)
-        app.run()
-        app.text_input(key="search_query").input("rocket launch").run()
-        assert not app.exception and not app.error
-        assert "Judge these results" in [s.value for s in app.subheader]
-        box = app.multiselect(key="judge_relevant_test_rocket launch")
-        first = box.options[0]
-        assert "[space-" in first
-        box.select(first.split("[")[-1].rstrip("]"))
-        app.button(key="judge_save").click().run()
-        assert not app.exception and not app.error, [e.value for e in app.error]
-        [ok] = [s.value for s in app.success]
-        assert ok.startswith("Saved judged-1: 1 relevant")
-        assert "This corpus has 1 judged test query." in [c.value for c in app.caption]
-        judged = get_workspace().judgements("notes", "rocket launch")
-        assert sum(v > 0 for v in judged.values()) == 1 and len(judged) > 1  # the other hits: seen, not relevant
-    finally:
-        get_workspace().close()
-        get_workspace.clear()
+    app = AppTest.from_file(os.path.join(os.path.dirname(__file__), "..", "ui", "app_pages", "search.py"),
+                            default_timeout=60)
+    app.run()
+    app.text_input(key="search_query").input("rocket launch").run()
+    assert not app.exception and not app.error
+    assert "Judge these results" in [s.value for s in app.subheader]
+    box = app.multiselect(key="judge_relevant_test_rocket launch")
+    first = box.options[0]
+    assert "[space-" in first
+    box.select(first.split("[")[-1].rstrip("]"))
+    app.button(key="judge_save").click().run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    [ok] = [s.value for s in app.success]
+    assert ok.startswith("Saved judged-1: 1 relevant")
+    assert "This corpus has 1 judged test query." in [c.value for c in app.caption]
+    judged = get_workspace().judgements("notes", "rocket launch")
+    assert sum(v > 0 for v in judged.values()) == 1 and len(judged) > 1  # the other hits: seen, not relevant

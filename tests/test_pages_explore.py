@@ -47,26 +47,6 @@ def app_workspace():
     return get_workspace()
 
 
-def _close_app_workspace() -> None:
-    from ui.common import get_workspace
-    try:
-        get_workspace().close()
-    except Exception:  # noqa: BLE001 - nothing was opened
-        pass
-    get_workspace.clear()
-
-
-@pytest.fixture
-def app_env(tmp_path, fake_model, monkeypatch):
-    """Environment for the app: a fresh workspace folder, the fake model, no UMAP warm-up."""
-    from ui.common import get_workspace
-    get_workspace.clear()
-    folder = str(tmp_path / "ws")
-    monkeypatch.setenv("HCE_WORKSPACE", folder)
-    monkeypatch.setenv("HCE_DEFAULT_MODEL", fake_model)
-    monkeypatch.setenv("HCE_WARM_UMAP", "0")
-    yield folder
-    _close_app_workspace()
 
 
 def _store_projection(ws, run: int) -> None:
