@@ -290,7 +290,6 @@ class TrainingVerbs(WorkspaceBase):
         Returns ``[{"run_id", "before", "after"}]``: each run's verdict before and after.
         """
         from ..evaluation.outcome import JUDGED_CHECK
-        from ..training import TrainConfig
         cid = self.store.corpus_id(corpus)
         out: list[dict] = []
         memo: dict = {}
@@ -303,10 +302,10 @@ class TrainingVerbs(WorkspaceBase):
                 continue  # its starting run was deleted: nothing to compare against
             before = summary.get("outcome", {})
             kept = [c for c in before.get("checks", []) if not c["name"].startswith(JUDGED_CHECK)]
-            cfg = TrainConfig.from_dict(r.config_dict)
             reuse = {s: v for s, v in (summary.get("judged") or {}).items() if s != split} if split else None
             summary.pop("test", None)
-            summary.update(self._judge(corpus, cid, cfg, int(base), r.run_id, kept, lambda *_: None, reuse, memo))
+            summary.update(self._judge(corpus, cid, r.config, int(base), r.run_id, kept, lambda *_: None, reuse,
+                                       memo))
             self.store.update_run(r.run_id, summary=summary)
             out.append({"run_id": r.run_id, "before": before.get("verdict", "unknown"),
                         "after": summary["outcome"]["verdict"]})
