@@ -106,6 +106,8 @@ def main() -> None:
                 zero_vecs = encoder.encode(texts, max_length=DOC_LEN)
                 vecs = zero_vecs
             else:
+                if zero_vecs is None and "zero-shot" in a.rows.split(","):  # resumed after the zero-shot row:
+                    zero_vecs = encoder.encode(texts, max_length=DOC_LEN)   # the same first tree as a full run
                 cfg = TrainConfig.preset(a.preset, seed=seed, device=a.device, model=model, **ROWS[row])
                 pairs = sup
                 if cfg.signal == "ict":
