@@ -23,6 +23,7 @@ PAGES = [
     ("search", "Search", ":material/search:"),
     ("runs", "Runs", ":material/table_chart:"),
     ("learn", "Learn", ":material/school:"),
+    ("experiments", "Experiments", ":material/science:"),
 ]
 
 # After the sys.path line above, which lets them import (hence E402).

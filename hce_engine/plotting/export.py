@@ -15,7 +15,7 @@ import html as _html
 import re
 from typing import Any, Sequence
 
-__all__ = ["page_html", "map_html", "tree_html", "learn_html"]
+__all__ = ["page_html", "map_html", "tree_html", "learn_html", "experiment_html"]
 
 
 def _markdown(text: str) -> str:
@@ -159,3 +159,38 @@ def learn_html(ws, corpus: str) -> str:
     return page_html(f"How HCE trains an encoder: {corpus}", secs,
                      note=f"The HCE Explorer walkthrough on corpus {corpus!r}, starting encoder run {start}"
                           + (f", trained run {after}" if after else "") + ".")
+
+
+def experiment_html(ws, experiment_id: int, n_boot: int = 10000, results: dict | None = None) -> str:
+    """An experiment's report as one offline page: its spec and provenance, the results table, the verdicts,
+    the headline metric per arm, the recall@k curves and one per-query scatter per arm against the control.
+    ``results``: ``ws.experiment_results(experiment_id)`` when the caller has it already (else measured)."""
+    from ..experiments import RECIPES
+    from .experiments import metric_figure, recall_figure, results_table, scatter_figure
+    res = results if results is not None else ws.experiment_results(experiment_id, n_boot=n_boot)
+    spec, made = res["spec"], (res.get("provenance") or {}).get("created") or {}
+    arms = "; ".join(f"{arm}: " + (", ".join(f"{k}={v}" for k, v in values.items()) or "the preset unchanged")
+                     for arm, values in spec["arms"].items())
+    shared = ", ".join(f"{k}={v}" for k, v in spec["settings"].items()) or "none"
+    commit = made.get("commit") or "unknown"
+    tree = made.get("clean_tree")
+    clean = "clean checkout" if tree is True else "uncommitted changes" if tree is False else "checkout state unknown"
+    note = (f"Experiment {res['experiment_id']} on corpus {spec['corpus']!r}: preset {spec['preset'] or 'default'}, "
+            f"shared settings {shared}; arms {arms}; seeds {', '.join(map(str, spec['seeds']))}; compared on the "
+            f"{spec['split']!r} split ({res['queries']} judged queries) against the control {spec['control']!r}. "
+            f"{res['status']['done']} of {res['status']['total']} runs finished. Code: commit {commit} "
+            f"({clean}), recorded {made.get('recorded') or 'unknown'}.")
+    secs: list[tuple[str, Any]] = []
+    if spec.get("recipe") in RECIPES:
+        secs.append(("What it shows", RECIPES[spec["recipe"]].shows))
+    table = results_table(res).round(4)
+    secs.append(("Results (mean over seeds; differences paired by query)",
+                 table.astype(object).where(table.notna(), "—")))
+    verdicts = [c["verdict"] for c in res["comparisons"]]
+    secs.append(("Verdicts", "\n\n".join(verdicts) if verdicts else
+                 "No comparison yet: the control and another arm need a finished run of the same seed."))
+    secs.append(("", metric_figure(res)))
+    secs.append(("", recall_figure(res)))
+    for c in res["comparisons"]:
+        secs.append(("", scatter_figure(res, c["arm"])))
+    return page_html(f"HCE experiment: {res['name']}", secs, note=note)
