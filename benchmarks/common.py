@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -29,6 +27,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from hce_engine import provenance  # noqa: E402 - needs the repository on sys.path
 
 RESULTS = HERE / "results"
 #: SciFact in BEIR layout (corpus.jsonl, queries.jsonl, qrels/{train,test}.tsv; CC BY-NC 2.0), or $HCE_SCIFACT.
@@ -185,51 +185,7 @@ def pct(xs, q) -> float:
 
 
 # ------------------------------------------------------------------------------------------ results
-def git_commit() -> str | None:
-    """The repository's short HEAD commit, or None outside a git checkout."""
-    try:
-        out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
-
-
-def clean_tree() -> bool:
-    """Whether the checkout has no uncommitted change to a tracked file (so its commit names the code that ran)."""
-    try:
-        out = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-                             capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return out.returncode == 0 and not out.stdout.strip()
-
-
-def _cpu_model() -> str | None:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), None)
-    except OSError:
-        return None
-
-
-def machine() -> dict:
-    """Where and when a number was measured: CPU model and cores (all, and usable by this process), torch
-    threads, bf16 support, the GPU (None on CPU), versions, load average, git commit and date."""
-    import torch
-
-    from hce_engine.precision import cpu_has_fast_bf16
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    return {"cpu_model": _cpu_model(), "cpus": os.cpu_count(), "usable_cpus": usable,
-            "torch_threads": torch.get_num_threads(), "fast_bf16": cpu_has_fast_bf16(),
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "platform": platform.platform(), "machine": platform.machine(), "processor": platform.processor(),
-            "python": platform.python_version(), "torch": torch.__version__,
-            "load_avg": [round(v, 2) for v in os.getloadavg()], "commit": git_commit(),
-            "clean_tree": clean_tree(), "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+git_commit, clean_tree, machine = provenance.git_commit, provenance.clean_tree, provenance.machine
 
 
 #: When this process started (every result file records it with the command that wrote it).

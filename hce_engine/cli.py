@@ -663,6 +663,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("runs", parents=[as_json], help="list runs with status and metrics")
     s.add_argument("--corpus")
     s.set_defaults(func=cmd_runs)
+
+    from .cli_experiments import add_parser as add_experiment_parser
+    add_experiment_parser(sub, as_json)
     return p
 
 

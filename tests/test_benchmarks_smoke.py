@@ -203,3 +203,21 @@ def test_unsupervised_smoke(tmp_path):
             assert 0 <= m["start"]["dense"]["ndcg_at_10"] <= 1 and 0 <= m["trained"]["hybrid"]["ndcg_at_10"] <= 1
     table = run_script("unsupervised.py", "--markdown", str(out)).stdout
     assert table.count("\n| self | 0 |") == 1 and "| ict | 0 |" in table
+
+
+def test_experiments_smoke(tmp_path):
+    """The recipes benchmark: runs a recipe through the engine, writes results with provenance, a plot and
+    markdown that the --markdown mode prints again from the file."""
+    out = tmp_path / "exp.json"
+    proc = run_script("experiments.py", "--smoke", "--recipes", "negatives,coherence", "--seeds", "0", "1",
+                      "--boot", "100", "--work", str(tmp_path / "w"), "--out", str(out))
+    data = json.loads(out.read_text())
+    assert data["provenance"]["commit"] and set(data["recipes"]) == {"negatives", "coherence"}
+    neg = data["recipes"]["negatives"]
+    assert [a["arm"] for a in neg["arms"]] == ["random", "siblings", "in-batch"]
+    assert [c["arm"] for c in neg["comparisons"]] == ["siblings", "in-batch"] and neg["queries"] == 20
+    assert all(len(r["ndcg_at_10"]) == 20 and r["provenance"]["commit"] for r in neg["runs"].values())
+    assert "subtrees" in data["recipes"]["coherence"]["coherence"]
+    assert (tmp_path / "exp_negatives.png").stat().st_size > 1000
+    again = run_script("experiments.py", "--markdown", str(out)).stdout
+    assert "| siblings | 2 |" in again and again in proc.stdout

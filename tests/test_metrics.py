@@ -39,10 +39,11 @@ def test_hand_computed_values():
     assert q1["recall_at_10"] == pytest.approx(2 / 3)
     assert q1["recall_at_100"] == pytest.approx(2 / 3)
     assert q1["mrr_at_10"] == pytest.approx(1 / 3)
+    assert q1["recall_at_1"] == 0.0
     assert res["per_query"]["q2"] == {
-        "ndcg_at_10": 0.0, "recall_at_10": 0.0, "recall_at_100": 1.0, "mrr_at_10": 0.0}
+        "ndcg_at_10": 0.0, "recall_at_10": 0.0, "recall_at_100": 1.0, "mrr_at_10": 0.0, "recall_at_1": 0.0}
     assert res["per_query"]["q4"] == {
-        "ndcg_at_10": 0.0, "recall_at_10": 0.0, "recall_at_100": 0.0, "mrr_at_10": 0.0}
+        "ndcg_at_10": 0.0, "recall_at_10": 0.0, "recall_at_100": 0.0, "mrr_at_10": 0.0, "recall_at_1": 0.0}
     assert set(res["per_query"]) == {"q1", "q2", "q4"}
     mean = res["mean"]
     assert mean["queries"] == 3

@@ -8,6 +8,7 @@ Conventions (identical to trec_eval, and to ranx for tie-free runs):
 * nDCG uses linear gain: ``DCG@10 = sum_{r=1..10} max(rel_r, 0) / log2(r + 1)``; the ideal DCG
   ranks the query's own positive qrels values in decreasing order.
 * Recall@k = |relevant in top k| / |relevant| (denominator NOT capped at k).
+* Recall@1 (per query only, with ``per_query=True``): 1 / |relevant| when the first document is relevant.
 * MRR@10 = 1 / rank of the first relevant document within the top 10 (0 if none).
 * Evaluated queries are the qrels queries with at least one relevant document; such a query
   missing from the ranking scores 0 on every metric. Ranking queries absent from qrels are
@@ -65,12 +66,13 @@ def _query_metrics(docs: list[str], judged: Mapping[str, Any]) -> dict[str, floa
     idcg = sum(g * _LOG2[r] for r, g in enumerate(gains[:10], start=1))
     dcg = 0.0
     rr = 0.0
-    hits10 = hits100 = 0
+    hits1 = hits10 = hits100 = 0
     for r, doc in enumerate(docs[:100], start=1):
         rel = judged.get(doc, 0)
         if rel <= 0:
             continue
         hits100 += 1
+        hits1 += r == 1
         if r <= 10:
             hits10 += 1
             dcg += float(rel) * _LOG2[r]
@@ -81,6 +83,7 @@ def _query_metrics(docs: list[str], judged: Mapping[str, Any]) -> dict[str, floa
         "recall_at_10": hits10 / n_rel,
         "recall_at_100": hits100 / n_rel,
         "mrr_at_10": rr,
+        "recall_at_1": hits1 / n_rel,
     }
 
 

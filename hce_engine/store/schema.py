@@ -133,6 +133,25 @@ MIGRATIONS: list[list[str]] = [
     [
         "ALTER TABLE train_log ADD COLUMN teacher_agree DOUBLE",
     ],
+    # 5: experiments (a corpus, a preset, arms of setting overrides x seeds) and the run of each arm x seed
+    [
+        "CREATE SEQUENCE experiment_seq START 1",
+        """CREATE TABLE experiments (
+            experiment_id INTEGER PRIMARY KEY DEFAULT nextval('experiment_seq'),
+            corpus_id INTEGER NOT NULL,
+            name VARCHAR NOT NULL,
+            spec JSON NOT NULL,
+            provenance JSON,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        )""",
+        """CREATE TABLE experiment_runs (
+            experiment_id INTEGER NOT NULL,
+            arm VARCHAR NOT NULL,
+            seed INTEGER NOT NULL,
+            run_id INTEGER NOT NULL,
+            PRIMARY KEY (experiment_id, arm, seed)
+        )""",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

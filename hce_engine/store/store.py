@@ -297,7 +297,9 @@ class Store:
         with self.transaction() as con:
             for run in self.list_runs(corpus_id):
                 self._delete_run_rows(con, run["run_id"])
-            for table in ("documents", "queries", "qrels", "corpora"):
+            con.execute("DELETE FROM experiment_runs WHERE experiment_id IN "
+                        "(SELECT experiment_id FROM experiments WHERE corpus_id = ?)", [corpus_id])
+            for table in ("documents", "queries", "qrels", "experiments", "corpora"):
                 con.execute(f"DELETE FROM {table} WHERE corpus_id = ?", [corpus_id])
 
     # -- documents, queries, qrels ------------------------------------------------------------
@@ -466,12 +468,57 @@ class Store:
 
     def _delete_run_rows(self, con: duckdb.DuckDBPyConnection, run_id: int) -> None:
         for table in ("train_log", "trees", "tree_nodes", "tree_docs", "vectors", "metrics", "projections",
-                      "fusion_weights", "runs"):
+                      "fusion_weights", "experiment_runs", "runs"):
             con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
 
     def delete_run(self, run_id: int) -> None:
         with self.transaction() as con:
             self._delete_run_rows(con, run_id)
+
+    # -- experiments ----------------------------------------------------------------------------
+    def create_experiment(self, corpus_id: int, name: str, spec: dict, provenance: dict) -> int:
+        """Store an experiment; ``spec`` keeps its key order (the arms' display order)."""
+        return self._value("INSERT INTO experiments (corpus_id, name, spec, provenance) VALUES (?, ?, ?, ?) "
+                           "RETURNING experiment_id", [corpus_id, name, json.dumps(spec),
+                                                       json.dumps(provenance, sort_keys=True)])
+
+    def update_experiment(self, experiment_id: int, spec: dict) -> None:
+        self.con.execute("UPDATE experiments SET spec = ? WHERE experiment_id = ?", [json.dumps(spec), experiment_id])
+
+    def get_experiment(self, experiment_id: int) -> dict:
+        rows = self._rows("SELECT e.*, c.name AS corpus FROM experiments e JOIN corpora c USING (corpus_id) "
+                          "WHERE experiment_id = ?", [experiment_id])
+        if not rows:
+            raise NotFoundError(f"no experiment {experiment_id}")
+        row = rows[0]
+        row["spec"] = json.loads(row["spec"])
+        row["provenance"] = json.loads(row["provenance"]) if row["provenance"] else {}
+        return row
+
+    def list_experiments(self) -> list[dict]:
+        return self._rows("SELECT e.experiment_id, e.name, e.created_at, c.name AS corpus FROM experiments e "
+                          "JOIN corpora c USING (corpus_id) ORDER BY experiment_id")
+
+    def create_experiment_run(self, experiment_id: int, arm: str, seed: int, corpus_id: int, config: dict) -> int:
+        """A new training run for one arm x seed of an experiment, registered in the same transaction (a
+        process killed between the two can leave neither a run without its cell nor a cell without its run)."""
+        with self.transaction() as con:
+            run_id = self.create_run(corpus_id, "train", config, seed, status="queued")
+            con.execute("DELETE FROM experiment_runs WHERE experiment_id = ? AND arm = ? AND seed = ?",
+                        [experiment_id, arm, seed])
+            con.execute("INSERT INTO experiment_runs VALUES (?, ?, ?, ?)", [experiment_id, arm, seed, run_id])
+        return run_id
+
+    def experiment_runs(self, experiment_id: int) -> dict[tuple[str, int], int]:
+        """{(arm, seed): run id} of an experiment's cells that have a run."""
+        return {(r["arm"], r["seed"]): r["run_id"] for r in self._rows(
+            "SELECT arm, seed, run_id FROM experiment_runs WHERE experiment_id = ?", [experiment_id])}
+
+    def delete_experiment(self, experiment_id: int) -> None:
+        """The experiment and its cells (its runs stay, as ordinary runs)."""
+        with self.transaction() as con:
+            for table in ("experiment_runs", "experiments"):
+                con.execute(f"DELETE FROM {table} WHERE experiment_id = ?", [experiment_id])
 
     # -- vectors --------------------------------------------------------------------------------
     def write_vectors(self, run_id: int, doc_ids: np.ndarray, vectors: np.ndarray) -> None:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ..jobs import JobRegistry
     from ..runs import Run
     from ..store import Store
+    from ..training import TrainConfig
     from ..tree.tree import Tree
     from .cache import WorkspaceCache
     from .shared import ProgressFn
@@ -27,9 +28,11 @@ if TYPE_CHECKING:
 class WorkspaceBase:
     """The attributes and helper methods the mixins share (set and defined by ``core`` and the mixins)."""
 
+    path: str
     store: Store
     cache: WorkspaceCache
     jobs: JobRegistry
+    experiment_jobs: JobRegistry
     models_dir: str
     _map_jobs: dict[tuple, dict]
     _map_jobs_lock: threading.Lock
@@ -69,9 +72,22 @@ class WorkspaceBase:
 
         def tree(self, run_id: int, rebuild: int | None = None) -> tuple[Tree, list[list[str]], np.ndarray]: ...
 
+        def delete_run(self, run_id: int) -> None: ...
+
+        # training.TrainingVerbs
+        def default_config(self, corpus: str, preset: str | None = None, **overrides) -> TrainConfig: ...
+
+        def _train_config(self, corpus_id: int, config) -> TrainConfig: ...
+
+        def _execute_train(self, run_id: int, progress: ProgressFn | None, cancel: Callable[[], bool] | None,
+                           resume: bool = False) -> None: ...
+
+        def resume(self, run_id: int, background: bool = False, progress: ProgressFn | None = None,
+                   cancel: Callable[[], bool] | None = None) -> int: ...
+
         # search.SearchVerbs
         def bm25(self, corpus: str) -> BM25Index: ...
 
         def evaluate(self, corpus: str, run: int | None = None, split: str = "test", bm25: bool = False,
                      k: int = 100, progress: ProgressFn | None = None, mode: str = "dense", fusion: str = "weighted",
-                     weight: float | None = None, index_kind: str = "auto") -> dict: ...
+                     weight: float | None = None, index_kind: str = "auto", per_query: bool = False) -> dict: ...

@@ -8,7 +8,8 @@ Per run: ``index`` (the vector index), ``tree`` ((Tree, terms, representative id
 ((ids, float32 vectors), the last ``VECTOR_CACHE_RUNS`` runs only). Per corpus: ``bm25``. Per (model folder,
 device, max length): ``encoder``. Per speed probe: ``speed`` (seconds per sequence, for estimates). Per (run,
 query text): ``query`` (the query's vector; interactive queries only, the last ``QUERY_CACHE`` of them), so a page
-rerun or a search followed by its tree route encodes the query once.
+rerun or a search followed by its tree route encodes the query once. Per (run, split, judgements, live
+documents): ``per_query`` (an experiment's per-query metrics of a run; the last ``PER_QUERY_CACHE``).
 
 Example::
 
@@ -25,8 +26,9 @@ from .shared import VECTOR_CACHE_RUNS
 
 T = TypeVar("T")
 PER_RUN = ("index", "tree", "tree_index", "fusion_weight", "vectors")
-KINDS = PER_RUN + ("bm25", "encoder", "speed", "query")
+KINDS = PER_RUN + ("bm25", "encoder", "speed", "query", "per_query")
 QUERY_CACHE = 256  # query vectors kept (insertion-ordered: the oldest goes first)
+PER_QUERY_CACHE = 64  # runs' per-query metrics kept
 
 
 class WorkspaceCache:
@@ -44,7 +46,7 @@ class WorkspaceCache:
             m = self._maps[kind]
             if key not in m:
                 m[key] = build()
-                limit = {"vectors": self.vector_runs, "query": QUERY_CACHE}.get(kind)
+                limit = {"vectors": self.vector_runs, "query": QUERY_CACHE, "per_query": PER_QUERY_CACHE}.get(kind)
                 while limit is not None and len(m) > limit:  # insertion-ordered: the oldest goes first
                     m.pop(next(iter(m)))
             return m[key]

@@ -30,6 +30,7 @@ from ..jobs import JobRegistry
 from ..runs import EncodeConfig, Run, RunStatus
 from ..store import Store
 from .cache import WorkspaceCache
+from .experiments import ExperimentVerbs
 from .exports import ExportVerbs
 from .maps import MapVerbs
 from .search import SearchVerbs
@@ -50,7 +51,7 @@ from .updates import UpdateVerbs
 log = logging.getLogger(__name__)
 
 
-class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExportVerbs, MapVerbs):
+class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExperimentVerbs, ExportVerbs, MapVerbs):
     """A folder with one DuckDB file (``hce.duckdb``) and trained models (``models/run-N``).
 
     Args:
@@ -71,15 +72,20 @@ class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExportVerbs, MapVerbs):
         self.default_model = default_model or os.environ.get("HCE_DEFAULT_MODEL") or None
         self.cache = WorkspaceCache()  # indexes, trees, vectors, BM25, encoders: derived, dropped by event
         self.jobs = JobRegistry()
+        self.experiment_jobs = JobRegistry()  # experiments run in the background, by experiment id
         self._map_jobs: dict[tuple, dict] = {}  # (run, align_to) -> the map being computed in a thread
         self._map_jobs_lock = threading.Lock()
 
     def close(self, timeout: float = 30.0) -> None:
         """Cancel this process's background runs, wait for them to stop, close the database."""
+        for exp_id in self.experiment_jobs.active():
+            self.experiment_jobs.cancel(exp_id)
         for run_id in self.jobs.active():
             self.jobs.cancel(run_id)
         for run_id in self.jobs.active():
             self.jobs.wait(run_id, timeout)
+        for exp_id in self.experiment_jobs.active():
+            self.experiment_jobs.wait(exp_id, timeout)
         self.store.close()
 
     # -- corpora -------------------------------------------------------------------------------

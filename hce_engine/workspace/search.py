@@ -248,7 +248,7 @@ class SearchVerbs(WorkspaceBase):
     # -- evaluation -----------------------------------------------------------------------------
     def evaluate(self, corpus: str, run: int | None = None, split: str = "test", bm25: bool = False,
                  k: int = 100, progress: ProgressFn | None = None, mode: str = "dense", fusion: str = "weighted",
-                 weight: float | None = None, index_kind: str = "auto") -> dict:
+                 weight: float | None = None, index_kind: str = "auto", per_query: bool = False) -> dict:
         """nDCG@10, R@10, R@100, MRR@10 on a split's qrels, stored with the run.
 
         ``mode="dense"`` scores the run's encoder (and BM25 too with ``bm25=True``); ``"bm25"`` BM25 alone;
@@ -256,7 +256,8 @@ class SearchVerbs(WorkspaceBase):
         split other than ``split``). ``index_kind="tree"`` searches the dense side through the run's tree.
 
         Returns ``{"run": id, "split": s, "dense": {...}, "bm25": {...}, "hybrid": {...}, "fusion": {...}}``
-        with the systems measured (``fusion``: how the hybrid fused, and its weight's origin).
+        with the systems measured (``fusion``: how the hybrid fused, and its weight's origin); with ``per_query``
+        also ``"per_query": {system: {query id: {metric: value}}}`` (R@1 included).
         """
         from ..evaluation import evaluate, rankings_from_arrays
         if mode not in MODES:
@@ -277,7 +278,10 @@ class SearchVerbs(WorkspaceBase):
             ranked = _pad(ranked, k)
             scores = np.stack([s for s, _ in ranked]) if ranked else np.zeros((0, k), np.float32)
             ids = np.stack([i for _, i in ranked]) if ranked else np.zeros((0, k), np.int64)
-            out[system] = evaluate(rankings_from_arrays(qids, ids, scores, id_to_ext), qrels)
+            res = evaluate(rankings_from_arrays(qids, ids, scores, id_to_ext), qrels, per_query=True)
+            out[system] = res["mean"]
+            if per_query:
+                out.setdefault("per_query", {})[system] = res["per_query"]
             self.store.write_metrics(info.run_id, split, stored_as or system, out[system])
 
         systems = {"dense": ["dense"] + (["bm25"] if bm25 else []), "bm25": ["bm25"],

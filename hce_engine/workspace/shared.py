@@ -10,6 +10,8 @@ from ..progress import Progress as Progress
 from ..progress import ProgressFn as ProgressFn
 
 DB_FILE = "hce.duckdb"
+#: The workspace's training slot (:mod:`hce_engine.slot`): one training run at a time.
+TRAIN_LOCK = "training.lock"
 INDEX_FILE = "index.npz"  # a run's saved approximate index, in models/run-N/
 SAMPLES_DIR = os.environ.get("HCE_SAMPLES") or os.path.join(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "sample_corpora")

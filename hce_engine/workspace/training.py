@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
+from .. import slot
 from ..atomic import recover_dir
 from ..errors import HCEError, InputError
 from ..progress import as_stage
 from ..runs import RunStatus
 from .base import WorkspaceBase
-from .shared import ImportReport, Progress, ProgressFn
+from .shared import TRAIN_LOCK, ImportReport, Progress, ProgressFn
 
 #: Seconds between the commits of a training run's step log (see _execute_train).
 LOG_EVERY_S = 1.0
@@ -163,7 +164,30 @@ class TrainingVerbs(WorkspaceBase):
 
     def _execute_train(self, run_id: int, progress: ProgressFn | None, cancel: Callable[[], bool] | None,
                        resume: bool = False) -> None:
+        """Run a created training run once the workspace's training slot is free (queued until then)."""
+        report = progress or (lambda *a, **k: None)
+
+        def queued() -> None:
+            self.store.update_run(run_id, status="queued")
+            report(Progress("queued", 0, 0, message="waiting for the training run before it to end"))
+
+        try:
+            with slot.hold(os.path.join(self.path, TRAIN_LOCK), queued, cancel):
+                self.store.update_run(run_id, status="running")
+                self._train_now(run_id, progress, cancel, resume)
+        except InterruptedError as exc:  # cancelled while queued (a cancel while training is recorded there)
+            if self._run_info(run_id).status.active:
+                self._fail(run_id, exc)
+            raise
+
+    def training_busy(self) -> bool:
+        """Whether a training run (of any process) holds this workspace's training slot now."""
+        return slot.busy(os.path.join(self.path, TRAIN_LOCK))
+
+    def _train_now(self, run_id: int, progress: ProgressFn | None, cancel: Callable[[], bool] | None,
+                   resume: bool = False) -> None:
         from ..encoder import load_encoder, set_max_seq_length
+        from ..provenance import provenance
         from ..training import TrainConfig, train
         info = self._run_info(run_id)
         corpus, cid = info.corpus, info.corpus_id
@@ -229,7 +253,7 @@ class TrainingVerbs(WorkspaceBase):
                        result.memory_levels, "rebuilds": result.rebuilds, "n_train_pairs": result.n_train_pairs,
                        "n_val_pairs": result.n_val_pairs, "examples_per_s": result.examples_per_s,
                        "seconds": result.seconds, "precision": getattr(encoder, "precision", None),
-                       "outcome": result.outcome}
+                       "outcome": result.outcome, "provenance": provenance()}
             if result.status == "cancelled":
                 self.store.update_run(run_id, status="cancelled", summary=summary,
                                       error="cancelled by the user (resume continues from the last epoch)")
