@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 from ui.common import get_workspace  # noqa: E402  (st.cache_resource: one Workspace per test, cleared after)
 
 APP = os.path.join(os.path.dirname(__file__), "..", "ui", "app.py")
-PAGES = ["corpus", "train", "tree", "siblings", "map", "search", "runs", "learn"]
+PAGES = ["corpus", "train", "tree", "siblings", "map", "search", "runs", "learn", "experiments"]
 MINE = ["corpus", "train", "search", "runs"]
 
 
