@@ -196,11 +196,12 @@ def write_result(path: str | Path, result: dict) -> Path:
     """Write a result file whole: to a temporary file beside it, renamed over it, so a script killed while
     writing (they write after every row or phase) leaves the previous file. Every file gets a ``provenance``
     entry: the command line, the commit and whether the checkout was clean, when the process started and when
-    this was written (a result that sets its own ``provenance`` keeps it)."""
+    this was written, and the package versions (a result that sets its own ``provenance`` keeps it; the machine is
+    each script's ``hardware`` entry, from :func:`machine`)."""
     path = Path(path)
     result = {**result, "provenance": result.get("provenance") or {
         "command": " ".join(["python", *sys.argv]), "commit": git_commit(), "clean_tree": clean_tree(),
-        "started": STARTED, "written": time.strftime("%Y-%m-%d %H:%M:%S")}}
+        "started": STARTED, "written": time.strftime("%Y-%m-%d %H:%M:%S"), "packages": provenance.packages()}}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(result, indent=1, default=str) + "\n")

@@ -1,0 +1,42 @@
+"""Every result file in benchmarks/results says where its figures came from: the commit of a clean checkout
+(written by the benchmark through ``common.write_result``), or it is marked legacy and named as not
+replayable in benchmarks/README.md."""
+from __future__ import annotations
+
+import glob
+import json
+import os
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FILES = sorted(glob.glob(os.path.join(ROOT, "benchmarks", "results", "*.json")))
+
+
+@pytest.mark.parametrize("path", FILES, ids=os.path.basename)
+def test_result_file_has_provenance(path):
+    with open(path) as f:
+        data = json.load(f)
+    prov = data.get("provenance")
+    assert isinstance(prov, dict), f"{os.path.basename(path)} has no provenance: write it with common.write_result"
+    if prov.get("legacy"):
+        with open(os.path.join(ROOT, "benchmarks", "README.md")) as f:
+            readme = f.read()
+        section = readme.split("## Not replayable", 1)
+        assert len(section) == 2 and os.path.basename(path) in section[1].split("\n## ", 1)[0], \
+            f"{os.path.basename(path)} is legacy: name it under '## Not replayable' in benchmarks/README.md"
+        return
+    assert prov.get("commit") and prov.get("clean_tree") is True, \
+        f"{os.path.basename(path)} was not written from a clean checkout (commit {prov.get('commit')})"
+    assert prov.get("started")
+
+
+def test_write_result_stamps_provenance(tmp_path, monkeypatch):
+    import sys
+    monkeypatch.syspath_prepend(os.path.join(ROOT, "benchmarks"))
+    common = __import__("common")
+    out = common.write_result(tmp_path / "r.json", {"rows": [1]})
+    prov = json.loads(out.read_text())["provenance"]
+    assert prov["commit"] == common.git_commit() and isinstance(prov["clean_tree"], bool)
+    assert prov["packages"]["torch"] and prov["started"] <= prov["written"] and "python" in prov["command"]
+    assert sys.modules["common"] is common
