@@ -72,7 +72,10 @@ def cmd_run(ws, a) -> int:
     from .cli import _progress
     if a.add_seeds:
         ws.add_seeds(a.experiment, _seeds(a.add_seeds))
-    status = ws.run_experiment(a.experiment, progress=_progress(a.json))
+    bar = _progress(a.json)
+    status = ws.run_experiment(a.experiment, progress=bar)
+    if bar is not None:
+        print(file=sys.stderr)  # end the last stage's bar line
     if a.json:
         print(json.dumps(status, default=str))
     else:
