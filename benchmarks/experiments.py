@@ -24,7 +24,9 @@ import time
 from pathlib import Path
 
 # common first: it puts the repository on sys.path
-from common import RESULTS, SCIFACT, machine, write_beir, write_result
+from common import RESULTS, SCIFACT, load_beir, machine, write_beir, write_result
+
+RECIPE_NAMES = {"coherence": "Do tight sibling groups help retrieval more?"}
 
 
 def log(msg: str) -> None:
@@ -56,6 +58,21 @@ def smoke_folder(dest: Path) -> str:
         queries[f"q{i}"] = f"{words[0]} item{i}"
         qrels["train" if i % 2 else "test"][f"q{i}"] = {f"d{i}": 1}
     return write_beir(dest, docs, queries, qrels)
+
+
+def sample_folder(source: str, dest: Path, n: int, seed: int = 0) -> tuple[str, dict]:
+    """A BEIR folder of ``n`` SciFact documents: every document judged relevant for a train or test query, then
+    seeded random others; all queries and qrels. Returns (folder, what it holds)."""
+    import numpy as np
+    data = load_beir(source)
+    judged = {d for split in ("train", "test") for rows in data.qrels.get(split, {}).values() for d in rows}
+    ids = data.ids
+    rest = [i for i, d in enumerate(ids) if d not in judged]
+    fill = np.random.default_rng(seed).choice(len(rest), max(0, min(n - len(judged), len(rest))), replace=False)
+    keep = sorted([i for i, d in enumerate(ids) if d in judged] + [rest[j] for j in fill])
+    docs = [{"_id": ids[i], "title": data.documents[i].title, "text": data.documents[i].text} for i in keep]
+    folder = write_beir(dest, docs, data.queries, data.qrels)
+    return folder, {"documents": len(docs), "judged_documents": len(judged), "of": len(ids), "sample_seed": seed}
 
 
 def plot(name: str, entry: dict, path: Path) -> None:
@@ -110,6 +127,8 @@ def main() -> int:
     ap.add_argument("--set", default="max_pairs=128", help="settings shared by every arm (key=value,...)")
     ap.add_argument("--boot", type=int, default=10000, help="bootstrap and randomization draws")
     ap.add_argument("--work", default="/tmp/hce-experiments-bench", help="workspace folder (kept: resumes)")
+    ap.add_argument("--sample", type=int, default=0, help="SciFact documents to keep (every judged one, then random "
+                    "others); 0 = the whole corpus")
     ap.add_argument("--model", default=None, help="encoder folder (default: the bundled MiniLM)")
     ap.add_argument("--out", default=None)
     ap.add_argument("--smoke", action="store_true", help="toy corpus, fake encoder, tiny runs (seconds)")
@@ -131,18 +150,39 @@ def main() -> int:
         FakeEncoder(dim=32, seed=0).save(a.model)
         data = smoke_folder(work / "toy")
         settings = {**settings, "siblings": 2, "batch_size": 4}
+    corpus_info: dict = {"documents": "all"}
+    if a.sample and not a.smoke:
+        data, corpus_info = sample_folder(data, work / "sample", a.sample)
     ws = Workspace(str(work / "ws"), default_model=a.model)
     corpus = "scifact"
     try:
         if not any(c["name"] == corpus for c in ws.corpora()):
             log(f"importing {data}")
             ws.import_corpus(data, name=corpus)
-        result: dict = {"data": str(data), "preset": a.preset, "settings": settings, "seeds": a.seeds,
+        result: dict = {"data": str(data), "corpus": corpus_info, "preset": a.preset, "settings": settings,
+                        "seeds": a.seeds,
                         "boot": a.boot, "hardware": machine(), "recipes": {}}
         if out_path.exists():
             old = json.loads(out_path.read_text())
             result["recipes"] = {k: v for k, v in old.get("recipes", {}).items() if k not in a.recipes.split(",")}
         for name in a.recipes.split(","):
+            if name == "coherence" and "negatives" in result["recipes"]:
+                # the recipe's two arms (in-batch, siblings; same settings and seeds) are arms of the negatives
+                # experiment: its runs are read, not trained again
+                neg = result["recipes"]["negatives"]
+                res = ws.experiment_results(neg["experiment_id"], n_boot=a.boot, control="in-batch")
+                entry = {**res, "spec": {**res["spec"], "name": RECIPE_NAMES[name]}, "reads": "negatives",
+                         "coherence": ws.experiment_coherence(neg["experiment_id"], "siblings", "in-batch"),
+                         "comparisons": [c for c in res["comparisons"] if c["arm"] == "siblings"],
+                         "arms": [a for a in res["arms"] if a["arm"] in ("in-batch", "siblings")],
+                         "started": time.strftime("%F %T")}
+                entry["ended"] = time.strftime("%F %T")
+                result["recipes"][name] = entry
+                png = out_path.with_name(f"{out_path.stem}_{name}.png")
+                plot(name, entry, png)
+                entry["plot"] = png.name
+                write_result(out_path, result)
+                continue
             spec = recipe_spec(name, corpus, a.seeds, a.preset, settings)
             same = [e["experiment_id"] for e in ws.experiments()
                     if ws.experiment(e["experiment_id"]).spec.to_dict() == spec.to_dict()]
@@ -176,12 +216,16 @@ def markdown(result: dict, folder: Path) -> str:
     wins/ties/losses over queries), the verdicts and the plot; the coherence table's correlation."""
     from hce_engine.experiments import RECIPES
     prov = result.get("provenance", {})
-    out = [f"Settings: preset `{result['preset']}` with {result['settings']}, seeds {result['seeds']}; commit "
+    out = [f"Corpus: SciFact, {result.get('corpus', {}).get('documents', 'all')} documents"
+           f"{' (every judged one, then random others)' if result.get('corpus', {}).get('judged_documents') else ''}"
+           f"; settings: preset `{result['preset']}` with {result['settings']}, seeds {result['seeds']}; commit "
            f"{prov.get('commit')} ({'clean' if prov.get('clean_tree') else 'uncommitted changes'}), "
            f"{result['hardware'].get('cpu_model')} ({result['hardware'].get('usable_cpus')} cores)."]
     for name, e in result["recipes"].items():
         comps = {c["arm"]: c for c in e["comparisons"]}
-        out += ["", f"**{name}**: {RECIPES[name].question} {RECIPES[name].shows} "
+        reads = f" Its arms are the `{e['reads']}` experiment's runs (same settings and seeds)." if e.get("reads") \
+            else ""
+        out += ["", f"**{name}**: {RECIPES[name].question} {RECIPES[name].shows}{reads} "
                 f"({e['queries']} test queries; {e['started']} to {e['ended']})", "",
                 "| arm | seeds | nDCG@10 (sd) | R@1 | R@100 | train min | diff to control [95% CI] | p (rand., Holm) "
                 "| win/tie/loss |", "|---|---|---|---|---|---|---|---|---|"]

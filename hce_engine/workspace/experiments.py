@@ -76,6 +76,8 @@ class ExperimentVerbs(WorkspaceBase):
         """Forget an experiment (not running); its runs stay as ordinary runs."""
         self._check_experiment_idle(experiment_id)
         self.store.delete_experiment(experiment_id)
+        if os.path.exists(self._lock_path(experiment_id)):
+            os.remove(self._lock_path(experiment_id))
 
     def add_seeds(self, experiment_id: int, seeds) -> list[int]:
         """Add seeds to an experiment (its next run trains the new cells). Returns the experiment's seeds."""
@@ -186,10 +188,10 @@ class ExperimentVerbs(WorkspaceBase):
                 "running": slot.busy(self._lock_path(exp.experiment_id)), "cells": cells, "done": n_done,
                 "total": len(cells), "eta_s": eta, "progress": live}
 
-    def experiment_results(self, experiment_id: int, n_boot: int = 10000) -> dict:
+    def experiment_results(self, experiment_id: int, n_boot: int = 10000, control: str | None = None) -> dict:
         """The experiment's results over its finished runs (:func:`~hce_engine.experiments.summarize`) on the
-        spec's judged split, with the spec, the cells, the per-query values of the headline metric per run
-        (for scatter plots) and the provenance. JSON-ready."""
+        spec's judged split, against ``control`` (default: the spec's), with the spec, the cells, the per-query
+        values of the headline metric per run (for scatter plots) and the provenance. JSON-ready."""
         from ..experiments import summarize
         from ..experiments.results import HEADLINE
         exp = self.experiment(experiment_id)
@@ -209,7 +211,9 @@ class ExperimentVerbs(WorkspaceBase):
                 "run_id": cell["run_id"], "config": info.config_dict,
                 "provenance": (info.summary or {}).get("provenance"),
                 HEADLINE: {q: v[HEADLINE] for q, v in per_query[key].items()}}
-        summary = summarize(list(exp.spec.arms), exp.spec.control, per_query, seconds, n_boot=n_boot)
+        if control is not None and control not in exp.spec.arms:
+            raise HCEError(f"{control!r} is not an arm of experiment {exp.experiment_id}")
+        summary = summarize(list(exp.spec.arms), control or exp.spec.control, per_query, seconds, n_boot=n_boot)
         return {"experiment_id": exp.experiment_id, "name": exp.name, "spec": exp.spec.to_dict(),
                 "status": {k: status[k] for k in ("done", "total", "cells")}, **summary, "runs": runs,
                 "provenance": exp.provenance}
@@ -227,30 +231,33 @@ class ExperimentVerbs(WorkspaceBase):
             self.cache.put("per_query", key, value)
         return value
 
-    def experiment_coherence(self, experiment_id: int, arm: str | None = None, min_queries: int = 3) -> dict:
+    def experiment_coherence(self, experiment_id: int, arm: str | None = None, control: str | None = None,
+                             min_queries: int = 3) -> dict:
         """Sibling-group coherence against the per-query gain of ``arm`` (default: the first arm that is not
-        the control) over the control (:func:`~hce_engine.experiments.coherence.coherence_against_gain`), on
-        the tree the first seed's control run started from and the starting vectors it was built from; gains
-        averaged over the seeds both arms finished. Adds ``arm``, ``control``, ``seeds`` and ``run_id``."""
+        the control) over ``control`` (default: the experiment's)
+        (:func:`~hce_engine.experiments.coherence.coherence_against_gain`), on the tree the first seed's control
+        run started from and the starting vectors it was built from; gains averaged over the seeds both arms
+        finished. Adds ``arm``, ``control``, ``seeds`` and ``run_id``."""
         from ..experiments.coherence import coherence_against_gain
         from ..experiments.results import HEADLINE
         exp = self.experiment(experiment_id)
         spec = exp.spec
-        arm = arm or next(a for a in spec.arms if a != spec.control)
-        if arm not in spec.arms or arm == spec.control:
-            raise HCEError(f"arm {arm!r} is not one of the experiment's compared arms")
+        ctl = control or spec.control
+        arm = arm or next(a for a in spec.arms if a != ctl)
+        if arm not in spec.arms or ctl not in spec.arms or arm == ctl:
+            raise HCEError(f"arms {arm!r} and {ctl!r} are not two of the experiment's arms")
         runs = self.store.experiment_runs(exp.experiment_id)
         done = {k: r for k, r in runs.items() if self._run_info(r).done}
-        seeds = [s for s in spec.seeds if (arm, s) in done and (spec.control, s) in done]
+        seeds = [s for s in spec.seeds if (arm, s) in done and (ctl, s) in done]
         if not seeds:
-            raise HCEError(f"no seed has finished runs of both {arm!r} and {spec.control!r} yet")
+            raise HCEError(f"no seed has finished runs of both {arm!r} and {ctl!r} yet")
         gains: dict[str, list[float]] = {}
         for s in seeds:
             a = self._per_query(spec.corpus, done[arm, s], spec.split)
-            c = self._per_query(spec.corpus, done[spec.control, s], spec.split)
+            c = self._per_query(spec.corpus, done[ctl, s], spec.split)
             for q in a.keys() & c.keys():
                 gains.setdefault(q, []).append(a[q][HEADLINE] - c[q][HEADLINE])
-        start = self._run_info(done[spec.control, seeds[0]])
+        start = self._run_info(done[ctl, seeds[0]])
         tree, terms, _ = self.tree(start.run_id, rebuild=0)
         base = int((start.summary or {})["baseline_run"])
         vec_ids, vecs = self.store.read_vectors(base)
@@ -268,4 +275,4 @@ class ExperimentVerbs(WorkspaceBase):
                 query_doc[q] = pos_of[int(internal[rel[0]])]
         out = coherence_against_gain(tree, vectors, query_doc, {q: float(np.mean(g)) for q, g in gains.items()},
                                      [" ".join(t[:3]) for t in terms], min_queries)
-        return {**out, "arm": arm, "control": spec.control, "seeds": seeds, "run_id": start.run_id}
+        return {**out, "arm": arm, "control": ctl, "seeds": seeds, "run_id": start.run_id}
