@@ -205,7 +205,7 @@ def main() -> int:
                 log(c["verdict"])
     finally:
         ws.close()
-    print(markdown(result, out_path.parent))
+    print(markdown(json.loads(out_path.read_text()), out_path.parent))  # as written, with its provenance
     print(f"wrote {out_path}")
     return 0
 
