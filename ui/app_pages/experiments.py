@@ -311,6 +311,148 @@ def show_experiment(experiment_id: int) -> None:
         st.caption("Results appear here when the first runs finish.")
 
 
+# -- growth stress test ---------------------------------------------------------------------------------------------
+GROWTH_HELP = ("HCE searches with plain vectors, so documents can be added without retraining. How do the queries "
+               "you care about hold up as the corpus grows? This holds out a share of the documents, trains on a copy "
+               "of the rest (**{corpus}** itself is not changed: the copy is a new corpus), adds the held-out "
+               "documents back in steps without retraining and scores the trained and the zero-shot run after each "
+               "step, on the judged queries whose relevant documents were all there at training (the old queries) and "
+               "on every judged query whose documents are live. At the last step it rebuilds the tree and trains a new "
+               "run on the grown corpus, to show whether rebuilding or retraining pays. Two training runs: minutes on "
+               "a small corpus.")
+
+
+@st.cache_resource
+def growth_jobs() -> dict:
+    """Growth stress tests started in this app process, by (workspace, corpus): {"thread", "progress" (the latest
+    Progress), "result", "error", "cancel" (bool)}."""
+    return {}
+
+
+def start_growth(corpus: str, **kwargs) -> None:
+    """Run :func:`~hce_engine.experiments.growth.run_growth` on ``corpus`` in a background thread."""
+    import threading
+
+    from hce_engine.experiments.growth import run_growth
+    job: dict = {"progress": None, "result": None, "error": None, "cancel": False}
+
+    def body() -> None:
+        try:
+            job["result"] = run_growth(ws, corpus, progress=lambda ev: job.__setitem__("progress", ev),
+                                       cancel=lambda: job["cancel"], **kwargs)
+        except InterruptedError:
+            job["error"] = "cancelled: the runs and the copied corpus made so far stay in the workspace"
+        except Exception as exc:  # noqa: BLE001 - shown on the page
+            job["error"] = str(exc) or type(exc).__name__
+    job["thread"] = threading.Thread(target=body, daemon=True, name=f"hce-growth-{corpus}")
+    growth_jobs()[ws.path, corpus] = job
+    job["thread"].start()
+
+
+@st.fragment(run_every=2)
+def growth_live(corpus: str) -> None:
+    """The running growth stress test's stage, refreshed every 2 s, with a cancel button."""
+    job = growth_jobs().get((ws.path, corpus))
+    if job is None or not job["thread"].is_alive():
+        st.rerun()
+        return
+    ev = job["progress"]
+    phase, _, stage = str(ev.stage if ev else "starting").rpartition(": ")
+    text = f"{md_escape(phase)}: {STAGES.get(stage, stage)}" if phase else STAGES.get(stage, stage)
+    if ev is not None and ev.total:
+        text += f" {ev.done:,}/{ev.total:,}"
+    st.progress(ev.fraction if ev is not None else 0.0, text=text)
+    if job["cancel"]:
+        st.caption("Cancelling… it stops at the next training step or growth step.")
+    elif st.button("Cancel", key="growth_cancel"):
+        job["cancel"] = True
+
+
+def growth_figure(res: dict):
+    """nDCG@10 on the old queries against the share of new documents: the trained run (no retraining), the
+    zero-shot run, and the run retrained on the grown corpus (one point, at the last step)."""
+    import plotly.graph_objects as go
+    x = [r["share_new"] for r in res["steps"]]
+    fig = go.Figure()
+    for key, name, dash in (("trained", "trained before the growth", "solid"), ("zero_shot", "zero-shot", "dot")):
+        fig.add_scatter(x=x, y=[r[key]["old"]["ndcg_at_10"] for r in res["steps"]], name=name, mode="lines+markers",
+                        line={"dash": dash})
+    fig.add_scatter(x=[x[-1]], y=[res["retrained"]["dense"]["old"]["ndcg_at_10"]], name="retrained on the grown corpus",
+                    mode="markers", marker={"size": 12, "symbol": "star"})
+    fig.update_layout(title="nDCG@10 on the old queries as the corpus grows", xaxis_title="share of new documents",
+                      yaxis_title="nDCG@10 (old queries)", xaxis_tickformat=".0%", height=380,
+                      margin={"l": 10, "r": 10, "t": 50, "b": 10})
+    return fig
+
+
+def growth_result(res: dict) -> None:
+    """The table (a row per step, the rebuilt tree, the retrained run), the conclusions and the plot."""
+    from hce_engine.experiments.growth import table_rows
+    st.caption(f"Run on a copy, **{md_escape(res['growth_corpus'])}**: {res['documents']['held']:,} of "
+               f"{res['documents']['total']:,} documents held out (seed {res['seed']}), {res['queries']['old']} old "
+               f"and {res['queries']['new']} new judged {md_escape(res['split'])} queries; preset "
+               f"{md_escape(res['preset'])}; runs #{res['runs']['zero_shot']} (zero-shot), "
+               f"#{res['runs']['trained']} (trained), "
+               f"#{res['runs']['retrained']} (retrained). “tree R@10” searches through the trained run's tree; "
+               "“fit added/own”: cosine of the added and of the tree's own documents to their leaf centroid.")
+    table = pd.DataFrame(table_rows(res))
+    st.dataframe(table, hide_index=True, key="growth_table",
+                 column_config={c: st.column_config.NumberColumn(format="%.4f") for c in table.columns
+                                if c not in ("step", "documents", "old queries", "all queries", "fit added/own",
+                                             "suggests")})
+    for line in res["conclusions"]:
+        st.info(md_escape(line))
+    st.plotly_chart(growth_figure(res), key="growth_chart")
+    st.download_button("Growth stress test (JSON)", json.dumps(res, indent=1, default=str).encode(),
+                       f"hce-growth-{res['growth_corpus']}.json", "application/json", key="growth_json",
+                       on_click="ignore")
+
+
+def growth_section(corpus: str, splits: dict[str, int]) -> None:
+    """The growth stress test's form, its progress while it runs, then its result."""
+    if not splits:
+        st.caption("The growth stress test scores judged queries: add some first (see New experiment).")
+        return
+    st.markdown(GROWTH_HELP.format(corpus=md_escape(corpus)))
+    job = growth_jobs().get((ws.path, corpus))
+    if job is not None and job["thread"].is_alive():
+        growth_live(corpus)
+        return
+    c1, c2, c3, c4 = st.columns(4)
+    steps_text = c1.text_input("Steps (share of new documents)", value="0.1, 0.25, 0.5", key="growth_steps",
+                               help="After each step this share of the live corpus arrived after training.")
+    hold = c2.number_input("Held out", min_value=0.05, max_value=0.95, value=0.5, step=0.05, key="growth_hold",
+                           help="The share of documents held out before training (the largest step reachable).")
+    preset = c3.selectbox("Preset", list(PRESETS), index=list(PRESETS).index("quick"), key="growth_preset")
+    seed = int(c4.number_input("Seed", min_value=0, value=0, step=1, key="growth_seed",
+                               help="The training seed and the seed of the hold-out draw."))
+    c1, c2, c3 = st.columns([1, 1, 2])
+    names = list(splits)
+    split = c1.selectbox("Score on split", names, index=names.index("test") if "test" in names else 0,
+                         key="growth_split", format_func=lambda s: f"{s} ({splits[s]} judged queries)")
+    max_pairs = int(c2.number_input("Max training pairs", min_value=0, value=128, step=64, key="growth_max_pairs",
+                                    help="0: the preset's."))
+    shared = c3.text_input("Other settings (optional)", key="growth_settings", placeholder="e.g. epochs=2")
+    if st.button("Run the growth stress test", key="growth_run"):
+        with friendly_errors("The growth stress test did not start"):
+            try:
+                steps = [float(x) for x in re.split(r"[\s,;]+", steps_text.strip()) if x]
+            except ValueError:
+                raise InputError(f"steps: write shares between 0 and 1, e.g. 0.1, 0.25, 0.5 (got {steps_text!r})"
+                                 ) from None
+            from hce_engine.experiments.growth import check_steps
+            settings = parse_settings(shared, "other settings")
+            if max_pairs:
+                settings["max_pairs"] = max_pairs
+            start_growth(corpus, steps=check_steps(steps), hold=float(hold), preset=preset, settings=settings,
+                         seed=seed, split=split)
+            st.rerun()
+    if job is not None and job["error"]:
+        st.error(md_escape(f"The growth stress test stopped: {job['error']}"))
+    elif job is not None and job["result"]:
+        growth_result(job["result"])
+
+
 st.title("Experiments")
 st.caption("An experiment trains every arm (settings on top of a preset) once per seed, as ordinary runs, and "
            "compares each arm with the control query by query on judged queries: is the difference larger than "
@@ -322,6 +464,8 @@ splits = ws.splits(corpus)
 mine = [e for e in ws.experiments() if e["corpus"] == corpus]
 with st.expander("New experiment", expanded=not mine, icon=":material/add:"):
     new_experiment(corpus, splits)
+with st.expander("Growth stress test", icon=":material/trending_up:"):
+    growth_section(corpus, splits)
 if not mine:
     st.caption(f"No experiment on {md_escape(corpus)} yet.")
     st.stop()
