@@ -71,7 +71,8 @@ def test_steps_sizes_and_names():
     assert growth_name(["toy", "toy-growth-0", "toy-growth-0-2"], "toy", 0) == "toy-growth-0-3"
     assert growth_name([], "toy", 5) == "toy-growth-5"
     assert gain_retained({"ndcg_at_10": 0.5}, {"ndcg_at_10": 0.4}, {"ndcg_at_10": 0.6}) == 0.5
-    assert gain_retained({"ndcg_at_10": 0.5}, {"ndcg_at_10": 0.4}, {"ndcg_at_10": 0.4}) is None
+    assert gain_retained({"ndcg_at_10": 0.5}, {"ndcg_at_10": 0.4}, {"ndcg_at_10": 0.405}) is None  # nothing to retain
+    assert gain_retained({"ndcg_at_10": 0.5}, {"ndcg_at_10": 0.4}, {"ndcg_at_10": 0.3}) is None
 
 
 def test_run_growth_on_the_toy_corpus(toy_ws):
@@ -172,10 +173,12 @@ def test_conclusions_read_the_numbers():
     assert "rebuilding the tree from 25% new documents and retraining from 50%" in lost[1]
     assert "0.700 against the tree's own 0.800" in lost[1]
     assert "from 0.400 to 0.500" in lost[2] and "it paid" in lost[2]
+    assert "0.200 below exact search at the start" in lost[2]
     assert "retraining paid on the old and all live queries" in lost[3] and "gain retained 0%" in lost[3]
 
     none = conclusions(fake_result([0.0, 0.0, 0.0, 0.0], never, rebuilt=0.4, retrained=0.5))
     assert "no gain to keep" in none[0] and "retraining did not pay" in none[3]
+    assert "and 0.500 zero-shot" in none[3] and "gain retained" not in none[3]
 
 
 def test_cli_growth(toy_ws, capsys):

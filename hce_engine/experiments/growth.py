@@ -283,9 +283,10 @@ def _diff(a: dict, b: dict, metric: str = "ndcg_at_10") -> float | None:
 
 
 def gain_retained(incremental: dict, zero: dict, retrained: dict, metric: str = "ndcg_at_10") -> float | None:
-    """(incremental - zero-shot) / (retrained - zero-shot) on ``metric``; None when retraining gained < 0.001."""
+    """(incremental - zero-shot) / (retrained - zero-shot) on ``metric``; None when the retrained run is less than
+    ``PAYS`` above zero-shot (no gain to retain: the ratio would be noise or change sign)."""
     inc, z, full = incremental.get(metric), zero.get(metric), retrained.get(metric)
-    if inc is None or z is None or full is None or abs(full - z) < 1e-3:
+    if inc is None or z is None or full is None or full - z < PAYS:
         return None
     return round((inc - z) / (full - z), 3)
 
@@ -327,20 +328,23 @@ def conclusions(result: dict) -> list[str]:
         out.append(f"Freshness suggested {' and '.join(p for p in parts if p)}{fit_text}.")
     rb = result["rebuild"]
     before, after, exact = (rb[k]["all"].get("recall_at_10") for k in ("before", "after", "exact"))
-    if before is not None and after is not None:
+    start_gap = _diff(first["trained"]["all"], first["tree"]["all"], "recall_at_10")
+    if before is not None and after is not None and exact is not None:
         verdict = ("it paid" if after - before >= PAYS else "it cost recall" if before - after >= PAYS
                    else "it did not pay (less than 0.01)")
         out.append(f"Rebuilding the stale tree at {rb['share_new']:.0%} new documents moved tree-index search's "
-                   f"R@10 on all live queries from {before:.3f} to {after:.3f} (exact search {exact:.3f}): "
-                   f"{verdict}.")
-    inc, full = last["trained"], result["retrained"]["dense"]
+                   f"R@10 on all live queries from {before:.3f} to {after:.3f} (exact search {exact:.3f}"
+                   + (f"; the tree index was {start_gap:.3f} below exact search at the start" if start_gap is not None
+                      else "") + f"): {verdict}.")
+    inc, full, zero = last["trained"], result["retrained"]["dense"], last["zero_shot"]
     d_old, d_all = _diff(full["old"], inc["old"]), _diff(full["all"], inc["all"])
     if d_old is not None and d_all is not None:
         kept = result["gain_retained"]["old"]
         paid = [g for g, d in (("old", d_old), ("all live", d_all)) if d >= PAYS]
         out.append(f"Retraining on the grown corpus scored {full['old']['ndcg_at_10']:.3f} nDCG@10 on the old "
-                   f"queries against {inc['old']['ndcg_at_10']:.3f} for the run trained before the growth "
-                   f"({full['all']['ndcg_at_10']:.3f} against {inc['all']['ndcg_at_10']:.3f} on all live queries"
+                   f"queries against {inc['old']['ndcg_at_10']:.3f} for the run trained before the growth and "
+                   f"{zero['old']['ndcg_at_10']:.3f} zero-shot ({full['all']['ndcg_at_10']:.3f} against "
+                   f"{inc['all']['ndcg_at_10']:.3f} on all live queries"
                    + (f"; gain retained {kept:.0%}" if kept is not None else "") + "): "
                    + (f"retraining paid on the {' and '.join(paid)} queries." if paid
                       else "retraining did not pay (less than 0.01 nDCG@10)."))
