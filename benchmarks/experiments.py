@@ -218,7 +218,7 @@ def markdown(result: dict, folder: Path) -> str:
     prov = result.get("provenance", {})
     out = [f"Corpus: SciFact, {result.get('corpus', {}).get('documents', 'all')} documents"
            f"{' (every judged one, then random others)' if result.get('corpus', {}).get('judged_documents') else ''}"
-           f"; settings: preset `{result['preset']}` with {result['settings']}, seeds {result['seeds']}; commit "
+           f"; settings: preset `{result['preset']}` with {result['settings']}; commit "
            f"{prov.get('commit')} ({'clean' if prov.get('clean_tree') else 'uncommitted changes'}), "
            f"{result['hardware'].get('cpu_model')} ({result['hardware'].get('usable_cpus')} cores)."]
     for name, e in result["recipes"].items():
@@ -226,7 +226,8 @@ def markdown(result: dict, folder: Path) -> str:
         reads = f" Its arms are the `{e['reads']}` experiment's runs (same settings and seeds)." if e.get("reads") \
             else ""
         out += ["", f"**{name}**: {RECIPES[name].question} {RECIPES[name].shows}{reads} "
-                f"({e['queries']} test queries; {e['started']} to {e['ended']})", "",
+                f"(seeds {', '.join(map(str, e['spec']['seeds']))}; {e['queries']} test queries; {e['started']} to "
+                f"{e['ended']})", "",
                 "| arm | seeds | nDCG@10 (sd) | R@1 | R@100 | train min | diff to control [95% CI] | p (rand., Holm) "
                 "| win/tie/loss |", "|---|---|---|---|---|---|---|---|---|"]
         for arm in e["arms"]:
