@@ -109,7 +109,7 @@ def plot(name: str, entry: dict, path: Path) -> None:
         ax.scatter([r["coherence"] for r in rows], [r["gain"] for r in rows], s=[8 + 4 * r["queries"] for r in rows])
         ax.axhline(0, color="grey", lw=0.5)
         rho = coh["spearman"]
-        ax.set_title(f"per top-level subtree (>= {coh['min_queries']} queries): Spearman "
+        ax.set_title(f"per subtree of level {coh.get('level', 1)} (>= {coh['min_queries']} queries): Spearman "
                      f"{'n/a' if rho is None else f'{rho:+.2f}'}", fontsize=9)
         ax.set_xlabel("leaf tightness (mean cosine to leaf centre)")
         ax.set_ylabel(f"mean nDCG@10 gain, {coh['arm']} - {coh['control']}")
@@ -244,7 +244,8 @@ def markdown(result: dict, folder: Path) -> str:
         if "coherence" in e:
             coh = e["coherence"]
             rho, p = coh["spearman"], coh["spearman_p"]
-            out.append(f"- Coherence: over {coh['n_subtrees']} top-level subtrees with >= {coh['min_queries']} "
+            out.append(f"- Coherence: over {coh['n_subtrees']} subtrees (tree level {coh.get('level', 1)}) with >= "
+                       f"{coh['min_queries']} "
                        f"queries, Spearman rho between leaf tightness and the {coh['arm']} gain = "
                        + ("n/a" if rho is None else f"{rho:+.3f} (p {p:.3f})") + ".")
         if e.get("plot"):

@@ -261,7 +261,7 @@ def test_coherence_against_gain_by_hand():
     """Two top-level subtrees of two leaves each: the tight one's queries gained, the loose one's lost."""
     import numpy as np
 
-    from hce_engine.experiments.coherence import coherence_against_gain, leaf_tightness
+    from hce_engine.experiments.coherence import coherence_against_gain, leaf_tightness, subtree_level
     from hce_engine.tree.tree import Tree
     # nodes: 0 root; 1, 2 top level; 3, 4 leaves under 1; 5, 6 leaves under 2
     parent, level = [-1, 0, 0, 1, 1, 2, 2], [0, 1, 1, 2, 2, 2, 2]
@@ -272,8 +272,11 @@ def test_coherence_against_gain_by_hand():
     tree = Tree(parent, level, centroid, [6, 3, 3, 2, 1, 2, 1], [3, 3, 4, 5, 5, 6])
     assert leaf_tightness(tree, vectors).round(4).tolist() == [1, 1, 1, 1, 0.8, 0.8]
     out = coherence_against_gain(tree, vectors, {"a": 0, "b": 1, "c": 4, "d": 5}, {"a": 0.2, "b": 0.1, "c": -0.1,
-                                                                                    "d": -0.3}, min_queries=1)
+                                                                                    "d": -0.3}, min_queries=1, level=1)
     rows = {r["node"]: r for r in out["subtrees"]}
     assert rows[1]["coherence"] == pytest.approx(1.0) and rows[2]["coherence"] == pytest.approx(13 / 15)
     assert rows[1]["gain"] == pytest.approx(0.15) and rows[2]["gain"] == pytest.approx(-0.2)
     assert out["spearman"] is None  # two subtrees: too few for a correlation
+    assert subtree_level(tree) == 2 and subtree_level(tree, 2) == 1  # 2 top-level nodes: the leaves by default
+    leaves = coherence_against_gain(tree, vectors, {"a": 0, "c": 4}, {"a": 0.2, "c": -0.1}, min_queries=1)
+    assert leaves["level"] == 2 and [r["node"] for r in leaves["subtrees"]] == [3, 4, 5, 6]

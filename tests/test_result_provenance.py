@@ -40,3 +40,13 @@ def test_write_result_stamps_provenance(tmp_path, monkeypatch):
     assert prov["commit"] == common.git_commit() and isinstance(prov["clean_tree"], bool)
     assert prov["packages"]["torch"] and prov["started"] <= prov["written"] and "python" in prov["command"]
     assert sys.modules["common"] is common
+
+
+def test_generated_readme_tables_match_their_result_files():
+    """Every table framed as generated in benchmarks/README.md is exactly what its benchmark prints from its result
+    file (``python benchmarks/readme_tables.py`` rewrites them)."""
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "readme_tables.py"), "--check"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

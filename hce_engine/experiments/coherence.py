@@ -1,9 +1,10 @@
 """Sibling-group coherence against retrieval gain (the ``coherence`` recipe's analysis).
 
-For each top-level subtree of the tree an experiment's runs started from: how tight its sibling groups are
-(the mean cosine of a document to its leaf's centre, over the subtree's documents) beside the mean per-query
-gain (arm minus control, nDCG@10) of the judged queries whose first relevant document lies in it, and the rank
-correlation of the two over subtrees with enough queries.
+For each subtree of the tree an experiment's runs started from (the nodes of the shallowest level with at least
+``MIN_SUBTREES`` of them: agglomerative trees often have two or three top-level nodes): how tight its sibling
+groups are (the mean cosine of a document to its leaf's centre, over the subtree's documents) beside the mean
+per-query gain (arm minus control, nDCG@10) of the judged queries whose first relevant document lies in it, and
+the rank correlation of the two over subtrees with enough queries.
 """
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..tree.tree import Tree
+
+#: The analysis uses the shallowest tree level with at least this many nodes (else the leaf level).
+MIN_SUBTREES = 8
 
 
 def leaf_tightness(tree: Tree, vectors: np.ndarray) -> np.ndarray:
@@ -22,10 +26,16 @@ def leaf_tightness(tree: Tree, vectors: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", np.asarray(vectors, dtype=np.float64), cent)
 
 
+def subtree_level(tree: Tree, min_subtrees: int = MIN_SUBTREES) -> int:
+    """The shallowest level (1 = below the root) with at least ``min_subtrees`` nodes, else the leaf level."""
+    return next((lv for lv in range(1, tree.depth + 1) if len(tree.nodes_at(lv)) >= min_subtrees), tree.depth)
+
+
 def coherence_against_gain(tree: Tree, vectors: np.ndarray, query_doc: Mapping[str, int],
                            gain: Mapping[str, float], labels: Sequence[str] | None = None,
-                           min_queries: int = 3) -> dict:
-    """Per top-level subtree: documents, coherence, queries and their mean gain; and the correlations.
+                           min_queries: int = 3, level: int | None = None) -> dict:
+    """Per subtree (a node of ``level``, default :func:`subtree_level`): documents, coherence, queries and their
+    mean gain; and the correlations.
 
     Args:
         tree, vectors: the starting tree and the (n_docs, d) vectors it was built from.
@@ -34,11 +44,12 @@ def coherence_against_gain(tree: Tree, vectors: np.ndarray, query_doc: Mapping[s
         labels: a label per node (e.g. its top terms), shown in the rows.
         min_queries: subtrees with fewer queries are shown but left out of the correlation.
 
-    Returns ``{"subtrees": [{node, label, docs, coherence, queries, gain}], "spearman", "spearman_p",
+    Returns ``{"level", "subtrees": [{node, label, docs, coherence, queries, gain}], "spearman", "spearman_p",
     "pearson", "n_subtrees", "min_queries"}`` (correlations None with fewer than 3 subtrees).
     """
     from scipy.stats import pearsonr, spearmanr
-    top = tree.paths()[:, 0] if tree.depth else np.zeros(tree.n_docs, dtype=np.int64)
+    level = subtree_level(tree) if level is None else level
+    top = tree.paths()[:, level - 1] if tree.depth else np.zeros(tree.n_docs, dtype=np.int64)
     tight = leaf_tightness(tree, vectors)
     by_node: dict[int, list[float]] = {}
     for q, pos in query_doc.items():
@@ -52,7 +63,7 @@ def coherence_against_gain(tree: Tree, vectors: np.ndarray, query_doc: Mapping[s
                      "docs": int(members.sum()), "coherence": float(tight[members].mean()),
                      "queries": len(gains), "gain": float(np.mean(gains)) if gains else None})
     used = [r for r in rows if r["queries"] >= min_queries]
-    out: dict = {"subtrees": rows, "n_subtrees": len(used), "min_queries": min_queries,
+    out: dict = {"level": level, "subtrees": rows, "n_subtrees": len(used), "min_queries": min_queries,
                  "spearman": None, "spearman_p": None, "pearson": None}
     xs, ys = [r["coherence"] for r in used], [r["gain"] for r in used]
     if len(used) >= 3 and np.ptp(xs) > 0 and np.ptp(ys) > 0:

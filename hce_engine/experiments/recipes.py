@@ -41,7 +41,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
            {"fixed-tree": {"recluster_every": 0}, "co-training": {"recluster_every": 1}}, control="fixed-tree",
            settings={"epochs": 2}),
     Recipe("coherence", "Do tight sibling groups help retrieval more?",
-           "HCE's siblings against in-batch training; then, per top-level subtree of the starting tree, how tight "
+           "HCE's siblings against in-batch training; then, per subtree of the starting tree, how tight "
            "its leaves are (mean cosine of a document to its leaf's centre) beside the gain of the queries whose "
            "relevant document lies in it, and their rank correlation.",
            {"in-batch": {"negatives": "in-batch"}, "siblings": {"negatives": "siblings"}}, control="in-batch"),
