@@ -32,10 +32,18 @@ def git_commit(root: Path = REPO) -> str | None:
     return (out.stdout.strip() or None) if out and out.returncode == 0 else None
 
 
+#: Changes under these folders are results, not code: a benchmark rewriting its own result file stays clean.
+RESULT_DIRS = ("benchmarks/results/",)
+
+
 def clean_tree(root: Path = REPO) -> bool:
-    """Whether the checkout has no uncommitted change to a tracked file (so its commit names the code that ran)."""
+    """Whether the checkout has no uncommitted change to a tracked file outside :data:`RESULT_DIRS` (so its
+    commit names the code that ran)."""
     out = _git("status", "--porcelain", "--untracked-files=no", root=root)
-    return out is not None and out.returncode == 0 and not out.stdout.strip()
+    if out is None or out.returncode != 0:
+        return False
+    changed = [line[3:].split(" -> ")[-1].strip('"') for line in out.stdout.splitlines() if line.strip()]
+    return not [p for p in changed if not p.startswith(RESULT_DIRS)]
 
 
 def cpu_model() -> str | None:

@@ -50,3 +50,25 @@ def test_generated_readme_tables_match_their_result_files():
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "readme_tables.py"), "--check"],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_a_rewritten_result_file_leaves_the_tree_clean(tmp_path):
+    """A benchmark writing its own result file (tracked) does not make its checkout 'dirty'; a code change does."""
+    import subprocess
+
+    from hce_engine.provenance import clean_tree
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+    (tmp_path / "benchmarks" / "results" / "r.json").write_text("{}")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init")
+    assert clean_tree(tmp_path)
+    (tmp_path / "benchmarks" / "results" / "r.json").write_text('{"a": 1}')
+    assert clean_tree(tmp_path)
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert not clean_tree(tmp_path)
