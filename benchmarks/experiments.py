@@ -133,6 +133,8 @@ def main() -> int:
     ap.add_argument("--out", default=None)
     ap.add_argument("--smoke", action="store_true", help="toy corpus, fake encoder, tiny runs (seconds)")
     ap.add_argument("--markdown", metavar="RESULT", help="print a result file as markdown tables and exit")
+    ap.add_argument("--report-only", action="store_true", help="train nothing: record the finished runs of the "
+                    "recipes' experiments in --work (an unfinished one is marked partial)")
     a = ap.parse_args()
     if a.markdown:
         print(markdown(json.loads(Path(a.markdown).read_text()), Path(a.markdown).parent))
@@ -189,11 +191,12 @@ def main() -> int:
             exp = same[-1] if same else ws.create_experiment(spec)
             log(f"recipe {name}: experiment {exp} ({'resumed' if same else 'new'})")
             started = time.strftime("%F %T")
-            status = ws.run_experiment(exp, progress=progress_printer())
-            if status["errors"] or status["done"] != status["total"]:
+            status = ws.experiment_status(exp) if a.report_only else ws.run_experiment(exp, progress=progress_printer())
+            if status.get("errors") or (status["done"] != status["total"] and not a.report_only):
                 raise SystemExit(f"experiment {exp} did not finish: {status['errors']}")
             res = ws.experiment_results(exp, n_boot=a.boot)
-            entry = {**res, "started": started, "ended": time.strftime("%F %T")}
+            entry = {**res, "started": started, "ended": time.strftime("%F %T"),
+                     "partial": status["done"] != status["total"]}
             if name == "coherence":
                 entry["coherence"] = ws.experiment_coherence(exp)
             result["recipes"][name] = entry
@@ -225,6 +228,9 @@ def markdown(result: dict, folder: Path) -> str:
         comps = {c["arm"]: c for c in e["comparisons"]}
         reads = f" Its arms are the `{e['reads']}` experiment's runs (same settings and seeds)." if e.get("reads") \
             else ""
+        if e.get("partial"):
+            reads += (f" **Partial**: {e['status']['done']} of its {e['status']['total']} runs finished; the rows "
+                      "are over the finished ones.")
         out += ["", f"**{name}**: {RECIPES[name].question} {RECIPES[name].shows}{reads} "
                 f"(seeds {', '.join(map(str, e['spec']['seeds']))}; {e['queries']} test queries; {e['started']} to "
                 f"{e['ended']})", "",
