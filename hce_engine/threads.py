@@ -25,3 +25,28 @@ def one_thread_if(cond: bool) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+#: torch's intra-op thread count when this module was first imported (OMP_NUM_THREADS, else the cores): the
+#: process's setting, before any :func:`one_thread_if` changed it.
+PROCESS_THREADS = torch.get_num_threads()
+
+
+@contextlib.contextmanager
+def fixed_threads(n: int) -> Iterator[None]:
+    """``n`` torch intra-op threads for the calling thread while inside, then its count before.
+
+    Training pins its count with it: a CPU's float results depend on the thread count (each thread sums its
+    share of a reduction), and a thread started while another one sits in :func:`one_thread_if` inherits 1
+    thread from torch, so a background run could otherwise train on 1 thread or on 2 by chance.
+    """
+    before = torch.get_num_threads()
+    n = max(1, int(n))
+    if n == before:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

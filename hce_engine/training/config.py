@@ -104,7 +104,8 @@ class TrainConfig:
     precision: str = _f("auto", "auto: bf16 autocast where the hardware runs it fast (CUDA, CPUs with "
                         "AVX-512 BF16 or AMX; ~1.8x faster training on such CPUs), else fp32. Weights stay "
                         "float32.", PRECISIONS)
-    seed: int = _f(0, "Random seed (tree, sampling, batching, initialisation): same seed, same run.")
+    seed: int = _f(0, "Random seed (tree, sampling, batching, dropout): same seed, same run, bit for bit on one "
+                   "machine with the same thread count and precision (docs/method.md section 8).")
     device: str = _f("auto", "auto (GPU when present), cpu, cuda or cuda:N.")
     model: str | None = _f(None, "Starting encoder folder (empty = the bundled all-MiniLM-L6-v2).")
 

@@ -90,6 +90,8 @@ class TrainResult:
         memory_levels: M used; n_train_pairs / n_val_pairs: the split used.
         corpus_vectors: (n_docs, d) vectors of the returned encoder at ``config.max_length`` when its last
             validation encoded the whole corpus (spares the caller a corpus encode), else None.
+        threads: torch intra-op threads the run trained on. Same seed, same settings, same machine and same
+            count: the same weights, bit for bit; another count rounds differently (``docs/method.md``).
     """
 
     status: str
@@ -112,6 +114,7 @@ class TrainResult:
     n_val_pairs: int = 0
     checks: list[dict] = field(default_factory=list)
     corpus_vectors: np.ndarray | None = None
+    threads: int = 0
 
     @property
     def outcome(self) -> dict:

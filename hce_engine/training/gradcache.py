@@ -123,9 +123,10 @@ def _distill(q: torch.Tensor, d: torch.Tensor, batch: HierBatch, teacher: Hybrid
              loss: torch.Tensor) -> tuple[torch.Tensor, dict]:
     """``loss`` plus the distillation term over each pair's leaf candidates except column 0 (its source)."""
     dev = q.device
-    qb = q[torch.as_tensor(batch.query_idx, device=dev)]
+    qb = q.index_select(0, torch.as_tensor(batch.query_idx, device=dev))  # index_select: see loss.py
     leaf_idx = torch.as_tensor(batch.leaf_idx, device=dev).clamp(min=0)
-    student = torch.einsum("bd,bkd->bk", qb, d[leaf_idx]) / tau
+    cand = d.index_select(0, leaf_idx.flatten()).view(*leaf_idx.shape, -1)
+    student = torch.einsum("bd,bkd->bk", qb, cand) / tau
     mask = batch.leaf_mask.copy()
     mask[:, 0] = False
     teacher_logits = teacher.logits([batch.queries[j] for j in batch.query_idx], np.where(mask, batch.leaf_doc, -1))

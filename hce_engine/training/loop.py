@@ -8,7 +8,9 @@ encoder is trained in place. ``train()`` never touches a database: it reports th
 (``on_step``, ``on_tree``, ``on_epoch``) and polls ``should_cancel``. It imports only torch, numpy and the
 standard library (plus the tree builder, lazily, when no ``tree_builder`` is given). Its parts:
 :mod:`.gradcache` (one step's gradient), :mod:`.checkpoint` (``best/``, ``last/``, RNG state), :mod:`.optim`
-(parameter groups, learning-rate schedule), :mod:`.validation` (hold-out, scoring), :mod:`.events`.
+(parameter groups, learning-rate schedule), :mod:`.validation` (hold-out, scoring), :mod:`.events`,
+:mod:`.determinism` (what makes the same seed give the same weights besides seeding: deterministic kernels,
+a pinned thread count).
 
 Cancelling: ``should_cancel()`` is polled before every step (and between encode batches of corpus/validation
 encodes). When it returns True the loop stops before the next step and ``train`` *returns* a
@@ -31,10 +33,12 @@ import numpy as np
 import torch
 
 from hce_engine.evaluation.outcome import check, verdict
+from hce_engine.threads import fixed_threads
 from hce_engine.tree.tree import Tree
 
 from .checkpoint import Best, checkpoint_root, load_last, rng_state, save_last, set_rng_state
 from .config import TrainConfig
+from .determinism import deterministic_torch, run_threads
 from .events import EpochEvent, StepEvent, TrainResult
 from .gradcache import Embedder, train_step
 from .loss import HierarchicalContrastiveLoss
@@ -94,45 +98,47 @@ def train(encoder, doc_texts: Sequence[str], pairs: list[Pair], config: TrainCon
             ``encoder`` before its first step.
     """
     config.validate()
-    t_start = time.time()
-    seed_everything(config.seed)
-    dev = torch.device(getattr(encoder, "device", "cpu"))
-    if resume_from is not None:
-        resume_from = checkpoint_root(resume_from)
-        checkpoint_dir = checkpoint_dir or resume_from
-    ckpt = os.fspath(checkpoint_dir) if checkpoint_dir else None
-    if ckpt:
-        os.makedirs(ckpt, exist_ok=True)
+    # Same seed, same run (on one machine): seeded generators, deterministic kernels, a fixed thread count.
+    with deterministic_torch(), fixed_threads(run_threads()):
+        t_start = time.time()
+        seed_everything(config.seed)
+        dev = torch.device(getattr(encoder, "device", "cpu"))
+        if resume_from is not None:
+            resume_from = checkpoint_root(resume_from)
+            checkpoint_dir = checkpoint_dir or resume_from
+        ckpt = os.fspath(checkpoint_dir) if checkpoint_dir else None
+        if ckpt:
+            os.makedirs(ckpt, exist_ok=True)
 
-    if val_pairs is None:
-        train_pairs, val_pairs = hold_out(pairs, config)
-    else:
-        train_pairs, val_pairs = list(pairs), list(val_pairs)
-    if config.max_pairs and len(train_pairs) > config.max_pairs:
-        keep = np.random.default_rng(config.seed).choice(len(train_pairs), config.max_pairs, replace=False)
-        train_pairs = [train_pairs[i] for i in np.sort(keep)]
-    if not train_pairs:
-        raise ValueError("no training pairs (after holding out validation queries)")
-    if len(doc_texts) < 2:
-        raise ValueError("the corpus needs at least 2 documents")
-    if config.signal == "self" and teacher is None:
-        raise ValueError("the self signal needs a teacher (HybridTeacher over the starting encoder's vectors)")
-    if hasattr(encoder, "precision"):
-        from hce_engine.precision import resolve_precision
-        encoder.precision = resolve_precision(config.precision, dev)
+        if val_pairs is None:
+            train_pairs, val_pairs = hold_out(pairs, config)
+        else:
+            train_pairs, val_pairs = list(pairs), list(val_pairs)
+        if config.max_pairs and len(train_pairs) > config.max_pairs:
+            keep = np.random.default_rng(config.seed).choice(len(train_pairs), config.max_pairs, replace=False)
+            train_pairs = [train_pairs[i] for i in np.sort(keep)]
+        if not train_pairs:
+            raise ValueError("no training pairs (after holding out validation queries)")
+        if len(doc_texts) < 2:
+            raise ValueError("the corpus needs at least 2 documents")
+        if config.signal == "self" and teacher is None:
+            raise ValueError("the self signal needs a teacher (HybridTeacher over the starting encoder's vectors)")
+        if hasattr(encoder, "precision"):
+            from hce_engine.precision import resolve_precision
+            encoder.precision = resolve_precision(config.precision, dev)
 
-    trainer = _Trainer(encoder, doc_texts, train_pairs, val_pairs, config, dev, ckpt, t_start,
-                       tree_builder=tree_builder, on_step=on_step, on_tree=on_tree, on_epoch=on_epoch,
-                       cancel=should_cancel or (lambda: False), grad_chunk=grad_chunk,
-                       teacher=teacher if config.signal == "self" else None)
-    status = "done"
-    try:
-        first_epoch = trainer.start(resume_from, initial_vectors, initial_max_length)
-        for epoch in range(first_epoch, config.epochs):
-            trainer.run_epoch(epoch)
-    except _Cancelled:
-        status = "cancelled"
-    return trainer.finish(status)
+        trainer = _Trainer(encoder, doc_texts, train_pairs, val_pairs, config, dev, ckpt, t_start,
+                           tree_builder=tree_builder, on_step=on_step, on_tree=on_tree, on_epoch=on_epoch,
+                           cancel=should_cancel or (lambda: False), grad_chunk=grad_chunk,
+                           teacher=teacher if config.signal == "self" else None)
+        status = "done"
+        try:
+            first_epoch = trainer.start(resume_from, initial_vectors, initial_max_length)
+            for epoch in range(first_epoch, config.epochs):
+                trainer.run_epoch(epoch)
+        except _Cancelled:
+            status = "cancelled"
+        return trainer.finish(status)
 
 
 class _Trainer:
@@ -402,6 +408,6 @@ class _Trainer:
             examples_per_s=self.examples / max(self.train_seconds, 1e-9), seconds=time.time() - self.t_start,
             checkpoint=best.dir if best.saved else None, last_checkpoint=last_dir, losses=self.losses,
             memory_levels=self.memory_levels, rebuilds=self.rebuild_no, n_train_pairs=len(self.train_pairs),
-            n_val_pairs=len(self.val_pairs), checks=checks,
+            n_val_pairs=len(self.val_pairs), checks=checks, threads=torch.get_num_threads(),
             corpus_vectors=self.validator.last_vectors if self.validator is not None and best.val is not None
             and best.val["epoch"] == self.epochs_done and status == "done" else None)

@@ -141,7 +141,9 @@ class HierarchicalContrastiveLoss(torch.nn.Module):
         def t(a: np.ndarray, dtype=torch.long) -> torch.Tensor:
             return torch.as_tensor(a, dtype=dtype, device=dev)
 
-        q = q_emb[t(batch.query_idx)]                           # (B, d)
+        # Rows are picked with index_select, never x[idx]: on a CPU the backward of x[idx] adds duplicate rows'
+        # gradients with parallel atomic adds (from 32768 elements), in an order that changes run to run.
+        q = q_emb.index_select(0, t(batch.query_idx))           # (B, d)
         scores = q @ doc_emb.T / self.tau                       # (B, U): every (query, batch doc) score
         neg_inf = torch.finfo(scores.dtype).min
 
@@ -173,7 +175,8 @@ class HierarchicalContrastiveLoss(torch.nn.Module):
                 target = t(lc.target)
                 if lc.memory:
                     mem = F.normalize(self.memory[lc.level - 1], dim=-1)
-                    reps = mem[self.node_row[nodes.clamp(min=0)]]  # (B, C, d)
+                    rows = self.node_row[nodes.clamp(min=0)]
+                    reps = mem.index_select(0, rows.flatten()).view(*rows.shape, -1)  # (B, C, d)
                     s = torch.einsum("bd,bcd->bc", q, reps) / self.tau
                 else:
                     assert lc.rep is not None, "the sampler gives representatives for levels without memory"
@@ -197,7 +200,7 @@ class HierarchicalContrastiveLoss(torch.nn.Module):
         bidir_loss = None
         if self.bidirectional:
             assert batch.bidir_mask is not None, "the bidirectional term needs the batch's bidir_mask"
-            d_pos = doc_emb[t(batch.pos)]
+            d_pos = doc_emb.index_select(0, t(batch.pos))
             s = (d_pos @ q.T / self.tau).masked_fill(~t(batch.bidir_mask, torch.bool), neg_inf)
             bidir_loss = F.cross_entropy(s, torch.arange(B, device=dev))
             total = total + bidir_loss

@@ -157,7 +157,7 @@ def salient_sentences(texts: Sequence[str], min_words: int = 4, k1: float = 1.2,
             return idf * tf[w] * (k1 + 1) / (tf[w] + norm)
 
         def salience(s: str) -> float:
-            words = set(_WORD.findall(s.lower()))
+            words = sorted(set(_WORD.findall(s.lower())))  # a set's order (so the float sum) varies by process
             return sum(weight(w) for w in words) / len(words)
 
         out.append(max(eligible, key=salience))  # first of equals
