@@ -253,7 +253,7 @@ class TrainingVerbs(WorkspaceBase):
                        result.memory_levels, "rebuilds": result.rebuilds, "n_train_pairs": result.n_train_pairs,
                        "n_val_pairs": result.n_val_pairs, "examples_per_s": result.examples_per_s,
                        "seconds": result.seconds, "precision": getattr(encoder, "precision", None),
-                       "outcome": result.outcome, "provenance": provenance()}
+                       "outcome": result.outcome, "threads": result.threads, "provenance": provenance()}
             if result.status == "cancelled":
                 self.store.update_run(run_id, status="cancelled", summary=summary,
                                       error="cancelled by the user (resume continues from the last epoch)")
