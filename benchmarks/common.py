@@ -105,6 +105,22 @@ def write_beir(folder: str | Path, docs: list[dict], queries: dict[str, str],
     return str(folder)
 
 
+def smoke_beir(dest: str | Path, n_docs: int = 40, test_every: int = 2) -> str:
+    """A toy BEIR folder for the scripts' ``--smoke``: ``n_docs`` documents in 4 topics (3 sentences of topic
+    words each), one query per document, in the test split for every ``test_every``-th one, else train."""
+    rng = np.random.default_rng(0)
+    topics = [["rocket", "orbit", "launch", "planet"], ["bread", "oven", "flour", "yeast"],
+              ["goal", "match", "league", "striker"], ["violin", "concert", "melody", "chord"]]
+    docs, queries, qrels = [], {}, {"train": {}, "test": {}}
+    for i in range(n_docs):
+        words = topics[i % 4]
+        docs.append({"_id": f"d{i}", "title": "", "text": " ".join(
+            " ".join(rng.choice(words, 5)) + f" item{i}." for _ in range(3))})
+        queries[f"q{i}"] = f"{words[0]} item{i}"
+        qrels["train" if i % test_every else "test"][f"q{i}"] = {f"d{i}": 1}
+    return write_beir(dest, docs, queries, qrels)
+
+
 FALLBACK_QUERIES = [
     "a program that never ends", "vitamin d deficiency and bone fractures", "antibiotic resistance in bacteria",
     "how do neural networks learn", "the history of the internet", "protein folding and disease",

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 # common first: it puts the repository on sys.path
-from common import RESULTS, SCIFACT, load_beir, machine, write_beir, write_result
+from common import RESULTS, SCIFACT, load_beir, machine, smoke_beir, write_beir, write_result
 
 RECIPE_NAMES = {"coherence": "Do tight sibling groups help retrieval more?"}
 
@@ -42,22 +42,6 @@ def progress_printer():
             last["stage"] = stage
             log(stage)
     return report
-
-
-def smoke_folder(dest: Path) -> str:
-    """A toy BEIR folder (40 documents in 4 topics, train and test queries)."""
-    import numpy as np
-    rng = np.random.default_rng(0)
-    topics = [["rocket", "orbit", "launch", "planet"], ["bread", "oven", "flour", "yeast"],
-              ["goal", "match", "league", "striker"], ["violin", "concert", "melody", "chord"]]
-    docs, queries, qrels = [], {}, {"train": {}, "test": {}}
-    for i in range(40):
-        words = topics[i % 4]
-        docs.append({"_id": f"d{i}", "title": "", "text": " ".join(
-            " ".join(rng.choice(words, 5)) + f" item{i}." for _ in range(3))})
-        queries[f"q{i}"] = f"{words[0]} item{i}"
-        qrels["train" if i % 2 else "test"][f"q{i}"] = {f"d{i}": 1}
-    return write_beir(dest, docs, queries, qrels)
 
 
 def sample_folder(source: str, dest: Path, n: int, seed: int = 0) -> tuple[str, dict]:
@@ -150,7 +134,7 @@ def main() -> int:
         from hce_engine.encoder.fake import FakeEncoder
         a.model = str(work / "fake")
         FakeEncoder(dim=32, seed=0).save(a.model)
-        data = smoke_folder(work / "toy")
+        data = smoke_beir(work / "toy")
         settings = {**settings, "siblings": 2, "batch_size": 4}
     corpus_info: dict = {"documents": "all"}
     if a.sample and not a.smoke:

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 # common first: it puts the repository on sys.path
-from common import RESULTS, SCIFACT, load_beir, machine, write_beir, write_result
+from common import RESULTS, SCIFACT, load_beir, machine, smoke_beir, write_beir, write_result
 
 
 def log(msg: str) -> None:
@@ -56,21 +56,6 @@ def sample(folder: str | Path, dest: Path, n_docs: int, train_docs: int, seed: i
              "test_relevant": len(rel.get("test", set()) & chosen),
              "train_relevant": len(rel.get("train", set()) & chosen)}
     return write_beir(dest, docs, data.queries, data.qrels), about
-
-
-def smoke_folder(dest: Path) -> str:
-    """A toy BEIR folder: 48 documents in 4 topics, a train or test query per document."""
-    rng = np.random.default_rng(0)
-    topics = [["rocket", "orbit", "launch", "planet"], ["bread", "oven", "flour", "yeast"],
-              ["goal", "match", "league", "striker"], ["violin", "concert", "melody", "chord"]]
-    docs, queries, qrels = [], {}, {"train": {}, "test": {}}
-    for i in range(48):
-        words = topics[i % 4]
-        docs.append({"_id": f"d{i}", "title": "", "text": " ".join(
-            " ".join(rng.choice(words, 5)) + f" item{i}." for _ in range(3))})
-        queries[f"q{i}"] = f"{words[0]} item{i}"
-        qrels["train" if i % 3 else "test"][f"q{i}"] = {f"d{i}": 1}
-    return write_beir(dest, docs, queries, qrels)
 
 
 def plot(res: dict, path: Path) -> None:
@@ -173,7 +158,7 @@ def main() -> int:
             from hce_engine.encoder.fake import FakeEncoder
             a.model = str(tmp / "fake")
             FakeEncoder(dim=32, seed=0).save(a.model)
-            data, about = smoke_folder(tmp / "toy"), {"source": "toy (smoke)", "documents": 48, "seed": 0}
+            data, about = smoke_beir(tmp / "toy", n_docs=48, test_every=3), {"source": "toy (smoke)", "documents": 48, "seed": 0}
             settings = {**settings, "siblings": 2, "batch_size": 4}
         else:
             data, about = sample(a.data, tmp / "sample", a.docs, a.train_docs, a.seed)

@@ -44,7 +44,7 @@ import time
 from pathlib import Path
 
 # common first: it puts the repository on sys.path
-from common import JARGON, RESULTS, ROOT, SCIFACT, clean_tree, machine, read_docs, write_beir, write_result
+from common import JARGON, RESULTS, ROOT, SCIFACT, clean_tree, machine, read_docs, smoke_beir, write_beir, write_result
 
 #: Settings over the ``unsupervised`` preset, one lever each (issue 22's lever table). A row's full settings are
 #: in its result file: rows named ``self`` before the preset became tree batches ran ``self-siblings``.
@@ -295,18 +295,7 @@ def main() -> None:
 
 def smoke_collection(dest: Path) -> tuple[str, dict[str, tuple[str, str]]]:
     """A toy collection with two splits, for ``--smoke``."""
-    import numpy as np
-    rng = np.random.default_rng(0)
-    topics = [["rocket", "orbit", "launch", "planet"], ["bread", "oven", "flour", "yeast"],
-              ["goal", "match", "league", "striker"], ["violin", "concert", "melody", "chord"]]
-    docs, queries, qrels = [], {}, {"train": {}, "test": {}}
-    for i in range(40):
-        words = topics[i % 4]
-        sents = [" ".join(rng.choice(words, 5)) + f" item{i}." for _ in range(3)]
-        docs.append({"_id": f"d{i}", "title": "", "text": " ".join(sents)})
-        queries[f"q{i}"] = f"{words[0]} item{i}"
-        qrels["train" if i % 2 else "test"][f"q{i}"] = {f"d{i}": 1}
-    folder = Path(write_beir(dest, docs, queries, qrels))
+    folder = Path(smoke_beir(dest))
     q = str(folder / "queries.jsonl")
     return str(folder / "corpus.jsonl"), {"dev": (q, str(folder / "qrels" / "train.tsv")),
                                           "test": (q, str(folder / "qrels" / "test.tsv"))}

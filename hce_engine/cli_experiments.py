@@ -21,11 +21,16 @@ from .errors import InputError
 from .progress import fmt_duration
 
 
-def _seeds(text: str) -> list[int]:
+def _numbers(text: str, kind: type, flag: str, what: str) -> list:
+    """A comma-separated list of ``kind`` values (InputError naming ``flag`` and ``what`` it expects)."""
     try:
-        return [int(s) for s in text.replace(" ", "").split(",") if s]
+        return [kind(s) for s in text.replace(" ", "").split(",") if s]
     except ValueError:
-        raise InputError(f"--seeds: expected integers separated by commas, got {text!r}") from None
+        raise InputError(f"{flag}: expected {what} separated by commas, got {text!r}") from None
+
+
+def _seeds(text: str) -> list[int]:
+    return _numbers(text, int, "--seeds", "integers")
 
 
 def cmd_new(ws, a) -> int:
@@ -223,10 +228,7 @@ def add_parser(sub, as_json: argparse.ArgumentParser) -> None:
 
 
 def _shares(text: str) -> list[float]:
-    try:
-        return [float(s) for s in text.replace(" ", "").split(",") if s]
-    except ValueError:
-        raise InputError(f"--steps: expected shares separated by commas (e.g. 0.1,0.25,0.5), got {text!r}") from None
+    return _numbers(text, float, "--steps", "shares (e.g. 0.1,0.25,0.5)")
 
 
 def cmd_growth(ws, a) -> int:

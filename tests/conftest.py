@@ -74,6 +74,13 @@ def workspace(tmp_path, fake_model):
 
 
 @pytest.fixture
+def toy_ws(workspace, toy_beir, one_torch_thread):
+    """The fake-encoder workspace with the toy corpus imported as "toy"."""
+    workspace.import_corpus(toy_beir, name="toy")
+    return workspace
+
+
+@pytest.fixture
 def app_env(tmp_path, fake_model, monkeypatch):
     """Environment for the app: a fresh workspace folder (yielded), the fake model, no UMAP warm-up; the
     workspace the app opened is closed afterwards."""

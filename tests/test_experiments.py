@@ -21,12 +21,6 @@ TINY = {"siblings": 2, "batch_size": 4}
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture
-def toy_ws(workspace, toy_beir, one_torch_thread):
-    workspace.import_corpus(toy_beir, name="toy")
-    return workspace
-
-
 def spec(**kw) -> ExperimentSpec:
     return ExperimentSpec(**{"corpus": "toy", "preset": "quick", "settings": dict(TINY), "seeds": [0, 1],
                              "arms": {"random": {"negatives": "random"}, "siblings": {"negatives": "siblings"}},

@@ -28,12 +28,6 @@ TINY = {"siblings": 2, "batch_size": 4}
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture
-def toy_ws(workspace, toy_beir, one_torch_thread):
-    workspace.import_corpus(toy_beir, name="toy")
-    return workspace
-
-
 def snapshot(ws, corpus: str) -> dict:
     """What run_growth must not change: the corpus's documents, queries, judgements and runs."""
     cid = ws.store.corpus_id(corpus)

@@ -19,6 +19,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from ..experiments.results import HEADLINE, METRICS, table_rows
+from .training import empty_figure
 
 CONTROL = "#444444"
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf"]
@@ -31,14 +32,6 @@ RECALL_K = {1: "recall_at_1", 10: "recall_at_10", 100: "recall_at_100"}
 
 def _esc(text) -> str:
     return html.escape(str(text))
-
-
-def _empty(title: str, note: str) -> go.Figure:
-    fig = go.Figure(layout=dict(LAYOUT, title=title))
-    fig.add_annotation(text=note, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    return fig
 
 
 def _colours(results: dict) -> dict[str, str]:
@@ -60,7 +53,7 @@ def metric_figure(results: dict, metric: str = HEADLINE) -> go.Figure:
     title = f"{label} per arm: mean ± sd over seeds, dots = single seeds"
     arms = [a for a in results["arms"] if a[metric]["mean"] is not None]
     if not arms:
-        return _empty(title, "no finished runs yet")
+        return empty_figure(title, "no finished runs yet", LAYOUT)
     colours = _colours(results)
     xs = list(range(len(arms)))
     fig = go.Figure(layout=dict(LAYOUT, title=title, yaxis_title=label, showlegend=True))
@@ -120,7 +113,7 @@ def scatter_figure(results: dict, arm: str, tie: float = 1e-9) -> go.Figure:
     qids, ctl, trt, seeds = per_query_pairs(results, arm)
     title = f"{_esc(arm)} against {_esc(control)} per query ({label})"
     if not qids:
-        return _empty(title, "no query both arms were measured on yet")
+        return empty_figure(title, "no query both arms were measured on yet", LAYOUT)
     diff = trt - ctl
     groups = [("arm better", diff > tie, WIN), ("tie", np.abs(diff) <= tie, TIE), ("control better", diff < -tie, LOSS)]
     fig = go.Figure(layout=dict(LAYOUT, height=460, title=title + f", mean of {len(seeds)} seed(s)",
@@ -149,7 +142,7 @@ def recall_figure(results: dict) -> go.Figure:
     title = "Recall@k per arm: R@1 (the top hit) to R@100"
     arms = [a for a in results["arms"] if a[RECALL_K[1]]["mean"] is not None]
     if not arms:
-        return _empty(title, "no finished runs yet")
+        return empty_figure(title, "no finished runs yet", LAYOUT)
     colours = _colours(results)
     fig = go.Figure(layout=dict(LAYOUT, title=title, xaxis_title="k (log scale)", yaxis_title="recall@k"))
     for a in arms:

@@ -19,8 +19,9 @@ LAYOUT = dict(height=320, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orien
               template="plotly_white")
 
 
-def _empty(title: str, note: str) -> go.Figure:
-    fig = go.Figure(layout=dict(LAYOUT, title=title))
+def empty_figure(title: str, note: str, layout: dict | None = None) -> go.Figure:
+    """A figure with no axes, only ``note`` in its middle (``layout``: the caller's, default this module's)."""
+    fig = go.Figure(layout=dict(layout or LAYOUT, title=title))
     fig.add_annotation(text=note, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
@@ -55,7 +56,7 @@ def loss_figure(log: pd.DataFrame) -> go.Figure:
     """Total training loss and the loss at every tree level, per step (smoothed; raw total faint). The leaf
     term is in the total only: the step log does not keep it apart (see :data:`LOSS_NOTE`)."""
     if log is None or len(log) == 0:
-        return _empty("Training loss", "no steps logged yet")
+        return empty_figure("Training loss", "no steps logged yet")
     steps = log["step"].to_numpy()
     fig = go.Figure(layout=dict(LAYOUT, title="Training loss", xaxis_title="step", yaxis_title="loss"))
     fig.add_trace(go.Scatter(x=steps, y=log["loss"], name="total (raw)", mode="lines",
@@ -72,7 +73,7 @@ def loss_figure(log: pd.DataFrame) -> go.Figure:
 def sibling_accuracy_figure(log: pd.DataFrame) -> go.Figure:
     """How often the query picks the positive's branch among its siblings, per level, and at the leaf."""
     if log is None or len(log) == 0:
-        return _empty("Sibling accuracy", "no steps logged yet")
+        return empty_figure("Sibling accuracy", "no steps logged yet")
     steps = log["step"].to_numpy()
     fig = go.Figure(layout=dict(LAYOUT, title="Sibling accuracy per level",
                                 xaxis_title="step", yaxis_title="accuracy", yaxis_range=[0, 1.02]))
@@ -93,7 +94,7 @@ def validation_figure(history: Sequence[dict] | None) -> go.Figure:
     """MRR@10 and Recall@10 on the held-out validation queries after every epoch (epoch 0 = start)."""
     history = [h for h in (history or []) if h]
     if not history:
-        return _empty("Validation", "no validation yet")
+        return empty_figure("Validation", "no validation yet")
     epochs = [h.get("epoch", i) for i, h in enumerate(history)]
     fig = go.Figure(layout=dict(LAYOUT, title="Held-out validation (epoch 0 = starting encoder)",
                                 xaxis_title="epoch", yaxis_title="score", xaxis_dtick=1, yaxis_range=[0, 1.02],
