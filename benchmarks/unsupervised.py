@@ -61,6 +61,8 @@ ARMS: dict[str, dict] = {
                                "lr": 5e-5},
     "self-levels": {"level_loss": True},                  # + HCE's level terms for the pseudo-query's source
     "self-title": {"pseudo_query": "title"},              # the title as pseudo-query where there is one
+    "self-title-w0.6": {"pseudo_query": "title", "teacher_weight": 0.6},  # the title, a teacher leaning on BM25
+    "self-title-3ep": {"pseudo_query": "title", "epochs": 3},             # the title, a third epoch
     "self-salient": {"pseudo_query": "salient"},          # the sentence whose words weigh most (BM25)
     "self-anchor": {"anchor": 0.1},                       # + L2 towards the starting weights
     "self-lr5e-5": {"lr": 5e-5},                          # a higher rate (63 steps move the encoder little)
