@@ -247,6 +247,26 @@ def test_batches_cover_every_pair_once_and_separate_same_document(toy):
     assert [len(b) for b in tiny.batch_order(0)] == [2, 1]
 
 
+@pytest.mark.parametrize("batching", ["random", "tree"])
+def test_an_epoch_has_exactly_len_batches(toy, batching):
+    """The learning-rate schedule and the ETA count len(sampler) steps per epoch: the batches yielded must be
+    exactly that many, also when many pairs share a document and the look-ahead runs out."""
+    docs, _ = toy
+    tree = two_level_builder()(FakeEncoder(dim=32).encode(docs))
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        n, B = int(rng.integers(5, 120)), int(rng.integers(1, 12))
+        skew = np.r_[[0.5], np.full(len(docs) - 1, 0.5 / (len(docs) - 1))]  # half the pairs on one document
+        pairs = [Pair(f"q{i}", int(d)) for i, d in enumerate(rng.choice(len(docs), n, p=skew))]
+        s = HierarchicalSampler(tree, pairs, docs, batch_size=B, siblings=2, memory_levels=1, seed=seed,
+                                batching=batching)
+        for epoch in range(2):
+            order = s.batch_order(epoch)
+            assert len(order) == len(s) == len(list(s.batches(epoch))), (seed, n, B)
+            assert sorted(np.concatenate(order).tolist()) == list(range(n))
+            assert all(len(b) == B for b in order[:-1]) if batching == "random" else True
+
+
 # ---------------------------------------------------------------------------------------------- estimate
 def test_estimate_seconds():
     base = TrainConfig(val_fraction=0.1)

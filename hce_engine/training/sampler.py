@@ -23,10 +23,13 @@ Per pair with positive document position ``p`` (path ``n_1 .. n_D = tree.path(p)
   text, so an exact duplicate of the positive stored under another id is never a negative).
 
 Batches: pairs are shuffled every epoch with a generator seeded by ``(seed, epoch)``; a greedy pass keeps two
-pairs with the same positive document out of one batch when possible (a bounded look-ahead), and the masks
-above handle whatever remains. ``batching="tree"`` instead sorts the pairs by their positive's tree path (in a
-random order within each leaf), cuts that order into batches at a random offset and shuffles the batches: a
-batch then holds neighbouring leaves, and its in-batch negatives are hard ones. Everything is deterministic
+pairs with the same positive document out of one batch when possible (a bounded look-ahead; when it finds
+too few, the batch is filled up with same-document pairs), and the masks above handle whatever remains. Every
+batch but an epoch's last holds ``batch_size`` pairs, so an epoch has exactly ``len(sampler)`` batches (the
+step count the learning-rate schedule and the ETA are sized by). ``batching="tree"`` instead sorts the pairs by
+their positive's tree path (in a random order within each leaf), cuts that order into batches at a random
+offset and shuffles the batches: a batch then holds neighbouring leaves, and its in-batch negatives are hard
+ones. Everything is deterministic
 given the seed, the tree and the pairs.
 """
 from __future__ import annotations
@@ -231,8 +234,8 @@ class HierarchicalSampler:
                 else:
                     cur.append(i)
                     seen.add(int(doc[i]))
-            if len(cur) < B and not queue:  # nothing else left: accept duplicates (they are masked)
-                take = B - len(cur)
+            if len(cur) < B:  # look-ahead spent or nothing else left: accept duplicates (they are masked), so
+                take = B - len(cur)  # every batch but the epoch's last is full and there are len(self) of them
                 cur.extend(skipped[:take])
                 skipped = skipped[take:]
             queue.extendleft(reversed(skipped))
