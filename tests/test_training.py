@@ -343,6 +343,27 @@ def test_cancel_takes_effect_within_one_step(toy):
     np.testing.assert_array_equal(enc.encode(toy[0][:5]), FakeEncoder(dim=32, seed=0).encode(toy[0][:5]))
 
 
+@pytest.mark.parametrize("select,validate", [("last", True), ("last", False), ("best", False)])
+def test_a_cancelled_run_hands_back_the_starting_weights_not_an_unvalidated_epoch(toy, tmp_path, select, validate):
+    """Cancelled in its second epoch, a run whose epochs are not validated (select="last", or no validation
+    queries) hands back the starting weights, never the first epoch's half-trained ones as if finished."""
+    steps = []
+    kw = {} if validate else {"val_pairs": []}
+    _, full = run(toy, epochs=2, select=select, **kw)
+    n_per_epoch = full.steps // 2
+    enc, res = run(toy, epochs=2, select=select, checkpoint_dir=str(tmp_path / "ck"), on_step=steps.append,
+                   should_cancel=lambda: len(steps) >= n_per_epoch + 1, **kw)
+    assert res.status == "cancelled" and res.epochs_done == 1 and res.best_epoch == 0
+    start = FakeEncoder(dim=32, seed=0)
+    np.testing.assert_array_equal(enc.encode(toy[0][:5]), start.encode(toy[0][:5]))
+    assert torch.equal(FakeEncoder.load(res.checkpoint).proj.weight, start.proj.weight)  # best/ too
+    # resumed, the run ends with the last epoch's weights (select="last") like one never cancelled
+    enc2, resumed = run(toy, epochs=2, select=select, resume_from=str(tmp_path / "ck"), **kw)
+    assert resumed.status == "done" and resumed.best_epoch == 2
+    enc_full, _ = run(toy, epochs=2, select=select, **kw)
+    np.testing.assert_allclose(enc2.encode(toy[0][:5]), enc_full.encode(toy[0][:5]), rtol=1e-5, atol=1e-6)
+
+
 def test_resume_continues_from_the_last_epoch(toy, tmp_path):
     _, full = run(toy, epochs=3)
     n_per_epoch = full.steps // 3

@@ -71,8 +71,8 @@ def load_last(ckpt: str, n_train_pairs: int, n_docs: int) -> tuple[dict, Tree]:
 
 
 class Best:
-    """Keeps the weights the run hands back (the best-validated epoch, or the last one with
-    ``select="last"``) in memory and, with a checkpoint dir, in ``best/``."""
+    """Keeps the weights the run hands back (the best-validated epoch, or the last one with ``select="last"``
+    once it ended; the starting weights until then) in memory and, with a checkpoint dir, in ``best/``."""
 
     def __init__(self, ckpt: str | None):
         self.dir = os.path.join(ckpt, "best") if ckpt else None

@@ -14,9 +14,11 @@ a pinned thread count).
 
 Cancelling: ``should_cancel()`` is polled before every step (and between encode batches of corpus/validation
 encodes). When it returns True the loop stops before the next step and ``train`` *returns* a
-:class:`TrainResult` with ``status="cancelled"`` (it does not raise). The encoder then holds the best weights
-validated so far (the starting weights if none), like a finished run; ``checkpoint_dir/last`` holds the last
-completed epoch, from which ``resume_from`` continues.
+:class:`TrainResult` with ``status="cancelled"`` (it does not raise). The encoder (and ``best/``) then holds
+the best weights validated so far: with ``select="best"`` the best validated epoch, else (``select="last"``,
+whose epochs before the last are not validated, or a run without validation queries) the starting weights. A
+cancelled run never hands back an unvalidated, partly trained epoch as if it were the run's result.
+``checkpoint_dir/last`` holds the last completed epoch, from which ``resume_from`` continues.
 
 Checkpoints (when ``checkpoint_dir`` is given; files in :mod:`.checkpoint`): ``best/``, the weights handed
 back (loadable by ``load_encoder`` and sentence-transformers), and ``last/``, the run's state and tree after
@@ -87,7 +89,8 @@ def train(encoder, doc_texts: Sequence[str], pairs: list[Pair], config: TrainCon
         on_step(StepEvent), on_tree(rebuild_no, tree, vectors), on_epoch(EpochEvent): progress callbacks.
             ``on_tree`` is called for the initial tree (0) and each co-training rebuild (1, 2, ...), not for
             a tree restored by a resume.
-        should_cancel: polled before every step; True stops the run (status "cancelled", no exception).
+        should_cancel: polled before every step; True stops the run (status "cancelled", no exception; the
+            encoder holds the best validated weights, the starting ones when no later epoch was validated).
         checkpoint_dir: folder for ``best/`` and ``last/`` (none written when None).
         resume_from: a checkpoint dir (or its ``last/``) to continue from the last completed epoch, with the
             same config, pairs and corpus. ``checkpoint_dir`` defaults to it.
@@ -337,15 +340,17 @@ class _Trainer:
 
     def validate(self, epoch: int, mean_loss: float | None, vectors: np.ndarray | None = None) -> None:
         """Validate (epoch 0 = the starting encoder, and every epoch with ``select="best"``, else only the
-        last) and keep the weights the run hands back."""
+        last) and keep the weights the run hands back: the best validated epoch, or with ``select="last"`` or
+        without validation the starting weights until the last epoch ends (so a cancel never hands back an
+        unvalidated intermediate epoch)."""
         c = self.config
         keep_last = c.select == "last" and epoch > 0
         if not self.validator or (c.select == "last" and epoch not in (0, c.epochs)):
-            if epoch > 0:
+            if epoch in (0, c.epochs):  # the starting weights, then the finished run's; none in between
                 self.best.update(self.encoder, epoch, None)
             if self.on_epoch:
-                self.on_epoch(EpochEvent(epoch, self.step, None, epoch > 0, self.best.epoch or 0, mean_loss,
-                                         time.time() - self.t_start))
+                self.on_epoch(EpochEvent(epoch, self.step, None, 0 < epoch == c.epochs, self.best.epoch or 0,
+                                         mean_loss, time.time() - self.t_start))
             return
         self.encoder.eval()
         try:
