@@ -84,6 +84,9 @@ def reference_loss(tree, loss_fn, q_emb, doc_emb, batch, pairs, tau, level_loss=
         path = tree.path(p)
         for t in range(1, tree.depth + 1):
             kids = tree.children(0 if t == 1 else path[t - 2])
+            if t > M:  # a sibling represented by a known positive of the query is no negative
+                kids = np.asarray([k for k in kids if k == path[t - 1] or
+                                   int(batch.doc_pos[rep_of[(t, int(k))]]) not in known[pair.query]])
             if len(kids) < 2:
                 continue
             if t <= M:
@@ -195,6 +198,36 @@ def test_duplicate_positive_and_other_relevant_docs_are_masked():
     loss, _ = loss_fn(q, d, batch)
     assert loss.item() == pytest.approx(reference_loss(tree, loss_fn, q, d, batch, pairs, 0.05).item(), rel=1e-5)
     assert len(batch.queries) == 3  # the repeated query is embedded once
+
+
+def test_level_representatives_that_are_known_positives_are_masked():
+    """Below the memory levels a sibling node is scored by a sampled member document: when that document is
+    another relevant document of the query, the node is masked for that pair (not pushed away), and only
+    for that pair."""
+    # root -> 1, 2 (leaves); docs 0..2 in leaf 1, docs 3..4 in leaf 2. q-a is relevant to 0 and to 3 and 4 (all
+    # of leaf 2), so leaf 2's representative is always a known positive of q-a; q-b (doc 1) may see it.
+    tree = make_tree([-1, 0, 0], [1, 1, 1, 2, 2])
+    pairs = [Pair("q-a", 0), Pair("q-a", 3), Pair("q-a", 4), Pair("q-b", 1)]
+    sampler = HierarchicalSampler(tree, pairs, [f"doc {i}" for i in range(5)], batch_size=4, siblings=1,
+                                  memory_levels=0)
+    loss_fn = HierarchicalContrastiveLoss(tree, memory_levels=0)
+    for seed in range(5):
+        batch = sampler.make_batch(np.array([0, 3]), np.random.default_rng(seed))
+        (lc,) = batch.levels
+        assert not lc.memory and lc.nodes.tolist() == [[1, 2], [1, 2]]
+        assert lc.mask.tolist() == [[True, False], [True, True]]  # q-a: leaf 2 masked; q-b: both candidates
+        q, d = embeddings_for(batch, n_docs=5)
+        _, det = loss_fn(q, d, batch)
+        assert det["level_count"] == [1]  # q-a's level has one candidate left: not counted
+        loss, _ = loss_fn(q, d, batch)
+        assert loss.item() == pytest.approx(reference_loss(tree, loss_fn, q, d, batch, pairs, 0.05).item(),
+                                            rel=1e-5)
+    # the positive node keeps its representative even when that is another relevant document (it is the target)
+    for seed in range(8):
+        batch = sampler.make_batch(np.array([1, 3]), np.random.default_rng(seed))  # q-a's doc 3: target leaf 2
+        (lc,) = batch.levels
+        rep_doc = batch.doc_pos[lc.rep[0]].tolist()  # leaf 1's, leaf 2's representative for the pair
+        assert lc.mask[0].tolist() == [rep_doc[0] != 0, True]  # leaf 1 masked only when doc 0 stands for it
 
 
 def test_single_candidate_levels_contribute_nothing():

@@ -20,7 +20,8 @@ class HierarchicalContrastiveLoss(torch.nn.Module):
     * level t = 1..D: the candidates are the children of n_{t-1} (the root's children for t = 1); the
       score of a node is ``cos(q, r(n)) / tau`` and the level term is the cross-entropy of n_t. For the top
       ``memory_levels`` levels r(n) is a learned vector per node (the "memory layers", initialised from the
-      tree's centroids); below, r(n) is the embedding (with gradient) of a sampled member document of n.
+      tree's centroids); below, r(n) is the embedding (with gradient) of a sampled member document of n, and
+      a sibling whose sampled document is a known positive of the query is masked (``LevelCandidates.mask``).
       A level where the pair has a single candidate contributes nothing and is not counted.
     * leaf: the candidates are d+, its sampled sibling documents (encoded with gradient) and the other
       positives of the batch; the term is the cross-entropy of d+. Duplicates of the positive and other
@@ -171,7 +172,7 @@ class HierarchicalContrastiveLoss(torch.nn.Module):
             use_grad = self.level_loss and torch.is_grad_enabled()
             with torch.set_grad_enabled(use_grad):
                 nodes = t(lc.nodes)
-                mask = nodes >= 0
+                mask = t(lc.mask, torch.bool)  # padding, and siblings represented by a known positive
                 target = t(lc.target)
                 if lc.memory:
                     mem = F.normalize(self.memory[lc.level - 1], dim=-1)

@@ -7,7 +7,9 @@ Per pair with positive document position ``p`` (path ``n_1 .. n_D = tree.path(p)
   -1 into a (B, C_t) array, and the column of ``n_t``. Levels t <= M ("memory levels") are scored against
   learned vectors held by the loss. Levels t > M are scored against a *representative document* of each
   candidate node: one member document per node and batch, drawn uniformly from the node's subtree (shared by
-  all pairs of the batch that see that node, so each is encoded once), encoded with gradient.
+  all pairs of the batch that see that node, so each is encoded once), encoded with gradient. A sibling
+  node whose representative is a known positive of the pair's query (or the positive's text) is masked for
+  that pair: the query is never pushed away from a document relevant to it.
 * **Leaf negatives** (``negatives``):
   ``"siblings"`` draws up to S other documents of ``p``'s leaf cluster without replacement. When the leaf
   has fewer than S other documents the remaining slots are masked (so the compute per step varies and the
@@ -59,6 +61,8 @@ class LevelCandidates:
         memory: True when scored against the loss's memory vectors, False when against ``rep``.
         rep: int64 (B, C) index into ``HierBatch.doc_texts`` of each candidate's representative document
             (-1 = padding); None for memory levels.
+        known: bool (B, C), True where a candidate other than the positive node is represented by a known
+            positive of the pair's query (masked); None = none.
     """
 
     level: int
@@ -66,10 +70,12 @@ class LevelCandidates:
     target: np.ndarray
     memory: bool
     rep: np.ndarray | None = None
+    known: np.ndarray | None = None
 
     @property
     def mask(self) -> np.ndarray:
-        return self.nodes >= 0
+        """(B, C) bool, True = a valid candidate: not padding, not represented by a known positive."""
+        return (self.nodes >= 0) if self.known is None else (self.nodes >= 0) & ~self.known
 
 
 @dataclass
@@ -352,6 +358,18 @@ class HierarchicalSampler:
                 valid = nodes >= 0
                 rep[valid] = [node_to_doc[int(n)] for n in nodes[valid]]
             levels.append(LevelCandidates(t, nodes, target, memory, rep))
+        # A sibling node represented by a known positive of the query (by text, so also a duplicate of one, or
+        # of the positive) is no negative for that pair: masked. The positive node keeps any representative.
+        if any(lc.rep is not None for lc in levels):
+            known_text = [np.asarray([int(pos[i])] + [doc_index[self.doc_texts[k]] for k in known[i].tolist()
+                                                      if self.doc_texts[k] in doc_index], dtype=np.int64)
+                          for i in range(B)]
+            for lc in levels:
+                if lc.rep is None:
+                    continue
+                hit = np.stack([np.isin(lc.rep[i], known_text[i]) for i in range(B)]) & (lc.rep >= 0)
+                hit[np.arange(B), lc.target] = False
+                lc.known = hit if hit.any() else None
 
         bidir = np.ones((B, B), dtype=bool)
         for j in range(B):
