@@ -215,3 +215,19 @@ def test_a_speed_measured_while_busy_is_not_kept(ws):
         ws.wait(run, 60)
     ws.estimate("toy", TINY)
     assert ws.cache.count("speed") > 0
+
+
+def test_a_failing_judged_check_leaves_the_finished_run_done(ws, monkeypatch):
+    """The judged-query check runs after the trained run is stored: when it raises, the run stays done (its
+    model and vectors usable) with its validation-only outcome and a note saying the check could not be made."""
+    def broken(*a, **k):
+        raise RuntimeError("judged check exploded")
+    monkeypatch.setattr(type(ws), "_judge", broken)
+    run = ws.train("toy", {**TINY, "val_fraction": 0.2})
+    info = ws.run(run)
+    assert info.status == "done" and info.error is None and info.model_path
+    s = info.summary
+    assert s["judged_error"] == "RuntimeError: judged check exploded" and "test" not in s
+    assert [c["name"] for c in s["outcome"]["checks"]] == ["validation"]  # the outcome train() measured
+    assert "could not be made" in s["outcome"]["text"] and s["outcome"]["verdict"] in ("better", "no better", "worse")
+    assert ws.search("toy", "guitar chord", run=run)  # served like any finished run

@@ -23,6 +23,15 @@ if TYPE_CHECKING:
     from ..training import TrainConfig
 
 
+def judged_unavailable(outcome: dict, exc: BaseException) -> dict:
+    """Summary entries of a finished run whose judged-query check failed: ``judged_error`` (what failed) and
+    its validation-only ``outcome`` with a note that the judged queries could not be checked."""
+    error = f"{type(exc).__name__}: {exc}"
+    note = f"The judged-query check could not be made ({error}); this verdict is from validation alone."
+    text = outcome.get("text", "")
+    return {"judged_error": error, "outcome": {**outcome, "text": f"{text} {note}".strip()}}
+
+
 class TrainingVerbs(WorkspaceBase):
     """Mixed into :class:`~hce_engine.workspace.Workspace`."""
 
@@ -276,8 +285,6 @@ class TrainingVerbs(WorkspaceBase):
                             builder=cfg.builder, seed=cfg.seed)
             self.cache.encoder_saved((model_path, cfg.device, cfg.max_length))
             self.store.update_run(run_id, status="done", model_path=model_path, summary=summary)
-            summary.update(self._judge(corpus, cid, cfg, base_run, run_id, result.checks, report))
-            self.store.update_run(run_id, summary=summary)
         except BaseException as exc:
             try:
                 flush()  # the steps logged before the failure
@@ -285,6 +292,13 @@ class TrainingVerbs(WorkspaceBase):
                 pass
             self._fail(run_id, exc)
             raise
+        # The run is finished (stored done first: evaluate scores finished runs only). Its judged-query check
+        # completes the outcome; if it cannot be made, the run stays done with its validation outcome and a note.
+        try:
+            summary.update(self._judge(corpus, cid, cfg, base_run, run_id, result.checks, report))
+        except Exception as exc:  # noqa: BLE001 - any failure of the check: recorded, the trained run is kept
+            summary.update(judged_unavailable(result.outcome, exc))
+        self.store.update_run(run_id, summary=summary)
 
     def teacher(self, corpus: str, cfg, base_run: int):
         """The self signal's teacher for ``corpus``: hybrid search over BM25 and ``base_run``'s vectors (the
