@@ -221,3 +221,22 @@ def test_experiments_smoke(tmp_path):
     assert (tmp_path / "exp_negatives.png").stat().st_size > 1000
     again = run_script("experiments.py", "--markdown", str(out)).stdout
     assert "| siblings | 2 |" in again and again in proc.stdout
+
+
+def test_estimates_smoke(tmp_path):
+    """The estimate benchmark: estimate then train per preset, stage times beside the estimate's, a table."""
+    out = tmp_path / "est.json"
+    run_script("estimates.py", "--smoke", "--presets", "quick,unsupervised", "--work", str(tmp_path / "w"),
+               "--out", str(out))
+    data = json.loads(out.read_text())
+    assert data["provenance"]["commit"] and [r["preset"] for r in data["rows"]] == ["quick", "unsupervised"]
+    first, second = data["rows"]
+    for row in data["rows"]:
+        assert row["estimate_s"] > 0 and row["actual_s"] > 0
+        assert set(row["stages_estimate_s"]) == set(row["stages_actual_s"]) == {"baseline", "prepare", "steps",
+                                                                                  "finish"}
+    # the first run of the corpus encodes the baseline; the second reuses it
+    assert first["stages_actual_s"]["baseline"] > 0 and second["stages_actual_s"]["baseline"] == 0
+    assert first["stages_estimate_s"]["baseline"] > 0 and second["stages_estimate_s"]["baseline"] == 0
+    table = run_script("estimates.py", "--markdown", str(out)).stdout
+    assert table.count("| smoke |") == 2 and "estimates within 25%" in table

@@ -64,6 +64,7 @@ def estimate_seconds(config: TrainConfig, n_pairs: int, n_docs: int, seconds_per
         device: the device the run will use (None = cpu); only used when ``grad_chunk`` is None.
 
     Returns a dict: ``total_seconds``, ``train_seconds``, ``tree_seconds``, ``validation_seconds``,
+    ``validations`` (how many), ``rebuild_seconds`` (co-training re-encodes, part of ``tree_seconds``),
     ``steps``, ``steps_per_epoch``, ``seconds_per_step``, ``sequences_per_step``, ``negatives_per_pair``,
     ``reps_per_step``, ``depth``, ``memory_levels``, ``n_train_pairs``, ``n_val_pairs``, ``assumptions``.
     """
@@ -115,7 +116,8 @@ def estimate_seconds(config: TrainConfig, n_pairs: int, n_docs: int, seconds_per
     train_s = steps * step_s
 
     rebuilds = sum(1 for k in range(1, c.epochs) if c.recluster_every and k % c.recluster_every == 0)
-    tree_s = ((0 if have_initial_vectors else 1) + rebuilds) * n_docs * sps
+    rebuild_s = rebuilds * n_docs * sps
+    tree_s = (0 if have_initial_vectors else n_docs * sps) + rebuild_s
     pool = min(n_docs, c.val_pool) if n_val_pairs else 0
     n_validations = c.epochs + 1 if c.select == "best" else 2
     val_s = n_validations * (pool * sps + n_val_pairs * qsps) if n_val_pairs else 0.0
@@ -124,7 +126,8 @@ def estimate_seconds(config: TrainConfig, n_pairs: int, n_docs: int, seconds_per
     return {
         "total_seconds": train_s + tree_s + val_s + teacher_s, "train_seconds": train_s, "tree_seconds": tree_s,
         "teacher_seconds": teacher_s,
-        "validation_seconds": val_s, "steps": steps, "steps_per_epoch": steps_per_epoch,
+        "validation_seconds": val_s, "validations": n_validations if n_val_pairs else 0,
+        "rebuild_seconds": rebuild_s, "steps": steps, "steps_per_epoch": steps_per_epoch,
         "seconds_per_step": step_s, "sequences_per_step": b_eff + docs_per_step,
         "negatives_per_pair": negs, "reps_per_step": reps, "depth": depth, "memory_levels": M,
         "rebuilds": rebuilds, "n_train_pairs": n_train, "n_val_pairs": n_val_pairs,
@@ -184,3 +187,21 @@ def measure_train_factor(encoder, sample_texts: Sequence[str], max_length: int, 
         for p in params:
             p.grad = None
     return max(1.0, train / infer)
+
+
+def run_stages(est: dict[str, Any], n_docs: int, doc_seconds_per_sequence: float, *, baseline: bool,
+               final_encode: bool) -> dict[str, float]:
+    """Split an :func:`estimate_seconds` result into the stages a run reports (see
+    :mod:`~hce_engine.training.run_clock`): ``baseline`` (the starting encoder's corpus encode, when the run must
+    make one), ``prepare`` (the teacher's queries and the starting validation), ``steps`` (training, the
+    validations and co-training rebuilds between epochs) and ``finish`` (the last validation and, when
+    ``final_encode``, the trained encoder's corpus encode at the index's length)."""
+    corpus_s = n_docs * float(doc_seconds_per_sequence)
+    n_val = int(est.get("validations") or 0)
+    each_val = est["validation_seconds"] / n_val if n_val else 0.0
+    return {
+        "baseline": corpus_s if baseline else 0.0,
+        "prepare": est.get("teacher_seconds", 0.0) + (each_val if n_val else 0.0),
+        "steps": est["train_seconds"] + max(0, n_val - 2) * each_val + est.get("rebuild_seconds", 0.0),
+        "finish": (each_val if n_val >= 2 else 0.0) + (corpus_s if final_encode else 0.0),
+    }

@@ -6,7 +6,8 @@ truth. One lock guards every map, so searches from the app's threads and a backg
 Per run: ``index`` (the vector index), ``tree`` ((Tree, terms, representative ids) of its latest tree),
 ``tree_index`` ((the Tree it was built from, TreeIndex)), ``fusion_weight`` (hybrid dense weight) and ``vectors``
 ((ids, float32 vectors), the last ``VECTOR_CACHE_RUNS`` runs only). Per corpus: ``bm25``. Per (model folder,
-device, max length): ``encoder``. Per speed probe: ``speed`` (seconds per sequence, for estimates). Per (run,
+device, max length): ``encoder``. Per speed probe: ``speed`` (seconds per sequence, for estimates). Per (corpus,
+settings): ``estimate`` (the stages announced before a run, for its clock). Per (run,
 query text): ``query`` (the query's vector; interactive queries only, the last ``QUERY_CACHE`` of them), so a page
 rerun or a search followed by its tree route encodes the query once. Per (run, split, judgements, live
 documents): ``per_query`` (an experiment's per-query metrics of a run; the last ``PER_QUERY_CACHE``).
@@ -26,7 +27,7 @@ from .shared import VECTOR_CACHE_RUNS
 
 T = TypeVar("T")
 PER_RUN = ("index", "tree", "tree_index", "fusion_weight", "vectors")
-KINDS = PER_RUN + ("bm25", "encoder", "speed", "query", "per_query")
+KINDS = PER_RUN + ("bm25", "encoder", "speed", "estimate", "query", "per_query")
 QUERY_CACHE = 256  # query vectors kept (insertion-ordered: the oldest goes first)
 PER_QUERY_CACHE = 64  # runs' per-query metrics kept
 

@@ -1,6 +1,7 @@
 """Workspace verbs for training: pairs, runs in the foreground or background, resume, estimates."""
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import replace
@@ -198,9 +199,16 @@ class TrainingVerbs(WorkspaceBase):
         from ..encoder import load_encoder, set_max_seq_length
         from ..provenance import provenance
         from ..training import TrainConfig, train
+        from ..training.run_clock import RunClock
         info = self._run_info(run_id)
         corpus, cid = info.corpus, info.corpus_id
-        report = progress or (lambda *a, **k: None)
+        # the stages announced before the run (estimate()), so the ETA covers the whole run as it goes
+        clock = RunClock(self.cache.peek("estimate", (corpus, _config_key(info.config_dict))))
+        sink = progress or (lambda *a, **k: None)
+
+        def report(ev: Progress) -> None:
+            sink(clock(ev))
+
         try:
             cfg = TrainConfig.from_dict(info.config_dict)
             ids, ext_ids, texts = self._texts(cid)
@@ -262,7 +270,8 @@ class TrainingVerbs(WorkspaceBase):
                        result.memory_levels, "rebuilds": result.rebuilds, "n_train_pairs": result.n_train_pairs,
                        "n_val_pairs": result.n_val_pairs, "examples_per_s": result.examples_per_s,
                        "seconds": result.seconds, "precision": getattr(encoder, "precision", None),
-                       "outcome": result.outcome, "threads": result.threads, "provenance": provenance()}
+                       "outcome": result.outcome, "threads": result.threads, "provenance": provenance(),
+                       "estimate_stages": clock.estimate if any(clock.estimate.values()) else None}
             if result.status == "cancelled":
                 self.store.update_run(run_id, status="cancelled", summary=summary,
                                       error="cancelled by the user (resume continues from the last epoch)")
@@ -298,6 +307,7 @@ class TrainingVerbs(WorkspaceBase):
             summary.update(self._judge(corpus, cid, cfg, base_run, run_id, result.checks, report))
         except Exception as exc:  # noqa: BLE001 - any failure of the check: recorded, the trained run is kept
             summary.update(judged_unavailable(result.outcome, exc))
+        summary["stage_seconds"] = clock.finish()
         self.store.update_run(run_id, summary=summary)
 
     def teacher(self, corpus: str, cfg, base_run: int):
@@ -396,6 +406,7 @@ class TrainingVerbs(WorkspaceBase):
         and process), plus the corpus encodes around it (the zero-shot baseline if there is none yet, the
         final encode with the trained encoder at the index's document length)."""
         from ..training import estimate_seconds, measure_seconds_per_sequence, measure_train_factor
+        from ..training.estimate import run_stages
         cid = self.store.corpus_id(corpus)
         cfg = self._train_config(cid, config)
         ids, ext_ids, texts = self._texts(cid)
@@ -425,10 +436,19 @@ class TrainingVerbs(WorkspaceBase):
         factor = measured("train_factor", cfg.max_length, measure_train_factor)
         est = estimate_seconds(cfg, len(pairs), len(texts), sps, have_initial_vectors=True, device=enc.device,
                                train_factor=factor, negative_seconds_per_sequence=neg_sps)
-        est["encode_seconds"] = (1 if base else 2) * len(texts) * doc_sps  # baseline if missing + final
+        # the last validation's corpus vectors are the final ones when it encoded the whole corpus at doc_len
+        final = not (cfg.max_length == doc_len and est["validations"] and len(texts) <= cfg.val_pool)
+        est["encode_seconds"] = ((0 if base else 1) + final) * len(texts) * doc_sps  # baseline if missing + final
         est["total_seconds"] += est["encode_seconds"]
+        est["stages"] = run_stages(est, len(texts), doc_sps, baseline=not base, final_encode=final)
+        self.cache.put("estimate", (corpus, _config_key(cfg.to_dict())), est["stages"])  # for the run's clock
         est["train_factor"] = factor
         est["assumptions"][0] = f"forward+backward = {factor:.1f}x an inference encode (measured)"
         est["pairs"] = len(pairs)
         est["device"] = str(enc.device)
         return est
+
+
+def _config_key(config: dict) -> str:
+    """A run's settings as a cache key (the same for a config dict and its stored JSON)."""
+    return json.dumps(config, sort_keys=True, default=str)

@@ -63,14 +63,16 @@ def setting_widget(f: dataclasses.Field, default, key: str, splits: list[str], d
 
 
 @st.cache_data(ttl=600, max_entries=32, show_spinner="Estimating the time…")
-def estimate(_ws, workspace: str, corpus: str, config_json: str, n_docs: int) -> dict:
+def estimate(_ws, workspace: str, corpus: str, config_json: str, n_docs: int, busy: bool) -> dict:
     return _ws.estimate(corpus, json.loads(config_json))
 
 
 def show_estimate(corpus: str, config: dict) -> None:
-    """The engine's time estimate for these settings, before anything starts."""
+    """The engine's time estimate for these settings, before anything starts (made again once this process is
+    idle: a speed measured while it encodes or trains is too slow)."""
     n_docs = next(c["documents"] for c in ws.corpora() if c["name"] == corpus)
-    est = estimate(ws, ws.path, corpus, json.dumps(config, sort_keys=True), n_docs)
+    busy = bool(ws.jobs.active())
+    est = estimate(ws, ws.path, corpus, json.dumps(config, sort_keys=True), n_docs, busy)
     seconds = est.get("seconds", est.get("total_seconds"))
     parts = {k: est.get(f"{k}_seconds") for k in ("train", "validation", "tree", "encode")}
     if est.get("teacher_seconds"):  # the self signal's teacher encodes its pseudo-queries first
@@ -85,6 +87,8 @@ def show_estimate(corpus: str, config: dict) -> None:
         lines.append(" · ".join(f"{k} {fmt_duration(v)}" for k, v in parts.items()))
     if est.get("explain"):
         lines.append(est["explain"])
+    if busy:
+        lines.append("Measured while another job runs here, so too long: it is measured again when that ends.")
     c2.caption("  \n".join(lines))
 
 
@@ -150,7 +154,8 @@ def run_charts(run: Run, key: str) -> None:
     cols[2].metric("Loss", num("loss", ".3f"))
     cols[3].metric("Pairs/s", num("examples_per_s", ".1f"))
     if run.status.active:
-        cols[4].metric("ETA", fmt_duration(last.get("eta_s")))
+        live = ws.progress(run.run_id) or {}  # the whole run's time left (the log's ETA covers its steps only)
+        cols[4].metric("Time left", fmt_duration(live.get("eta_s", last.get("eta_s"))))
     else:
         cols[4].metric("Tree rebuilds", summary.get("rebuilds", 0), help="Co-training rebuilds of the tree "
                        "(setting recluster every)")

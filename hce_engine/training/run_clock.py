@@ -1,0 +1,124 @@
+"""Where a training run's time goes, by stage, and how much is left, re-estimated as the run goes.
+
+A run (``Workspace.train``) passes through four stages, in order; each maps the progress events it reports:
+
+* ``baseline`` - encoding the corpus with the starting encoder and building its tree (first run of a corpus
+  only: events named ``baseline ...``);
+* ``prepare``  - pairs, the self signal's teacher, the starting encoder's validation (from the baseline's end
+  to the first training step);
+* ``steps``    - the training steps, with the validations and tree rebuilds between epochs (``train`` events);
+* ``finish``   - the last validation, the trained encoder's corpus encode, its tree, the judged-split checks.
+
+:class:`RunClock` sits between the run and its progress callback: it times the stages (``seconds()``) and
+replaces each event's ``eta_s`` by the time left for the *whole* run: the current stage's own rate where it
+reports one (the training loop's ETA; an encode's done/total), plus the estimate of every later stage, scaled by
+how the finished stages compared with their estimates.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Callable, Mapping
+
+from ..progress import Progress
+
+STAGES = ("baseline", "prepare", "steps", "finish")
+#: Events that are waiting, not work: their time is in no stage.
+WAITING = ("queued", "waiting for baseline")
+
+
+def stage_of(event_stage: str, seen_steps: bool) -> str | None:
+    """The run stage a progress event belongs to (None: waiting), given whether a step was reported yet."""
+    if event_stage in WAITING:
+        return None
+    if event_stage.startswith("baseline"):
+        return "baseline"
+    if event_stage == "train":
+        return "steps"
+    if event_stage in ("final encode", "evaluate"):
+        return "finish"
+    return "steps" if seen_steps else "prepare"  # validate, tree: between steps once steps began
+
+
+class RunClock:
+    """Times a training run's stages from its progress events; ``eta_s`` of the whole run.
+
+    Args:
+        estimate: seconds per stage announced before the run (``Workspace.estimate(...)["stages"]``), or None.
+        now: the clock (monotonic seconds), injectable for tests.
+
+    Example:
+        ::
+
+            clock = RunClock({"baseline": 0, "prepare": 10, "steps": 100, "finish": 20})
+            report = lambda ev: print(clock(ev).eta_s)   # wrap the run's progress callback
+            ...
+            clock.finish(); clock.seconds()              # {"baseline": 0.0, "prepare": 9.1, ...}
+    """
+
+    def __init__(self, estimate: Mapping[str, float] | None = None, now: Callable[[], float] = time.monotonic):
+        self.estimate = {s: float((estimate or {}).get(s) or 0.0) for s in STAGES}
+        self.now = now
+        self.t0 = now()
+        self.spent = {s: 0.0 for s in STAGES}
+        self.stage: str | None = None
+        self.entered = self.t0
+        self.seen_steps = False
+        self.ended = False
+
+    def _enter(self, stage: str | None) -> None:
+        t = self.now()
+        if self.stage is not None:
+            self.spent[self.stage] += t - self.entered
+        if stage is not None and self.stage is not None and STAGES.index(stage) < STAGES.index(self.stage):
+            stage = self.stage  # never back: a late event of an earlier kind belongs to the current stage
+        self.stage, self.entered = stage, t
+
+    def __call__(self, ev: Progress) -> Progress:
+        """Record ``ev``; return it with ``eta_s`` = seconds left for the whole run (None before any estimate)."""
+        stage = stage_of(ev.stage, self.seen_steps)
+        self.seen_steps = self.seen_steps or stage == "steps"
+        if stage != self.stage:
+            self._enter(stage)
+        if stage is None:
+            return ev
+        return replace(ev, eta_s=self.remaining(ev))
+
+    def finish(self) -> dict[str, float]:
+        """Close the current stage (the run ended); returns :meth:`seconds`."""
+        if not self.ended:
+            self._enter(None)
+            self.ended = True
+        return self.seconds()
+
+    def seconds(self) -> dict[str, float]:
+        """Seconds spent in each stage so far (the open stage up to now)."""
+        out = dict(self.spent)
+        if self.stage is not None and not self.ended:
+            out[self.stage] += self.now() - self.entered
+        return {s: round(v, 2) for s, v in out.items()}
+
+    def ratio(self) -> float:
+        """Measured over estimated seconds of the finished stages that had an estimate (1.0 before any)."""
+        if self.stage is None:
+            return 1.0
+        done = [s for s in STAGES[:STAGES.index(self.stage)] if self.estimate[s] > 0]
+        est = sum(self.estimate[s] for s in done)
+        return sum(self.spent[s] for s in done) / est if est > 0 else 1.0
+
+    def remaining(self, ev: Progress) -> float | None:
+        """Seconds left: the current stage's own ETA (its event's, or its done/total rate), else its estimate
+        less the time spent in it; plus the later stages' estimates, all scaled by :meth:`ratio`."""
+        if self.stage is None or not any(self.estimate.values()) and ev.eta_s is None:
+            return ev.eta_s
+        k = self.ratio()
+        stage = self.stage
+        spent = self.spent[stage] + self.now() - self.entered
+        if ev.eta_s is not None and ev.eta_s == ev.eta_s and stage == "steps":
+            here = float(ev.eta_s)  # the loop's own ETA: steps left at its measured step time + validations
+        elif ev.total and 0 < ev.done < ev.total and spent > 0 and stage != "steps":
+            here = spent * (ev.total - ev.done) / ev.done  # an encode's progress bar
+        else:
+            here = max(0.0, self.estimate[stage] * k - spent)
+        later = sum(self.estimate[s] for s in STAGES[STAGES.index(stage) + 1:])
+        return here + later * k
