@@ -227,8 +227,8 @@ def cmd_runs(ws, a) -> int:
         return 0
     rows = []
     for r in runs:
-        test = next((m for m in r.metrics if m["system"] == "dense"), None)
-        rows.append({**r.to_dict(), "ndcg@10": f"{test['ndcg_at_10']:.4f} ({test['split']})" if test else "",
+        head = r.headline()
+        rows.append({**r.to_dict(), "ndcg@10": f"{head['ndcg_at_10']:.4f} ({head['split']})" if head else "",
                      "signal": r.config_dict.get("signal", ""), "negatives": r.config_dict.get("negatives", "")})
     print(_table(rows, ["run_id", "corpus", "kind", "status", "signal", "negatives", "seed", "ndcg@10",
                         "created_at", "error"]))

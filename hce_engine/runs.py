@@ -19,7 +19,7 @@ from enum import Enum
 from functools import cached_property
 from typing import Any
 
-from .settings import BUILDERS
+from .settings import BUILDERS, DEFAULT_MAX_LENGTH, device_error
 from .settings import setting as _f
 
 #: Package folders of bundled models, by the model's usual name.
@@ -64,7 +64,7 @@ class EncodeConfig:
     model: str | None = _f(None, "Encoder folder (local sentence-transformers or Hugging Face folder; empty = "
                            "the bundled all-MiniLM-L6-v2).")
     device: str = _f("auto", "auto (GPU when present), cpu, cuda or cuda:N.")
-    max_length: int = _f(256, "Document (and query) length limit in tokens.")
+    max_length: int = _f(DEFAULT_MAX_LENGTH, "Document (and query) length limit in tokens.")
     batch_size: int | None = _f(None, "Sequences per forward pass (empty: chosen for the device).")
     tree: bool = _f(True, "Build the document tree after encoding.")
     branching: int = _f(10, "About this many children per tree node.")
@@ -79,6 +79,8 @@ class EncodeConfig:
                 raise ValueError(f"{name} must be an integer >= {low} (got {value!r})")
         if self.batch_size is not None and (not isinstance(self.batch_size, int) or self.batch_size < 1):
             raise ValueError(f"batch_size must be empty or an integer >= 1 (got {self.batch_size!r})")
+        if (err := device_error(self.device)) is not None:
+            raise ValueError(err)
         if self.builder not in BUILDERS:
             raise ValueError(f"builder must be {', '.join(BUILDERS[:-1])} or {BUILDERS[-1]} (got {self.builder!r})")
         return self
@@ -160,14 +162,14 @@ class Run:
     def doc_max_length(self) -> int:
         """Token limit the run's stored document vectors were encoded at (a trained run encodes the corpus at
         its baseline's length, which may differ from its training length)."""
-        return int((self.summary or {}).get("doc_max_length") or self.config_dict.get("max_length", 256))
+        return int((self.summary or {}).get("doc_max_length") or self.config_dict.get("max_length", DEFAULT_MAX_LENGTH))
 
     @property
     def query_max_length(self) -> int:
         """Token limit for queries: a trained run's training query length, else the document length."""
         if self.is_train:
             return int(self.config_dict.get("query_max_length", 64))
-        return int(self.config_dict.get("max_length", 256))
+        return int(self.config_dict.get("max_length", DEFAULT_MAX_LENGTH))
 
     @property
     def outcome(self) -> dict:
@@ -177,6 +179,22 @@ class Run:
     @property
     def verdict(self) -> str | None:
         return self.outcome.get("verdict")
+
+    @property
+    def starting_run(self) -> int | None:
+        """The run a training run started from: the zero-shot run whose encoder it trained and whose vectors made
+        its first tree, compared against in its outcome (recorded when it ended). None for a zero-shot run or a
+        training run that has not recorded one. The one rule every page and verb uses."""
+        if not self.is_train:
+            return None
+        base = (self.summary or {}).get("baseline_run")
+        return None if base is None else int(base)
+
+    def headline(self) -> dict | None:
+        """The metrics row that stands for the run in tables (the Runs page, ``hce runs``): dense on the test
+        split if measured, else its first dense row; None when it has none."""
+        dense = [m for m in self.metrics if m["system"] == "dense"]
+        return next((m for m in dense if m["split"] == "test"), dense[0] if dense else None)
 
     def metric(self, split: str, system: str = "dense", name: str = "ndcg_at_10") -> float | None:
         """A stored metric (fraction) of the run on ``split`` for ``system`` (dense, bm25, hybrid), or None."""

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..precision import autocast, resolve_precision
+from ..settings import DEFAULT_MAX_LENGTH, device_error
 from ..threads import one_thread_if
 from .base import Cancel, Progress, ProgressFn
 
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-DEFAULT_MAX_LENGTH = 256
 #: ``encode`` calls with at most this many tokens in all (a search query, a few short ones) run on one torch
 #: thread: their matrix products are tiny, and on a busy machine a multi-threaded op waits for a descheduled
 #: worker. Measured on the project's 2-core machine under load: one MiniLM query p50 93 -> 21 ms.
@@ -56,6 +56,8 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         device = str(device)
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if (err := device_error(device)) is not None:
+        raise ValueError(f"invalid device: {err}")
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as e:
@@ -115,7 +117,7 @@ class Encoder(torch.nn.Module):
              max_length: int | None = None, precision: str = "auto") -> "Encoder":
         """Load from a local sentence-transformers or plain HF folder (``None``: the bundled MiniLM).
 
-        ``max_length=None`` means 256, capped by the folder's ``sentence_bert_config.json``
+        ``max_length=None`` means ``DEFAULT_MAX_LENGTH`` (256), capped by the folder's ``sentence_bert_config.json``
         ``max_seq_length`` when present; an explicit value is used as given. Either way it is capped
         by the model's ``max_position_embeddings``. Weights are loaded as float32 (even if stored fp16).
         ``precision``: auto|bf16|fp32 (:func:`~hce_engine.precision.resolve_precision`).

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..settings import DEFAULT_MAX_LENGTH
 from .base import Cancel, Progress, ProgressFn
 
 _WORD = re.compile(r"[a-z0-9]+")
@@ -31,7 +32,7 @@ class FakeEncoder(torch.nn.Module):
         max_length: words kept per text (mirrors the token limit of real encoders).
     """
 
-    def __init__(self, dim: int = 32, buckets: int = 4096, seed: int = 0, max_length: int = 256):
+    def __init__(self, dim: int = 32, buckets: int = 4096, seed: int = 0, max_length: int = DEFAULT_MAX_LENGTH):
         super().__init__()
         g = torch.Generator().manual_seed(seed)
         self.bag = torch.nn.EmbeddingBag(buckets, dim, mode="mean")

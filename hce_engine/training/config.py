@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from ..settings import BUILDERS
+from ..settings import BUILDERS, DEFAULT_MAX_LENGTH, device_error
 from ..settings import setting as _f
 from .pairs import PSEUDO_QUERIES
 
@@ -65,7 +65,7 @@ class TrainConfig:
     grad_clip: float = _f(0.0, "Gradient-norm clipping (0 = off, the reference), applied to encoder and memory "
                           "separately. 1.0 changed nothing measurable on SciFact (standard preset, seed 0: 0.740 "
                           "nDCG@10 against 0.742).")
-    max_length: int = _f(256, "Document length limit in tokens during training (queries' positives).")
+    max_length: int = _f(DEFAULT_MAX_LENGTH, "Document length limit in tokens during training (queries' positives).")
     sibling_max_length: int = _f(0, "Length limit in tokens of the negative documents (siblings, random, "
                                  "subtree representatives); 0 = max_length. Shorter is much cheaper: the S "
                                  "negatives are most of a step's tokens.")
@@ -212,10 +212,7 @@ class TrainConfig:
               f"sibling_max_length must be 0 (= max_length) or >= 8 (got {self.sibling_max_length!r})")
         check(is_num(self.val_fraction) and 0 <= self.val_fraction <= 0.5,
               f"val_fraction must be in [0, 0.5] (got {self.val_fraction!r})")
-        check(isinstance(self.device, str) and (self.device in ("auto", "cpu", "cuda", "mps")
-                                                 or (self.device.startswith("cuda:")
-                                                     and self.device[5:].isdigit())),
-              f"device must be auto, cpu, cuda, cuda:N or mps (got {self.device!r})")
+        check(device_error(self.device) is None, str(device_error(self.device)))
         check(self.model is None or (isinstance(self.model, str) and bool(self.model)),
               "model must be empty (bundled model) or a folder path")
         if errs:

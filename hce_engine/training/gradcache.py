@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..settings import DEFAULT_MAX_LENGTH
 from .checkpoint import rng_state, set_rng_state
 from .config import TrainConfig
 from .distill import TeacherDistillationLoss
@@ -26,7 +27,7 @@ CPU_TOKEN_BUDGET = 4096
 GPU_TOKEN_BUDGET = 32768
 
 
-def auto_grad_chunk(device: torch.device | str, max_length: int = 256) -> int:
+def auto_grad_chunk(device: torch.device | str, max_length: int = DEFAULT_MAX_LENGTH) -> int:
     """Sequences of ``max_length`` tokens per forward pass with gradient (0 = all at once).
 
     CPU: 4096 tokens per pass (16 documents at 256 tokens, 64 queries at 64). GPUs with >= 40 GiB: all at

@@ -74,6 +74,7 @@ class HierarchicalContrastiveLoss(torch.nn.Module):
         ::
 
             from hce_engine.encoder import FakeEncoder
+            from hce_engine.settings import DEFAULT_MAX_LENGTH
             from hce_engine.training import HierarchicalContrastiveLoss, HierarchicalSampler, Pair
             from hce_engine.tree import build_tree
 
@@ -86,7 +87,7 @@ class HierarchicalContrastiveLoss(torch.nn.Module):
             loss_fn = HierarchicalContrastiveLoss(tree, memory_levels=tree.depth, tau=0.05)
             for batch in sampler.batches(epoch=0):
                 q = encoder.embed(batch.queries, max_length=64)
-                d = encoder.embed(batch.doc_texts, max_length=256)
+                d = encoder.embed(batch.doc_texts, max_length=DEFAULT_MAX_LENGTH)
                 loss, details = loss_fn(q, d, batch)
                 loss.backward()
     """

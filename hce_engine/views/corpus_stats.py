@@ -5,6 +5,7 @@ import re
 
 import numpy as np
 
+from ..settings import DEFAULT_MAX_LENGTH
 from . import snippet
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -13,7 +14,8 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 TOKENS_PER_WORD = 1.4
 
 
-def corpus_stats(ws, corpus: str, bins: int = 30, max_examples: int = 5, max_tokens: int = 256) -> dict:
+def corpus_stats(ws, corpus: str, bins: int = 30, max_examples: int = 5,
+                 max_tokens: int = DEFAULT_MAX_LENGTH) -> dict:
     """Statistics of a corpus's live documents and its queries.
 
     Returns a JSON-friendly dict:
@@ -21,8 +23,9 @@ def corpus_stats(ws, corpus: str, bins: int = 30, max_examples: int = 5, max_tok
         words: {min, p05, p25, median, p75, p95, max, mean} of words per document (title + text),
         words_hist: {edges: [bins + 1 floats], counts: [bins ints]} (at most ``bins`` bins over [min, p99], the
             last bin also holds everything longer),
-        long_docs: documents estimated to exceed the encoder's ``max_tokens`` (its default window, 256 tokens; their
-            ends are cut): more than ``long_words`` words, at :data:`TOKENS_PER_WORD` tokens per word,
+        long_docs: documents estimated to exceed the encoder's ``max_tokens`` (its default window,
+            ``DEFAULT_MAX_LENGTH``; their ends are cut): more than ``long_words`` words, at
+            :data:`TOKENS_PER_WORD` tokens per word,
         long_words, tokens_per_word, max_tokens: that estimate's threshold, ratio and window,
         duplicates: {groups, documents (copies beyond the first of each group), examples: [{ext_ids, snippet,
             count}]} - documents whose text is identical after lower-casing and collapsing white space,

@@ -306,12 +306,16 @@ def find_documents(ws, corpus: str, text: str = "", limit: int = 50) -> pd.DataF
 
 
 def default_compare_run(ws, run_id: int) -> int | None:
-    """The natural "before" of a run: for a trained run, the newest finished zero-shot (baseline) run of the
-    same corpus with the same starting encoder (else the newest baseline); None for a baseline run."""
+    """The natural "before" of a run: for a trained run, its starting run (:attr:`~hce_engine.runs.Run.
+    starting_run`) while it is finished; for one that records none (still running), the newest finished
+    zero-shot (baseline) run of the same corpus with the same starting encoder (else the newest baseline); None
+    for a baseline run."""
     info = ws.run(int(run_id))
     if not info.is_train:
         return None
     base = [r for r in ws.runs(info.corpus, status="done", kind="baseline") if r.run_id != info.run_id]
+    if info.starting_run in {r.run_id for r in base}:
+        return info.starting_run
     if not base:
         return None
     start = ws.model_for(info.config_dict.get("model"))

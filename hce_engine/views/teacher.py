@@ -62,10 +62,10 @@ def teacher_view(ws, run_id: int, doc_id: int | None = None, max_candidates: int
     if not info.is_train:
         raise InputError(f"run {run_id} is a zero-shot run: pick a training run to see what it was taught")
     cfg = info.config
-    base_run = (info.summary or {}).get("baseline_run")
+    base_run = info.starting_run
     if base_run is None:
         raise NotFoundError(f"run {run_id} records no starting (baseline) run")
-    base = ws.finished_run(int(base_run))
+    base = ws.finished_run(base_run)
     tree, _, _ = ws.tree(run_id, 0)
     ids, _, texts = ws._texts(info.corpus_id)
     titles = list(ws.store.documents(info.corpus_id)["title"]) if cfg.pseudo_query == "title" else None

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
+from ..settings import DEFAULT_MAX_LENGTH
+
 if TYPE_CHECKING:
     from ..encoder import TextEncoder
     from ..index.bm25 import BM25Index
@@ -41,7 +43,8 @@ class WorkspaceBase:
         # core.Workspace
         def model_for(self, model: str | None) -> str: ...
 
-        def encoder(self, model: str | None = None, device: str = "auto", max_length: int = 256) -> TextEncoder: ...
+        def encoder(self, model: str | None = None, device: str = "auto",
+                    max_length: int = DEFAULT_MAX_LENGTH) -> TextEncoder: ...
 
         def run_encoder(self, run: Run) -> TextEncoder: ...
 

@@ -28,6 +28,7 @@ from ..corpus import read_corpus, read_qrels, read_queries
 from ..errors import HCEError, InputError, NotFoundError
 from ..jobs import JobRegistry
 from ..runs import EncodeConfig, Run, RunStatus
+from ..settings import DEFAULT_MAX_LENGTH
 from ..store import Store
 from .cache import WorkspaceCache
 from .experiments import ExperimentVerbs
@@ -238,7 +239,7 @@ class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExperimentVerbs, Export
         from ..encoder import default_model_path
         return model or self.default_model or default_model_path()
 
-    def encoder(self, model: str | None = None, device: str = "auto", max_length: int = 256):
+    def encoder(self, model: str | None = None, device: str = "auto", max_length: int = DEFAULT_MAX_LENGTH):
         """A loaded encoder, cached per (model, device, max length)."""
         from ..encoder import load_encoder
         path = self.model_for(model)
@@ -455,7 +456,7 @@ class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExperimentVerbs, Export
     def run_encoder(self, run: Run):
         """The encoder that made a run's vectors (cached); encode with ``run.doc_max_length`` /
         ``run.query_max_length``."""
-        return self.encoder(run.model, run.device, run.config_dict.get("max_length", 256))
+        return self.encoder(run.model, run.device, run.config_dict.get("max_length", DEFAULT_MAX_LENGTH))
 
     def encode_queries(self, run: Run, texts: Sequence[str]) -> np.ndarray:
         """(n, d) float32 L2-normalised query vectors under the run's encoder, at its query length. A few

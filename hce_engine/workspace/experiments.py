@@ -259,7 +259,9 @@ class ExperimentVerbs(WorkspaceBase):
                 gains.setdefault(q, []).append(a[q][HEADLINE] - c[q][HEADLINE])
         start = self._run_info(done[ctl, seeds[0]])
         tree, terms, _ = self.tree(start.run_id, rebuild=0)
-        base = int((start.summary or {})["baseline_run"])
+        base = start.starting_run
+        if base is None:
+            raise HCEError(f"run {start.run_id} records no starting run to compare against")
         vec_ids, vecs = self.store.read_vectors(base)
         pos_of = {int(d): i for i, d in enumerate(tree.doc_ids)}
         keep = np.array([pos_of.get(int(d), -1) for d in vec_ids])

@@ -14,6 +14,7 @@ from ..atomic import recover_dir
 from ..errors import HCEError, InputError
 from ..progress import as_stage
 from ..runs import RunStatus
+from ..settings import DEFAULT_MAX_LENGTH
 from .base import WorkspaceBase
 from .shared import TRAIN_LOCK, ImportReport, Progress, ProgressFn
 
@@ -136,9 +137,10 @@ class TrainingVerbs(WorkspaceBase):
         return self.store.create_run(cid, "train", cfg.to_dict(), cfg.seed, status="running")
 
     def _baseline_for(self, corpus: str, model: str | None, progress: ProgressFn | None, cancel) -> int:
-        """A finished zero-shot run of ``model`` on the corpus (256 tokens), encoding one if none exists."""
+        """A finished zero-shot run of ``model`` on the corpus (at ``DEFAULT_MAX_LENGTH`` tokens), encoding one if
+        none exists."""
         runs = [r for r in self._run_rows(corpus) if not r.is_train and r.config.model == model
-                and r.config.max_length == 256 and r.config.tree]
+                and r.config.max_length == DEFAULT_MAX_LENGTH and r.config.tree]
         for r in reversed(runs):  # one being encoded in the background by this process: wait for it
             if r.status is RunStatus.RUNNING and self.jobs.get(r.run_id) is not None:
                 if progress:
@@ -249,8 +251,7 @@ class TrainingVerbs(WorkspaceBase):
                 flush()
                 if ev.val is not None:
                     epochs.append(ev.val)
-                    self.store.update_run(run_id, summary={"val_history": epochs, "best_epoch": ev.best_epoch,
-                                                           "baseline_run": base_run})
+                    self.store.update_run(run_id, summary={"val_history": epochs, "best_epoch": ev.best_epoch})
                 report(Progress("validate", ev.epoch, cfg.epochs))
 
             def on_tree(rebuild: int, tree, vectors) -> None:
@@ -345,14 +346,14 @@ class TrainingVerbs(WorkspaceBase):
             if not r.is_train or not r.done:
                 continue
             summary = dict(r.summary or {})
-            base = summary.get("baseline_run")
-            if base is None or not self._run_info(int(base)).done:
+            base = r.starting_run
+            if base is None or not self._run_info(base).done:
                 continue  # its starting run was deleted: nothing to compare against
             before = summary.get("outcome", {})
             kept = [c for c in before.get("checks", []) if not c["name"].startswith(JUDGED_CHECK)]
             reuse = {s: v for s, v in (summary.get("judged") or {}).items() if s != split} if split else None
             summary.pop("test", None)
-            summary.update(self._judge(corpus, cid, r.config, int(base), r.run_id, kept, lambda *_: None, reuse,
+            summary.update(self._judge(corpus, cid, r.config, base, r.run_id, kept, lambda *_: None, reuse,
                                        memo))
             self.store.update_run(r.run_id, summary=summary)
             out.append({"run_id": r.run_id, "before": before.get("verdict", "unknown"),
@@ -415,7 +416,7 @@ class TrainingVerbs(WorkspaceBase):
         sample = [texts[i] for i in np.random.default_rng(0).choice(len(texts), min(32, len(texts)), False)]
         base = [r for r in self._run_rows(corpus) if not r.is_train and r.done
                 and r.config.model == cfg.model]
-        doc_len = base[-1].doc_max_length if base else 256
+        doc_len = base[-1].doc_max_length if base else DEFAULT_MAX_LENGTH
 
         from ..projection import is_warming
         # a speed measured while this process also encodes, trains or compiles UMAP is too slow: not kept

@@ -18,16 +18,10 @@ METRICS = {"ndcg_at_10": "nDCG@10", "recall_at_10": "R@10", "recall_at_100": "R@
 ws = get_workspace()
 
 
-def headline(metrics: list[dict]) -> dict | None:
-    """The metrics row a table shows for a run: dense on test if measured, else the first dense row."""
-    dense = [m for m in metrics if m["system"] == "dense"]
-    return next((m for m in dense if m["split"] == "test"), dense[0] if dense else None)
-
-
 def runs_table(runs: list[Run]) -> pd.DataFrame:
     rows = []
     for r in runs:
-        cfg, m = r.config_dict, headline(r.metrics)
+        cfg, m = r.config_dict, r.headline()
         row = {"run": r.run_id, "corpus": r.corpus, "kind": r.kind, "status": str(r.status),
                "outcome": r.verdict, "model": model_name(cfg.get("model"))}
         row.update({k: cfg.get(k) for k in KEY_SETTINGS})

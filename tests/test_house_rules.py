@@ -1,0 +1,86 @@
+"""One rule each (issue 20): a run's starting run, its headline metric, the default token length and the device
+setting are each decided by one function that every caller uses."""
+from __future__ import annotations
+
+import ast
+import inspect
+import pathlib
+
+import pytest
+
+from hce_engine.runs import EncodeConfig, Run, RunStatus
+from hce_engine.settings import DEFAULT_MAX_LENGTH, device_error
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _run(kind="train", summary=None, metrics=()):
+    return Run(run_id=7, corpus="c", corpus_id=1, kind=kind, status=RunStatus.DONE, config_dict={},
+               summary=summary, metrics=list(metrics))
+
+
+def _row(split, system="dense", ndcg=0.5):
+    return {"split": split, "system": system, "ndcg_at_10": ndcg, "recall_at_10": 0.0, "recall_at_100": 0.0,
+            "mrr_at_10": 0.0, "queries": 3}
+
+
+def test_headline_prefers_the_test_split_for_the_runs_page_and_the_cli(monkeypatch, capsys):
+    run = _run(metrics=[_row("dev", "bm25", 0.9), _row("dev", ndcg=0.4), _row("test", ndcg=0.6)])
+    assert run.headline()["split"] == "test"
+    assert _run(metrics=[_row("dev", "bm25"), _row("dev", ndcg=0.4)]).headline()["ndcg_at_10"] == 0.4
+    assert _run(metrics=[_row("dev", "bm25")]).headline() is None
+    # hce runs shows that row (it used to show the first dense row, here dev's)
+    from hce_engine import cli
+
+    class FakeWs:
+        def runs(self, corpus):
+            return [run]
+    cli.cmd_runs(FakeWs(), type("A", (), {"corpus": None, "json": False})())
+    out = capsys.readouterr().out
+    assert "0.6000 (test)" in out and "(dev)" not in out
+
+
+def test_starting_run_is_the_recorded_one_everywhere(toy_ws):
+    from hce_engine import views
+    ws = toy_ws
+    run = ws.train("toy", {"epochs": 1, "batch_size": 4, "siblings": 2, "branching": 3})
+    start = ws.run(run).starting_run
+    assert start is not None and ws.run(start).kind == "baseline"
+    assert ws.run(start).starting_run is None and _run(summary={}).starting_run is None
+    newer = ws.encode("toy", max_length=64)  # a newer zero-shot run of the same encoder
+    assert newer != start
+    assert views.default_compare_run(ws, run) == start  # the run's own start, not the newest baseline
+
+
+def test_one_default_token_length():
+    from hce_engine.encoder import FakeEncoder, encoder
+    from hce_engine.training import TrainConfig
+    from hce_engine.training.gradcache import auto_grad_chunk
+    from hce_engine.views.corpus_stats import corpus_stats
+    from hce_engine.workspace import Workspace
+    assert encoder.DEFAULT_MAX_LENGTH is DEFAULT_MAX_LENGTH
+    assert EncodeConfig().max_length == TrainConfig().max_length == FakeEncoder().max_length == DEFAULT_MAX_LENGTH
+    for fn, arg in ((Workspace.encoder, "max_length"), (corpus_stats, "max_tokens"),
+                    (auto_grad_chunk, "max_length")):
+        assert inspect.signature(fn).parameters[arg].default == DEFAULT_MAX_LENGTH
+    assert _run("baseline").doc_max_length == _run("baseline").query_max_length == DEFAULT_MAX_LENGTH
+
+
+@pytest.mark.parametrize("device,ok", [("auto", True), ("cpu", True), ("cuda", True), ("cuda:1", True),
+                                       ("mps", True), ("cuda:", False), ("gpu", False), ("CPU", False),
+                                       (3, False), (None, False)])
+def test_one_device_rule(device, ok):
+    from hce_engine.encoder import resolve_device
+    from hce_engine.training import TrainConfig
+    assert (device_error(device) is None) == ok
+    if ok:
+        TrainConfig(device=device).validate()
+        EncodeConfig(device=device).validate()
+        return
+    with pytest.raises(ValueError, match="device must be"):
+        TrainConfig(device=device).validate()
+    with pytest.raises(ValueError, match="device must be"):
+        EncodeConfig(device=device).validate()
+    if isinstance(device, str):
+        with pytest.raises(ValueError, match="device must be"):
+            resolve_device(device)
