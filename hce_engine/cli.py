@@ -43,8 +43,7 @@ def _progress(quiet: bool):
         if state["stage"] not in (None, stage):
             print(file=sys.stderr)  # keep the finished stage's line
         state["stage"] = stage
-        frac = min(1.0, done / total) if total else 1.0
-        bar = "#" * int(24 * frac)
+        bar = "#" * int(24 * ev.fraction)
         eta = f"  ETA {fmt_duration(eta_s)}" if eta_s is not None and eta_s == eta_s and done < total else ""
         print(f"\r{stage:>16s} [{bar:<24s}] {done}/{total}{eta}\x1b[K", end="", file=sys.stderr, flush=True)
         if total and done >= total:

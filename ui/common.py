@@ -10,6 +10,7 @@ import streamlit as st
 
 from hce_engine import HCEError, Run, Workspace
 from hce_engine.plotting import fmt_duration as fmt_duration  # also re-exported for pages
+from hce_engine.progress import Progress
 
 
 @st.cache_resource(show_spinner=False)
@@ -74,21 +75,6 @@ def pick_corpus(key: str = "corpus") -> str | None:
     return name
 
 
-def pick_run(corpus: str, key: str = "run", label: str = "Run", done_only: bool = True,
-             default_latest: bool = True) -> int | None:
-    """Run picker for a corpus; defaults to the latest finished run."""
-    ws = get_workspace()
-    runs = ws.runs(corpus, status="done" if done_only else None)
-    if not runs:
-        st.info("No finished run for this corpus yet: the **Corpus** page encodes it (zero-shot baseline).")
-        return None
-    labels = {r.run_id: r.label for r in runs}
-    ids = list(labels)
-    fine = [i for i, r in enumerate(runs) if r.verdict != "worse"]  # a worse run is never the default
-    index = (fine[-1] if fine else len(ids) - 1) if default_latest else 0
-    return st.selectbox(label, ids, index=index, format_func=labels.__getitem__, key=key)
-
-
 # -- shared by the Corpus, Train, Search and Runs pages ---------------------------------------------
 #: Engine progress stages in words.
 STAGES = {"encode": "encoding the documents", "tree": "building the tree", "train": "training",
@@ -135,7 +121,7 @@ def progress_panel(run_id: int, key: str) -> None:
         text += f" · about {fmt_duration(live['eta_s'])} left"
     if live.get("message"):
         text += f" · {live['message']}"
-    st.progress(min(1.0, done / total) if total else 0.0, text=text)
+    st.progress(Progress(stage, done, total).fraction, text=text)
     if live.get("cancelling"):
         st.caption("Cancelling… it stops at the next batch.")
     elif st.button("Cancel", key=f"{key}_cancel_{run_id}"):

@@ -277,12 +277,6 @@ class Store:
             raise NotFoundError(f"no corpus named {name!r} (corpora: {known})")
         return cid
 
-    def corpus_name(self, corpus_id: int) -> str:
-        row = self._one("SELECT name FROM corpora WHERE corpus_id = ?", [corpus_id])
-        if row is None:
-            raise NotFoundError(f"no corpus with id {corpus_id}")
-        return row[0]
-
     def list_corpora(self) -> list[dict]:
         return self._rows("""
             SELECT c.corpus_id, c.name, c.source, c.created_at,
@@ -576,10 +570,6 @@ class Store:
         """doc_ids int64 (n,), ascending, of the run's stored vectors (as :meth:`read_vectors`, no vectors)."""
         sql, params = self._vector_sql("v.doc_id", run_id, live_only_corpus, None)
         return self._arrow(sql + " ORDER BY v.doc_id", params).column("doc_id").to_numpy().astype(np.int64)
-
-    def delete_vectors(self, run_id: int, doc_ids: Iterable[int]) -> None:
-        self.con.execute("DELETE FROM vectors WHERE run_id = ? AND doc_id IN (SELECT unnest(?::BIGINT[]))",
-                         [run_id, [int(i) for i in doc_ids]])
 
     # -- training log ---------------------------------------------------------------------------
     def log_step(self, run_id: int, step: int, epoch: float, loss: float | None, level_losses: Sequence[float],

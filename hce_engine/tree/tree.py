@@ -191,10 +191,3 @@ class Tree:
             return cls(parent=z["parent"], level=z["level"], centroid=z["centroid"], size=z["size"],
                        doc_leaf=z["doc_leaf"], doc_ids=z["doc_ids"], builder=str(z["builder"]),
                        branching=int(z["branching"]))
-
-    def invalidate(self) -> None:
-        """Drop cached children/leaf lists and the depth-first order after editing arrays in place."""
-        self._children = None
-        self._leaf_docs = None
-        self._euler = None
-        self._by_id = None

@@ -14,7 +14,7 @@ Every view takes the :class:`~hce_engine.workspace.Workspace` as its first argum
 * :func:`walkthrough` - the Learn walkthrough's runs, example and texts (``walkthrough.TEXT``).
 * :func:`explain` - why a document ranks where it does for a query: tree path, three retrievers, movers.
 
-No Streamlit import here; the page scripts in ``ui/pages`` draw what these return.
+No Streamlit import here; the page scripts in ``ui/app_pages`` draw what these return.
 """
 from __future__ import annotations
 
