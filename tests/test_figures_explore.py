@@ -134,7 +134,8 @@ def test_rank_summary_table_and_path():
     assert set(sib_figs.level_table(toy_view(False)).columns) >= {"rank", "p(positive)", "loss"}
     text = sib_figs.path_text(view, lambda s: s.replace("*", "\\*"))
     assert text.startswith("all documents › **topic 0** (5)") and "doc \\*0\\*" in text
-    assert map_figs.default_level({0: 1, 1: 2, 2: 7, 3: 20}) == 2 and map_figs.default_level({0: 1, 1: 2}) == 1
+    from hce_engine.views import default_level  # a view (the walkthrough picks its level too), not a figure
+    assert default_level({0: 1, 1: 2, 2: 7, 3: 20}) == 2 and default_level({0: 1, 1: 2}) == 1
 
 
 def frame(n: int, groups: int = 3) -> pd.DataFrame:

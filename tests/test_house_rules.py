@@ -1,5 +1,5 @@
 """One rule each (issue 20): a run's starting run, its headline metric, the default token length and the device
-setting are each decided by one function that every caller uses."""
+setting are each decided by one function that every caller uses; the views never import the layers above."""
 from __future__ import annotations
 
 import ast
@@ -84,3 +84,43 @@ def test_one_device_rule(device, ok):
     if isinstance(device, str):
         with pytest.raises(ValueError, match="device must be"):
             resolve_device(device)
+
+
+# -- import direction: stages <- workspace <- views <- plotting <- ui / cli ----------------------------------
+def _imported_modules(source: str, package: str) -> list[str]:
+    """Every module a file of ``package`` imports (absolute names; relative imports resolved against the
+    package), at any depth of the file (a lazy import inside a function counts too)."""
+    out = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            out += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                anchor = ".".join(parts[:len(parts) - node.level + 1])
+                base = f"{anchor}.{base}" if base else anchor
+            out += [base] + [f"{base}.{a.name}" for a in node.names]
+    return out
+
+
+def _forbidden(name: str) -> bool:
+    return any(name == m or name.startswith(m + ".") for m in ("hce_engine.plotting", "hce_engine.cli", "ui"))
+
+
+def test_views_never_import_plotting_ui_or_cli():
+    files = sorted((ROOT / "hce_engine" / "views").glob("*.py"))
+    assert len(files) > 5
+    bad = {f.name: [m for m in _imported_modules(f.read_text(), "hce_engine.views") if _forbidden(m)]
+           for f in files}
+    assert not {k: v for k, v in bad.items() if v}, bad
+
+
+def test_the_import_check_sees_relative_lazy_and_absolute_imports():
+    """The check above would catch the import it was written for (and its other spellings), not the allowed."""
+    for src in ("from ..plotting.map import default_level\n", "def f():\n    from ..plotting import map\n",
+                "import hce_engine.plotting.map\n", "from hce_engine import cli\n", "from ui.common import x\n",
+                "from .. import plotting\n"):
+        assert any(_forbidden(m) for m in _imported_modules(src, "hce_engine.views")), src
+    for src in ("from .map import default_level\n", "from ..workspace import Workspace\n", "import numpy\n"):
+        assert not any(_forbidden(m) for m in _imported_modules(src, "hce_engine.views")), src

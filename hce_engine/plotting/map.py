@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from ..views import map as views_map  # plotting draws what the views compute (never the other way)
+
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7",
            "#dbdb8d", "#9edae5"]
@@ -32,17 +34,9 @@ def _short(text: str, limit: int = 80) -> str:
     return html.escape(text if len(text) <= limit else text[:limit - 1] + "…")
 
 
-def default_level(level_sizes: dict[int, int], wanted: int = 6) -> int:
-    """The shallowest tree level with at least ``wanted`` nodes (else the deepest): enough colours to see
-    structure, few enough to tell apart. ``level_sizes`` maps level -> number of nodes."""
-    levels = sorted(lv for lv in level_sizes if lv > 0)
-    return next((lv for lv in levels if level_sizes[lv] >= wanted), levels[-1] if levels else 0)
-
-
 def _legend_height(names: list[str], width: float) -> float:
     """Pixels a horizontal legend of ``names`` (font 11) takes at ``width``: entries packed in rows, each
     entry's width over-estimated (bold metrics, 46 px for the symbol and gaps), 22 px per row."""
-    from ..views import map as views_map  # here: hce_engine.views imports this module
     rows, used = 1, 0.0
     for name in names:
         w = views_map.text_width(html.unescape(name), 11) + 46
@@ -55,7 +49,6 @@ def _legend_height(names: list[str], width: float) -> float:
 def _avoid_boxes(query: dict | None, relevant: pd.DataFrame | None, to_px) -> list[tuple[float, float, float, float]]:
     """Pixel boxes (left, right, top, bottom; y down) of what labels must not cover: the query's star, its
     hits' rings with the rank written above them, the judged query's relevant squares."""
-    from ..views import map as views_map
     boxes = []
     if query is not None:
         px, py = to_px(query["x"], query["y"])
@@ -93,7 +86,6 @@ def map_figure(frame: pd.DataFrame, query: dict | None = None, highlight: set[in
     documents with :func:`selected_doc_ids`. The axes span the points (no fixed aspect ratio), so the map fills
     the width it is given.
     """
-    from ..views import map as views_map
     n = len(frame)
     gl = n > GL_THRESHOLD
     scatter: Any = go.Scattergl if gl else go.Scatter

@@ -46,7 +46,15 @@ def label_of(terms, node: int, max_terms: int = 3) -> str:
 # (hence E402 below).
 from .corpus_stats import corpus_stats  # noqa: E402
 from .explain import explain  # noqa: E402
-from .map import MAX_DRAWN, map_frame, map_labels, place_query, select_region, thin_for_display  # noqa: E402
+from .map import (  # noqa: E402
+    MAX_DRAWN,
+    default_level,
+    map_frame,
+    map_labels,
+    place_query,
+    select_region,
+    thin_for_display,
+)
 from .siblings import (  # noqa: E402
     default_compare_run,
     doc_queries,
@@ -63,4 +71,5 @@ __all__ = ["explain", "walkthrough", "siblings_view", "teacher_view", "doc_queri
            "pseudo_queries",
            "default_compare_run",
            "compare_trees", "tree_overview", "node_detail", "tree_quality", "list_rebuilds",
-           "map_frame", "map_labels", "thin_for_display", "select_region", "place_query", "corpus_stats", "MAX_DRAWN"]
+           "map_frame", "map_labels", "thin_for_display", "select_region", "place_query", "corpus_stats", "MAX_DRAWN",
+           "default_level"]

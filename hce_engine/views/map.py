@@ -63,6 +63,13 @@ def map_frame(ws, run_id: int, level: int = 1, align_to: int | None = None,
     return df[["doc_id", "ext_id", "title", "x", "y", "node_at_level", "label", "path"]]
 
 
+def default_level(level_sizes: dict[int, int], wanted: int = 6) -> int:
+    """The shallowest tree level with at least ``wanted`` nodes (else the deepest): enough colours to see
+    structure, few enough to tell apart. ``level_sizes`` maps level -> number of nodes."""
+    levels = sorted(lv for lv in level_sizes if lv > 0)
+    return next((lv for lv in levels if level_sizes[lv] >= wanted), levels[-1] if levels else 0)
+
+
 def _node_path_label(tree, terms, node: int) -> str:
     out, n = [], node
     while n > 0:

@@ -7,8 +7,8 @@ Texts are markdown templates; ``{names}`` are filled from :func:`walkthrough`'s 
 """
 from __future__ import annotations
 
-from ..plotting.map import default_level
 from . import default_compare_run, judged_queries, pseudo_queries, tree_overview
+from .map import default_level
 
 STEPS = ["1 · Embed", "2 · Cluster", "3 · A path", "4 · Siblings", "5 · The loss", "6 · After training"]
 #: The step added when the trained run is a self-signal run (no labels: the engine's hybrid search teaches).

@@ -142,7 +142,7 @@ if corpus:
         depth = rebuilds[-1]["depth"] if rebuilds else 0
         sizes = views.tree_overview(ws, run_id)["nodes"].groupby("level").size().to_dict() if depth else {}
         c1, c2, c3 = st.columns([1, 2, 1])
-        level = c1.number_input("Colour by tree level", 0, max(depth, 0), figs.default_level(sizes),
+        level = c1.number_input("Colour by tree level", 0, max(depth, 0), views.default_level(sizes),
                                 key="map_level", help="0 = one colour; higher levels = finer clusters.")
         query = c2.text_input("Place a query on the map", key="map_query", placeholder="type a query")
         judged = {q["query_id"]: q for q in views.judged_queries(ws, corpus, limit=500)}
