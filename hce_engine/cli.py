@@ -435,9 +435,13 @@ def cmd_train(ws, a) -> int:
                           "start_val": summary.get("start_val"), "best_val": summary.get("best_val"),
                           "test": summary.get("test"), "judged": summary.get("judged"),
                           "n_train_pairs": summary.get("n_train_pairs"), "seconds": summary.get("seconds"),
-                          "examples_per_s": summary.get("examples_per_s")}))
+                          "examples_per_s": summary.get("examples_per_s"),
+                          "stage_seconds": summary.get("stage_seconds"),
+                          "estimate_stages": summary.get("estimate_stages")}))
         return 0
     print(run)
+    if summary.get("stage_seconds"):
+        print(_fmt_stages(summary), file=sys.stderr)
     if outcome:
         print(f"outcome: {outcome['verdict']}", file=sys.stderr)
         for c in outcome.get("checks", []):
@@ -455,6 +459,17 @@ def cmd_train(ws, a) -> int:
         print(f"test start:   {_fmt_metrics(summary['test']['start'])}", file=sys.stderr)
         print(f"test trained: {_fmt_metrics(summary['test']['trained'])}", file=sys.stderr)
     return 0
+
+
+def _fmt_stages(summary: dict) -> str:
+    """'took 12 min (estimated 14 min): baseline 2 min / 2 min, ...' from a run's stage times and its estimate."""
+    took, est = summary["stage_seconds"], summary.get("estimate_stages") or {}
+    head = f"took {fmt_duration(sum(took.values()))}"
+    if est:
+        head += f" (estimated {fmt_duration(sum(est.values()))})"
+    parts = [f"{k} {fmt_duration(v)}" + (f" / {fmt_duration(est[k])}" if k in est else "")
+             for k, v in took.items() if v or est.get(k)]
+    return f"{head}: " + ", ".join(parts) + (" (took / estimated)" if est else "")
 
 
 def _streamlit_flags(config_path: str) -> list[str]:

@@ -198,6 +198,9 @@ def test_train_and_encode_in_a_terminal(tmp_path, fake_model, toy_beir):
                               "3", "--max-length", "32", "--batch-size", "8", "--device", "cpu"], env)
     assert code == 0 and "Traceback" not in text, text
     assert "train [" in text and "outcome: " in text and "judged queries (test)" in text, text
+    # the time it took beside what was announced, by stage (baseline: this corpus was encoded above)
+    assert "estimated time on cpu: about" in text and "(took / estimated)" in text, text
+    assert "took " in text and "steps " in text and "baseline" not in text.split("took ")[-1].split("\n")[0], text
 
 
 def test_train_flags_come_from_the_config(hce, toy_beir):
@@ -230,6 +233,8 @@ def test_train_on_an_unjudged_corpus_uses_the_self_signal(hce, tmp_path):
     code, out, err = hce("train", "--corpus", "notes", "--batch-size", "8", "--branching", "3", "--siblings", "2")
     assert code == 0, err
     assert "signal self. No labels needed" in err and "teacher agreement (held-out pseudo-queries)" in err, err
+    took = next(line for line in err.splitlines() if line.startswith("took "))
+    assert "(estimated " in took and "baseline " in took and "steps " in took, took  # its first run encodes
     code, out, _ = hce("runs", "--corpus", "notes", "--json")
     cfg = [r for r in json.loads(out) if r["kind"] == "train"][0]["config"]
     assert (cfg["signal"], cfg["max_pairs"], cfg["negatives"], cfg["batching"]) == ("self", 6000, "in-batch", "tree")
