@@ -16,6 +16,7 @@ from .index.fusion import FUSIONS, INDEX_KINDS, MODES
 from .progress import Progress, fmt_duration
 from .runs import EncodeConfig
 from .training.config import DEFAULT_PRESET, LABEL_SOURCE, PRESET_HELP, PRESETS, UNLABELLED_PRESET, TrainConfig
+from .training.run_clock import STAGES
 
 
 def _table(rows: list[dict], cols: list[str]) -> str:
@@ -467,8 +468,8 @@ def _fmt_stages(summary: dict) -> str:
     head = f"took {fmt_duration(sum(took.values()))}"
     if est:
         head += f" (estimated {fmt_duration(sum(est.values()))})"
-    parts = [f"{k} {fmt_duration(v)}" + (f" / {fmt_duration(est[k])}" if k in est else "")
-             for k, v in took.items() if v or est.get(k)]
+    parts = [f"{k} {fmt_duration(took[k])}" + (f" / {fmt_duration(est[k])}" if k in est else "")
+             for k in STAGES if took.get(k) or est.get(k)]
     return f"{head}: " + ", ".join(parts) + (" (took / estimated)" if est else "")
 
 

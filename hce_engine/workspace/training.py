@@ -389,6 +389,8 @@ class TrainingVerbs(WorkspaceBase):
             judged[split] = {"start": start, "trained": trained}
             checks.append(check(f"{JUDGED_CHECK} ({split})", "ndcg_at_10", start["ndcg_at_10"],
                                 trained["ndcg_at_10"], trained["queries"]))
+        if splits:
+            report(Progress("evaluate", len(splits), len(splits)))  # a progress bar ends its line
         out = {"judged": judged, "outcome": outcome(checks)}
         out["improved"] = out["outcome"]["verdict"] == "better"
         if "test" in judged:
