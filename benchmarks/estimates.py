@@ -119,8 +119,10 @@ def run_row(ws, collection: str, preset: str, seed: int, overrides: dict | None 
 
 def markdown(result: dict) -> str:
     """The rows as a table: estimate against actual, whole and by stage."""
-    out = ["| collection | preset | signal | docs | estimate | actual | estimate / actual | by stage (estimate / "
-           "actual, min) | ETA at 50% (reported / left, min) |", "|---|---|---|---|---|---|---|---|---|"]
+    hw = result["hardware"]
+    out = [f"Machine: {hw.get('cpu_model')}, {hw.get('usable_cpus')} cores; seed {result['seed']}.\n",
+           "| collection | preset | signal | docs | estimate | actual | estimate / actual | by stage (estimate / "
+           "actual, min) | ETA at 50% (reported / left, min) | commit |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         stages = " · ".join(f"{k} {r['stages_estimate_s'][k] / 60:.1f} / {r['stages_actual_s'][k] / 60:.1f}"
                             for k in STAGES if r["stages_estimate_s"][k] or r["stages_actual_s"][k])
@@ -129,7 +131,7 @@ def markdown(result: dict) -> str:
         ok = "" if abs(r["ratio"] - 1) <= TARGET else " (off)"
         out.append(f"| {r['collection']} | {r['preset']} | {r['signal']} | {r['documents']:,} | "
                    f"{r['estimate_s'] / 60:.1f} min | {r['actual_s'] / 60:.1f} min | {r['ratio']:.2f}{ok} | {stages} | "
-                   f"{eta} |")
+                   f"{eta} | {r['commit']}{'' if r.get('clean_tree') else ' (dirty)'} |")
     rows = result["rows"]
     within = sum(abs(r["ratio"] - 1) <= TARGET for r in rows)
     out.append(f"\n{within} of {len(rows)} estimates within {TARGET:.0%} of the measured time.")
