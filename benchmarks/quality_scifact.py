@@ -4,7 +4,7 @@ Uses only the compute core (corpus readers, encoder, tree, training, evaluation:
 so it runs unchanged on a GPU machine without the app's storage and index dependencies. Documents are read and
 joined (title + " " + text) as the engine does (``common.load_beir``). Exact search is a matrix product. Every
 row trains on the train qrels as the preset says (standard/full: every pair, the last epoch kept), dropout on in
-every row, and is scored on the test qrels with documents at 256 tokens and queries at 64, as in method.md.
+every row, and is scored on the test qrels with documents at 256 tokens and queries at 64, as in docs/method.md.
 
 Rows: zero-shot, in-batch (no extra negatives), random (S uniformly drawn negatives), siblings (S leaf
 siblings, no level losses), hce (siblings + level losses with learned centroids), hce-cotrain (hce with the

@@ -50,7 +50,7 @@ IRREGULAR_LEAVES = [10] * 5 + [11] * 3 + [12] * 1 + [13] * 6 + [14] * 4 + [15] *
 
 
 def reference_loss(tree, loss_fn, q_emb, doc_emb, batch, pairs, tau, level_loss=True):
-    """Per-example loops straight from method.md section 2 (uses the batch only for its random draws)."""
+    """Per-example loops straight from docs/method.md section 2 (uses the batch only for its random draws)."""
     known: dict[str, set] = {}
     for p in pairs:
         known.setdefault(p.query, set()).add(p.doc_pos)

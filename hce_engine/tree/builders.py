@@ -81,7 +81,7 @@ def _finalize(parent_raw: np.ndarray, level_raw: np.ndarray, doc_leaf_raw: np.nd
 
 def build_agglomerative(vectors, branching: int = 10, seed: int = 0, iters: int = 20,
                         device: str | torch.device = "cpu", doc_ids=None) -> Tree:
-    """Bottom-up tree (method.md section 1).
+    """Bottom-up tree (docs/method.md section 1).
 
     Cluster the N documents into ceil(N/b) clusters with spherical k-means, then those centroids into
     ceil(N/b^2), ... until at most b nodes remain; they hang under the root. Empty clusters are dropped.
