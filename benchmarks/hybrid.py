@@ -1,4 +1,4 @@
-"""Hybrid search quality: BM25, dense and their fusion on two collections, through the engine (issue 11).
+"""Hybrid search quality: BM25, dense and their fusion on two collections, through the engine.
 
 Collections (each imported into one workspace with the engine's readers, encoded by the bundled MiniLM):
 

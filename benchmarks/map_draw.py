@@ -1,4 +1,4 @@
-"""How long the Map page takes to draw in a real browser at 10k, 50k and 200k documents (issue 12).
+"""How long the Map page takes to draw in a real browser at 10k, 50k and 200k documents.
 
 For each N: a workspace with N synthetic documents (growth.py's topic mixture and pseudo-word texts), a
 finished baseline run with their vectors and a divisive tree, and a stored 2-D map (the vectors' first two

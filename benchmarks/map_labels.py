@@ -1,4 +1,4 @@
-"""Do the Map's node labels overlap? Label boxes per tree level on the Jargon File sample and on SciFact (issue 21).
+"""Do the Map's node labels overlap? Label boxes per tree level on the Jargon File sample and on SciFact.
 
 For each corpus: a fresh workspace, the corpus imported and encoded (the bundled MiniLM, or ``--fake``: the
 test suite's fake encoder, which is quick and gives a map as crowded), its UMAP map, then for levels 1-3 the

@@ -43,7 +43,7 @@ ROWS = {
     "hce-cotrain": {"negatives": "siblings", "level_loss": True, "recluster_every": 1},
     "hce-sib96": {"negatives": "siblings", "level_loss": True, "sibling_max_length": 96},
     "hce-sib128": {"negatives": "siblings", "level_loss": True, "sibling_max_length": 128},
-    # the four choices the reference run does not make (issue 13): each alone, on top of the preset
+    # the four choices the reference run does not make: each alone, on top of the preset
     "hce-linear": {"negatives": "siblings", "level_loss": True, "lr_schedule": "linear"},
     "hce-holdout": {"negatives": "siblings", "level_loss": True, "val_fraction": 0.1},
     "hce-best": {"negatives": "siblings", "level_loss": True, "val_fraction": 0.1, "select": "best"},

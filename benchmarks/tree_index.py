@@ -1,4 +1,4 @@
-"""The trained tree as the index (issue 11): the tree's leaves as IVF lists, routed by beam search, against
+"""The trained tree as the index: the tree's leaves as IVF lists, routed by beam search, against
 exact search, HNSW and a FAISS IVF trained from scratch with the same number of lists.
 
 Per corpus it reports, for single queries: recall@10 against exact search on held-out queries, distance

@@ -1,4 +1,4 @@
-"""One rule each (issue 20): a run's starting run, its headline metric, the default token length and the device
+"""One rule each: a run's starting run, its headline metric, the default token length and the device
 setting are each decided by one function that every caller uses; the views never import the layers above."""
 from __future__ import annotations
 

@@ -299,7 +299,7 @@ def test_learn_walkthrough_exports_as_one_offline_page(trained, app_env, tmp_pat
     assert "--learn-html needs --corpus" in capsys.readouterr().err
 
 
-# -- the self signal (issue 22): its teacher on the Siblings page, in the Learn walkthrough and its export ----------
+# -- the self signal (training without labels): its teacher on the Siblings page, in the Learn walkthrough, its export
 ONE_SENTENCE = "lonely note without a second sentence"
 
 

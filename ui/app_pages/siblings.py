@@ -1,7 +1,7 @@
 """Siblings: the HCE loss made visible. Pick a query (or a document): its path from the root to its leaf
 cluster and, at every level, the branch it must prefer against its sibling branches; at the bottom, its
 document against the other documents of the leaf. Before (starting encoder) and after (trained) side by side.
-For a training run, what the self signal's teacher said about the document's siblings (issue 22)."""
+For a training run, what the self signal's teacher said about the document's siblings (training without labels)."""
 from __future__ import annotations
 
 import streamlit as st
