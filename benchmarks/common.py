@@ -31,7 +31,8 @@ if str(ROOT) not in sys.path:
 from hce_engine import provenance  # noqa: E402 - needs the repository on sys.path
 
 RESULTS = HERE / "results"
-#: SciFact in BEIR layout (corpus.jsonl, queries.jsonl, qrels/{train,test}.tsv; CC BY-NC 2.0), or $HCE_SCIFACT.
+#: SciFact in BEIR layout (corpus.jsonl, queries.jsonl, qrels/{train,test}.tsv; CC BY-NC 2.0, not shipped):
+#: $HCE_SCIFACT when set, else ../shared/data/scifact beside the repository (the rule of tests/conftest.py).
 SCIFACT = Path(os.environ.get("HCE_SCIFACT") or ROOT.parent / "shared" / "data" / "scifact")
 #: The bundled sample corpus (JSONL, no queries): another domain, and the fallback where SciFact is missing.
 JARGON = ROOT / "sample_corpora" / "jargon_file" / "corpus.jsonl"

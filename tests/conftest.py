@@ -3,11 +3,38 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
+from typing import Mapping
 
 import pytest
 
-SCIFACT = os.environ.get("HCE_SCIFACT", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data",
-                                                     "scifact"))
+ROOT = Path(__file__).resolve().parents[1]
+
+#: What the tests that use SciFact read from its BEIR folder.
+SCIFACT_FILES = ("corpus.jsonl", "queries.jsonl", os.path.join("qrels", "train.tsv"), os.path.join("qrels", "test.tsv"))
+
+
+def scifact_dir(environ: Mapping[str, str] | None = None, root: Path = ROOT) -> Path:
+    """Where the tests (and ``benchmarks/common.py``) look for SciFact in BEIR layout: ``$HCE_SCIFACT`` when it
+    is set, else ``../shared/data/scifact`` next to the repository root. SciFact (CC BY-NC 2.0) is not shipped."""
+    env = (os.environ if environ is None else environ).get("HCE_SCIFACT")
+    return Path(env) if env else root.parent / "shared" / "data" / "scifact"
+
+
+def scifact_missing(path: str | os.PathLike) -> str | None:
+    """None when ``path`` holds what the SciFact tests read, else why not: the reason their skip prints."""
+    path = Path(path)
+    missing = [name for name in SCIFACT_FILES if not (path / name).is_file()]
+    if not missing:
+        return None
+    detail = "" if not path.is_dir() else f" (no {', '.join(missing)})"
+    return f"SciFact not found at {path}{detail}: set HCE_SCIFACT=<folder in BEIR layout> to run this test"
+
+
+SCIFACT = str(scifact_dir())
+#: Marks a test that needs SciFact: it skips, saying where it looked and how to point it elsewhere.
+needs_scifact = pytest.mark.skipif(scifact_missing(SCIFACT) is not None, reason=scifact_missing(SCIFACT) or "")
+
 SAMPLE = os.path.join(os.path.dirname(__file__), "..", "sample_corpora", "jargon_file", "corpus.jsonl")
 
 TOY_TOPICS = {

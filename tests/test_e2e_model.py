@@ -7,12 +7,11 @@ import os
 import pytest
 import torch
 
-from conftest import SCIFACT
+from conftest import SCIFACT, needs_scifact
 from hce_engine import Workspace
 from hce_engine.cli import main
 
 pytestmark = pytest.mark.model
-needs_scifact = pytest.mark.skipif(not os.path.isdir(SCIFACT), reason=f"SciFact not found at {SCIFACT}")
 
 
 @needs_scifact
