@@ -100,3 +100,37 @@ def test_a_run_records_its_stage_times_and_reports_the_whole_runs_eta(toy_ws):
     run2 = toy_ws.train("toy", {**cfg, "seed": 5})
     assert toy_ws.run(run2).summary["estimate_stages"] is None
     assert toy_ws.run(run2).summary["stage_seconds"]["baseline"] == 0.0  # the baseline existed
+
+
+def test_during_the_steps_their_own_rate_scales_what_is_left():
+    """Halfway through the steps in half their estimate: the run goes twice as fast as estimated, so the
+    finish is expected in half its estimate too; a short stage's fixed cost does not count."""
+    now = FakeTime()
+    clock = RunClock({"baseline": 0, "prepare": 2, "steps": 100, "finish": 40}, now=now)
+    clock(Progress("validate", 0, 1))
+    now.t += 8  # prepare: 4x its 2 s estimate (loading, first calls), below MIN_STAGE_S: ignored
+    clock(Progress("train", 1, 10, eta_s=90.0))
+    assert clock.ratio() == 1.0
+    now.t += 25
+    ev = clock(Progress("train", 5, 10, eta_s=25.0))  # 5 of 10 steps in 25 s: k = 0.5
+    assert ev.eta_s == pytest.approx(25 + 40 * 0.5)
+
+
+def test_an_estimate_learns_from_the_runs_before_it(toy_ws):
+    """Once runs here have recorded stage times, the next estimate scales each stage by how they compared
+    with their estimates (the median), and says so; stages too short to learn from keep the model's figure."""
+    cfg = {"epochs": 1, "batch_size": 4, "siblings": 3, "branching": 3, "signal": "self"}
+    first = toy_ws.estimate("toy", cfg)
+    assert first["calibration"] == {"runs": 0, "ratios": {}} and first["stages"] == first["model_stages"]
+    run = toy_ws.train("toy", cfg)
+    summary = toy_ws.run(run).summary
+    # as if this run's steps had been estimated at 20 s and taken 60 s, its prepare at 1 s and taken 9 s
+    summary["estimate_stages"] = {"baseline": 0.0, "prepare": 1.0, "steps": 20.0, "finish": 0.0}
+    summary["stage_seconds"] = {"baseline": 0.0, "prepare": 9.0, "steps": 60.0, "finish": 0.0}
+    toy_ws.store.update_run(run, summary=summary)
+    second = toy_ws.estimate("toy", {**cfg, "seed": 1})
+    assert second["calibration"] == {"runs": 1, "ratios": {"steps": 3.0}}
+    assert second["stages"]["steps"] == pytest.approx(3 * second["model_stages"]["steps"])
+    assert second["stages"]["prepare"] == pytest.approx(second["model_stages"]["prepare"])
+    assert second["total_seconds"] == pytest.approx(sum(second["stages"].values()))
+    assert any("finished run(s) here" in a for a in second["assumptions"])

@@ -23,6 +23,9 @@ from typing import Callable, Mapping
 from ..progress import Progress
 
 STAGES = ("baseline", "prepare", "steps", "finish")
+#: Stages estimated shorter than this (seconds) do not scale the rest: their fixed costs (loading, first calls)
+#: are not in the estimate and would make every later stage look slower than it will be.
+MIN_STAGE_S = 10.0
 #: Events that are waiting, not work: their time is in no stage.
 WAITING = ("queued", "waiting for baseline")
 
@@ -98,11 +101,18 @@ class RunClock:
             out[self.stage] += self.now() - self.entered
         return {s: round(v, 2) for s, v in out.items()}
 
-    def ratio(self) -> float:
-        """Measured over estimated seconds of the finished stages that had an estimate (1.0 before any)."""
+    def ratio(self, ev: Progress | None = None) -> float:
+        """How much slower (> 1) or faster than estimated this run goes: during the steps, from their own rate
+        (seconds so far over the share of steps done, against the steps' estimate); else measured over estimated
+        seconds of the finished stages estimated at ``MIN_STAGE_S`` or more (fixed costs dominate shorter ones);
+        1.0 before any."""
         if self.stage is None:
             return 1.0
-        done = [s for s in STAGES[:STAGES.index(self.stage)] if self.estimate[s] > 0]
+        if self.stage == "steps" and ev is not None and ev.stage == "train" and ev.total and ev.done >= 2 \
+                and self.estimate["steps"] > 0:
+            spent = self.spent["steps"] + self.now() - self.entered
+            return spent * ev.total / ev.done / self.estimate["steps"]
+        done = [s for s in STAGES[:STAGES.index(self.stage)] if self.estimate[s] >= MIN_STAGE_S]
         est = sum(self.estimate[s] for s in done)
         return sum(self.spent[s] for s in done) / est if est > 0 else 1.0
 
@@ -111,7 +121,7 @@ class RunClock:
         less the time spent in it; plus the later stages' estimates, all scaled by :meth:`ratio`."""
         if self.stage is None or not any(self.estimate.values()) and ev.eta_s is None:
             return ev.eta_s
-        k = self.ratio()
+        k = self.ratio(ev)
         stage = self.stage
         spent = self.spent[stage] + self.now() - self.entered
         if ev.eta_s is not None and ev.eta_s == ev.eta_s and stage == "steps":

@@ -443,13 +443,46 @@ class TrainingVerbs(WorkspaceBase):
         final = not (cfg.max_length == doc_len and est["validations"] and len(texts) <= cfg.val_pool)
         est["encode_seconds"] = ((0 if base else 1) + final) * len(texts) * doc_sps  # baseline if missing + final
         est["total_seconds"] += est["encode_seconds"]
-        est["stages"] = run_stages(est, len(texts), doc_sps, baseline=not base, final_encode=final)
+        model_stages = run_stages(est, len(texts), doc_sps, baseline=not base, final_encode=final)
+        ratios, n_runs = self._calibration(cfg.device)
+        est["stages"] = {k: v * ratios.get(k, 1.0) for k, v in model_stages.items()}
+        est["model_stages"], est["calibration"] = model_stages, {"runs": n_runs, "ratios": ratios}
+        est["total_seconds"] = sum(est["stages"].values())
         self.cache.put("estimate", (corpus, _config_key(cfg.to_dict())), est["stages"])  # for the run's clock
         est["train_factor"] = factor
         est["assumptions"][0] = f"forward+backward = {factor:.1f}x an inference encode (measured)"
+        if n_runs:
+            est["assumptions"].append(f"each stage scaled by how the last {n_runs} finished run(s) here compared "
+                                      "with their estimates (the median, per stage)")
         est["pairs"] = len(pairs)
         est["device"] = str(enc.device)
         return est
+
+    def _calibration(self, device: str) -> tuple[dict[str, float], int]:
+        """Per stage, the median of measured over estimated seconds of the last ``CALIBRATION_RUNS`` finished
+        training runs here (on ``device``) that recorded both, for stages estimated at ``MIN_STAGE_S`` or more
+        (clamped to 1/3..3); and how many runs that was. What this machine, under its usual load, does."""
+        from ..training.run_clock import MIN_STAGE_S
+        per_stage: dict[str, list[float]] = {}
+        n = 0
+        for r in reversed(self._run_rows()):
+            s = r.summary or {}
+            if not (r.is_train and r.done):
+                continue
+            est, took = s.get("estimate_stages"), s.get("stage_seconds")
+            if not est or not took or r.config_dict.get("device", "auto") != device:
+                continue
+            for stage, seconds in est.items():
+                if seconds >= MIN_STAGE_S and stage in took:
+                    per_stage.setdefault(stage, []).append(took[stage] / seconds)
+            n += 1
+            if n == CALIBRATION_RUNS:
+                break
+        return {k: float(np.clip(np.median(v), 1 / 3, 3)) for k, v in per_stage.items()}, n
+
+
+#: How many earlier runs calibrate an estimate (:meth:`TrainingVerbs._calibration`).
+CALIBRATION_RUNS = 5
 
 
 def _config_key(config: dict) -> str:

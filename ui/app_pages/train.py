@@ -67,6 +67,11 @@ def estimate(_ws, workspace: str, corpus: str, config_json: str, n_docs: int, bu
     return _ws.estimate(corpus, json.loads(config_json))
 
 
+#: The stages of a run (hce_engine.training.run_clock), as the estimate names them.
+STAGE_NAMES = {"baseline": "first encode of the corpus", "prepare": "first check", "steps": "training",
+               "finish": "final encode"}
+
+
 def show_estimate(corpus: str, config: dict) -> None:
     """The engine's time estimate for these settings, before anything starts (made again once this process is
     idle: a speed measured while it encodes or trains is too slow)."""
@@ -74,17 +79,20 @@ def show_estimate(corpus: str, config: dict) -> None:
     busy = bool(ws.jobs.active())
     est = estimate(ws, ws.path, corpus, json.dumps(config, sort_keys=True), n_docs, busy)
     seconds = est.get("seconds", est.get("total_seconds"))
-    parts = {k: est.get(f"{k}_seconds") for k in ("train", "validation", "tree", "encode")}
-    if est.get("teacher_seconds"):  # the self signal's teacher encodes its pseudo-queries first
-        parts["teacher"] = est["teacher_seconds"]
+    parts = {k: v for k, v in est.get("stages", {}).items() if v}  # baseline, prepare, steps, finish
     c1, c2 = st.columns([1, 3])
     c1.metric("Estimated time", fmt_duration(seconds), help="Measured on this machine before the run (an upper "
               "bound): " + "; ".join(est.get("assumptions", [])))
     lines = [f"{est.get('steps', 0):,} steps over {est.get('n_train_pairs', est.get('pairs', 0)):,} training pairs"
              + (f" ({est['n_val_pairs']:,} held out for validation)" if est.get("n_val_pairs") else "")
              + (f" on {est['device']}" if est.get("device") else "") + "."]
-    if all(v is not None for v in parts.values()):
-        lines.append(" · ".join(f"{k} {fmt_duration(v)}" for k, v in parts.items()))
+    if parts:
+        names = {**STAGE_NAMES, "prepare": "teacher and first check" if config.get("signal") == "self"
+                 else STAGE_NAMES["prepare"]}  # the self signal's teacher encodes its pseudo-queries first
+        lines.append(" · ".join(f"{names[k]} {fmt_duration(v)}" for k, v in parts.items()))
+    runs = (est.get("calibration") or {}).get("runs")
+    lines.append(f"Scaled by how the last {runs} finished run(s) here compared with their estimates." if runs else
+                 "No finished run here to learn from yet: later estimates are scaled by how this one goes.")
     if est.get("explain"):
         lines.append(est["explain"])
     if busy:
