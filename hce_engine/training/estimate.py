@@ -20,8 +20,8 @@ Model of the cost (all in units of one measured *inference* encode of a corpus d
 * validation runs epochs + 1 times with ``select="best"``, twice (start and end) with ``"last"``, encoding the
   pool (the whole corpus up to ``val_pool`` documents) and the val queries; ICT runs hold out at least
   min(ICT_MIN_VAL, pairs / 10) pseudo-queries;
-* in-batch duplicates are not deduplicated in the estimate (the real step encodes each text once), so the
-  estimate is an upper bound for corpora with many queries per document.
+* a step encodes each text once: the documents of a step count as the distinct ones expected among its
+  random draws (which matters on small corpora; queries repeated in a batch are not deduplicated).
 """
 from __future__ import annotations
 
@@ -104,7 +104,11 @@ def estimate_seconds(config: TrainConfig, n_pairs: int, n_docs: int, seconds_per
             parents = 1 if t == 1 else min(B, counts[t - 2])
             reps += min(counts[t - 1], parents * c.branching)
     b_eff = min(B, n_train) if n_train else B
-    docs_per_step = b_eff * (1 + negs) + reps
+    # a step encodes each text once: draws of b_eff x (1 + negs) documents from n_docs hold this many distinct
+    # ones on average (drawn at random: N (1 - (1 - 1/N)^m)); what matters on small corpora
+    draws = b_eff * (1 + negs)
+    distinct = n_docs * (1 - (1 - 1 / n_docs) ** draws) if n_docs > 1 else draws
+    docs_per_step = max(float(b_eff), min(draws, distinct)) + reps
     dev = device if device is not None else "cpu"
     chunk_d = auto_grad_chunk(dev, c.max_length) if grad_chunk is None else grad_chunk
     chunk_n = auto_grad_chunk(dev, c.negative_max_length) if grad_chunk is None else grad_chunk
@@ -138,7 +142,7 @@ def estimate_seconds(config: TrainConfig, n_pairs: int, n_docs: int, seconds_per
             "leaf negatives per pair: " + ("expected sibling count from the tree" if tree is not None and
                                            c.negatives == "siblings" else f"{negs:.1f}"),
             "clustering time not included; corpus encodes for trees are",
-            "no credit for deduplicating repeated texts within a batch (upper bound)",
+            "a step's documents counted once each (the distinct ones expected among its draws)",
         ],
     }
 
