@@ -289,6 +289,15 @@ def test_estimate_seconds():
     cheap = estimate_seconds(base.replace(sibling_max_length=128), n_pairs=920, n_docs=5183,
                              seconds_per_sequence=0.01)
     assert cheap["train_seconds"] < 0.75 * e15["train_seconds"]
+    # corpus and validation encodes at encode's own (sorted, packed) speed; the steps keep the padded one
+    sorted_speed = estimate_seconds(base.replace(recluster_every=1), n_pairs=920, n_docs=5183,
+                                    seconds_per_sequence=0.01, encode_seconds_per_sequence=0.004)
+    assert sorted_speed["train_seconds"] == pytest.approx(co["train_seconds"])
+    assert sorted_speed["validation_seconds"] < 0.5 * co["validation_seconds"]
+    assert sorted_speed["tree_seconds"] == pytest.approx(0.4 * co["tree_seconds"])
+    # a small corpus: a step's documents are the distinct ones among its draws, never more than the corpus
+    small = estimate_seconds(base, n_pairs=300, n_docs=100, seconds_per_sequence=0.01)
+    assert small["sequences_per_step"] - 32 < 100 and small["sequences_per_step"] - 32 > 32
 
 
 # ---------------------------------------------------------------------------------------------- train

@@ -51,13 +51,17 @@ def estimate_seconds(config: TrainConfig, n_pairs: int, n_docs: int, seconds_per
                      query_seconds_per_sequence: float | None = None, tree: Any = None,
                      have_initial_vectors: bool = False, n_val_pairs: int | None = None,
                      grad_chunk: int | None = None, device: Any = None,
-                     train_factor: float = 3.0, negative_seconds_per_sequence: float | None = None) -> dict[str, Any]:
+                     train_factor: float = 3.0, negative_seconds_per_sequence: float | None = None,
+                     encode_seconds_per_sequence: float | None = None) -> dict[str, Any]:
     """Estimated wall time of ``train(...)`` with ``config`` (see the module docstring for the model).
 
     Args:
         n_pairs: all pairs passed to ``train`` (validation is held out of them unless ``n_val_pairs``).
         n_docs: corpus size.
-        seconds_per_sequence: from :func:`measure_seconds_per_sequence` on the target device.
+        seconds_per_sequence: from :func:`measure_seconds_per_sequence` on the target device, one batch padded
+            to its longest text (as a training step's chunks are).
+        encode_seconds_per_sequence: the same with ``encode``'s own batching (sorted by length, short texts
+            packed), as the corpus and validation encodes run; default ``seconds_per_sequence``.
         tree: an existing Tree of the corpus, for exact depth / leaf sizes (optional).
         grad_chunk: as in ``train``: None = automatic for ``device`` (per text kind, see
             ``auto_grad_chunk``); an int applies to queries and documents alike.
@@ -74,6 +78,7 @@ def estimate_seconds(config: TrainConfig, n_pairs: int, n_docs: int, seconds_per
         else sps * min(1.0, c.query_max_length / c.max_length)
     nsps = float(negative_seconds_per_sequence) if negative_seconds_per_sequence is not None \
         else sps * min(1.0, c.negative_max_length / c.max_length)
+    esps = float(encode_seconds_per_sequence) if encode_seconds_per_sequence is not None else sps
     if n_val_pairs is None:
         n_val_pairs = int(math.ceil(c.val_fraction * n_pairs)) if c.val_fraction > 0 and n_pairs > 1 else 0
         if not n_val_pairs and c.signal in ("ict", "joint", "self") and n_pairs >= 20:
@@ -120,11 +125,11 @@ def estimate_seconds(config: TrainConfig, n_pairs: int, n_docs: int, seconds_per
     train_s = steps * step_s
 
     rebuilds = sum(1 for k in range(1, c.epochs) if c.recluster_every and k % c.recluster_every == 0)
-    rebuild_s = rebuilds * n_docs * sps
-    tree_s = (0 if have_initial_vectors else n_docs * sps) + rebuild_s
+    rebuild_s = rebuilds * n_docs * esps
+    tree_s = (0 if have_initial_vectors else n_docs * esps) + rebuild_s
     pool = min(n_docs, c.val_pool) if n_val_pairs else 0
     n_validations = c.epochs + 1 if c.select == "best" else 2
-    val_s = n_validations * (pool * sps + n_val_pairs * qsps) if n_val_pairs else 0.0
+    val_s = n_validations * (pool * esps + n_val_pairs * qsps) if n_val_pairs else 0.0
     teacher_s = (n_train + n_val_pairs) * qsps if c.signal == "self" else 0.0  # the teacher's query encode
 
     return {
@@ -148,9 +153,11 @@ def estimate_seconds(config: TrainConfig, n_pairs: int, n_docs: int, seconds_per
 
 
 def measure_seconds_per_sequence(encoder, sample_texts: Sequence[str], max_length: int,
-                                 batch_size: int = 32, repeats: int = 2) -> float:
+                                 batch_size: int | None = 32, repeats: int = 2) -> float:
     """Seconds per sequence of ``encoder.encode`` on ``sample_texts`` (after a 2-text warm-up; the fastest of
-    ``repeats`` passes).
+    ``repeats`` passes). ``batch_size`` 32 puts ~32 texts in one batch padded to the longest (a training
+    chunk's cost); None uses ``encode``'s own batching (a corpus encode's cost: far less padding where lengths
+    vary).
 
     Use ~32-64 texts drawn at random from the corpus (their length matters, not their content), on the
     device the run will use. Inference cost only; the estimate multiplies by ``train_factor``.

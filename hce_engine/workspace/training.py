@@ -433,12 +433,17 @@ class TrainingVerbs(WorkspaceBase):
                     self.cache.put("speed", key, value)
             return value
 
+        def corpus_speed(encoder, sample, max_length: int) -> float:  # encode's own batching, as a corpus encode
+            return measure_seconds_per_sequence(encoder, sample, max_length, batch_size=None)
+
         sps = measured("encode", cfg.max_length, measure_seconds_per_sequence)
         neg_sps = measured("encode", cfg.negative_max_length, measure_seconds_per_sequence)
-        doc_sps = measured("encode", doc_len, measure_seconds_per_sequence)
+        val_sps = measured("corpus encode", cfg.max_length, corpus_speed)
+        doc_sps = measured("corpus encode", doc_len, corpus_speed)
         factor = measured("train_factor", cfg.max_length, measure_train_factor)
         est = estimate_seconds(cfg, len(pairs), len(texts), sps, have_initial_vectors=True, device=enc.device,
-                               train_factor=factor, negative_seconds_per_sequence=neg_sps)
+                               train_factor=factor, negative_seconds_per_sequence=neg_sps,
+                               encode_seconds_per_sequence=val_sps)
         # the last validation's corpus vectors are the final ones when it encoded the whole corpus at doc_len
         final = not (cfg.max_length == doc_len and est["validations"] and len(texts) <= cfg.val_pool)
         est["encode_seconds"] = ((0 if base else 1) + final) * len(texts) * doc_sps  # baseline if missing + final
