@@ -134,3 +134,12 @@ def test_an_estimate_learns_from_the_runs_before_it(toy_ws):
     assert second["stages"]["prepare"] == pytest.approx(second["model_stages"]["prepare"])
     assert second["total_seconds"] == pytest.approx(sum(second["stages"].values()))
     assert any("finished run(s) here" in a for a in second["assumptions"])
+
+
+def test_the_time_before_the_first_event_belongs_to_its_stage():
+    now = FakeTime()
+    clock = RunClock(None, now=now)
+    now.t += 3  # loading, pairs: no event yet
+    clock(Progress("validate", 0, 1))
+    now.t += 1
+    assert clock.finish()["prepare"] == 4.0

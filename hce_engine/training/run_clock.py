@@ -67,6 +67,7 @@ class RunClock:
         self.stage: str | None = None
         self.entered = self.t0
         self.seen_steps = False
+        self.started = False  # a first event (of any kind) came
         self.ended = False
 
     def _enter(self, stage: str | None) -> None:
@@ -75,7 +76,10 @@ class RunClock:
             self.spent[self.stage] += t - self.entered
         if stage is not None and self.stage is not None and STAGES.index(stage) < STAGES.index(self.stage):
             stage = self.stage  # never back: a late event of an earlier kind belongs to the current stage
-        self.stage, self.entered = stage, t
+        # the run's own start (loading, pairs) up to its first event belongs to that event's stage
+        first = self.stage is None and not self.started and stage is not None
+        self.started = True
+        self.stage, self.entered = stage, (self.t0 if first else t)
 
     def __call__(self, ev: Progress) -> Progress:
         """Record ``ev``; return it with ``eta_s`` = seconds left for the whole run (None before any estimate)."""
