@@ -67,7 +67,7 @@ class RunClock:
         self.stage: str | None = None
         self.entered = self.t0
         self.seen_steps = False
-        self.started = False  # a first event (of any kind) came
+        self.count_start = True  # the time before the first event counts (not after waiting first)
         self.ended = False
 
     def _enter(self, stage: str | None) -> None:
@@ -77,13 +77,15 @@ class RunClock:
         if stage is not None and self.stage is not None and STAGES.index(stage) < STAGES.index(self.stage):
             stage = self.stage  # never back: a late event of an earlier kind belongs to the current stage
         # the run's own start (loading, pairs) up to its first event belongs to that event's stage
-        first = self.stage is None and not self.started and stage is not None
-        self.started = True
+        first = self.stage is None and self.count_start and stage is not None
+        self.count_start = False
         self.stage, self.entered = stage, (self.t0 if first else t)
 
     def __call__(self, ev: Progress) -> Progress:
         """Record ``ev``; return it with ``eta_s`` = seconds left for the whole run (None before any estimate)."""
         stage = stage_of(ev.stage, self.seen_steps)
+        if stage is None:
+            self.count_start = False  # queued first: the run starts when the wait ends
         self.seen_steps = self.seen_steps or stage == "steps"
         if stage != self.stage:
             self._enter(stage)
