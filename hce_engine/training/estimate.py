@@ -166,15 +166,22 @@ def measure_seconds_per_sequence(encoder, sample_texts: Sequence[str], max_lengt
     if not texts:
         raise ValueError("need at least one sample text")
     encoder.encode(texts[:2], max_length=max_length)
+    return _fastest(encoder, lambda: encoder.encode(texts, batch_size=batch_size, max_length=max_length),
+                    repeats) / len(texts)
+
+
+def _fastest(encoder, fn, repeats: int = 2) -> float:
+    """Seconds of the fastest of ``repeats`` calls of ``fn`` (the first pass of a batch shape also pays one-off
+    kernel set-up), waiting for ``encoder``'s GPU where it has one."""
     best = math.inf
-    for _ in range(repeats):  # the first pass of a batch shape also pays one-off kernel set-up
+    for _ in range(repeats):
         t0 = time.perf_counter()
-        encoder.encode(texts, batch_size=batch_size, max_length=max_length)
+        fn()
         if getattr(encoder, "device", None) is not None and str(encoder.device).startswith("cuda"):
             import torch
             torch.cuda.synchronize()
         best = min(best, time.perf_counter() - t0)
-    return best / len(texts)
+    return best
 
 
 def measure_train_factor(encoder, sample_texts: Sequence[str], max_length: int, batch_size: int = 16) -> float:
@@ -193,13 +200,8 @@ def measure_train_factor(encoder, sample_texts: Sequence[str], max_length: int, 
     try:
         with torch.enable_grad():
             encoder.embed(texts[:2], max_length=max_length).sum().backward()  # warm-up
-            train = math.inf
-            for _ in range(2):  # the fastest of two: the first backward of a shape pays its set-up
-                t0 = time.perf_counter()
-                encoder.embed(texts, max_length=max_length).sum().backward()
-                if getattr(encoder, "device", None) is not None and str(encoder.device).startswith("cuda"):
-                    torch.cuda.synchronize()
-                train = min(train, (time.perf_counter() - t0) / len(texts))
+            train = _fastest(encoder, lambda: encoder.embed(texts, max_length=max_length).sum().backward()) \
+                / len(texts)
     finally:
         for p in params:
             p.grad = None
@@ -218,7 +220,7 @@ def run_stages(est: dict[str, Any], n_docs: int, doc_seconds_per_sequence: float
     each_val = est["validation_seconds"] / n_val if n_val else 0.0
     return {
         "baseline": corpus_s if baseline else 0.0,
-        "prepare": est.get("teacher_seconds", 0.0) + (each_val if n_val else 0.0),
+        "prepare": est.get("teacher_seconds", 0.0) + each_val,
         "steps": est["train_seconds"] + max(0, n_val - 2) * each_val + est.get("rebuild_seconds", 0.0),
         "finish": (each_val if n_val >= 2 else 0.0) + (corpus_s if final_encode else 0.0),
     }
