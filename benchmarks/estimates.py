@@ -113,7 +113,8 @@ def run_row(ws, collection: str, preset: str, seed: int, overrides: dict | None 
             "actual_s": round(actual, 3), "ratio": round(est["total_seconds"] / actual, 3),
             "stages_estimate_s": {k: round(v, 4) for k, v in stages_est.items()},
             "stages_actual_s": stages_real, "estimate_took_s": round(est_s, 1), "train_factor":
-            round(est["train_factor"], 2), "eta": sampler.at(actual), "started": started,
+            round(est["train_factor"], 2), "negative_train_factor": round(est["negative_train_factor"], 2),
+            "eta": sampler.at(actual), "started": started,
             "ended": time.strftime("%F %T"), "run_id": run}
 
 

@@ -298,6 +298,13 @@ def test_estimate_seconds():
     # a small corpus: a step's documents are the distinct ones among its draws, never more than the corpus
     small = estimate_seconds(base, n_pairs=300, n_docs=100, seconds_per_sequence=0.01)
     assert small["sequences_per_step"] - 32 < 100 and small["sequences_per_step"] - 32 > 32
+    # the negatives' own (shorter) length has its own forward+backward factor; the query/positive part keeps its
+    kw = dict(n_pairs=920, n_docs=5183, seconds_per_sequence=0.01, grad_chunk=0, train_factor=6.0)
+    same = estimate_seconds(base, **kw, negative_train_factor=6.0)
+    cheaper = estimate_seconds(base, **kw, negative_train_factor=3.0)
+    assert same["train_seconds"] == pytest.approx(estimate_seconds(base, **kw)["train_seconds"])
+    neg_part = same["train_seconds"] - estimate_seconds(base.replace(negatives="in-batch"), **kw)["train_seconds"]
+    assert same["train_seconds"] - cheaper["train_seconds"] == pytest.approx(neg_part / 2)
 
 
 # ---------------------------------------------------------------------------------------------- train

@@ -9,8 +9,9 @@ Model of the cost (all in units of one measured *inference* encode of a corpus d
   documents, and a document sits in a larger-than-average leaf more often);
 * forward + backward with gradient costs ``train_factor`` times an inference encode (default 3;
   :func:`measure_train_factor` measures it: training batches are padded to their longest text, inference
-  batches are sorted by length); when a kind of text exceeds ``grad_chunk`` sequences, gradient caching adds
-  one more forward (x 4/3);
+  batches are sorted by length); the factor depends on the length (attention and padding grow with it), so
+  leaf negatives and representatives at their own shorter length take ``negative_train_factor``; when a kind
+  of text exceeds ``grad_chunk`` sequences, gradient caching adds one more forward (x 4/3);
 * a query costs ``query_seconds_per_sequence`` (default: the document cost scaled by
   query_max_length / max_length, an upper bound for short queries);
 * the corpus is encoded once for the initial tree (unless vectors are given) and once per co-training
@@ -52,6 +53,7 @@ def estimate_seconds(config: TrainConfig, n_pairs: int, n_docs: int, seconds_per
                      have_initial_vectors: bool = False, n_val_pairs: int | None = None,
                      grad_chunk: int | None = None, device: Any = None,
                      train_factor: float = 3.0, negative_seconds_per_sequence: float | None = None,
+                     negative_train_factor: float | None = None,
                      encode_seconds_per_sequence: float | None = None) -> dict[str, Any]:
     """Estimated wall time of ``train(...)`` with ``config`` (see the module docstring for the model).
 
@@ -60,6 +62,7 @@ def estimate_seconds(config: TrainConfig, n_pairs: int, n_docs: int, seconds_per
         n_docs: corpus size.
         seconds_per_sequence: from :func:`measure_seconds_per_sequence` on the target device, one batch padded
             to its longest text (as a training step's chunks are).
+        negative_train_factor: ``train_factor`` measured at ``negative_max_length`` (default ``train_factor``).
         encode_seconds_per_sequence: the same with ``encode``'s own batching (sorted by length, short texts
             packed), as the corpus and validation encodes run; default ``seconds_per_sequence``.
         tree: an existing Tree of the corpus, for exact depth / leaf sizes (optional).
@@ -121,7 +124,9 @@ def estimate_seconds(config: TrainConfig, n_pairs: int, n_docs: int, seconds_per
     gc_doc = 4 / 3 if chunk_d and b_eff > chunk_d else 1.0
     gc_neg = 4 / 3 if chunk_n and docs_per_step - b_eff > chunk_n else 1.0
     gc_q = 4 / 3 if chunk_q and b_eff > chunk_q else 1.0
-    step_s = train_factor * (b_eff * qsps * gc_q + b_eff * sps * gc_doc + (docs_per_step - b_eff) * nsps * gc_neg)
+    neg_factor = train_factor if negative_train_factor is None else float(negative_train_factor)
+    step_s = train_factor * (b_eff * qsps * gc_q + b_eff * sps * gc_doc) \
+        + neg_factor * (docs_per_step - b_eff) * nsps * gc_neg
     train_s = steps * step_s
 
     rebuilds = sum(1 for k in range(1, c.epochs) if c.recluster_every and k % c.recluster_every == 0)

@@ -441,9 +441,10 @@ class TrainingVerbs(WorkspaceBase):
         val_sps = measured("corpus encode", cfg.max_length, corpus_speed)
         doc_sps = measured("corpus encode", doc_len, corpus_speed)
         factor = measured("train_factor", cfg.max_length, measure_train_factor)
+        neg_factor = measured("train_factor", cfg.negative_max_length, measure_train_factor)
         est = estimate_seconds(cfg, len(pairs), len(texts), sps, have_initial_vectors=True, device=enc.device,
                                train_factor=factor, negative_seconds_per_sequence=neg_sps,
-                               encode_seconds_per_sequence=val_sps)
+                               negative_train_factor=neg_factor, encode_seconds_per_sequence=val_sps)
         # the last validation's corpus vectors are the final ones when it encoded the whole corpus at doc_len
         final = not (cfg.max_length == doc_len and est["validations"] and len(texts) <= cfg.val_pool)
         est["encode_seconds"] = ((0 if base else 1) + final) * len(texts) * doc_sps  # baseline if missing + final
@@ -454,8 +455,10 @@ class TrainingVerbs(WorkspaceBase):
         est["model_stages"], est["calibration"] = model_stages, {"runs": n_runs, "ratios": ratios}
         est["total_seconds"] = sum(est["stages"].values())
         self.cache.put("estimate", (corpus, _config_key(cfg.to_dict())), est["stages"])  # for the run's clock
-        est["train_factor"] = factor
-        est["assumptions"][0] = f"forward+backward = {factor:.1f}x an inference encode (measured)"
+        est["train_factor"], est["negative_train_factor"] = factor, neg_factor
+        est["assumptions"][0] = f"forward+backward = {factor:.1f}x an inference encode (measured)" + (
+            f", {neg_factor:.1f}x at the negatives' {cfg.negative_max_length} tokens"
+            if cfg.negative_max_length != cfg.max_length else "")
         if n_runs:
             est["assumptions"].append(f"each stage scaled by how the last {n_runs} finished run(s) here compared "
                                       "with their estimates (the median, per stage)")
