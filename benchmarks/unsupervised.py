@@ -1,4 +1,4 @@
-"""Training without labels (issue 22): does `hce train --preset unsupervised` hand back a better encoder?
+"""Training without labels: does `hce train --preset unsupervised` hand back a better encoder?
 
 Each row is what a user without judged queries gets. Per collection the corpus alone is imported into a fresh
 workspace and encoded by the starting encoder (timed: the baseline a first `hce train` also makes); every
@@ -46,7 +46,7 @@ from pathlib import Path
 # common first: it puts the repository on sys.path
 from common import JARGON, RESULTS, ROOT, SCIFACT, clean_tree, machine, read_docs, smoke_beir, write_beir, write_result
 
-#: Settings over the ``unsupervised`` preset, one lever each (issue 22's lever table). A row's full settings are
+#: Settings over the ``unsupervised`` preset, one lever each. A row's full settings are
 #: in its result file: rows named ``self`` before the preset became tree batches ran ``self-siblings``.
 ARMS: dict[str, dict] = {
     "self": {},                                           # the preset (tree batches)

@@ -28,7 +28,7 @@ MEMORY_NODE_LIMIT = 50_000
 
 @dataclass
 class TrainConfig:
-    """Settings of one HCE training run (defaults: the reference settings of ``method.md``)."""
+    """Settings of one HCE training run (defaults: the reference settings of ``docs/method.md``)."""
 
     signal: str = _f("supervised", "Training signal: supervised (query, relevant document) pairs from qrels; "
                      "ict (Inverse Cloze Task: a sentence finds its own document, no labels); joint (both, "
@@ -47,7 +47,7 @@ class TrainConfig:
                        "positives are neighbours in the tree share a batch, so the in-batch negatives are hard "
                        "ones at no extra encoding cost).", BATCHINGS)
     siblings: int = _f(15, "S: sibling (or random) negative documents per pair, encoded with gradient. "
-                       "Time per step grows with S (S=15 costs about 8x a plain step).")
+                       "Time per step grows with S (the estimate before a run shows by how much).")
     branching: int = _f(10, "b: branching factor of the document tree (about b children per node).")
     builder: str = _f("agglomerative", "Tree builder: agglomerative (bottom-up spherical k-means, as in the "
                       "paper, up to ~1e5 documents), divisive (top-down, scalable) or auto.", BUILDERS)
@@ -236,7 +236,7 @@ class TrainConfig:
 #: ``quick`` shows the mechanics in minutes, not the gain (one epoch at 128 tokens gave HCE no edge over
 #: in-batch training on SciFact). ``standard`` is the budget made affordable on a CPU: the reference run with
 #: the negatives at 96 tokens under bf16 autocast (at 96 as good as at 128 on SciFact, 2 seeds each, and 1.3x
-#: faster). ``full`` is the reference run of method.md section 6 (3
+#: faster). ``full`` is the reference run of docs/method.md section 6 (3
 #: epochs, batch 32, S = 15, b = 10, tau 0.05, 256/64 tokens, constant rate after a 10% warm-up, no clipping,
 #: every train pair, the last epoch kept).
 PRESETS: dict[str, dict[str, Any]] = {
@@ -280,6 +280,6 @@ PRESET_HELP: dict[str, str] = {
                     "CPU has it. SciFact (2 cores): 17 min plus the 2-minute first encode; it gained on one of "
                     "SciFact's judged splits and not on the other, so not yet a reliable gain: judge a few queries "
                     "(Search page) to see whether it helps on yours.",
-    "full": "The reference run (method.md section 6): 15 siblings at 256 tokens; about 2 h for SciFact on 2 CPU "
+    "full": "The reference run (docs/method.md section 6): 15 siblings at 256 tokens; about 2 h for SciFact on 2 CPU "
             "cores, minutes on a GPU (reference: nDCG@10 0.752).",
 }

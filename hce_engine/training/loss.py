@@ -1,4 +1,4 @@
-"""The hierarchy-aware contrastive loss of HCE (method.md section 2)."""
+"""The hierarchy-aware contrastive loss of HCE (docs/method.md section 2)."""
 from __future__ import annotations
 
 from typing import Any
