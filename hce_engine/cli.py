@@ -11,6 +11,7 @@ import sys
 from typing import Sequence
 
 from .errors import HCEError, InputError, NotFoundError
+from .evaluation import METRIC_LABELS, METRICS
 from .evaluation.outcome import label_free
 from .index.fusion import FUSIONS, INDEX_KINDS, MODES
 from .progress import Progress, fmt_duration
@@ -54,8 +55,7 @@ def _progress(quiet: bool):
 
 
 def _fmt_metrics(m: dict) -> str:
-    return (f"nDCG@10 {m['ndcg_at_10']:.4f}  R@10 {m['recall_at_10']:.4f}  R@100 {m['recall_at_100']:.4f}  "
-            f"MRR@10 {m['mrr_at_10']:.4f}  ({m['queries']} queries)")
+    return "  ".join(f"{METRIC_LABELS[k]} {m[k]:.4f}" for k in METRICS) + f"  ({m['queries']} queries)"
 
 
 def cmd_import(ws, a) -> int:
@@ -168,7 +168,7 @@ def cmd_eval(ws, a) -> int:
         if fit:
             how = ("reciprocal rank fusion" if fit["fusion"] == "rrf" else
                    f"dense weight {fit['weight']:.2f}, fitted on {fit['queries']} {fit['split']} queries "
-                   f"(nDCG@10 {fit['ndcg_at_10']:.4f} there)" if fit["split"] else
+                   f"({METRIC_LABELS['ndcg_at_10']} {fit['ndcg_at_10']:.4f} there)" if fit["split"] else
                    f"dense weight {fit['weight']:.2f} "
                    f"({'given' if a.weight is not None else 'default: no other split has qrels'})")
             print(f"  hybrid: {how}")
@@ -225,12 +225,13 @@ def cmd_runs(ws, a) -> int:
     if a.json:
         print(json.dumps([r.to_dict() for r in runs], default=str))
         return 0
+    ndcg = METRIC_LABELS["ndcg_at_10"]
     rows = []
     for r in runs:
         head = r.headline()
-        rows.append({**r.to_dict(), "ndcg@10": f"{head['ndcg_at_10']:.4f} ({head['split']})" if head else "",
+        rows.append({**r.to_dict(), ndcg: f"{head['ndcg_at_10']:.4f} ({head['split']})" if head else "",
                      "signal": r.config_dict.get("signal", ""), "negatives": r.config_dict.get("negatives", "")})
-    print(_table(rows, ["run_id", "corpus", "kind", "status", "signal", "negatives", "seed", "ndcg@10",
+    print(_table(rows, ["run_id", "corpus", "kind", "status", "signal", "negatives", "seed", ndcg,
                         "created_at", "error"]))
     return 0
 

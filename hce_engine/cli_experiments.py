@@ -18,6 +18,7 @@ import json
 import sys
 
 from .errors import InputError
+from .evaluation import METRIC_LABELS
 from .progress import fmt_duration
 
 
@@ -140,8 +141,9 @@ def cmd_show(ws, a) -> int:
           f"compared on {res['queries']} judged {spec['split']} queries; {res['status']['done']}/"
           f"{res['status']['total']} runs done")
     rows = [{k: _fmt(v) for k, v in r.items()} for r in table_rows(res)]
-    cols = ["arm", "seeds", "nDCG@10", "nDCG@10 sd", "MRR@10", "R@1", "R@10", "R@100", "train min", "diff",
-            "95% CI", "p (t, Holm)", "p (randomization, Holm)", "win/tie/loss"]
+    head, *rest = METRIC_LABELS.values()  # the headline metric (nDCG@10) first, then its sd over seeds
+    cols = ["arm", "seeds", head, f"{head} sd", *rest, "train min", "diff", "95% CI", "p (t, Holm)",
+            "p (randomization, Holm)", "win/tie/loss"]
     print(_table(rows, cols))
     for c in res["comparisons"]:
         print(c["verdict"])

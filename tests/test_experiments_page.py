@@ -16,6 +16,7 @@ pytest.importorskip("streamlit")
 from conftest import write_toy_beir  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+from hce_engine.evaluation import METRIC_LABELS  # noqa: E402
 from hce_engine.experiments import summarize  # noqa: E402
 from hce_engine.plotting import experiments as figs  # noqa: E402
 from hce_engine.plotting import export  # noqa: E402
@@ -121,7 +122,7 @@ def test_recall_figure_and_table():
 def test_figures_without_finished_runs_say_so():
     res = toy_results()
     for arm in res["arms"]:
-        for m in figs.METRICS:
+        for m in METRIC_LABELS:
             arm[m] = {"mean": None, "sd": None, "per_seed": []}
     res["runs"], res["comparisons"] = {}, []
     for fig in (figs.metric_figure(res), figs.recall_figure(res), figs.scatter_figure(res, "b")):

@@ -69,7 +69,7 @@ def test_smooth_is_a_trailing_mean():
 def test_validation_figure_epochs_and_start_line():
     hist = [{"epoch": 0, "mrr_at_10": 0.41, "recall_at_10": 0.6}, {"epoch": 1, "mrr_at_10": 0.47, "recall_at_10": 0.7}]
     fig = validation_figure(hist)
-    assert names(fig) == ["MRR@10", "Recall@10"]
+    assert names(fig) == ["MRR@10", "R@10"]
     assert list(fig.data[0].x) == [0, 1] and list(fig.data[0].y) == [0.41, 0.47]
     assert fig.layout.shapes[0].y0 == 0.41
 

@@ -124,3 +124,26 @@ def test_the_import_check_sees_relative_lazy_and_absolute_imports():
         assert any(_forbidden(m) for m in _imported_modules(src, "hce_engine.views")), src
     for src in ("from .map import default_level\n", "from ..workspace import Workspace\n", "import numpy\n"):
         assert not any(_forbidden(m) for m in _imported_modules(src, "hce_engine.views")), src
+
+
+# -- one metric vocabulary: the labels are written in hce_engine.evaluation.metrics and nowhere else -------------
+#: Files not yet held to the rule, with the reason.
+LABEL_EXCEPTIONS = {"hce_engine/experiments/growth.py": "(edited elsewhere; folded in at merge)"}
+
+
+def _label_literals(source: str, labels: set[str]) -> set[str]:
+    """The metric labels ``source`` writes as a string literal of its own (an f-string's text parts count)."""
+    return {n.value.strip() for n in ast.walk(ast.parse(source))
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value.strip() in labels}
+
+
+def test_metric_labels_are_written_once():
+    from hce_engine.evaluation import METRIC_LABELS
+    labels = set(METRIC_LABELS.values())
+    assert "nDCG@10" in labels
+    files = sorted(ROOT.glob("hce_engine/**/*.py")) + sorted(ROOT.glob("ui/**/*.py"))
+    found = {f.relative_to(ROOT).as_posix(): _label_literals(f.read_text(), labels) for f in files}
+    writers = {f for f, hits in found.items() if hits and f not in LABEL_EXCEPTIONS}
+    assert writers == {"hce_engine/evaluation/metrics.py"}, {f: found[f] for f in writers}
+    assert {"nDCG@10", "R@10"} <= _label_literals('x = {"a": "nDCG@10"}\ny = f"R@10 {x}"\n', labels)
+    assert not _label_literals('"""nDCG@10 of a run."""\nx = "nDCG@10 on the old queries"\n', labels)

@@ -27,6 +27,7 @@ import numpy as np
 
 __all__ = [
     "METRICS",
+    "METRIC_LABELS",
     "evaluate",
     "order_ranking",
     "rankings_from_arrays",
@@ -35,6 +36,10 @@ __all__ = [
 
 #: Names of the metrics returned by :func:`evaluate` (besides ``queries``).
 METRICS = ("ndcg_at_10", "recall_at_10", "recall_at_100", "mrr_at_10")
+#: Every metric the project reports (``recall_at_1`` only per query), in display order, with the label that
+#: tables, figures and the CLI show for it: the one place these labels are written.
+METRIC_LABELS: dict[str, str] = {"ndcg_at_10": "nDCG@10", "mrr_at_10": "MRR@10", "recall_at_1": "R@1",
+                                 "recall_at_10": "R@10", "recall_at_100": "R@100"}
 
 Ranking = Union[Sequence[str], Mapping[str, float]]
 

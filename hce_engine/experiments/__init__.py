@@ -5,8 +5,8 @@ The declaration (:class:`ExperimentSpec`, TOML or flags), the built-in recipes f
 the workspace's job (``Workspace.create_experiment``, ``run_experiment``, ``experiment_results``).
 """
 from .recipes import RECIPES, Recipe, recipe_spec
-from .results import METRICS, summarize, table_rows
+from .results import summarize, table_rows
 from .spec import ExperimentSpec, load_spec, parse_arm, parse_settings
 
-__all__ = ["ExperimentSpec", "METRICS", "RECIPES", "Recipe", "load_spec", "parse_arm", "parse_settings",
+__all__ = ["ExperimentSpec", "RECIPES", "Recipe", "load_spec", "parse_arm", "parse_settings",
            "recipe_spec", "summarize", "table_rows"]

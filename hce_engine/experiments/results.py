@@ -10,11 +10,9 @@ from typing import Mapping
 
 import numpy as np
 
+from ..evaluation import METRIC_LABELS
 from .stats import difference_verdict, holm, paired_comparison, seed_spread
 
-#: The metrics an experiment reports, and their labels.
-METRICS: dict[str, str] = {"ndcg_at_10": "nDCG@10", "mrr_at_10": "MRR@10", "recall_at_1": "R@1",
-                           "recall_at_10": "R@10", "recall_at_100": "R@100"}
 #: The metric the paired comparisons and verdicts are about.
 HEADLINE = "ndcg_at_10"
 
@@ -54,7 +52,7 @@ def summarize(arms: list[str], control: str, per_query: Mapping[tuple[str, int],
     for arm in arms:
         seeds = sorted(s for a, s in per_query if a == arm)
         row: dict = {"arm": arm, "control": arm == control, "seeds": seeds}
-        for m in METRICS:
+        for m in METRIC_LABELS:
             row[m] = _mean_sd([_mean(per_query[arm, s], m) for s in seeds])
         row["train_seconds"] = _mean_sd([float(seconds[arm, s]) for s in seeds if (arm, s) in seconds])
         out_arms.append(row)
@@ -92,7 +90,7 @@ def table_rows(summary: dict) -> list[dict]:
     rows = []
     for arm in summary["arms"]:
         row: dict = {"arm": arm["arm"] + (" (control)" if arm["control"] else ""), "seeds": len(arm["seeds"])}
-        for key, label in METRICS.items():
+        for key, label in METRIC_LABELS.items():
             row[label] = arm[key]["mean"]
             row[f"{label} sd"] = arm[key]["sd"]
         row["train min"] = arm["train_seconds"]["mean"] / 60 if arm["train_seconds"]["mean"] is not None else None

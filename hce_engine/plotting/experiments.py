@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from ..experiments.results import HEADLINE, METRICS, table_rows
+from ..evaluation import METRIC_LABELS
+from ..experiments.results import HEADLINE, table_rows
 from .training import empty_figure
 
 CONTROL = "#444444"
@@ -49,7 +50,7 @@ def _tick(arm: dict) -> str:
 def metric_figure(results: dict, metric: str = HEADLINE) -> go.Figure:
     """``metric`` per arm: the mean over finished seeds (a diamond) with an error bar of one sd over seeds, the
     per-seed values as dots beside it; the control in grey, its mean a dotted line across the plot."""
-    label = METRICS.get(metric, metric)
+    label = METRIC_LABELS.get(metric, metric)
     title = f"{label} per arm: mean ± sd over seeds, dots = single seeds"
     arms = [a for a in results["arms"] if a[metric]["mean"] is not None]
     if not arms:
@@ -108,7 +109,7 @@ def per_query_pairs(results: dict, arm: str) -> tuple[list[str], np.ndarray, np.
 def scatter_figure(results: dict, arm: str, tie: float = 1e-9) -> go.Figure:
     """Per judged query: the control's headline metric (x) against ``arm``'s (y), averaged over the seeds both
     finished. Above the diagonal: the arm wins the query (green); below: it loses (red); on it: a tie (grey)."""
-    label = METRICS[HEADLINE]
+    label = METRIC_LABELS[HEADLINE]
     control = results["control"]
     qids, ctl, trt, seeds = per_query_pairs(results, arm)
     title = f"{_esc(arm)} against {_esc(control)} per query ({label})"

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from ..evaluation import METRIC_LABELS
 from ..evaluation.outcome import judged_checks, label_free
 from . import fmt_duration
 
@@ -91,7 +92,8 @@ def sibling_accuracy_figure(log: pd.DataFrame) -> go.Figure:
 
 
 def validation_figure(history: Sequence[dict] | None) -> go.Figure:
-    """MRR@10 and Recall@10 on the held-out validation queries after every epoch (epoch 0 = start)."""
+    """MRR@10, R@10 and nDCG@10 (those measured) on the held-out validation queries after every epoch
+    (epoch 0 = start)."""
     history = [h for h in (history or []) if h]
     if not history:
         return empty_figure("Validation", "no validation yet")
@@ -99,12 +101,13 @@ def validation_figure(history: Sequence[dict] | None) -> go.Figure:
     fig = go.Figure(layout=dict(LAYOUT, title="Held-out validation (epoch 0 = starting encoder)",
                                 xaxis_title="epoch", yaxis_title="score", xaxis_dtick=1, yaxis_range=[0, 1.02],
                                 xaxis_range=[min(epochs) - 0.3, max(epochs) + 0.3]))
-    for key, name in (("mrr_at_10", "MRR@10"), ("recall_at_10", "Recall@10"), ("ndcg_at_10", "nDCG@10")):
+    for key in ("mrr_at_10", "recall_at_10", "ndcg_at_10"):
         if any(key in h for h in history):
-            fig.add_trace(go.Scatter(x=epochs, y=[h.get(key) for h in history], name=name, mode="lines+markers"))
+            fig.add_trace(go.Scatter(x=epochs, y=[h.get(key) for h in history], name=METRIC_LABELS[key],
+                                     mode="lines+markers"))
     if "mrr_at_10" in history[0]:
         fig.add_hline(y=history[0]["mrr_at_10"], line_dash="dot", line_color="gray",
-                      annotation_text="start MRR@10", annotation_position="bottom right")
+                      annotation_text=f"start {METRIC_LABELS['mrr_at_10']}", annotation_position="bottom right")
     return fig
 
 
@@ -142,7 +145,7 @@ def describe_outcome(run) -> list[str]:
                      "them) to check it on real queries.")
         elif len(judged) < len(outcome["checks"]):
             head += " The judged queries decide; the other checks are for information."
-        parts = [f"{c['name']}: {c['metric'].replace('_at_', '@').replace('ndcg', 'nDCG').replace('mrr', 'MRR')} "
+        parts = [f"{c['name']}: {METRIC_LABELS.get(c['metric'], c['metric'])} "
                  f"{_delta(c['start'], c['end'])} over {c['n_queries']} queries ({c['verdict']})"
                  for c in outcome["checks"]]
         lines.append(head + " " + "; ".join(parts) + ".")
@@ -153,8 +156,8 @@ def describe_outcome(run) -> list[str]:
     if test.get("start") and test.get("trained"):
         a, b = test["start"], test["trained"]
         q = b.get("queries")
-        lines.append(f"On the test split{f' ({q} queries)' if q else ''}: nDCG@10 "
-                     f"{_delta(a['ndcg_at_10'], b['ndcg_at_10'])}, MRR@10 {_delta(a['mrr_at_10'], b['mrr_at_10'])}.")
+        lines.append(f"On the test split{f' ({q} queries)' if q else ''}: " + ", ".join(
+            f"{METRIC_LABELS[k]} {_delta(a[k], b[k])}" for k in ("ndcg_at_10", "mrr_at_10")) + ".")
     if s.get("examples_per_s") is not None and s.get("seconds") is not None:
         lines.append(f"Trained at {s['examples_per_s']:.1f} pairs/s in {fmt_duration(s['seconds'])}.")
     return lines

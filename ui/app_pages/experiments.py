@@ -11,7 +11,8 @@ import pandas as pd
 import streamlit as st
 
 from hce_engine.errors import InputError
-from hce_engine.experiments import METRICS, RECIPES, ExperimentSpec, parse_settings, recipe_spec
+from hce_engine.evaluation import METRIC_LABELS
+from hce_engine.experiments import RECIPES, ExperimentSpec, parse_settings, recipe_spec
 from hce_engine.plotting import export
 from hce_engine.plotting.experiments import metric_figure, recall_figure, results_table, scatter_figure
 from hce_engine.training import PRESET_HELP, PRESETS
@@ -247,8 +248,9 @@ def show_results(experiment_id: int, spec: ExperimentSpec, status: dict) -> None
                    "finish.")
     st.caption(f"Compared on {res['queries']} judged queries of split {md_escape(spec.split)}, paired by query "
                f"against the control **{md_escape(spec.control)}**: mean ± sd over seeds; diff = arm − control in "
-               f"{METRICS[res['metric']]} (mean over the seeds both finished), its 95% bootstrap interval, paired t "
-               "and randomization p-values (Holm-adjusted across arms) and the queries it wins, ties and loses.")
+               f"{METRIC_LABELS[res['metric']]} (mean over the seeds both finished), its 95% bootstrap interval, "
+               "paired t and randomization p-values (Holm-adjusted across arms) and the queries it wins, ties and "
+               "loses.")
     table = results_table(res)
     st.dataframe(table, hide_index=True, key=f"exp_table_{experiment_id}",
                  column_config={c: st.column_config.NumberColumn(format="%.4f") for c in table.columns
@@ -256,7 +258,8 @@ def show_results(experiment_id: int, spec: ExperimentSpec, status: dict) -> None
     verdicts(res)
 
     recipe = RECIPES.get(spec.recipe)
-    metric = st.columns([1, 3])[0].selectbox("Metric per arm", list(METRICS), format_func=METRICS.__getitem__,
+    metric = st.columns([1, 3])[0].selectbox("Metric per arm", list(METRIC_LABELS),
+                                             format_func=METRIC_LABELS.__getitem__,
                                              key=f"exp_metric_{experiment_id}")
     left, right = st.columns(2)
     left.plotly_chart(metric_figure(res, metric), key=f"exp_metric_chart_{experiment_id}")
@@ -267,8 +270,8 @@ def show_results(experiment_id: int, spec: ExperimentSpec, status: dict) -> None
     if arms:
         arm = st.selectbox("Per query: the control against arm", arms, key=f"exp_scatter_arm_{experiment_id}")
         st.plotly_chart(scatter_figure(res, arm), key=f"exp_scatter_chart_{experiment_id}")
-        st.caption(f"Each point is a judged query: {METRICS[res['metric']]} of the control (x) and of the arm (y), "
-                   "averaged over the seeds both finished. Above the diagonal the arm wins the query.")
+        st.caption(f"Each point is a judged query: {METRIC_LABELS[res['metric']]} of the control (x) and of the arm "
+                   "(y), averaged over the seeds both finished. Above the diagonal the arm wins the query.")
 
     stem = f"hce-experiment-{experiment_id}"
     c1, c2, c3 = st.columns(3)
@@ -379,8 +382,9 @@ def growth_figure(res: dict):
                         line={"dash": dash})
     fig.add_scatter(x=[x[-1]], y=[res["retrained"]["dense"]["old"]["ndcg_at_10"]], name="retrained on the grown corpus",
                     mode="markers", marker={"size": 12, "symbol": "star"})
-    fig.update_layout(title="nDCG@10 on the old queries as the corpus grows", xaxis_title="share of new documents",
-                      yaxis_title="nDCG@10 (old queries)", xaxis_tickformat=".0%", height=380,
+    label = METRIC_LABELS["ndcg_at_10"]
+    fig.update_layout(title=f"{label} on the old queries as the corpus grows", xaxis_title="share of new documents",
+                      yaxis_title=f"{label} (old queries)", xaxis_tickformat=".0%", height=380,
                       margin={"l": 10, "r": 10, "t": 50, "b": 10})
     return fig
 

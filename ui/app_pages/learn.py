@@ -8,6 +8,7 @@ from functools import partial
 import streamlit as st
 
 from hce_engine import InputError, NotFoundError, views
+from hce_engine.evaluation import METRIC_LABELS
 from hce_engine.plotting import export
 from hce_engine.plotting import map as map_figs
 from hce_engine.plotting import siblings as sib_figs
@@ -190,11 +191,12 @@ if corpus:
                     cols[0].metric("Tree agreement (leaf ARI)", f"{cmp['ari_leaf']:.2f}")
                     cols[1].metric("Same leaf-mates", f"{cmp['unchanged']:.0%}")
                     split = next((m["split"] for m in after.metrics if m["system"] == "dense"), None)
+                    ndcg = METRIC_LABELS["ndcg_at_10"]
                     if split and start.metric(split) is not None:
                         b, a = start.metric(split), after.metric(split)
-                        cols[2].metric(f"nDCG@10 ({split})", f"{a:.3f}", delta=f"{a - b:+.3f}")
+                        cols[2].metric(f"{ndcg} ({split})", f"{a:.3f}", delta=f"{a - b:+.3f}")
                     else:
-                        cols[2].metric("nDCG@10", "—", help="Evaluate both runs on the Runs page to compare.")
+                        cols[2].metric(ndcg, "—", help="Evaluate both runs on the Runs page to compare.")
         nav("bottom", steps)
         st.download_button("Download the whole walkthrough (HTML)", data=partial(export.learn_html, ws, corpus),
                            file_name=f"hce-walkthrough-{corpus}.html", mime="text/html", key="learn_html",

@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from hce_engine import views
+from hce_engine.evaluation import METRIC_LABELS
 from hce_engine.plotting import export
 from hce_engine.plotting import map as figs
 from ui.common import friendly_errors, get_workspace, md_escape, not_encoded_yet, pick_corpus, pick_run_and_compare
@@ -52,19 +53,20 @@ def wait_for(run_id: int, compare: int | None) -> None:
 
 def show_metrics(runs: list, run_id: int, compare: int | None) -> None:
     """The stored retrieval metrics of the shown run(s), beside the picture."""
+    ndcg, r100 = METRIC_LABELS["ndcg_at_10"], METRIC_LABELS["recall_at_100"]
     rows = []
     for r in runs:
         if r.run_id in (run_id, compare):
             for m in r.metrics:
                 rows.append({"run": f"#{r.run_id}", "split": m["split"], "retriever": m["system"],
-                             "nDCG@10": m["ndcg_at_10"], "R@100": m["recall_at_100"], "queries": m["queries"]})
+                             ndcg: m["ndcg_at_10"], r100: m["recall_at_100"], "queries": m["queries"]})
     st.markdown("**Retrieval metrics**")
     if rows:
         table = pd.DataFrame(rows)
         if compare is None:  # a narrow column beside the map: one line per split and retriever
-            table = table.drop(columns=["run", "queries", "R@100"])
+            table = table.drop(columns=["run", "queries", r100])
         st.dataframe(table, hide_index=True, key="map_metrics",
-                     column_config={k: st.column_config.NumberColumn(format="%.3f") for k in ("nDCG@10", "R@100")})
+                     column_config={k: st.column_config.NumberColumn(format="%.3f") for k in (ndcg, r100)})
     else:
         st.caption("Not evaluated yet: the **Runs** page scores a run on the corpus's qrels.")
 

@@ -8,12 +8,15 @@ import pandas as pd
 import streamlit as st
 
 from hce_engine import tempfiles
+from hce_engine.evaluation import METRIC_LABELS
+from hce_engine.evaluation import METRICS as STORED
 from hce_engine.runs import Run, model_name
 from ui.common import friendly_errors, get_workspace, md_escape
 
 KEY_SETTINGS = ("signal", "negatives", "epochs", "siblings", "sibling_max_length", "branching", "level_loss",
                 "precision", "seed")
-METRICS = {"ndcg_at_10": "nDCG@10", "recall_at_10": "R@10", "recall_at_100": "R@100", "mrr_at_10": "MRR@10"}
+#: The metrics stored with a run, and their labels.
+METRICS = {key: METRIC_LABELS[key] for key in STORED}
 
 ws = get_workspace()
 
