@@ -1,12 +1,14 @@
 """Training through the Workspace (fake encoder): stored settings, reproducibility, cancel, resume, crashes."""
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
 import pytest
 
 from hce_engine import InputError, Workspace
+from hce_engine.progress import Progress
 
 TINY = {"epochs": 2, "batch_size": 4, "siblings": 3, "branching": 3, "lr": 1e-2, "memory_lr": 1e-2}
 
@@ -98,12 +100,30 @@ def test_background_training_cancel_takes_effect(ws):
     deadline = time.time() + 60
     while not len(ws.train_log(run)) and time.time() < deadline:
         time.sleep(0.05)
-    assert ws.progress(run)["stage"] in ("train", "validate", "tree")
+    assert ws.progress(run).stage in ("train", "validate", "tree")
     t0 = time.time()
     assert ws.cancel(run)
     info = ws.wait(run, timeout=30)
     assert info.status == "cancelled" and time.time() - t0 < 10
-    assert ws.progress(run) is None
+    assert ws.progress(run) is None and not ws.cancelling(run)
+
+
+def test_progress_and_cancelling_of_a_live_job(workspace):
+    """A job of this process: its latest Progress, and whether it was asked to stop, until it ends."""
+    release = threading.Event()
+
+    def body(job):
+        job.report(Progress("encode", 3, 8, eta_s=2.0))
+        release.wait(30)
+    job = workspace.jobs.start(99, "encode", body)
+    deadline = time.time() + 10
+    while job.progress.stage == "queued" and time.time() < deadline:
+        time.sleep(0.01)
+    assert workspace.progress(99) == Progress("encode", 3, 8, eta_s=2.0) and not workspace.cancelling(99)
+    assert workspace.cancel(99) and workspace.cancelling(99)
+    release.set()
+    workspace.jobs.wait(99, 30)
+    assert workspace.progress(99) is None and not workspace.cancelling(99)
 
 
 def test_crash_mid_run_leaves_other_runs_intact(ws):

@@ -10,7 +10,6 @@ import streamlit as st
 
 from hce_engine import HCEError, Run, Workspace
 from hce_engine.plotting import fmt_duration as fmt_duration  # also re-exported for pages
-from hce_engine.progress import Progress
 
 
 @st.cache_resource(show_spinner=False)
@@ -112,17 +111,15 @@ def progress_panel(run_id: int, key: str) -> None:
     if live is None:
         st.info(f"Run #{run_id} is {run.status} (no live progress in this process).")
         return
-    done, total = live.get("done") or 0, live.get("total") or 0
-    stage = live.get("stage", "")
-    text = f"Run #{run_id} · {STAGES.get(stage, stage)}"
-    if total:
-        text += f" {done:,}/{total:,}"
-    if live.get("eta_s") is not None:
-        text += f" · about {fmt_duration(live['eta_s'])} left"
-    if live.get("message"):
-        text += f" · {live['message']}"
-    st.progress(Progress(stage, done, total).fraction, text=text)
-    if live.get("cancelling"):
+    text = f"Run #{run_id} · {STAGES.get(live.stage, live.stage)}"
+    if live.total:
+        text += f" {live.done:,}/{live.total:,}"
+    if live.eta_s is not None:
+        text += f" · about {fmt_duration(live.eta_s)} left"
+    if live.message:
+        text += f" · {live.message}"
+    st.progress(live.fraction, text=text)
+    if ws.cancelling(run_id):
         st.caption("Cancelling… it stops at the next batch.")
     elif st.button("Cancel", key=f"{key}_cancel_{run_id}"):
         ws.cancel(run_id)

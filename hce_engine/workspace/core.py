@@ -346,10 +346,15 @@ class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExperimentVerbs, Export
         """Ask a background run of this process to stop (takes effect within a batch/step)."""
         return self.jobs.cancel(run_id)
 
-    def progress(self, run_id: int) -> dict | None:
-        """Live progress of a run active in this process: stage, done, total, message, eta_s."""
+    def progress(self, run_id: int) -> Progress | None:
+        """The latest progress of a run active in this process (None when this process runs no such run)."""
         job = self.jobs.get(run_id)
-        return job.snapshot() if job else None
+        return job.progress if job else None
+
+    def cancelling(self, run_id: int) -> bool:
+        """Whether a run active in this process was asked to stop and has not stopped yet."""
+        job = self.jobs.get(run_id)
+        return job is not None and job.cancelled()
 
     def wait(self, run_id: int, timeout: float | None = None) -> Run:
         """Block until a background run ends; returns the run."""

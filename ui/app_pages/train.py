@@ -162,8 +162,8 @@ def run_charts(run: Run, key: str) -> None:
     cols[2].metric("Loss", num("loss", ".3f"))
     cols[3].metric("Pairs/s", num("examples_per_s", ".1f"))
     if run.status.active:
-        live = ws.progress(run.run_id) or {}  # the whole run's time left (the log's ETA covers its steps only)
-        cols[4].metric("Time left", fmt_duration(live.get("eta_s", last.get("eta_s"))))
+        live = ws.progress(run.run_id)  # the whole run's time left (the log's ETA covers its steps only)
+        cols[4].metric("Time left", fmt_duration(live.eta_s if live else last.get("eta_s")))
     else:
         cols[4].metric("Tree rebuilds", summary.get("rebuilds", 0), help="Co-training rebuilds of the tree "
                        "(setting recluster every)")
