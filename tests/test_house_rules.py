@@ -124,3 +124,26 @@ def test_the_import_check_sees_relative_lazy_and_absolute_imports():
         assert any(_forbidden(m) for m in _imported_modules(src, "hce_engine.views")), src
     for src in ("from .map import default_level\n", "from ..workspace import Workspace\n", "import numpy\n"):
         assert not any(_forbidden(m) for m in _imported_modules(src, "hce_engine.views")), src
+
+
+# -- the storage layer: only the workspace (and the store itself) reaches a workspace's ``store`` --------------
+def _store_uses(source: str) -> list[int]:
+    """Lines of a file that touch an attribute named ``store`` (``ws.store``, ``self.ws.store``, ...)."""
+    return sorted({n.lineno for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Attribute) and n.attr == "store"})
+
+
+def test_only_the_workspace_reaches_the_store():
+    """Views, experiments, plotting, the CLI and the app read through the workspace's own methods."""
+    inside = (ROOT / "hce_engine" / "workspace", ROOT / "hce_engine" / "store")
+    files = [f for top in ("hce_engine", "ui") for f in sorted((ROOT / top).rglob("*.py"))
+             if not any(f.is_relative_to(d) for d in inside)]
+    assert len(files) > 30
+    bad = {str(f.relative_to(ROOT)): lines for f in files if (lines := _store_uses(f.read_text()))}
+    assert not bad, bad
+
+
+def test_the_store_check_sees_each_spelling():
+    for src in ("ws.store.documents(1)\n", "x = self.ws.store\n", "def f(w):\n    return w.store.qrels(1, 's')\n"):
+        assert _store_uses(src), src
+    for src in ("ws.documents('c')\n", "store = 1\n", "from ..store import Store\n", "import hce_engine.store\n"):
+        assert not _store_uses(src), src
