@@ -127,10 +127,6 @@ def test_the_import_check_sees_relative_lazy_and_absolute_imports():
 
 
 # -- one metric vocabulary: the labels are written in hce_engine.evaluation.metrics and nowhere else -------------
-#: Files not yet held to the rule, with the reason.
-LABEL_EXCEPTIONS = {"hce_engine/experiments/growth.py": "(edited elsewhere; folded in at merge)"}
-
-
 def _label_literals(source: str, labels: set[str]) -> set[str]:
     """The metric labels ``source`` writes as a string literal of its own (an f-string's text parts count)."""
     return {n.value.strip() for n in ast.walk(ast.parse(source))
@@ -143,7 +139,30 @@ def test_metric_labels_are_written_once():
     assert "nDCG@10" in labels
     files = sorted(ROOT.glob("hce_engine/**/*.py")) + sorted(ROOT.glob("ui/**/*.py"))
     found = {f.relative_to(ROOT).as_posix(): _label_literals(f.read_text(), labels) for f in files}
-    writers = {f for f, hits in found.items() if hits and f not in LABEL_EXCEPTIONS}
+    writers = {f for f, hits in found.items() if hits}
     assert writers == {"hce_engine/evaluation/metrics.py"}, {f: found[f] for f in writers}
     assert {"nDCG@10", "R@10"} <= _label_literals('x = {"a": "nDCG@10"}\ny = f"R@10 {x}"\n', labels)
     assert not _label_literals('"""nDCG@10 of a run."""\nx = "nDCG@10 on the old queries"\n', labels)
+
+
+# -- the storage layer: only the workspace (and the store itself) reaches a workspace's ``store`` --------------
+def _store_uses(source: str) -> list[int]:
+    """Lines of a file that touch an attribute named ``store`` (``ws.store``, ``self.ws.store``, ...)."""
+    return sorted({n.lineno for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Attribute) and n.attr == "store"})
+
+
+def test_only_the_workspace_reaches_the_store():
+    """Views, experiments, plotting, the CLI and the app read through the workspace's own methods."""
+    inside = (ROOT / "hce_engine" / "workspace", ROOT / "hce_engine" / "store")
+    files = [f for top in ("hce_engine", "ui") for f in sorted((ROOT / top).rglob("*.py"))
+             if not any(f.is_relative_to(d) for d in inside)]
+    assert len(files) > 30
+    bad = {str(f.relative_to(ROOT)): lines for f in files if (lines := _store_uses(f.read_text()))}
+    assert not bad, bad
+
+
+def test_the_store_check_sees_each_spelling():
+    for src in ("ws.store.documents(1)\n", "x = self.ws.store\n", "def f(w):\n    return w.store.qrels(1, 's')\n"):
+        assert _store_uses(src), src
+    for src in ("ws.documents('c')\n", "store = 1\n", "from ..store import Store\n", "import hce_engine.store\n"):
+        assert not _store_uses(src), src

@@ -222,3 +222,39 @@ def test_a_repeated_query_is_encoded_once(workspace, toy_beir):
     workspace.cache.run_deleted(run)
     workspace.search("toy", "drum", run=run)
     assert len(calls) == 3
+
+
+def test_readers_documents_by_id_judgements_and_tree_rebuilds(workspace, toy_beir):
+    """The readers the views use: documents by internal id, the judgements as a frame, a run's stored trees."""
+    workspace.import_corpus(toy_beir, name="toy")
+    docs = workspace.documents("toy")
+    assert list(docs.columns) == ["doc_id", "ext_id", "title", "text", "removed", "added_at", "metadata"]
+    ids = [int(docs["doc_id"].iloc[5]), int(docs["doc_id"].iloc[2])]
+    some = workspace.documents("toy", doc_ids=[*ids, 10**9])  # an id the corpus does not hold is left out
+    assert list(some["doc_id"]) == sorted(ids) and list(some.columns) == list(docs.columns)
+    workspace.remove_documents("toy", [str(docs["ext_id"].iloc[5])])
+    assert list(workspace.documents("toy", doc_ids=ids)["doc_id"]) == [ids[1]]
+    assert list(workspace.documents("toy", include_removed=True, doc_ids=ids)["doc_id"]) == sorted(ids)
+
+    qrels = workspace.qrels("toy")
+    assert list(qrels.columns) == ["split", "query_id", "query", "doc_ext_id", "score"]
+    assert len(qrels) == 24 and list(qrels["split"].unique()) == ["test", "train"] and qrels["score"].dtype == "int64"
+    assert qrels[qrels["query_id"] == "q0"].iloc[0].tolist() == ["train", "q0", "rocket launch orbit space",
+                                                                 "space-0", 1]
+    test = workspace.qrels("toy", "test")
+    assert len(test) == 9 and test.equals(qrels[qrels["split"] == "test"].reset_index(drop=True))
+    workspace.judge("toy", "a guitar", ["music-0"], seen=["music-1"], split="dev")
+    workspace.store.insert_qrels(workspace.store.corpus_id("toy"), "dev", [("no-text", "space-1", 2)])
+    dev = workspace.qrels("toy", "dev")
+    assert dev[["doc_ext_id", "score"]].values.tolist() == [["music-0", 1], ["music-1", 0], ["space-1", 2]]
+    assert dev["query"].tolist()[:2] == ["a guitar"] * 2 and dev["query"].isna().tolist() == [False, False, True]
+    empty = workspace.qrels("toy", "nope")
+    assert empty.empty and list(empty.columns) == list(qrels.columns)
+    with pytest.raises(NotFoundError, match="no corpus named"):
+        workspace.qrels("missing")
+
+    run = workspace.encode("toy", branching=3)
+    [tree] = workspace.tree_rebuilds(run)
+    assert (tree["rebuild"], tree["branching"], tree["depth"]) == (0, 3, workspace.tree(run)[0].depth)
+    assert isinstance(tree["stats"], dict)
+    assert workspace.tree_rebuilds(workspace.encode("toy", tree=False)) == []

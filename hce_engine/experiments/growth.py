@@ -32,7 +32,7 @@ from ..errors import InputError
 from ..progress import Progress, ProgressFn
 
 #: The metrics of every row.
-METRICS: dict[str, str] = {"ndcg_at_10": "nDCG@10", "recall_at_10": "R@10", "recall_at_100": "R@100"}
+METRICS = ("ndcg_at_10", "recall_at_10", "recall_at_100")
 #: Query groups: all relevant documents there at training ("old"), some added later and all live now ("new"),
 #: every judged query whose relevant documents are live ("all").
 GROUPS = ("old", "new", "all")
@@ -130,8 +130,9 @@ def run_growth(ws, corpus: str, steps: Sequence[float] = (0.1, 0.25, 0.5), hold:
     settings = dict(settings or {})
     if "seed" in settings:
         raise InputError("the seed is set with seed (--seed), not in the settings")
-    cid = ws.store.corpus_id(corpus)
-    judged = ws.store.qrels(cid, split)
+    qrels = ws.qrels(corpus, split)
+    judged = {q: dict(zip(rel["doc_ext_id"], map(int, rel["score"]), strict=True))
+              for q, rel in qrels.groupby("query_id", sort=False)}
     if not judged:
         have = ", ".join(ws.splits(corpus)) or "none"
         raise InputError(f"corpus {corpus!r} has no judged queries in split {split!r} (splits: {have})")
@@ -236,7 +237,6 @@ def add_back(ws, source: str, corpus: str, ext_ids: Sequence[str], folder: str, 
     """Add documents of ``source`` to ``corpus`` (``add_documents``, from a JSONL file in ``folder``), then the
     judgements of ``source`` that name them, with their queries (``import_queries``, per split)."""
     os.makedirs(folder, exist_ok=True)
-    cid = ws.store.corpus_id(source)
     docs = ws.documents(source)
     docs = docs[docs["ext_id"].isin(set(ext_ids))].set_index("ext_id").loc[list(ext_ids)]
     path = os.path.join(folder, "docs.jsonl")
@@ -246,18 +246,17 @@ def add_back(ws, source: str, corpus: str, ext_ids: Sequence[str], folder: str, 
             f.write(json.dumps({"_id": ext, "title": r["title"], "text": r["text"],
                                 **({"metadata": meta} if meta else {})}, ensure_ascii=False) + "\n")
     ws.add_documents(corpus, path, progress=progress)
-    wanted, texts = set(ext_ids), ws.store.queries(cid)
-    for split in ws.splits(source):
-        rows = [(q, d, v) for q, j in ws.store.qrels(cid, split).items() for d, v in j.items() if d in wanted]
-        if not rows:
-            continue
+    qrels = ws.qrels(source)
+    for split, rows in qrels[qrels["doc_ext_id"].isin(set(ext_ids))].groupby("split", sort=False):
+        rows = rows[rows["query"].notna()]
+        texts = dict(zip(rows["query_id"], rows["query"], strict=True))
         qpath, rpath = os.path.join(folder, f"queries-{split}.jsonl"), os.path.join(folder, f"qrels-{split}.tsv")
         with open(qpath, "w") as f:
-            f.writelines(json.dumps({"_id": q, "text": texts[q]}, ensure_ascii=False) + "\n"
-                         for q in sorted({q for q, _, _ in rows}) if q in texts)
+            f.writelines(json.dumps({"_id": q, "text": texts[q]}, ensure_ascii=False) + "\n" for q in sorted(texts))
         with open(rpath, "w") as f:
             f.write("query-id\tcorpus-id\tscore\n")
-            f.writelines(f"{q}\t{d}\t{v}\n" for q, d, v in rows if q in texts)
+            f.writelines(f"{q}\t{d}\t{v}\n"
+                         for q, d, v in zip(rows["query_id"], rows["doc_ext_id"], rows["score"], strict=True))
         ws.import_queries(corpus, qpath, rpath, split)
 
 

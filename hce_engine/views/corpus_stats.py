@@ -31,8 +31,7 @@ def corpus_stats(ws, corpus: str, bins: int = 30, max_examples: int = 5,
             count}]} - documents whose text is identical after lower-casing and collapsing white space,
         queries, splits: [{split, queries, qrels, relevant_per_query}].
     """
-    cid = ws.store.corpus_id(corpus)
-    df = ws.store.documents(cid, include_removed=True)
+    df = ws.documents(corpus, include_removed=True)
     removed = int(df["removed"].sum()) if len(df) else 0
     df = df[~df["removed"]] if len(df) else df
     n = int(len(df))
@@ -65,18 +64,17 @@ def corpus_stats(ws, corpus: str, bins: int = 30, max_examples: int = 5,
                 for g in dups[:max_examples]]
 
     long_words = int(max_tokens / TOKENS_PER_WORD)
-    queries = ws.store.queries(cid)
+    qrels = ws.qrels(corpus)
     splits = []
-    for split in ws.store.splits(cid):
-        qrels = ws.store.qrels(cid, split)
-        rel = [sum(1 for s in d.values() if s > 0) for d in qrels.values()]
-        splits.append({"split": split, "queries": len(qrels), "qrels": int(sum(len(d) for d in qrels.values())),
-                       "relevant_per_query": float(np.mean(rel)) if rel else 0.0})
+    for split, judged in qrels.groupby("split", sort=False):
+        rel = (judged["score"] > 0).groupby(judged["query_id"]).sum()  # relevant documents per query
+        splits.append({"split": split, "queries": len(rel), "qrels": len(judged),
+                       "relevant_per_query": float(rel.mean())})
     return {
         "corpus": corpus, "documents": n, "removed": removed,
         "with_title": int((titles.str.strip() != "").sum()), "empty_title": int((titles.str.strip() == "").sum()),
         "words": wstats, "words_hist": hist, "long_docs": int((words > long_words).sum()), "long_words": long_words,
         "tokens_per_word": TOKENS_PER_WORD, "max_tokens": int(max_tokens),
         "duplicates": {"groups": len(dups), "documents": int(sum(len(g) - 1 for g in dups)), "examples": examples},
-        "queries": len(queries), "splits": splits,
+        "queries": next(c["queries"] for c in ws.corpora() if c["name"] == corpus), "splits": splits,
     }

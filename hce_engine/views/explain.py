@@ -101,7 +101,7 @@ def explain(ws, run_id: int, query: str, doc_id: int, compare_run: int | None = 
                           "rank": _rank_of(b_scores, b_row) if matched else None}
 
     doc = view["doc"]
-    text = ws.store.documents(info.corpus_id, include_removed=True, doc_ids=[int(doc_id)])
+    text = ws.documents(info.corpus, include_removed=True, doc_ids=[int(doc_id)])
     full = f"{text.iloc[0]['title']} {text.iloc[0]['text']}" if len(text) else ""
     out = {"run_id": int(run_id), "compare_run": view["compare_run"], "query": query, "doc": doc,
            "retrievers": retrievers, "shared_words": bm25.shared_terms(query, full), "path": path, "leaf": leaf,
@@ -124,7 +124,7 @@ def _movers(ws, info: Run, after: tuple, before: tuple, n: int) -> dict:
     r_before[np.argsort(-s_b, kind="stable")] = np.arange(1, len(ids) + 1)
     pool = np.flatnonzero((r_after <= MOVED_POOL) | (r_before <= MOVED_POOL))
     delta = r_before[pool] - r_after[pool]  # > 0: moved up with training
-    docs = ws.store.documents(info.corpus_id, include_removed=True, doc_ids=ids[pool]).set_index("doc_id")
+    docs = ws.documents(info.corpus, include_removed=True, doc_ids=ids[pool]).set_index("doc_id")
 
     def rows_for(order) -> list[dict]:
         out = []

@@ -12,9 +12,9 @@ from ..errors import HCEError, InputError, NotFoundError
 from . import label_of, rows_of
 
 
-def _doc_frame(ws, corpus_id: int, doc_ids: np.ndarray) -> pd.DataFrame:
+def _doc_frame(ws, corpus: str, doc_ids: np.ndarray) -> pd.DataFrame:
     from .siblings import _display_title
-    docs = ws.store.documents(corpus_id, include_removed=True, doc_ids=doc_ids)
+    docs = ws.documents(corpus, include_removed=True, doc_ids=doc_ids)
     titles = [_display_title(r) for _, r in docs.iterrows()]
     return pd.DataFrame({"doc_id": docs["doc_id"].astype(np.int64).to_numpy(), "ext_id": docs["ext_id"].to_numpy(),
                          "title": titles})
@@ -34,7 +34,7 @@ def map_frame(ws, run_id: int, level: int = 1, align_to: int | None = None,
         info.check_same_corpus(ws.finished_run(tree_run))
     ids, xy = ws.projection(run_id, align_to)
     df = pd.DataFrame({"doc_id": ids, "x": xy[:, 0].astype(float), "y": xy[:, 1].astype(float)})
-    df = df.merge(_doc_frame(ws, info.corpus_id, ids), on="doc_id", how="left")
+    df = df.merge(_doc_frame(ws, info.corpus, ids), on="doc_id", how="left")
     df["ext_id"] = df["ext_id"].fillna("")
     df["title"] = df["title"].fillna("(removed document)")
     try:

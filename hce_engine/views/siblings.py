@@ -151,9 +151,9 @@ def siblings_view(ws, run_id: int, doc_id: int | None = None, query: str | None 
         leaf_scores.append(np.nan_to_num(s, nan=-1.0))
     leaf = _leaf_entry(ws, info, leaf_node, members, pi, leaf_scores, terms, tau, max_siblings)
 
-    doc_row = ws.store.documents(info.corpus_id, include_removed=True, doc_ids=[doc_id])
+    doc_row = ws.documents(info.corpus, include_removed=True, doc_ids=[doc_id])
     d = doc_row.iloc[0] if len(doc_row) else None
-    rep_titles = _titles(ws, info.corpus_id, [c["example_id"] for lv in levels for c in lv["candidates"]])
+    rep_titles = _titles(ws, info.corpus, [c["example_id"] for lv in levels for c in lv["candidates"]])
     for lv in levels:
         for c in lv["candidates"]:
             c["example"] = rep_titles.get(c.pop("example_id"), "")
@@ -192,7 +192,7 @@ def pseudo_queries(ws, corpus: str, limit: int = 200, doc_ids=None) -> list[dict
     """
     from ..corpus.text import doc_text
     from ..training.pairs import ict_pairs
-    df = ws.store.documents(ws.store.corpus_id(corpus), doc_ids=doc_ids)
+    df = ws.documents(corpus, doc_ids=doc_ids)
     out = []
     for r in df.itertuples(index=False):
         pair = ict_pairs([doc_text(r.title, r.text)], seed=0, remove_prob=1.0)
@@ -240,8 +240,7 @@ def _leaf_entry(ws, info, leaf_node, members, pi, scores, terms, tau, max_siblin
     _add_stats(entry, scores, pi, tau)
     ranks = [_ranks(s) for s in scores]
     shown = _pick_shown(scores[0], pi, max_siblings)
-    docs = ws.store.documents(info.corpus_id, include_removed=True,
-                              doc_ids=members[shown]).set_index("doc_id")
+    docs = ws.documents(info.corpus, include_removed=True, doc_ids=members[shown]).set_index("doc_id")
     out = []
     for i in shown:
         did = int(members[i])
@@ -260,28 +259,24 @@ def _display_title(row) -> str:
     return title or snippet(row["text"], 60) or str(row["ext_id"])
 
 
-def _titles(ws, corpus_id: int, doc_ids) -> dict[int, str]:
+def _titles(ws, corpus: str, doc_ids) -> dict[int, str]:
     ids = sorted({int(i) for i in doc_ids if i is not None and int(i) >= 0})
     if not ids:
         return {}
-    df = ws.store.documents(corpus_id, include_removed=True, doc_ids=ids)
+    df = ws.documents(corpus, include_removed=True, doc_ids=ids)
     return {int(r.doc_id): _display_title(r._asdict() if hasattr(r, "_asdict") else r)
             for r in df.itertuples(index=False)}
 
 
 def doc_queries(ws, corpus: str, doc_id: int) -> list[dict]:
     """Judged queries of a document: [{query_id, text, split, score}] over every qrels split."""
-    cid = ws.store.corpus_id(corpus)
-    df = ws.store.documents(cid, include_removed=True, doc_ids=[int(doc_id)])
+    df = ws.documents(corpus, include_removed=True, doc_ids=[int(doc_id)])
     if not len(df):
         raise NotFoundError(f"no document {doc_id} in corpus {corpus!r}")
-    ext = str(df.iloc[0]["ext_id"])
-    queries = ws.store.queries(cid)
-    out = []
-    for split in ws.store.splits(cid):
-        for qid, docs in ws.store.qrels(cid, split).items():
-            if docs.get(ext, 0) > 0 and qid in queries:
-                out.append({"query_id": qid, "text": queries[qid], "split": split, "score": int(docs[ext])})
+    qrels = ws.qrels(corpus)
+    hits = qrels[(qrels["doc_ext_id"] == str(df.iloc[0]["ext_id"])) & (qrels["score"] > 0) & qrels["query"].notna()]
+    out = [{"query_id": q, "text": t, "split": s, "score": int(v)}
+           for s, q, t, v in zip(hits["split"], hits["query_id"], hits["query"], hits["score"], strict=True)]
     return sorted(out, key=lambda r: (r["split"], r["query_id"]))
 
 
@@ -289,8 +284,7 @@ def find_documents(ws, corpus: str, text: str = "", limit: int = 50) -> pd.DataF
     """Documents whose title, id or text contains ``text`` (case-insensitive): title matches first, then
     id, then text. DataFrame (doc_id, ext_id, title), at most ``limit`` rows; the first ``limit`` documents
     when ``text`` is empty."""
-    cid = ws.store.corpus_id(corpus)
-    df = ws.store.documents(cid)[["doc_id", "ext_id", "title", "text"]]
+    df = ws.documents(corpus)[["doc_id", "ext_id", "title", "text"]]
     text = (text or "").strip().lower()
     if text:
         hit_title = df["title"].str.lower().str.contains(text, regex=False)
@@ -326,19 +320,20 @@ def default_compare_run(ws, run_id: int) -> int | None:
 def judged_queries(ws, corpus: str, limit: int = 1000) -> list[dict]:
     """Queries that have relevant documents: [{query_id, text, split, doc_ids}] (train split first, then the
     others by name; query ids in natural order), at most ``limit``."""
-    cid = ws.store.corpus_id(corpus)
-    queries = ws.store.queries(cid)
-    docs = ws.store.documents(cid, include_removed=True)[["doc_id", "ext_id", "removed"]]
-    live = {e: int(d) for e, d, r in zip(docs["ext_id"], docs["doc_id"], docs["removed"], strict=True) if not r}
-    splits = sorted(ws.store.splits(cid), key=lambda s: (s != "train", s))
+    qrels = ws.qrels(corpus)
+    qrels = qrels[qrels["query"].notna()]
+    docs = ws.documents(corpus)
+    live = {e: int(d) for e, d in zip(docs["ext_id"], docs["doc_id"], strict=True)}
     out, seen = [], set()
-    for split in splits:
-        for qid, rel in sorted(ws.store.qrels(cid, split).items(), key=lambda kv: _natural(kv[0])):
-            ids = [live[d] for d, s in sorted(rel.items(), key=lambda kv: -kv[1]) if s > 0 and d in live]
-            if qid in seen or qid not in queries or not ids:
+    for split in sorted(set(qrels["split"]), key=lambda s: (s != "train", s)):
+        judged = qrels[qrels["split"] == split].groupby("query_id", sort=False)
+        for qid, rel in sorted(judged, key=lambda kv: _natural(kv[0])):
+            scored = sorted(zip(rel["doc_ext_id"], rel["score"], strict=True), key=lambda kv: -kv[1])
+            ids = [live[d] for d, s in scored if s > 0 and d in live]
+            if qid in seen or not ids:
                 continue
             seen.add(qid)
-            out.append({"query_id": qid, "text": queries[qid], "split": split, "doc_ids": ids})
+            out.append({"query_id": qid, "text": rel["query"].iloc[0], "split": split, "doc_ids": ids})
             if len(out) >= limit:
                 return out
     return out

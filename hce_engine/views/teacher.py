@@ -68,7 +68,7 @@ def teacher_view(ws, run_id: int, doc_id: int | None = None, max_candidates: int
     base = ws.finished_run(base_run)
     tree, _, _ = ws.tree(run_id, 0)
     ids, _, texts = ws._texts(info.corpus_id)
-    titles = list(ws.store.documents(info.corpus_id)["title"]) if cfg.pseudo_query == "title" else None
+    titles = list(ws.documents(info.corpus)["title"]) if cfg.pseudo_query == "title" else None
     by_pos = {int(p.doc_pos): p for p in self_pairs(texts, seed=cfg.seed, min_words=cfg.ict_min_words,
                                                     choice=cfg.pseudo_query, titles=titles)}
     tree_pos = tree.positions_of(ids)
@@ -125,7 +125,7 @@ def teacher_view(ws, run_id: int, doc_id: int | None = None, max_candidates: int
 
     order = np.argsort(-fused, kind="stable")[:max(int(max_candidates), 1)]
     rk_t, rk_b, rk_a = _ranks(fused), _ranks(np.nan_to_num(before, nan=-1)), _ranks(np.nan_to_num(after, nan=-1))
-    docs = ws.store.documents(info.corpus_id, doc_ids=np.concatenate([[doc_id], cand_ids[order]]))
+    docs = ws.documents(info.corpus, doc_ids=np.concatenate([[doc_id], cand_ids[order]]))
     docs = docs.set_index("doc_id")
 
     def title(d: int) -> str:

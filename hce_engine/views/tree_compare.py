@@ -16,7 +16,7 @@ def list_rebuilds(ws, run_id: int) -> list[dict]:
     """The stored trees of a run: [{rebuild, builder, branching, depth, created_at}] oldest first."""
     return [{"rebuild": int(t["rebuild"]), "builder": t["builder"], "branching": int(t["branching"]),
              "depth": int(t["depth"]), "created_at": str(t.get("created_at") or "")}
-            for t in ws.store.list_trees(int(run_id))]
+            for t in ws.tree_rebuilds(run_id)]
 
 
 def tree_overview(ws, run_id: int, rebuild: int | None = None, max_level: int | None = None) -> dict:
@@ -47,7 +47,7 @@ def tree_overview(ws, run_id: int, rebuild: int | None = None, max_level: int | 
 def _rebuild_of(ws, run_id: int, rebuild: int | None) -> int:
     if rebuild is not None:
         return int(rebuild)
-    trees = ws.store.list_trees(int(run_id))
+    trees = ws.tree_rebuilds(run_id)
     if not trees:
         raise NotFoundError(f"run {run_id} has no tree")
     return int(trees[-1]["rebuild"])
@@ -82,7 +82,7 @@ def node_detail(ws, run_id: int, node: int, rebuild: int | None = None, max_docs
         rep = _node_reps(tree, np.asarray([node]), ids, vecs)[0]
         cos[rows >= 0] = vecs[rows[rows >= 0]] @ rep
     order = np.argsort(np.nan_to_num(-cos, nan=np.inf), kind="stable")[:int(max_docs)]
-    docs = ws.store.documents(info.corpus_id, include_removed=True, doc_ids=doc_ids[order]).set_index("doc_id")
+    docs = ws.documents(info.corpus, include_removed=True, doc_ids=doc_ids[order]).set_index("doc_id")
     leaves = tree.doc_leaf[pos[order]]
     out_docs = pd.DataFrame({
         "doc_id": doc_ids[order].astype(np.int64),
@@ -113,7 +113,7 @@ def tree_quality(ws, run_id: int) -> dict:
     documents, the mean fraction of them that sit in the query's most common node at that level}.
     """
     info = ws.finished_run(run_id)
-    trees = ws.store.list_trees(int(run_id))
+    trees = ws.tree_rebuilds(run_id)
     if not trees:
         raise NotFoundError(f"run {run_id} has no tree")
     rebuilds, rows = [], []
@@ -129,20 +129,19 @@ def tree_quality(ws, run_id: int) -> dict:
     tree, _, _ = ws.tree(int(run_id))
     leaf_sizes = tree.size[(tree.level == tree.depth) & (tree.size > 0)].astype(int).tolist()
     return {"rebuilds": rebuilds, "levels": levels, "leaf_sizes": leaf_sizes,
-            "coherence": _coherence(ws, info.corpus_id, tree)}
+            "coherence": _coherence(ws, info.corpus, tree)}
 
 
-def _coherence(ws, corpus_id: int, tree) -> pd.DataFrame | None:
-    docs = ws.store.documents(corpus_id, include_removed=True)[["doc_id", "ext_id"]]
+def _coherence(ws, corpus: str, tree) -> pd.DataFrame | None:
+    docs = ws.documents(corpus, include_removed=True)[["doc_id", "ext_id"]]
     ext_to_id = dict(zip(docs["ext_id"], docs["doc_id"].astype(np.int64), strict=True))
+    qrels = ws.qrels(corpus)
     groups = []
-    for split in ws.store.splits(corpus_id):
-        for rel in ws.store.qrels(corpus_id, split).values():
-            ids = [ext_to_id[d] for d, s in rel.items() if s > 0 and d in ext_to_id]
-            pos = tree.positions_of(ids)
-            pos = pos[pos >= 0]
-            if len(pos) >= 2:
-                groups.append(pos)
+    for _, rel in qrels[qrels["score"] > 0].groupby(["split", "query_id"], sort=False):
+        pos = tree.positions_of([ext_to_id[d] for d in rel["doc_ext_id"] if d in ext_to_id])
+        pos = pos[pos >= 0]
+        if len(pos) >= 2:
+            groups.append(pos)
     if not groups:
         return None
     paths = tree.paths()
@@ -205,7 +204,7 @@ def compare_trees(ws, run_a: int, run_b: int, rebuild_a: int | None = None, rebu
     union = size_a + size_b - inter
     jac = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
     order = np.lexsort((shared, -(size_a + size_b), jac))[:int(n_moved)]  # ties: most company lost first
-    docs = ws.store.documents(ia.corpus_id, include_removed=True, doc_ids=shared[order]).set_index("doc_id")
+    docs = ws.documents(ia.corpus, include_removed=True, doc_ids=shared[order]).set_index("doc_id")
     moved = pd.DataFrame({
         "doc_id": shared[order].astype(np.int64),
         "ext_id": [str(docs.loc[d, "ext_id"]) if d in docs.index else "" for d in shared[order]],

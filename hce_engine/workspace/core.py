@@ -19,9 +19,10 @@ import shutil
 import threading
 from dataclasses import replace
 from functools import partial
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
+import pandas as pd
 
 from .. import tempfiles
 from ..corpus import read_corpus, read_qrels, read_queries
@@ -225,8 +226,24 @@ class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExperimentVerbs, Export
             shutil.rmtree(os.path.join(self.models_dir, f"run-{run_id}"), ignore_errors=True)
         self.cache.corpus_deleted(cid, runs)
 
-    def documents(self, corpus: str, include_removed: bool = False):
-        return self.store.documents(self.store.corpus_id(corpus), include_removed=include_removed)
+    def documents(self, corpus: str, include_removed: bool = False,
+                  doc_ids: Iterable[int] | None = None) -> pd.DataFrame:
+        """The corpus's documents: DataFrame(doc_id, ext_id, title, text, removed, added_at, metadata), one row
+        per document, ordered by doc_id. Live documents only unless ``include_removed``; with ``doc_ids``
+        (internal ids), only those (ids the corpus does not hold are left out)."""
+        return self.store.documents(self.store.corpus_id(corpus), include_removed=include_removed, doc_ids=doc_ids)
+
+    def qrels(self, corpus: str, split: str | None = None) -> pd.DataFrame:
+        """The corpus's judgements in ``split`` (default: every split): DataFrame(split, query_id, query,
+        doc_ext_id, score), one row per judged (query, document) pair, split after split in name order.
+        ``query`` is the query's text (missing, ``isna()``, when the corpus stores none), ``score`` the relevance
+        (int64; 0 = judged not relevant)."""
+        cid = self.store.corpus_id(corpus)
+        texts = self.store.queries(cid)
+        rows = [(s, q, texts.get(q), d, v) for s in ([split] if split is not None else self.store.splits(cid))
+                for q, judged in self.store.qrels(cid, s).items() for d, v in judged.items()]
+        return pd.DataFrame(rows, columns=["split", "query_id", "query", "doc_ext_id", "score"]).astype(
+            {"score": "int64"})
 
     def _texts(self, corpus_id: int) -> tuple[np.ndarray, list[str], list[str]]:
         """(doc ids, ext ids, encoder texts) of the live documents."""
@@ -451,6 +468,11 @@ class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExperimentVerbs, Export
         """(doc ids int64 ascending, float32 (n, d)) of the run's live documents; the last few runs cached."""
         return self.cache.get("vectors", run_id, lambda: self.store.read_vectors(
             run_id, live_only_corpus=self._run_info(run_id).corpus_id))
+
+    def tree_rebuilds(self, run_id: int) -> list[dict]:
+        """The run's stored trees, oldest first ([] if none): [{run_id, rebuild, builder, branching, depth,
+        stats (dict or None), created_at}]."""
+        return self.store.list_trees(int(run_id))
 
     def tree(self, run_id: int, rebuild: int | None = None):
         """(Tree, terms per node, representative doc id per node) of a run (latest rebuild by default)."""
