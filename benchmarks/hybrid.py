@@ -21,12 +21,14 @@ Usage:
     python benchmarks/hybrid.py --train-preset standard          # + a standard-preset run (about 30 minutes)
     python benchmarks/hybrid.py --workspace /tmp/hyb-ws          # keep (and reuse) the encoded workspace
     python benchmarks/hybrid.py --smoke                          # seconds: toy data, fake encoder
+    python benchmarks/hybrid.py --markdown benchmarks/results/hybrid.json   # the README table, runs nothing
 
 Prints one table and writes benchmarks/results/hybrid.json.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -79,6 +81,29 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def markdown(result: dict) -> str:
+    """The README's table of a result file: nDCG@10 (and R@100) on the test queries, with the provenance."""
+    prov = result["provenance"]
+    clean = "" if prov["clean_tree"] else " (uncommitted changes)"
+    m = result["machine"]
+    out = [f"Commit {prov['commit']}{clean}, {prov['started']} to {prov['written']}; "
+           f"machine: {m['cpu_model']}, {m['cpus']} cores, load {m['load_avg']}"
+           + (f"; the trained run took {result['train_seconds'] / 60:.1f} min" if result.get("train_seconds") else "")
+           + ".", "",
+           "| collection | run | queries | BM25 | dense | hybrid (fitted w) | hybrid, default w | RRF "
+           "| hybrid - best part | R@100 BM25 / dense / hybrid | test-best w |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        nd = {k: r[k]["ndcg_at_10"] for k in ("bm25", "dense", "hybrid_fitted", "hybrid_default", "rrf")}
+        gain = nd["hybrid_fitted"] - max(nd["bm25"], nd["dense"])
+        r100 = " / ".join(f"{r[k]['recall_at_100']:.3f}" for k in ("bm25", "dense", "hybrid_fitted"))
+        out.append(f"| {r['collection']} | {r['run']} | {r['queries']:,} | {nd['bm25']:.4f} | {nd['dense']:.4f} | "
+                   f"{nd['hybrid_fitted']:.4f} ({r['fit']['weight']:.2f}) | {nd['hybrid_default']:.4f} "
+                   f"({r['default_weight']:.2f}) | {nd['rrf']:.4f} | {gain:+.4f} | {r100} | "
+                   f"{r['test_best_weight']:.2f} |")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(SCIFACT))
@@ -87,7 +112,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(RESULTS / "hybrid.json"))
     ap.add_argument("--smoke", action="store_true", help="toy BEIR data and the fake encoder (seconds)")
+    ap.add_argument("--markdown", metavar="RESULT", help="print a result file as the README's table, run nothing")
     args = ap.parse_args(argv)
+    if args.markdown:
+        result = json.loads(Path(args.markdown).read_text())
+        print(markdown(result))
+        return result
 
     from hce_engine import Workspace
     from hce_engine.training import TrainConfig

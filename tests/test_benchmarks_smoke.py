@@ -159,6 +159,9 @@ def test_hybrid_smoke(tmp_path):
         for system in ("bm25", "dense", "hybrid_fitted", "hybrid_default", "rrf"):
             assert 0.0 <= row[system]["ndcg_at_10"] <= 1.0, system
         assert row["fit"]["split"] == "train" and len(row["test_sweep"]) == 21
+    table = run_script("hybrid.py", "--markdown", str(out)).stdout  # the README's table, from the file alone
+    nd = data["rows"][1]["hybrid_default"]["ndcg_at_10"]
+    assert "| scifact-titles | zero-shot |" in table and f"{nd:.4f} (0.80)" in table
 
 
 def test_tree_index_smoke(tmp_path):
