@@ -415,6 +415,11 @@ def _config_settings(a, config_cls) -> dict:
     return {f.name: getattr(a, f.name) for f in dataclasses.fields(config_cls) if getattr(a, f.name) is not None}
 
 
+#: The training summary's fields ``hce train --json`` prints beside run_id, status, outcome and checks.
+TRAIN_JSON = ("improved", "start_val", "best_val", "test", "judged", "n_train_pairs", "seconds", "examples_per_s",
+              "stage_seconds", "estimate_stages")
+
+
 def cmd_train(ws, a) -> int:
     settings = _config_settings(a, TrainConfig)
     if a.resume:
@@ -430,20 +435,14 @@ def cmd_train(ws, a) -> int:
                   f"({est['steps']} steps, {est['pairs']} pairs)", file=sys.stderr)
         run = ws.train(a.corpus, config, progress=_progress(a.json))
     info = ws.run(run)
-    summary, outcome = info.summary or {}, info.outcome
+    summary, outcome = info.training, info.outcome
     if a.json:
         print(json.dumps({"run_id": run, "status": str(info.status), "outcome": outcome.get("verdict"),
-                          "checks": outcome.get("checks"), "improved": summary.get("improved"),
-                          "start_val": summary.get("start_val"), "best_val": summary.get("best_val"),
-                          "test": summary.get("test"), "judged": summary.get("judged"),
-                          "n_train_pairs": summary.get("n_train_pairs"), "seconds": summary.get("seconds"),
-                          "examples_per_s": summary.get("examples_per_s"),
-                          "stage_seconds": summary.get("stage_seconds"),
-                          "estimate_stages": summary.get("estimate_stages")}))
+                          "checks": outcome.get("checks"), **{k: getattr(summary, k) for k in TRAIN_JSON}}))
         return 0
     print(run)
-    if summary.get("stage_seconds"):
-        print(_fmt_stages(summary), file=sys.stderr)
+    if summary.stage_seconds:
+        print(_fmt_stages(summary.stage_seconds, summary.estimate_stages), file=sys.stderr)
     if outcome:
         print(f"outcome: {outcome['verdict']}", file=sys.stderr)
         for c in outcome.get("checks", []):
@@ -457,15 +456,15 @@ def cmd_train(ws, a) -> int:
             print(f"WARNING: run {run}'s encoder is worse than the one it started from; searches without --run "
                   "keep using the latest run that is not worse (name it with --run to use it anyway)",
                   file=sys.stderr)
-    if summary.get("test"):
-        print(f"test start:   {_fmt_metrics(summary['test']['start'])}", file=sys.stderr)
-        print(f"test trained: {_fmt_metrics(summary['test']['trained'])}", file=sys.stderr)
+    if summary.test:
+        print(f"test start:   {_fmt_metrics(summary.test['start'])}", file=sys.stderr)
+        print(f"test trained: {_fmt_metrics(summary.test['trained'])}", file=sys.stderr)
     return 0
 
 
-def _fmt_stages(summary: dict) -> str:
+def _fmt_stages(took: dict[str, float], est: dict[str, float] | None) -> str:
     """'took 12 min (estimated 14 min): baseline 2 min / 2 min, ...' from a run's stage times and its estimate."""
-    took, est = summary["stage_seconds"], summary.get("estimate_stages") or {}
+    est = est or {}
     head = f"took {fmt_duration(sum(took.values()))}"
     if est:
         head += f" (estimated {fmt_duration(sum(est.values()))})"

@@ -102,13 +102,74 @@ def _train_config(data: dict[str, Any]):
 
 
 @dataclass(frozen=True)
+class TrainingSummary:
+    """What a training run records about itself (stored as the run's ``summary`` JSON), typed. A field the run
+    has not recorded (it stopped early, or an older version wrote it) is None; keys this class does not know are
+    kept in ``extra`` and written back unchanged.
+
+    Attributes:
+        baseline_run: the zero-shot run it started from (:attr:`Run.starting_run`).
+        start_val, best_val: validation metrics ({"mrr_at_10", ...}) before training and of the kept epoch;
+            ``best_epoch`` that epoch, ``val_history`` one entry per validation, ``improved``: verdict "better".
+        steps, epochs_done, memory_levels, rebuilds, n_train_pairs, n_val_pairs, examples_per_s, seconds,
+            precision, threads: what the training loop did.
+        outcome: {"verdict", "checks", "text", "margin"} (:func:`hce_engine.evaluation.outcome`).
+        judged: {split: {"start", "trained"}} dense metrics on each judged split it did not train on; ``test``
+            the test split's; ``judged_error`` why those could not be measured.
+        doc_max_length: tokens the run's stored document vectors were encoded at.
+        estimate_stages, stage_seconds: seconds per stage (baseline, prepare, steps, finish), announced and taken.
+        provenance: the code and packages the run used.
+    """
+    baseline_run: int | None = None
+    best_epoch: int | None = None
+    start_val: dict[str, Any] | None = None
+    best_val: dict[str, Any] | None = None
+    improved: bool | None = None
+    val_history: list[dict] | None = None
+    steps: int | None = None
+    epochs_done: int | None = None
+    memory_levels: int | None = None
+    rebuilds: int | None = None
+    n_train_pairs: int | None = None
+    n_val_pairs: int | None = None
+    examples_per_s: float | None = None
+    seconds: float | None = None
+    precision: str | None = None
+    threads: Any = None
+    outcome: dict[str, Any] | None = None
+    judged: dict[str, Any] | None = None
+    test: dict[str, Any] | None = None
+    judged_error: str | None = None
+    doc_max_length: int | None = None
+    estimate_stages: dict[str, float] | None = None
+    stage_seconds: dict[str, float] | None = None
+    provenance: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> "TrainingSummary":
+        """From a stored summary (None: an empty one)."""
+        data = dict(data or {})
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        return cls(**{k: data.pop(k) for k in list(data) if k in known}, extra=data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form the store keeps (``extra`` merged back)."""
+        return {**self.extra, **{f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}}
+
+    def replace(self, **changes) -> "TrainingSummary":
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
 class Run:
     """One run as stored, typed.
 
     Attributes:
         run_id, corpus (name), corpus_id, kind ("baseline" | "train"), status (:class:`RunStatus`), seed.
         config_dict: the settings exactly as stored (JSON); :attr:`config` is their typed form.
-        summary: what the run reported when it finished (documents, outcome, validation, ...), or None.
+        summary: what the run reported when it finished, as stored (a baseline: documents, dim; a training run:
+            see :attr:`training`, its typed form), or None.
         metrics: stored evaluation rows (``split``, ``system``, ``ndcg_at_10``, ``recall_at_10``,
             ``recall_at_100``, ``mrr_at_10``, ``queries``); filled by :meth:`Workspace.runs`.
     """
@@ -141,6 +202,11 @@ class Run:
         """:class:`EncodeConfig` of a baseline run, :class:`~hce_engine.training.TrainConfig` of a train run."""
         return _train_config(self.config_dict) if self.is_train else EncodeConfig.from_dict(self.config_dict)
 
+    @cached_property
+    def training(self) -> TrainingSummary:
+        """A training run's summary, typed (empty for a baseline run or one that recorded nothing yet)."""
+        return TrainingSummary.from_dict(self.summary if self.is_train else None)
+
     @property
     def is_train(self) -> bool:
         return self.kind == "train"
@@ -162,7 +228,7 @@ class Run:
     def doc_max_length(self) -> int:
         """Token limit the run's stored document vectors were encoded at (a trained run encodes the corpus at
         its baseline's length, which may differ from its training length)."""
-        return int((self.summary or {}).get("doc_max_length") or self.config_dict.get("max_length", DEFAULT_MAX_LENGTH))
+        return int(self.training.doc_max_length or self.config_dict.get("max_length", DEFAULT_MAX_LENGTH))
 
     @property
     def query_max_length(self) -> int:
@@ -174,7 +240,7 @@ class Run:
     @property
     def outcome(self) -> dict:
         """A finished training run's verdict (``better`` / ``no better`` / ``worse``) and checks, or {}."""
-        return (self.summary or {}).get("outcome") or {}
+        return self.training.outcome or {}
 
     @property
     def verdict(self) -> str | None:
@@ -185,9 +251,7 @@ class Run:
         """The run a training run started from: the zero-shot run whose encoder it trained and whose vectors made
         its first tree, compared against in its outcome (recorded when it ended). None for a zero-shot run or a
         training run that has not recorded one. The one rule every page and verb uses."""
-        if not self.is_train:
-            return None
-        base = (self.summary or {}).get("baseline_run")
+        base = self.training.baseline_run
         return None if base is None else int(base)
 
     def headline(self) -> dict | None:

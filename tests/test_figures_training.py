@@ -92,14 +92,14 @@ def test_outcome_in_plain_words():
     assert "test split (300 queries)" in lines[1] and "0.644 → 0.752 (+10.8 points)" in lines[1]
     assert lines[2] == "Trained at 11.5 pairs/s in 5 min."
     summary["outcome"] = outcome([checks[0], check("judged queries (test)", "ndcg_at_10", 0.644, 0.60, 300)])
-    assert "Worse than the starting encoder" in describe_outcome(run)[0]
-    assert "unless you pick this run" in describe_outcome(run)[0] and "label-free" not in describe_outcome(run)[0]
+    assert "Worse than the starting encoder" in describe_outcome(_run("done", summary=summary))[0]
+    assert "unless you pick this run" in describe_outcome(_run("done", summary=summary))[0] and "label-free" not in describe_outcome(_run("done", summary=summary))[0]
     summary["outcome"] = outcome([check("teacher agreement (held-out pseudo-queries)", "ndcg_at_10", 0.75, 0.77, 100)])
-    assert describe_outcome(run)[0].startswith("**Better on its label-free checks** (held-out pseudo-queries, never "
+    assert describe_outcome(_run("done", summary=summary))[0].startswith("**Better on its label-free checks** (held-out pseudo-queries, never "
                                                "trained on), not yet on real queries")
     summary["outcome"] = outcome([check("known item (held-out pseudo-queries)", "mrr_at_10", 0.75, 0.751, 100)])
-    assert "**No better than the starting encoder**" in describe_outcome(run)[0]
-    assert "Judged by label-free checks only" in describe_outcome(run)[0]
+    assert "**No better than the starting encoder**" in describe_outcome(_run("done", summary=summary))[0]
+    assert "Judged by label-free checks only" in describe_outcome(_run("done", summary=summary))[0]
 
 
 def test_outcome_of_failed_cancelled_and_unvalidated_runs():

@@ -247,7 +247,19 @@ def test_a_failing_judged_check_leaves_the_finished_run_done(ws, monkeypatch):
     info = ws.run(run)
     assert info.status == "done" and info.error is None and info.model_path
     s = info.summary
-    assert s["judged_error"] == "RuntimeError: judged check exploded" and "test" not in s
+    assert s["judged_error"] == "RuntimeError: judged check exploded" and s.get("test") is None
     assert [c["name"] for c in s["outcome"]["checks"]] == ["validation"]  # the outcome train() measured
     assert "could not be made" in s["outcome"]["text"] and s["outcome"]["verdict"] in ("better", "no better", "worse")
     assert ws.search("toy", "guitar chord", run=run)  # served like any finished run
+
+
+def test_training_summary_is_typed_and_keeps_what_it_does_not_know(ws):
+    from hce_engine.runs import TrainingSummary
+    info = ws.run(ws.train("toy", TINY))
+    t = info.training
+    assert t.baseline_run == info.starting_run and t.steps == info.summary["steps"] > 0
+    assert t.outcome == info.outcome and set(t.stage_seconds) >= {"prepare", "steps", "finish"}
+    assert TrainingSummary.from_dict(t.to_dict()) == t and t.to_dict() == info.summary  # stored form round-trips
+    old = TrainingSummary.from_dict({"steps": 3, "a_key_of_an_older_version": [1]})  # kept, written back as it was
+    assert old.steps == 3 and old.outcome is None and old.to_dict()["a_key_of_an_older_version"] == [1]
+    assert ws.run(info.starting_run).training == TrainingSummary()  # a baseline run has no training summary

@@ -118,14 +118,14 @@ def _delta(a: float, b: float) -> str:
 def describe_outcome(run) -> list[str]:
     """The outcome of a training run (:class:`~hce_engine.workspace.Run`) in plain words (markdown lines),
     from its status and summary."""
-    status, s = str(run.status), run.summary or {}
+    status, s = str(run.status), run.training
     lines: list[str] = []
     if status == "failed":
         return [f"The run failed: {run.error or 'unknown error'}."]
     if status in ("cancelled", "interrupted"):
         lines.append(f"The run was {status}" + (": the best weights validated so far were kept."
                                                  if run.model_path else "."))
-    outcome = s.get("outcome") or {}
+    outcome = run.outcome
     if outcome.get("checks"):
         head = {"better": "**Better than the starting encoder.**",
                 "no better": "**No better than the starting encoder** (every change within "
@@ -152,13 +152,13 @@ def describe_outcome(run) -> list[str]:
     elif status == "done":
         lines.append("Nothing to measure this run against: no validation queries were held out and the corpus has "
                      "no judged queries it did not train on.")
-    test = s.get("test") or {}
+    test = s.test or {}
     if test.get("start") and test.get("trained"):
         a, b = test["start"], test["trained"]
         q = b.get("queries")
         lines.append(f"On the test split{f' ({q} queries)' if q else ''}: " + ", ".join(
             f"{METRIC_LABELS[k]} {_delta(a[k], b[k])}" for k in ("ndcg_at_10", "mrr_at_10")) + ".")
-    if s.get("examples_per_s") is not None and s.get("seconds") is not None:
-        lines.append(f"Trained at {s['examples_per_s']:.1f} pairs/s in {fmt_duration(s['seconds'])}.")
+    if s.examples_per_s is not None and s.seconds is not None:
+        lines.append(f"Trained at {s.examples_per_s:.1f} pairs/s in {fmt_duration(s.seconds)}.")
     return lines
 

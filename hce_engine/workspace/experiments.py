@@ -174,7 +174,7 @@ class ExperimentVerbs(WorkspaceBase):
                     info = self._run_info(run_id)
                 except NotFoundError:
                     run_id = None
-            seconds = (info.summary or {}).get("seconds") if info else None
+            seconds = info.training.seconds if info else None
             if info is not None and info.done and seconds:
                 done_s.append(float(seconds))
             cells.append({"arm": arm, "seed": seed, "run_id": run_id,
@@ -209,7 +209,7 @@ class ExperimentVerbs(WorkspaceBase):
             info = self._run_info(cell["run_id"])
             runs[f"{cell['arm']}/{cell['seed']}"] = {
                 "run_id": cell["run_id"], "config": info.config_dict,
-                "provenance": (info.summary or {}).get("provenance"),
+                "provenance": info.training.provenance,
                 HEADLINE: {q: v[HEADLINE] for q, v in per_query[key].items()}}
         if control is not None and control not in exp.spec.arms:
             raise HCEError(f"{control!r} is not an arm of experiment {exp.experiment_id}")

@@ -13,7 +13,7 @@ from .. import slot
 from ..atomic import recover_dir
 from ..errors import HCEError, InputError
 from ..progress import as_stage
-from ..runs import RunStatus
+from ..runs import RunStatus, TrainingSummary
 from ..settings import DEFAULT_MAX_LENGTH
 from .base import WorkspaceBase
 from .shared import TRAIN_LOCK, ImportReport, Progress, ProgressFn
@@ -222,7 +222,7 @@ class TrainingVerbs(WorkspaceBase):
             encoder = load_encoder(cfg.model, device=cfg.device, max_length=cfg.max_length,
                                    precision=cfg.precision)  # a fresh copy
             ckpt = os.path.join(self.models_dir, f"run-{run_id}")
-            epochs: list[dict] = list((info.summary or {}).get("val_history", [])) if resume else []
+            epochs: list[dict] = list(info.training.val_history or []) if resume else []
 
             # Steps are logged in brief commits (at most one per LOG_EVERY_S), so that another process
             # sharing the workspace gets its turn on the database between them.
@@ -251,7 +251,8 @@ class TrainingVerbs(WorkspaceBase):
                 flush()
                 if ev.val is not None:
                     epochs.append(ev.val)
-                    self.store.update_run(run_id, summary={"val_history": epochs, "best_epoch": ev.best_epoch})
+                    self.store.update_run(run_id, summary=TrainingSummary(val_history=epochs,
+                                                                          best_epoch=ev.best_epoch).to_dict())
                 report(Progress("validate", ev.epoch, cfg.epochs))
 
             def on_tree(rebuild: int, tree, vectors) -> None:
@@ -265,22 +266,22 @@ class TrainingVerbs(WorkspaceBase):
                            on_epoch=on_epoch, should_cancel=cancel, checkpoint_dir=ckpt,
                            resume_from=ckpt if resume else None, initial_max_length=doc_len, teacher=teacher)
             flush()
-            summary = {"baseline_run": base_run, "best_epoch": result.best_epoch, "start_val": result.start_val,
-                       "best_val": result.best_val, "improved": result.improved, "val_history": result.val_history,
-                       "steps": result.steps, "epochs_done": result.epochs_done, "memory_levels":
-                       result.memory_levels, "rebuilds": result.rebuilds, "n_train_pairs": result.n_train_pairs,
-                       "n_val_pairs": result.n_val_pairs, "examples_per_s": result.examples_per_s,
-                       "seconds": result.seconds, "precision": getattr(encoder, "precision", None),
-                       "outcome": result.outcome, "threads": result.threads, "provenance": provenance(),
-                       "estimate_stages": clock.estimate if any(clock.estimate.values()) else None}
+            summary = TrainingSummary(
+                baseline_run=base_run, best_epoch=result.best_epoch, start_val=result.start_val,
+                best_val=result.best_val, improved=result.improved, val_history=result.val_history,
+                steps=result.steps, epochs_done=result.epochs_done, memory_levels=result.memory_levels,
+                rebuilds=result.rebuilds, n_train_pairs=result.n_train_pairs, n_val_pairs=result.n_val_pairs,
+                examples_per_s=result.examples_per_s, seconds=result.seconds,
+                precision=getattr(encoder, "precision", None), outcome=result.outcome, threads=result.threads,
+                provenance=provenance(), estimate_stages=clock.estimate if any(clock.estimate.values()) else None)
             if result.status == "cancelled":
-                self.store.update_run(run_id, status="cancelled", summary=summary,
+                self.store.update_run(run_id, status="cancelled", summary=summary.to_dict(),
                                       error="cancelled by the user (resume continues from the last epoch)")
                 return
             model_path = result.checkpoint or os.path.join(ckpt, "best")
             if not result.checkpoint:
                 encoder.save(model_path)
-            summary["doc_max_length"] = doc_len
+            summary = summary.replace(doc_max_length=doc_len)
             if result.corpus_vectors is not None and cfg.max_length == doc_len:
                 vecs = result.corpus_vectors  # the last validation encoded the corpus with these weights
             else:
@@ -294,7 +295,7 @@ class TrainingVerbs(WorkspaceBase):
             self.build_tree(run_id, vecs, ids, texts, rebuild=result.rebuilds + 1, branching=cfg.branching,
                             builder=cfg.builder, seed=cfg.seed)
             self.cache.encoder_saved((model_path, cfg.device, cfg.max_length))
-            self.store.update_run(run_id, status="done", model_path=model_path, summary=summary)
+            self.store.update_run(run_id, status="done", model_path=model_path, summary=summary.to_dict())
         except BaseException as exc:
             try:
                 flush()  # the steps logged before the failure
@@ -305,11 +306,11 @@ class TrainingVerbs(WorkspaceBase):
         # The run is finished (stored done first: evaluate scores finished runs only). Its judged-query check
         # completes the outcome; if it cannot be made, the run stays done with its validation outcome and a note.
         try:
-            summary.update(self._judge(corpus, cid, cfg, base_run, run_id, result.checks, report))
+            summary = summary.replace(**self._judge(corpus, cid, cfg, base_run, run_id, result.checks, report))
         except Exception as exc:  # noqa: BLE001 - any failure of the check: recorded, the trained run is kept
-            summary.update(judged_unavailable(result.outcome, exc))
-        summary["stage_seconds"] = clock.finish()
-        self.store.update_run(run_id, summary=summary)
+            summary = summary.replace(**judged_unavailable(result.outcome, exc))
+        summary = summary.replace(stage_seconds=clock.finish())
+        self.store.update_run(run_id, summary=summary.to_dict())
 
     def teacher(self, corpus: str, cfg, base_run: int):
         """The self signal's teacher for ``corpus``: hybrid search over BM25 and ``base_run``'s vectors (the
@@ -345,19 +346,17 @@ class TrainingVerbs(WorkspaceBase):
         for r in self._run_rows(corpus):
             if not r.is_train or not r.done:
                 continue
-            summary = dict(r.summary or {})
             base = r.starting_run
             if base is None or not self._run_info(base).done:
                 continue  # its starting run was deleted: nothing to compare against
-            before = summary.get("outcome", {})
+            before = r.outcome
             kept = [c for c in before.get("checks", []) if not c["name"].startswith(JUDGED_CHECK)]
-            reuse = {s: v for s, v in (summary.get("judged") or {}).items() if s != split} if split else None
-            summary.pop("test", None)
-            summary.update(self._judge(corpus, cid, r.config, base, r.run_id, kept, lambda *_: None, reuse,
-                                       memo))
-            self.store.update_run(r.run_id, summary=summary)
+            reuse = {s: v for s, v in (r.training.judged or {}).items() if s != split} if split else None
+            judged = self._judge(corpus, cid, r.config, base, r.run_id, kept, lambda *_: None, reuse, memo)
+            summary = r.training.replace(**{"test": None, **judged})
+            self.store.update_run(r.run_id, summary=summary.to_dict())
             out.append({"run_id": r.run_id, "before": before.get("verdict", "unknown"),
-                        "after": summary["outcome"]["verdict"]})
+                        "after": (summary.outcome or {})["verdict"]})
         return out
 
     def _judge(self, corpus: str, cid: int, cfg, base_run: int, run_id: int, checks: list[dict],
@@ -474,10 +473,9 @@ class TrainingVerbs(WorkspaceBase):
         per_stage: dict[str, list[float]] = {}
         n = 0
         for r in reversed(self._run_rows()):
-            s = r.summary or {}
             if not (r.is_train and r.done):
                 continue
-            est, took = s.get("estimate_stages"), s.get("stage_seconds")
+            est, took = r.training.estimate_stages, r.training.stage_seconds
             if not est or not took or r.config_dict.get("device", "auto") != device:
                 continue
             for stage, seconds in est.items():

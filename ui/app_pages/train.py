@@ -149,7 +149,6 @@ def settings_form(corpus: str) -> None:
 def run_charts(run: Run, key: str) -> None:
     """Loss and sibling accuracy per level, throughput, ETA, tree rebuilds and validation of one run."""
     log = ws.train_log(run.run_id)
-    summary = run.summary or {}
     last = log.iloc[-1].to_dict() if len(log) else {}
 
     def num(name: str, fmt: str) -> str:
@@ -165,7 +164,7 @@ def run_charts(run: Run, key: str) -> None:
         live = ws.progress(run.run_id)  # the whole run's time left (the log's ETA covers its steps only)
         cols[4].metric("Time left", fmt_duration(live.eta_s if live else last.get("eta_s")))
     else:
-        cols[4].metric("Tree rebuilds", summary.get("rebuilds", 0), help="Co-training rebuilds of the tree "
+        cols[4].metric("Tree rebuilds", run.training.rebuilds or 0, help="Co-training rebuilds of the tree "
                        "(setting recluster every)")
     left, right = st.columns(2)
     self_signal = run.config_dict.get("signal") == "self"
@@ -183,7 +182,7 @@ def run_charts(run: Run, key: str) -> None:
         left.caption(LOSS_NOTE)
         right.caption("How often the query scores its positive's branch above every sibling branch, per level; "
                       "leaf: the positive document above its sibling and in-batch documents.")
-    history = summary.get("val_history")
+    history = run.training.val_history
     if history:
         st.plotly_chart(validation_figure(history), key=f"{key}_val")
 
