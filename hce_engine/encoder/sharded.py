@@ -6,8 +6,8 @@ them) and encodes it; rank 0 gathers the rows back into input order. Every text 
 as in one process, so the rows equal a one-process encode's up to the float rounding of a different torch thread
 count (each spawned rank runs ``cores // N`` threads): max abs difference <= 1e-5 in fp32.
 
-On a CPU the ranks share the machine's cores: N ranks are no faster than one process using all of them (on a
-2-core machine, 2 ranks run one core each). The gain is on several GPUs, or several machines under ``torchrun``.
+On a CPU the ranks share the machine's cores and add no compute (on a 2-core machine, 2 ranks run one core
+each). The gain is on several GPUs, or several machines under ``torchrun``.
 
 Depends only on torch, transformers, safetensors and numpy.
 """
