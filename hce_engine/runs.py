@@ -70,10 +70,12 @@ class EncodeConfig:
     branching: int = _f(10, "About this many children per tree node.")
     builder: str = _f("auto", "Tree builder: agglomerative, divisive or auto (by corpus size).", BUILDERS)
     seed: int = _f(0, "Seed of the tree build: same seed, same tree.")
+    nproc: int = _f(1, "Processes that encode a shard of the corpus each (torch.distributed): up to the GPUs, "
+                       "or the CPU cores (no faster there: they share the cores).")
 
     def validate(self) -> "EncodeConfig":
         """Raise ValueError naming the first bad setting; return self."""
-        for name, low in (("max_length", 1), ("branching", 2), ("seed", 0)):
+        for name, low in (("max_length", 1), ("branching", 2), ("seed", 0), ("nproc", 1)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low} (got {value!r})")

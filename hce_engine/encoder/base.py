@@ -31,6 +31,11 @@ class TextEncoder(Protocol):
                progress: ProgressFn | None = None, cancel: Cancel | None = None) -> np.ndarray:
         """float32 (n, dim), normalised, no gradient; reports ``Progress("encode", done, n)`` per batch."""
 
+    def batches(self, texts: Sequence[str], batch_size: int | None = None,
+                max_length: int | None = None) -> list[np.ndarray]:
+        """The batches ``encode`` runs, in order: int64 index arrays into ``texts``. Encoding the texts of a
+        contiguous run of them, in this order, runs exactly those batches again."""
+
     def embed(self, texts: Sequence[str], max_length: int | None = None) -> torch.Tensor:
         """float32 tensor (n, dim) on ``device``, normalised, with gradient."""
 

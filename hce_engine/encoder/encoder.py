@@ -201,15 +201,8 @@ class Encoder(torch.nn.Module):
         n = len(texts)
         if n == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        if batch_size is None:
-            batch_size = DEFAULT_BATCH.get(self.device.type, DEFAULT_BATCH_OTHER)
-        if batch_size < 1:
-            raise ValueError("batch_size must be >= 1")
-        max_length = max_length or self.max_length
-        ids = self.tokenizer(texts, padding=False, truncation=True, max_length=max_length,
-                             return_attention_mask=False, return_token_type_ids=False)["input_ids"]
-        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=n)
-        order = np.argsort(-lengths, kind="stable")
+        batch_size, max_length = self._sizes(batch_size, max_length)
+        ids, lengths, batches = self._plan(texts, batch_size, max_length)
         pad_id = self.tokenizer.pad_token_id or 0
 
         out = np.empty((n, self.dim), dtype=np.float32)
@@ -218,14 +211,12 @@ class Encoder(torch.nn.Module):
         try:
             with torch.inference_mode(), one_thread_if(self.device.type == "cpu"
                                                         and int(lengths.sum()) <= SERIAL_TOKENS):
-                start = 0
-                while start < n:
+                done = 0
+                for idx in batches:
                     if cancel is not None and cancel():
                         raise InterruptedError("encoding cancelled")
-                    longest = int(lengths[order[start]])
-                    size = self._batch_size(longest, batch_size, max_length)
-                    idx = order[start:start + size]
                     blens = lengths[idx]
+                    longest = int(blens[0])
                     arr = np.full((len(idx), longest), pad_id, dtype=np.int64)
                     for row, i in enumerate(idx):
                         arr[row, :blens[row]] = ids[i]
@@ -236,12 +227,42 @@ class Encoder(torch.nn.Module):
                         mask = torch.from_numpy(np.arange(longest)[None, :] < blens[:, None]).to(
                             self.device, dtype=torch.long, non_blocking=True)
                     out[idx] = self._pool(input_ids, mask).cpu().numpy()
-                    start += len(idx)
+                    done += len(idx)
                     if progress is not None:
-                        progress(Progress("encode", start, n))
+                        progress(Progress("encode", done, n))
         finally:
             self.train(was_training)
         return out
+
+    def batches(self, texts: Sequence[str], batch_size: int | None = None,
+                max_length: int | None = None) -> list[np.ndarray]:
+        """The batches :meth:`encode` runs for these arguments, in its order: int64 index arrays into ``texts``.
+
+        Encoding the texts of a contiguous run of batches, in this order, packs exactly those batches again
+        (what :mod:`~hce_engine.encoder.sharded` relies on)."""
+        return self._plan(self._prep(texts), *self._sizes(batch_size, max_length))[2]
+
+    def _sizes(self, batch_size: int | None, max_length: int | None) -> tuple[int, int]:
+        """(batch size, token limit) with the defaults filled in."""
+        if batch_size is None:
+            batch_size = DEFAULT_BATCH.get(self.device.type, DEFAULT_BATCH_OTHER)
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        return batch_size, max_length or self.max_length
+
+    def _plan(self, texts: list[str], batch_size: int, max_length: int):
+        """(token ids per text, int64 (n,) token counts, batches): texts sorted by token count (longest first,
+        stable) and packed greedily by :meth:`_batch_size`."""
+        ids = self.tokenizer(texts, padding=False, truncation=True, max_length=max_length,
+                             return_attention_mask=False, return_token_type_ids=False)["input_ids"] if texts else []
+        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(texts))
+        order = np.argsort(-lengths, kind="stable")
+        batches, start = [], 0
+        while start < len(texts):
+            size = self._batch_size(int(lengths[order[start]]), batch_size, max_length)
+            batches.append(order[start:start + size])
+            start += size
+        return ids, lengths, batches
 
     def _batch_size(self, longest: int, batch_size: int, max_length: int) -> int:
         """Texts in the next batch, whose longest text has ``longest`` tokens."""

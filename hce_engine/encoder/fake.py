@@ -65,15 +65,20 @@ class FakeEncoder(torch.nn.Module):
     def encode(self, texts: Sequence[str], batch_size: int | None = None, max_length: int | None = None,
                progress: ProgressFn | None = None, cancel: Cancel | None = None) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        batch_size = batch_size or 64
         with torch.no_grad():
-            for start in range(0, len(texts), batch_size):
+            for idx in self.batches(texts, batch_size):
                 if cancel is not None and cancel():
                     raise InterruptedError("encoding cancelled")
-                out[start:start + batch_size] = self.embed(texts[start:start + batch_size], max_length).numpy()
+                out[idx] = self.embed([texts[i] for i in idx], max_length).numpy()
                 if progress is not None:
-                    progress(Progress("encode", min(start + batch_size, len(texts)), len(texts)))
+                    progress(Progress("encode", int(idx[-1]) + 1, len(texts)))
         return out
+
+    def batches(self, texts: Sequence[str], batch_size: int | None = None,
+                max_length: int | None = None) -> list[np.ndarray]:
+        """Consecutive runs of ``batch_size`` (default 64) indices in input order: the batches of :meth:`encode`."""
+        step = batch_size or 64
+        return [np.arange(start, min(start + step, len(texts))) for start in range(0, len(texts), step)]
 
     def save(self, path: str) -> None:
         os.makedirs(path, exist_ok=True)

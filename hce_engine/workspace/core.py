@@ -311,8 +311,9 @@ class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExperimentVerbs, Export
         """Zero-shot baseline run: encode every live document, store the vectors, build the tree.
 
         ``settings``: :class:`EncodeConfig` fields (model, device, max_length, batch_size, tree, branching,
-        builder, seed). Returns the run id. A failure marks the run failed (cancel: 'cancelled') and re-raises;
-        other runs are untouched.
+        builder, seed, nproc: processes that share the encoding, :func:`~hce_engine.encoder.sharded.encode_sharded`).
+        Returns the run id. A failure marks the run failed (cancel: 'cancelled') and re-raises; other runs are
+        untouched.
         """
         run_id = self._new_baseline_run(corpus, **settings)
         self._execute_baseline(run_id, progress, cancel)
@@ -329,6 +330,9 @@ class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExperimentVerbs, Export
         cid = self.store.corpus_id(corpus)
         try:
             config = EncodeConfig(**settings).validate()
+            if config.nproc > 1:
+                from ..encoder.sharded import check_nproc
+                check_nproc(config.nproc, config.device)
         except (TypeError, ValueError) as exc:
             raise InputError(f"encode settings: {exc}") from None
         config = replace(config, model=self.model_for(config.model))
@@ -340,7 +344,12 @@ class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExperimentVerbs, Export
         try:
             enc = self.encoder(cfg.model, cfg.device, cfg.max_length)
             ids, _, texts = self._texts(info.corpus_id)
-            vecs = enc.encode(texts, batch_size=cfg.batch_size, progress=progress, cancel=cancel)
+            if cfg.nproc > 1:
+                from ..encoder.sharded import encode_sharded
+                vecs = encode_sharded(cfg.model, texts, cfg.nproc, max_length=cfg.max_length,
+                                      batch_size=cfg.batch_size, device=cfg.device, progress=progress, cancel=cancel)
+            else:
+                vecs = enc.encode(texts, batch_size=cfg.batch_size, progress=progress, cancel=cancel)
             self.store.write_vectors(run_id, ids, vecs)
             if cfg.tree:
                 if progress:
