@@ -71,7 +71,7 @@ class EncodeConfig:
     builder: str = _f("auto", "Tree builder: agglomerative, divisive or auto (by corpus size).", BUILDERS)
     seed: int = _f(0, "Seed of the tree build: same seed, same tree.")
     nproc: int = _f(1, "Processes that encode a shard of the corpus each (torch.distributed): up to the GPUs, "
-                       "or the CPU cores (no faster there: they share the cores).")
+                       "or the CPU cores (on a CPU they add no compute: they share its cores).")
 
     def validate(self) -> "EncodeConfig":
         """Raise ValueError naming the first bad setting; return self."""
