@@ -1,0 +1,87 @@
+"""Data-parallel training (``--nproc``): 2 gloo ranks on the CPU give the gradients and runs of one process."""
+from __future__ import annotations
+
+import os
+import socket
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from test_training import toy_corpus, two_level_builder
+
+from hce_engine.encoder.fake import FakeEncoder
+from hce_engine.training import HierarchicalContrastiveLoss, HierarchicalSampler, TrainConfig
+from hce_engine.training.distributed import ShardedEmbedder, share, share_sizes, sync_grads
+from hce_engine.training.gradcache import Embedder, train_step
+
+#: Gradient caching chunks tried: 0 = every text kind embedded at once; 3 = cached in chunks of 3 texts.
+CHUNKS = (0, 3)
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _step_setup():
+    """The encoder, loss (memory on level 1, sampled documents on level 2, bidirectional) and first batch."""
+    docs, pairs = toy_corpus()
+    enc = FakeEncoder(dim=32, seed=0)
+    tree = two_level_builder()(enc.encode(docs))
+    sampler = HierarchicalSampler(tree, pairs, docs, batch_size=16, siblings=3, memory_levels=1, seed=0)
+    batch = next(iter(sampler.batches(0)))
+    loss_fn = HierarchicalContrastiveLoss(tree, memory_levels=1, tau=0.05, bidirectional=True)
+    return enc, loss_fn, batch, TrainConfig(sibling_max_length=8)
+
+
+def _grads(enc, loss_fn) -> dict[str, torch.Tensor]:
+    named = [*enc.named_parameters(), *(("loss." + n, p) for n, p in loss_fn.named_parameters())]
+    return {n: p.grad.clone() for n, p in named}
+
+
+def _step_rank(rank: int, world: int, port: int, out: str) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        enc, loss_fn, batch, cfg = _step_setup()
+        grads = {}
+        for chunk in CHUNKS:
+            enc.zero_grad(set_to_none=True)
+            loss_fn.zero_grad(set_to_none=True)
+            train_step(ShardedEmbedder(Embedder(enc, torch.device("cpu"), chunk), enc.dim), loss_fn, batch, cfg)
+            sync_grads(list(enc.parameters()), list(loss_fn.memory.parameters()))
+            grads[chunk] = _grads(enc, loss_fn)
+        torch.save(grads, os.path.join(out, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_shares_are_contiguous_and_cover_every_row():
+    for n in (0, 1, 5, 16):
+        for world in (1, 2, 3):
+            sizes = share_sizes(n, world)
+            assert sum(sizes) == n and max(sizes) - min(sizes) <= 1 and sizes == sorted(sizes, reverse=True)
+            rows = [list(range(n))[share(n, world, r)] for r in range(world)]
+            assert sum(rows, []) == list(range(n))
+
+
+def test_two_ranks_give_the_one_process_gradient(tmp_path, one_torch_thread):
+    """Same global batch: the 2-rank gradient of every encoder weight and memory vector (after sync_grads, on
+    each rank) is the 1-process gradient, directly and with gradient caching (relative to the largest entry)."""
+    enc, loss_fn, batch, cfg = _step_setup()
+    assert batch.n_positive_texts < len(batch.doc_texts)  # queries, positives and negatives are all shared out
+    train_step(Embedder(enc, torch.device("cpu"), 0), loss_fn, batch, cfg)
+    one = _grads(enc, loss_fn)
+    assert any(n.startswith("loss.memory") for n in one)
+    mp.spawn(_step_rank, args=(2, _port(), str(tmp_path)), nprocs=2)
+    worst = 0.0
+    for rank in (0, 1):
+        two = torch.load(tmp_path / f"rank{rank}.pt")
+        for chunk in CHUNKS:
+            assert two[chunk].keys() == one.keys()
+            for name, g in one.items():
+                rel = float((two[chunk][name] - g).abs().max() / g.abs().max())
+                assert rel <= 1e-5, (rank, chunk, name, rel)
+                worst = max(worst, rel)
+    print(f"max relative gradient difference, 2 ranks vs 1 process: {worst:.2e}")
