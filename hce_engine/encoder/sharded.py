@@ -49,6 +49,13 @@ def check_nproc(nproc: int, device: str) -> None:
         raise ValueError(f"--nproc {nproc} is more than the {have} {what} here (use --nproc {have} or less)")
 
 
+def free_port() -> int:
+    """A free TCP port on localhost, for a process group's rendezvous."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def shard_rows(batches: list[np.ndarray], world: int) -> list[np.ndarray]:
     """Each rank's rows: rank r gets the r-th of ``world`` contiguous runs of ``batches`` (run lengths differ by
     at most one batch; ranks past the last batch get none), concatenated. int64 index arrays."""
@@ -71,9 +78,7 @@ def encode_sharded(model_path: str, texts: Sequence[str], nproc: int, *, max_len
     if nproc == 1:
         return load_encoder(model_path, device=device, max_length=max_length).encode(
             texts, batch_size=batch_size, progress=progress, cancel=cancel)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     messages = mp.get_context("spawn").Queue()
     ranks = start_processes(_spawned_rank, nprocs=nproc, join=False, start_method="spawn",
                             args=(nproc, port, messages, model_path, texts, max_length, batch_size, device))

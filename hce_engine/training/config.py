@@ -107,6 +107,10 @@ class TrainConfig:
     seed: int = _f(0, "Random seed (tree, sampling, batching, dropout): same seed, same run, bit for bit on one "
                    "machine with the same thread count and precision (docs/method.md section 8).")
     device: str = _f("auto", "auto (GPU when present), cpu, cuda or cuda:N.")
+    nproc: int = _f(1, "Processes that train the run together (torch.distributed data parallel): each embeds its "
+                    "share of every batch, the loss sees the whole batch, gradients are summed; up to the GPUs "
+                    "(device cuda or auto), or the CPU cores (on a CPU they add no compute: they share its "
+                    "cores). Not with the self signal.")
     model: str | None = _f(None, "Starting encoder folder (empty = the bundled all-MiniLM-L6-v2).")
 
     # ------------------------------------------------------------------ (de)serialisation
@@ -180,7 +184,8 @@ class TrainConfig:
             check(isinstance(getattr(self, name), bool), f"{name} must be true or false")
         for name, lo in (("epochs", 1), ("batch_size", 1), ("siblings", 0), ("branching", 2),
                          ("max_length", 8), ("sibling_max_length", 0), ("query_max_length", 4), ("recluster_every", 0),
-                         ("ict_min_words", 1), ("val_pool", 0), ("seed", 0), ("max_pairs", 0)):
+                         ("ict_min_words", 1), ("val_pool", 0), ("seed", 0), ("max_pairs", 0),
+                         ("nproc", 1)):
             v = getattr(self, name)
             check(is_int(v) and v >= lo, f"{name} must be an integer >= {lo} (got {v!r})")
         check(self.memory_levels is None or (is_int(self.memory_levels) and self.memory_levels >= 0),
@@ -213,6 +218,8 @@ class TrainConfig:
         check(is_num(self.val_fraction) and 0 <= self.val_fraction <= 0.5,
               f"val_fraction must be in [0, 0.5] (got {self.val_fraction!r})")
         check(device_error(self.device) is None, str(device_error(self.device)))
+        check(self.nproc == 1 or self.signal != "self",
+              "the self signal trains in one process (nproc 1): its teacher is not shared out")
         check(self.model is None or (isinstance(self.model, str) and bool(self.model)),
               "model must be empty (bundled model) or a folder path")
         if errs:

@@ -13,7 +13,7 @@ The reduction is explicit rather than DistributedDataParallel's backward hooks: 
 module's ``forward``. (DDP's reduction is a mean; with it the loss would have to be scaled by the world size
 and the memory gradients divided by it: the same result.)
 
-Depends only on torch and numpy.
+Depends only on torch, numpy and the training package.
 """
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 import torch.distributed as dist
+
+from .gradcache import Embedder
 
 #: What rank 0 sends (:meth:`Ranks.from_root`) instead of its message when its part of the run was cancelled.
 CANCELLED = "__hce_cancelled__"
@@ -51,26 +53,19 @@ def gather_rows(local: torch.Tensor, sizes: Sequence[int]) -> torch.Tensor:
     return torch.cat([local if r == rank else p[:n] for r, (p, n) in enumerate(zip(parts, sizes, strict=True))])
 
 
-class ShardedEmbedder:
-    """An :class:`~.gradcache.Embedder` whose ``forward`` embeds this rank's share of the texts (directly or
-    with gradient caching, as the wrapped one decides) and returns the global (n, d) embeddings; ``replay``
-    pushes the cached gradient of the share through the encoder."""
-
-    def __init__(self, inner, dim: int):
-        self.inner, self.dim = inner, int(dim)
+class ShardedEmbedder(Embedder):
+    """An :class:`~.gradcache.Embedder` whose ``forward`` embeds this rank's share of the texts (directly or with
+    gradient caching, as one process would decide for that many texts) and returns the global (n, d)
+    embeddings; ``replay`` pushes the cached gradient of the share through the encoder."""
 
     def forward(self, texts: list[str], max_length: int):
         rank, world = dist.get_rank(), dist.get_world_size()
-        sizes = share_sizes(len(texts), world)
         mine = texts[share(len(texts), world, rank)]
         if mine:
-            local, pending = self.inner.forward(mine, max_length)
+            local, pending = super().forward(mine, max_length)
         else:
-            local, pending = torch.zeros((0, self.dim), device=self.inner.device), None
-        return gather_rows(local.float(), sizes), pending
-
-    def replay(self, pending) -> None:
-        self.inner.replay(pending)
+            local, pending = torch.zeros((0, self.encoder.dim), device=self.device), None
+        return gather_rows(local, share_sizes(len(texts), world)), pending
 
 
 def sync_grads(summed: Sequence[torch.nn.Parameter], averaged: Sequence[torch.nn.Parameter]) -> None:

@@ -41,6 +41,7 @@ from hce_engine.tree.tree import Tree
 from .checkpoint import Best, checkpoint_root, load_last, rng_state, save_last, set_rng_state
 from .config import TrainConfig
 from .determinism import deterministic_torch, run_threads
+from .distributed import CANCELLED, Ranks, ShardedEmbedder, sync_grads
 from .events import EpochEvent, StepEvent, TrainResult
 from .gradcache import Embedder, train_step
 from .loss import HierarchicalContrastiveLoss
@@ -71,7 +72,7 @@ def train(encoder, doc_texts: Sequence[str], pairs: list[Pair], config: TrainCon
           should_cancel: Callable[[], bool] | None = None,
           checkpoint_dir: str | None = None, resume_from: str | None = None,
           grad_chunk: int | None = None, initial_max_length: int | None = None,
-          teacher: HybridTeacher | None = None) -> TrainResult:
+          teacher: HybridTeacher | None = None, ranks: Ranks | None = None) -> TrainResult:
     """Train ``encoder`` in place with the HCE loss; see the module docstring.
 
     Args:
@@ -99,8 +100,22 @@ def train(encoder, doc_texts: Sequence[str], pairs: list[Pair], config: TrainCon
         teacher: the self signal's :class:`~.teacher.HybridTeacher` (required for ``signal="self"``), built
             on the starting encoder's corpus vectors; it is prepared here for the run's pseudo-queries with
             ``encoder`` before its first step.
+        ranks: this process's rank in a started process group (data-parallel training, see
+            :mod:`.distributed`): every rank calls ``train`` with the same arguments; rank 0 builds the tree,
+            validates, checkpoints and calls the callbacks (the others' are ignored) and its result is the run's.
+            With ``config.nproc > 1`` and no ``ranks``, :func:`.spawn.train_spawned` runs the ranks in spawned
+            processes and hands back rank 0's result and weights (``tree_builder`` must then be picklable).
     """
     config.validate()
+    if ranks is None and config.nproc > 1:
+        from .spawn import train_spawned
+        return train_spawned(encoder, doc_texts, pairs, config, val_pairs=val_pairs,
+                             initial_vectors=initial_vectors, tree_builder=tree_builder, on_step=on_step,
+                             on_tree=on_tree, on_epoch=on_epoch, should_cancel=should_cancel,
+                             checkpoint_dir=checkpoint_dir, resume_from=resume_from, grad_chunk=grad_chunk,
+                             initial_max_length=initial_max_length, teacher=teacher)
+    if ranks is not None and not ranks.root:
+        on_step = on_tree = on_epoch = should_cancel = None
     # Same seed, same run (on one machine): seeded generators, deterministic kernels, a fixed thread count.
     with deterministic_torch(), fixed_threads(run_threads()):
         t_start = time.time()
@@ -126,6 +141,8 @@ def train(encoder, doc_texts: Sequence[str], pairs: list[Pair], config: TrainCon
             raise ValueError("the corpus needs at least 2 documents")
         if config.signal == "self" and teacher is None:
             raise ValueError("the self signal needs a teacher (HybridTeacher over the starting encoder's vectors)")
+        if ranks is not None and ranks.world != config.nproc:
+            raise ValueError(f"nproc is {config.nproc} but the process group has {ranks.world} ranks")
         if hasattr(encoder, "precision"):
             from hce_engine.precision import resolve_precision
             encoder.precision = resolve_precision(config.precision, dev)
@@ -133,14 +150,17 @@ def train(encoder, doc_texts: Sequence[str], pairs: list[Pair], config: TrainCon
         trainer = _Trainer(encoder, doc_texts, train_pairs, val_pairs, config, dev, ckpt, t_start,
                            tree_builder=tree_builder, on_step=on_step, on_tree=on_tree, on_epoch=on_epoch,
                            cancel=should_cancel or (lambda: False), grad_chunk=grad_chunk,
-                           teacher=teacher if config.signal == "self" else None)
+                           teacher=teacher if config.signal == "self" else None, ranks=ranks)
         status = "done"
         try:
             first_epoch = trainer.start(resume_from, initial_vectors, initial_max_length)
             for epoch in range(first_epoch, config.epochs):
                 trainer.run_epoch(epoch)
+            trainer.sync(None)  # the other ranks wait for rank 0's last validation
         except _Cancelled:
             status = "cancelled"
+            if ranks is not None and ranks.root:  # the others wait for rank 0's next message: tell them
+                ranks.from_root(CANCELLED)
         return trainer.finish(status)
 
 
@@ -152,9 +172,13 @@ class _Trainer:
     def __init__(self, encoder, doc_texts: Sequence[str], train_pairs: list[Pair], val_pairs: list[Pair],
                  config: TrainConfig, dev: torch.device, ckpt: str | None, t_start: float, *,
                  tree_builder, on_step, on_tree, on_epoch, cancel: Callable[[], bool], grad_chunk: int | None,
-                 teacher: HybridTeacher | None = None):
+                 teacher: HybridTeacher | None = None, ranks: Ranks | None = None):
         self.encoder, self.doc_texts, self.config, self.dev = encoder, doc_texts, config, dev
+        self.ranks = ranks
+        self.root = ranks is None or ranks.root  # builds trees, validates, checkpoints
         self.train_pairs, self.val_pairs = train_pairs, val_pairs
+        if not self.root:
+            ckpt = None
         self.ckpt, self.t_start, self.cancel, self.grad_chunk = ckpt, t_start, cancel, grad_chunk
         self.tree_builder, self.on_step, self.on_tree, self.on_epoch = tree_builder, on_step, on_tree, on_epoch
         self.best = Best(ckpt)
@@ -176,6 +200,22 @@ class _Trainer:
         self.val_seconds: list[float] = []
         self.rebuild_seconds: list[float] = []
         # set by start(): loss_fn, sampler, optimizer, enc_params, n_batches, total_steps, embedder
+
+    def sync(self, obj):
+        """Rank 0's ``obj`` on every rank (``obj`` itself in one process). Every point where the other ranks
+        wait for rank 0 goes through here: a rank told that rank 0 was cancelled raises _Cancelled."""
+        if self.ranks is None:
+            return obj
+        got = self.ranks.from_root(obj)
+        if isinstance(got, str) and got == CANCELLED:
+            raise _Cancelled
+        return got
+
+    def poll(self) -> None:
+        """Before every step: stop when cancelled (rank 0 asks ``cancel``; the others learn it from rank 0)."""
+        if self.root and self.cancel():
+            raise _Cancelled
+        self.sync(None)
 
     # ------------------------------------------------------------------------------------ corpus and tree
     def encode_corpus(self) -> np.ndarray:
@@ -222,7 +262,9 @@ class _Trainer:
         optimizer; validate the starting encoder unless resuming. Returns the first epoch to train."""
         c = self.config
         state, vectors = None, None
-        if resume_dir is not None:
+        if not self.root:
+            pass  # the tree and state come from rank 0 below
+        elif resume_dir is not None:
             state, self.tree = load_last(resume_dir, len(self.train_pairs), len(self.doc_texts))
         else:
             vectors = np.asarray(initial_vectors, dtype=np.float32) if initial_vectors is not None \
@@ -232,12 +274,15 @@ class _Trainer:
             self.tree = self.build(vectors)
             if self.on_tree:
                 self.on_tree(0, self.tree, vectors)
+        state, self.tree = self.sync((state, self.tree))
         self.prepare_teacher()
         if c.anchor > 0:
             self.anchor = [p.detach().clone() for p in self.encoder.parameters()]
-        self.validator = Validator(self.doc_texts, self.val_pairs, c, self.tree, teacher=self.teacher)
+        self.validator = Validator(self.doc_texts, self.val_pairs, c, self.tree, teacher=self.teacher) \
+            if self.root else None
         start_vectors = vectors if state is None and initial_vectors is not None \
-            and self.validator.whole_corpus and initial_max_length == c.max_length else None
+            and self.validator is not None and self.validator.whole_corpus \
+            and initial_max_length == c.max_length else None
 
         self.memory_levels = c.resolve_memory_levels(self.tree.depth, self.tree.n_nodes - 1)
         self.loss_fn = HierarchicalContrastiveLoss(self.tree, self.memory_levels, c.tau, c.level_loss,
@@ -248,7 +293,7 @@ class _Trainer:
         self.enc_params = [p for g in self.optimizer.param_groups[:2] for p in g["params"]]
         self.n_batches = len(self.sampler)
         self.total_steps = c.epochs * self.n_batches
-        self.embedder = Embedder(self.encoder, self.dev, self.grad_chunk)
+        self.embedder = (Embedder if self.ranks is None else ShardedEmbedder)(self.encoder, self.dev, self.grad_chunk)
         if state is not None:
             self.load_state_dict(state)
         else:
@@ -282,8 +327,7 @@ class _Trainer:
         self.loss_fn.train()
         epoch_losses = []
         for b, batch in enumerate(self.sampler.batches(epoch)):
-            if self.cancel():
-                raise _Cancelled
+            self.poll()
             epoch_losses.append(self.train_batch(epoch, b, batch))
         self.epochs_done = epoch + 1
         self.validate(epoch + 1, float(np.mean(epoch_losses)) if epoch_losses else None)
@@ -303,6 +347,8 @@ class _Trainer:
             g["lr"] = g["base_lr"] * factor
         self.optimizer.zero_grad(set_to_none=True)
         details = train_step(self.embedder, self.loss_fn, batch, c, self.teacher)
+        if self.ranks is not None:
+            sync_grads(self.enc_params, list(self.loss_fn.memory.parameters()))
         if self.anchor is not None:  # gradient of anchor/2 * ||w - w0||^2
             for p, p0 in zip(self.encoder.parameters(), self.anchor, strict=True):
                 if p.grad is not None:
@@ -344,6 +390,8 @@ class _Trainer:
         without validation the starting weights until the last epoch ends (so a cancel never hands back an
         unvalidated intermediate epoch)."""
         c = self.config
+        if not self.root:
+            return
         keep_last = c.select == "last" and epoch > 0
         if not self.validator or (c.select == "last" and epoch not in (0, c.epochs)):
             if epoch in (0, c.epochs):  # the starting weights, then the finished run's; none in between
@@ -372,8 +420,8 @@ class _Trainer:
         """Co-training: re-encode the corpus, rebuild the tree, reset the loss's memory and its optimizer
         state, and sample from the new tree."""
         t0 = time.time()
-        vectors = self.encode_corpus()
-        self.tree = self.build(vectors)
+        vectors = self.encode_corpus() if self.root else None
+        self.tree = self.sync(self.build(vectors) if vectors is not None else None)
         self.rebuild_no += 1
         self.memory_levels = self.config.resolve_memory_levels(self.tree.depth, self.tree.n_nodes - 1)
         mem_group = self.optimizer.param_groups[2]
@@ -383,7 +431,7 @@ class _Trainer:
         mem_group["params"] = list(self.loss_fn.memory.parameters())
         self.sampler = self.make_sampler()
         self.rebuild_seconds.append(time.time() - t0)
-        if self.on_tree:
+        if self.on_tree and vectors is not None:
             self.on_tree(self.rebuild_no, self.tree, vectors)
 
     # ------------------------------------------------------------------------------------ finish
