@@ -1,6 +1,7 @@
 """Data-parallel training (``--nproc``): 2 gloo ranks on the CPU give the gradients and runs of one process."""
 from __future__ import annotations
 
+import json
 import os
 import socket
 
@@ -117,3 +118,74 @@ def test_a_two_rank_run_follows_the_one_process_run(docs_pairs, tmp_path, one_to
     for name, p in enc1.state_dict().items():
         np.testing.assert_allclose(enc2.state_dict()[name], p, rtol=1e-4, atol=1e-5, err_msg=name)
     assert torch.equal(FakeEncoder.load(two.checkpoint).proj.weight, enc2.proj.weight)  # rank 0 wrote best/
+
+
+
+def test_a_cancel_before_the_first_step_stops_every_rank(docs_pairs, one_torch_thread):
+    """Cancelled while rank 0 encodes the corpus (the others wait for its tree): every rank stops, the run is
+    "cancelled" with the starting weights."""
+    enc, res = run(docs_pairs, nproc=2, tree_builder=_build, should_cancel=lambda: True)
+    assert res.status == "cancelled" and res.steps == 0 and res.tree is None
+    assert torch.equal(enc.proj.weight, FakeEncoder(dim=32, seed=0).proj.weight)
+
+
+TINY = {"epochs": 3, "batch_size": 4, "siblings": 3, "branching": 3, "lr": 1e-2, "memory_lr": 1e-2}
+
+
+@pytest.fixture
+def ws(workspace, toy_beir, one_torch_thread, monkeypatch):
+    monkeypatch.setattr("hce_engine.workspace.training.LOG_EVERY_S", 0.0)  # every step logged as it comes
+    workspace.import_corpus(toy_beir, name="toy")
+    return workspace
+
+
+def test_the_workspace_trains_a_run_on_two_processes(ws):
+    """``Workspace.train`` with nproc 2: the ranks run in spawned processes, this process stores what rank 0
+    reports (log, trees, vectors, summary): as the 1-process run's up to float rounding."""
+    one, two = ws.train("toy", TINY), ws.train("toy", {**TINY, "nproc": 2})
+    info = ws.run(two)
+    assert info.status == "done" and info.config_dict["nproc"] == 2
+    assert info.summary["steps"] == ws.run(one).summary["steps"] == 12
+    np.testing.assert_allclose(ws.train_log(two)["loss"], ws.train_log(one)["loss"], rtol=1e-4, atol=1e-5)
+    assert [t["rebuild"] for t in ws.store.list_trees(two)] == [0, 1]
+    np.testing.assert_allclose(ws.store.read_vectors(two)[1], ws.store.read_vectors(one)[1], rtol=1e-4, atol=1e-5)
+
+
+def test_a_two_process_run_cancels_and_resumes(ws):
+    """The workspace's cancel stops every rank (rank 0 learns it from this process and tells the others; a step
+    or two may pass before it lands); resumed from rank 0's last checkpoint, the run ends like one never
+    cancelled."""
+    cfg = {**TINY, "epochs": 10, "nproc": 2}  # 40 steps: the cancel lands long before the end
+    full = ws.train("toy", cfg)
+    logged = {"n": 0}
+    log_step = ws.store.log_step
+
+    def counting(*a, **k):
+        logged["n"] += 1
+        log_step(*a, **k)
+    ws.store.log_step = counting
+    run = ws.train("toy", cfg, cancel=lambda: logged["n"] >= 5)  # 4 steps an epoch: after a checkpoint
+    info = ws.run(run)
+    assert info.status == "cancelled" and 1 <= info.summary["epochs_done"] < 10 and info.summary["steps"] < 40
+    ws.resume(run)
+    info = ws.run(run)
+    assert info.status == "done" and info.summary["epochs_done"] == 10 and info.summary["steps"] == 40
+    np.testing.assert_allclose(ws.store.read_vectors(run)[1], ws.store.read_vectors(full)[1], rtol=1e-4, atol=1e-5)
+
+
+def test_hce_train_nproc_2(tmp_path, fake_model, toy_beir, monkeypatch, capsys):
+    from hce_engine.cli import main
+    monkeypatch.setenv("HCE_DEFAULT_MODEL", fake_model)
+    ws = ["--workspace", str(tmp_path / "ws")]
+    assert main([*ws, "import", toy_beir, "--name", "toy"]) == 0
+    capsys.readouterr()
+    code = main([*ws, "train", "--corpus", "toy", "--nproc", "2", "--epochs", "1", "--batch-size", "8",
+                 "--siblings", "2", "--branching", "3", "--json"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    run_id = json.loads(out.out)["run_id"]
+    assert main([*ws, "runs", "--corpus", "toy", "--json"]) == 0
+    run = [r for r in json.loads(capsys.readouterr().out) if r["run_id"] == run_id][0]
+    assert run["status"] == "done" and run["config"]["nproc"] == 2
+    code = main([*ws, "train", "--corpus", "toy", "--nproc", "10000"])
+    assert code == 1 and "--nproc 10000 is more than the" in capsys.readouterr().err

@@ -80,6 +80,9 @@ class TrainingVerbs(WorkspaceBase):
         cfg.model = self.model_for(cfg.model)
         try:
             cfg.validate()
+            if cfg.nproc > 1:
+                from ..encoder.sharded import check_nproc
+                check_nproc(cfg.nproc, cfg.device)
         except ValueError as exc:
             raise InputError(f"training settings: {exc}") from None
         if cfg.signal in ("supervised", "joint") and not self.store.qrels(corpus_id, cfg.split):
