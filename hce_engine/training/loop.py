@@ -262,11 +262,9 @@ class _Trainer:
         optimizer; validate the starting encoder unless resuming. Returns the first epoch to train."""
         c = self.config
         state, vectors = None, None
-        if not self.root:
-            pass  # the tree and state come from rank 0 below
-        elif resume_dir is not None:
+        if self.root and resume_dir is not None:
             state, self.tree = load_last(resume_dir, len(self.train_pairs), len(self.doc_texts))
-        else:
+        elif self.root:
             vectors = np.asarray(initial_vectors, dtype=np.float32) if initial_vectors is not None \
                 else self.encode_corpus()
             if len(vectors) != len(self.doc_texts):
@@ -274,6 +272,7 @@ class _Trainer:
             self.tree = self.build(vectors)
             if self.on_tree:
                 self.on_tree(0, self.tree, vectors)
+        # the other ranks take rank 0's tree (and resumed state)
         state, self.tree = self.sync((state, self.tree))
         self.prepare_teacher()
         if c.anchor > 0:
