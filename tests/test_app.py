@@ -177,6 +177,8 @@ def test_train_page_defaults_an_unjudged_corpus_to_the_self_signal(app, tmp_path
     assert app.selectbox(key="tc_notes_unsupervised_signal").value == "self"
     assert any("hybrid" in t and "No labels needed" in t for t in texts(app.info))
     assert any("teacher" in t for t in texts(app.caption))  # the estimate's parts name the teacher's encode
+    keys = {w.key for w in app.number_input}
+    assert "tc_notes_unsupervised_seed" in keys and "tc_notes_unsupervised_nproc" not in keys  # CLI only
 
 
 def test_train_estimate_start_cancel_and_finish(app, toy_beir):

@@ -31,6 +31,9 @@ from ui.common import (
 
 #: Settings shown up front; every other TrainConfig field sits under "Advanced settings".
 MAIN = ("signal", "split", "negatives", "level_loss", "epochs", "batch_size", "siblings", "branching", "seed")
+#: Settings the page leaves at their default: several training processes are started from the command line
+#: (``hce train --nproc N``), not from inside the app's server.
+CLI_ONLY = ("nproc",)
 
 ws = get_workspace()
 
@@ -124,7 +127,7 @@ def settings_form(corpus: str) -> None:
                                           disabled=name == "split" and values.get("signal") in ("ict", "self"))
     with st.expander("Advanced settings"):
         cols = st.columns(3)
-        for i, name in enumerate(n for n in fields if n not in MAIN):
+        for i, name in enumerate(n for n in fields if n not in MAIN and n not in CLI_ONLY):
             with cols[i % 3]:
                 values[name] = setting_widget(fields[name], defaults[name], prefix + name, splits)
     try:
