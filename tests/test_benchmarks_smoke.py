@@ -243,3 +243,17 @@ def test_estimates_smoke(tmp_path):
     assert first["stages_estimate_s"]["baseline"] > 0 and second["stages_estimate_s"]["baseline"] == 0
     table = run_script("estimates.py", "--markdown", str(out)).stdout
     assert table.count("| smoke |") == 2 and "estimates within 25%" in table
+
+
+def test_distributed_smoke(tmp_path):
+    """1 against 2 gloo processes: encode, train and all_reduce measured; the 2-process vectors and weights are
+    the 1-process ones; the README table comes from the file alone."""
+    out = tmp_path / "distributed.json"
+    run_script("distributed.py", "--smoke", "--docs", "40", "--steps", "3", "--encode-docs", "30", "--repeats", "2",
+               "--out", str(out))
+    data = json.loads(out.read_text())
+    assert data["smoke"] and data["nproc"] == 2 and data["encode"]["max_abs_diff"] < 1e-5
+    assert data["train"]["runs"]["2"]["steps"] == data["train"]["runs"]["1"]["steps"] >= 2
+    assert data["train"]["weights_max_abs_diff"] < 1e-4 and data["communication"]["median_s"] > 0
+    table = run_script("distributed.py", "--markdown", str(out)).stdout
+    assert "| encode 30 texts (s) |" in table and "toy documents" in table
