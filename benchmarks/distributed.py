@@ -7,7 +7,8 @@ Three measurements, each against the one-process reference of the same run:
 * **train**: ``train()`` with the ``quick`` preset's settings (supervised SciFact train pairs over a
   ``--docs`` subset, siblings and level losses, gradient caching, bf16 where the CPU has it) for ``--steps``
   steps, ``nproc`` 1 and N, from the same starting tree: seconds per step after the first (warm-up), and how far
-  the N-process loss curve and final weights are from the one-process ones.
+  the N-process loss curve and final weights are from the one-process ones (dropout stays on, and each
+  process draws its own masks: close, not equal; the exact gradient is the tests' check).
 * **communication**: one ``all_reduce`` of a tensor the size of the encoder's parameters (what a step's
   gradient synchronisation moves) between N gloo processes: median seconds of ``--repeats``.
 
