@@ -76,8 +76,8 @@ def measure_encode(model: str, texts: list[str], nproc: int) -> dict:
     for n in (1, nproc):
         t0 = time.perf_counter()
         vecs[n] = encode_sharded(model, texts, n, max_length=256, device="cpu")
-        rows[n] = round(time.perf_counter() - t0, 2)
-    return {"texts": len(texts), "seconds": {str(k): v for k, v in rows.items()},
+        rows[n] = time.perf_counter() - t0
+    return {"texts": len(texts), "seconds": {str(k): round(v, 3) for k, v in rows.items()},
             "ratio": round(rows[nproc] / rows[1], 3),
             "max_abs_diff": float(abs(vecs[1] - vecs[nproc]).max())}
 
