@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 
 import numpy as np
 import pytest
@@ -13,18 +12,13 @@ import torch.multiprocessing as mp
 from test_training import run, toy_corpus, two_level_builder
 
 from hce_engine.encoder.fake import FakeEncoder
+from hce_engine.encoder.sharded import free_port
 from hce_engine.training import HierarchicalContrastiveLoss, HierarchicalSampler, TrainConfig
 from hce_engine.training.distributed import ShardedEmbedder, share, share_sizes, sync_grads
 from hce_engine.training.gradcache import Embedder, train_step
 
 #: Gradient caching chunks tried: 0 = every text kind embedded at once; 3 = cached in chunks of 3 texts.
 CHUNKS = (0, 3)
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _step_setup():
@@ -77,7 +71,7 @@ def test_two_ranks_give_the_one_process_gradient(tmp_path, one_torch_thread):
     train_step(Embedder(enc, torch.device("cpu"), 0), loss_fn, batch, cfg)
     one = _grads(enc, loss_fn)
     assert any(n.startswith("loss.memory") for n in one)
-    mp.spawn(_step_rank, args=(2, _port(), str(tmp_path)), nprocs=2)
+    mp.spawn(_step_rank, args=(2, free_port(), str(tmp_path)), nprocs=2)
     worst = 0.0
     for rank in (0, 1):
         two = torch.load(tmp_path / f"rank{rank}.pt")
