@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import queue
 import socket
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -82,21 +82,36 @@ def encode_sharded(model_path: str, texts: Sequence[str], nproc: int, *, max_len
     messages = mp.get_context("spawn").Queue()
     ranks = start_processes(_spawned_rank, nprocs=nproc, join=False, start_method="spawn",
                             args=(nproc, port, messages, model_path, texts, max_length, batch_size, device))
-    vecs, exited = None, False
+
+    def handle(kind: str, value):
+        if kind == "vectors":
+            return value
+        if progress is not None:
+            progress(Progress("encode", value, len(texts)))
+        return None
+
+    def poll() -> None:
+        if cancel is not None and cancel():
+            raise InterruptedError("encoding cancelled")
+    return collect(ranks, messages, handle, poll, "the encoding ranks exited without returning vectors")
+
+
+def collect(ranks, messages, handle: Callable[..., Any], poll: Callable[[], None], lost: str) -> Any:
+    """Serve spawned ranks until one hands back a result: every ``(kind, *values)`` message from ``messages`` goes
+    to ``handle(kind, *values)``, whose first non-None return is the result; ``poll()`` runs between messages
+    (every 0.1 s). Raises what a rank raised (with its traceback), RuntimeError(``lost``) when the ranks exited
+    without a result; the ranks still alive at the end are terminated."""
+    out, exited = None, False
     try:
-        while vecs is None:
+        while out is None:
             try:
-                kind, value = messages.get(timeout=0.1)
+                kind, *values = messages.get(timeout=0.1)
             except queue.Empty:
                 if exited:
-                    raise RuntimeError("the encoding ranks exited without returning vectors") from None
+                    raise RuntimeError(lost) from None
             else:
-                if kind == "progress" and progress is not None:
-                    progress(Progress("encode", value, len(texts)))
-                elif kind == "vectors":
-                    vecs = value
-            if cancel is not None and cancel():
-                raise InterruptedError("encoding cancelled")
+                out = handle(kind, *values)
+            poll()
             exited = exited or ranks.join(timeout=0)  # raises when a rank failed (with its traceback)
         while not exited:
             exited = ranks.join()
@@ -105,7 +120,7 @@ def encode_sharded(model_path: str, texts: Sequence[str], nproc: int, *, max_len
             if p.is_alive():
                 p.terminate()
                 p.join()
-    return vecs
+    return out
 
 
 def encode_distributed(model_path: str, texts: Sequence[str], *, max_length: int | None = None,

@@ -12,14 +12,13 @@ Depends only on torch, numpy and the training and encoder packages.
 from __future__ import annotations
 
 import io
-import queue
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.multiprocessing.spawn import start_processes
 
-from ..encoder.sharded import check_nproc, free_port
+from ..encoder.sharded import check_nproc, collect, free_port
 from ..threads import PROCESS_THREADS
 from .config import TrainConfig
 from .distributed import Ranks
@@ -40,29 +39,18 @@ def train_spawned(encoder, doc_texts, pairs: list[Pair], config: TrainConfig, *,
                             args=(config.nproc, free_port(), messages, stop, blob.getvalue(), list(doc_texts),
                                   pairs, config, kwargs))
     handlers = {"step": on_step, "tree": on_tree, "epoch": on_epoch}
-    out, exited = None, False
-    try:
-        while out is None:
-            try:
-                kind, *value = messages.get(timeout=0.1)
-            except queue.Empty:
-                if exited:
-                    raise RuntimeError("the training ranks exited without a result") from None
-            else:
-                if kind == "result":
-                    out = value
-                elif handlers[kind] is not None:
-                    handlers[kind](*value)
-            if should_cancel is not None and should_cancel():
-                stop.set()
-            exited = exited or ranks.join(timeout=0)  # raises when a rank failed (with its traceback)
-        while not exited:
-            exited = ranks.join()
-    finally:
-        for p in ranks.processes:
-            if p.is_alive():
-                p.terminate()
-                p.join()
+
+    def handle(kind: str, *value):
+        if kind == "result":
+            return value
+        if handlers[kind] is not None:
+            handlers[kind](*value)
+        return None
+
+    def poll() -> None:
+        if should_cancel is not None and should_cancel():
+            stop.set()
+    out = collect(ranks, messages, handle, poll, "the training ranks exited without a result")
     result, state = out
     encoder.load_state_dict(torch.load(io.BytesIO(state), map_location="cpu", weights_only=True))
     encoder.eval()
