@@ -123,3 +123,19 @@ def app_env(tmp_path, fake_model, monkeypatch):
     except Exception:  # noqa: BLE001 - nothing was opened
         pass
     get_workspace.clear()
+
+
+@pytest.fixture
+def hce(tmp_path, fake_model, monkeypatch, capsys):
+    """``hce`` run in this process on a fresh workspace with the fake model: ``hce(*args) -> (code, stdout,
+    stderr)``; ``hce.workspace`` is the folder."""
+    from hce_engine.cli import main
+    monkeypatch.setenv("HCE_DEFAULT_MODEL", fake_model)
+    ws = str(tmp_path / "ws")
+
+    def run(*args):
+        code = main(["--workspace", ws, *args])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+    run.workspace = ws
+    return run

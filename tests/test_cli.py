@@ -8,21 +8,6 @@ import sys
 
 import pytest
 
-from hce_engine.cli import main
-
-
-@pytest.fixture
-def hce(tmp_path, fake_model, monkeypatch, capsys):
-    monkeypatch.setenv("HCE_DEFAULT_MODEL", fake_model)
-    ws = str(tmp_path / "ws")
-
-    def run(*args):
-        code = main(["--workspace", ws, *args])
-        out = capsys.readouterr()
-        return code, out.out, out.err
-    run.workspace = ws
-    return run
-
 
 def test_import_encode_search_eval_runs(hce, toy_beir):
     code, out, _ = hce("import", toy_beir, "--name", "toy", "--json")

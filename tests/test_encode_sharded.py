@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from conftest import SAMPLE
 
-from hce_engine.cli import main
 from hce_engine.encoder import FakeEncoder, default_model_path, load_encoder
 from hce_engine.encoder.sharded import check_nproc, encode_sharded, shard_rows
 
@@ -52,30 +51,22 @@ def test_nproc_is_checked_against_the_machine():
 
 
 @pytest.fixture
-def hce(tmp_path, fake_model, monkeypatch, capsys, toy_beir):
-    """``hce`` in this process on a workspace with the toy corpus imported as "toy"; returns (code, out, err)."""
-    monkeypatch.setenv("HCE_DEFAULT_MODEL", fake_model)
-    ws = str(tmp_path / "ws")
-
-    def run(*args):
-        code = main(["--workspace", ws, *args])
-        out = capsys.readouterr()
-        return code, out.out, out.err
-    run("import", toy_beir, "--name", "toy")
-    run.workspace = ws
-    return run
+def toy_hce(hce, toy_beir):
+    """The ``hce`` fixture (conftest) with the toy corpus imported as "toy"."""
+    hce("import", toy_beir, "--name", "toy")
+    return hce
 
 
-def test_cli_encode_with_two_processes(hce):
+def test_cli_encode_with_two_processes(toy_hce):
     from hce_engine import Workspace
 
-    code, out, err = hce("encode", "--corpus", "toy", "--nproc", "2", "--batch-size", "5", "--json")
+    code, out, err = toy_hce("encode", "--corpus", "toy", "--nproc", "2", "--batch-size", "5", "--json")
     assert code == 0, err
     sharded = json.loads(out)["run_id"]
-    code, out, err = hce("encode", "--corpus", "toy", "--batch-size", "5", "--json")
+    code, out, err = toy_hce("encode", "--corpus", "toy", "--batch-size", "5", "--json")
     assert code == 0, err
     single = json.loads(out)["run_id"]
-    ws = Workspace(hce.workspace)
+    ws = Workspace(toy_hce.workspace)
     try:
         run = ws.run(sharded)
         assert run.done and run.config.nproc == 2 and run.summary["documents"] == 36
@@ -88,8 +79,8 @@ def test_cli_encode_with_two_processes(hce):
 
 @pytest.mark.parametrize("nproc,needle", [("0", "nproc must be an integer >= 1"),
                                           ("10000", "--nproc 10000 is more than the")])
-def test_cli_rejects_a_bad_nproc(hce, nproc, needle):
-    code, out, err = hce("encode", "--corpus", "toy", "--nproc", nproc)
+def test_cli_rejects_a_bad_nproc(toy_hce, nproc, needle):
+    code, out, err = toy_hce("encode", "--corpus", "toy", "--nproc", nproc)
     assert code == 1 and needle in err and out == ""
 
 

@@ -10,6 +10,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from test_training import run, toy_corpus, two_level_builder
+from test_workspace_training import count_logged_steps
 
 from hce_engine.encoder.fake import FakeEncoder
 from hce_engine.encoder.sharded import free_port
@@ -152,13 +153,7 @@ def test_a_two_process_run_cancels_and_resumes(ws):
     cancelled."""
     cfg = {**TINY, "epochs": 6, "nproc": 2}  # 24 steps: the cancel lands long before the end
     full = ws.train("toy", cfg)
-    logged = {"n": 0}
-    log_step = ws.store.log_step
-
-    def counting(*a, **k):
-        logged["n"] += 1
-        log_step(*a, **k)
-    ws.store.log_step = counting
+    logged = count_logged_steps(ws)
     run = ws.train("toy", cfg, cancel=lambda: logged["n"] >= 5)  # 4 steps an epoch: after a checkpoint
     info = ws.run(run)
     assert info.status == "cancelled" and 1 <= info.summary["epochs_done"] < 6 and info.summary["steps"] < 24
