@@ -63,6 +63,28 @@ def test_growth_helpers():
     assert rows[2]["umap_s_extrapolated"] == pytest.approx(60.0 + 180.0)
 
 
+def test_growth_judges_each_size_by_its_own_targets():
+    sys.path.insert(0, BENCH)
+    try:
+        import growth
+    finally:
+        sys.path.remove(BENCH)
+    big = {"n_docs": 1_000_000, "hnsw_search_p50_ms": 24.0, "hybrid_search_p50_ms": 51.0,
+           "hnsw_recall_at_10": 0.985, "divisive_s": 100.0, "add_overhead_s": 0.5, "peak_rss_mib": 9000.0}
+    small = {"n_docs": 200_000, "hnsw_search_p50_ms": 26.0, "divisive_s": 10.0, "add_overhead_s": 1.2}
+    t = growth.judge([small, big])
+    assert t["search_p50_at_1000000"]["met"] and not t["search_p50_at_200000"]["met"]
+    assert not t["hybrid_p50_at_1000000"]["met"] and t["hybrid_p50_at_1000000"]["margin"] == pytest.approx(-1.0)
+    assert not t["hnsw_recall_at_10_at_1000000"]["met"]  # >= 0.99 asked
+    assert t["peak_rss_at_1000000"]["met"] and "umap_at_1000000" not in t  # not measured: not judged
+    assert t["add_1000_overhead_s"] == {"target": "<= 1.0 s (every N)", "value": 1.2, "at_n": 200_000,
+                                        "met": False, "margin": -0.2}
+    md = growth.markdown({"meta": {"seed": 0}, "targets": t, "results": [small | {
+        k: 0.0 for k in ("exact_search_p50_ms", "exact_search_p95_ms", "hnsw_search_p95_ms", "first_search_cold_s",
+                         "db_write_vectors_s", "db_read_vectors_s")}]})
+    assert "| hybrid_p50_at_1000000 < 50 ms | 1000000 | 51.0 | **no** | -1.0 |" in md
+
+
 def test_incremental_smoke(tmp_path):
     out, png = tmp_path / "incremental.json", tmp_path / "drift.png"
     proc = run_script("incremental.py", "--smoke", "--out", str(out), "--plot", str(png))
