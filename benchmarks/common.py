@@ -209,6 +209,17 @@ git_commit, clean_tree, machine = provenance.git_commit, provenance.clean_tree, 
 STARTED = time.strftime("%Y-%m-%d %H:%M:%S")
 
 
+def source_line(result: dict) -> str:
+    """One line saying where a result file's numbers come from: its command, commit (and whether the checkout was
+    clean), when it ran and on what machine (the ``hardware`` or ``meta`` entry), for a README table's head."""
+    prov = result.get("provenance", {})
+    hw = result.get("hardware") or result.get("meta") or {}
+    load = hw.get("load_avg_at_end")
+    return (f"`{prov.get('command', '?')}` · commit {prov.get('commit')}{'' if prov.get('clean_tree') else ' (dirty)'}"
+            f" · {prov.get('started')} to {prov.get('written')} · {hw.get('cpu_model')}, {hw.get('usable_cpus')} cores"
+            + (f" · load average at the end {', '.join(f'{v:.2f}' for v in load)}" if load else ""))
+
+
 def write_result(path: str | Path, result: dict) -> Path:
     """Write a result file whole: to a temporary file beside it, renamed over it, so a script killed while
     writing (they write after every row or phase) leaves the previous file. Every file gets a ``provenance``

@@ -15,13 +15,15 @@ row to sentence-transformers and the minimum row cosine to the fp32 vectors. Wri
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 # common first: it puts the repository on sys.path
-from common import RESULTS, SCIFACT, encoder_texts, machine, read_docs, write_result
+from common import RESULTS, SCIFACT, encoder_texts, machine, read_docs, source_line, write_result
 
 from hce_engine.encoder import Encoder, default_model_path, resolve_device
 
@@ -38,8 +40,21 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def main(argv: list[str] | None = None) -> dict:
+def markdown(result: dict) -> str:
+    """A result file as the README's table, with where it comes from."""
+    out = [f"{source_line(result)} · torch threads {result['hardware'].get('torch_threads')} · {result['n_docs']} "
+           f"SciFact documents at {result['max_length']} tokens, best of {result['repeats']}", "",
+           "| encoder | best s | docs/s | CPU s | vs sentence-transformers | min cosine |", "|---|---|---|---|---|---|"]
+    for k in result["best_s"]:
+        out.append(f"| {k} | {result['best_s'][k]:.2f} | {result['docs_per_s'][k]:.1f} | "
+                   f"{min(result['cpu_times_s'][k]):.2f} | {result['ratios_over_st'][k]:.2f}x | "
+                   f"{result['min_row_cosine_vs_st_fp32'][k]:.6f} |")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> dict | None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--markdown", nargs="+", metavar="RESULT", help="print result files as tables, run nothing")
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--corpus", default=str(SCIFACT / "corpus.jsonl"))
     ap.add_argument("--batch-size", type=int, default=None, help="engine batch (default: the engine's default)")
@@ -50,6 +65,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--model", default=None, help="model folder (default: bundled all-MiniLM-L6-v2)")
     ap.add_argument("--out", default=str(RESULTS / "encode_speed.json"))
     args = ap.parse_args(argv)
+    if args.markdown:
+        for path in args.markdown:
+            print(markdown(json.loads(Path(path).read_text())))
+        return None
 
     from sentence_transformers import SentenceTransformer
 

@@ -55,7 +55,7 @@ from pathlib import Path
 import numpy as np
 
 # common first: it puts the repository on sys.path
-from common import (DIM, JARGON, RESULTS, SCIFACT, machine, pct, read_docs, real_queries, synthetic,
+from common import (DIM, JARGON, RESULTS, SCIFACT, machine, pct, read_docs, real_queries, source_line, synthetic,
                     synthetic_texts, write_jsonl, write_result)
 
 BRANCHING = 10
@@ -495,11 +495,7 @@ def judge(rows: list[dict]) -> dict:
 
 def markdown(result: dict) -> str:
     """A result file as the README shows it: the per-size table and the targets, with provenance."""
-    prov, hw = result.get("provenance", {}), result["meta"]
-    out = [f"`{prov.get('command', '?')}` · commit {prov.get('commit')}"
-           f"{'' if prov.get('clean_tree') else ' (dirty)'} · {prov.get('started')} to {prov.get('written')} · "
-           f"{hw.get('cpu_model')}, {hw.get('usable_cpus')} cores · load average at the end "
-           f"{', '.join(str(v) for v in hw.get('load_avg_at_end', []))} · seed {hw.get('seed')}",
+    out = [f"{source_line(result)} · seed {result['meta'].get('seed')}",
            "", "```", table(result["results"]), "```", "",
            "| target | N | measured | met | margin |", "|---|---|---|---|---|"]
     for name, t in result["targets"].items():

@@ -17,17 +17,19 @@ Prints one table and writes benchmarks/results/map_draw.json.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
 # common first: it puts the repository on sys.path
-from common import RESULTS, machine, synthetic, synthetic_texts, write_result
+from common import RESULTS, machine, source_line, synthetic, synthetic_texts, write_result
 from app_browser import ARGS, CHROMIUM, free_port, settle, wait_port
 
 
@@ -87,13 +89,30 @@ def draw_time(url: str, repeats: int, timeout: float) -> dict:
             "largest_message_mib": round(max(sent) / 2**20, 2), "errors_shown": errors, "labels_drawn": labels}
 
 
-def main(argv: list[str] | None = None) -> list[dict]:
+def markdown(result: dict) -> str:
+    """A result file as the README's table, with where it comes from."""
+    out = [f"{source_line(result)} · best of {result.get('repeats')} page loads", "",
+           f"| N | draw (s), best of {result.get('repeats')} | first load (s) | points drawn | labels drawn | "
+           "largest message (MiB) | errors shown |", "|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        thinned = " (thinned)" if r["points_drawn"] is not None and r["points_drawn"] < r["n_docs"] else ""
+        out.append(f"| {r['n_docs']:,} | {r['draw_s']:.1f} | {r['draw_s_all'][0]:.1f} | {r['points_drawn']:,}{thinned} | "
+                   f"{r.get('labels_drawn', '-')} | {r['largest_message_mib']:.1f} | {r['errors_shown']} |")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> list[dict] | None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--markdown", nargs="+", metavar="RESULT", help="print result files as tables, run nothing")
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000, 200_000])
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=300)
     ap.add_argument("--out", default=str(RESULTS / "map_draw.json"))
     args = ap.parse_args(argv)
+    if args.markdown:
+        for path in args.markdown:
+            print(markdown(json.loads(Path(path).read_text())))
+        return None
     hce = shutil.which("hce", path=os.path.dirname(sys.executable)) or "hce"
     rows = []
     for n in args.sizes:
@@ -118,7 +137,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             print(f"[{n}] {row}", file=sys.stderr, flush=True)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    write_result(args.out, {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine(), "rows": rows})
+        write_result(args.out, {"hardware": {**machine(), "load_avg_at_end": list(os.getloadavg())},
+                                "repeats": args.repeats, "rows": rows})  # after every size
     print(f"{'N':>8}{'draw s':>9}{'points drawn':>14}{'largest msg MiB':>17}{'errors':>8}")
     for r in rows:
         print(f"{r['n_docs']:>8}{r['draw_s']:>9.2f}{str(r['points_drawn']):>14}{r['largest_message_mib']:>17.2f}"

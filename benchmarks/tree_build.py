@@ -11,14 +11,16 @@ leaf silhouette on a 2000-document sample, machine/threads/load so numbers can b
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 # common first: it puts the repository on sys.path
-from common import DIM, RESULTS, machine, synthetic, write_result
+from common import DIM, RESULTS, machine, source_line, synthetic, write_result
 
 from hce_engine.tree import build_agglomerative, build_divisive, tree_stats
 
@@ -42,8 +44,24 @@ def run_one(name: str, fn, x: np.ndarray, branching: int, seed: int) -> dict:
     }
 
 
+def markdown(result: dict) -> str:
+    """A result file as the README's table, with where it comes from."""
+    meta = result["meta"]
+    out = [f"{source_line(result)} · torch threads {meta.get('torch_threads')} · branching {meta.get('branching')}, "
+           f"seed {meta.get('seed')}", "",
+           "| builder | N | s | depth | nodes | leaves | largest leaf | leaf cos | level-1 cos | leaf silhouette |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in result["results"]:
+        sil = "-" if r["leaf_silhouette"] is None else f"{r['leaf_silhouette']:.3f}"
+        out.append(f"| {r['builder']} | {r['n_docs']:,} | {r['seconds']:.2f} | {r['depth']} | {r['n_nodes']} | "
+                   f"{r['n_leaves']} | {r['leaf_size_max']} | {r['leaf_intra_cos']:.3f} | {r['level1_intra_cos']:.3f} | "
+                   f"{sil} |")
+    return "\n".join(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--markdown", nargs="+", metavar="RESULT", help="print result files as tables, run nothing")
     ap.add_argument("--sizes", type=int, nargs="*", default=[1_000, 10_000, 50_000])
     ap.add_argument("--big", action="store_true", help="add N=200k (divisive only)")
     ap.add_argument("--branching", type=int, default=10)
@@ -51,6 +69,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     ap.add_argument("--out", default=str(RESULTS / "tree_build.json"))
     args = ap.parse_args()
+    if args.markdown:
+        for path in args.markdown:
+            print(markdown(json.loads(Path(path).read_text())))
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
 
