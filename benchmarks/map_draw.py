@@ -9,9 +9,17 @@ written on the map, the points drawn
 (the page thins maps above ``views.MAX_DRAWN``), the size of the figure Streamlit sent, and whether the page
 showed an error (a message over Streamlit's websocket limit would).
 
+``--viewer atlas`` draws the same stored map with the ``embedding-atlas`` Streamlit component instead
+(``benchmarks/atlas_page.py``: every point and its text sent, WebGL, its own labels; ``pip install --no-deps
+embedding-atlas``). Its time runs from opening the page to the component's picture being drawn and unchanged for
+two screenshots a second apart (it loads the points into DuckDB-WASM in the browser before drawing them), best of
+``--repeats`` loads of a warm server (the first load also reads the map: ``first load``).
+
 Usage:
     python benchmarks/map_draw.py                      # N = 10k, 50k, 200k (about 5 minutes)
     python benchmarks/map_draw.py --sizes 2000 --repeats 1
+    python benchmarks/map_draw.py --viewer atlas --sizes 200000 1000000 --out benchmarks/results/map_draw_atlas.json
+    python benchmarks/map_draw.py --markdown benchmarks/results/map_draw.json   # the README's table, runs nothing
 Prints one table and writes benchmarks/results/map_draw.json.
 """
 from __future__ import annotations
@@ -89,14 +97,62 @@ def draw_time(url: str, repeats: int, timeout: float) -> dict:
             "largest_message_mib": round(max(sent) / 2**20, 2), "errors_shown": errors, "labels_drawn": labels}
 
 
+def atlas_draw_time(url: str, repeats: int, timeout: float) -> dict:
+    """Page loads of ``atlas_page.py`` until the component's picture is drawn and stable (see the docstring)."""
+    from playwright.sync_api import sync_playwright
+    times, sent, errors = [], [], 0
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            for _ in range(repeats):
+                page = browser.new_page(viewport={"width": 1400, "height": 1200})
+                frames, console = [], []
+                page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(len(payload))))
+                page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
+                t0 = time.perf_counter()
+                page.goto(url, timeout=int(timeout * 1000))
+                box = page.locator('iframe[title*="embedding_atlas"]').first
+                box.wait_for(timeout=timeout * 1000)
+                try:
+                    page.frame_locator('iframe[title*="embedding_atlas"]').locator("canvas").first.wait_for(
+                        timeout=timeout * 1000)
+                except Exception as e:  # noqa: BLE001 - say why the component drew nothing
+                    fetch = [c for c in console if "http" in c and "metrics" not in c]
+                    raise RuntimeError(f"no canvas in {timeout:.0f} s; the page's console: "
+                                       f"{fetch[0][:400] if fetch else console[:3]}") from e
+                last, drawn, end = None, None, t0 + timeout
+                while time.perf_counter() < end:
+                    shot = box.screenshot()
+                    now = time.perf_counter()
+                    if shot == last:
+                        break
+                    last, drawn = shot, now
+                    page.wait_for_timeout(1000)
+                else:
+                    raise TimeoutError("the embedding-atlas picture kept changing")
+                times.append(drawn - t0)
+                sent.append(max(frames) if frames else 0)
+                errors += page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]').count()
+                page.close()
+        finally:
+            browser.close()
+    return {"draw_s": round(min(times), 2), "draw_s_all": [round(t, 2) for t in times], "points_drawn": None,
+            "largest_message_mib": round(max(sent) / 2**20, 2), "errors_shown": errors, "labels_drawn": None}
+
+
 def markdown(result: dict) -> str:
     """A result file as the README's table, with where it comes from."""
-    out = [f"{source_line(result)} · best of {result.get('repeats')} page loads", "",
+    viewer = result.get("viewer", "plotly")
+    out = [f"{source_line(result)} · viewer {viewer} · best of {result.get('repeats')} page loads", "",
            f"| N | draw (s), best of {result.get('repeats')} | first load (s) | points drawn | labels drawn | "
            "largest message (MiB) | errors shown |", "|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
-        thinned = " (thinned)" if r["points_drawn"] is not None and r["points_drawn"] < r["n_docs"] else ""
-        out.append(f"| {r['n_docs']:,} | {r['draw_s']:.1f} | {r['draw_s_all'][0]:.1f} | {r['points_drawn']:,}{thinned} | "
+        if r.get("failed"):
+            out.append(f"| {r['n_docs']:,} | failed: {r['failed']} | | | | | |")
+            continue
+        drawn = r["points_drawn"]
+        drawn = "all" if drawn is None else f"{drawn:,}" + (" (thinned)" if drawn < r["n_docs"] else "")
+        out.append(f"| {r['n_docs']:,} | {r['draw_s']:.1f} | {r['draw_s_all'][0]:.1f} | {drawn} | "
                    f"{r.get('labels_drawn', '-')} | {r['largest_message_mib']:.1f} | {r['errors_shown']} |")
     return "\n".join(out)
 
@@ -105,6 +161,8 @@ def main(argv: list[str] | None = None) -> list[dict] | None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--markdown", nargs="+", metavar="RESULT", help="print result files as tables, run nothing")
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000, 200_000])
+    ap.add_argument("--viewer", choices=("plotly", "atlas"), default="plotly",
+                    help="the app's Map page (plotly), or the embedding-atlas component on the same map")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=300)
     ap.add_argument("--out", default=str(RESULTS / "map_draw.json"))
@@ -123,12 +181,20 @@ def main(argv: list[str] | None = None) -> list[dict] | None:
             setup = time.perf_counter() - t0
             port = free_port()
             log = open(os.path.join(tmp, "app.log"), "w")
-            proc = subprocess.Popen([hce, "--workspace", os.path.join(tmp, "ws"), "app", "--port", str(port)],
-                                    stdout=log, stderr=subprocess.STDOUT, cwd=tmp)
+            if args.viewer == "atlas":
+                cmd = [sys.executable, "-m", "streamlit", "run", str(Path(__file__).with_name("atlas_page.py")),
+                       "--server.port", str(port), "--server.headless", "true", "--", os.path.join(tmp, "ws")]
+            else:
+                cmd = [hce, "--workspace", os.path.join(tmp, "ws"), "app", "--port", str(port)]
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=tmp)
             try:
                 wait_port(port, proc, 120)
-                row = {"n_docs": n, "setup_s": round(setup, 1), **draw_time(f"http://127.0.0.1:{port}", args.repeats,
-                                                                             args.timeout)}
+                measure = atlas_draw_time if args.viewer == "atlas" else draw_time
+                row = {"n_docs": n, "viewer": args.viewer, "setup_s": round(setup, 1)}
+                try:
+                    row.update(measure(f"http://127.0.0.1:{port}", args.repeats, args.timeout))
+                except Exception as e:  # noqa: BLE001 - a viewer that cannot draw N points is a result, not a crash
+                    row["failed"] = f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
             finally:
                 proc.terminate()
                 proc.wait(30)
@@ -138,9 +204,12 @@ def main(argv: list[str] | None = None) -> list[dict] | None:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         write_result(args.out, {"hardware": {**machine(), "load_avg_at_end": list(os.getloadavg())},
-                                "repeats": args.repeats, "rows": rows})  # after every size
+                                "viewer": args.viewer, "repeats": args.repeats, "rows": rows})  # after every size
     print(f"{'N':>8}{'draw s':>9}{'points drawn':>14}{'largest msg MiB':>17}{'errors':>8}")
     for r in rows:
+        if r.get("failed"):
+            print(f"{r['n_docs']:>8}  failed: {r['failed']}")
+            continue
         print(f"{r['n_docs']:>8}{r['draw_s']:>9.2f}{str(r['points_drawn']):>14}{r['largest_message_mib']:>17.2f}"
               f"{r['errors_shown']:>8}")
     return rows

@@ -16,18 +16,21 @@ Vectors: synthetic clustered unit vectors (``common.synthetic``, as in growth.py
 Usage:
     python benchmarks/umap_placement.py                    # N = 50,000, fit on 20,000
     python benchmarks/umap_placement.py --n 5000 --sample 2000
+    python benchmarks/umap_placement.py --corpus ../shared/data/scifact --sample 2000   # real MiniLM vectors
     python benchmarks/umap_placement.py --smoke            # seconds
 Prints a table and writes benchmarks/results/umap_placement.json.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 
 # common first: it puts the repository on sys.path
-from common import RESULTS, machine, synthetic, write_result
+from common import RESULTS, encoder_texts, machine, read_docs, source_line, synthetic, write_result
 
 
 def knn_overlap(x: np.ndarray, xy: np.ndarray, probe: np.ndarray, k: int = 10) -> float:
@@ -54,8 +57,33 @@ def same_label_neighbour(xy: np.ndarray, labels: np.ndarray, probe: np.ndarray) 
     return round(float(np.mean(labels[other] == labels[probe])), 4)
 
 
-def main(argv: list[str] | None = None) -> dict:
+def markdown(results: list[dict]) -> str:
+    """Result files as one README table (a data set per file), each with where it comes from."""
+    out = ["| data | fit on | placed | method | ms per point | 10-NN kept (placed) | 10-NN kept (fitted) | "
+           "same-subtopic neighbour (placed) |", "|---|---|---|---|---|---|---|---|"]
+    for result in results:
+        m = result["meta"]
+        data = f"synthetic, {m['n']:,}" if m["vectors"] == "synthetic" else f"{m['vectors']}, {m['n']:,}"
+        for i, r in enumerate(result["rows"]):
+            head = f"{data} | {m['fit_sample']:,} | {r['placed']:,}" if i == 0 else " | |"
+            same = r.get("same_subtopic_neighbour_placed")
+            out.append(f"| {head} | {r['method']} | {r['ms_per_point']:.2f} | {r['knn10_kept_placed']:.3f} | "
+                       f"{r['knn10_kept_fitted']:.3f} | {'-' if same is None else f'{same:.3f}'} |")
+    out += ["", *(f"- {r['meta']['vectors']}: {source_line(r)}" for r in results)]
+    return "\n".join(out)
+
+
+def corpus_vectors(path: str) -> np.ndarray:
+    """The bundled encoder's vectors of a corpus (file or BEIR folder), as a zero-shot run stores them."""
+    from hce_engine.encoder import Encoder
+    return Encoder.load(device="cpu").encode(encoder_texts(read_docs(path)))
+
+
+def main(argv: list[str] | None = None) -> dict | None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--markdown", nargs="+", metavar="RESULT", help="print result files as one table, run nothing")
+    ap.add_argument("--corpus", default=None, help="a corpus (file or BEIR folder) encoded by the bundled model "
+                                                  "instead of synthetic vectors")
     ap.add_argument("--n", type=int, default=50_000)
     ap.add_argument("--sample", type=int, default=None, help="fit sample size (default FIT_SAMPLE)")
     ap.add_argument("--vectors", default=None, help=".npy float32 (n, d) instead of synthetic vectors")
@@ -64,6 +92,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--out", default=str(RESULTS / "umap_placement.json"))
     a = ap.parse_args(argv)
+    if a.markdown:
+        print(markdown([json.loads(Path(p).read_text()) for p in a.markdown]))
+        return None
     import umap
 
     from hce_engine.projection import FIT_SAMPLE, warm_up
@@ -71,8 +102,8 @@ def main(argv: list[str] | None = None) -> dict:
     warm_up()  # numba compiles fit and transform once per process: not part of either timing
     if a.smoke:
         a.n, a.sample, a.probe = 600, 300, 100
-    if a.vectors:
-        x = np.load(a.vectors, allow_pickle=False).astype(np.float32)
+    if a.vectors or a.corpus:
+        x = np.load(a.vectors, allow_pickle=False).astype(np.float32) if a.vectors else corpus_vectors(a.corpus)
         labels = None
     else:
         x, _, labels, _ = synthetic(a.n, seed=a.seed)
@@ -107,7 +138,7 @@ def main(argv: list[str] | None = None) -> dict:
     knn, tr = rows
     ratios = {"time_transform_over_knn": round(tr["seconds"] / max(knn["seconds"], 1e-9), 1),
               "knn10_kept_knn_minus_transform": round(knn["knn10_kept_placed"] - tr["knn10_kept_placed"], 4)}
-    result = {"meta": {"n": n, "fit_sample": int(s), "fit_s": round(fit_s, 1), "vectors": a.vectors or "synthetic",
+    result = {"meta": {"n": n, "fit_sample": int(s), "fit_s": round(fit_s, 1), "vectors": a.vectors or (a.corpus and f"{Path(a.corpus).name} (bundled MiniLM)") or "synthetic",
                        "seed": a.seed, "probe": int(len(probe_rest)), **machine(), "smoke": a.smoke},
               "rows": rows, "ratios": ratios}
     cols = [k for k in rows[0] if k != "method"]
