@@ -1,6 +1,6 @@
 """HNSW's search breadth (efSearch) against recall@10 and latency, as the engine builds the index, per corpus size.
 
-    python benchmarks/hnsw_ef.py [--sizes 200000 1000000] [--ef 64 128 256 384 512 768 1024]
+    python benchmarks/hnsw_ef.py [--sizes 200000 1000000] [--ef 64 128 256 ...] [--ef-construction 64 128]
     python benchmarks/hnsw_ef.py --markdown benchmarks/results/hnsw_ef.json
 
 For each N: growth.py's synthetic vectors (d = 384) and 500 held-out queries from the same mixture, the HNSW
@@ -28,11 +28,12 @@ from hce_engine.index import VectorIndex, vector_index
 TARGET_RECALL = 0.99
 
 
-def measure(n: int, efs: list[int], queries: int, seed: int) -> dict:
+def measure(n: int, efs: list[int], queries: int, seed: int, ef_construction: int | None) -> dict:
     x, xq, _, _ = synthetic(n, queries, seed=seed)
     ids = np.arange(n, dtype=np.int64)
     t0 = time.perf_counter()
-    hnsw = VectorIndex.build(ids, x, kind="hnsw")
+    build = {} if ef_construction is None else {"ef_construction": ef_construction}
+    hnsw = VectorIndex.build(ids, x, kind="hnsw", **build)
     build_s = time.perf_counter() - t0
     flat = VectorIndex.build(ids, x, kind="flat")
     _, truth = flat.search(xq, 10)
@@ -51,18 +52,21 @@ def measure(n: int, efs: list[int], queries: int, seed: int) -> dict:
                      "p95_ms": round(pct(ms, 95), 3)})
         print(f"[N={n}] ef {ef}: recall@10 {recall:.4f}, p50 {rows[-1]['p50_ms']} ms", file=sys.stderr, flush=True)
     ef_for = getattr(vector_index, "ef_search_for", lambda n: vector_index._DEFAULT_EF_SEARCH)
-    return {"n_docs": n, "build_s": round(build_s, 1), "default_ef_search": ef_for(n), "rows": rows}
+    return {"n_docs": n, "build_s": round(build_s, 1), "ef_construction": hnsw._ef_construction,
+            "default_ef_search": ef_for(n), "rows": rows}
 
 
 def markdown(result: dict) -> str:
     out = [f"{source_line(result)} · {result['queries']} held-out queries, seed {result['seed']}", "",
-           "| N | efSearch | recall@10 | search p50 / p95 (ms, index only) | |", "|---|---|---|---|---|"]
+           "| N | efConstruction (build s) | efSearch | recall@10 | search p50 / p95 (ms, index only) | |",
+           "|---|---|---|---|---|---|"]
     for size in result["sizes"]:
         for r in size["rows"]:
             mark = "engine default when measured" if r["ef_search"] == size["default_ef_search"] else ""
             if r["recall_at_10"] < TARGET_RECALL:
                 mark = (mark + "; " if mark else "") + f"below {TARGET_RECALL}"
-            out.append(f"| {size['n_docs']:,} | {r['ef_search']} | {r['recall_at_10']:.4f} | "
+            out.append(f"| {size['n_docs']:,} | {size.get('ef_construction', 64)} ({size['build_s']:.0f}) | "
+                       f"{r['ef_search']} | {r['recall_at_10']:.4f} | "
                        f"{r['p50_ms']:.2f} / {r['p95_ms']:.2f} | {mark} |")
     return "\n".join(out)
 
@@ -72,6 +76,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[200_000, 1_000_000])
     ap.add_argument("--ef", type=int, nargs="+", default=[64, 128, 256, 384, 512, 768, 1024])
     ap.add_argument("--queries", type=int, default=500)
+    ap.add_argument("--ef-construction", type=int, nargs="+", default=[None],
+                    help="build settings to compare (default: the engine's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(RESULTS / "hnsw_ef.json"))
     ap.add_argument("--markdown", nargs="+", metavar="RESULT", help="print result files as tables, run nothing")
@@ -82,7 +88,8 @@ def main(argv: list[str] | None = None) -> dict | None:
         return None
     result: dict = {"queries": a.queries, "seed": a.seed, "sizes": [], "hardware": machine()}
     for n in a.sizes:
-        result["sizes"].append(measure(n, a.ef, a.queries, a.seed))
+        for efc in a.ef_construction:
+            result["sizes"].append(measure(n, a.ef, a.queries, a.seed, efc))
         result["hardware"]["load_avg_at_end"] = list(os.getloadavg())
         write_result(a.out, result)
     print(markdown(json.loads(Path(a.out).read_text())))

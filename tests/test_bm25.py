@@ -77,3 +77,13 @@ def test_quiet(capsys):
     BM25Index.build([1, 2], ["alpha beta", "gamma"]).search(["alpha"], 2)
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""
+
+
+def test_top_is_the_best_matches_by_score_then_position_whatever_the_ties_and_zeros():
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        n = int(rng.integers(1, 60))
+        scores = rng.choice([0.0, 0.0, 0.0, 0.5, 1.0, 1.5, -0.0], size=n).astype(np.float32)
+        k = int(rng.integers(0, n + 3))
+        want = sorted((i for i in range(n) if scores[i] > 0), key=lambda i: (-scores[i], i))[:k]
+        assert BM25Index._top(scores, k).tolist() == want, (trial, scores.tolist(), k)

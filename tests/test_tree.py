@@ -298,6 +298,7 @@ def test_add_and_remove_documents():
     with pytest.raises(ValueError):
         add_documents(t2, new[:1], doc_ids=[500])
 
+
     # remove a whole leaf cluster's documents: the node stays, with size 0
     leaf = int(t2.doc_leaf[0])
     gone = t2.doc_ids[t2.doc_leaf == leaf]
@@ -387,3 +388,32 @@ def test_compute_core_imports_only_numpy_and_torch():
             "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_placement_by_descent_finds_the_nearest_leaf_when_its_beam_holds_every_node_and_mostly_with_a_small_one():
+    rng = np.random.default_rng(3)
+    x = _unit(rng.standard_normal((30, 24)).repeat(40, axis=0) + 0.4 * rng.standard_normal((1200, 24)))
+    t = build_divisive(x.astype(np.float32), branching=4, seed=0)
+    new = _unit(x[rng.choice(1200, 300)] + 0.3 * rng.standard_normal((300, 24))).astype(np.float32)
+    exact = place_documents(t, new)
+    assert t.depth >= 3  # the descent passes several levels
+    assert np.array_equal(place_documents(t, new, beam=t.n_nodes), exact)
+    small = place_documents(t, new, beam=4)
+    assert (t.level[small] == t.depth).all()
+    assert (small == exact).mean() >= 0.8
+    leaf_sim = lambda leaves: (new * t.centroid[leaves]).sum(1)  # noqa: E731
+    assert (leaf_sim(small) <= leaf_sim(exact) + 1e-6).all()  # never better than the exact nearest
+
+
+def test_a_large_tree_places_by_descent(monkeypatch):
+    x, _ = _groups(n_per=20, n_groups=4)
+    t = build_divisive(x, branching=3, seed=0)
+    new, _ = _groups(n_per=3, n_groups=4, seed=5)
+    calls = []
+    real = builders_mod._place_by_descent
+    monkeypatch.setattr(builders_mod, "_place_by_descent", lambda *a: calls.append(a[2]) or real(*a))
+    place_documents(t, new)
+    assert calls == []  # small: every leaf scored
+    monkeypatch.setattr(builders_mod, "EXACT_PLACE_LEAVES", 2)
+    grown = add_documents(t, new, doc_ids=np.arange(1000, 1000 + len(new)))
+    assert calls == [builders_mod.PLACE_BEAM] and grown.n_docs == t.n_docs + len(new)

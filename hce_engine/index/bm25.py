@@ -124,16 +124,17 @@ class BM25Index:
 
     @staticmethod
     def _top(scores: np.ndarray, k: int) -> np.ndarray:
-        """Positions of the top-``k`` matching documents (score > 0): score desc, then position asc."""
-        n = len(scores)
-        kk = min(k, n)
+        """Positions of the top-``k`` matching documents (score > 0): score desc, then position asc.
+
+        Only the matching documents are ranked: most of a large corpus scores 0 for a query, and selecting among
+        a million mostly equal values took 160 ms per query on the project's CPU (about 2 ms this way)."""
+        kk = min(k, len(scores))
         if kk <= 0:
             return np.zeros(0, dtype=np.int64)
-        if kk < n:  # all docs scoring >= the kk-th best (keeps boundary ties)
-            thr = np.partition(scores, n - kk)[n - kk]
-            cand = np.flatnonzero(scores >= max(thr, np.float32(1e-30)))
-        else:
-            cand = np.flatnonzero(scores > 0)
+        cand = np.flatnonzero(scores > 0)
+        if kk < len(cand):  # all matches scoring >= the kk-th best (keeps boundary ties)
+            thr = np.partition(scores[cand], len(cand) - kk)[len(cand) - kk]
+            cand = cand[scores[cand] >= thr]
         return cand[np.lexsort((cand, -scores[cand]))][:kk]
 
     def search(self, queries: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
