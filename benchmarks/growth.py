@@ -18,9 +18,12 @@ For each N (default 1k, 10k, 50k, 200k documents), in a fresh subprocess (so its
   ``add time - time spent inside the encoder during the add`` (exact, drift-free), also reported against
   a separate encode of the same texts;
 * a restart: the approximate index is saved (as ``Workspace.index`` does after building one) before the adds;
-  the workspace is closed and reopened, and the first ``Workspace.index`` (read the saved file, catch up with
-  the documents added since) is timed against the cold start (read vectors + build);
-* peak resident memory of the subprocess (``ru_maxrss``);
+  the workspace is closed and opened again *in a fresh process*, as the app starts, where the first
+  ``Workspace.index`` (read the saved file, catch up with the documents added since) is timed against the cold
+  start (read vectors + build), and the process then serves ``--serve-queries`` dense and hybrid searches;
+* peak resident memory (``ru_maxrss``) of the serving process (what the app holds to search N documents) and
+  of the benchmark's own process (which also holds the raw vectors, the exact index for recall, a second HNSW
+  and UMAP's working set); UMAP's working set alone (the peak during ``project`` above the memory before it);
 * diagnostics, not target numbers: the query encoding and the divisive build again on one torch thread (the
   ``1t`` columns), to show how much of the default-thread time is OpenMP waiting on a busy machine.
 
@@ -75,7 +78,7 @@ TARGETS: dict[int, dict[str, tuple[str, str, float, str]]] = {
         "hnsw_build": ("hnsw_build_s", "<", 600.0, "s"),
         "index_saved_reopened": ("first_search_after_restart_s", "<", 30.0, "s"),
         "umap": ("umap_s", "<", 600.0, "s"),
-        "peak_rss": ("peak_rss_mib", "<", 12 * 1024.0, "MiB"),
+        "serving_peak_rss": ("serve_peak_rss_mib", "<", 12 * 1024.0, "MiB"),
     },
 }
 ADD_OVERHEAD_S = 1.0  # add_documents(1000) - encoding them, at every N
@@ -258,16 +261,22 @@ def run_size(n: int, args) -> dict:
         # -- add 1,000 short real documents vs encoding them
         res.update(add_documents_cost(ws, enc, hnsw if auto == "hnsw" else flat, args, tmp))
 
-        # -- a restart: the first search reads the saved index and catches up with the documents added
-        # since it was saved (a flat index is rebuilt from the store, as the cold start above)
+        # -- a restart in a fresh process: the first search reads the saved index and catches up with the
+        # documents added since it was saved (a flat index is rebuilt from the store, as the cold start above)
         ws.close()
-        ws = Workspace(tmp, default_model=args.model)
-        c.lap()
-        reopened = ws.index(run)
-        res["first_search_after_restart_s"] = round(c.lap(), 3)
-        assert len(reopened) == n + args.add_docs * args.add_reps and reopened.kind == auto
+        with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+            serve_out = f.name
+        try:
+            subprocess.run([sys.executable, os.path.abspath(__file__), "--serve", tmp, "--serve-run", str(run),
+                            "--child-out", serve_out, "--model", args.model, "--seed", str(args.seed),
+                            "--serve-queries", str(args.serve_queries)], check=True, timeout=args.timeout)
+            served = json.loads(Path(serve_out).read_text())
+        finally:
+            os.unlink(serve_out)
+        assert served["index_size"] == n + args.add_docs * args.add_reps and served["index_kind"] == auto
+        res.update({k: v for k, v in served.items() if k not in ("index_size", "index_kind")})
         log(f"[N={n}] restart: index ready in {res['first_search_after_restart_s']} s "
-            f"(cold build {res['first_search_cold_s']} s)")
+            f"(cold build {res['first_search_cold_s']} s); serving process peak {res['serve_peak_rss_mib']} MiB")
     finally:
         with contextlib.suppress(Exception):
             ws.close()
@@ -276,6 +285,44 @@ def run_size(n: int, args) -> dict:
     res["ref_matmul_ms_end"] = reference_ms()
     res["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     return res
+
+
+def serve(path: str, run: int, args) -> dict:
+    """A fresh process opening the workspace as the app does: the first ``Workspace.index`` timed, then
+    ``--serve-queries`` dense and hybrid searches; its peak resident memory."""
+    from hce_engine import Workspace
+    ws = Workspace(path, default_model=args.model)
+    try:
+        t = time.perf_counter()
+        index = ws.index(run)
+        out = {"first_search_after_restart_s": round(time.perf_counter() - t, 3), "index_size": len(index),
+               "index_kind": index.kind}
+        corpus = ws.run(run).corpus
+        times: dict[str, list[float]] = {"dense": [], "hybrid": []}
+        for q in real_queries(args.serve_queries):
+            for mode in times:
+                t = time.perf_counter()
+                ws.search(corpus, q, run=run, mode=mode)
+                times[mode].append(1000 * (time.perf_counter() - t))
+        out.update({f"serve_{m}_p50_ms": round(pct(v[1:], 50), 2) for m, v in times.items()})
+    finally:
+        ws.close()
+    out["serve_peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return out
+
+
+def rss_mib(field: str = "VmRSS") -> float:
+    """This process's resident memory (``VmRSS``) or its peak since the last :func:`reset_peak` (``VmHWM``)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def reset_peak() -> None:
+    """Start ``VmHWM`` again from the current resident memory (Linux: ``/proc/self/clear_refs``)."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
 
 
 def latency(ws, run: int, enc, flat, hnsw, args, texts: list[str]) -> dict:
@@ -361,10 +408,13 @@ def umap_time(x: np.ndarray, args) -> dict:
     c = Clock()
     up.warm_up()  # numba compilation, once per process (the app does it in the background)
     out = {"umap_compile_s": round(c.lap(), 2), "umap_fit_sample": min(n, up.FIT_SAMPLE), "umap_measured": True}
+    before = rss_mib()
+    reset_peak()
     with timed_methods([(umap.UMAP, "fit_transform", "fit")]) as spent:
         c.lap()
         up.project(x, seed=args.seed)
         out["umap_s"] = round(c.lap(), 2)
+    out["umap_working_set_mib"] = round(rss_mib("VmHWM") - before, 1)
     out["umap_fit_s"] = round(spent["fit"], 2)
     out["umap_place_s"] = round(out["umap_s"] - spent["fit"], 2)  # the other points, placed by transform()
     moved = n - out["umap_fit_sample"]
@@ -434,6 +484,7 @@ COLUMNS = [  # (header, width, key or callable, format)
     ("enc1k s", 8, "add_encode_s", ".2f"),
     ("ovh s", 6, "add_overhead_s", ".2f"),
     ("peak MiB", 9, "peak_rss_mib", ".0f"),
+    ("serve MiB", 10, "serve_peak_rss_mib", ".0f"),
     ("  | 1t: enc p50", 16, "diag_encode_query_p50_ms_1thread", ".1f"),
     ("divis s", 8, "diag_divisive_s_1thread", ".1f"),
 ]
@@ -524,6 +575,9 @@ def main(argv: list[str] | None = None) -> dict | None:
     ap.add_argument("--timeout", type=int, default=3600, help="seconds allowed per size")
     ap.add_argument("--out", default=str(RESULTS / "growth.json"))
     ap.add_argument("--markdown", nargs="+", metavar="RESULT", help="print result files as tables, run nothing")
+    ap.add_argument("--serve-queries", type=int, default=20, help="searches of each mode in the serving process")
+    ap.add_argument("--serve", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--serve-run", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--child-out", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -532,6 +586,9 @@ def main(argv: list[str] | None = None) -> dict | None:
             print(markdown(json.loads(Path(path).read_text())))
         return None
 
+    if args.serve is not None:  # the serving process of one size
+        Path(args.child_out).write_text(json.dumps(serve(args.serve, args.serve_run, args)))
+        return None
     if args.child is not None:  # one size, in this fresh process
         res = run_size(args.child, args)
         Path(args.child_out).write_text(json.dumps(res))
@@ -545,14 +602,15 @@ def main(argv: list[str] | None = None) -> dict | None:
         args.model = fake_dir
         args.sizes = [600]
         args.umap_max, args.recall_queries, args.latency_queries, args.ws_queries = 0, 20, 10, 3
-        args.add_docs, args.add_reps = 50, 1
+        args.add_docs, args.add_reps, args.serve_queries = 50, 1, 3
     if args.model is None:
         from hce_engine.encoder import default_model_path
         args.model = default_model_path()
     passthrough = ["--model", args.model, "--agglo-max", str(args.agglo_max), "--umap-max", str(args.umap_max),
                    "--recall-queries", str(args.recall_queries), "--latency-queries", str(args.latency_queries),
                    "--ws-queries", str(args.ws_queries), "--add-docs", str(args.add_docs),
-                   "--add-reps", str(args.add_reps), "--seed", str(args.seed)] + \
+                   "--add-reps", str(args.add_reps), "--seed", str(args.seed),
+                   "--serve-queries", str(args.serve_queries)] + \
         ([] if args.diag_threads else ["--no-diag-threads"])
     rows = []
     started = time.time()
