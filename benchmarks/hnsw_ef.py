@@ -4,8 +4,8 @@
     python benchmarks/hnsw_ef.py --markdown benchmarks/results/hnsw_ef.json
 
 For each N: growth.py's synthetic vectors (d = 384) and 500 held-out queries from the same mixture, the HNSW
-index ``VectorIndex.build(kind="hnsw")`` makes (M 32, efConstruction 64), and exact search (FAISS flat) as the
-truth. Per efSearch: recall@10 against exact search, and the single-query search time p50/p95 (index only, one
+index ``VectorIndex.build(kind="hnsw")`` makes (M 32; efConstruction by size, ``vector_index.hnsw_settings``,
+or ``--ef-construction``), and exact search (FAISS flat) as the truth. Per efSearch: recall@10 against exact search, and the single-query search time p50/p95 (index only, one
 query at a time as the app searches; the query's encoding, ~11 ms, comes on top). The engine's default
 when measured is marked. Writes benchmarks/results/hnsw_ef.json.
 """
@@ -51,9 +51,8 @@ def measure(n: int, efs: list[int], queries: int, seed: int, ef_construction: in
         rows.append({"ef_search": ef, "recall_at_10": round(recall, 4), "p50_ms": round(pct(ms, 50), 3),
                      "p95_ms": round(pct(ms, 95), 3)})
         print(f"[N={n}] ef {ef}: recall@10 {recall:.4f}, p50 {rows[-1]['p50_ms']} ms", file=sys.stderr, flush=True)
-    ef_for = getattr(vector_index, "ef_search_for", lambda n: vector_index._DEFAULT_EF_SEARCH)
     return {"n_docs": n, "build_s": round(build_s, 1), "ef_construction": hnsw._ef_construction,
-            "default_ef_search": ef_for(n), "rows": rows}
+            "default_ef_search": vector_index.hnsw_settings(n)[1], "rows": rows}
 
 
 def markdown(result: dict) -> str:

@@ -252,3 +252,28 @@ def test_load_rejects_foreign_files(tmp_path):
     np.savez(tmp_path / "other.npz", x=np.zeros(3))
     with pytest.raises(ValueError, match="not a saved index"):
         VectorIndex.load(str(tmp_path / "other.npz"))
+
+
+def test_hnsw_settings_follow_the_index_size_unless_given(monkeypatch, tmp_path):
+    monkeypatch.setattr(vi_mod, "HNSW_BY_SIZE", ((100, 40, 50), (None, 80, 300)))
+    assert vi_mod.hnsw_settings(100) == (40, 50) and vi_mod.hnsw_settings(101) == (80, 300)
+    x = _random(160, 8, 1)
+    small = VectorIndex.build(np.arange(90), x[:90], "hnsw")
+    assert small.ef_search == 50 and small._index.hnsw.efConstruction == 40
+    small.add(np.arange(90, 160), x[90:])  # grew past 100: the next inserts and searches use the next row
+    assert small.ef_search == 300 and small._index.hnsw.efConstruction == 80
+    small.remove(np.arange(100, 160))
+    assert small.ef_search == 50
+    big = VectorIndex.build(np.arange(160), x, "hnsw")
+    assert big._index.hnsw.efConstruction == 80  # a bulk build uses its final size's graph setting
+    fixed = VectorIndex.build(np.arange(90), x[:90], "hnsw", ef_search=7)
+    fixed.add(np.arange(90, 160), x[90:])
+    assert fixed.ef_search == 7 and fixed._index.hnsw.efConstruction == 80
+    fixed.save(str(tmp_path / "f.npz"))
+    big.ef_search = 9
+    big.save(str(tmp_path / "b.npz"))
+    small.save(str(tmp_path / "s.npz"))
+    assert VectorIndex.load(str(tmp_path / "f.npz")).ef_search == 7  # a value given is kept
+    assert VectorIndex.load(str(tmp_path / "b.npz")).ef_search == 9
+    monkeypatch.setattr(vi_mod, "HNSW_BY_SIZE", ((None, 64, 123),))
+    assert VectorIndex.load(str(tmp_path / "s.npz")).ef_search == 123  # by size: today's table

@@ -61,8 +61,21 @@ SERIAL_ADD = 4096
 KINDS = ("flat", "hnsw", "ivf", "auto")
 
 _HNSW_M = 32
-_DEFAULT_EF_SEARCH = 128
-_DEFAULT_EF_CONSTRUCTION = 64
+#: HNSW settings by index size: rows (up to this many vectors, efConstruction, efSearch), the last row for any
+#: size. An index follows its size as it grows unless built with explicit values. Recall@10 against exact
+#: search on growth.py's vectors (``benchmarks/hnsw_ef.py``, results/hnsw_ef*.json): 0.996 at 200k with (64,
+#: 128); at 1M (64, 128) gave 0.953 and no efSearch up to 1024 passed 0.977, while efConstruction 128 gave
+#: 0.9998 at efSearch 128 (a build about twice as long).
+HNSW_BY_SIZE: tuple[tuple[int | None, int, int], ...] = ((500_000, 64, 128), (None, 128, 128))
+_DEFAULT_EF_CONSTRUCTION = HNSW_BY_SIZE[0][1]
+
+
+def hnsw_settings(n: int) -> tuple[int, int]:
+    """(efConstruction, efSearch) for an HNSW index of ``n`` vectors (:data:`HNSW_BY_SIZE`)."""
+    for limit, ef_construction, ef_search in HNSW_BY_SIZE:
+        if limit is None or n <= limit:
+            return ef_construction, ef_search
+    raise AssertionError("HNSW_BY_SIZE must end with a row for any size")
 _IVF_MIN_POINTS_PER_CENTROID = 39  # below this faiss k-means warns about too few points
 _FILE_FORMAT = 1  # bump when the saved layout changes; older files are then rebuilt, not read
 
@@ -134,8 +147,8 @@ class VectorIndex:
         kind: str = "flat",
         *,
         train_vectors: np.ndarray | None = None,
-        ef_search: int = _DEFAULT_EF_SEARCH,
-        ef_construction: int = _DEFAULT_EF_CONSTRUCTION,
+        ef_search: int | None = None,
+        ef_construction: int | None = None,
         nlist: int | None = None,
         nprobe: int | None = None,
     ) -> None:
@@ -159,14 +172,17 @@ class VectorIndex:
             kind = "flat" if n < APPROX_THRESHOLD else "hnsw"
         self._kind = kind
         self._lock = threading.RLock()
-        self._ef_construction = int(ef_construction)
+        # None: by the index's size (hnsw_settings), followed as it grows or shrinks
+        self._fixed_ef = (None if ef_construction is None else int(ef_construction),
+                          None if ef_search is None else max(1, int(ef_search)))
+        self._ef_construction = self._fixed_ef[0] or _DEFAULT_EF_CONSTRUCTION
         # live external id -> slot (HNSW internal label; 0 for the other kinds)
         self._live: dict[int, int] = {}
         self._quantizer = None
         if kind == "flat":
             self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(self._dim))
         elif kind == "hnsw":
-            self._index = self._new_hnsw(int(ef_search))
+            self._index = self._new_hnsw(self._fixed_ef[1] or hnsw_settings(0)[1])
             self._slot_ids = np.empty(0, dtype=np.int64)   # internal label -> external id
             self._alive = np.empty(0, dtype=bool)          # internal label -> not tombstoned
             self._n_slots = 0
@@ -200,7 +216,8 @@ class VectorIndex:
         """Build an index from ``ids`` int64 (n,) and ``vectors`` float32 (n, d).
 
         ``kind``: ``"flat"`` | ``"hnsw"`` | ``"ivf"`` | ``"auto"`` (flat if n < APPROX_THRESHOLD
-        else hnsw). Extra keyword ``params`` (``ef_search``, ``ef_construction``, ``nlist``,
+        else hnsw); HNSW's efConstruction and efSearch follow :func:`hnsw_settings` for the index's size
+        unless given. Extra keyword ``params`` (``ef_search``, ``ef_construction``, ``nlist``,
         ``nprobe``) go to the constructor. IVF is trained on ``vectors``. Duplicate ids: the
         last occurrence wins.
         """
@@ -209,6 +226,7 @@ class VectorIndex:
             raise ValueError("vectors must have at least one dimension")
         index = cls(vectors.shape[1], kind,
                     train_vectors=vectors if kind in ("ivf", "auto") else None, **params)
+        index._follow_size(len(vectors))  # a bulk build starts with its final size's settings
         index.add(ids, vectors)
         return index
 
@@ -228,6 +246,7 @@ class VectorIndex:
             if self._kind == "hnsw":
                 arrays["slot_ids"] = self._slot_ids[:self._n_slots].copy()
                 arrays["alive"] = self._alive[:self._n_slots].copy()
+                arrays["fixed_ef"] = np.array([-1 if v is None else v for v in self._fixed_ef], dtype=np.int64)
             else:
                 arrays["ids"] = np.fromiter(self._live.keys(), dtype=np.int64, count=len(self._live))
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -248,6 +267,7 @@ class VectorIndex:
             slot_ids = z["slot_ids"] if hnsw else np.empty(0, np.int64)
             alive = z["alive"].astype(bool) if hnsw else np.empty(0, bool)
             ids = z["ids"] if not hnsw else np.empty(0, np.int64)
+            fixed = z["fixed_ef"].tolist() if "fixed_ef" in z else [-1, -1]  # older files: by size
         if kind not in ("flat", "hnsw", "ivf"):
             raise ValueError(f"{path}: unknown index kind {kind!r}")
         index = faiss.deserialize_index(blob)
@@ -256,6 +276,9 @@ class VectorIndex:
         out = cls.__new__(cls)
         out._dim, out._kind, out._index, out._quantizer = dim, kind, index, None
         out._lock = threading.RLock()
+        out._fixed_ef = (None, None)
+        if hnsw:
+            out._fixed_ef = (None if fixed[0] < 0 else int(fixed[0]), None if fixed[1] < 0 else int(fixed[1]))
         if kind == "hnsw":
             if index.ntotal != slot_ids.size or alive.size != slot_ids.size:
                 raise ValueError(f"{path}: {index.ntotal} vectors but {slot_ids.size} slots")
@@ -265,6 +288,7 @@ class VectorIndex:
             out._n_dead = int((~alive).sum())
             live = np.flatnonzero(alive)
             out._live = dict(zip(out._slot_ids[live].tolist(), live.tolist(), strict=True))
+            out._follow_size(len(out._live))
         else:
             if index.ntotal != ids.size:
                 raise ValueError(f"{path}: {index.ntotal} vectors but {ids.size} ids")
@@ -293,7 +317,8 @@ class VectorIndex:
         if self._kind != "hnsw":
             raise ValueError(f"ef_search only applies to kind='hnsw' (this index is {self._kind!r})")
         with self._lock:
-            self._index.hnsw.efSearch = max(1, int(value))
+            self._fixed_ef = (self._fixed_ef[0], max(1, int(value)))
+            self._index.hnsw.efSearch = self._fixed_ef[1]
 
     @property
     def nprobe(self) -> int | None:
@@ -362,9 +387,23 @@ class VectorIndex:
                 self._n_slots = start + ids.size
                 self._live.update(zip(ids.tolist(), range(start, start + ids.size), strict=True))
                 self._maybe_compact_locked()
+                self._follow_size(len(self._live))
             else:
                 self._index.add_with_ids(vectors, ids)
                 self._live.update(dict.fromkeys(ids.tolist(), 0))
+
+    def _follow_size(self, n: int) -> None:
+        """HNSW: the efConstruction (for the next inserts) and efSearch of an index of ``n`` vectors, where the
+        index was not built with fixed values."""
+        if self._kind != "hnsw":
+            return
+        ef_construction, ef_search = hnsw_settings(n)
+        with self._lock:
+            if self._fixed_ef[0] is None:
+                self._ef_construction = ef_construction
+                self._index.hnsw.efConstruction = ef_construction
+            if self._fixed_ef[1] is None:
+                self._index.hnsw.efSearch = ef_search
 
     def _grow_slots(self, needed: int) -> None:
         if needed <= self._slot_ids.size:
@@ -380,7 +419,9 @@ class VectorIndex:
         """Remove ``ids`` int64 (m,); unknown ids are ignored. Returns how many were removed."""
         ids = _as_ids(ids)
         with self._lock:
-            return self._remove_locked(ids, allow_compact=True)
+            removed = self._remove_locked(ids, allow_compact=True)
+            self._follow_size(len(self._live))
+            return removed
 
     def _remove_locked(self, ids: np.ndarray, allow_compact: bool) -> int:
         present = sorted({i for i in ids.tolist() if i in self._live})
