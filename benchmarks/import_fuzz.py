@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import sys
 import tempfile
 import time
 import warnings
+from pathlib import Path
 
 # common first: it puts the repository on sys.path
-from common import RESULTS, ROOT, machine, write_result
+from common import RESULTS, ROOT, machine, source_line, write_result
 
 sys.path.insert(0, str(ROOT / "tests"))
 
@@ -59,20 +61,36 @@ def fuzz(ws, importer: str, examples: int, seed: int) -> dict:
             "failures": failures}
 
 
-def main(argv: list[str] | None = None) -> dict:
+def markdown(result: dict) -> str:
+    """A result file as the README's table, with where it comes from."""
+    out = [f"{source_line(result)} · {result['examples_per_importer']:,} cases per importer, seed {result['seed']}", "",
+           "| importer | cases | clean import | InputError | anything else | cases/s |", "|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        out.append(f"| {r['importer']} | {r['cases']:,} | {r['ok']:,} | {r['input error']:,} | {r['failure']} | "
+                   f"{r['cases'] / r['seconds']:.0f} |")
+    out += [f"- FAILURE {r['importer']}: {n} x {msg}" for r in result["rows"] for msg, n in r["failures"].items()]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> dict | None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--markdown", nargs="+", metavar="RESULT", help="print result files as tables, run nothing")
     ap.add_argument("--examples", type=int, default=10_000, help="cases per importer")
     ap.add_argument("--importers", nargs="+", default=sorted(IMPORTERS), choices=sorted(IMPORTERS))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(RESULTS / "import_fuzz.json"))
     args = ap.parse_args(argv)
+    if args.markdown:
+        for path in args.markdown:
+            print(markdown(json.loads(Path(path).read_text())))
+        return None
 
     rows = []
     info = machine()
 
     def write() -> dict:
         result = {"examples_per_importer": args.examples, "seed": args.seed, "rows": rows,
-                  "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": info}
+                  "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "hardware": info}
         write_result(args.out, result)
         return result
 
