@@ -307,7 +307,8 @@ def serve(path: str, run: int, args) -> dict:
         out.update({f"serve_{m}_p50_ms": round(pct(v[1:], 50), 2) for m, v in times.items()})
     finally:
         ws.close()
-    out["serve_peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    # VmHWM, not ru_maxrss: Linux keeps the parent's peak in ru_maxrss across fork and exec
+    out["serve_peak_rss_mib"] = round(rss_mib("VmHWM"), 1)
     return out
 
 

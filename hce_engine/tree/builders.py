@@ -354,17 +354,19 @@ def add_documents(tree: Tree, vectors, doc_ids) -> Tree:
     """New Tree with documents appended (positions n_docs .. n_docs+m-1) under their nearest leaves.
 
     Args: vectors float32 (m, d); doc_ids int64 (m,) store ids, not already in the tree.
-    Sizes of the leaves and all their ancestors grow; centroids are left unchanged.
+    Sizes of the leaves and all their ancestors grow; the new tree shares the old one's parent, level and centroid
+    arrays (unchanged; trees are never modified in place).
     """
     ids = np.asarray(doc_ids, dtype=np.int64).reshape(-1)
     v = (np.asarray(vectors, dtype=np.float32).reshape(len(ids), -1) if len(ids)
          else np.zeros((0, tree.centroid.shape[1]), np.float32))
-    if len(np.unique(ids)) != len(ids) or np.isin(ids, tree.doc_ids).any():
+    if len(np.unique(ids)) != len(ids) or (tree.positions_of(ids) >= 0).any():
         raise ValueError("doc_ids must be new and unique")
     leaves = place_documents(tree, v) if len(ids) else np.zeros(0, dtype=np.int64)
     size = tree.size.copy()
     _add_along_paths(tree, size, leaves, 1)
-    return Tree(parent=tree.parent.copy(), level=tree.level.copy(), centroid=tree.centroid.copy(), size=size,
+    # the structure and centroids do not change: shared, not copied (430 MB of centroids at a million documents)
+    return Tree(parent=tree.parent, level=tree.level, centroid=tree.centroid, size=size,
                 doc_leaf=np.concatenate([tree.doc_leaf, leaves]), doc_ids=np.concatenate([tree.doc_ids, ids]),
                 builder=tree.builder, branching=tree.branching)
 
