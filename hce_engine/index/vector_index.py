@@ -277,9 +277,8 @@ class VectorIndex:
         out._dim, out._kind, out._index, out._quantizer = dim, kind, index, None
         out._lock = threading.RLock()
         out._fixed_ef = (None, None)
-        if hnsw:
-            out._fixed_ef = (None if fixed[0] < 0 else int(fixed[0]), None if fixed[1] < 0 else int(fixed[1]))
         if kind == "hnsw":
+            out._fixed_ef = (None if fixed[0] < 0 else int(fixed[0]), None if fixed[1] < 0 else int(fixed[1]))
             if index.ntotal != slot_ids.size or alive.size != slot_ids.size:
                 raise ValueError(f"{path}: {index.ntotal} vectors but {slot_ids.size} slots")
             out._ef_construction = int(index.hnsw.efConstruction)
