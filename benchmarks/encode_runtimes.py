@@ -132,7 +132,7 @@ def runners(names: list[str], model_path: str, max_length: int, workdir: str
             elif name.startswith("openvino-"):
                 hidden = openvino_hidden(fp32, {"fp32": "f32", "bf16": "bf16"}[name.split("-")[1]], threads)
             else:
-                raise ValueError(f"unknown runtime {name!r}; known: {', '.join(RUNTIMES)}")
+                raise AssertionError(name)  # main() checked the names
             out[name] = lambda t, m, hidden=hidden: encode_with(fp32, hidden, t, m)
         except ImportError as e:
             skipped[name] = f"not installed: {e.name}"
@@ -144,7 +144,7 @@ def runners(names: list[str], model_path: str, max_length: int, workdir: str
 def markdown(result: dict) -> str:
     out = [f"{source_line(result)} · torch threads {result['threads']} · speed on {result['n_speed']} documents, best of {result['repeats']}; "
            f"fidelity on all {result['n_corpus']:,} SciFact documents and {result['n_queries']} test claims",
-           "", "| runtime | best s | docs/s | vs torch-bf16 | min cosine to torch-fp32 | nDCG@10 | − torch-fp32 | "
+           "", f"| runtime | best s | docs/s | vs {result['rule']['speedup_over']} | min cosine to torch-fp32 | nDCG@10 | − torch-fp32 | "
            "adopt? |", "|---|---|---|---|---|---|---|---|"]
     for name, r in result["rows"].items():
         out.append(f"| {name} | {r['best_s']:.2f} | {r['docs_per_s']:.1f} | {r['speedup']:.2f}x | "
@@ -152,7 +152,8 @@ def markdown(result: dict) -> str:
                    f"{'yes' if r['passes'] else 'no'} |")
     for name, why in result.get("skipped", {}).items():
         out.append(f"| {name} | skipped: {why} | | | | | | |")
-    out.append(f"\nA row passes with >= {GOAL_SPEEDUP}x `{SPEED_BASE}`, nDCG@10 within {MAX_NDCG_DROP} of "
+    out.append(f"\nA row passes with >= {GOAL_SPEEDUP}x `{result['rule']['speedup_over']}`, nDCG@10 within "
+               f"{MAX_NDCG_DROP} of "
                f"`{REFERENCE}` and the lowest cosine >= {MIN_COSINE}.")
     return "\n".join(out)
 
@@ -174,6 +175,8 @@ def main(argv: list[str] | None = None) -> dict | None:
         return None
 
     names = [n for n in a.runtimes.split(",") if n]
+    if unknown := [n for n in names if n not in RUNTIMES]:
+        ap.error(f"unknown runtime(s) {', '.join(unknown)}; known: {', '.join(RUNTIMES)}")
     for must in (REFERENCE, SPEED_BASE):
         if must not in names:
             names.insert(0, must)
@@ -210,9 +213,10 @@ def main(argv: list[str] | None = None) -> dict | None:
               file=sys.stderr, flush=True)
 
     best = {k: min(v) for k, v in times.items()}
+    base = SPEED_BASE if SPEED_BASE in best else REFERENCE  # a CPU without bf16: against fp32
     rows = {}
     for name in names:
-        speedup = best[SPEED_BASE] / best[name]
+        speedup = best[base] / best[name]
         cos = float((vectors[name] * vectors[REFERENCE]).sum(1).min())
         change = rankings[name] - rankings[REFERENCE]
         rows[name] = {"best_s": round(best[name], 3), "times_s": [round(t, 3) for t in times[name]],
@@ -229,7 +233,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     result = {"rows": rows, "skipped": skipped, "n_speed": len(sample), "n_corpus": len(texts),
               "n_queries": len(qids), "repeats": a.repeats, "max_length": a.max_length, "query_tokens": QUERY_TOKENS,
               "threads": torch.get_num_threads(), "model": model_path, "data": a.data, "runtime_packages": packages,
-              "rule": {"speedup_over": SPEED_BASE, "min_speedup": GOAL_SPEEDUP, "max_ndcg_drop": MAX_NDCG_DROP,
+              "rule": {"speedup_over": base, "min_speedup": GOAL_SPEEDUP, "max_ndcg_drop": MAX_NDCG_DROP,
                        "min_cosine": MIN_COSINE, "reference": REFERENCE},
               "hardware": machine()}
     write_result(a.out, result)

@@ -279,3 +279,31 @@ def test_distributed_smoke(tmp_path):
     assert data["train"]["weights_max_abs_diff"] < 1e-4 and data["communication"]["median_s"] > 0
     table = run_script("distributed.py", "--markdown", str(out)).stdout
     assert "| encode 30 texts (s) |" in table and "toy documents" in table
+
+
+def test_hnsw_ef_smoke(tmp_path):
+    out = tmp_path / "hnsw.json"
+    proc = run_script("hnsw_ef.py", "--sizes", "1500", "--ef", "8", "64", "--queries", "30", "--out", str(out))
+    (size,) = json.loads(out.read_text())["sizes"]
+    assert [r["ef_search"] for r in size["rows"]] == [8, 64] and size["ef_construction"] == 64
+    assert 0 <= size["rows"][0]["recall_at_10"] <= size["rows"][1]["recall_at_10"] <= 1
+    assert "| 1,500 | 64 (" in proc.stdout
+
+
+@pytest.mark.model
+def test_encode_runtimes_smoke(tmp_path):
+    sys.path.insert(0, BENCH)
+    try:
+        import common
+    finally:
+        sys.path.remove(BENCH)
+    data = common.smoke_beir(tmp_path / "beir", n_docs=24)
+    out = tmp_path / "rt.json"
+    proc = run_script("encode_runtimes.py", "--data", data, "--n", "8", "--repeats", "1",
+                      "--runtimes", "torch-bf16,torch-fp32", "--out", str(out), timeout=600)
+    result = json.loads(out.read_text())
+    assert result["rows"]["torch-fp32"]["min_cosine"] == 1.0 and result["rows"]["torch-fp32"]["ndcg_change"] == 0
+    assert result["n_corpus"] == 24 and "A row passes with" in proc.stdout
+    bad = subprocess.run([sys.executable, os.path.join(BENCH, "encode_runtimes.py"), "--runtimes", "tensorrt"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode == 2 and "unknown runtime(s) tensorrt" in bad.stderr
