@@ -209,6 +209,12 @@ git_commit, clean_tree, machine = provenance.git_commit, provenance.clean_tree, 
 STARTED = time.strftime("%Y-%m-%d %H:%M:%S")
 
 
+def print_tables(paths: Sequence[str | Path], render) -> None:
+    """A script's ``--markdown``: ``render(result)`` printed for each result file (reads them, runs nothing)."""
+    for path in paths:
+        print(render(json.loads(Path(path).read_text())))
+
+
 def source_line(result: dict) -> str:
     """One line saying where a result file's numbers come from: its command, commit (and whether the checkout was
     clean), when it ran and on what machine (the ``hardware`` or ``meta`` entry), for a README table's head."""

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 # common first: it puts the repository on sys.path
-from common import RESULTS, SCIFACT, exact_ranking, load_beir, machine, source_line, write_result
+from common import RESULTS, SCIFACT, exact_ranking, load_beir, machine, print_tables, source_line, write_result
 
 from hce_engine.encoder import Encoder, default_model_path
 from hce_engine.evaluation import evaluate
@@ -170,8 +170,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     ap.add_argument("--markdown", nargs="+", metavar="RESULT", help="print result files as tables, run nothing")
     a = ap.parse_args(argv)
     if a.markdown:
-        for path in a.markdown:
-            print(markdown(json.loads(Path(path).read_text())))
+        print_tables(a.markdown, markdown)
         return None
 
     names = [n for n in a.runtimes.split(",") if n]

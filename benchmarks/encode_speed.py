@@ -15,15 +15,13 @@ row to sentence-transformers and the minimum row cosine to the fp32 vectors. Wri
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 # common first: it puts the repository on sys.path
-from common import RESULTS, SCIFACT, encoder_texts, machine, read_docs, source_line, write_result
+from common import RESULTS, SCIFACT, encoder_texts, machine, print_tables, read_docs, source_line, write_result
 
 from hce_engine.encoder import Encoder, default_model_path, resolve_device
 
@@ -66,8 +64,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     ap.add_argument("--out", default=str(RESULTS / "encode_speed.json"))
     args = ap.parse_args(argv)
     if args.markdown:
-        for path in args.markdown:
-            print(markdown(json.loads(Path(path).read_text())))
+        print_tables(args.markdown, markdown)
         return None
 
     from sentence_transformers import SentenceTransformer

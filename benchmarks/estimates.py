@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 # common first: it puts the repository on sys.path
-from common import JARGON, RESULTS, SCIFACT, clean_tree, machine, read_docs, smoke_beir, write_result
+from common import JARGON, RESULTS, SCIFACT, clean_tree, machine, print_tables, read_docs, smoke_beir, write_result
 
 from hce_engine.training.run_clock import STAGES  # after common: it found the repository
 
@@ -151,8 +151,7 @@ def main() -> None:
     ap.add_argument("--markdown", nargs="+", metavar="RESULT", help="print result files as tables, run nothing")
     a = ap.parse_args()
     if a.markdown:
-        for path in a.markdown:
-            print(markdown(json.loads(Path(path).read_text())))
+        print_tables(a.markdown, markdown)
         return
     collections = ["smoke"] if a.smoke else [c for c in a.collections.split(",") if c]
     presets = [p for p in a.presets.split(",") if p]

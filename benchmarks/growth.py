@@ -58,8 +58,8 @@ from pathlib import Path
 import numpy as np
 
 # common first: it puts the repository on sys.path
-from common import (DIM, JARGON, RESULTS, SCIFACT, machine, pct, read_docs, real_queries, source_line, synthetic,
-                    synthetic_texts, write_jsonl, write_result)
+from common import (DIM, JARGON, RESULTS, SCIFACT, machine, pct, print_tables, read_docs, real_queries, source_line,
+                    synthetic, synthetic_texts, write_jsonl, write_result)
 
 BRANCHING = 10
 #: Targets on the project's 2-core CPU machine, per corpus size: (result key, "<" or "<=", limit, unit).
@@ -583,8 +583,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     ap.add_argument("--child-out", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.markdown:
-        for path in args.markdown:
-            print(markdown(json.loads(Path(path).read_text())))
+        print_tables(args.markdown, markdown)
         return None
 
     if args.serve is not None:  # the serving process of one size

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 # common first: it puts the repository on sys.path
-from common import RESULTS, machine, pct, source_line, synthetic, write_result
+from common import RESULTS, machine, pct, print_tables, source_line, synthetic, write_result
 
 from hce_engine.index import VectorIndex, vector_index
 
@@ -82,8 +82,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     ap.add_argument("--markdown", nargs="+", metavar="RESULT", help="print result files as tables, run nothing")
     a = ap.parse_args(argv)
     if a.markdown:
-        for path in a.markdown:
-            print(markdown(json.loads(Path(path).read_text())))
+        print_tables(a.markdown, markdown)
         return None
     result: dict = {"queries": a.queries, "seed": a.seed, "sizes": [], "hardware": machine()}
     for n in a.sizes:

@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import sys
 import tempfile
 import time
 import warnings
-from pathlib import Path
 
 # common first: it puts the repository on sys.path
-from common import RESULTS, ROOT, machine, source_line, write_result
+from common import RESULTS, ROOT, machine, print_tables, source_line, write_result
 
 sys.path.insert(0, str(ROOT / "tests"))
 
@@ -81,8 +79,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     ap.add_argument("--out", default=str(RESULTS / "import_fuzz.json"))
     args = ap.parse_args(argv)
     if args.markdown:
-        for path in args.markdown:
-            print(markdown(json.loads(Path(path).read_text())))
+        print_tables(args.markdown, markdown)
         return None
 
     rows = []

@@ -25,7 +25,6 @@ Prints one table and writes benchmarks/results/map_draw.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -37,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 # common first: it puts the repository on sys.path
-from common import RESULTS, machine, source_line, synthetic, synthetic_texts, write_result
+from common import RESULTS, machine, print_tables, source_line, synthetic, synthetic_texts, write_result
 from app_browser import ARGS, CHROMIUM, free_port, settle, wait_port
 
 
@@ -168,8 +167,7 @@ def main(argv: list[str] | None = None) -> list[dict] | None:
     ap.add_argument("--out", default=str(RESULTS / "map_draw.json"))
     args = ap.parse_args(argv)
     if args.markdown:
-        for path in args.markdown:
-            print(markdown(json.loads(Path(path).read_text())))
+        print_tables(args.markdown, markdown)
         return None
     hce = shutil.which("hce", path=os.path.dirname(sys.executable)) or "hce"
     rows = []

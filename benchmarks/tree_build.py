@@ -11,16 +11,14 @@ leaf silhouette on a 2000-document sample, machine/threads/load so numbers can b
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 # common first: it puts the repository on sys.path
-from common import DIM, RESULTS, machine, source_line, synthetic, write_result
+from common import DIM, RESULTS, machine, print_tables, source_line, synthetic, write_result
 
 from hce_engine.tree import build_agglomerative, build_divisive, tree_stats
 
@@ -70,8 +68,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(RESULTS / "tree_build.json"))
     args = ap.parse_args()
     if args.markdown:
-        for path in args.markdown:
-            print(markdown(json.loads(Path(path).read_text())))
+        print_tables(args.markdown, markdown)
         return
     if args.threads:
         torch.set_num_threads(args.threads)
