@@ -63,80 +63,77 @@ def make_workspace(path: str, n: int, seed: int = 0) -> None:
         ws.close()
 
 
-def draw_time(url: str, repeats: int, timeout: float) -> dict:
+def page_loads(repeats: int, load) -> dict:
+    """``repeats`` fresh pages in headless Chromium, each handed to ``load(page) -> (seconds, extras)``, which opens
+    the page and waits for what it times. Returns the best and every time, the largest websocket message
+    Streamlit sent, the error boxes shown over all loads and the last load's ``extras``."""
     from playwright.sync_api import sync_playwright
-    times, sent, points, errors, labels = [], [], None, 0, 0
+    times, sent, errors, extras = [], [], 0, {}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         try:
             for _ in range(repeats):
                 page = browser.new_page(viewport={"width": 1400, "height": 1200})
-                frames = []
-                page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(len(payload))))
-                page.goto(url, timeout=120_000)
-                settle(page, timeout)
-                t0 = time.perf_counter()
-                page.locator('[data-testid="stSidebarNav"] a', has_text="Map").first.click()
-                # points drawn: SVG markers (up to 6,000 points) or the WebGL canvas (above)
-                page.locator('[data-testid="stMain"] .js-plotly-plot .scatterlayer .point, '
-                             '[data-testid="stMain"] .js-plotly-plot canvas').first.wait_for(timeout=timeout * 1000)
-                settle(page, timeout)
-                times.append(time.perf_counter() - t0)
+                frames: list[int] = []
+                page.on("websocket", lambda ws, frames=frames: ws.on("framereceived", lambda b: frames.append(len(b))))
+                seconds, extras = load(page)
+                times.append(seconds)
                 sent.append(max(frames) if frames else 0)
-                points = page.evaluate("""() => {const g = document.querySelector('[data-testid="stMain"] .js-plotly-plot');
-                    return g ? g._fullData.filter(t => t.mode !== 'text').reduce((s, t) => s + (t._length || 0), 0)
-                             : null}""")
-                labels = page.locator('[data-testid="stMain"] .js-plotly-plot .annotation-text, '
-                                      '[data-testid="stMain"] .js-plotly-plot .textpoint').count()
                 errors += page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]').count()
                 page.close()
         finally:
             browser.close()
-    return {"draw_s": round(min(times), 2), "draw_s_all": [round(t, 2) for t in times], "points_drawn": points,
-            "largest_message_mib": round(max(sent) / 2**20, 2), "errors_shown": errors, "labels_drawn": labels}
+    return {"draw_s": round(min(times), 2), "draw_s_all": [round(t, 2) for t in times],
+            "largest_message_mib": round(max(sent) / 2**20, 2), "errors_shown": errors, **extras}
+
+
+def draw_time(url: str, repeats: int, timeout: float) -> dict:
+    """The app's Map page: from the click on "Map" to its chart drawn and the script run ended."""
+    def load(page):
+        page.goto(url, timeout=120_000)
+        settle(page, timeout)
+        t0 = time.perf_counter()
+        page.locator('[data-testid="stSidebarNav"] a', has_text="Map").first.click()
+        # points drawn: SVG markers (up to 6,000 points) or the WebGL canvas (above)
+        page.locator('[data-testid="stMain"] .js-plotly-plot .scatterlayer .point, '
+                     '[data-testid="stMain"] .js-plotly-plot canvas').first.wait_for(timeout=timeout * 1000)
+        settle(page, timeout)
+        seconds = time.perf_counter() - t0
+        points = page.evaluate("""() => {const g = document.querySelector('[data-testid="stMain"] .js-plotly-plot');
+            return g ? g._fullData.filter(t => t.mode !== 'text').reduce((s, t) => s + (t._length || 0), 0)
+                     : null}""")
+        labels = page.locator('[data-testid="stMain"] .js-plotly-plot .annotation-text, '
+                              '[data-testid="stMain"] .js-plotly-plot .textpoint').count()
+        return seconds, {"points_drawn": points, "labels_drawn": labels}
+    return page_loads(repeats, load)
 
 
 def atlas_draw_time(url: str, repeats: int, timeout: float) -> dict:
     """Page loads of ``atlas_page.py`` until the component's picture is drawn and stable (see the docstring)."""
-    from playwright.sync_api import sync_playwright
-    times, sent, errors = [], [], 0
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+    def load(page):
+        console: list[str] = []
+        page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
+        t0 = time.perf_counter()
+        page.goto(url, timeout=int(timeout * 1000))
+        box = page.locator('iframe[title*="embedding_atlas"]').first
+        box.wait_for(timeout=timeout * 1000)
         try:
-            for _ in range(repeats):
-                page = browser.new_page(viewport={"width": 1400, "height": 1200})
-                frames, console = [], []
-                page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(len(payload))))
-                page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
-                t0 = time.perf_counter()
-                page.goto(url, timeout=int(timeout * 1000))
-                box = page.locator('iframe[title*="embedding_atlas"]').first
-                box.wait_for(timeout=timeout * 1000)
-                try:
-                    page.frame_locator('iframe[title*="embedding_atlas"]').locator("canvas").first.wait_for(
-                        timeout=timeout * 1000)
-                except Exception as e:  # noqa: BLE001 - say why the component drew nothing
-                    fetch = [c for c in console if "http" in c and "metrics" not in c]
-                    raise RuntimeError(f"no canvas in {timeout:.0f} s; the page's console: "
-                                       f"{fetch[0][:400] if fetch else console[:3]}") from e
-                last, drawn, end = None, None, t0 + timeout
-                while time.perf_counter() < end:
-                    shot = box.screenshot()
-                    now = time.perf_counter()
-                    if shot == last:
-                        break
-                    last, drawn = shot, now
-                    page.wait_for_timeout(1000)
-                else:
-                    raise TimeoutError("the embedding-atlas picture kept changing")
-                times.append(drawn - t0)
-                sent.append(max(frames) if frames else 0)
-                errors += page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]').count()
-                page.close()
-        finally:
-            browser.close()
-    return {"draw_s": round(min(times), 2), "draw_s_all": [round(t, 2) for t in times], "points_drawn": None,
-            "largest_message_mib": round(max(sent) / 2**20, 2), "errors_shown": errors, "labels_drawn": None}
+            page.frame_locator('iframe[title*="embedding_atlas"]').locator("canvas").first.wait_for(
+                timeout=timeout * 1000)
+        except Exception as e:  # noqa: BLE001 - say why the component drew nothing
+            fetch = [c for c in console if "http" in c and "metrics" not in c]
+            raise RuntimeError(f"no canvas in {timeout:.0f} s; the page's console: "
+                               f"{fetch[0][:400] if fetch else console[:3]}") from e
+        last, drawn, end = None, t0, t0 + timeout
+        while time.perf_counter() < end:
+            shot = box.screenshot()
+            now = time.perf_counter()
+            if shot == last:
+                return drawn - t0, {"points_drawn": None, "labels_drawn": None}
+            last, drawn = shot, now
+            page.wait_for_timeout(1000)
+        raise TimeoutError("the embedding-atlas picture kept changing")
+    return page_loads(repeats, load)
 
 
 def markdown(result: dict) -> str:
