@@ -6,7 +6,7 @@ path, on the same texts, batches and pooling.
 
 Each runtime runs the bundled all-MiniLM-L6-v2's transformer (exported once: ONNX by ``torch.onnx.export``,
 OpenVINO by ``openvino.convert_model`` from the same PyTorch module) and the engine's own batching (texts
-sorted by length, padded per batch, ``Encoder.batches``), mean pooling and L2 normalisation, so only the
+sorted by length, padded per batch, ``Encoder._plan``), mean pooling and L2 normalisation, so only the
 transformer's forward pass differs. The ``torch-*`` rows are ``Encoder.encode`` itself.
 
 Per runtime:
@@ -88,12 +88,10 @@ def openvino_hidden(enc: Encoder, precision: str, threads: int) -> Hidden:
 
 def encode_with(enc: Encoder, hidden: Hidden, texts: list[str], max_length: int) -> np.ndarray:
     """``Encoder.encode``'s batches and pooling around another runtime's forward pass: float32 (n, d)."""
-    prepped = enc._prep(texts)
-    ids_all = enc.tokenizer(prepped, padding=False, truncation=True, max_length=max_length,
-                            return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+    ids_all, _, batches = enc._plan(enc._prep(texts), *enc._sizes(None, max_length))  # tokenised once, as encode
     pad = enc.tokenizer.pad_token_id or 0
     out = np.empty((len(texts), enc.dim), dtype=np.float32)
-    for idx in enc.batches(texts, max_length=max_length):
+    for idx in batches:
         longest = max(len(ids_all[i]) for i in idx)
         ids = np.full((len(idx), longest), pad, dtype=np.int64)
         mask = np.zeros((len(idx), longest), dtype=np.int64)
