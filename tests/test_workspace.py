@@ -248,6 +248,10 @@ def test_readers_documents_by_id_judgements_and_tree_rebuilds(workspace, toy_bei
     dev = workspace.qrels("toy", "dev")
     assert dev[["doc_ext_id", "score"]].values.tolist() == [["music-0", 1], ["music-1", 0], ["space-1", 2]]
     assert dev["query"].tolist()[:2] == ["a guitar"] * 2 and dev["query"].isna().tolist() == [False, False, True]
+    cid = workspace.store.corpus_id("toy")  # stored out of order, read by query id then document id
+    workspace.store.insert_qrels(cid, "late", [("q9", "space-2", 1), ("q1", "space-1", 1), ("q1", "music-0", 0)])
+    assert workspace.qrels("toy", "late")[["query_id", "doc_ext_id"]].values.tolist() == [
+        ["q1", "music-0"], ["q1", "space-1"], ["q9", "space-2"]]
     empty = workspace.qrels("toy", "nope")
     assert empty.empty and list(empty.columns) == list(qrels.columns)
     with pytest.raises(NotFoundError, match="no corpus named"):

@@ -387,10 +387,12 @@ class Store:
             "ORDER BY split", [corpus_id]).fetchall())
 
     def qrels(self, corpus_id: int, split: str) -> dict[str, dict[str, int]]:
+        """{query id: {document id: relevance}} of ``split``, ordered by query id then document id (a table scan
+        gives no order, and supervised training takes its pairs in this order)."""
         out: dict[str, dict[str, int]] = {}
         for q, d, s in self.con.execute(
-                "SELECT query_ext_id, doc_ext_id, score FROM qrels WHERE corpus_id = ? AND split = ?",
-                [corpus_id, split]).fetchall():
+                "SELECT query_ext_id, doc_ext_id, score FROM qrels WHERE corpus_id = ? AND split = ? "
+                "ORDER BY query_ext_id, doc_ext_id", [corpus_id, split]).fetchall():
             out.setdefault(q, {})[d] = s
         return out
 

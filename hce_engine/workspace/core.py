@@ -235,7 +235,8 @@ class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExperimentVerbs, Export
 
     def qrels(self, corpus: str, split: str | None = None) -> pd.DataFrame:
         """The corpus's judgements in ``split`` (default: every split): DataFrame(split, query_id, query,
-        doc_ext_id, score), one row per judged (query, document) pair, split after split in name order.
+        doc_ext_id, score), one row per judged (query, document) pair, split after split in name order, then
+        by query id and document id.
         ``query`` is the query's text (missing, ``isna()``, when the corpus stores none), ``score`` the relevance
         (int64; 0 = judged not relevant)."""
         cid = self.store.corpus_id(corpus)
