@@ -28,7 +28,7 @@ import time
 import numpy as np
 
 # common first: it puts the repository on sys.path
-from common import RESULTS, SCIFACT, exact_ranking, git_commit, load_beir, machine, write_result
+from common import RESULTS, SCIFACT, clean_tree, exact_ranking, git_commit, load_beir, machine, write_result
 
 from hce_engine.encoder import default_model_path, load_encoder
 from hce_engine.evaluation import evaluate
@@ -93,7 +93,10 @@ def main() -> None:
     done: set[tuple[str, int]] = set()
     if a.resume and os.path.exists(out_path):
         with open(out_path) as f:
-            result["rows"] = json.load(f)["rows"]
+            earlier = json.load(f)
+        prov = earlier.get("provenance") or {}
+        result["rows"] = [{"commit": prov.get("commit") or earlier.get("commit"), "clean_tree": prov.get("clean_tree"),
+                           **r} for r in earlier["rows"]]  # each row keeps the commit that made it
         done = {(r["row"], r["seed"]) for r in result["rows"]}
     for row in a.rows.split(","):
         for seed in (a.seeds[:1] if row in single or row == "zero-shot" else a.seeds):
@@ -124,7 +127,8 @@ def main() -> None:
                 vecs = res.corpus_vectors if res.corpus_vectors is not None and cfg.max_length == DOC_LEN \
                     else encoder.encode(texts, max_length=DOC_LEN)
             m = score(encoder, doc_ids, vecs, queries, qrels["test"])
-            entry = {"row": row, "seed": seed, **m, **stats, "seconds": time.time() - t0}
+            entry = {"row": row, "seed": seed, **m, **stats, "seconds": time.time() - t0, "commit": git_commit(),
+                     "clean_tree": clean_tree()}
             result["rows"].append(entry)
             print(f"{row:13s} seed {seed}: nDCG@10 {m['ndcg_at_10']:.4f}  R@10 {m['recall_at_10']:.4f}  "
                   f"R@100 {m['recall_at_100']:.4f}  ({entry['seconds']:.0f} s)", flush=True)
@@ -135,15 +139,20 @@ def main() -> None:
 
 def markdown_table(result: dict) -> str:
     """A result file's rows as markdown: per row its seeds, nDCG@10 per seed and mean, R@10 and R@100 (means), the
-    difference of the mean to zero-shot and to in-batch, minutes per seed, and the file's commit."""
+    difference of the mean to zero-shot and to in-batch, minutes per seed, and the commits that made its rows
+    (a row without its own commit is the file's)."""
     rows: dict[str, list[dict]] = {}
     for r in result["rows"]:
         rows.setdefault(r["row"], []).append(r)
     mean = {name: float(np.mean([r["ndcg_at_10"] for r in rs])) for name, rs in rows.items()}
     zero, inb = mean.get("zero-shot", float("nan")), mean.get("in-batch", float("nan"))
     prov = result.get("provenance") or {}
-    clean = {True: "", False: " (tree not clean)", None: " (clean tree not recorded)"}[prov.get("clean_tree")]
-    commit = f"{prov.get('commit') or result.get('commit')}{clean}"
+    clean = {True: "", False: " (tree not clean)", None: " (clean tree not recorded)"}
+
+    def commits(rs: list[dict]) -> str:
+        made = [(r.get("commit") or prov.get("commit") or result.get("commit"),
+                 r["clean_tree"] if "commit" in r else prov.get("clean_tree")) for r in rs]
+        return " / ".join(f"{c}{clean[t]}" for c, t in dict.fromkeys(made))
     out = ["| row | seeds | nDCG@10 per seed | mean | R@10 | R@100 | − zero-shot | − in-batch | min per seed "
            "| commit |",
            "|---|---|---|---|---|---|---|---|---|---|"]
@@ -154,7 +163,7 @@ def markdown_table(result: dict) -> str:
         r10 = np.mean([r["recall_at_10"] for r in rs])
         r100 = np.mean([r["recall_at_100"] for r in rs])
         out.append(f"| {name} | {seeds} | {per_seed} | {mean[name]:.4f} | {r10:.4f} | {r100:.4f} | "
-                   f"{mean[name] - zero:+.4f} | {mean[name] - inb:+.4f} | {minutes} | {commit} |")
+                   f"{mean[name] - zero:+.4f} | {mean[name] - inb:+.4f} | {minutes} | {commits(rs)} |")
     return "\n".join(out)
 
 
