@@ -1,6 +1,6 @@
-"""Regenerate the tables of benchmarks/README.md from the result files.
+"""Regenerate the tables of the READMEs (README.md and benchmarks/README.md) from the result files.
 
-A generated block in the README is framed by two comments naming the command that prints it:
+A generated block in either README is framed by two comments naming the command that prints it:
 
     <!-- generated: python benchmarks/experiments.py --markdown benchmarks/results/experiments_scifact.json -->
     ...the command's output...
@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-README = ROOT / "benchmarks" / "README.md"
+READMES = (ROOT / "README.md", ROOT / "benchmarks" / "README.md")
 BLOCK = re.compile(r"(<!-- generated: (python [^\n]*?) -->\n)(.*?)(<!-- end generated -->)", re.S)
 
 
@@ -44,14 +44,19 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--check", action="store_true", help="report stale blocks, change nothing (exit 1 if any)")
     a = ap.parse_args()
-    text = README.read_text()
-    stale = [cmd for cmd, body in blocks(text) if render(cmd) != body]
-    if a.check:
-        for cmd in stale:
-            print(f"stale: {cmd}")
-        return 1 if stale else 0
-    README.write_text(BLOCK.sub(lambda m: m.group(1) + render(m.group(2)) + m.group(4), text))
-    print(f"{len(blocks(text))} blocks, {len(stale)} rewritten")
+    stale_total = 0
+    for readme in READMES:
+        text = readme.read_text()
+        stale = [cmd for cmd, body in blocks(text) if render(cmd) != body]
+        stale_total += len(stale)
+        if a.check:
+            for cmd in stale:
+                print(f"stale in {readme.relative_to(ROOT)}: {cmd}")
+            continue
+        readme.write_text(BLOCK.sub(lambda m: m.group(1) + render(m.group(2)) + m.group(4), text))
+        print(f"{readme.relative_to(ROOT)}: {len(blocks(text))} blocks, {len(stale)} rewritten")
+    if a.check and stale_total:
+        return 1
     return 0
 
 
