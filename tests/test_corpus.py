@@ -89,12 +89,12 @@ def test_bad_input_names_file_line_problem(tmp_path, case):
 
 
 def test_oversize_text_and_file(tmp_path, monkeypatch):
-    from hce_engine.corpus import readers
-    monkeypatch.setattr(readers, "MAX_TEXT_CHARS", 50)
+    from hce_engine.corpus import limits
+    monkeypatch.setattr(limits, "MAX_TEXT_CHARS", 50)
     p = write(tmp_path / "c.jsonl", '{"_id": "a", "text": "short"}\n' + json.dumps({"_id": "b", "text": "x" * 60}))
     with pytest.raises(InputError, match=r"c.jsonl, line 2: the text is 60 characters; the limit is 50"):
         read_corpus(p)
-    monkeypatch.setattr(readers, "MAX_FILE_BYTES", 10)
+    monkeypatch.setattr(limits, "MAX_FILE_BYTES", 10)
     with pytest.raises(InputError, match="the limit is 0 MiB|limit"):
         read_corpus(p)
 

@@ -11,7 +11,7 @@ import pytest
 
 from hce_engine import InputError, tempfiles
 from hce_engine.corpus import read_corpus, read_qrels
-from hce_engine.corpus import readers
+from hce_engine.corpus import limits
 
 
 def write(path, content):
@@ -44,7 +44,7 @@ def test_quoted_csv_field_keeps_its_line_break(tmp_path):
 
 
 def test_header_over_the_field_limit(tmp_path, monkeypatch):
-    monkeypatch.setattr(readers, "MAX_TEXT_CHARS", 10)
+    monkeypatch.setattr(limits, "MAX_TEXT_CHARS", 10)
     with pytest.raises(InputError, match=r"c.csv, line \d+: malformed CSV header: field larger than field limit"):
         read_corpus(write(tmp_path / "c.csv", '"' + "hhhhh\n" * 20 + '",text\n1,x\n'))
 
@@ -223,10 +223,10 @@ def test_zip_bomb_fails_fast(tmp_path):
 
 
 def test_document_and_line_limits(tmp_path, monkeypatch):
-    monkeypatch.setattr(readers, "MAX_DOCUMENTS", 100)
+    monkeypatch.setattr(limits, "MAX_DOCUMENTS", 100)
     with pytest.raises(InputError, match=r"c.txt, line 101: more than 100 documents.*HCE_MAX_DOCUMENTS"):
         read_corpus(write(tmp_path / "c.txt", "a\n" * 1000))
-    monkeypatch.setattr(readers, "MAX_LINES", 50)
+    monkeypatch.setattr(limits, "MAX_LINES", 50)
     with pytest.raises(InputError, match=r"e.txt, line 51: the file has more than 50 lines"):
         read_corpus(write(tmp_path / "e.txt", "x\n" + "\n" * 1000))
 

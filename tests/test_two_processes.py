@@ -85,7 +85,7 @@ def test_a_long_hold_is_reported_with_its_process(tmp_path, monkeypatch):
         monkeypatch.setenv("HCE_WORKSPACE", str(tmp_path / "ws"))
         monkeypatch.setenv("HCE_LOCK_TIMEOUT", "1")
         monkeypatch.setenv("HCE_WARM_UMAP", "0")
-        monkeypatch.setattr("hce_engine.store.store.LOCK_TIMEOUT", 1.0)
+        monkeypatch.setattr("hce_engine.store.locks.LOCK_TIMEOUT", 1.0)
         get_workspace.clear()
         at = AppTest.from_file(APP, default_timeout=60).run()
         assert not at.exception

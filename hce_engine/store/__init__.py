@@ -1,4 +1,5 @@
-"""Workspace storage (DuckDB): schema migrations and every SQL statement of the engine."""
+"""Workspace storage (DuckDB): schema migrations, every SQL statement of the engine, and the turns processes
+take on the file."""
 from .schema import SCHEMA_VERSION
 from .store import Store
 
