@@ -17,9 +17,9 @@ import csv
 import json
 import sys
 
-from .errors import InputError
-from .evaluation import METRIC_LABELS
-from .progress import fmt_duration
+from ..errors import InputError
+from ..evaluation import METRIC_LABELS
+from ..progress import fmt_duration
 
 
 def _numbers(text: str, kind: type, flag: str, what: str) -> list:
@@ -35,7 +35,7 @@ def _seeds(text: str) -> list[int]:
 
 
 def cmd_new(ws, a) -> int:
-    from .experiments import RECIPES, load_spec, parse_arm, parse_settings, recipe_spec
+    from ..experiments import RECIPES, load_spec, parse_arm, parse_settings, recipe_spec
     shared: dict = {}
     for text in a.set or []:
         shared.update(parse_settings(text, "--set"))
@@ -56,7 +56,7 @@ def cmd_new(ws, a) -> int:
         arms = dict(parse_arm(t) for t in a.arm)
         if len(arms) != len(a.arm):
             raise InputError("two --arm flags have the same name")
-        from .experiments import ExperimentSpec
+        from ..experiments import ExperimentSpec
         spec = ExperimentSpec(corpus=a.corpus, arms=arms, seeds=seeds or [0], preset=a.preset or "",
                               settings=shared, control=a.control or "", split=a.split or "test", name=a.name or "")
     if a.control:
@@ -76,7 +76,7 @@ def cmd_new(ws, a) -> int:
 
 
 def cmd_run(ws, a) -> int:
-    from .cli import _progress
+    from . import _progress
     if a.add_seeds:
         ws.add_seeds(a.experiment, _seeds(a.add_seeds))
     bar = _progress(a.json)
@@ -95,7 +95,7 @@ def cmd_run(ws, a) -> int:
 
 
 def _print_status(status: dict) -> None:
-    from .cli import _table
+    from . import _table
     print(f"experiment {status['experiment_id']}: {status['name']} ({status['corpus']}): {status['done']}/"
           f"{status['total']} runs done" + (", running" if status["running"] else "")
           + (f", about {fmt_duration(status['eta_s'])} left" if status["eta_s"] else ""))
@@ -105,7 +105,7 @@ def _print_status(status: dict) -> None:
 
 
 def cmd_status(ws, a) -> int:
-    from .cli import _table
+    from . import _table
     if a.experiment is None:
         rows = ws.experiments()
         if a.json:
@@ -129,8 +129,8 @@ def _fmt(v, digits: int = 4) -> str:
 
 
 def cmd_show(ws, a) -> int:
-    from .cli import _table
-    from .experiments import table_rows
+    from ..experiments import table_rows
+    from . import _table
     res = ws.experiment_results(a.experiment, n_boot=a.boot)
     if a.json:
         print(json.dumps(res, default=str))
@@ -154,7 +154,7 @@ def cmd_show(ws, a) -> int:
 
 
 def cmd_export(ws, a) -> int:
-    from .experiments import table_rows
+    from ..experiments import table_rows
     if not (a.json_out or a.csv or a.html):
         raise InputError("name at least one of --json FILE, --csv FILE, --html FILE")
     res = ws.experiment_results(a.experiment, n_boot=a.boot)
@@ -171,7 +171,7 @@ def cmd_export(ws, a) -> int:
             w.writerows(rows)
         written.append(a.csv)
     if a.html:
-        from .plotting.export import experiment_html
+        from ..plotting.export import experiment_html
         with open(a.html, "w") as f:
             f.write(experiment_html(ws, a.experiment))
         written.append(a.html)
@@ -181,8 +181,8 @@ def cmd_export(ws, a) -> int:
 
 def add_parser(sub, as_json: argparse.ArgumentParser) -> None:
     """Register ``hce experiment`` and its sub-commands."""
-    from .experiments import RECIPES
-    from .training.config import PRESETS
+    from ..experiments import RECIPES
+    from ..training.config import PRESETS
     p = sub.add_parser("experiment", help="arms of training settings x seeds on one corpus, compared query by query "
                        "against a control (new, run, status, show, export)")
     verbs = p.add_subparsers(dest="verb", required=True)
@@ -236,9 +236,9 @@ def _shares(text: str) -> list[float]:
 def cmd_growth(ws, a) -> int:
     """The growth stress test (:func:`~hce_engine.experiments.growth.run_growth`): a table and its conclusions
     (the whole result as JSON with --json)."""
-    from .cli import _progress, _table
-    from .experiments import parse_settings
-    from .experiments.growth import run_growth, table_rows
+    from ..experiments import parse_settings
+    from ..experiments.growth import run_growth, table_rows
+    from . import _progress, _table
     settings: dict = {}
     for text in a.set or []:
         settings.update(parse_settings(text, "--set"))
@@ -261,7 +261,7 @@ def cmd_growth(ws, a) -> int:
 
 
 def _add_growth_parser(verbs, as_json: argparse.ArgumentParser) -> None:
-    from .training.config import PRESETS
+    from ..training.config import PRESETS
     s = verbs.add_parser("growth", parents=[as_json], help="growth stress test: documents added in steps without "
                          "retraining; the old queries' quality after each step, and whether rebuilding the tree or "
                          "retraining pays",

@@ -10,14 +10,14 @@ import json
 import sys
 from typing import Sequence
 
-from .errors import HCEError, InputError, NotFoundError
-from .evaluation import METRIC_LABELS, METRICS
-from .evaluation.outcome import label_free
-from .index.fusion import FUSIONS, INDEX_KINDS, MODES
-from .progress import Progress, fmt_duration
-from .runs import EncodeConfig
-from .training.config import DEFAULT_PRESET, LABEL_SOURCE, PRESET_HELP, PRESETS, UNLABELLED_PRESET, TrainConfig
-from .training.run_clock import STAGES
+from ..errors import HCEError, InputError, NotFoundError
+from ..evaluation import METRIC_LABELS, METRICS
+from ..evaluation.outcome import label_free
+from ..index.fusion import FUSIONS, INDEX_KINDS, MODES
+from ..progress import Progress, fmt_duration
+from ..runs import EncodeConfig
+from ..training.config import DEFAULT_PRESET, LABEL_SOURCE, PRESET_HELP, PRESETS, UNLABELLED_PRESET, TrainConfig
+from ..training.run_clock import STAGES
 
 
 def _table(rows: list[dict], cols: list[str]) -> str:
@@ -188,7 +188,7 @@ def cmd_subset(ws, a) -> int:
 
 
 def cmd_explain(ws, a) -> int:
-    from .views import explain
+    from ..views import explain
     doc = ws.documents(a.corpus)
     doc = doc[doc["ext_id"] == a.doc]
     if doc.empty:
@@ -298,7 +298,7 @@ def cmd_remove(ws, a) -> int:
 
 def cmd_tree(ws, a) -> int:
     """The run's tree, level by level: node id, size and label (top terms)."""
-    from .views import tree_overview
+    from ..views import tree_overview
     run = a.run or ws.ensure_run(a.corpus)
     tree, terms, _ = ws.tree(run, a.rebuild)
     if a.json:
@@ -319,7 +319,7 @@ def cmd_tree(ws, a) -> int:
 
 def cmd_siblings(ws, a) -> int:
     """A document's or query's path and, per level, the positive against its siblings."""
-    from .views import siblings_view
+    from ..views import siblings_view
     run = a.run or ws.ensure_run(a.corpus)
     doc_id = None
     if a.doc:
@@ -350,7 +350,7 @@ def cmd_export(ws, a) -> int:
     if a.learn_html:
         if not a.corpus:
             raise InputError("--learn-html needs --corpus")
-        from .plotting import export
+        from ..plotting import export
         with open(a.learn_html, "w", encoding="utf-8") as f:
             f.write(export.learn_html(ws, a.corpus))
         done.append(a.learn_html)
@@ -365,7 +365,7 @@ def cmd_export(ws, a) -> int:
         done.append(ws.export_trec(a.run, a.split, a.trec))
     for path, make in ((a.map_html, "map"), (a.tree_html, "tree")):
         if path:
-            from .plotting import export
+            from ..plotting import export
             page = (export.map_html(ws, a.run, a.level, a.query) if make == "map" else
                     export.tree_html(ws, a.run, a.tree_kind))
             with open(path, "w", encoding="utf-8") as f:
@@ -490,8 +490,8 @@ def cmd_app(a) -> int:
     """Start the Streamlit app on the workspace (this process must not hold the database)."""
     import os
 
-    from .workspace import Workspace, default_workspace
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    from ..workspace import Workspace, default_workspace
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     workspace = os.path.abspath(a.workspace or default_workspace())
     env = dict(os.environ, HCE_WORKSPACE=workspace)
     if a.sample:
@@ -679,7 +679,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--corpus")
     s.set_defaults(func=cmd_runs)
 
-    from .cli_experiments import add_parser as add_experiment_parser
+    from .experiments import add_parser as add_experiment_parser
     add_experiment_parser(sub, as_json)
     return p
 
@@ -698,7 +698,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except HCEError as exc:
             print(f"hce app: error: {exc}", file=sys.stderr)
             return 1
-    from .workspace import Workspace
+    from ..workspace import Workspace
     try:
         ws = Workspace(args.workspace)
         try:
@@ -712,6 +712,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hce {args.command}: interrupted", file=sys.stderr)
         return 130
 
-
-if __name__ == "__main__":
-    sys.exit(main())
