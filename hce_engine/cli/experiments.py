@@ -8,11 +8,9 @@ Example::
     hce experiment run 1          # trains the missing runs one at a time; again after a crash: resumes
     hce experiment show 1         # per-arm means, paired tests against the control, verdicts
     hce experiment export 1 --json results.json --csv table.csv --html report.html
-    hce experiment growth --corpus scifact --steps 0.1,0.25,0.5 --set max_pairs=128   # the growth stress test
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import sys
@@ -20,18 +18,13 @@ import sys
 from ..errors import InputError
 from ..evaluation import METRIC_LABELS
 from ..progress import fmt_duration
-
-
-def _numbers(text: str, kind: type, flag: str, what: str) -> list:
-    """A comma-separated list of ``kind`` values (InputError naming ``flag`` and ``what`` it expects)."""
-    try:
-        return [kind(s) for s in text.replace(" ", "").split(",") if s]
-    except ValueError:
-        raise InputError(f"{flag}: expected {what} separated by commas, got {text!r}") from None
+from ..training.config import PRESETS
+from . import growth, render
+from .common import AS_JSON, Commands, comma_list, print_json, progress_bar
 
 
 def _seeds(text: str) -> list[int]:
-    return _numbers(text, int, "--seeds", "integers")
+    return comma_list(text, int, "--seeds", "integers")
 
 
 def cmd_new(ws, a) -> int:
@@ -64,7 +57,7 @@ def cmd_new(ws, a) -> int:
     exp_id = ws.create_experiment(spec)
     exp = ws.experiment(exp_id)
     if a.json:
-        print(json.dumps({"experiment_id": exp_id, "spec": exp.spec.to_dict(), "runs": len(exp.cells)}))
+        print_json({"experiment_id": exp_id, "spec": exp.spec.to_dict(), "runs": len(exp.cells)})
         return 0
     print(exp_id)
     print(f"experiment {exp_id}: {exp.name}: {len(exp.spec.arms)} arms x {len(exp.spec.seeds)} seeds = "
@@ -75,16 +68,35 @@ def cmd_new(ws, a) -> int:
     return 0
 
 
+def new_parser(verbs: Commands) -> None:
+    from ..experiments import RECIPES
+    s = verbs.add_parser("new", parents=[AS_JSON], help="declare an experiment (prints its id; nothing runs yet)",
+                         description="From a TOML FILE, a --recipe, or --arm flags. Every arm x seed becomes one "
+                         "training run: the preset, then --set, then the arm's settings, then the seed.")
+    s.add_argument("file", nargs="?", help="a TOML file (corpus, preset, seeds, control, split, [settings], "
+                   "[arms.NAME])")
+    s.add_argument("--corpus")
+    s.add_argument("--recipe", choices=list(RECIPES), help="; ".join(f"{k}: {r.question}" for k, r in RECIPES.items()))
+    s.add_argument("--arm", action="append", metavar="NAME:key=value,...", help="an arm (repeat; the first is the "
+                   "control unless --control names another)")
+    s.add_argument("--preset", choices=list(PRESETS), help="the base preset (default: the corpus's default)")
+    s.add_argument("--set", action="append", metavar="key=value,...", help="settings shared by every arm")
+    s.add_argument("--seeds", help="comma-separated seeds (default 0)")
+    s.add_argument("--control", help="the arm the others are compared against")
+    s.add_argument("--split", help="the judged split to compare on (default test)")
+    s.add_argument("--name")
+    s.set_defaults(func=cmd_new)
+
+
 def cmd_run(ws, a) -> int:
-    from . import _progress
     if a.add_seeds:
         ws.add_seeds(a.experiment, _seeds(a.add_seeds))
-    bar = _progress(a.json)
+    bar = progress_bar(a.json)
     status = ws.run_experiment(a.experiment, progress=bar)
     if bar is not None:
         print(file=sys.stderr)  # end the last stage's bar line
     if a.json:
-        print(json.dumps(status, default=str))
+        print_json(status)
     else:
         _print_status(status)
         for e in status["errors"]:
@@ -94,63 +106,78 @@ def cmd_run(ws, a) -> int:
     return 0 if not status["errors"] and status["done"] == status["total"] else 1
 
 
+def run_parser(verbs: Commands) -> None:
+    s = verbs.add_parser("run", parents=[AS_JSON], help="train the experiment's missing runs, one at a time "
+                         "(resumes after a crash or a cancel; exit status 1 while runs are missing or failed)")
+    s.add_argument("experiment", type=int)
+    s.add_argument("--add-seeds", metavar="S,S", help="add these seeds first")
+    s.set_defaults(func=cmd_run)
+
+
 def _print_status(status: dict) -> None:
-    from . import _table
     print(f"experiment {status['experiment_id']}: {status['name']} ({status['corpus']}): {status['done']}/"
           f"{status['total']} runs done" + (", running" if status["running"] else "")
           + (f", about {fmt_duration(status['eta_s'])} left" if status["eta_s"] else ""))
     rows = [{**c, "run_id": c["run_id"] or "", "minutes": f"{c['seconds'] / 60:.1f}" if c["seconds"] else ""}
             for c in status["cells"]]
-    print(_table(rows, ["arm", "seed", "run_id", "status", "minutes"]))
+    print(render.table(rows, ["arm", "seed", "run_id", "status", "minutes"]))
 
 
 def cmd_status(ws, a) -> int:
-    from . import _table
     if a.experiment is None:
         rows = ws.experiments()
         if a.json:
-            print(json.dumps(rows, default=str))
+            print_json(rows)
             return 0
         for r in rows:
             st = ws.experiment_status(r["experiment_id"])
             r["runs"] = f"{st['done']}/{st['total']}" + (" running" if st["running"] else "")
-        print(_table(rows, ["experiment_id", "name", "corpus", "runs", "created_at"]))
+        print(render.table(rows, ["experiment_id", "name", "corpus", "runs", "created_at"]))
         return 0
     status = ws.experiment_status(a.experiment)
     if a.json:
-        print(json.dumps(status, default=str))
+        print_json(status)
     else:
         _print_status(status)
     return 0
 
 
-def _fmt(v, digits: int = 4) -> str:
-    return "" if v is None else f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+def status_parser(verbs: Commands) -> None:
+    s = verbs.add_parser("status", parents=[AS_JSON], help="the runs of an experiment (or list experiments)")
+    s.add_argument("experiment", type=int, nargs="?")
+    s.set_defaults(func=cmd_status)
 
 
 def cmd_show(ws, a) -> int:
     from ..experiments import table_rows
-    from . import _table
     res = ws.experiment_results(a.experiment, n_boot=a.boot)
     if a.json:
-        print(json.dumps(res, default=str))
+        print_json(res)
         return 0
     spec = res["spec"]
     print(f"experiment {res['experiment_id']}: {res['name']}")
     print(f"corpus {spec['corpus']}, preset {spec['preset'] or 'default'}, settings {spec['settings'] or '{}'}, "
           f"compared on {res['queries']} judged {spec['split']} queries; {res['status']['done']}/"
           f"{res['status']['total']} runs done")
-    rows = [{k: _fmt(v) for k, v in r.items()} for r in table_rows(res)]
+    rows = [{k: render.cell(v) for k, v in r.items()} for r in table_rows(res)]
     head, *rest = METRIC_LABELS.values()  # the headline metric (nDCG@10) first, then its sd over seeds
     cols = ["arm", "seeds", head, f"{head} sd", *rest, "train min", "diff", "95% CI", "p (t, Holm)",
             "p (randomization, Holm)", "win/tie/loss"]
-    print(_table(rows, cols))
+    print(render.table(rows, cols))
     for c in res["comparisons"]:
         print(c["verdict"])
     prov = res["provenance"].get("created", {})
     print(f"code: commit {prov.get('commit')}{'' if prov.get('clean_tree') else ' (uncommitted changes)'}; "
           f"machine: {prov.get('machine', {}).get('cpu_model')}")
     return 0
+
+
+def show_parser(verbs: Commands) -> None:
+    s = verbs.add_parser("show", parents=[AS_JSON], help="per-arm means and sds over seeds, paired tests against "
+                         "the control (bootstrap CI, t and randomization tests with Holm), verdicts")
+    s.add_argument("experiment", type=int)
+    s.add_argument("--boot", type=int, default=10000, help="bootstrap and randomization draws")
+    s.set_defaults(func=cmd_show)
 
 
 def cmd_export(ws, a) -> int:
@@ -179,46 +206,7 @@ def cmd_export(ws, a) -> int:
     return 0
 
 
-def add_parser(sub, as_json: argparse.ArgumentParser) -> None:
-    """Register ``hce experiment`` and its sub-commands."""
-    from ..experiments import RECIPES
-    from ..training.config import PRESETS
-    p = sub.add_parser("experiment", help="arms of training settings x seeds on one corpus, compared query by query "
-                       "against a control (new, run, status, show, export)")
-    verbs = p.add_subparsers(dest="verb", required=True)
-    s = verbs.add_parser("new", parents=[as_json], help="declare an experiment (prints its id; nothing runs yet)",
-                         description="From a TOML FILE, a --recipe, or --arm flags. Every arm x seed becomes one "
-                         "training run: the preset, then --set, then the arm's settings, then the seed.")
-    s.add_argument("file", nargs="?", help="a TOML file (corpus, preset, seeds, control, split, [settings], "
-                   "[arms.NAME])")
-    s.add_argument("--corpus")
-    s.add_argument("--recipe", choices=list(RECIPES), help="; ".join(f"{k}: {r.question}" for k, r in RECIPES.items()))
-    s.add_argument("--arm", action="append", metavar="NAME:key=value,...", help="an arm (repeat; the first is the "
-                   "control unless --control names another)")
-    s.add_argument("--preset", choices=list(PRESETS), help="the base preset (default: the corpus's default)")
-    s.add_argument("--set", action="append", metavar="key=value,...", help="settings shared by every arm")
-    s.add_argument("--seeds", help="comma-separated seeds (default 0)")
-    s.add_argument("--control", help="the arm the others are compared against")
-    s.add_argument("--split", help="the judged split to compare on (default test)")
-    s.add_argument("--name")
-    s.set_defaults(func=cmd_new)
-
-    s = verbs.add_parser("run", parents=[as_json], help="train the experiment's missing runs, one at a time "
-                         "(resumes after a crash or a cancel; exit status 1 while runs are missing or failed)")
-    s.add_argument("experiment", type=int)
-    s.add_argument("--add-seeds", metavar="S,S", help="add these seeds first")
-    s.set_defaults(func=cmd_run)
-
-    s = verbs.add_parser("status", parents=[as_json], help="the runs of an experiment (or list experiments)")
-    s.add_argument("experiment", type=int, nargs="?")
-    s.set_defaults(func=cmd_status)
-
-    s = verbs.add_parser("show", parents=[as_json], help="per-arm means and sds over seeds, paired tests against "
-                         "the control (bootstrap CI, t and randomization tests with Holm), verdicts")
-    s.add_argument("experiment", type=int)
-    s.add_argument("--boot", type=int, default=10000, help="bootstrap and randomization draws")
-    s.set_defaults(func=cmd_show)
-
+def export_parser(verbs: Commands) -> None:
     s = verbs.add_parser("export", help="write the results as JSON, the table as CSV, an offline HTML report")
     s.add_argument("experiment", type=int)
     s.add_argument("--json", dest="json_out", metavar="FILE")
@@ -226,56 +214,12 @@ def add_parser(sub, as_json: argparse.ArgumentParser) -> None:
     s.add_argument("--html", metavar="FILE")
     s.add_argument("--boot", type=int, default=10000)
     s.set_defaults(func=cmd_export)
-    _add_growth_parser(verbs, as_json)
 
 
-def _shares(text: str) -> list[float]:
-    return _numbers(text, float, "--steps", "shares (e.g. 0.1,0.25,0.5)")
-
-
-def cmd_growth(ws, a) -> int:
-    """The growth stress test (:func:`~hce_engine.experiments.growth.run_growth`): a table and its conclusions
-    (the whole result as JSON with --json)."""
-    from ..experiments import parse_settings
-    from ..experiments.growth import run_growth, table_rows
-    from . import _progress, _table
-    settings: dict = {}
-    for text in a.set or []:
-        settings.update(parse_settings(text, "--set"))
-    res = run_growth(ws, a.corpus, steps=_shares(a.steps), hold=a.hold, preset=a.preset, settings=settings,
-                     seed=a.seed, split=a.split, progress=_progress(a.json))
-    if a.json:
-        print(json.dumps(res, default=str))
-        return 0
-    print(f"growth stress test on {res['corpus']!r} (copy: {res['growth_corpus']!r}): {res['documents']['held']} of "
-          f"{res['documents']['total']} documents held out (seed {res['seed']}), {res['queries']['old']} old and "
-          f"{res['queries']['new']} new judged {res['split']} queries; preset {res['preset']}"
-          + (f" with {res['overrides']}" if res["overrides"] else "")
-          + f"; runs: zero-shot {res['runs']['zero_shot']}, trained {res['runs']['trained']}, retrained "
-          f"{res['runs']['retrained']}")
-    rows = [{k: _fmt(v) for k, v in r.items()} for r in table_rows(res)]
-    print(_table(rows, list(rows[0])))
-    for line in res["conclusions"]:
-        print(line)
-    return 0
-
-
-def _add_growth_parser(verbs, as_json: argparse.ArgumentParser) -> None:
-    from ..training.config import PRESETS
-    s = verbs.add_parser("growth", parents=[as_json], help="growth stress test: documents added in steps without "
-                         "retraining; the old queries' quality after each step, and whether rebuilding the tree or "
-                         "retraining pays",
-                         description="Holds out a share of the corpus's documents, trains on a copy of the rest "
-                         "(<corpus>-growth-<seed>; the corpus itself is not changed), adds the held-out documents "
-                         "back in steps and scores the trained and the zero-shot run after each; rebuilds the "
-                         "tree at the last step and retrains on the grown corpus for reference.")
-    s.add_argument("--corpus", required=True)
-    s.add_argument("--steps", default="0.1,0.25,0.5", help="shares of new documents in the live corpus after each "
-                   "step (default 0.1,0.25,0.5)")
-    s.add_argument("--hold", type=float, default=0.5, help="share of the documents held out before training "
-                   "(default 0.5)")
-    s.add_argument("--preset", choices=list(PRESETS), default="quick")
-    s.add_argument("--set", action="append", metavar="key=value,...", help="training settings on top of the preset")
-    s.add_argument("--seed", type=int, default=0, help="training seed and seed of the hold-out draw")
-    s.add_argument("--split", default="test", help="the judged queries scored (default test)")
-    s.set_defaults(func=cmd_growth)
+def experiment_parser(sub: Commands) -> None:
+    """``hce experiment`` and its verbs (``growth`` is in :mod:`.growth`)."""
+    p = sub.add_parser("experiment", help="arms of training settings x seeds on one corpus, compared query by query "
+                       "against a control (new, run, status, show, export)")
+    verbs = p.add_subparsers(dest="verb", required=True)
+    for add in (new_parser, run_parser, status_parser, show_parser, export_parser, growth.growth_parser):
+        add(verbs)
