@@ -30,12 +30,12 @@ def test_headline_prefers_the_test_split_for_the_runs_page_and_the_cli(monkeypat
     assert _run(metrics=[_row("dev", "bm25"), _row("dev", ndcg=0.4)]).headline()["ndcg_at_10"] == 0.4
     assert _run(metrics=[_row("dev", "bm25")]).headline() is None
     # hce runs shows that row (it used to show the first dense row, here dev's)
-    from hce_engine import cli
+    from hce_engine.cli.runs import cmd_runs
 
     class FakeWs:
         def runs(self, corpus):
             return [run]
-    cli.cmd_runs(FakeWs(), type("A", (), {"corpus": None, "json": False})())
+    cmd_runs(FakeWs(), type("A", (), {"corpus": None, "json": False})())
     out = capsys.readouterr().out
     assert "0.6000 (test)" in out and "(dev)" not in out
 
@@ -120,7 +120,7 @@ def test_the_import_check_sees_relative_lazy_and_absolute_imports():
     """The check above would catch the import it was written for (and its other spellings), not the allowed."""
     for src in ("from ..plotting.map import default_level\n", "def f():\n    from ..plotting import map\n",
                 "import hce_engine.plotting.map\n", "from hce_engine import cli\n", "from ui.common import x\n",
-                "from .. import plotting\n"):
+                "from .. import plotting\n", "from ..cli.render import table\n"):
         assert any(_forbidden(m) for m in _imported_modules(src, "hce_engine.views")), src
     for src in ("from .map import default_level\n", "from ..workspace import Workspace\n", "import numpy\n"):
         assert not any(_forbidden(m) for m in _imported_modules(src, "hce_engine.views")), src

@@ -1,0 +1,69 @@
+"""``hce train``: train an HCE encoder on a corpus (or resume a run); its time by stage and its outcome."""
+from __future__ import annotations
+
+import sys
+
+from ..evaluation.outcome import label_free
+from ..progress import fmt_duration
+from ..training.config import DEFAULT_PRESET, LABEL_SOURCE, PRESET_HELP, PRESETS, UNLABELLED_PRESET, TrainConfig
+from . import render
+from .common import AS_JSON, CORPUS, Commands, config_flags, config_settings, print_json, progress_bar
+
+#: The training summary's fields ``hce train --json`` prints beside run_id, status, outcome and checks.
+TRAIN_JSON = ("improved", "start_val", "best_val", "test", "judged", "n_train_pairs", "seconds", "examples_per_s",
+              "stage_seconds", "estimate_stages")
+
+
+def cmd_train(ws, a) -> int:
+    settings = config_settings(a, TrainConfig)
+    if a.resume:
+        run = ws.resume(a.resume, progress=progress_bar(a.json))
+    else:
+        if a.pairs:
+            ws.import_pairs(a.corpus, a.pairs, split=settings.setdefault("split", "pairs"))
+        config = ws.default_config(a.corpus, a.preset, **settings)
+        if not a.json:
+            est = ws.estimate(a.corpus, config)
+            print(f"signal {config.signal}. {LABEL_SOURCE[config.signal]}", file=sys.stderr)
+            print(f"estimated time on {est['device']}: about {fmt_duration(est['total_seconds'])} "
+                  f"({est['steps']} steps, {est['pairs']} pairs)", file=sys.stderr)
+        run = ws.train(a.corpus, config, progress=progress_bar(a.json))
+    info = ws.run(run)
+    summary, outcome = info.training, info.outcome
+    if a.json:
+        print_json({"run_id": run, "status": str(info.status), "outcome": outcome.get("verdict"),
+                    "checks": outcome.get("checks"), **{k: getattr(summary, k) for k in TRAIN_JSON}})
+        return 0
+    print(run)
+    if summary.stage_seconds:
+        print(render.stages(summary.stage_seconds, summary.estimate_stages), file=sys.stderr)
+    if outcome:
+        print(f"outcome: {outcome['verdict']}", file=sys.stderr)
+        for c in outcome.get("checks", []):
+            print(f"  {c['name']}: {c['metric']} {c['start']:.4f} -> {c['end']:.4f} ({c['delta']:+.4f}, "
+                  f"{c['n_queries']} queries): {c['verdict']}", file=sys.stderr)
+        if outcome["verdict"] == "better" and label_free(outcome.get("checks", [])):
+            print("  label-free checks only: no judged query confirms it, and such gains do not always carry over "
+                  "to real queries; judge a few (`hce judge`, or the Search page) to check it on real ones",
+                  file=sys.stderr)
+        if outcome["verdict"] == "worse":
+            print(f"WARNING: run {run}'s encoder is worse than the one it started from; searches without --run "
+                  "keep using the latest run that is not worse (name it with --run to use it anyway)",
+                  file=sys.stderr)
+    if summary.test:
+        print(f"test start:   {render.metrics(summary.test['start'])}", file=sys.stderr)
+        print(f"test trained: {render.metrics(summary.test['trained'])}", file=sys.stderr)
+    return 0
+
+
+def train_parser(sub: Commands) -> None:
+    s = sub.add_parser("train", parents=[CORPUS, AS_JSON],
+                       help="train an HCE encoder on a corpus; prints the run id and its outcome")
+    s.add_argument("--preset", choices=list(PRESETS),
+                   help=f"start from a preset (default {DEFAULT_PRESET}, or {UNLABELLED_PRESET} on a "
+                   "corpus without judged training queries; flags "
+                   "override it): " + "; ".join(f"{k}: {v}" for k, v in PRESET_HELP.items()).replace("%", "%%"))
+    s.add_argument("--pairs", help="a two-column (query, document id) file to train on (stored as split 'pairs')")
+    s.add_argument("--resume", type=int, metavar="RUN", help="continue a cancelled/interrupted run")
+    config_flags(s, TrainConfig, show_defaults=False)
+    s.set_defaults(func=cmd_train)
