@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from hce_engine import InputError, NotFoundError, Workspace
+from hce_engine import HCEError, InputError, NotFoundError, Workspace
 from hce_engine.workspace import EncodeConfig, RunStatus
 
 
@@ -88,6 +88,26 @@ def test_eval_creates_baseline_and_errors(workspace, toy_beir):
         workspace.search("nope", "x")
     with pytest.raises(InputError, match="empty"):
         workspace.search("toy", "  ")
+
+
+def test_a_run_fetched_for_a_purpose_says_what_for(workspace, toy_beir):
+    """One way to fetch a run: a missing, unfinished or foreign run's message names what it was wanted for."""
+    workspace.import_corpus(toy_beir, name="toy")
+    workspace.import_corpus(toy_beir, name="other")
+    run = workspace.encode("toy")
+    assert workspace.run(run, "search with", "toy").metrics == [] and workspace.run(run).kind == "baseline"
+    with pytest.raises(NotFoundError, match="no run 99 to search with"):
+        workspace.search("toy", "bread", run=99)
+    with pytest.raises(InputError, match=f"no run {run} of corpus 'other' to search with: it belongs to corpus 'toy'"):
+        workspace.search("other", "bread", run=run)
+    with pytest.raises(InterruptedError):
+        workspace.encode("toy", cancel=lambda: True)
+    stopped = workspace.runs("toy")[-1].run_id
+    for call, purpose in ((lambda: workspace.evaluate("toy", run=stopped, split="train"), "evaluate"),
+                          (lambda: workspace.rebuild_tree(stopped), "rebuild the tree of"),
+                          (lambda: workspace.export_model(stopped, "x"), "export")):
+        with pytest.raises(HCEError, match=f"no finished run {stopped} to {purpose}: it is cancelled"):
+            call()
 
 
 def test_failed_run_leaves_others_intact(workspace, toy_beir):

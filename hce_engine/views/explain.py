@@ -57,7 +57,7 @@ def explain(ws, run_id: int, query: str, doc_id: int, compare_run: int | None = 
         query_branch_score, took_branch, score_compare?, rank_compare?, siblings [{label, score, is_positive}]}],
         leaf {rank, n_candidates, score}, moved_up / moved_down [{doc_id, ext_id, title, rank, rank_compare}].
     """
-    info = ws.finished_run(run_id)
+    info = ws.run(run_id, "explore")
     query = (query or "").strip()
     if not query:
         raise InputError("the query is empty")
@@ -83,7 +83,7 @@ def explain(ws, run_id: int, query: str, doc_id: int, compare_run: int | None = 
 
     runs = {"run": info}
     if view["compare_run"] is not None:
-        runs["start"] = ws.finished_run(view["compare_run"])
+        runs["start"] = ws.run(view["compare_run"], "explore")
     retrievers, rankings = {}, {}
     for name, r in runs.items():
         ids, scores = _ranking(ws, r, query)

@@ -29,9 +29,9 @@ def map_frame(ws, run_id: int, level: int = 1, align_to: int | None = None,
     ``tree_run``'s tree (default: the run's own), so two maps can be coloured by one tree. Blocks if the
     map must be computed (see ``Workspace.ensure_projection``).
     """
-    info = ws.finished_run(run_id)
+    info = ws.run(run_id, "explore")
     if tree_run is not None and int(tree_run) != int(run_id):
-        info.check_same_corpus(ws.finished_run(tree_run))
+        info.check_same_corpus(ws.run(tree_run, "explore"))
     ids, xy = ws.projection(run_id, align_to)
     df = pd.DataFrame({"doc_id": ids, "x": xy[:, 0].astype(float), "y": xy[:, 1].astype(float)})
     df = df.merge(_doc_frame(ws, info.corpus, ids), on="doc_id", how="left")
@@ -84,7 +84,7 @@ def place_query(ws, run_id: int, query: str, k: int = 10, align_to: int | None =
     hits' points. Returns {query, x, y, hits: DataFrame(rank, doc_id, ext_id, title, score, x, y)}."""
     if not query or not query.strip():
         raise InputError("the query is empty")
-    info = ws.finished_run(run_id)
+    info = ws.run(run_id, "explore")
     ids, xy = ws.projection(run_id, align_to)
     hits = ws.search(info.corpus, query, run=int(run_id), k=int(k))
     df = pd.DataFrame([{"rank": h.rank, "doc_id": h.doc_id, "ext_id": h.ext_id, "title": h.title or h.ext_id,

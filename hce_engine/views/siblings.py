@@ -90,10 +90,10 @@ def siblings_view(ws, run_id: int, doc_id: int | None = None, query: str | None 
     if doc_id is None and not (query and query.strip()):
         raise InputError("pick a document or type a query")
     max_siblings = max(int(max_siblings), 2)
-    info = ws.finished_run(run_id)
+    info = ws.run(run_id, "explore")
     cinfo = None
     if compare_run is not None and int(compare_run) != int(run_id):
-        cinfo = ws.finished_run(compare_run)
+        cinfo = ws.run(compare_run, "explore")
         info.check_same_corpus(cinfo)
     tree, terms, reps = ws.tree(int(run_id), rebuild)
     if tree.depth < 1:

@@ -58,14 +58,14 @@ def teacher_view(ws, run_id: int, doc_id: int | None = None, max_candidates: int
     teacher's).
     """
     from ..training import self_pairs
-    info = ws.finished_run(run_id)
+    info = ws.run(run_id, "explore")
     if not info.is_train:
         raise InputError(f"run {run_id} is a zero-shot run: pick a training run to see what it was taught")
     cfg = info.config
     base_run = info.starting_run
     if base_run is None:
         raise NotFoundError(f"run {run_id} records no starting (baseline) run")
-    base = ws.finished_run(base_run)
+    base = ws.run(base_run, "explore")
     tree, _, _ = ws.tree(run_id, 0)
     ids, _, texts = ws._texts(info.corpus_id)
     titles = list(ws.documents(info.corpus)["title"]) if cfg.pseudo_query == "title" else None

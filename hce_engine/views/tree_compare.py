@@ -62,7 +62,7 @@ def node_detail(ws, run_id: int, node: int, rebuild: int | None = None, max_docs
     """
     from .siblings import _display_title, _node_reps
 
-    info = ws.finished_run(run_id)
+    info = ws.run(run_id, "explore")
     tree, terms, _ = ws.tree(int(run_id), rebuild)
     node = int(node)
     if not 0 <= node < tree.n_nodes:
@@ -112,7 +112,7 @@ def tree_quality(ws, run_id: int) -> dict:
     coherence: DataFrame(level, queries, together) or None - over queries with at least two relevant
     documents, the mean fraction of them that sit in the query's most common node at that level}.
     """
-    info = ws.finished_run(run_id)
+    info = ws.run(run_id, "explore")
     trees = ws.tree_rebuilds(run_id)
     if not trees:
         raise NotFoundError(f"run {run_id} has no tree")
@@ -178,7 +178,7 @@ def compare_trees(ws, run_a: int, run_b: int, rebuild_a: int | None = None, rebu
 
     from .siblings import _display_title
 
-    ia, ib = ws.finished_run(run_a), ws.finished_run(run_b)
+    ia, ib = ws.run(run_a, "explore"), ws.run(run_b, "explore")
     ia.check_same_corpus(ib)
     ta, terms_a, _ = ws.tree(int(run_a), rebuild_a)
     tb, terms_b, _ = ws.tree(int(run_b), rebuild_b)

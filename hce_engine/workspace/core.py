@@ -220,7 +220,7 @@ class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExperimentVerbs, Export
     def delete_corpus(self, corpus: str) -> None:
         cid = self.store.corpus_id(corpus)
         self._check_idle(cid)
-        runs = [r.run_id for r in self._run_rows(corpus)]
+        runs = [r.run_id for r in self.runs(corpus, metrics=False)]
         self.store.delete_corpus(cid)
         for run_id in runs:
             shutil.rmtree(os.path.join(self.models_dir, f"run-{run_id}"), ignore_errors=True)
@@ -267,10 +267,10 @@ class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExperimentVerbs, Export
                               lambda: load_encoder(path, device=device, max_length=max_length))
 
     def runs(self, corpus: str | None = None, status: RunStatus | str | None = None, kind: str | None = None,
-             with_tree: bool = False) -> list[Run]:
-        """The runs (of ``corpus``, else all), oldest first, each with its stored ``metrics``; only those with
-        ``status`` (:class:`RunStatus` or its value) and ``kind`` ("baseline", "train") when given, and only
-        runs that have a tree with ``with_tree``."""
+             with_tree: bool = False, metrics: bool = True) -> list[Run]:
+        """The runs (of ``corpus``, else all), oldest first, each with its stored ``metrics`` (left empty with
+        ``metrics=False``, cheaper for a check); only those with ``status`` (:class:`RunStatus` or its value) and
+        ``kind`` ("baseline", "train") when given, and only runs that have a tree with ``with_tree``."""
         cid = self.store.corpus_id(corpus) if corpus else None
         status = RunStatus(status) if status is not None else None
         rows = [r for r in self.store.list_runs(cid)
@@ -278,30 +278,42 @@ class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExperimentVerbs, Export
         if with_tree:
             have = self.store.runs_with_trees()
             rows = [r for r in rows if r["run_id"] in have]
-        metrics: dict[int, list[dict]] = {}
-        for m in self.store.metrics():
-            metrics.setdefault(m["run_id"], []).append(m)
-        return [Run.from_row(r, metrics.get(r["run_id"])) for r in rows]
+        stored: dict[int, list[dict]] = {}
+        for m in self.store.metrics() if metrics else ():
+            stored.setdefault(m["run_id"], []).append(m)
+        return [Run.from_row(r, stored.get(r["run_id"])) for r in rows]
 
     def splits(self, corpus: str) -> dict[str, int]:
         """The corpus's judged splits: {split: judged queries}."""
         return self.store.splits(self.store.corpus_id(corpus))
 
-    def run(self, run_id: int) -> Run:
-        """One run, typed, with its stored metrics (NotFoundError if there is none)."""
-        return Run.from_row(self.store.get_run(run_id), self.store.metrics(run_id))
+    def run(self, run_id: int, purpose: str | None = None, corpus: str | None = None) -> Run:
+        """One run, typed: the one way to fetch a run (NotFoundError when there is none).
+
+        Without ``purpose``: the run as stored, in any state, with its stored metrics. With ``purpose`` (what the
+        caller does with it, completing "no finished run 7 to ...": "search with", "explore", "export"): the run
+        must be finished (HCEError) and comes without its metrics. With ``corpus``, it must belong to that corpus
+        (InputError). Each message names the purpose.
+        """
+        what = f" to {purpose}" if purpose else ""
+        try:
+            row = self.store.get_run(int(run_id))
+        except NotFoundError:
+            raise NotFoundError(f"no run {run_id}{what}") from None
+        info = Run.from_row(row, None if purpose else self.store.metrics(int(run_id)))
+        if corpus is not None and info.corpus != corpus:
+            raise InputError(f"no run {run_id} of corpus {corpus!r}{what}: it belongs to corpus {info.corpus!r}")
+        if purpose and not info.done:
+            raise HCEError(f"no finished run {run_id}{what}: it is {info.status}")
+        return info
 
     def latest_run(self, corpus: str) -> int | None:
-        """The most recently finished run of the corpus that did not come out worse than its starting encoder
-        (a worse run is served only when named, or when no other run is finished), or None."""
-        done = [r for r in self._run_rows(corpus) if r.done]
+        """Which run serves the corpus by default: the most recently finished run that did not come out worse
+        than its starting encoder (a worse run is served only when named, or when no other run is finished), or
+        None."""
+        done = self.runs(corpus, status=RunStatus.DONE, metrics=False)
         fine = [r for r in done if r.verdict != "worse"]
         return max(fine or done, key=lambda r: (r.finished_at, r.run_id)).run_id if done else None
-
-    def _run_rows(self, corpus: str | None = None) -> list[Run]:
-        """The runs without their metrics (cheaper than :meth:`runs`, for internal checks)."""
-        cid = self.store.corpus_id(corpus) if corpus else None
-        return [Run.from_row(r) for r in self.store.list_runs(cid)]
 
     def ensure_run(self, corpus: str, progress: ProgressFn | None = None) -> int:
         """The latest finished run, creating the zero-shot baseline first if there is none."""
@@ -340,7 +352,7 @@ class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExperimentVerbs, Export
         return self.store.create_run(cid, "baseline", config.to_dict(), config.seed, status="running")
 
     def _execute_baseline(self, run_id: int, progress: ProgressFn | None, cancel: Callable[[], bool] | None) -> None:
-        info = self._run_info(run_id)
+        info = self.run(run_id)
         cfg = info.config
         try:
             enc = self.encoder(cfg.model, cfg.device, cfg.max_length)
@@ -415,28 +427,7 @@ class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExperimentVerbs, Export
         shutil.rmtree(os.path.join(self.models_dir, f"run-{run_id}"), ignore_errors=True)
         self.cache.run_deleted(run_id)
 
-    # -- search --------------------------------------------------------------------------------
-    def _resolve_run(self, corpus: str, run: int | None, progress: ProgressFn | None = None) -> Run:
-        if run is None:
-            run = self.ensure_run(corpus, progress)
-        info = self._run_info(run)
-        if info.corpus != corpus:
-            raise InputError(f"run {run} belongs to corpus {info.corpus!r}, not {corpus!r}")
-        if not info.done:
-            raise HCEError(f"run {run} is {info.status}; only finished runs can be searched")
-        return info
-
-    def finished_run(self, run_id: int) -> Run:
-        """The run (without metrics); HCEError unless it is finished (vectors and tree complete)."""
-        info = self._run_info(int(run_id))
-        if not info.done:
-            raise HCEError(f"run {run_id} is {info.status}; only finished runs can be explored")
-        return info
-
-    def _run_info(self, run_id: int) -> Run:
-        """A run without its metrics."""
-        return Run.from_row(self.store.get_run(run_id))
-
+    # -- indexes -----------------------------------------------------------------------------
     def index(self, run_id: int):
         """The run's vector index, cached in memory. On first use an approximate (HNSW) index is read
         from the run's folder, where it was saved when first built, and brought up to date with the
@@ -449,7 +440,7 @@ class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExperimentVerbs, Export
 
     def _open_index(self, run_id: int):
         from ..index import VectorIndex
-        cid = self._run_info(run_id).corpus_id
+        cid = self.run(run_id).corpus_id
         live = self.store.vector_ids(run_id, live_only_corpus=cid)
         if len(live) == 0:
             raise HCEError(f"run {run_id} has no vectors")
@@ -477,7 +468,7 @@ class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExperimentVerbs, Export
     def vectors(self, run_id: int) -> tuple[np.ndarray, np.ndarray]:
         """(doc ids int64 ascending, float32 (n, d)) of the run's live documents; the last few runs cached."""
         return self.cache.get("vectors", run_id, lambda: self.store.read_vectors(
-            run_id, live_only_corpus=self._run_info(run_id).corpus_id))
+            run_id, live_only_corpus=self.run(run_id).corpus_id))
 
     def tree_rebuilds(self, run_id: int) -> list[dict]:
         """The run's stored trees, oldest first ([] if none): [{run_id, rebuild, builder, branching, depth,

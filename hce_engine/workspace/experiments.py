@@ -133,7 +133,7 @@ class ExperimentVerbs(WorkspaceBase):
         run_id = self.store.experiment_runs(exp.experiment_id).get((arm, seed))
         if run_id is not None:
             self.store.mark_interrupted([run_id])  # left running by a process that died
-            info = self._run_info(run_id)
+            info = self.run(run_id)
             if info.done:
                 return
             if info.status.active:
@@ -171,7 +171,7 @@ class ExperimentVerbs(WorkspaceBase):
             info = None
             if run_id is not None:
                 try:
-                    info = self._run_info(run_id)
+                    info = self.run(run_id)
                 except NotFoundError:
                     run_id = None
             seconds = info.training.seconds if info else None
@@ -206,7 +206,7 @@ class ExperimentVerbs(WorkspaceBase):
             per_query[key] = self._per_query(exp.spec.corpus, cell["run_id"], exp.spec.split)
             if cell["seconds"] is not None:
                 seconds[key] = float(cell["seconds"])
-            info = self._run_info(cell["run_id"])
+            info = self.run(cell["run_id"])
             runs[f"{cell['arm']}/{cell['seed']}"] = {
                 "run_id": cell["run_id"], "config": info.config_dict,
                 "provenance": info.training.provenance,
@@ -247,7 +247,7 @@ class ExperimentVerbs(WorkspaceBase):
         if arm not in spec.arms or ctl not in spec.arms or arm == ctl:
             raise HCEError(f"arms {arm!r} and {ctl!r} are not two of the experiment's arms")
         runs = self.store.experiment_runs(exp.experiment_id)
-        done = {k: r for k, r in runs.items() if self._run_info(r).done}
+        done = {k: r for k, r in runs.items() if self.run(r).done}
         seeds = [s for s in spec.seeds if (arm, s) in done and (ctl, s) in done]
         if not seeds:
             raise HCEError(f"no seed has finished runs of both {arm!r} and {ctl!r} yet")
@@ -257,7 +257,7 @@ class ExperimentVerbs(WorkspaceBase):
             c = self._per_query(spec.corpus, done[ctl, s], spec.split)
             for q in a.keys() & c.keys():
                 gains.setdefault(q, []).append(a[q][HEADLINE] - c[q][HEADLINE])
-        start = self._run_info(done[ctl, seeds[0]])
+        start = self.run(done[ctl, seeds[0]])
         tree, terms, _ = self.tree(start.run_id, rebuild=0)
         base = start.starting_run
         if base is None:

@@ -13,9 +13,9 @@ class ExportVerbs(WorkspaceBase):
     def export_model(self, run_id: int, dest: str) -> str:
         """Copy the run's encoder (a sentence-transformers folder) to ``dest``; returns ``dest``."""
         import shutil
-        info = self._run_info(run_id)
-        if not info.done or not info.model_path:
-            raise HCEError(f"run {run_id} has no finished encoder to export")
+        info = self.run(run_id, "export")
+        if not info.model_path:
+            raise HCEError(f"run {run_id} has no encoder folder to export")
         if os.path.exists(dest):
             raise InputError(f"{dest} already exists")
         shutil.copytree(info.model_path, dest)
@@ -27,7 +27,7 @@ class ExportVerbs(WorkspaceBase):
         import pyarrow.parquet as pq
 
         from ..store.store import _float_list_array
-        cid = self._run_info(run_id).corpus_id
+        cid = self.run(run_id).corpus_id
         ids, vecs = self.store.read_vectors(run_id, live_only_corpus=cid)
         docs = self.store.documents(cid, doc_ids=ids).set_index("doc_id").loc[ids]
         cols = {"doc_id": pa.array(ids), "ext_id": pa.array(list(docs["ext_id"])),
@@ -51,7 +51,7 @@ class ExportVerbs(WorkspaceBase):
     def export_trec(self, run_id: int, split: str, path: str, k: int = 100) -> str:
         """A TREC run file (``qid Q0 docid rank score tag``) of the run on a split's queries."""
         from ..evaluation import rankings_from_arrays, write_trec_run
-        info = self._run_info(run_id)
+        info = self.run(run_id)
         cid = info.corpus_id
         queries = self.store.queries(cid)
         qids = [q for q in self.store.qrels(cid, split) if q in queries]

@@ -29,10 +29,10 @@ class MapVerbs(WorkspaceBase):
         """
         from ..projection import align, project
 
-        info = self.finished_run(run_id)
+        info = self.run(run_id, "map")
         ref = None
         if align_to is not None and int(align_to) != int(run_id):
-            info.check_same_corpus(self.finished_run(align_to))
+            info.check_same_corpus(self.run(align_to, "map"))
             ref = self.projection(int(align_to), seed=seed)
         got = self._stored_map(run_id)
         if got is None:
@@ -80,9 +80,9 @@ class MapVerbs(WorkspaceBase):
         :meth:`projection` will answer at once, "computing" while the thread runs, "failed" (with ``error``)
         when it failed (call again with ``retry=True`` to try again).
         """
-        self.finished_run(run_id)
+        self.run(run_id, "map")
         if align_to is not None:
-            self.finished_run(align_to)
+            self.run(align_to, "map")
         status = self.projection_status(run_id, align_to)
         if status["state"] in ("ready", "computing") or (status["state"] == "failed" and not retry):
             return status

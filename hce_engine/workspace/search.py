@@ -47,7 +47,7 @@ class SearchVerbs(WorkspaceBase):
         Hybrid hits carry ``ranks``: the hit's rank in the dense and the BM25 list (None: not in the top
         ``CANDIDATES``).
         """
-        info = self._resolve_run(corpus, run)
+        info = self._run_for(corpus, run, "search with")
         ranked, ranks = self._rank(info, list(queries), k, mode, fusion, weight, index_kind)
         return [self._hits(info.run_id, info.corpus_id, s, i, with_paths, r)
                 for (s, i), r in zip(ranked, ranks, strict=True)]
@@ -81,7 +81,7 @@ class SearchVerbs(WorkspaceBase):
         """
         if not query.strip():
             raise InputError("the query is empty")
-        info = self._resolve_run(corpus, run)
+        info = self._run_for(corpus, run, "search with")
         index = self.tree_index(info.run_id)
         qv = self.encode_queries(info, [query])
         leaves, cost = index.route(qv)
@@ -91,6 +91,10 @@ class SearchVerbs(WorkspaceBase):
         return {"run": info.run_id, "distance_computations": int(cost[0]), "documents": len(index),
                 "leaves": [{"node": n, "label": " · ".join(terms[n][:3]), "size": int(index.list_size(n)),
                             "similarity": float(s)} for n, s in zip(visited, sims, strict=True)]}
+
+    def _run_for(self, corpus: str, run: int | None, purpose: str, progress: ProgressFn | None = None) -> Run:
+        """The finished run of ``corpus`` to ``purpose``: ``run``, else the default one (:meth:`ensure_run`)."""
+        return self.run(self.ensure_run(corpus, progress) if run is None else run, purpose, corpus)
 
     def bm25(self, corpus: str):
         """The corpus's BM25 index (cached; rebuilt when documents change)."""
@@ -178,7 +182,7 @@ class SearchVerbs(WorkspaceBase):
             "queries": judged queries used}.
         """
         from ..index.fusion import DEFAULT_WEIGHT
-        info = self._resolve_run(corpus, run)
+        info = self._run_for(corpus, run, "search with")
         cid = info.corpus_id
         judged = self.store.splits(cid)
         splits = [s for s in FIT_SPLITS if s != exclude_split and judged.get(s)]
@@ -196,7 +200,7 @@ class SearchVerbs(WorkspaceBase):
     def hybrid_sweep(self, corpus: str, run: int | None = None, split: str = "test") -> dict[float, float]:
         """nDCG@10 of weighted hybrid search on ``split`` at every weight of ``fusion.WEIGHT_GRID``
         ({dense weight: nDCG@10}; 0 is BM25 over the candidates, 1 the dense ranking)."""
-        return self._sweep(self._resolve_run(corpus, run), split)[1]
+        return self._sweep(self._run_for(corpus, run, "search with"), split)[1]
 
     def _sweep(self, info: Run, split: str) -> tuple[float, dict[float, float], int]:
         """(best weight, {weight: nDCG@10}, judged queries) of weighted fusion on ``split``."""
@@ -270,7 +274,7 @@ class SearchVerbs(WorkspaceBase):
         texts = self.store.queries(cid)
         qids = [q for q in qrels if q in texts]
         queries = [texts[q] for q in qids]
-        info = self._resolve_run(corpus, run, progress)
+        info = self._run_for(corpus, run, "evaluate", progress)
         id_to_ext = self._id_to_ext(cid)
         out: dict = {"run": info.run_id, "split": split}
 

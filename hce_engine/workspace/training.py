@@ -115,7 +115,7 @@ class TrainingVerbs(WorkspaceBase):
     def resume(self, run_id: int, background: bool = False, progress: ProgressFn | None = None,
                cancel: Callable[[], bool] | None = None) -> int:
         """Continue a cancelled or interrupted training run from its last epoch checkpoint."""
-        info = self._run_info(run_id)
+        info = self.run(run_id)
         if not info.is_train or not info.status.resumable:
             raise HCEError(f"run {run_id} is a {info.kind} run with status {info.status}: only cancelled, "
                            "interrupted or failed training runs can be resumed")
@@ -142,14 +142,14 @@ class TrainingVerbs(WorkspaceBase):
     def _baseline_for(self, corpus: str, model: str | None, progress: ProgressFn | None, cancel) -> int:
         """A finished zero-shot run of ``model`` on the corpus (at ``DEFAULT_MAX_LENGTH`` tokens), encoding one if
         none exists."""
-        runs = [r for r in self._run_rows(corpus) if not r.is_train and r.config.model == model
+        runs = [r for r in self.runs(corpus, kind="baseline", metrics=False) if r.config.model == model
                 and r.config.max_length == DEFAULT_MAX_LENGTH and r.config.tree]
         for r in reversed(runs):  # one being encoded in the background by this process: wait for it
             if r.status is RunStatus.RUNNING and self.jobs.get(r.run_id) is not None:
                 if progress:
                     progress(Progress("waiting for baseline", 0, 1))
                 self.jobs.wait(r.run_id)
-        done = [r.run_id for r in runs if self._run_info(r.run_id).done]
+        done = [r.run_id for r in runs if self.run(r.run_id).done]
         return done[-1] if done else self.encode(corpus, model=model, progress=progress, cancel=cancel)
 
     def training_pairs(self, corpus_id: int, cfg, ext_ids: Sequence[str], texts: Sequence[str]) -> list:
@@ -191,7 +191,7 @@ class TrainingVerbs(WorkspaceBase):
                 self.store.update_run(run_id, status="running")
                 self._train_now(run_id, progress, cancel, resume)
         except InterruptedError as exc:  # cancelled while queued (a cancel while training is recorded there)
-            if self._run_info(run_id).status.active:
+            if self.run(run_id).status.active:
                 self._fail(run_id, exc)
             raise
 
@@ -205,7 +205,7 @@ class TrainingVerbs(WorkspaceBase):
         from ..provenance import provenance
         from ..training import TrainConfig, train
         from ..training.run_clock import RunClock
-        info = self._run_info(run_id)
+        info = self.run(run_id)
         corpus, cid = info.corpus, info.corpus_id
         # the stages announced before the run (estimate()), so the ETA covers the whole run as it goes
         clock = RunClock(self.cache.peek("estimate", (corpus, _config_key(info.config_dict))))
@@ -263,7 +263,7 @@ class TrainingVerbs(WorkspaceBase):
                 self.build_tree(run_id, vectors, ids, texts, rebuild=rebuild, seed=cfg.seed, tree=tree)
 
             # the index holds documents at the baseline's length, so start and trained encoders compare fairly
-            doc_len = self._run_info(base_run).doc_max_length
+            doc_len = self.run(base_run).doc_max_length
             teacher = self.teacher(corpus, cfg, base_run) if cfg.signal == "self" else None
             result = train(encoder, texts, pairs, cfg, initial_vectors=initial, on_step=on_step, on_tree=on_tree,
                            on_epoch=on_epoch, should_cancel=cancel, checkpoint_dir=ckpt,
@@ -346,11 +346,9 @@ class TrainingVerbs(WorkspaceBase):
         cid = self.store.corpus_id(corpus)
         out: list[dict] = []
         memo: dict = {}
-        for r in self._run_rows(corpus):
-            if not r.is_train or not r.done:
-                continue
+        for r in self.runs(corpus, status=RunStatus.DONE, kind="train", metrics=False):
             base = r.starting_run
-            if base is None or not self._run_info(base).done:
+            if base is None or not self.run(base).done:
                 continue  # its starting run was deleted: nothing to compare against
             before = r.outcome
             kept = [c for c in before.get("checks", []) if not c["name"].startswith(JUDGED_CHECK)]
@@ -418,8 +416,8 @@ class TrainingVerbs(WorkspaceBase):
         pairs = self.training_pairs(cid, cfg, ext_ids, texts)
         enc = self.encoder(cfg.model, cfg.device, cfg.max_length)
         sample = [texts[i] for i in np.random.default_rng(0).choice(len(texts), min(32, len(texts)), False)]
-        base = [r for r in self._run_rows(corpus) if not r.is_train and r.done
-                and r.config.model == cfg.model]
+        base = [r for r in self.runs(corpus, status=RunStatus.DONE, kind="baseline", metrics=False)
+                if r.config.model == cfg.model]
         doc_len = base[-1].doc_max_length if base else DEFAULT_MAX_LENGTH
 
         from ..projection import is_warming
@@ -475,9 +473,7 @@ class TrainingVerbs(WorkspaceBase):
         from ..training.run_clock import MIN_STAGE_S
         per_stage: dict[str, list[float]] = {}
         n = 0
-        for r in reversed(self._run_rows()):
-            if not (r.is_train and r.done):
-                continue
+        for r in reversed(self.runs(status=RunStatus.DONE, kind="train", metrics=False)):
             est, took = r.training.estimate_stages, r.training.stage_seconds
             if not est or not took or r.config_dict.get("device", "auto") != device:
                 continue

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..corpus import read_corpus
 from ..errors import InputError, NotFoundError
+from ..runs import RunStatus
 from .base import WorkspaceBase
 from .shared import FOREIGN_FIT_GAP, REBUILD_SHARE, RETRAIN_SHARE, Progress, ProgressFn, doc_text
 
@@ -34,7 +35,7 @@ class UpdateVerbs(WorkspaceBase):
                              f"{sorted(clash)[0]!r}; ids must be new", label)
         docs = parsed.documents
         texts = [doc_text(d.title, d.text) for d in docs]
-        runs = [r for r in self._run_rows(corpus) if r.done]
+        runs = self.runs(corpus, status=RunStatus.DONE, metrics=False)
         encoded = {}
         for i, info in enumerate(runs):
             if progress:
@@ -71,7 +72,7 @@ class UpdateVerbs(WorkspaceBase):
             raise NotFoundError(f"not in corpus {corpus!r} (or already removed): {', '.join(missing[:5])}")
         if len(live) - len(ext_ids) < 1:
             raise InputError("a corpus must keep at least one document")
-        runs = [r.run_id for r in self._run_rows(corpus) if r.done]
+        runs = [r.run_id for r in self.runs(corpus, status=RunStatus.DONE, metrics=False)]
         new_trees = {}
         with self.cache.lock:
             with self.store.transaction():
@@ -90,10 +91,7 @@ class UpdateVerbs(WorkspaceBase):
         """Cluster a finished run's live documents again (its vectors, branching, builder and seed), so
         documents added since hang under clusters built with them. Stored as the run's next rebuild; the
         encoder and index are untouched. Returns the rebuild number."""
-        from ..errors import HCEError
-        info = self._run_info(run_id)
-        if not info.done:
-            raise HCEError(f"run {run_id} is {info.status}; only a finished run's tree can be rebuilt")
+        info = self.run(run_id, "rebuild the tree of")
         trees = self.store.list_trees(run_id)
         ids, vecs = self.vectors(run_id)
         doc_ids, _, texts = self._texts(info.corpus_id)
@@ -115,7 +113,7 @@ class UpdateVerbs(WorkspaceBase):
         ``FOREIGN_FIT_GAP`` worse than its own documents), ``retrain_suggested`` (share_new >=
         ``RETRAIN_SHARE``, or such a batch), with ``reasons`` in words. Thresholds: benchmarks/README.md.
         """
-        info = self._run_info(run_id)
+        info = self.run(run_id)
         live = self.store.added_times(info.corpus_id)
         trained_at = info.finished_at or info.created_at
         trees = self.store.list_trees(run_id)
