@@ -228,7 +228,7 @@ def test_map_page_waits_for_a_missing_projection(populated, app_env, monkeypatch
     ok(at)
     assert not charts(at) and any("Preparing the map engine" in i.value for i in at.info)
     for _ in range(100):
-        if app_workspace().projection_status(populated["baseline"])["state"] == "ready":
+        if app_workspace().projection_status(populated["baseline"]).state == "ready":
             break
         time.sleep(0.05)
     at.run()

@@ -204,7 +204,7 @@ def test_projection_cached_and_aligned(toy_ws, fake_project):
     assert np.allclose(xy_b, xy, atol=1e-3)  # started from a's layout, aligned back onto it
     ws.projection(b, align_to=a)
     assert len(fake_project) == 2
-    assert ws.projection_status(b, a)["state"] == "ready"
+    assert ws.projection_status(b, a).state == "ready"
 
 
 def test_ensure_projection_runs_in_background(tmp_path, fake_model, toy_beir, monkeypatch):
@@ -221,16 +221,16 @@ def test_ensure_projection_runs_in_background(tmp_path, fake_model, toy_beir, mo
     try:
         ws.import_corpus(toy_beir, name="toy")
         run = ws.encode("toy", branching=3)
-        assert ws.projection_status(run)["state"] == "missing"
+        assert ws.projection_status(run).state == "missing"
         t0 = time.monotonic()
         st = ws.ensure_projection(run)
-        assert time.monotonic() - t0 < 0.25 and st["state"] in ("computing", "ready")
-        assert ws.ensure_projection(run)["state"] in ("computing", "ready")  # no second thread
+        assert time.monotonic() - t0 < 0.25 and st.state in ("computing", "ready")
+        assert ws.ensure_projection(run).state in ("computing", "ready")  # no second thread
         for _ in range(100):
-            if ws.projection_status(run)["state"] == "ready":
+            if ws.projection_status(run).state == "ready":
                 break
             time.sleep(0.05)
-        assert ws.projection_status(run)["state"] == "ready" and len(started) == 1
+        assert ws.projection_status(run).state == "ready" and len(started) == 1
 
         def broken(*a, **k):
             raise RuntimeError("boom")
@@ -238,11 +238,11 @@ def test_ensure_projection_runs_in_background(tmp_path, fake_model, toy_beir, mo
         run2 = ws.encode("toy", branching=3)
         ws.ensure_projection(run2)
         for _ in range(100):
-            if ws.projection_status(run2)["state"] == "failed":
+            if ws.projection_status(run2).state == "failed":
                 break
             time.sleep(0.05)
         s = ws.projection_status(run2)
-        assert s["state"] == "failed" and "boom" in s["error"]
+        assert s.state == "failed" and "boom" in s.error
     finally:
         ws.close()
 

@@ -7,7 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from hce_engine import InputError, Workspace
+from hce_engine import HCEError, InputError, Workspace
+from hce_engine.jobs import JobRegistry
 from hce_engine.progress import Progress
 
 TINY = {"epochs": 2, "batch_size": 4, "siblings": 3, "branching": 3, "lr": 1e-2, "memory_lr": 1e-2}
@@ -124,6 +125,29 @@ def test_progress_and_cancelling_of_a_live_job(workspace):
     release.set()
     workspace.jobs.wait(99, 30)
     assert workspace.progress(99) is None and not workspace.cancelling(99)
+
+
+def test_a_key_runs_one_job_at_a_time_and_keeps_its_failure():
+    """A job registry keyed by anything hashable (maps: (run, align_to)): a second start of a running key gets
+    the running job; a job that raised leaves its error until its key starts again."""
+    jobs: JobRegistry[tuple[int, int | None]] = JobRegistry()
+    key = (1, None)
+    release = threading.Event()
+    first = jobs.start(key, "map", lambda job: release.wait(30))
+    assert jobs.start(key, "map", lambda job: None) is first and jobs.active() == [key]
+    release.set()
+    jobs.wait(key, 30)
+    assert jobs.active() == [] and jobs.error(key) is None
+
+    def fail(job):
+        raise HCEError("no finished run 1 to map: it is running")
+    for target, error in ((lambda job: 1 / 0, "ZeroDivisionError: division by zero"),
+                          (fail, "no finished run 1 to map: it is running")):
+        jobs.start(key, "map", target)
+        jobs.wait(key, 30)
+        assert jobs.error(key) == error and jobs.get(key) is None
+    jobs.start(key, "map", lambda job: None)
+    assert jobs.error(key) is None
 
 
 def test_crash_mid_run_leaves_other_runs_intact(ws):

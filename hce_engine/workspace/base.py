@@ -7,7 +7,6 @@ attributes are annotations only and the methods exist for the type checker alone
 """
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
@@ -33,11 +32,10 @@ class WorkspaceBase:
     path: str
     store: Store
     cache: WorkspaceCache
-    jobs: JobRegistry
-    experiment_jobs: JobRegistry
+    jobs: JobRegistry[int]
+    experiment_jobs: JobRegistry[int]
+    map_jobs: JobRegistry[tuple[int, int | None]]
     models_dir: str
-    _map_jobs: dict[tuple, dict]
-    _map_jobs_lock: threading.Lock
 
     if TYPE_CHECKING:
         # core.Workspace

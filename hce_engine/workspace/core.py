@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import shutil
-import threading
 from dataclasses import replace
 from functools import partial
 from typing import Callable, Iterable, Sequence
@@ -73,10 +72,9 @@ class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExperimentVerbs, Export
         self.store.drop_orphan_vectors()
         self.default_model = default_model or os.environ.get("HCE_DEFAULT_MODEL") or None
         self.cache = WorkspaceCache()  # indexes, trees, vectors, BM25, encoders: derived, dropped by event
-        self.jobs = JobRegistry()
-        self.experiment_jobs = JobRegistry()  # experiments run in the background, by experiment id
-        self._map_jobs: dict[tuple, dict] = {}  # (run, align_to) -> the map being computed in a thread
-        self._map_jobs_lock = threading.Lock()
+        self.jobs: JobRegistry[int] = JobRegistry()  # runs encoded or trained in the background, by run id
+        self.experiment_jobs: JobRegistry[int] = JobRegistry()  # experiments run in the background, by their id
+        self.map_jobs: JobRegistry[tuple[int, int | None]] = JobRegistry()  # maps computed, by (run, align_to)
 
     def close(self, timeout: float = 30.0) -> None:
         """Cancel this process's background runs, wait for them to stop, close the database."""

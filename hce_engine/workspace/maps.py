@@ -1,23 +1,41 @@
 """Workspace verbs for the 2-D map: a run's UMAP projection, stored in the store, computed as a background job.
 
 UMAP is slow to start (numba compiles for about a minute per process) and to fit on large corpora, so
-:meth:`MapVerbs.ensure_projection` computes a missing map in a background thread and reports its state; the app
-polls it and draws the map once it is ``ready``. :meth:`MapVerbs.projection` is the blocking version.
+:meth:`MapVerbs.ensure_projection` computes a missing map in a background job and reports its state
+(:class:`MapStatus`); the app polls it and draws the map once it is ``ready``. :meth:`MapVerbs.projection` is the
+blocking version.
 """
 from __future__ import annotations
 
-import threading
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..arrays import normalise, rows_of
-from ..errors import HCEError, NotFoundError
+from ..errors import NotFoundError
 from .base import WorkspaceBase
 
 
+@dataclass(frozen=True)
+class MapStatus:
+    """Where a run's map stands (:meth:`MapVerbs.projection_status`).
+
+    Attributes:
+        state: "ready" (stored: :meth:`MapVerbs.projection` answers at once), "computing" (a job of this process
+            computes it), "failed" (its last job failed: ``error`` says why) or "missing".
+        warm: whether UMAP is compiled in this process (else the first map waits about a minute for it).
+        error: why the last job failed, else None.
+        elapsed_s: seconds the job has run while computing, else None.
+    """
+    state: str
+    warm: bool
+    error: str | None = None
+    elapsed_s: float | None = None
+
+
 class MapVerbs(WorkspaceBase):
-    """Mixed into :class:`~hce_engine.workspace.Workspace` (which sets ``_map_jobs`` and ``_map_jobs_lock``)."""
+    """Mixed into :class:`~hce_engine.workspace.Workspace`."""
 
     def projection(self, run_id: int, align_to: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """(doc ids int64 ascending, xy float32 (n, 2)) of a finished run's documents; blocking.
@@ -56,53 +74,29 @@ class MapVerbs(WorkspaceBase):
             xy = align(xy, ids, ref[1], ref[0])
         return ids, xy
 
-    def projection_status(self, run_id: int, align_to: int | None = None) -> dict:
-        """State of the run's map without starting anything: {state: "ready" | "computing" | "failed" |
-        "missing", warm: UMAP compiled in this process, error, elapsed_s}."""
+    def projection_status(self, run_id: int, align_to: int | None = None) -> MapStatus:
+        """Where the run's map (and ``align_to``'s) stands, without starting anything."""
         from ..projection import is_warm
 
-        key = (int(run_id), None if align_to is None else int(align_to))
-        with self._map_jobs_lock:
-            job = self._map_jobs.get(key)
-        base = {"warm": is_warm(), "error": None, "elapsed_s": None}
-        if job is not None and job["state"] == "computing":
-            return {**base, "state": "computing", "elapsed_s": time.monotonic() - job["started"]}
+        key = _map_key(run_id, align_to)
+        job = self.map_jobs.get(key)
+        if job is not None:
+            return MapStatus("computing", is_warm(), elapsed_s=time.time() - job.started)
         if self._stored_map(run_id) is not None and (align_to is None or self._stored_map(align_to) is not None):
-            return {**base, "state": "ready"}
-        if job is not None and job["state"] == "failed":
-            return {**base, "state": "failed", "error": job["error"]}
-        return {**base, "state": "missing"}
+            return MapStatus("ready", is_warm())
+        error = self.map_jobs.error(key)
+        return MapStatus("failed" if error is not None else "missing", is_warm(), error)
 
-    def ensure_projection(self, run_id: int, align_to: int | None = None, retry: bool = False) -> dict:
-        """Make sure the run's map (and ``align_to``'s) exist, computing them in a background thread if not.
-
-        Never blocks on UMAP. Returns :meth:`projection_status`'s dict; ``state`` is "ready" when
-        :meth:`projection` will answer at once, "computing" while the thread runs, "failed" (with ``error``)
-        when it failed (call again with ``retry=True`` to try again).
-        """
+    def ensure_projection(self, run_id: int, align_to: int | None = None, retry: bool = False) -> MapStatus:
+        """Make sure the run's map (and ``align_to``'s) exist, computing them in a background job
+        (:attr:`map_jobs`) if not. Never blocks on UMAP; a failed map is tried again only with ``retry``."""
         self.run(run_id, "map")
         if align_to is not None:
             self.run(align_to, "map")
         status = self.projection_status(run_id, align_to)
-        if status["state"] in ("ready", "computing") or (status["state"] == "failed" and not retry):
+        if status.state in ("ready", "computing") or (status.state == "failed" and not retry):
             return status
-        key = (int(run_id), None if align_to is None else int(align_to))
-        job = {"state": "computing", "error": None, "started": time.monotonic()}
-
-        def work():
-            try:
-                self.projection(run_id, align_to)
-                job["state"] = "done"
-            except HCEError as exc:
-                job.update(state="failed", error=str(exc))
-            except Exception as exc:  # noqa: BLE001 - reported to the page, never raised in the thread
-                job.update(state="failed", error=f"{type(exc).__name__}: {exc}")
-
-        with self._map_jobs_lock:
-            if self._map_jobs.get(key, {}).get("state") == "computing":
-                return self.projection_status(run_id, align_to)
-            self._map_jobs[key] = job
-        threading.Thread(target=work, name=f"projection-{run_id}", daemon=True).start()
+        self.map_jobs.start(_map_key(run_id, align_to), "map", lambda job: self.projection(run_id, align_to))
         return self.projection_status(run_id, align_to)
 
     def _tree_ids(self, run_id: int) -> np.ndarray | None:
@@ -126,3 +120,8 @@ class MapVerbs(WorkspaceBase):
         if (rows < 0).any():
             return None
         return live, xy[rows]
+
+
+def _map_key(run_id: int, align_to: int | None) -> tuple[int, int | None]:
+    """A map's key in :attr:`map_jobs`: the run and the run it is aligned to."""
+    return int(run_id), None if align_to is None else int(align_to)

@@ -61,18 +61,18 @@ def show_teacher(run_id: int, doc_id: int | None) -> None:
 def show_map(run_id: int, level: int, key: str) -> None:
     """The run's map if it is stored; otherwise start computing it and say so (never blocks)."""
     status = ws.ensure_projection(run_id)
-    if status["state"] == "ready":
+    if status.state == "ready":
         frame = views.map_frame(ws, run_id, level)
         st.plotly_chart(map_figs.map_figure(frame, height=420), key=key)
-    elif status["state"] == "failed":
-        st.warning(f"The map could not be computed: {md_escape(status['error'])}")
+    elif status.state == "failed":
+        st.warning(f"The map could not be computed: {md_escape(status.error)}")
     else:
         @st.fragment(run_every=2)
         def poll():
             s = ws.projection_status(run_id)
-            if s["state"] == "ready":
+            if s.state == "ready":
                 st.rerun()
-            st.info("Preparing the map engine…" if not s["warm"] else "Computing the map of the documents…")
+            st.info("Preparing the map engine…" if not s.warm else "Computing the map of the documents…")
         poll()
 
 

@@ -33,16 +33,16 @@ def wait_for(run_id: int, compare: int | None) -> None:
     @st.fragment(run_every=2)
     def poll():
         s = ws.projection_status(run_id, compare)
-        if s["state"] == "ready":
+        if s.state == "ready":
             st.rerun()
-        elif s["state"] == "failed":
-            st.error(f"The map could not be computed: {md_escape(s['error'])}")
+        elif s.state == "failed":
+            st.error(f"The map could not be computed: {md_escape(s.error)}")
             if st.button("Try again", key="map_retry"):
                 ws.ensure_projection(run_id, compare, retry=True)
                 st.rerun()
         else:
-            secs = f" ({s['elapsed_s']:.0f} s)" if s.get("elapsed_s") else ""
-            if not s["warm"]:
+            secs = f" ({s.elapsed_s:.0f} s)" if s.elapsed_s else ""
+            if not s.warm:
                 st.info(f"Preparing the map engine…{secs} UMAP compiles once per app start (about a minute); "
                         "the map appears here by itself.")
             else:
@@ -162,7 +162,7 @@ if corpus:
                                      "biggest nodes first, without overlaps; change the level to read the map at "
                                      "another depth.")
         status = ws.ensure_projection(run_id, align_to=compare)
-        if status["state"] != "ready":
+        if status.state != "ready":
             wait_for(run_id, compare)
             st.stop()
         frame = cached_frame(ws, ws.path, run_id, int(level), compare, None)
