@@ -218,7 +218,7 @@ def foreign_phase(ws, corpus: str, runs: dict[str, int], path: str, n: int, adde
                           "ndcg_at_10_after": metrics(after, test, qids)["ndcg_at_10"],
                           "queries_with_foreign_in_top10": sum(any(d.startswith("foreign-") for d in t)
                                                                for t in top10),
-                          "freshness": ws.freshness(run)})
+                          "freshness": ws.freshness(run).to_dict()})
     return out
 
 
@@ -315,7 +315,7 @@ class Experiment:
                 "documents": len(docs), "held_out": len(held), "initial": len(initial),
                 "train_pairs_lost": sum(len(relevant(j) & set(held)) for j in qrels["train"].values()),
                 "queries": {g: len(v) for g, v in groups.items()},
-                "freshness": ws_a.freshness(run_a), "add_documents_s": round(add_s, 1),
+                "freshness": ws_a.freshness(run_a).to_dict(), "add_documents_s": round(add_s, 1),
                 "incremental": grouped(ranking_ws(ws_a, ca, run_a, groups["all"], queries), test, groups),
                 "retrained_full": grouped(ref_full.ranking(groups["all"], all_ids), test, groups),
                 "zero_shot": grouped(ranking_ws(ws_a, ca, base_a, groups["all"], queries), test, groups),
@@ -354,7 +354,7 @@ class Experiment:
                 live = initial | set(added)
                 groups = query_groups(test, live, initial)
                 point = {"share_new_target": share, "added": len(added), "live": len(live),
-                         "freshness": ws_d.freshness(run_d),
+                         "freshness": ws_d.freshness(run_d).to_dict(),
                          "queries": {g: len(v) for g, v in groups.items()},
                          "incremental": grouped(ranking_ws(ws_d, cd, run_d, groups["all"], queries), test, groups),
                          "retrained_full": grouped(ref_full.ranking(groups["all"], live), test, groups),

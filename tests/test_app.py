@@ -298,7 +298,7 @@ def test_corpus_page_adds_and_removes_documents(app, toy_beir):
     assert any("rebuilding the tree suggested" in t and "unlike" in t for t in texts(app.warning))
     app.button(key=f"rebuild_{run}").click().run()
     assert not app.exception and any("tree rebuilt (rebuild 1)" in t for t in texts(app.success))
-    assert not app.warning and ws().freshness(run)["added_since_tree"] == 0
+    assert not app.warning and ws().freshness(run).added_since_tree == 0
     app.text_area(key="remove_ids").input("z1, space-0").run()
     app.button(key="remove_docs").click().run()
     assert not app.exception and not app.error

@@ -108,13 +108,13 @@ def test_search_racing_updates(ws, tmp_path):
 
 def test_freshness_and_cli(ws, tmp_path, fake_model, monkeypatch, capsys):
     run = ws.latest_run("toy")
-    assert ws.freshness(run)["added_since"] == 0
+    assert ws.freshness(run).added_since == 0
     texts, old_ids = ws.documents("toy")["text"], list(ws.documents("toy")["ext_id"])  # same topics, new ids
     ws.add_documents("toy", write_docs(tmp_path / "n.jsonl", [{"_id": f"n{i}", "text": texts[i]}
                                                               for i in range(12)]))
     f = ws.freshness(run)
-    assert f["added_since"] == f["added_since_tree"] == 12 and f["share_new"] == 12 / 48
-    assert f["rebuild_suggested"] is True and f["retrain_suggested"] is False  # 25% new: rebuild, not retrain
+    assert f.added_since == f.added_since_tree == 12 and f.share_new == 12 / 48
+    assert f.rebuild_suggested is True and f.retrain_suggested is False  # 25% new: rebuild, not retrain
     path = ws.path
     ws.close()
     monkeypatch.setenv("HCE_DEFAULT_MODEL", fake_model)
@@ -127,6 +127,9 @@ def test_freshness_and_cli(ws, tmp_path, fake_model, monkeypatch, capsys):
     assert main(["--workspace", path, "freshness", "--corpus", "toy", "--json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)
     assert row["added_since_tree"] == 13 and row["rebuild_suggested"] is True
+    assert list(row) == ["run_id", "live_documents", "added_since", "share_new", "tree_rebuild", "added_since_tree",
+                         "share_new_tree", "fit_tree", "fit_added", "batches", "rebuild_suggested",
+                         "retrain_suggested", "reasons"] and list(row["batches"][0]) == ["added_at", "documents", "fit"]
     assert main(["--workspace", path, "rebuild-tree", "--corpus", "toy", "--json"]) == 0
     rebuilt = json.loads(capsys.readouterr().out)
     assert (rebuilt["run_id"], rebuilt["rebuild"], rebuilt["documents"]) == (run, 1, 47)
@@ -180,26 +183,26 @@ def test_saved_approximate_index_follows_the_store_across_restarts(workspace, to
 def test_rebuild_tree_and_foreign_documents(ws, tmp_path):
     run = ws.latest_run("toy")
     f = ws.freshness(run)
-    assert f["added_since_tree"] == 0 and f["fit_added"] is None and f["reasons"] == []
+    assert f.added_since_tree == 0 and f.fit_added is None and f.reasons == ()
     # same-topic documents (new ids, the toy corpus's phrases) fit the tree about as well as its own
     like = [{"_id": f"like-{i}", "text": d} for i, d in enumerate(ws.documents("toy")["text"][:4])]
     ws.add_documents("toy", write_docs(tmp_path / "like.jsonl", like))
     f = ws.freshness(run)
-    assert f["fit_tree"] - f["fit_added"] < 0.05 and not f["rebuild_suggested"] and not f["retrain_suggested"]
+    assert f.fit_tree - f.fit_added < 0.05 and not f.rebuild_suggested and not f.retrain_suggested
     # documents of words the corpus never used hang under leaves they do not resemble
     foreign = [{"_id": f"far-{i}", "text": f"zyx{i} quorble vantex plimsoll grendle {i}"} for i in range(4)]
     ws.add_documents("toy", write_docs(tmp_path / "far.jsonl", foreign))
     f = ws.freshness(run)
-    assert f["share_new_tree"] == 8 / 44 < 0.25  # few documents, yet:
-    assert f["rebuild_suggested"] and f["retrain_suggested"] and "unlike" in f["reasons"][0]
-    like_batch, far_batch = f["batches"]  # judged per add, so a small foreign batch is not averaged away
-    assert (like_batch["documents"], far_batch["documents"]) == (4, 4) and far_batch["fit"] < like_batch["fit"]
-    assert f["reasons"][0].startswith("4 documents added") and len(f["reasons"]) == 1
+    assert f.share_new_tree == 8 / 44 < 0.25  # few documents, yet:
+    assert f.rebuild_suggested and f.retrain_suggested and "unlike" in f.reasons[0]
+    like_batch, far_batch = f.batches  # judged per add, so a small foreign batch is not averaged away
+    assert (like_batch.documents, far_batch.documents) == (4, 4) and far_batch.fit < like_batch.fit
+    assert f.reasons[0].startswith("4 documents added") and len(f.reasons) == 1
     before, _, _ = ws.tree(run)
     assert ws.rebuild_tree(run) == 1
     tree, terms, _ = ws.tree(run)
     assert tree.n_docs == 44 and before.n_docs == 44 and len(terms) == tree.n_nodes
     assert [t["rebuild"] for t in ws.store.list_trees(run)] == [0, 1]
     f = ws.freshness(run)
-    assert f["added_since_tree"] == 0 and f["tree_rebuild"] == 1 and not f["rebuild_suggested"]
-    assert f["added_since"] == 8  # still new to the encoder
+    assert f.added_since_tree == 0 and f.tree_rebuild == 1 and not f.rebuild_suggested
+    assert f.added_since == 8  # still new to the encoder

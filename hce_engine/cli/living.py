@@ -9,13 +9,13 @@ from .common import AS_JSON, CORPUS, RUN, Commands, print_json, progress_bar
 def cmd_add(ws, a) -> int:
     out = ws.add_documents(a.corpus, a.path, progress=progress_bar(a.json))
     out.pop("doc_ids")
-    out["freshness"] = [ws.freshness(r) for r in out["runs_updated"]]
+    fresh = [ws.freshness(r) for r in out["runs_updated"]]
     if a.json:
-        print_json(out)
+        print_json({**out, "freshness": [f.to_dict() for f in fresh]})
         return 0
     print(f"added {out['added']} documents to {a.corpus!r} ({out['skipped_empty']} empty skipped); "
           f"runs updated: {out['runs_updated'] or 'none'}")
-    for line in render.suggestions(out["freshness"]):
+    for line in render.suggestions(fresh):
         print(line)
     return 0
 
@@ -46,9 +46,10 @@ def remove_parser(sub: Commands) -> None:
 def cmd_freshness(ws, a) -> int:
     """Per finished run: documents added since training and since its tree, leaf fit, suggestions."""
     runs = [a.run] if a.run else [r.run_id for r in ws.runs(a.corpus, status="done")]
-    rows = [ws.freshness(r) for r in runs]
+    fresh = [ws.freshness(r) for r in runs]
+    rows = [f.to_dict() for f in fresh]
     if a.json:
-        print_json([{"run_id": r["run"], **{k: v for k, v in r.items() if k != "run"}} for r in rows])
+        print_json([{"run_id": r.pop("run"), **r} for r in rows])
         return 0
     for r in rows:
         r["share_new"] = f"{r['share_new']:.1%}"
@@ -58,7 +59,7 @@ def cmd_freshness(ws, a) -> int:
     print(render.table(rows, ["run", "live_documents", "added_since", "share_new", "tree_rebuild",
                               "added_since_tree", "share_new_tree", "fit_tree", "fit_added", "rebuild_suggested",
                               "retrain_suggested"]))
-    for line in render.suggestions(rows):
+    for line in render.suggestions(fresh):
         print(line)
     return 0
 

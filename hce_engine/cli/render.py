@@ -2,9 +2,14 @@
 needs after its corpus changed, runs checked again on new judgements."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..evaluation import METRIC_LABELS, METRICS
 from ..progress import fmt_duration
 from ..training.run_clock import STAGES
+
+if TYPE_CHECKING:
+    from ..workspace.updates import Freshness
 
 
 def table(rows: list[dict], cols: list[str]) -> str:
@@ -41,15 +46,14 @@ def stages(took: dict[str, float], est: dict[str, float] | None) -> str:
     return f"{head}: " + ", ".join(parts) + (" (took / estimated)" if est else "")
 
 
-def suggestions(freshness: list[dict]) -> list[str]:
-    """One line per run (of :meth:`~hce_engine.workspace.Workspace.freshness`'s rows) that should have its tree
-    rebuilt or be retrained: what, and why."""
+def suggestions(freshness: list[Freshness]) -> list[str]:
+    """One line per run (of :meth:`~hce_engine.workspace.Workspace.freshness`'s records) that should have its
+    tree rebuilt or be retrained: what, and why."""
     lines = []
     for f in freshness:
-        todo = [w for w, on in (("rebuild the tree", f["rebuild_suggested"]), ("retrain", f["retrain_suggested"]))
-                if on]
+        todo = [w for w, on in (("rebuild the tree", f.rebuild_suggested), ("retrain", f.retrain_suggested)) if on]
         if todo:
-            lines.append(f"run {f['run']}: {' and '.join(todo)} suggested: {'; '.join(f['reasons'])}")
+            lines.append(f"run {f.run_id}: {' and '.join(todo)} suggested: {'; '.join(f.reasons)}")
     return lines
 
 

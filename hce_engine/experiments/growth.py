@@ -23,13 +23,16 @@ import os
 import shutil
 import time
 from dataclasses import replace
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from .. import tempfiles
 from ..errors import InputError
 from ..progress import Progress, ProgressFn
+
+if TYPE_CHECKING:
+    from ..workspace.updates import Freshness
 
 #: The metrics of every row.
 METRICS = ("ndcg_at_10", "recall_at_10", "recall_at_100")
@@ -270,11 +273,12 @@ def group_means(per_query: Mapping[str, Mapping[str, float]], groups: Mapping[st
     return out
 
 
-def freshness_view(fresh: dict) -> dict:
+def freshness_view(fresh: Freshness) -> dict:
     """The parts of ``Workspace.freshness`` a growth row keeps (no per-batch timestamps)."""
     keys = ("share_new", "share_new_tree", "fit_tree", "fit_added", "rebuild_suggested", "retrain_suggested",
             "reasons")
-    return {k: round(fresh[k], 4) if isinstance(fresh[k], float) else fresh[k] for k in keys}
+    data = fresh.to_dict()
+    return {k: round(data[k], 4) if isinstance(data[k], float) else data[k] for k in keys}
 
 
 def _diff(a: dict, b: dict, metric: str = "ndcg_at_10") -> float | None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Sequence
 
 import numpy as np
@@ -12,6 +13,53 @@ from ..errors import InputError, NotFoundError
 from ..runs import RunStatus
 from .base import WorkspaceBase
 from .shared import FOREIGN_FIT_GAP, REBUILD_SHARE, RETRAIN_SHARE, Progress, ProgressFn, doc_text
+
+
+@dataclass(frozen=True)
+class AddedBatch:
+    """One add since a run's tree was built: when (``added_at``, a timestamp), how many ``documents``, and their
+    ``fit`` (mean cosine to their leaf centroid)."""
+    added_at: Any
+    documents: int
+    fit: float
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How far the corpus has moved since a run was trained and since its tree was built
+    (:meth:`UpdateVerbs.freshness`).
+
+    Attributes:
+        run_id, live_documents: the run, and the corpus's live documents now.
+        added_since, share_new: documents added after the run finished, and their share of the live ones (0-1).
+        tree_rebuild: the rebuild number of the run's latest tree (None without a tree).
+        added_since_tree, share_new_tree: the same, after that tree was built.
+        fit_tree, fit_added: mean cosine of the tree's own and of the added documents to their leaf centroid
+            (None without added documents).
+        batches: each add since the tree, with its fit (:class:`AddedBatch`).
+        rebuild_suggested: share_new_tree >= ``REBUILD_SHARE``, or a batch fits the tree ``FOREIGN_FIT_GAP``
+            worse than its own documents; retrain_suggested: share_new >= ``RETRAIN_SHARE``, or such a batch.
+        reasons: why, in words.
+    """
+    run_id: int
+    live_documents: int
+    added_since: int
+    share_new: float
+    tree_rebuild: int | None
+    added_since_tree: int
+    share_new_tree: float
+    fit_tree: float | None
+    fit_added: float | None
+    batches: tuple[AddedBatch, ...]
+    rebuild_suggested: bool
+    retrain_suggested: bool
+    reasons: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (``hce add --json``, result files): ``run`` for run_id, lists for the tuples."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {"run": out.pop("run_id"), **out, "batches": [asdict(b) for b in self.batches],
+                "reasons": list(self.reasons)}
 
 
 class UpdateVerbs(WorkspaceBase):
@@ -102,17 +150,9 @@ class UpdateVerbs(WorkspaceBase):
                         branching=cfg.branching, builder=cfg.builder, seed=cfg.seed or 0)
         return rebuild
 
-    def freshness(self, run_id: int) -> dict:
-        """How far the corpus has moved since the run was trained and since its tree was built.
-
-        Returns: added_since / share_new (documents added after the run finished, as a share of the live
-        ones), added_since_tree / share_new_tree (after its latest tree was built), fit_tree / fit_added (mean
-        cosine of the tree's own and of the added documents to their leaf centroid; None without added
-        ones), batches (each add since the tree: added_at, documents, fit), and the suggestions:
-        ``rebuild_suggested`` (share_new_tree >= ``REBUILD_SHARE``, or a batch fits the tree
-        ``FOREIGN_FIT_GAP`` worse than its own documents), ``retrain_suggested`` (share_new >=
-        ``RETRAIN_SHARE``, or such a batch), with ``reasons`` in words. Thresholds: benchmarks/README.md.
-        """
+    def freshness(self, run_id: int) -> Freshness:
+        """How far the corpus has moved since the run was trained and since its tree was built, and whether to
+        rebuild its tree or retrain it (:class:`Freshness`; thresholds: benchmarks/README.md)."""
         info = self.run(run_id)
         live = self.store.added_times(info.corpus_id)
         trained_at = info.finished_at or info.created_at
@@ -121,31 +161,28 @@ class UpdateVerbs(WorkspaceBase):
         added = int((live["added_at"] > trained_at).sum())
         since_tree = live[live["added_at"] > built_at]
         n = max(1, len(live))
-        out: dict[str, Any] = {"run": run_id, "live_documents": len(live), "added_since": added, "share_new": added / n,
-               "tree_rebuild": trees[-1]["rebuild"] if trees else None,
-               "added_since_tree": len(since_tree), "share_new_tree": len(since_tree) / n,
-               "fit_tree": None, "fit_added": None, "batches": []}
-        if trees and len(since_tree) and info.done:
-            out.update(self._leaf_fit(run_id, since_tree, trees[-1]["stats"]))
+        share_new, share_new_tree = added / n, len(since_tree) / n
+        fit_tree, fit_added, batches = self._leaf_fit(run_id, since_tree, trees[-1]["stats"]) \
+            if trees and len(since_tree) and info.done else (None, None, [])
         reasons = []
-        if out["share_new"] >= RETRAIN_SHARE:
-            reasons.append(f"{out['share_new']:.0%} of the documents arrived after training "
+        if share_new >= RETRAIN_SHARE:
+            reasons.append(f"{share_new:.0%} of the documents arrived after training "
                            f"(retrain from {RETRAIN_SHARE:.0%})")
-        if out["share_new_tree"] >= REBUILD_SHARE:
-            reasons.append(f"{out['share_new_tree']:.0%} of the documents arrived after the tree was built "
+        if share_new_tree >= REBUILD_SHARE:
+            reasons.append(f"{share_new_tree:.0%} of the documents arrived after the tree was built "
                            f"(rebuild from {REBUILD_SHARE:.0%})")
-        foreign = [b for b in out["batches"] if out["fit_tree"] is not None
-                   and out["fit_tree"] - b["fit"] >= FOREIGN_FIT_GAP]
+        foreign = [b for b in batches if fit_tree is not None and fit_tree - b.fit >= FOREIGN_FIT_GAP]
         for b in foreign:
-            reasons.append(f"{b['documents']:,} documents added {b['added_at']:%Y-%m-%d %H:%M} sit at cosine "
-                           f"{b['fit']:.2f} from their leaf centroid, the tree's own at {out['fit_tree']:.2f}: "
-                           "they look unlike what the run was trained on")
-        out["rebuild_suggested"] = out["share_new_tree"] >= REBUILD_SHARE or bool(foreign)
-        out["retrain_suggested"] = out["share_new"] >= RETRAIN_SHARE or bool(foreign)
-        out["reasons"] = reasons
-        return out
+            reasons.append(f"{b.documents:,} documents added {b.added_at:%Y-%m-%d %H:%M} sit at cosine {b.fit:.2f} "
+                           f"from their leaf centroid, the tree's own at {fit_tree:.2f}: they look unlike what the "
+                           "run was trained on")
+        return Freshness(int(run_id), len(live), added, share_new, trees[-1]["rebuild"] if trees else None,
+                         len(since_tree), share_new_tree, fit_tree, fit_added, tuple(batches),
+                         rebuild_suggested=share_new_tree >= REBUILD_SHARE or bool(foreign),
+                         retrain_suggested=share_new >= RETRAIN_SHARE or bool(foreign), reasons=tuple(reasons))
 
-    def _leaf_fit(self, run_id: int, since_tree, tree_stats: dict | None) -> dict:
+    def _leaf_fit(self, run_id: int, since_tree, tree_stats: dict | None
+                  ) -> tuple[float | None, float | None, list[AddedBatch]]:
         """fit_tree, fit_added and per-batch fits (mean leaf-centroid cosine) for the documents of the
         ``since_tree`` frame (doc_id, added_at): one batch per add (they share a transaction's timestamp).
         fit_tree is the tree's own ``intra_cos_leaf``, stored when it was built; only the added documents'
@@ -163,5 +200,5 @@ class UpdateVerbs(WorkspaceBase):
             rows = np.isin(ids, group["doc_id"].to_numpy(np.int64))
             fit = leaf_fit(tree, ids[rows], vecs[rows])
             if fit is not None:
-                batches.append({"added_at": when, "documents": int(rows.sum()), "fit": fit})
-        return {"fit_tree": fit_tree, "fit_added": leaf_fit(tree, ids, vecs), "batches": batches}
+                batches.append(AddedBatch(when, int(rows.sum()), fit))
+        return fit_tree, leaf_fit(tree, ids, vecs), batches

@@ -157,17 +157,17 @@ def queries_section(corpus: str) -> None:
 def freshness_note(run: Run) -> None:
     """What the documents added since a run was trained / its tree was built suggest, with a rebuild button."""
     f = ws.freshness(run.run_id)
-    todo = [w for w, on in (("rebuilding the tree", f["rebuild_suggested"]),
-                            ("retraining", f["retrain_suggested"] and run.kind == "train")) if on]
+    todo = [w for w, on in (("rebuilding the tree", f.rebuild_suggested),
+                            ("retraining", f.retrain_suggested and run.kind == "train")) if on]
     name = f"Run #{run.run_id} ({run.kind})"
     if todo:
-        st.warning(f"{name}: {' and '.join(todo)} suggested: {md_escape('; '.join(f['reasons']))}.")
-    elif f["added_since_tree"]:
-        fit = (f" Their mean cosine to their leaf centroid is {f['fit_added']:.2f} (the tree's own documents: "
-               f"{f['fit_tree']:.2f}).") if f["fit_added"] is not None else ""
-        st.caption(f"{name}: {f['added_since_tree']:,} documents ({f['share_new_tree']:.0%}) added since its tree "
+        st.warning(f"{name}: {' and '.join(todo)} suggested: {md_escape('; '.join(f.reasons))}.")
+    elif f.added_since_tree:
+        fit = (f" Their mean cosine to their leaf centroid is {f.fit_added:.2f} (the tree's own documents: "
+               f"{f.fit_tree:.2f}).") if f.fit_added is not None else ""
+        st.caption(f"{name}: {f.added_since_tree:,} documents ({f.share_new_tree:.0%}) added since its tree "
                    f"was built.{fit}")
-    if f["added_since_tree"] and st.button(f"Rebuild the tree of run #{run.run_id}",
+    if f.added_since_tree and st.button(f"Rebuild the tree of run #{run.run_id}",
                                            key=f"rebuild_{run.run_id}",
                                            help="Cluster the run's current documents again with its encoder "
                                                 "(no retraining); the old tree stays as an earlier rebuild."):
