@@ -106,9 +106,10 @@ def test_workspace_tree_index_search_route_and_updates(workspace, toy_beir, tmp_
     via_tree = ws.search("toy", "guitar chord melody", run=run, k=5, index_kind="tree")
     assert via_tree[0].ext_id == full[0].ext_id and via_tree[0].path
     route = ws.tree_route("toy", "guitar chord melody", run=run)
-    assert route["documents"] == 36 and 0 < route["distance_computations"]
-    assert route["leaves"] and all(leaf["label"] and leaf["size"] >= 0 for leaf in route["leaves"])
-    sims = [leaf["similarity"] for leaf in route["leaves"]]
+    assert route.documents == 36 and 0 < route.distance_computations and route.run_id == run
+    assert route.leaves and all(leaf.label and leaf.size >= 0 for leaf in route.leaves)
+    assert list(route.to_dict()) == ["run", "distance_computations", "documents", "leaves"]
+    sims = [leaf.similarity for leaf in route.leaves]
     assert sims == sorted(sims, reverse=True)
     assert ws.search("toy", "guitar", run=run, mode="hybrid", index_kind="tree")
     out = ws.evaluate("toy", run=run, index_kind="tree")

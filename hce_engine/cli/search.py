@@ -37,13 +37,12 @@ def cmd_search(ws, a) -> int:
     route = ws.tree_route(a.corpus, query, run=a.run) if a.index_kind == "tree" and mode != "bm25" else None
     if a.json:
         print_json({"query": query, "mode": mode, "hits": [h.to_dict() for h in hits],
-                    **({"route": route} if route else {})})
+                    **({"route": route.to_dict()} if route else {})})
     else:
         if route:
-            share = route["distance_computations"] / max(route["documents"], 1)
-            print(f"tree index: {len(route['leaves'])} leaf clusters visited, {route['distance_computations']} "
-                  f"distance computations ({share:.1%} of exact search); nearest: "
-                  + "; ".join(leaf["label"] for leaf in route["leaves"][:3]))
+            print(f"tree index: {len(route.leaves)} leaf clusters visited, {route.distance_computations} "
+                  f"distance computations ({route.share:.1%} of exact search); nearest: "
+                  + "; ".join(leaf.label for leaf in route.leaves[:3]))
         for h in hits:
             came = ""
             if h.ranks:

@@ -11,7 +11,8 @@ Modes (everywhere a retriever is chosen: Python, ``hce search/eval --mode``, the
 """
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -26,6 +27,42 @@ from .shared import Hit, ProgressFn
 CANDIDATES = 100
 #: Splits whose judged queries fit the hybrid weight, in order of preference (never the split evaluated).
 FIT_SPLITS = ("train", "dev", "validation")
+
+
+@dataclass(frozen=True)
+class RouteLeaf:
+    """A leaf cluster a query visited: its ``node``, ``label`` (its top three terms), ``size`` (documents in its
+    list) and ``similarity`` (cosine of the query to its centroid)."""
+    node: int
+    label: str
+    size: int
+    similarity: float
+
+
+@dataclass(frozen=True)
+class TreeRoute:
+    """Which leaf clusters a query visits in a run's tree index, and what it costs (:meth:`SearchVerbs.tree_route`).
+
+    Attributes:
+        run_id: the run whose tree routed the query.
+        distance_computations: similarities computed (centroids on the way down + documents in the visited
+            leaves); documents: the live documents (an exact search's computations).
+        leaves: the visited leaf clusters, best first.
+    """
+    run_id: int
+    distance_computations: int
+    documents: int
+    leaves: tuple[RouteLeaf, ...]
+
+    @property
+    def share(self) -> float:
+        """The computations as a share of an exact search's."""
+        return self.distance_computations / max(self.documents, 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (``hce search --json``'s ``route``): ``run`` for run_id."""
+        return {"run": self.run_id, "distance_computations": self.distance_computations, "documents": self.documents,
+                "leaves": [asdict(leaf) for leaf in self.leaves]}
 
 
 class SearchVerbs(WorkspaceBase):
@@ -73,12 +110,9 @@ class SearchVerbs(WorkspaceBase):
                 self.cache.put("tree_index", run_id, cached)
             return cached[1]
 
-    def tree_route(self, corpus: str, query: str, run: int | None = None) -> dict:
-        """Which leaf clusters a query visits in the run's tree index, and what it costs.
-
-        Returns {"run", "leaves": [{"node", "label", "size", "similarity"}] best first, "distance_computations",
-        "documents": live documents (exact search's computations)}.
-        """
+    def tree_route(self, corpus: str, query: str, run: int | None = None) -> TreeRoute:
+        """Which leaf clusters a query visits in the run's tree index (default: the latest finished run), and
+        what it costs."""
         if not query.strip():
             raise InputError("the query is empty")
         info = self._run_for(corpus, run, "search with")
@@ -88,9 +122,9 @@ class SearchVerbs(WorkspaceBase):
         _, terms, _ = self.tree(info.run_id)
         visited = [int(n) for n in leaves[0] if n >= 0]
         sims = index.centroids(visited) @ qv[0] if visited else []
-        return {"run": info.run_id, "distance_computations": int(cost[0]), "documents": len(index),
-                "leaves": [{"node": n, "label": " · ".join(terms[n][:3]), "size": int(index.list_size(n)),
-                            "similarity": float(s)} for n, s in zip(visited, sims, strict=True)]}
+        return TreeRoute(info.run_id, int(cost[0]), len(index),
+                         tuple(RouteLeaf(n, " · ".join(terms[n][:3]), int(index.list_size(n)), float(s))
+                               for n, s in zip(visited, sims, strict=True)))
 
     def _run_for(self, corpus: str, run: int | None, purpose: str, progress: ProgressFn | None = None) -> Run:
         """The finished run of ``corpus`` to ``purpose``: ``run``, else the default one (:meth:`ensure_run`)."""
@@ -329,4 +363,4 @@ def _pad(ranked: list[tuple[np.ndarray, np.ndarray]], k: int) -> list[tuple[np.n
     return out
 
 
-__all__ = ["CANDIDATES", "FIT_SPLITS", "INDEX_KINDS", "MODES", "SearchVerbs"]
+__all__ = ["CANDIDATES", "FIT_SPLITS", "INDEX_KINDS", "MODES", "RouteLeaf", "SearchVerbs", "TreeRoute"]

@@ -53,13 +53,12 @@ def show_hits(hits: list, changes: dict[int, str] | None = None) -> None:
 def show_route(run: int) -> None:
     """The leaf clusters the query visited in the run's tree index, and the share of an exact search it cost."""
     route = ws.tree_route(corpus, query, run=run)
-    share = route["distance_computations"] / max(route["documents"], 1)
-    with st.expander(f"Tree route: {len(route['leaves'])} leaf clusters, {share:.1%} of an exact search"):
-        st.caption(f"{route['distance_computations']:,} similarity computations (centroids on the way down + "
-                   f"documents in the visited leaves) instead of {route['documents']:,}.")
+    with st.expander(f"Tree route: {len(route.leaves)} leaf clusters, {route.share:.1%} of an exact search"):
+        st.caption(f"{route.distance_computations:,} similarity computations (centroids on the way down + "
+                   f"documents in the visited leaves) instead of {route.documents:,}.")
         # in a third of the page: the short columns first and narrow, the label takes what is left (and wraps)
-        st.dataframe(pd.DataFrame([{"leaf": leaf["node"], "similarity": leaf["similarity"], "documents": leaf["size"],
-                                    "label": leaf["label"]} for leaf in route["leaves"]]),
+        st.dataframe(pd.DataFrame([{"leaf": leaf.node, "similarity": leaf.similarity, "documents": leaf.size,
+                                    "label": leaf.label} for leaf in route.leaves]),
                      hide_index=True, key=f"search_route_{run}", width="stretch",
                      column_config={"leaf": st.column_config.NumberColumn("node", width="small", format="%d"),
                                     "similarity": st.column_config.NumberColumn("cos", width="small", format="%.3f",
