@@ -106,14 +106,14 @@ def run_row(ws, collection: str, preset: str, seed: int, overrides: dict | None 
     run = ws.train(collection, cfg, progress=sampler)
     actual = time.perf_counter() - t0
     summary = ws.run(run).summary
-    stages_est, stages_real = est["stages"], summary["stage_seconds"]
+    stages_est, stages_real = est.stages, summary["stage_seconds"]
     return {"collection": collection, "preset": preset, "seed": seed, "signal": cfg["signal"], "config": cfg,
-            "documents": len(ws.store.documents(ws.store.corpus_id(collection))), "pairs": est.get("pairs"),
-            "steps": summary.get("steps"), "estimate_s": round(est["total_seconds"], 3),
-            "actual_s": round(actual, 3), "ratio": round(est["total_seconds"] / actual, 3),
+            "documents": len(ws.store.documents(ws.store.corpus_id(collection))), "pairs": est.pairs,
+            "steps": summary.get("steps"), "estimate_s": round(est.total_seconds, 3),
+            "actual_s": round(actual, 3), "ratio": round(est.total_seconds / actual, 3),
             "stages_estimate_s": {k: round(v, 4) for k, v in stages_est.items()},
             "stages_actual_s": stages_real, "estimate_took_s": round(est_s, 1), "train_factor":
-            round(est["train_factor"], 2), "negative_train_factor": round(est["negative_train_factor"], 2),
+            round(est.train_factor, 2), "negative_train_factor": round(est.negative_train_factor, 2),
             "eta": sampler.at(actual), "started": started,
             "ended": time.strftime("%F %T"), "run_id": run}
 

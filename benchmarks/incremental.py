@@ -261,7 +261,7 @@ class Experiment:
     def train(self, ws, corpus: str) -> int:
         t = time.perf_counter()
         est = ws.estimate(corpus, self.config())
-        log(f"{corpus}: training ({self.args.preset}), estimated {est['total_seconds']:.0f} s "
+        log(f"{corpus}: training ({self.args.preset}), estimated {est.total_seconds:.0f} s "
             f"(+ a baseline encode if none)")
         last = [0.0]
 
@@ -272,8 +272,8 @@ class Experiment:
 
         run = ws.train(corpus, self.config(), progress=progress)
         self.result.setdefault("training", {})[corpus] = {
-            "estimate_s": round(est["total_seconds"], 1), "actual_s": round(time.perf_counter() - t, 1),
-            "pairs": est.get("pairs"), "summary_seconds": (ws.run(run).summary or {}).get("seconds")}
+            "estimate_s": round(est.total_seconds, 1), "actual_s": round(time.perf_counter() - t, 1),
+            "pairs": est.pairs, "summary_seconds": (ws.run(run).summary or {}).get("seconds")}
         return run
 
     def main(self) -> dict:

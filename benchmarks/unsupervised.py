@@ -148,7 +148,7 @@ def run_row(base_ws: Path, work: Path, corpus: str, splits: dict, arm: str, seed
     try:
         assert not ws.splits(corpus), "the corpus must have no judged queries while training"
         base_run = ws.runs(corpus, kind="baseline")[-1].run_id
-        estimate = ws.estimate(corpus, cfg)["total_seconds"]  # what the app and `hce train` announce
+        estimate = ws.estimate(corpus, cfg).total_seconds  # what the app and `hce train` announce
         started = time.strftime("%Y-%m-%d %H:%M:%S")
         t0 = time.time()
         run_id = ws.train(corpus, cfg, progress=Ticker(f"{arm} seed {seed}"))

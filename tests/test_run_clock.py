@@ -72,9 +72,9 @@ def test_run_stages_add_up_to_the_estimate_total():
     cfg = TrainConfig.preset("unsupervised", signal="self")
     est = estimate_seconds(cfg, 1000, 800, 0.01, have_initial_vectors=True)
     stages = run_stages(est, 800, 0.02, baseline=True, final_encode=True)
-    assert sum(stages.values()) == pytest.approx(est["total_seconds"] + 2 * 800 * 0.02)
+    assert sum(stages.values()) == pytest.approx(est.total_seconds + 2 * 800 * 0.02)
     assert stages["baseline"] == pytest.approx(16.0)
-    assert stages["prepare"] >= est["teacher_seconds"]
+    assert stages["prepare"] >= est.teacher_seconds
     no_final = run_stages(est, 800, 0.02, baseline=False, final_encode=False)
     assert no_final["baseline"] == 0 and no_final["finish"] == pytest.approx(stages["finish"] - 16.0)
 
@@ -85,12 +85,12 @@ def test_a_run_records_its_stage_times_and_reports_the_whole_runs_eta(toy_ws):
     cfg = {"epochs": 2, "batch_size": 4, "siblings": 3, "branching": 3, "lr": 1e-2, "memory_lr": 1e-2,
            "signal": "self"}
     est = toy_ws.estimate("toy", cfg)
-    assert set(est["stages"]) == {"baseline", "prepare", "steps", "finish"} and est["stages"]["baseline"] > 0
-    assert sum(est["stages"].values()) == pytest.approx(est["total_seconds"])
+    assert set(est.stages) == {"baseline", "prepare", "steps", "finish"} and est.stages["baseline"] > 0
+    assert sum(est.stages.values()) == pytest.approx(est.total_seconds)
     events: list[Progress] = []
     run = toy_ws.train("toy", cfg, progress=events.append)
     summary = toy_ws.run(run).summary
-    assert summary["estimate_stages"] == pytest.approx(est["stages"])
+    assert summary["estimate_stages"] == pytest.approx(est.stages)
     measured = summary["stage_seconds"]
     assert set(measured) == {"baseline", "prepare", "steps", "finish"}
     assert measured["baseline"] > 0 and measured["steps"] > 0
@@ -121,7 +121,7 @@ def test_an_estimate_learns_from_the_runs_before_it(toy_ws):
     with their estimates (the median), and says so; stages too short to learn from keep the model's figure."""
     cfg = {"epochs": 1, "batch_size": 4, "siblings": 3, "branching": 3, "signal": "self"}
     first = toy_ws.estimate("toy", cfg)
-    assert first["calibration"] == {"runs": 0, "ratios": {}} and first["stages"] == first["model_stages"]
+    assert (first.calibration_runs, first.calibration_ratios) == (0, {}) and first.stages == first.model_stages
     run = toy_ws.train("toy", cfg)
     summary = toy_ws.run(run).summary
     # as if this run's steps had been estimated at 20 s and taken 60 s, its prepare at 1 s and taken 9 s
@@ -129,11 +129,11 @@ def test_an_estimate_learns_from_the_runs_before_it(toy_ws):
     summary["stage_seconds"] = {"baseline": 0.0, "prepare": 9.0, "steps": 60.0, "finish": 0.0}
     toy_ws.store.update_run(run, summary=summary)
     second = toy_ws.estimate("toy", {**cfg, "seed": 1})
-    assert second["calibration"] == {"runs": 1, "ratios": {"steps": 3.0}}
-    assert second["stages"]["steps"] == pytest.approx(3 * second["model_stages"]["steps"])
-    assert second["stages"]["prepare"] == pytest.approx(second["model_stages"]["prepare"])
-    assert second["total_seconds"] == pytest.approx(sum(second["stages"].values()))
-    assert any("finished run(s) here" in a for a in second["assumptions"])
+    assert (second.calibration_runs, second.calibration_ratios) == (1, {"steps": 3.0})
+    assert second.stages["steps"] == pytest.approx(3 * second.model_stages["steps"])
+    assert second.stages["prepare"] == pytest.approx(second.model_stages["prepare"])
+    assert second.total_seconds == pytest.approx(sum(second.stages.values()))
+    assert any("finished run(s) here" in a for a in second.assumptions)
 
 
 def test_the_time_before_the_first_event_belongs_to_its_stage():

@@ -195,7 +195,7 @@ def test_workspace_defaults_an_unjudged_corpus_to_the_self_signal(workspace, tmp
     log = workspace.train_log(run)
     assert len(log) and log["teacher_agree"].between(0, 1).all()  # the teacher's top-1 share, per step
     est = workspace.estimate("notes", cfg)
-    assert est["teacher_seconds"] > 0 and est["total_seconds"] > est["teacher_seconds"]
+    assert est.loop.teacher_seconds > 0 and est.total_seconds > est.loop.teacher_seconds
     titled = workspace.training_pairs(workspace.store.corpus_id("notes"), cfg.replace(pseudo_query="title"),
                                       [], workspace._texts(workspace.store.corpus_id("notes"))[2])
     assert titled == self_pairs(workspace._texts(workspace.store.corpus_id("notes"))[2])  # no titles: sentences

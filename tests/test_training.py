@@ -273,38 +273,37 @@ def test_estimate_seconds():
     e15 = estimate_seconds(base, n_pairs=920, n_docs=5183, seconds_per_sequence=0.01)
     e3 = estimate_seconds(base.replace(siblings=3), n_pairs=920, n_docs=5183, seconds_per_sequence=0.01)
     e0 = estimate_seconds(base.replace(negatives="in-batch"), n_pairs=920, n_docs=5183, seconds_per_sequence=0.01)
-    assert e15["train_seconds"] > e3["train_seconds"] > e0["train_seconds"] > 0
-    assert e15["steps"] == 3 * int(np.ceil((920 - 92) / 32)) and e15["depth"] == len(tree_shape(5183, 10)) == 3
-    assert e15["memory_levels"] == 3 and e15["reps_per_step"] == 0
+    assert e15.train_seconds > e3.train_seconds > e0.train_seconds > 0
+    assert e15.steps == 3 * int(np.ceil((920 - 92) / 32)) and e15.depth == len(tree_shape(5183, 10)) == 3
+    assert e15.memory_levels == 3 and e15.reps_per_step == 0
     e_m0 = estimate_seconds(base.replace(memory_levels=0), n_pairs=920, n_docs=5183, seconds_per_sequence=0.01)
-    assert e_m0["reps_per_step"] > 0 and e_m0["train_seconds"] > e15["train_seconds"]
-    assert e15["total_seconds"] == pytest.approx(e15["train_seconds"] + e15["tree_seconds"]
-                                                 + e15["validation_seconds"])
+    assert e_m0.reps_per_step > 0 and e_m0.train_seconds > e15.train_seconds
+    assert e15.total_seconds == pytest.approx(e15.train_seconds + e15.tree_seconds + e15.validation_seconds)
     co = estimate_seconds(base.replace(recluster_every=1), n_pairs=920, n_docs=5183, seconds_per_sequence=0.01)
-    assert co["rebuilds"] == 2 and co["tree_seconds"] == pytest.approx(3 * e15["tree_seconds"])
+    assert co.rebuilds == 2 and co.tree_seconds == pytest.approx(3 * e15.tree_seconds)
     sps = measure_seconds_per_sequence(FakeEncoder(), ["some words here"] * 8, max_length=16)
     assert 0 < sps < 1
     assert [lr_factor(s, 10, 0.2, "linear") for s in (0, 1, 2, 9)] == [0.5, 1.0, 1.0, 0.125]
     assert [lr_factor(s, 10, 0.2) for s in (0, 1, 2, 9)] == [0.5, 1.0, 1.0, 1.0]  # constant: the reference
     cheap = estimate_seconds(base.replace(sibling_max_length=128), n_pairs=920, n_docs=5183,
                              seconds_per_sequence=0.01)
-    assert cheap["train_seconds"] < 0.75 * e15["train_seconds"]
+    assert cheap.train_seconds < 0.75 * e15.train_seconds
     # corpus and validation encodes at encode's own (sorted, packed) speed; the steps keep the padded one
     sorted_speed = estimate_seconds(base.replace(recluster_every=1), n_pairs=920, n_docs=5183,
                                     seconds_per_sequence=0.01, encode_seconds_per_sequence=0.004)
-    assert sorted_speed["train_seconds"] == pytest.approx(co["train_seconds"])
-    assert sorted_speed["validation_seconds"] < 0.5 * co["validation_seconds"]
-    assert sorted_speed["tree_seconds"] == pytest.approx(0.4 * co["tree_seconds"])
+    assert sorted_speed.train_seconds == pytest.approx(co.train_seconds)
+    assert sorted_speed.validation_seconds < 0.5 * co.validation_seconds
+    assert sorted_speed.tree_seconds == pytest.approx(0.4 * co.tree_seconds)
     # a small corpus: a step's documents are the distinct ones among its draws, never more than the corpus
     small = estimate_seconds(base, n_pairs=300, n_docs=100, seconds_per_sequence=0.01)
-    assert small["sequences_per_step"] - 32 < 100 and small["sequences_per_step"] - 32 > 32
+    assert small.sequences_per_step - 32 < 100 and small.sequences_per_step - 32 > 32
     # the negatives' own (shorter) length has its own forward+backward factor; the query/positive part keeps its
     kw = dict(n_pairs=920, n_docs=5183, seconds_per_sequence=0.01, grad_chunk=0, train_factor=6.0)
     same = estimate_seconds(base, **kw, negative_train_factor=6.0)
     cheaper = estimate_seconds(base, **kw, negative_train_factor=3.0)
-    assert same["train_seconds"] == pytest.approx(estimate_seconds(base, **kw)["train_seconds"])
-    neg_part = same["train_seconds"] - estimate_seconds(base.replace(negatives="in-batch"), **kw)["train_seconds"]
-    assert same["train_seconds"] - cheaper["train_seconds"] == pytest.approx(neg_part / 2)
+    assert same.train_seconds == pytest.approx(estimate_seconds(base, **kw).train_seconds)
+    neg_part = same.train_seconds - estimate_seconds(base.replace(negatives="in-batch"), **kw).train_seconds
+    assert same.train_seconds - cheaper.train_seconds == pytest.approx(neg_part / 2)
 
 
 # ---------------------------------------------------------------------------------------------- train

@@ -219,19 +219,19 @@ def test_ict_and_pairs_signals(ws, tmp_path):
 
 def test_estimate(ws):
     est = ws.estimate("toy", TINY)
-    assert est["steps"] == 8 and est["total_seconds"] > 0 and est["pairs"] == 15
-    assert est["train_factor"] >= 1 and "(measured)" in est["assumptions"][0]
-    parts = est["train_seconds"] + est["validation_seconds"] + est["tree_seconds"] + est["encode_seconds"]
-    assert est["total_seconds"] == pytest.approx(parts)
+    assert est.loop.steps == 8 and est.total_seconds > 0 and est.pairs == 15
+    assert est.train_factor >= 1 and "(measured)" in est.assumptions[0]
+    parts = est.loop.train_seconds + est.loop.validation_seconds + est.loop.tree_seconds + est.encode_seconds
+    assert est.total_seconds == pytest.approx(parts)
     ws.encode("toy")  # with a baseline, only the final encode is left around the training loop
-    assert ws.estimate("toy", TINY)["encode_seconds"] == pytest.approx(est["encode_seconds"] / 2)
+    assert ws.estimate("toy", TINY).encode_seconds == pytest.approx(est.encode_seconds / 2)
 
 
 def test_max_pairs_caps_training(ws):
     run = ws.train("toy", {**TINY, "epochs": 1, "max_pairs": 5})
     s = ws.run(run).summary
     assert s["n_train_pairs"] == 5 and s["steps"] == 2  # ceil(5 / batch 4)
-    assert ws.estimate("toy", {**TINY, "epochs": 1, "max_pairs": 5})["steps"] == 2
+    assert ws.estimate("toy", {**TINY, "epochs": 1, "max_pairs": 5}).loop.steps == 2
 
 
 def test_a_worse_run_is_not_served_by_default(ws):
@@ -252,7 +252,7 @@ def test_a_speed_measured_while_busy_is_not_kept(ws):
     again next time instead of keeping it for the session."""
     run = ws.start_training("toy", {**TINY, "epochs": 200})
     try:
-        assert ws.estimate("toy", TINY)["total_seconds"] > 0
+        assert ws.estimate("toy", TINY).total_seconds > 0
         assert ws.jobs.active() and ws.cache.count("speed") == 0
     finally:
         ws.cancel(run)

@@ -25,8 +25,8 @@ def cmd_train(ws, a) -> int:
         if not a.json:
             est = ws.estimate(a.corpus, config)
             print(f"signal {config.signal}. {LABEL_SOURCE[config.signal]}", file=sys.stderr)
-            print(f"estimated time on {est['device']}: about {fmt_duration(est['total_seconds'])} "
-                  f"({est['steps']} steps, {est['pairs']} pairs)", file=sys.stderr)
+            print(f"estimated time on {est.device}: about {fmt_duration(est.total_seconds)} "
+                  f"({est.loop.steps} steps, {est.pairs} pairs)", file=sys.stderr)
         run = ws.train(a.corpus, config, progress=progress_bar(a.json))
     info = ws.run(run)
     summary, outcome = info.training, info.outcome

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -35,6 +36,73 @@ import numpy as np
 from .config import TrainConfig
 from .gradcache import auto_grad_chunk
 from .validation import ICT_MIN_VAL
+
+
+@dataclass(frozen=True)
+class LoopEstimate:
+    """What :func:`estimate_seconds` expects of ``train(...)``: seconds on the measured device, and the run's shape.
+
+    Attributes:
+        total_seconds: train + tree + validation + teacher seconds.
+        train_seconds: the steps; tree_seconds: corpus encodes for trees (``rebuild_seconds`` of them the
+            co-training re-encodes, ``rebuilds`` of them); validation_seconds: ``validations`` validations;
+            teacher_seconds: the self signal's teacher encoding its queries.
+        steps, steps_per_epoch, seconds_per_step; sequences_per_step (texts a step encodes), negatives_per_pair,
+            reps_per_step (subtree representatives); depth and memory_levels of the tree; n_train_pairs, n_val_pairs.
+        assumptions: what the model assumes, in words.
+    """
+    total_seconds: float
+    train_seconds: float
+    tree_seconds: float
+    teacher_seconds: float
+    validation_seconds: float
+    validations: int
+    rebuild_seconds: float
+    steps: int
+    steps_per_epoch: int
+    seconds_per_step: float
+    sequences_per_step: float
+    negatives_per_pair: float
+    reps_per_step: float
+    depth: int
+    memory_levels: int
+    rebuilds: int
+    n_train_pairs: int
+    n_val_pairs: int
+    assumptions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TimeEstimate:
+    """A training run's time on this machine, before it starts (:meth:`Workspace.estimate`). Seconds throughout.
+
+    Attributes:
+        loop: the training loop's estimate, at speeds measured here (:class:`LoopEstimate`).
+        encode_seconds: the corpus encodes around the loop (the zero-shot baseline if missing, the final encode).
+        model_stages: the run's stages (baseline, prepare, steps, finish) as the model puts them; ``stages`` the
+            same scaled by how the last ``calibration_runs`` finished runs here compared with their estimates
+            (``calibration_ratios``: measured over estimated, per stage).
+        train_factor, negative_train_factor: forward+backward over an inference encode, measured at the
+            config's max_length and negative_max_length.
+        pairs: training pairs the config yields (validation included); device: where it runs.
+        assumptions: the loop's, with the measured factors and the calibration.
+    """
+    loop: LoopEstimate
+    encode_seconds: float
+    model_stages: dict[str, float]
+    stages: dict[str, float]
+    calibration_runs: int
+    calibration_ratios: dict[str, float]
+    train_factor: float
+    negative_train_factor: float
+    pairs: int
+    device: str
+    assumptions: tuple[str, ...]
+
+    @property
+    def total_seconds(self) -> float:
+        """The whole run: the sum of its calibrated stages."""
+        return sum(self.stages.values())
 
 
 def tree_shape(n_docs: int, branching: int) -> list[int]:
@@ -54,7 +122,7 @@ def estimate_seconds(config: TrainConfig, n_pairs: int, n_docs: int, seconds_per
                      grad_chunk: int | None = None, device: Any = None,
                      train_factor: float = 3.0, negative_seconds_per_sequence: float | None = None,
                      negative_train_factor: float | None = None,
-                     encode_seconds_per_sequence: float | None = None) -> dict[str, Any]:
+                     encode_seconds_per_sequence: float | None = None) -> LoopEstimate:
     """Estimated wall time of ``train(...)`` with ``config`` (see the module docstring for the model).
 
     Args:
@@ -70,10 +138,7 @@ def estimate_seconds(config: TrainConfig, n_pairs: int, n_docs: int, seconds_per
             ``auto_grad_chunk``); an int applies to queries and documents alike.
         device: the device the run will use (None = cpu); only used when ``grad_chunk`` is None.
 
-    Returns a dict: ``total_seconds``, ``train_seconds``, ``tree_seconds``, ``validation_seconds``,
-    ``validations`` (how many), ``rebuild_seconds`` (co-training re-encodes, part of ``tree_seconds``),
-    ``steps``, ``steps_per_epoch``, ``seconds_per_step``, ``sequences_per_step``, ``negatives_per_pair``,
-    ``reps_per_step``, ``depth``, ``memory_levels``, ``n_train_pairs``, ``n_val_pairs``, ``assumptions``.
+    Returns a :class:`LoopEstimate`.
     """
     c = config
     sps = float(seconds_per_sequence)
@@ -137,15 +202,13 @@ def estimate_seconds(config: TrainConfig, n_pairs: int, n_docs: int, seconds_per
     val_s = n_validations * (pool * esps + n_val_pairs * qsps) if n_val_pairs else 0.0
     teacher_s = (n_train + n_val_pairs) * qsps if c.signal == "self" else 0.0  # the teacher's query encode
 
-    return {
-        "total_seconds": train_s + tree_s + val_s + teacher_s, "train_seconds": train_s, "tree_seconds": tree_s,
-        "teacher_seconds": teacher_s,
-        "validation_seconds": val_s, "validations": n_validations if n_val_pairs else 0,
-        "rebuild_seconds": rebuild_s, "steps": steps, "steps_per_epoch": steps_per_epoch,
-        "seconds_per_step": step_s, "sequences_per_step": b_eff + docs_per_step,
-        "negatives_per_pair": negs, "reps_per_step": reps, "depth": depth, "memory_levels": M,
-        "rebuilds": rebuilds, "n_train_pairs": n_train, "n_val_pairs": n_val_pairs,
-        "assumptions": [
+    return LoopEstimate(
+        total_seconds=train_s + tree_s + val_s + teacher_s, train_seconds=train_s, tree_seconds=tree_s,
+        teacher_seconds=teacher_s, validation_seconds=val_s, validations=n_validations if n_val_pairs else 0,
+        rebuild_seconds=rebuild_s, steps=steps, steps_per_epoch=steps_per_epoch, seconds_per_step=step_s,
+        sequences_per_step=b_eff + docs_per_step, negatives_per_pair=negs, reps_per_step=reps, depth=depth,
+        memory_levels=M, rebuilds=rebuilds, n_train_pairs=n_train, n_val_pairs=n_val_pairs,
+        assumptions=(
             f"forward+backward = {train_factor:g}x an inference encode",
             "gradient caching (x4/3) when a step's documents exceed grad_chunk" if chunk_d
             else "all of a step's texts in one pass",
@@ -153,8 +216,7 @@ def estimate_seconds(config: TrainConfig, n_pairs: int, n_docs: int, seconds_per
                                            c.negatives == "siblings" else f"{negs:.1f}"),
             "clustering time not included; corpus encodes for trees are",
             "a step's documents counted once each (the distinct ones expected among its draws)",
-        ],
-    }
+        ))
 
 
 def measure_seconds_per_sequence(encoder, sample_texts: Sequence[str], max_length: int,
@@ -213,7 +275,7 @@ def measure_train_factor(encoder, sample_texts: Sequence[str], max_length: int, 
     return max(1.0, train / infer)
 
 
-def run_stages(est: dict[str, Any], n_docs: int, doc_seconds_per_sequence: float, *, baseline: bool,
+def run_stages(est: LoopEstimate, n_docs: int, doc_seconds_per_sequence: float, *, baseline: bool,
                final_encode: bool) -> dict[str, float]:
     """Split an :func:`estimate_seconds` result into the stages a run reports (see
     :mod:`~hce_engine.training.run_clock`): ``baseline`` (the starting encoder's corpus encode, when the run must
@@ -221,11 +283,11 @@ def run_stages(est: dict[str, Any], n_docs: int, doc_seconds_per_sequence: float
     validations and co-training rebuilds between epochs) and ``finish`` (the last validation and, when
     ``final_encode``, the trained encoder's corpus encode at the index's length)."""
     corpus_s = n_docs * float(doc_seconds_per_sequence)
-    n_val = int(est.get("validations") or 0)
-    each_val = est["validation_seconds"] / n_val if n_val else 0.0
+    n_val = est.validations
+    each_val = est.validation_seconds / n_val if n_val else 0.0
     return {
         "baseline": corpus_s if baseline else 0.0,
-        "prepare": est.get("teacher_seconds", 0.0) + each_val,
-        "steps": est["train_seconds"] + max(0, n_val - 2) * each_val + est.get("rebuild_seconds", 0.0),
+        "prepare": est.teacher_seconds + each_val,
+        "steps": est.train_seconds + max(0, n_val - 2) * each_val + est.rebuild_seconds,
         "finish": (each_val if n_val >= 2 else 0.0) + (corpus_s if final_encode else 0.0),
     }

@@ -47,7 +47,7 @@ class RunClock:
     """Times a training run's stages from its progress events; ``eta_s`` of the whole run.
 
     Args:
-        estimate: seconds per stage announced before the run (``Workspace.estimate(...)["stages"]``), or None.
+        estimate: seconds per stage announced before the run (``Workspace.estimate(...).stages``), or None.
         now: the clock (monotonic seconds), injectable for tests.
 
     Example:

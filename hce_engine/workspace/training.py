@@ -23,6 +23,7 @@ LOG_EVERY_S = 1.0
 
 if TYPE_CHECKING:
     from ..training import TrainConfig
+    from ..training.estimate import TimeEstimate
 
 
 def judged_unavailable(outcome: dict, exc: BaseException) -> dict:
@@ -403,13 +404,14 @@ class TrainingVerbs(WorkspaceBase):
         teacher's)."""
         return self.store.train_log(run_id)
 
-    def estimate(self, corpus: str, config) -> dict:
+    def estimate(self, corpus: str, config) -> TimeEstimate:
         """Time estimate of a training run on this machine, before it starts: the training loop
         (:func:`~hce_engine.training.estimate_seconds` with speeds measured here, once per encoder setting
         and process), plus the corpus encodes around it (the zero-shot baseline if there is none yet, the
-        final encode with the trained encoder at the index's document length)."""
+        final encode with the trained encoder at the index's document length), each stage calibrated on the
+        runs finished here."""
         from ..training import estimate_seconds, measure_seconds_per_sequence, measure_train_factor
-        from ..training.estimate import run_stages
+        from ..training.estimate import TimeEstimate, run_stages
         cid = self.store.corpus_id(corpus)
         cfg = self._train_config(cid, config)
         ids, ext_ids, texts = self._texts(cid)
@@ -442,29 +444,25 @@ class TrainingVerbs(WorkspaceBase):
         doc_sps = measured("corpus encode", doc_len, corpus_speed)
         factor = measured("train_factor", cfg.max_length, measure_train_factor)
         neg_factor = measured("train_factor", cfg.negative_max_length, measure_train_factor)
-        est = estimate_seconds(cfg, len(pairs), len(texts), sps, have_initial_vectors=True, device=enc.device,
-                               train_factor=factor, negative_seconds_per_sequence=neg_sps,
-                               negative_train_factor=neg_factor, encode_seconds_per_sequence=val_sps)
+        loop = estimate_seconds(cfg, len(pairs), len(texts), sps, have_initial_vectors=True, device=enc.device,
+                                train_factor=factor, negative_seconds_per_sequence=neg_sps,
+                                negative_train_factor=neg_factor, encode_seconds_per_sequence=val_sps)
         # the last validation's corpus vectors are the final ones when it encoded the whole corpus at doc_len
-        final = not (cfg.max_length == doc_len and est["validations"] and len(texts) <= cfg.val_pool)
-        est["encode_seconds"] = ((0 if base else 1) + final) * len(texts) * doc_sps  # baseline if missing + final
-        est["total_seconds"] += est["encode_seconds"]
-        model_stages = run_stages(est, len(texts), doc_sps, baseline=not base, final_encode=final)
+        final = not (cfg.max_length == doc_len and loop.validations and len(texts) <= cfg.val_pool)
+        model_stages = run_stages(loop, len(texts), doc_sps, baseline=not base, final_encode=final)
         ratios, n_runs = self._calibration(cfg.device)
-        est["stages"] = {k: v * ratios.get(k, 1.0) for k, v in model_stages.items()}
-        est["model_stages"], est["calibration"] = model_stages, {"runs": n_runs, "ratios": ratios}
-        est["total_seconds"] = sum(est["stages"].values())
-        self.cache.put("estimate", (corpus, _config_key(cfg.to_dict())), est["stages"])  # for the run's clock
-        est["train_factor"], est["negative_train_factor"] = factor, neg_factor
-        est["assumptions"][0] = f"forward+backward = {factor:.1f}x an inference encode (measured)" + (
+        stages = {k: v * ratios.get(k, 1.0) for k, v in model_stages.items()}
+        self.cache.put("estimate", (corpus, _config_key(cfg.to_dict())), stages)  # for the run's clock
+        factors = f"forward+backward = {factor:.1f}x an inference encode (measured)" + (
             f", {neg_factor:.1f}x at the negatives' {cfg.negative_max_length} tokens"
             if cfg.negative_max_length != cfg.max_length else "")
-        if n_runs:
-            est["assumptions"].append(f"each stage scaled by how the last {n_runs} finished run(s) here compared "
-                                      "with their estimates (the median, per stage)")
-        est["pairs"] = len(pairs)
-        est["device"] = str(enc.device)
-        return est
+        calibrated = (f"each stage scaled by how the last {n_runs} finished run(s) here compared with their "
+                      "estimates (the median, per stage)",) if n_runs else ()
+        return TimeEstimate(
+            loop, encode_seconds=((0 if base else 1) + final) * len(texts) * doc_sps,  # baseline if missing + final
+            model_stages=model_stages, stages=stages, calibration_runs=n_runs, calibration_ratios=ratios,
+            train_factor=factor, negative_train_factor=neg_factor, pairs=len(pairs), device=str(enc.device),
+            assumptions=(factors, *loop.assumptions[1:], *calibrated))
 
     def _calibration(self, device: str) -> tuple[dict[str, float], int]:
         """Per stage, the median of measured over estimated seconds of the last ``CALIBRATION_RUNS`` finished

@@ -18,6 +18,7 @@ from hce_engine.plotting.training import (
 )
 from hce_engine.training import PRESET_HELP, PRESETS, TrainConfig
 from hce_engine.training.config import DEFAULT_PRESET, LABEL_SOURCE, UNLABELLED_PRESET
+from hce_engine.training.estimate import TimeEstimate
 from ui.common import (
     active_runs,
     fmt_duration,
@@ -66,7 +67,7 @@ def setting_widget(f: dataclasses.Field, default, key: str, splits: list[str], d
 
 
 @st.cache_data(ttl=600, max_entries=32, show_spinner="Estimating the time…")
-def estimate(_ws, workspace: str, corpus: str, config_json: str, n_docs: int, busy: bool) -> dict:
+def estimate(_ws, workspace: str, corpus: str, config_json: str, n_docs: int, busy: bool) -> TimeEstimate:
     return _ws.estimate(corpus, json.loads(config_json))
 
 
@@ -81,23 +82,20 @@ def show_estimate(corpus: str, config: dict) -> None:
     n_docs = next(c["documents"] for c in ws.corpora() if c["name"] == corpus)
     busy = bool(ws.jobs.active())
     est = estimate(ws, ws.path, corpus, json.dumps(config, sort_keys=True), n_docs, busy)
-    seconds = est.get("seconds", est.get("total_seconds"))
-    parts = {k: v for k, v in est.get("stages", {}).items() if v}  # baseline, prepare, steps, finish
+    parts = {k: v for k, v in est.stages.items() if v}  # baseline, prepare, steps, finish
     c1, c2 = st.columns([1, 3])
-    c1.metric("Estimated time", fmt_duration(seconds), help="Measured on this machine before the run (an upper "
-              "bound): " + "; ".join(est.get("assumptions", [])))
-    lines = [f"{est.get('steps', 0):,} steps over {est.get('n_train_pairs', est.get('pairs', 0)):,} training pairs"
-             + (f" ({est['n_val_pairs']:,} held out for validation)" if est.get("n_val_pairs") else "")
-             + (f" on {est['device']}" if est.get("device") else "") + "."]
+    c1.metric("Estimated time", fmt_duration(est.total_seconds), help="Measured on this machine before the run (an "
+              "upper bound): " + "; ".join(est.assumptions))
+    lines = [f"{est.loop.steps:,} steps over {est.loop.n_train_pairs:,} training pairs"
+             + (f" ({est.loop.n_val_pairs:,} held out for validation)" if est.loop.n_val_pairs else "")
+             + (f" on {est.device}" if est.device else "") + "."]
     if parts:
         names = {**STAGE_NAMES, "prepare": "teacher and first check" if config.get("signal") == "self"
                  else STAGE_NAMES["prepare"]}  # the self signal's teacher encodes its pseudo-queries first
         lines.append(" · ".join(f"{names[k]} {fmt_duration(v)}" for k, v in parts.items()))
-    runs = (est.get("calibration") or {}).get("runs")
+    runs = est.calibration_runs
     lines.append(f"Scaled by how the last {runs} finished run(s) here compared with their estimates." if runs else
                  "No finished run here to learn from yet: later estimates are scaled by how this one goes.")
-    if est.get("explain"):
-        lines.append(est["explain"])
     if busy:
         lines.append("Measured while another job runs here, so too long: it is measured again when that ends.")
     c2.caption("  \n".join(lines))
