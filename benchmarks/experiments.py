@@ -176,11 +176,11 @@ def main() -> int:
             log(f"recipe {name}: experiment {exp} ({'resumed' if same else 'new'})")
             started = time.strftime("%F %T")
             status = ws.experiment_status(exp) if a.report_only else ws.run_experiment(exp, progress=progress_printer())
-            if status.get("errors") or (status["done"] != status["total"] and not a.report_only):
-                raise SystemExit(f"experiment {exp} did not finish: {status['errors']}")
+            if status.errors or (status.done != status.total and not a.report_only):
+                raise SystemExit(f"experiment {exp} did not finish: {status.to_dict().get('errors')}")
             res = ws.experiment_results(exp, n_boot=a.boot)
             entry = {**res, "started": started, "ended": time.strftime("%F %T"),
-                     "partial": status["done"] != status["total"]}
+                     "partial": status.done != status.total}
             if name == "coherence":
                 entry["coherence"] = ws.experiment_coherence(exp)
             result["recipes"][name] = entry

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Callable, Generic, Hashable, TypeVar
 
 from .errors import HCEError
@@ -35,11 +35,6 @@ class Job(Generic[K]):
 
     def cancelled(self) -> bool:
         return self.cancel_event.is_set()
-
-    def snapshot(self) -> dict:
-        """The latest event's fields with run_id, kind, elapsed_s and cancelling."""
-        return {"run_id": self.key, "kind": self.kind, **asdict(self.progress),
-                "elapsed_s": time.time() - self.started, "cancelling": self.cancelled()}
 
 
 class JobRegistry(Generic[K]):

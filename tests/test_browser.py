@@ -581,7 +581,7 @@ def test_experiments_page_shows_a_finished_experiment(tmp_path, fake_model):
         ws.import_corpus(write_toy_beir(tmp_path / "toy"), name="toy")
         eid = ws.create_experiment(recipe_spec("negatives", "toy", [0, 1], "quick", {"siblings": 2, "batch_size": 4}))
         with one_thread_if(True):
-            assert ws.run_experiment(eid)["done"] == 6
+            assert ws.run_experiment(eid).done == 6
     finally:
         ws.close()
     served = serve(tmp_path, fake_model, [])

@@ -95,8 +95,8 @@ def test_cancel_while_queued(toy_ws):
 def test_run_results_and_added_seeds(toy_ws):
     exp = toy_ws.create_experiment(spec(seeds=[0]))
     status = toy_ws.run_experiment(exp)
-    assert (status["done"], status["total"], status["errors"]) == (2, 2, [])
-    runs = {(c["arm"], c["seed"]): c["run_id"] for c in status["cells"]}
+    assert (status.done, status.total, status.errors) == (2, 2, ())
+    runs = {(c.arm, c.seed): c.run_id for c in status.cells}
     assert toy_ws.run(runs["siblings", 0]).config.negatives == "siblings"
     assert toy_ws.run(runs["random", 0]).config.negatives == "random"
     res = toy_ws.experiment_results(exp, n_boot=200)
@@ -109,8 +109,8 @@ def test_run_results_and_added_seeds(toy_ws):
 
     assert toy_ws.add_seeds(exp, [1]) == [0, 1]
     status = toy_ws.run_experiment(exp)
-    assert (status["done"], status["total"]) == (4, 4)
-    again = {(c["arm"], c["seed"]): c["run_id"] for c in status["cells"]}
+    assert (status.done, status.total) == (4, 4)
+    again = {(c.arm, c.seed): c.run_id for c in status.cells}
     assert {k: again[k] for k in runs} == runs  # the first seed's runs were kept, not trained again
     assert len(toy_ws.runs("toy", kind="train")) == 4
     res = toy_ws.experiment_results(exp, n_boot=200)
@@ -125,11 +125,30 @@ def test_experiment_needs_judged_queries_of_its_split(toy_ws):
 def test_an_experiment_runs_once_at_a_time(toy_ws):
     exp = toy_ws.create_experiment(spec(seeds=[0]))
     with slot.hold(toy_ws._lock_path(exp)):
-        assert toy_ws.experiment_status(exp)["running"]
+        assert toy_ws.experiment_status(exp).running
         with pytest.raises(HCEError, match="already running"):
             toy_ws.run_experiment(exp)
         with pytest.raises(HCEError, match="is running"):
             toy_ws.delete_experiment(exp)
+
+
+def test_a_background_experiment_shows_its_live_progress_and_cancel(toy_ws):
+    exp = toy_ws.create_experiment(spec(seeds=[0]))
+    with slot.hold(os.path.join(toy_ws.path, TRAIN_LOCK)):  # its first run waits, queued
+        toy_ws.start_experiment(exp)
+        queued, deadline = "random seed 0 (1/2): queued", time.time() + 20
+        while getattr(toy_ws.experiment_status(exp).progress, "stage", None) != queued:  # the job's own first
+            assert time.time() < deadline  # stage is a bare "queued"
+            time.sleep(0.05)
+        status = toy_ws.experiment_status(exp)
+        assert status.progress.stage == queued and status.running and not status.cancelling
+        assert toy_ws.cancel_experiment(exp) and toy_ws.experiment_status(exp).cancelling
+        assert status.to_dict()["progress"] == {"stage": queued, "done": 0, "total": 0, "eta_s": None,
+                                                "message": status.progress.message, "cancelling": False}
+        toy_ws.experiment_jobs.wait(exp, 30)
+    status = toy_ws.experiment_status(exp)
+    assert status.progress is None and not status.running
+    assert [c.status for c in status.cells] == ["cancelled", "pending"]
 
 
 KILLER = r"""
@@ -162,13 +181,13 @@ def test_kill_9_then_run_again_finishes_with_one_run_per_cell(tmp_path, fake_mod
     ws = Workspace(folder, default_model=fake_model)
     try:
         status = ws.experiment_status(exp)
-        assert [c["status"] for c in status["cells"]][:2] == ["done", "interrupted"]
-        assert not status["running"]  # the dead process's locks went with it
+        assert [c.status for c in status.cells][:2] == ["done", "interrupted"]
+        assert not status.running  # the dead process's locks went with it
         status = ws.run_experiment(exp)
-        assert (status["done"], status["total"], status["errors"]) == (4, 4, [])
+        assert (status.done, status.total, status.errors) == (4, 4, ())
         train_runs = ws.runs("toy", kind="train")
         assert len(train_runs) == 4  # the interrupted run was replaced, not duplicated
-        cells = {c["run_id"] for c in status["cells"]}
+        cells = {c.run_id for c in status.cells}
         assert cells == {r.run_id for r in train_runs}
     finally:
         ws.close()
@@ -214,7 +233,10 @@ def test_cli_new_run_show_export(toy_ws, tmp_path, capsys):
                                "siblings=2,batch_size=4", "--seeds", "0", "--json"]) == 0
         exp = json.loads(capsys.readouterr().out)["experiment_id"]
         assert main(ws_args + ["experiment", "run", str(exp), "--json"]) == 0
-        assert json.loads(capsys.readouterr().out)["done"] == 2
+        ran = json.loads(capsys.readouterr().out)
+        assert ran["done"] == 2 and ran["errors"] == [] and list(ran) == [
+            "experiment_id", "name", "corpus", "running", "cells", "done", "total", "eta_s", "progress", "errors"]
+        assert list(ran["cells"][0]) == ["arm", "seed", "run_id", "status", "seconds"]
         assert main(ws_args + ["experiment", "show", str(exp), "--boot", "100"]) == 0
         out = capsys.readouterr().out
         assert "random (control)" in out and "siblings against random" in out and "one seed" in out

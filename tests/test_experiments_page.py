@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 
 import numpy as np
 import pytest
@@ -179,7 +180,7 @@ def test_recipe_experiment_created_run_and_shown(toy_app, one_torch_thread):
     spec = ws.experiment(eid).spec
     assert spec.recipe == "negatives" and spec.seeds == [0, 1] and spec.control == "random"
     assert spec.settings == {"siblings": 2, "batch_size": 4}
-    assert not ws.experiment_status(eid)["running"]
+    assert not ws.experiment_status(eid).running
     # the queue before anything ran: six pending cells and a Run button
     assert len(at.dataframe) == 2  # the list of experiments, the queue; no results yet
     assert list(at.dataframe[0].value["runs"]) == ["0/6"]
@@ -188,7 +189,7 @@ def test_recipe_experiment_created_run_and_shown(toy_app, one_torch_thread):
     assert at.button(key=f"exp_run_{eid}").label == "Run"
 
     status = ws.run_experiment(eid)  # synchronously, in this thread
-    assert status["done"] == status["total"] == 6 and not status["errors"]
+    assert status.done == status.total == 6 and not status.errors
     at.run()
     ok(at)
     queue = at.dataframe[1].value
@@ -215,6 +216,34 @@ def test_recipe_experiment_created_run_and_shown(toy_app, one_torch_thread):
     html = export.experiment_html(ws, eid, n_boot=200)
     assert "Do tree siblings beat random negatives of the same count?" in html and "in-batch against random" in html
     assert html.count('class="plotly-graph-div"') == 4
+
+
+def test_a_running_experiment_shows_its_live_queue_and_cancels(toy_app, one_torch_thread):
+    """While this process runs an experiment (its first run queued behind a held training slot), the page shows
+    the cells' progress and the current run's stage; Cancel stops it."""
+    from hce_engine import slot
+    from hce_engine.experiments import ExperimentSpec
+    from hce_engine.workspace.shared import TRAIN_LOCK
+    ws = app_workspace()
+    eid = ws.create_experiment(ExperimentSpec(corpus="toy", preset="quick", settings={"siblings": 2, "batch_size": 4},
+                                              arms={"random": {"negatives": "random"},
+                                                    "siblings": {"negatives": "siblings"}}))
+    with slot.hold(os.path.join(ws.path, TRAIN_LOCK)):
+        ws.start_experiment(eid)
+        queued = "random seed 0 (1/2): queued"
+        for _ in range(400):
+            if getattr(ws.experiment_status(eid).progress, "stage", None) == queued:
+                break
+            time.sleep(0.05)
+        at = page().run()
+        ok(at)
+        bars = [e.proto.text for e in at.get("progress")]
+        assert bars == ["0 of 2 runs finished", "random seed 0 \\(1/2\\): waiting to start"]
+        at.button(key=f"exp_cancel_{eid}").click().run()
+        ok(at)
+        assert any(t.startswith("Cancelling") for t in texts(at.caption)) and ws.experiment_status(eid).cancelling
+        ws.experiment_jobs.wait(eid, 30)
+    assert [c.status for c in ws.experiment_status(eid).cells] == ["cancelled", "pending"]
 
 
 def test_bad_arm_line_shows_the_error_and_creates_nothing(toy_app):

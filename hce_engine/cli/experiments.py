@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from ..errors import InputError
 from ..evaluation import METRIC_LABELS
@@ -21,6 +22,9 @@ from ..progress import fmt_duration
 from ..training.config import PRESETS
 from . import growth, render
 from .common import AS_JSON, Commands, comma_list, print_json, progress_bar
+
+if TYPE_CHECKING:
+    from ..workspace import ExperimentStatus
 
 
 def _seeds(text: str) -> list[int]:
@@ -96,14 +100,14 @@ def cmd_run(ws, a) -> int:
     if bar is not None:
         print(file=sys.stderr)  # end the last stage's bar line
     if a.json:
-        print_json(status)
+        print_json(status.to_dict())
     else:
         _print_status(status)
-        for e in status["errors"]:
-            print(f"  {e['arm']} seed {e['seed']} failed: {e['error']}", file=sys.stderr)
-        if status["done"] == status["total"]:
+        for e in status.errors or ():
+            print(f"  {e.arm} seed {e.seed} failed: {e.error}", file=sys.stderr)
+        if status.done == status.total:
             print(f"done: see the results with `hce experiment show {a.experiment}`", file=sys.stderr)
-    return 0 if not status["errors"] and status["done"] == status["total"] else 1
+    return 0 if not status.errors and status.done == status.total else 1
 
 
 def run_parser(verbs: Commands) -> None:
@@ -114,12 +118,12 @@ def run_parser(verbs: Commands) -> None:
     s.set_defaults(func=cmd_run)
 
 
-def _print_status(status: dict) -> None:
-    print(f"experiment {status['experiment_id']}: {status['name']} ({status['corpus']}): {status['done']}/"
-          f"{status['total']} runs done" + (", running" if status["running"] else "")
-          + (f", about {fmt_duration(status['eta_s'])} left" if status["eta_s"] else ""))
-    rows = [{**c, "run_id": c["run_id"] or "", "minutes": f"{c['seconds'] / 60:.1f}" if c["seconds"] else ""}
-            for c in status["cells"]]
+def _print_status(status: ExperimentStatus) -> None:
+    print(f"experiment {status.experiment_id}: {status.name} ({status.corpus}): {status.done}/"
+          f"{status.total} runs done" + (", running" if status.running else "")
+          + (f", about {fmt_duration(status.eta_s)} left" if status.eta_s else ""))
+    rows = [{"arm": c.arm, "seed": c.seed, "run_id": c.run_id or "", "status": c.status,
+             "minutes": f"{c.seconds / 60:.1f}" if c.seconds else ""} for c in status.cells]
     print(render.table(rows, ["arm", "seed", "run_id", "status", "minutes"]))
 
 
@@ -131,12 +135,12 @@ def cmd_status(ws, a) -> int:
             return 0
         for r in rows:
             st = ws.experiment_status(r["experiment_id"])
-            r["runs"] = f"{st['done']}/{st['total']}" + (" running" if st["running"] else "")
+            r["runs"] = f"{st.done}/{st.total}" + (" running" if st.running else "")
         print(render.table(rows, ["experiment_id", "name", "corpus", "runs", "created_at"]))
         return 0
     status = ws.experiment_status(a.experiment)
     if a.json:
-        print_json(status)
+        print_json(status.to_dict())
     else:
         _print_status(status)
     return 0

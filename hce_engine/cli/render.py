@@ -9,7 +9,7 @@ from ..progress import fmt_duration
 from ..training.run_clock import STAGES
 
 if TYPE_CHECKING:
-    from ..workspace.updates import Freshness
+    from ..workspace import Freshness
 
 
 def table(rows: list[dict], cols: list[str]) -> str:

@@ -32,7 +32,7 @@ from ..errors import InputError
 from ..progress import Progress, ProgressFn
 
 if TYPE_CHECKING:
-    from ..workspace.updates import Freshness
+    from ..workspace import Freshness
 
 #: The metrics of every row.
 METRICS = ("ndcg_at_10", "recall_at_10", "recall_at_100")

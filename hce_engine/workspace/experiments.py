@@ -9,7 +9,7 @@ checkpoint, one that stopped before any checkpoint is deleted and started again.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -39,6 +39,62 @@ class Experiment:
     def cells(self) -> list[tuple[str, int]]:
         """Every (arm, seed), in the order they run: seed by seed, arm by arm."""
         return [(arm, seed) for seed in self.spec.seeds for arm in self.spec.arms]
+
+
+@dataclass(frozen=True)
+class ExperimentCell:
+    """One arm x seed of an experiment: its training ``run_id`` (None before it starts), that run's ``status``
+    ("pending" before) and the ``seconds`` its training took (None until the run records them)."""
+    arm: str
+    seed: int
+    run_id: int | None
+    status: str
+    seconds: float | None
+
+
+@dataclass(frozen=True)
+class CellError:
+    """A cell whose run failed in a :meth:`~ExperimentVerbs.run_experiment` call, and why (``error``)."""
+    arm: str
+    seed: int
+    error: str
+
+
+@dataclass(frozen=True)
+class ExperimentStatus:
+    """Where an experiment stands (:meth:`ExperimentVerbs.experiment_status`).
+
+    Attributes:
+        experiment_id, name, corpus: the experiment.
+        running: a process (this one or another) runs it now (it holds the experiment's lock).
+        cells: every arm x seed, in the order they run (:class:`ExperimentCell`); ``done`` of ``total`` finished.
+        eta_s: seconds left, the runs left at the finished runs' mean time (0 when all are done, None before one
+            finishes).
+        progress: the current run's latest event while this process runs the experiment, else None;
+            ``cancelling``: it was asked to stop.
+        errors: the cells that failed in the :meth:`~ExperimentVerbs.run_experiment` call that returned it (None
+            from ``experiment_status``).
+    """
+    experiment_id: int
+    name: str
+    corpus: str
+    running: bool
+    cells: tuple[ExperimentCell, ...]
+    done: int
+    total: int
+    eta_s: float | None
+    progress: Progress | None = None
+    cancelling: bool = False
+    errors: tuple[CellError, ...] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (``hce experiment status|run --json``): ``progress`` as the event's fields with
+        ``cancelling``; ``errors`` only when set."""
+        live = None if self.progress is None else {**asdict(self.progress), "cancelling": self.cancelling}
+        out = {"experiment_id": self.experiment_id, "name": self.name, "corpus": self.corpus,
+               "running": self.running, "cells": [asdict(c) for c in self.cells], "done": self.done,
+               "total": self.total, "eta_s": self.eta_s, "progress": live}
+        return out if self.errors is None else {**out, "errors": [asdict(e) for e in self.errors]}
 
 
 class ExperimentVerbs(WorkspaceBase):
@@ -96,8 +152,9 @@ class ExperimentVerbs(WorkspaceBase):
             raise HCEError(f"experiment {experiment_id} is running (here or in another process); cancel it first")
 
     def run_experiment(self, experiment_id: int, progress: ProgressFn | None = None,
-                       cancel: Callable[[], bool] | None = None) -> dict:
-        """Train every missing cell of the experiment, one at a time, in this thread; returns its status.
+                       cancel: Callable[[], bool] | None = None) -> ExperimentStatus:
+        """Train every missing cell of the experiment, one at a time, in this thread; returns its status, with
+        the cells that failed (``errors``).
 
         A cancel stops after the current run's step (the run can resume); a failed run is recorded and the
         next cell runs (run the experiment again to retry it). Raises HCEError when the experiment is already
@@ -105,7 +162,7 @@ class ExperimentVerbs(WorkspaceBase):
         """
         exp = self.experiment(experiment_id)
         report = progress or (lambda *a, **k: None)
-        errors: list[dict] = []
+        errors: list[CellError] = []
         try:
             with slot.hold(self._lock_path(exp.experiment_id), wait_s=2.0):
                 cells = exp.cells
@@ -121,11 +178,11 @@ class ExperimentVerbs(WorkspaceBase):
                     except (InterruptedError, KeyboardInterrupt):
                         break
                     except Exception as exc:  # noqa: BLE001 - recorded with its run; the other cells go on
-                        errors.append({"arm": arm, "seed": seed, "error": str(exc) or type(exc).__name__})
+                        errors.append(CellError(arm, seed, str(exc) or type(exc).__name__))
         except TimeoutError:
             raise HCEError(f"experiment {exp.experiment_id} is already running (here or in another "
                            "process)") from None
-        return {**self.experiment_status(exp.experiment_id), "errors": errors}
+        return replace(self.experiment_status(exp.experiment_id), errors=tuple(errors))
 
     def _run_cell(self, exp: Experiment, arm: str, seed: int, progress: ProgressFn,
                   cancel: Callable[[], bool] | None) -> None:
@@ -159,10 +216,9 @@ class ExperimentVerbs(WorkspaceBase):
         """Ask this process's background run of the experiment to stop (its current run can resume)."""
         return self.experiment_jobs.cancel(int(experiment_id))
 
-    def experiment_status(self, experiment_id: int) -> dict:
-        """{"experiment_id", "name", "corpus", "running", "cells": [{arm, seed, run_id, status, seconds}],
-        "done", "total", "eta_s", "progress"}: ``eta_s`` counts the runs left at the mean time of the finished
-        ones (None before one finishes); ``progress`` is the live stage when this process runs it."""
+    def experiment_status(self, experiment_id: int) -> ExperimentStatus:
+        """Where the experiment stands: its cells' runs, how many are done, the time left and, while this process
+        runs it, the current run's progress."""
         exp = self.experiment(experiment_id)
         runs = self.store.experiment_runs(exp.experiment_id)
         cells, done_s = [], []
@@ -177,16 +233,14 @@ class ExperimentVerbs(WorkspaceBase):
             seconds = info.training.seconds if info else None
             if info is not None and info.done and seconds:
                 done_s.append(float(seconds))
-            cells.append({"arm": arm, "seed": seed, "run_id": run_id,
-                          "status": str(info.status) if info else "pending", "seconds": seconds})
-        n_done = sum(c["status"] == RunStatus.DONE.value for c in cells)
+            cells.append(ExperimentCell(arm, seed, run_id, str(info.status) if info else "pending", seconds))
+        n_done = sum(c.status == RunStatus.DONE.value for c in cells)
         job = self.experiment_jobs.get(exp.experiment_id)
-        live = job.snapshot() if job else None
         left = len(cells) - n_done
         eta = float(np.mean(done_s)) * left if done_s and left else (0.0 if not left else None)
-        return {"experiment_id": exp.experiment_id, "name": exp.name, "corpus": exp.spec.corpus,
-                "running": slot.busy(self._lock_path(exp.experiment_id)), "cells": cells, "done": n_done,
-                "total": len(cells), "eta_s": eta, "progress": live}
+        return ExperimentStatus(exp.experiment_id, exp.name, exp.spec.corpus,
+                                slot.busy(self._lock_path(exp.experiment_id)), tuple(cells), n_done, len(cells), eta,
+                                job.progress if job else None, job is not None and job.cancelled())
 
     def experiment_results(self, experiment_id: int, n_boot: int = 10000, control: str | None = None) -> dict:
         """The experiment's results over its finished runs (:func:`~hce_engine.experiments.summarize`) on the
@@ -199,23 +253,24 @@ class ExperimentVerbs(WorkspaceBase):
         per_query: dict[tuple[str, int], dict] = {}
         seconds: dict[tuple[str, int], float] = {}
         runs: dict[str, dict] = {}
-        for cell in status["cells"]:
-            if cell["status"] != RunStatus.DONE.value:
+        for cell in status.cells:
+            if cell.status != RunStatus.DONE.value or cell.run_id is None:
                 continue
-            key = (cell["arm"], cell["seed"])
-            per_query[key] = self._per_query(exp.spec.corpus, cell["run_id"], exp.spec.split)
-            if cell["seconds"] is not None:
-                seconds[key] = float(cell["seconds"])
-            info = self.run(cell["run_id"])
-            runs[f"{cell['arm']}/{cell['seed']}"] = {
-                "run_id": cell["run_id"], "config": info.config_dict,
+            key = (cell.arm, cell.seed)
+            per_query[key] = self._per_query(exp.spec.corpus, cell.run_id, exp.spec.split)
+            if cell.seconds is not None:
+                seconds[key] = float(cell.seconds)
+            info = self.run(cell.run_id)
+            runs[f"{cell.arm}/{cell.seed}"] = {
+                "run_id": cell.run_id, "config": info.config_dict,
                 "provenance": info.training.provenance,
                 HEADLINE: {q: v[HEADLINE] for q, v in per_query[key].items()}}
         if control is not None and control not in exp.spec.arms:
             raise HCEError(f"{control!r} is not an arm of experiment {exp.experiment_id}")
         summary = summarize(list(exp.spec.arms), control or exp.spec.control, per_query, seconds, n_boot=n_boot)
+        shown = status.to_dict()
         return {"experiment_id": exp.experiment_id, "name": exp.name, "spec": exp.spec.to_dict(),
-                "status": {k: status[k] for k in ("done", "total", "cells")}, **summary, "runs": runs,
+                "status": {k: shown[k] for k in ("done", "total", "cells")}, **summary, "runs": runs,
                 "provenance": exp.provenance}
 
     def _per_query(self, corpus: str, run_id: int, split: str) -> dict:

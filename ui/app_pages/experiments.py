@@ -17,6 +17,7 @@ from hce_engine.plotting import export
 from hce_engine.plotting.experiments import metric_figure, recall_figure, results_table, scatter_figure
 from hce_engine.training import PRESET_HELP, PRESETS
 from hce_engine.training.config import DEFAULT_PRESET, UNLABELLED_PRESET
+from hce_engine.workspace import ExperimentStatus
 from ui.common import STAGES, fmt_duration, friendly_errors, get_workspace, md_escape, pick_corpus
 
 ws = get_workspace()
@@ -127,35 +128,35 @@ def new_experiment(corpus: str, splits: dict[str, int]) -> None:
             st.rerun()
 
 
-def is_running(status: dict) -> bool:
+def is_running(status: ExperimentStatus) -> bool:
     """Running here (a live job) or in another process (its lock is held)."""
-    return bool(status["running"] or status["progress"] is not None)
+    return status.running or status.progress is not None
 
 
-def queue_table(status: dict) -> pd.DataFrame:
-    return pd.DataFrame([{"arm": c["arm"], "seed": c["seed"], "status": c["status"], "run": c["run_id"],
-                          "time": fmt_duration(c["seconds"]) if c["seconds"] else ""} for c in status["cells"]])
+def queue_table(status: ExperimentStatus) -> pd.DataFrame:
+    return pd.DataFrame([{"arm": c.arm, "seed": c.seed, "status": c.status, "run": c.run_id,
+                          "time": fmt_duration(c.seconds) if c.seconds else ""} for c in status.cells])
 
 
-def queue_panel(status: dict) -> None:
+def queue_panel(status: ExperimentStatus) -> None:
     """The cells (arm x seed) with their status and run, the overall progress with its ETA and, while this
     process runs the experiment, the current run's stage."""
-    done, total = status["done"], status["total"]
+    done, total = status.done, status.total
     text = f"{done} of {total} runs finished"
-    if is_running(status) and status["eta_s"]:
-        text += f" · about {fmt_duration(status['eta_s'])} left (at the finished runs' mean time)"
+    if is_running(status) and status.eta_s:
+        text += f" · about {fmt_duration(status.eta_s)} left (at the finished runs' mean time)"
     st.progress(done / total if total else 0.0, text=text)
-    live = status["progress"]
+    live = status.progress
     if live:
-        cur, of = live.get("done") or 0, live.get("total") or 0
-        cell, _, stage = str(live.get("stage", "")).rpartition(": ")  # "arm seed 0 (1/4): train"
+        cur, of = live.done, live.total
+        cell, _, stage = live.stage.rpartition(": ")  # "arm seed 0 (1/4): train"
         line = f"{md_escape(cell)}: {STAGES.get(stage, stage)}" if cell else STAGES.get(stage, stage)
         if of:
             line += f" {cur:,}/{of:,}"
-        if live.get("eta_s") is not None:
-            line += f" · about {fmt_duration(live['eta_s'])} left in this run"
+        if live.eta_s is not None:
+            line += f" · about {fmt_duration(live.eta_s)} left in this run"
         st.progress(min(1.0, cur / of) if of else 0.0, text=line)
-    st.dataframe(queue_table(status), hide_index=True, key=f"exp_queue_{status['experiment_id']}",
+    st.dataframe(queue_table(status), hide_index=True, key=f"exp_queue_{status.experiment_id}",
                  column_config={"run": st.column_config.NumberColumn(format="#%d")})
 
 
@@ -166,20 +167,20 @@ def live_queue(experiment_id: int) -> None:
     if not is_running(status):
         st.rerun()
     queue_panel(status)
-    if status["progress"] is None:
+    if status.progress is None:
         st.info("It runs in another process (e.g. `hce experiment run`); stop it there. This page follows it.")
-    elif status["progress"].get("cancelling"):
+    elif status.cancelling:
         st.caption("Cancelling… the current run stops at its next step; **Resume** trains what is left.")
     elif st.button("Cancel", key=f"exp_cancel_{experiment_id}"):
         ws.cancel_experiment(experiment_id)
         st.caption("Cancelling… the current run stops at its next step; **Resume** trains what is left.")
 
 
-def controls(experiment_id: int, status: dict) -> None:
+def controls(experiment_id: int, status: ExperimentStatus) -> None:
     """Run / Resume, Add seeds and Delete for an experiment that is not running."""
-    done, total = status["done"], status["total"]
+    done, total = status.done, status.total
     c1, c2, c3 = st.columns([1, 2, 1])
-    label = "Run" if not any(c["run_id"] for c in status["cells"]) else "Resume"
+    label = "Run" if not any(c.run_id for c in status.cells) else "Resume"
     if done < total:
         if c1.button(label, type="primary", key=f"exp_run_{experiment_id}",
                      help="Train the cells that are not finished, one run at a time, in the background (a "
@@ -224,8 +225,8 @@ def cached_results(_ws, workspace: str, experiment_id: int, state: str) -> dict:
     return _ws.experiment_results(experiment_id)
 
 
-def results_state(status: dict, corpus: str) -> str:
-    return json.dumps([[c["arm"], c["seed"], c["run_id"], c["status"]] for c in status["cells"]]
+def results_state(status: ExperimentStatus, corpus: str) -> str:
+    return json.dumps([[c.arm, c.seed, c.run_id, c.status] for c in status.cells]
                       + [ws.splits(corpus)], sort_keys=True, default=str)
 
 
@@ -240,11 +241,11 @@ def verdicts(res: dict) -> None:
         st.info("No comparison yet: the control and another arm need a finished run with the same seed.")
 
 
-def show_results(experiment_id: int, spec: ExperimentSpec, status: dict) -> None:
+def show_results(experiment_id: int, spec: ExperimentSpec, status: ExperimentStatus) -> None:
     res = cached_results(ws, ws.path, experiment_id, results_state(status, spec.corpus))
     st.subheader("Results")
-    if status["done"] < status["total"]:
-        st.caption(f"Over the {status['done']} finished runs of {status['total']}; the rest add to it when they "
+    if status.done < status.total:
+        st.caption(f"Over the {status.done} finished runs of {status.total}; the rest add to it when they "
                    "finish.")
     st.caption(f"Compared on {res['queries']} judged queries of split {md_escape(spec.split)}, paired by query "
                f"against the control **{md_escape(spec.control)}**: mean ± sd over seeds; diff = arm − control in "
@@ -308,7 +309,7 @@ def show_experiment(experiment_id: int) -> None:
     else:
         queue_panel(status)
         controls(experiment_id, status)
-    if status["done"]:
+    if status.done:
         show_results(experiment_id, spec, status)
     else:
         st.caption("Results appear here when the first runs finish.")
@@ -478,7 +479,7 @@ st.subheader("Experiments on this corpus")
 rows = []
 for e in mine:
     s = ws.experiment_status(e["experiment_id"])
-    rows.append({"id": e["experiment_id"], "name": e["name"], "runs": f"{s['done']}/{s['total']}",
+    rows.append({"id": e["experiment_id"], "name": e["name"], "runs": f"{s.done}/{s.total}",
                  "running": "yes" if is_running(s) else "", "created": e["created_at"]})
 st.dataframe(pd.DataFrame(rows), hide_index=True, key="exp_list")
 ids = [e["experiment_id"] for e in mine]
