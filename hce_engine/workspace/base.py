@@ -1,4 +1,5 @@
-"""What the verb mixins (search, updates, training, exports, maps) use of the :class:`Workspace` they are part of.
+"""What the verb mixins (search, updates, training, experiments, exports, maps) use of the :class:`Workspace`
+they are part of.
 
 Each mixin is one part of a single class, :class:`~hce_engine.workspace.Workspace`: it uses the attributes
 ``Workspace.__init__`` sets and methods defined in ``core`` or in another mixin. :class:`WorkspaceBase`
