@@ -81,6 +81,8 @@ def test_judge_stores_a_users_judgements_and_rejudge_checks_runs_on_them(workspa
     again = workspace.run(run).summary
     assert again["judged"]["test"] == summary["judged"]["test"] and again["judged"]["train"]["trained"]["queries"] == 1
     assert [c["name"] for c in again["outcome"]["checks"]][-2:] == ["judged queries (test)", "judged queries (train)"]
+    workspace.delete_run(info.starting_run)  # its starting run gone: nothing to compare against, skipped
+    assert workspace.rejudge("notes") == []
 
 
 def test_hce_judge(tmp_path, fake_model, monkeypatch, capsys):

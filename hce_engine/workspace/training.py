@@ -347,10 +347,12 @@ class TrainingVerbs(WorkspaceBase):
         cid = self.store.corpus_id(corpus)
         out: list[dict] = []
         memo: dict = {}
-        for r in self.runs(corpus, status=RunStatus.DONE, kind="train", metrics=False):
+        done = self.runs(corpus, status=RunStatus.DONE, metrics=False)
+        finished = {r.run_id for r in done}
+        for r in done:
             base = r.starting_run
-            if base is None or not self.run(base).done:
-                continue  # its starting run was deleted: nothing to compare against
+            if r.kind != "train" or base not in finished:
+                continue  # a baseline, or its starting run was deleted: nothing to compare against
             before = r.outcome
             kept = [c for c in before.get("checks", []) if not c["name"].startswith(JUDGED_CHECK)]
             reuse = {s: v for s, v in (r.training.judged or {}).items() if s != split} if split else None
