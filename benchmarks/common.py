@@ -241,3 +241,31 @@ def write_result(path: str | Path, result: dict) -> Path:
     tmp.write_text(json.dumps(result, indent=1, default=str) + "\n")
     os.replace(tmp, path)
     return path
+
+
+# -- synthetic runs: the one place benchmarks write into a workspace's store --------------------------------------
+def seed_corpus(ws, name: str, ext_ids: Sequence[str], titles: Sequence[str], texts: Sequence[str],
+                source: str) -> np.ndarray:
+    """A corpus of already made texts, stored without an import file (a million synthetic documents would
+    otherwise be written out and parsed). Returns their doc ids (int64, input order)."""
+    store = ws.store
+    cid = store.create_corpus(name, source)
+    return store.insert_documents(cid, list(ext_ids), list(titles), list(texts), [None] * len(ext_ids))
+
+
+def seed_run(ws, corpus: str, ids: np.ndarray, vectors: np.ndarray, texts: Sequence[str], model: str, seed: int = 0,
+             branching: int = 10, tree=None, projection: np.ndarray | None = None,
+             summary: dict | None = None) -> int:
+    """A finished baseline run of ``corpus`` from vectors made outside the engine (synthetic, or computed once and
+    reused): what ``Workspace.encode`` would store, without encoding. ``ids`` (n,) the documents' doc ids,
+    ``vectors`` (n, d) float32 in the same order, ``texts`` for the tree's labels; ``tree`` a prebuilt
+    :class:`~hce_engine.tree.Tree` (else built as ``Workspace.build_tree`` does), ``projection`` (n, 2) the map's
+    points. Returns the run id."""
+    run = ws._new_baseline_run(corpus, model=model, branching=branching, seed=seed)
+    ws.store.write_vectors(run, ids, vectors)
+    ws.build_tree(run, vectors, ids, texts, branching=branching, seed=seed, tree=tree)
+    if projection is not None:
+        ws.store.write_projection(run, ids, projection)
+    ws.store.update_run(run, status="done", model_path=model,
+                        summary=summary or {"documents": int(len(ids)), "dim": int(vectors.shape[1])})
+    return run

@@ -108,7 +108,7 @@ def run_row(ws, collection: str, preset: str, seed: int, overrides: dict | None 
     summary = ws.run(run).summary
     stages_est, stages_real = est.stages, summary["stage_seconds"]
     return {"collection": collection, "preset": preset, "seed": seed, "signal": cfg["signal"], "config": cfg,
-            "documents": len(ws.store.documents(ws.store.corpus_id(collection))), "pairs": est.pairs,
+            "documents": len(ws.documents(collection)), "pairs": est.pairs,
             "steps": summary.get("steps"), "estimate_s": round(est.total_seconds, 3),
             "actual_s": round(actual, 3), "ratio": round(est.total_seconds / actual, 3),
             "stages_estimate_s": {k: round(v, 4) for k, v in stages_est.items()},

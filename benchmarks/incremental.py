@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 # common first: it puts the repository on sys.path
-from common import (JARGON, RESULTS, SCIFACT, exact_ranking, load_beir, machine, read_docs, write_beir,
+from common import (JARGON, RESULTS, SCIFACT, exact_ranking, load_beir, machine, read_docs, seed_run, write_beir,
                     write_jsonl, write_result)
 
 METRIC_KEYS = ("ndcg_at_10", "recall_at_10", "recall_at_100", "mrr_at_10", "queries")
@@ -122,12 +122,8 @@ def seed_baseline(ws, corpus: str, model: str, zero: dict[str, np.ndarray], seed
     ids = df["doc_id"].to_numpy(np.int64)
     texts = [doc_text(t, x) for t, x in zip(df["title"], df["text"])]
     vecs = np.stack([zero[e] for e in df["ext_id"]]).astype(np.float32)
-    run = ws._new_baseline_run(corpus, model=model, branching=10, seed=seed)
-    ws.store.write_vectors(run, ids, vecs)
-    ws.build_tree(run, vecs, ids, texts, branching=10, builder="auto", seed=seed)
-    ws.store.update_run(run, status="done", model_path=model,
-                        summary={"documents": int(len(ids)), "dim": int(vecs.shape[1]), "seeded": True})
-    return run
+    return seed_run(ws, corpus, ids, vecs, texts, model=model, seed=seed,
+                    summary={"documents": int(len(ids)), "dim": int(vecs.shape[1]), "seeded": True})
 
 
 def baseline_run(ws, corpus: str) -> int:
@@ -135,7 +131,7 @@ def baseline_run(ws, corpus: str) -> int:
 
 
 def zero_vectors(ws, corpus: str, run: int) -> dict[str, np.ndarray]:
-    ids, vecs = ws.store.read_vectors(run, live_only_corpus=ws.store.corpus_id(corpus))
+    ids, vecs = ws.vectors(run)
     ext = ext_ids(ws, corpus)
     return {ext[int(i)]: v for i, v in zip(ids, vecs)}
 
@@ -153,7 +149,7 @@ class Reference:
 
     def __init__(self, ws, corpus: str, run: int, queries: dict[str, str], qids: list[str]):
         info = ws.run(run)
-        ids, self.vecs = ws.store.read_vectors(run, live_only_corpus=info.corpus_id)
+        ids, self.vecs = ws.vectors(run)
         ext = ext_ids(ws, corpus)
         self.ext = np.asarray([ext[int(i)] for i in ids])
         self.qids = list(qids)
@@ -183,7 +179,7 @@ def tree_fit(ws, corpus: str, run: int, added: set[str]) -> dict:
     """How the run's (stale) tree holds the documents: cosine to their leaf centroid, new vs original."""
     from hce_engine.tree import leaf_fit
     tree, _, _ = ws.tree(run)
-    ids, vecs = ws.store.read_vectors(run, live_only_corpus=ws.store.corpus_id(corpus))
+    ids, vecs = ws.vectors(run)
     ext = ext_ids(ws, corpus)
     new = np.asarray([ext[int(i)] in added for i in ids], dtype=bool)
     fits = {"cos_leaf_original": leaf_fit(tree, ids[~new], vecs[~new]),
@@ -207,7 +203,7 @@ def foreign_phase(ws, corpus: str, runs: dict[str, int], path: str, n: int, adde
     ext = ext_ids(ws, corpus)
     for name, run in runs.items():
         tree, _, _ = ws.tree(run)
-        ids, vecs = ws.store.read_vectors(run, live_only_corpus=ws.store.corpus_id(corpus))
+        ids, vecs = ws.vectors(run)
         kind = np.asarray(["foreign" if ext[int(i)].startswith("foreign-") else
                            "same_domain" if ext[int(i)] in added else "original" for i in ids])
         after = ranking_ws(ws, corpus, run, qids, queries)

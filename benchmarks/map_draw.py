@@ -36,7 +36,8 @@ from pathlib import Path
 import numpy as np
 
 # common first: it puts the repository on sys.path
-from common import RESULTS, machine, print_tables, source_line, synthetic, synthetic_texts, write_result
+from common import (RESULTS, machine, print_tables, seed_corpus, seed_run, source_line, synthetic, synthetic_texts,
+                    write_result)
 from app_browser import ARGS, CHROMIUM, free_port, settle, wait_port
 
 
@@ -47,18 +48,12 @@ def make_workspace(path: str, n: int, seed: int = 0) -> None:
     texts = synthetic_texts(lab, sub_top, seed=seed)
     ws = Workspace(path)
     try:
-        store = ws.store
-        cid = store.create_corpus("synthetic", "benchmarks/map_draw.py")
-        ids = store.insert_documents(cid, [f"s{i}" for i in range(n)], [f"doc {i}" for i in range(n)], texts,
-                                     [None] * n)
-        run = ws._new_baseline_run("synthetic", model="synthetic", branching=10, seed=seed)
-        store.write_vectors(run, ids, x)
-        ws.build_tree(run, x, ids, texts, branching=10, seed=seed, tree=build_divisive(x, branching=10, seed=seed))
+        ids = seed_corpus(ws, "synthetic", [f"s{i}" for i in range(n)], [f"doc {i}" for i in range(n)], texts,
+                          "benchmarks/map_draw.py")
         centred = x - x.mean(0)
         _, _, vt = np.linalg.svd(centred[:5000], full_matrices=False)
-        xy = (centred @ vt[:2].T).astype(np.float32)
-        store.write_projection(run, ids, xy)
-        store.update_run(run, status="done", model_path="synthetic")
+        seed_run(ws, "synthetic", ids, x, texts, model="synthetic", seed=seed,
+                 tree=build_divisive(x, branching=10, seed=seed), projection=(centred @ vt[:2].T).astype(np.float32))
     finally:
         ws.close()
 

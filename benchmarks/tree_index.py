@@ -193,8 +193,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         from hce_engine import Workspace
         ws = Workspace(args.workspace)
         for corpus in args.corpus:
-            cid = ws.store.corpus_id(corpus)
-            qtexts = list(ws.store.queries(cid).values())[:args.queries]
+            judged = ws.qrels(corpus).drop_duplicates("query_id").sort_values("query_id")
+            qtexts = list(judged["query"].dropna())[:args.queries]
             for r in ws.runs(corpus, status="done"):
                 ids, x = ws.vectors(r.run_id)
                 tree = ws.tree(r.run_id)[0]

@@ -161,6 +161,18 @@ def test_only_the_workspace_reaches_the_store():
     assert not bad, bad
 
 
+def test_benchmarks_reach_the_store_only_to_seed_synthetic_runs():
+    """Benchmarks read through the workspace too. Two files may write the store: common.py's documented
+    ``seed_corpus`` / ``seed_run`` (runs from vectors made outside the engine), and growth.py, which times the
+    store's own writes and reads."""
+    allowed = {"benchmarks/common.py", "benchmarks/growth.py"}
+    files = sorted((ROOT / "benchmarks").glob("*.py"))
+    assert len(files) > 15
+    bad = {str(f.relative_to(ROOT)): lines for f in files
+           if str(f.relative_to(ROOT)) not in allowed and (lines := _store_uses(f.read_text()))}
+    assert not bad, bad
+
+
 def test_the_store_check_sees_each_spelling():
     for src in ("ws.store.documents(1)\n", "x = self.ws.store\n", "def f(w):\n    return w.store.qrels(1, 's')\n"):
         assert _store_uses(src), src
