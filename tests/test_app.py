@@ -251,7 +251,7 @@ def test_train_estimate_start_cancel_and_finish(app, toy_beir):
     assert {f"Run #{run_id}", "BM25"} <= labels and any(lbl.startswith("Starting encoder (run #") for lbl in labels)
     [path] = [d.value for d in app.dataframe if "its branch" in d.value.columns]
     assert list(path.columns)[:3] == ["level", "its branch", "query similarity"]
-    assert len(path) == ws().tree(run_id)[0].depth + 1
+    assert len(path) == ws().tree(run_id).tree.depth + 1
 
 
 def test_runs_compare_and_evaluate(app, toy_beir):

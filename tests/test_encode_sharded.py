@@ -72,7 +72,7 @@ def test_cli_encode_with_two_processes(toy_hce):
         assert run.done and run.config.nproc == 2 and run.summary["documents"] == 36
         (ids2, vecs2), (ids1, vecs1) = ws.vectors(sharded), ws.vectors(single)
         assert np.array_equal(ids2, ids1) and np.abs(vecs2 - vecs1).max() <= 1e-5
-        assert ws.tree(sharded)[0].n_docs == 36
+        assert ws.tree(sharded).tree.n_docs == 36
     finally:
         ws.close()
 

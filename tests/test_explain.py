@@ -36,7 +36,7 @@ def test_explain_matches_the_rankings_it_explains(two_runs):
     bm25 = {h.doc_id: h.rank for h in ws.bm25_search("toy", QUERY, k=36)}
     assert r["bm25"]["rank"] == bm25.get(doc.doc_id)
     assert set(why["shared_words"]) <= set(QUERY.split())
-    tree = ws.tree(after)[0]
+    tree = ws.tree(after).tree
     assert [p["node"] for p in why["path"]] == tree.path(tree.positions_of([doc.doc_id])[0])
     for p in why["path"]:
         assert p["took_branch"] == (p["query_branch"] == p["node"]) == (p["rank"] == 1)

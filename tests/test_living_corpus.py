@@ -31,7 +31,7 @@ def test_add_documents_reach_index_tree_and_bm25(ws, tmp_path):
     assert out["added"] == 2 and out["runs_updated"] == [run]
     assert ws.search("toy", "zither zither strings")[0].ext_id == "new-1"
     assert ws.bm25_search("toy", "quasar")[0].ext_id == "new-2"
-    tree, _, _ = ws.tree(run)
+    tree = ws.tree(run).tree
     assert tree.n_docs == 38 and tree.size[0] == 38
     hit = ws.search("toy", "quasar pulsar")[0]
     assert hit.ext_id == "new-2" and len(hit.path) == tree.depth
@@ -47,7 +47,7 @@ def test_remove_documents_never_returned(ws):
     assert out["removed"] == 1
     assert first not in [h.ext_id for h in ws.search("toy", "guitar chord melody", k=36)]
     assert first not in [h.ext_id for h in ws.bm25_search("toy", "guitar chord melody", k=36)]
-    tree, _, _ = ws.tree(run)
+    tree = ws.tree(run).tree
     assert tree.n_docs == 35
     ws.cache.drop("index", run)  # a fresh index built from the store also leaves it out
     assert first not in [h.ext_id for h in ws.search("toy", "guitar chord melody", k=36)]
@@ -198,9 +198,10 @@ def test_rebuild_tree_and_foreign_documents(ws, tmp_path):
     like_batch, far_batch = f.batches  # judged per add, so a small foreign batch is not averaged away
     assert (like_batch.documents, far_batch.documents) == (4, 4) and far_batch.fit < like_batch.fit
     assert f.reasons[0].startswith("4 documents added") and len(f.reasons) == 1
-    before, _, _ = ws.tree(run)
+    before = ws.tree(run).tree
     assert ws.rebuild_tree(run) == 1
-    tree, terms, _ = ws.tree(run)
+    run_tree = ws.tree(run)
+    tree, terms = run_tree.tree, run_tree.terms
     assert tree.n_docs == 44 and before.n_docs == 44 and len(terms) == tree.n_nodes
     assert [t["rebuild"] for t in ws.store.list_trees(run)] == [0, 1]
     f = ws.freshness(run)

@@ -121,7 +121,7 @@ def test_workspace_tree_index_search_route_and_updates(workspace, toy_beir, tmp_
     path.write_text('{"_id": "new-1", "text": "quasar pulsar guitar"}\n')
     new_id = ws.add_documents("toy", str(path))["doc_ids"][0]
     assert ws.tree_index(run) is index and len(index) == 37
-    tree = ws.tree(run)[0]
+    tree = ws.tree(run).tree
     assert index.leaf_of([new_id])[0] == tree.doc_leaf[tree.positions_of([new_id])[0]]
     assert ws.search("toy", "quasar pulsar guitar", run=run, index_kind="tree", k=1)[0].ext_id == "new-1"
     ws.remove_documents("toy", ["new-1"])

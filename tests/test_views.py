@@ -44,7 +44,7 @@ def check_ranks(cands: list[dict], score: str = "score", rank: str = "rank") -> 
 # -- siblings -------------------------------------------------------------------------------------
 def test_siblings_view_follows_the_path(toy_ws):
     ws, run, _ = toy_ws
-    tree, _, _ = ws.tree(run)
+    tree = ws.tree(run).tree
     v = views.siblings_view(ws, run, query=QUERY, max_siblings=100)
     json.dumps(v)  # JSON-friendly
     assert len(v["levels"]) == tree.depth == v["depth"]
@@ -154,7 +154,7 @@ def test_compare_rebuilds_and_quality(tmp_path, fake_model, toy_beir):
 
 def test_tree_overview_and_node_detail(toy_ws):
     ws, run, _ = toy_ws
-    tree, _, _ = ws.tree(run)
+    tree = ws.tree(run).tree
     ov = views.tree_overview(ws, run)
     nodes = ov["nodes"]
     assert ov["depth"] == tree.depth and nodes["node"].iloc[0] == 0 and nodes["parent"].iloc[0] == -1
@@ -249,7 +249,7 @@ def test_ensure_projection_runs_in_background(tmp_path, fake_model, toy_beir, mo
 
 def test_map_frame_and_place_query(toy_ws, fake_project):
     ws, a, b = toy_ws
-    tree, terms, _ = ws.tree(a)
+    tree = ws.tree(a).tree
     df = views.map_frame(ws, a, level=1)
     assert list(df.columns) == ["doc_id", "ext_id", "title", "x", "y", "node_at_level", "label", "path"]
     assert len(df) == 36 and df["title"].str.len().min() > 0

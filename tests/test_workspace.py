@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from hce_engine import HCEError, InputError, NotFoundError, Workspace
-from hce_engine.workspace import EncodeConfig, RunStatus
+from hce_engine.workspace import EncodeConfig, RunStatus, RunTree
 
 
 def db_snapshot(ws: Workspace) -> dict:
@@ -63,8 +63,11 @@ def test_encode_search_eval(workspace, toy_beir):
     assert info.status == "done" and info.kind == "baseline" and info.config_dict["seed"] == 0
     ids, vecs = workspace.store.read_vectors(run)
     assert vecs.shape == (36, 32) and np.allclose(np.linalg.norm(vecs, axis=1), 1, atol=1e-5)
-    tree, terms, reps = workspace.tree(run)
-    assert tree.n_docs == 36 and len(terms) == tree.n_nodes
+    run_tree = workspace.tree(run)
+    tree, terms = run_tree.tree, run_tree.terms
+    assert isinstance(run_tree, RunTree) and tree.n_docs == 36 and len(terms) == tree.n_nodes
+    reps = run_tree.representatives
+    assert reps.shape == (tree.n_nodes,) and np.isin(reps[reps >= 0], ids).all()
     hits = workspace.search("toy", "guitar chord melody music")
     assert hits[0].ext_id.startswith("music") and len(hits) == 10
     assert hits[0].path and len(hits[0].path) == tree.depth
@@ -279,6 +282,6 @@ def test_readers_documents_by_id_judgements_and_tree_rebuilds(workspace, toy_bei
 
     run = workspace.encode("toy", branching=3)
     [tree] = workspace.tree_rebuilds(run)
-    assert (tree["rebuild"], tree["branching"], tree["depth"]) == (0, 3, workspace.tree(run)[0].depth)
+    assert (tree["rebuild"], tree["branching"], tree["depth"]) == (0, 3, workspace.tree(run).tree.depth)
     assert isinstance(tree["stats"], dict)
     assert workspace.tree_rebuilds(workspace.encode("toy", tree=False)) == []

@@ -54,7 +54,7 @@ def test_train_run_records_everything(ws, monkeypatch):
     assert s["outcome"]["checks"][0]["end"] == s["test"]["trained"]["ndcg_at_10"]
     log = ws.train_log(run)
     assert len(log) == s["steps"] > 0 and np.isfinite(log["loss"]).all()
-    assert len(log["level_losses"][0]) == ws.tree(run)[0].depth
+    assert len(log["level_losses"][0]) == ws.tree(run).tree.depth
     trees = ws.store.list_trees(run)
     assert [t["rebuild"] for t in trees] == [0, 1]  # starting encoder's tree, trained encoder's tree
     ids, vecs = ws.store.read_vectors(run)
@@ -68,7 +68,7 @@ def test_same_seed_same_run(ws):
     a, b = ws.train("toy", TINY), ws.train("toy", TINY)
     la, lb = ws.train_log(a), ws.train_log(b)
     assert np.allclose(la["loss"], lb["loss"])
-    ta, tb = ws.tree(a, 0)[0], ws.tree(b, 0)[0]
+    ta, tb = ws.tree(a, 0).tree, ws.tree(b, 0).tree
     assert np.array_equal(ta.doc_leaf, tb.doc_leaf) and np.array_equal(ta.parent, tb.parent)
     assert ws.run(a).summary["test"] == ws.run(b).summary["test"]
     assert np.array_equal(ws.store.read_vectors(a)[1], ws.store.read_vectors(b)[1])

@@ -58,7 +58,8 @@ def cmd_tree(ws, a) -> int:
     """The run's tree, level by level: node id, size and label (top terms)."""
     from ..views import tree_overview
     run = a.run or ws.ensure_run(a.corpus)
-    tree, terms, _ = ws.tree(run, a.rebuild)
+    run_tree = ws.tree(run, a.rebuild)
+    tree, terms = run_tree.tree, run_tree.terms
     if a.json:
         print_json(tree_overview(ws, run, a.rebuild, a.max_level))
         return 0

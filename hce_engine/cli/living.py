@@ -77,7 +77,7 @@ def cmd_rebuild_tree(ws, a) -> int:
     if run is None:
         raise NotFoundError(f"corpus {a.corpus!r} has no finished run")
     rebuild = ws.rebuild_tree(run)
-    tree, _, _ = ws.tree(run)
+    tree = ws.tree(run).tree
     out = {"run_id": run, "rebuild": rebuild, "documents": tree.n_docs, "depth": tree.depth, "nodes": tree.n_nodes}
     if a.json:
         print_json(out)

@@ -38,7 +38,8 @@ def map_frame(ws, run_id: int, level: int = 1, align_to: int | None = None,
     df["ext_id"] = df["ext_id"].fillna("")
     df["title"] = df["title"].fillna("(removed document)")
     try:
-        tree, terms, _ = ws.tree(int(run_id if tree_run is None else tree_run))
+        run_tree = ws.tree(int(run_id if tree_run is None else tree_run))
+        tree, terms = run_tree.tree, run_tree.terms
     except NotFoundError:
         tree = None
     if tree is None or tree.depth == 0:

@@ -95,7 +95,8 @@ def siblings_view(ws, run_id: int, doc_id: int | None = None, query: str | None 
     if compare_run is not None and int(compare_run) != int(run_id):
         cinfo = ws.run(compare_run, "explore")
         info.check_same_corpus(cinfo)
-    tree, terms, reps = ws.tree(int(run_id), rebuild)
+    run_tree = ws.tree(int(run_id), rebuild)
+    tree, terms, reps = run_tree.tree, run_tree.terms, run_tree.representatives
     if tree.depth < 1:
         raise NotFoundError(f"run {run_id}'s tree has no levels")
     if tau is None:

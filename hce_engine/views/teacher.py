@@ -66,7 +66,7 @@ def teacher_view(ws, run_id: int, doc_id: int | None = None, max_candidates: int
     if base_run is None:
         raise NotFoundError(f"run {run_id} records no starting (baseline) run")
     base = ws.run(base_run, "explore")
-    tree, _, _ = ws.tree(run_id, 0)
+    tree = ws.tree(run_id, 0).tree
     ids, _, texts = ws._texts(info.corpus_id)
     titles = list(ws.documents(info.corpus)["title"]) if cfg.pseudo_query == "title" else None
     by_pos = {int(p.doc_pos): p for p in self_pairs(texts, seed=cfg.seed, min_words=cfg.ict_min_words,

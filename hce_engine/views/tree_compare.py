@@ -26,7 +26,8 @@ def tree_overview(ws, run_id: int, rebuild: int | None = None, max_level: int | 
     parent, level, size, label, terms)} with non-empty nodes only, down to ``max_level`` (default: all),
     parents before children. ``label`` is the node's top 3 terms joined by " · " (or "node N").
     """
-    tree, terms, _ = ws.tree(int(run_id), rebuild)
+    run_tree = ws.tree(int(run_id), rebuild)
+    tree, terms = run_tree.tree, run_tree.terms
     keep = tree.size > 0
     if max_level is not None:
         keep &= tree.level <= int(max_level)
@@ -63,7 +64,8 @@ def node_detail(ws, run_id: int, node: int, rebuild: int | None = None, max_docs
     from .siblings import _display_title, _node_reps
 
     info = ws.run(run_id, "explore")
-    tree, terms, _ = ws.tree(int(run_id), rebuild)
+    run_tree = ws.tree(int(run_id), rebuild)
+    tree, terms = run_tree.tree, run_tree.terms
     node = int(node)
     if not 0 <= node < tree.n_nodes:
         raise NotFoundError(f"run {run_id}'s tree has no node {node}")
@@ -126,7 +128,7 @@ def tree_quality(ws, run_id: int) -> dict:
             rows.append({"rebuild": int(t["rebuild"]), "level": int(lv["level"]),
                          **{c: lv.get(c) for c in STAT_COLUMNS}})
     levels = pd.DataFrame(rows, columns=["rebuild", "level", *STAT_COLUMNS])
-    tree, _, _ = ws.tree(int(run_id))
+    tree = ws.tree(int(run_id)).tree
     leaf_sizes = tree.size[(tree.level == tree.depth) & (tree.size > 0)].astype(int).tolist()
     return {"rebuilds": rebuilds, "levels": levels, "leaf_sizes": leaf_sizes,
             "coherence": _coherence(ws, info.corpus, tree)}
@@ -180,8 +182,8 @@ def compare_trees(ws, run_a: int, run_b: int, rebuild_a: int | None = None, rebu
 
     ia, ib = ws.run(run_a, "explore"), ws.run(run_b, "explore")
     ia.check_same_corpus(ib)
-    ta, terms_a, _ = ws.tree(int(run_a), rebuild_a)
-    tb, terms_b, _ = ws.tree(int(run_b), rebuild_b)
+    rt_a, rt_b = ws.tree(int(run_a), rebuild_a), ws.tree(int(run_b), rebuild_b)
+    ta, terms_a, tb, terms_b = rt_a.tree, rt_a.terms, rt_b.tree, rt_b.terms
     shared = np.intersect1d(ta.doc_ids, tb.doc_ids)
     if len(shared) == 0:
         raise InputError("the two trees share no documents")

@@ -97,7 +97,7 @@ def walkthrough(ws, corpus: str) -> dict:
     elif pseudo:
         pair, what, positive_text = (pseudo[0]["doc_id"], pseudo[0]["query"]), PSEUDO_PAIR, pseudo[0]["doc_text"]
     else:
-        pair, what = (int(ws.tree(start.run_id)[0].doc_ids[0]), None), "a document standing in for a query"
+        pair, what = (int(ws.tree(start.run_id).tree.doc_ids[0]), None), "a document standing in for a query"
     return {"start": start, "after": after, "is_self": is_self, "steps": STEPS + ([SELF_STEP] if is_self else []),
             "tree": tree, "branching": tree["branching"],
             "n_leaves": tree["n_leaves"], "depth": tree["depth"], "level": level, "pair": pair,

@@ -2,9 +2,10 @@
 
 ``core`` holds corpora, baseline runs, search and evaluation; ``training``, ``updates`` and ``exports`` add
 the training, living-corpus and export verbs to the same :class:`Workspace` object. The records verbs return
-(:class:`Freshness`, :class:`MapStatus`, :class:`TreeRoute`, :class:`ExperimentStatus`) are exported here too.
+(:class:`RunTree`, :class:`Freshness`, :class:`MapStatus`, :class:`TreeRoute`, :class:`ExperimentStatus`) are
+exported here too.
 """
-from ..runs import EncodeConfig, Run, RunStatus
+from ..runs import EncodeConfig, Run, RunStatus, RunTree
 from .core import Workspace
 from .experiments import ExperimentStatus
 from .maps import MapStatus
@@ -21,6 +22,6 @@ from .shared import (
 )
 from .updates import Freshness
 
-__all__ = ["Workspace", "Run", "RunStatus", "EncodeConfig",
+__all__ = ["Workspace", "Run", "RunStatus", "RunTree", "EncodeConfig",
            "ImportReport", "Hit", "default_workspace", "doc_text", "RETRAIN_SHARE", "REBUILD_SHARE",
            "FOREIGN_FIT_GAP", "SAMPLE_CORPORA", "Freshness", "MapStatus", "TreeRoute", "ExperimentStatus"]

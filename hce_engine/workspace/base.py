@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ..index.bm25 import BM25Index
     from ..index.vector_index import VectorIndex
     from ..jobs import JobRegistry
-    from ..runs import Run, RunStatus
+    from ..runs import Run, RunStatus, RunTree
     from ..store import Store
     from ..training import TrainConfig
     from ..tree.tree import Tree
@@ -71,7 +71,7 @@ class WorkspaceBase:
 
         def vectors(self, run_id: int) -> tuple[np.ndarray, np.ndarray]: ...
 
-        def tree(self, run_id: int, rebuild: int | None = None) -> tuple[Tree, list[list[str]], np.ndarray]: ...
+        def tree(self, run_id: int, rebuild: int | None = None) -> RunTree: ...
 
         def delete_run(self, run_id: int) -> None: ...
 

@@ -3,7 +3,7 @@
 Everything here is derived from the store (or from model folders) and can be rebuilt from it; the store stays the
 truth. One lock guards every map, so searches from the app's threads and a background job see one state.
 
-Per run: ``index`` (the vector index), ``tree`` ((Tree, terms, representative ids) of its latest tree),
+Per run: ``index`` (the vector index), ``tree`` (the :class:`~hce_engine.runs.RunTree` of its latest tree),
 ``tree_index`` ((the Tree it was built from, TreeIndex)), ``fusion_weight`` (hybrid dense weight) and ``vectors``
 ((ids, float32 vectors), the last ``VECTOR_CACHE_RUNS`` runs only). Per corpus: ``bm25``. Per (model folder,
 device, max length): ``encoder``. Per speed probe: ``speed`` (seconds per sequence, for estimates). Per (corpus,
@@ -15,15 +15,18 @@ documents): ``per_query`` (an experiment's per-query metrics of a run; the last 
 Example::
 
     cache = WorkspaceCache()
-    tree = cache.get("tree", run_id, lambda: store.read_tree(run_id))
+    tree = cache.get("tree", run_id, lambda: RunTree(*store.read_tree(run_id)))
     cache.tree_written(run_id)                       # a rebuild: the next get reads it again
 """
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Iterable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, TypeVar
 
 from .shared import VECTOR_CACHE_RUNS
+
+if TYPE_CHECKING:
+    from ..runs import RunTree
 
 T = TypeVar("T")
 PER_RUN = ("index", "tree", "tree_index", "fusion_weight", "vectors")
@@ -99,9 +102,9 @@ class WorkspaceCache:
         """A model folder was (re)written: load it again next time."""
         self.drop("encoder", key)
 
-    def documents_added(self, corpus_id: int, ids, vectors: dict[int, Any], trees: dict[int, tuple]) -> None:
+    def documents_added(self, corpus_id: int, ids, vectors: dict[int, Any], trees: dict[int, RunTree]) -> None:
         """Documents ``ids`` joined the corpus (committed). ``vectors``: {run: (n, d) vectors}; ``trees``: {run:
-        (grown Tree, terms, reps)} for the runs with a tree. Cached indexes are updated in place."""
+        RunTree with the grown Tree} for the runs with a tree. Cached indexes are updated in place."""
         with self.lock:
             for run_id, vecs in vectors.items():
                 index = self._maps["index"].get(run_id)
@@ -109,7 +112,7 @@ class WorkspaceCache:
                     index.add(ids, vecs)
                 tree_index = self._maps["tree_index"].pop(run_id, None)
                 if run_id in trees:
-                    grown = trees[run_id][0]
+                    grown = trees[run_id].tree
                     self._maps["tree"][run_id] = trees[run_id]
                     if tree_index is not None:  # the tree index follows the tree: same leaves
                         tree_index[1].add(ids, vecs, grown.doc_leaf[grown.positions_of(ids)])
@@ -119,8 +122,8 @@ class WorkspaceCache:
                 self._maps["vectors"].pop(run_id, None)
             self._maps["bm25"].pop(corpus_id, None)
 
-    def documents_removed(self, corpus_id: int, ids, run_ids: Iterable[int], trees: dict[int, tuple]) -> None:
-        """Documents ``ids`` left the corpus (committed); ``trees``: {run: (pruned Tree, terms, reps)}."""
+    def documents_removed(self, corpus_id: int, ids, run_ids: Iterable[int], trees: dict[int, RunTree]) -> None:
+        """Documents ``ids`` left the corpus (committed); ``trees``: {run: RunTree with the pruned Tree}."""
         with self.lock:
             for run_id in run_ids:
                 index = self._maps["index"].get(run_id)
@@ -131,7 +134,7 @@ class WorkspaceCache:
                     self._maps["tree"][run_id] = trees[run_id]
                     if tree_index is not None:
                         tree_index[1].remove(ids)
-                        self._maps["tree_index"][run_id] = (trees[run_id][0], tree_index[1])
+                        self._maps["tree_index"][run_id] = (trees[run_id].tree, tree_index[1])
                 else:
                     self._maps["tree"].pop(run_id, None)
                 self._maps["vectors"].pop(run_id, None)

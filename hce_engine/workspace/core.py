@@ -27,7 +27,7 @@ from .. import tempfiles
 from ..corpus import read_corpus, read_qrels, read_queries
 from ..errors import HCEError, InputError, NotFoundError
 from ..jobs import JobRegistry
-from ..runs import EncodeConfig, Run, RunStatus
+from ..runs import EncodeConfig, Run, RunStatus, RunTree
 from ..settings import DEFAULT_MAX_LENGTH
 from ..store import Store
 from .cache import WorkspaceCache
@@ -473,11 +473,11 @@ class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExperimentVerbs, Export
         stats (dict or None), created_at}]."""
         return self.store.list_trees(int(run_id))
 
-    def tree(self, run_id: int, rebuild: int | None = None):
-        """(Tree, terms per node, representative doc id per node) of a run (latest rebuild by default)."""
+    def tree(self, run_id: int, rebuild: int | None = None) -> RunTree:
+        """A run's tree with its node terms and representatives (:class:`RunTree`); latest rebuild by default."""
         if rebuild is not None:
-            return self.store.read_tree(run_id, rebuild)
-        return self.cache.get("tree", run_id, lambda: self.store.read_tree(run_id))
+            return RunTree(*self.store.read_tree(run_id, rebuild))
+        return self.cache.get("tree", run_id, lambda: RunTree(*self.store.read_tree(run_id)))
 
     def run_encoder(self, run: Run):
         """The encoder that made a run's vectors (cached); encode with ``run.doc_max_length`` /

@@ -313,7 +313,8 @@ class ExperimentVerbs(WorkspaceBase):
             for q in a.keys() & c.keys():
                 gains.setdefault(q, []).append(a[q][HEADLINE] - c[q][HEADLINE])
         start = self.run(done[ctl, seeds[0]])
-        tree, terms, _ = self.tree(start.run_id, rebuild=0)
+        run_tree = self.tree(start.run_id, rebuild=0)
+        tree, terms = run_tree.tree, run_tree.terms
         base = start.starting_run
         if base is None:
             raise HCEError(f"run {start.run_id} records no starting run to compare against")

@@ -33,7 +33,7 @@ class ExportVerbs(WorkspaceBase):
         cols = {"doc_id": pa.array(ids), "ext_id": pa.array(list(docs["ext_id"])),
                 "title": pa.array(list(docs["title"])), "vector": _float_list_array(vecs)}
         try:
-            tree, _, _ = self.tree(run_id)
+            tree = self.tree(run_id).tree
             pos = {int(d): p for p, d in enumerate(tree.doc_ids)}
             paths = tree.paths()
             cols["tree_path"] = pa.array([paths[pos[int(d)]].tolist() if int(d) in pos else None for d in ids],

@@ -102,7 +102,7 @@ class SearchVerbs(WorkspaceBase):
         leaves as inverted lists, centroids re-centred on the run's vectors. Built on first use (no
         clustering: one pass over the vectors), cached, and kept up to date by document adds and removes."""
         from ..index.tree_index import TreeIndex
-        tree = self.tree(run_id)[0]
+        tree = self.tree(run_id).tree
         with self.cache.lock:
             cached = self.cache.peek("tree_index", run_id)
             if cached is None or cached[0] is not tree:  # first use, or the tree was rebuilt / re-read
@@ -119,7 +119,7 @@ class SearchVerbs(WorkspaceBase):
         index = self.tree_index(info.run_id)
         qv = self.encode_queries(info, [query])
         leaves, cost = index.route(qv)
-        _, terms, _ = self.tree(info.run_id)
+        terms = self.tree(info.run_id).terms
         visited = [int(n) for n in leaves[0] if n >= 0]
         sims = index.centroids(visited) @ qv[0] if visited else []
         return TreeRoute(info.run_id, int(cost[0]), len(index),
@@ -266,7 +266,8 @@ class SearchVerbs(WorkspaceBase):
         paths: dict[int, tuple[list[int], list[str]]] = {}
         if with_paths and run_id is not None:
             try:
-                tree, terms, _ = self.tree(run_id)
+                run_tree = self.tree(run_id)
+                tree, terms = run_tree.tree, run_tree.terms
                 for d, p in zip(ids.tolist(), tree.positions_of(ids).tolist(), strict=True):
                     if p >= 0:
                         path = tree.path(p)

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..corpus import read_corpus
 from ..errors import InputError, NotFoundError
-from ..runs import RunStatus
+from ..runs import RunStatus, RunTree
 from .base import WorkspaceBase
 from .shared import FOREIGN_FIT_GAP, REBUILD_SHARE, RETRAIN_SHARE, Progress, ProgressFn, doc_text
 
@@ -99,10 +99,10 @@ class UpdateVerbs(WorkspaceBase):
                 self.store.write_vectors(run_id, ids, vecs)
                 trees = self.store.list_trees(run_id)
                 if trees:
-                    tree, terms, reps = self.tree(run_id)  # cached after the first search or view
-                    grown = tree_add(tree, vecs, ids)
-                    self.store.append_tree_docs(run_id, trees[-1]["rebuild"], tree, grown)
-                    new_trees[run_id] = (grown, terms, reps)
+                    current = self.tree(run_id)  # cached after the first search or view
+                    grown = tree_add(current.tree, vecs, ids)
+                    self.store.append_tree_docs(run_id, trees[-1]["rebuild"], current.tree, grown)
+                    new_trees[run_id] = RunTree(grown, current.terms, current.representatives)
         # in-memory state follows only once the transaction has committed
         self.cache.documents_added(cid, ids, encoded, new_trees)
         return {"corpus": corpus, "added": len(ids), "skipped_empty": parsed.skipped_empty,
@@ -129,8 +129,8 @@ class UpdateVerbs(WorkspaceBase):
                     trees = self.store.list_trees(run_id)
                     if trees:
                         tree, terms, reps = self.store.read_tree(run_id)
-                        new_trees[run_id] = (tree_remove(tree, ids, strict=False), terms, reps)
-                        self.store.write_tree(run_id, trees[-1]["rebuild"], new_trees[run_id][0], terms, reps,
+                        new_trees[run_id] = RunTree(tree_remove(tree, ids, strict=False), terms, reps)
+                        self.store.write_tree(run_id, trees[-1]["rebuild"], new_trees[run_id].tree, terms, reps,
                                               trees[-1]["stats"])
             self.cache.documents_removed(cid, ids, runs, new_trees)
         return {"corpus": corpus, "removed": len(ids), "runs_updated": runs}
@@ -188,7 +188,7 @@ class UpdateVerbs(WorkspaceBase):
         fit_tree is the tree's own ``intra_cos_leaf``, stored when it was built; only the added documents'
         vectors are read."""
         from ..tree import leaf_fit
-        tree, _, _ = self.tree(run_id)
+        tree = self.tree(run_id).tree
         ids, vecs = self.store.read_vectors(run_id, doc_ids=since_tree["doc_id"].to_numpy(np.int64))
         fit_tree = (tree_stats or {}).get("intra_cos_leaf")
         if fit_tree is None:  # a tree stored without statistics
