@@ -78,7 +78,7 @@ def test_a_second_training_run_waits_queued_for_the_slot(toy_ws):
             time.sleep(0.05)
         time.sleep(0.6)
         assert toy_ws.run(run).status.value == "queued"  # still waiting: the slot is held
-        assert toy_ws.progress(run).stage == "queued"
+        assert toy_ws.run_progress(run).stage == "queued"
     assert toy_ws.wait(run, timeout=60).status.value == "done"
     assert not toy_ws.training_busy()
 

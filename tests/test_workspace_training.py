@@ -101,15 +101,15 @@ def test_background_training_cancel_takes_effect(ws):
     deadline = time.time() + 60
     while not len(ws.train_log(run)) and time.time() < deadline:
         time.sleep(0.05)
-    assert ws.progress(run).stage in ("train", "validate", "tree")
+    assert ws.run_progress(run).stage in ("train", "validate", "tree")
     t0 = time.time()
     assert ws.cancel(run)
     info = ws.wait(run, timeout=30)
     assert info.status == "cancelled" and time.time() - t0 < 10
-    assert ws.progress(run) is None and not ws.cancelling(run)
+    assert ws.run_progress(run) is None and not ws.cancelling(run)
 
 
-def test_progress_and_cancelling_of_a_live_job(workspace):
+def test_run_progress_and_cancelling_of_a_live_job(workspace):
     """A job of this process: its latest Progress, and whether it was asked to stop, until it ends."""
     release = threading.Event()
 
@@ -120,11 +120,11 @@ def test_progress_and_cancelling_of_a_live_job(workspace):
     deadline = time.time() + 10
     while job.progress.stage == "queued" and time.time() < deadline:
         time.sleep(0.01)
-    assert workspace.progress(99) == Progress("encode", 3, 8, eta_s=2.0) and not workspace.cancelling(99)
+    assert workspace.run_progress(99) == Progress("encode", 3, 8, eta_s=2.0) and not workspace.cancelling(99)
     assert workspace.cancel(99) and workspace.cancelling(99)
     release.set()
     workspace.jobs.wait(99, 30)
-    assert workspace.progress(99) is None and not workspace.cancelling(99)
+    assert workspace.run_progress(99) is None and not workspace.cancelling(99)
 
 
 def test_a_key_runs_one_job_at_a_time_and_keeps_its_failure():

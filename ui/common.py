@@ -107,7 +107,7 @@ def progress_panel(run_id: int, key: str) -> None:
     run = ws.run(run_id)
     if not run.status.active:
         st.rerun()
-    live = ws.progress(run_id)
+    live = ws.run_progress(run_id)
     if live is None:
         st.info(f"Run #{run_id} is {run.status} (no live progress in this process).")
         return

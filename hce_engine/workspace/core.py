@@ -383,7 +383,7 @@ class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExperimentVerbs, Export
         """Ask a background run of this process to stop (takes effect within a batch/step)."""
         return self.jobs.cancel(run_id)
 
-    def progress(self, run_id: int) -> Progress | None:
+    def run_progress(self, run_id: int) -> Progress | None:
         """The latest progress of a run active in this process (None when this process runs no such run)."""
         job = self.jobs.get(run_id)
         return job.progress if job else None

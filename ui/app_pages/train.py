@@ -162,7 +162,7 @@ def run_charts(run: Run, key: str) -> None:
     cols[2].metric("Loss", num("loss", ".3f"))
     cols[3].metric("Pairs/s", num("examples_per_s", ".1f"))
     if run.status.active:
-        live = ws.progress(run.run_id)  # the whole run's time left (the log's ETA covers its steps only)
+        live = ws.run_progress(run.run_id)  # the whole run's time left (the log's ETA covers its steps only)
         cols[4].metric("Time left", fmt_duration(live.eta_s if live else last.get("eta_s")))
     else:
         cols[4].metric("Tree rebuilds", run.training.rebuilds or 0, help="Co-training rebuilds of the tree "
