@@ -45,7 +45,8 @@ def rows(folder: Path) -> list[tuple[str, str, str, str]]:
     hce, inb = by["hce"], by["in-batch"]
     out.append(("`standard` preset, supervised on the 809 train claims: test nDCG@10 (300 claims)",
                 f"HCE {mean['hce']:.4f} (seeds {', '.join(str(r['seed']) for r in hce)}: {_seeds(hce, lambda r: r['ndcg_at_10'])}); "
-                f"in-batch fine-tuning {mean['in-batch']:.4f} ({_seeds(inb, lambda r: r['ndcg_at_10'])}); "
+                f"in-batch fine-tuning {mean['in-batch']:.4f} (seeds {', '.join(str(r['seed']) for r in inb)}: "
+                f"{_seeds(inb, lambda r: r['ndcg_at_10'])}); "
                 f"zero-shot {mean['zero-shot']:.4f}; HCE − in-batch **{mean['hce'] - mean['in-batch']:+.4f}**",
                 "quality_scifact_standard_replay.json", _commits(hce + inb + by["zero-shot"], q)))
 
