@@ -30,8 +30,10 @@ def _commits(rows: list[dict], fallback: dict) -> str:
     return " / ".join(dict.fromkeys(str(c) for c in made))
 
 
-def _seeds(rows: list[dict], value) -> str:
-    return " / ".join(f"{value(r):.4f}" for r in rows)
+def _per_seed(rows: list[dict]) -> str:
+    """'seeds 0, 1: 0.7325 / 0.7367' (nDCG@10 per seed)."""
+    return (f"seeds {', '.join(str(r['seed']) for r in rows)}: "
+            + " / ".join(f"{r['ndcg_at_10']:.4f}" for r in rows))
 
 
 def rows(folder: Path) -> list[tuple[str, str, str, str]]:
@@ -44,9 +46,8 @@ def rows(folder: Path) -> list[tuple[str, str, str, str]]:
     mean = {k: float(np.mean([r["ndcg_at_10"] for r in v])) for k, v in by.items()}
     hce, inb = by["hce"], by["in-batch"]
     out.append(("`standard` preset, supervised on the 809 train claims: test nDCG@10 (300 claims)",
-                f"HCE {mean['hce']:.4f} (seeds {', '.join(str(r['seed']) for r in hce)}: {_seeds(hce, lambda r: r['ndcg_at_10'])}); "
-                f"in-batch fine-tuning {mean['in-batch']:.4f} (seeds {', '.join(str(r['seed']) for r in inb)}: "
-                f"{_seeds(inb, lambda r: r['ndcg_at_10'])}); "
+                f"HCE {mean['hce']:.4f} ({_per_seed(hce)}); in-batch fine-tuning {mean['in-batch']:.4f} "
+                f"({_per_seed(inb)}); "
                 f"zero-shot {mean['zero-shot']:.4f}; HCE − in-batch **{mean['hce'] - mean['in-batch']:+.4f}**",
                 "quality_scifact_standard_replay.json", _commits(hce + inb + by["zero-shot"], q)))
 
