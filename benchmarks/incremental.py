@@ -42,7 +42,8 @@ from pathlib import Path
 import numpy as np
 
 # common first: it puts the repository on sys.path
-from common import (JARGON, RESULTS, SCIFACT, exact_ranking, load_beir, machine, read_docs, seed_run, write_beir,
+from common import (JARGON, RESULTS, SCIFACT, exact_ranking, load_beir, machine, print_tables, read_docs, seed_run,
+                    source_line, write_beir,
                     write_jsonl, write_result)
 
 METRIC_KEYS = ("ndcg_at_10", "recall_at_10", "recall_at_100", "mrr_at_10", "queries")
@@ -440,6 +441,61 @@ def print_holdout(part: dict) -> None:
               f"{m['old'].get('ndcg_at_10', float('nan')):>12.4f}{m['old'].get('recall_at_10', float('nan')):>10.4f}")
 
 
+def markdown(result: dict) -> str:
+    """A result file as the README shows it: where it comes from, the hold-out table, the foreign batch and the
+    drift curve (nDCG@10; "new" queries have a relevant document added after training)."""
+    meta, phases, hold = result["meta"], result.get("phases_s", {}), result.get("holdout")
+    names = {"incremental": "incremental (trained without them, then added)", "retrained_full":
+             "retrained on the full corpus", "zero_shot": "zero-shot starting encoder"}
+    out = [f"{source_line(result)} · preset {meta['preset']}, seed {meta['seed']} · minutes per phase: "
+           + ", ".join(f"{k} {v / 60:.1f}" for k, v in phases.items())]
+    if hold:
+        out += ["", f"Hold-out: {hold['held_out']:,} of {hold['documents']:,} documents added after training in "
+                f"{hold['add_documents_s']} s ({hold['queries']['new']} new and {hold['queries']['old']} old test "
+                "queries):", "", "| system | new nDCG@10 | new R@10 | old nDCG@10 | old R@10 | all nDCG@10 |",
+                "|---|---|---|---|---|---|"]
+        for key, label in names.items():
+            m = hold[key]
+            out.append(f"| {label} | {m['new']['ndcg_at_10']:.4f} | {m['new']['recall_at_10']:.4f} | "
+                       f"{m['old']['ndcg_at_10']:.4f} | {m['old']['recall_at_10']:.4f} | {m['all']['ndcg_at_10']:.4f} |")
+        gap = hold["gap_incremental_minus_retrained"]
+        out.append(f"| incremental − retrained | {gap['new']['ndcg_at_10']:+.4f} | {gap['new']['recall_at_10']:+.4f} | "
+                   f"{gap['old']['ndcg_at_10']:+.4f} | {gap['old']['recall_at_10']:+.4f} | {gap['all']['ndcg_at_10']:+.4f} |")
+        foreign = hold.get("foreign")
+        if foreign:
+            out += ["", f"Then {foreign['documents']} foreign documents (Jargon File entries) added to the same runs:", "",
+                    "| run | cos to leaf: tree's own | same-domain added | foreign added | nDCG@10 before / after | "
+                    "queries with a foreign doc in top 10 | rebuild / retrain suggested |", "|---|---|---|---|---|---|---|"]
+            for key in ("incremental", "zero_shot"):
+                r = foreign[key]
+                out.append(f"| {names[key]} | {r['cos_leaf_original']:.3f} | {r['cos_leaf_same_domain']:.3f} | "
+                           f"{r['cos_leaf_foreign']:.3f} | {r['ndcg_at_10_before']:.4f} / {r['ndcg_at_10_after']:.4f} | "
+                           f"{r['queries_with_foreign_in_top10']} of {hold['queries']['all']} | "
+                           f"{r['freshness'].get('rebuild_suggested')} / {r['freshness'].get('retrain_suggested')} |")
+    curve = result.get("drift") or []
+    if curve:
+        out += ["", "Drift: trained on the rest, the held-out documents added in steps (nDCG@10 on the test queries "
+                "whose relevant documents are all live):", "",
+                "| share new | live docs | queries (new) | incremental | retrained | zero-shot | "
+                "incr. − retrained (new queries) | leaf p99 / max | cos to leaf: original / added |",
+                "|---|---|---|---|---|---|---|---|---|"]
+        for pt in curve:
+            inc, ret = pt["incremental"], pt["retrained_full"]
+            new_gap = (f"{inc['new']['ndcg_at_10'] - ret['new']['ndcg_at_10']:+.4f}"
+                       if "ndcg_at_10" in inc["new"] else "-")
+            added = pt["tree"]["cos_leaf_added"]
+            out.append(f"| {pt['freshness']['share_new']:.0%} | {pt['live']:,} | {pt['queries']['all']} "
+                       f"({pt['queries']['new']}) | {inc['all']['ndcg_at_10']:.4f} | {ret['all']['ndcg_at_10']:.4f} | "
+                       f"{pt['zero_shot']['all']['ndcg_at_10']:.4f} | "
+                       f"{inc['all']['ndcg_at_10'] - ret['all']['ndcg_at_10']:+.4f} ({new_gap}) | "
+                       f"{pt['tree']['leaf_size_p99']:.1f} / {pt['tree']['leaf_size_max']} | "
+                       f"{pt['tree']['cos_leaf_original']:.3f} / {'-' if added is None else f'{added:.3f}'} |")
+        rec = result.get("recommendation") or {}
+        if rec:
+            out += ["", f"Recommendation (tolerance {rec.get('tolerance_ndcg')} nDCG@10): {rec.get('reason')}"]
+    return "\n".join(out)
+
+
 def plot(curve: list[dict], holdout: dict | None, path: str, preset: str, tolerance: float = 0.01) -> None:
     """Left: nDCG@10 of the incremental run and the zero-shot encoder minus the retrained run's, on the same
     live documents and queries, against the share of documents added after training. Right: the stale tree
@@ -543,7 +599,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--smoke", action="store_true", help="seconds: tiny synthetic corpus, fake encoder")
     ap.add_argument("--out", default=str(RESULTS / "incremental.json"))
     ap.add_argument("--plot", default=str(RESULTS / "incremental_drift.png"))
+    ap.add_argument("--markdown", nargs="+", metavar="RESULT", help="print result files' tables, run nothing")
     args = ap.parse_args(argv)
+    if args.markdown:
+        print_tables(args.markdown, markdown)
+        return {}
     args.overrides = {}
     if args.replot:
         res = json.loads(Path(args.out).read_text())

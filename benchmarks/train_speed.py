@@ -5,6 +5,7 @@ tree and pairs (SciFact train qrels over a corpus subset) and reports the median
 first (warm-up) step, pairs/s, and the ratio to the ``main`` row measured in the same process.
 
     python benchmarks/train_speed.py [--docs 2000] [--batch-size 16] [--steps 3] [--levers main,bf16,...]
+    python benchmarks/train_speed.py --markdown benchmarks/results/train_speed.json   # its table, runs nothing
 
 Levers (``LEVERS``): ``main`` = fp32, negatives at the document length (256), main's setting before the
 levers; ``bf16`` = bf16 autocast (CPUs with AVX-512 BF16 / AMX); ``bf16+sib128`` = also negatives at 128
@@ -20,7 +21,7 @@ import statistics
 import time
 
 # common first: it puts the repository on sys.path
-from common import RESULTS, SCIFACT, load_beir, machine, write_result
+from common import RESULTS, SCIFACT, load_beir, machine, print_tables, source_line, write_result
 
 from hce_engine.encoder import default_model_path, load_encoder
 from hce_engine.training import TrainConfig, supervised_pairs, train
@@ -34,8 +35,27 @@ LEVERS = {
 }
 
 
+#: What each lever is, in a README's words.
+LABELS = {"main": "fp32, negatives at 256 tokens (= `full`)", "bf16": "bf16 autocast",
+          "bf16+sib128": "bf16 + negatives at 128 tokens", "bf16+sib96": "bf16 + negatives at 96 tokens (= `standard`)",
+          "bf16+sib128+S10": "bf16 + negatives at 128 tokens + 10 siblings instead of 15"}
+
+
+def markdown(result: dict) -> str:
+    """A result file as the README shows it: where it comes from, then seconds per step and the ratio to main."""
+    out = [f"{source_line(result)} · load before {result['hardware']['load_before']:.2f} · "
+           f"{result['docs']:,} SciFact documents, batch {result['batch_size']}, {result['steps']} steps per lever "
+           "(median after the first)", "", "| lever | s/step | pairs/s | vs main |", "|---|---|---|---|"]
+    for r in result["rows"]:
+        ratio = f"{r['ratio_vs_main']:.2f}x" if r["ratio_vs_main"] else "—"
+        out.append(f"| {r['lever']}: {LABELS.get(r['lever'], r['lever'])} | {r['seconds_per_step']:.2f} | "
+                   f"{r['pairs_per_s']:.3f} | {ratio} |")
+    return "\n".join(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--markdown", nargs="+", metavar="RESULT", help="print result files' tables, run nothing")
     ap.add_argument("--data", default=str(SCIFACT))
     ap.add_argument("--docs", type=int, default=2000, help="corpus subset (train positives first)")
     ap.add_argument("--batch-size", type=int, default=16)
@@ -46,6 +66,9 @@ def main() -> None:
     ap.add_argument("--out", default=str(RESULTS / "train_speed.json"))
     ap.add_argument("--append", action="store_true", help="keep the rows already in --out (same machine)")
     a = ap.parse_args()
+    if a.markdown:
+        print_tables(a.markdown, markdown)
+        return
     model = a.model or default_model_path()
     data = load_beir(a.data)
     doc_ids, texts, queries, qrels = data.ids, data.texts, data.queries, data.qrels

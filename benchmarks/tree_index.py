@@ -19,6 +19,7 @@ Usage:
     python benchmarks/tree_index.py                               # 50k and 200k (about 15 minutes)
     python benchmarks/tree_index.py --workspace /tmp/hyb-ws --corpus scifact --sizes
     python benchmarks/tree_index.py --smoke                       # seconds
+    python benchmarks/tree_index.py --markdown benchmarks/results/tree_index.json   # its table, runs nothing
 Prints one table and writes benchmarks/results/tree_index.json.
 """
 from __future__ import annotations
@@ -31,7 +32,7 @@ import time
 import numpy as np
 
 # common first: it puts the repository on sys.path
-from common import RESULTS, machine, pct, real_queries, synthetic, write_result
+from common import RESULTS, machine, pct, print_tables, real_queries, source_line, synthetic, write_result
 
 TARGET_RECALL = 0.99
 TARGET_SHARE = 0.10  # of exact search's distance computations
@@ -157,8 +158,32 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def markdown(result: dict) -> str:
+    """A result file as the README shows it: where it comes from, then one row per corpus and index (the
+    cheapest setting of its knob that reaches the target recall), and the tree's whole sweep per corpus."""
+    out = [f"{source_line(result)} · load {result.get('machine', {}).get('load_avg')} at the start", "",
+           "| corpus | index | knob | R@10 | dist/q | share of exact | p50 ms | p95 ms | build s | MiB |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for res in result["results"]:
+        for name, r in res["rows"].items():
+            label = res["label"] if name == "exact" else f"(encode p50 {res['encode_p50_ms']:.1f} ms)" \
+                if name == "hnsw" else ""
+            out.append(f"| {label} | {name} | {r['knob']} | {r['recall_at_10']:.3f} | {r['dist_per_query']:.0f} | "
+                       f"{r['share_of_exact']:.3f} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['build_s']:.2f} | "
+                       f"{r['memory_mib']:.1f} |")
+    out.append("")
+    for res in result["results"]:
+        sweep = res["rows"].get("tree", {}).get("sweep") or []
+        if sweep:
+            out.append(f"- {res['label']}, the tree's sweep (probe = beam: recall@10 at share of exact): "
+                       + " · ".join(f"{p['knob']}: {p['recall_at_10']:.3f} at {p['share_of_exact']:.3f}"
+                                    for p in sweep))
+    return "\n".join(out).rstrip("\n")
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--markdown", nargs="+", metavar="RESULT", help="print result files' tables, run nothing")
     ap.add_argument("--sizes", type=int, nargs="*", default=[50_000, 200_000])
     ap.add_argument("--workspace")
     ap.add_argument("--corpus", nargs="*", default=[])
@@ -169,6 +194,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--out", default=str(RESULTS / "tree_index.json"))
     ap.add_argument("--smoke", action="store_true")
     args = ap.parse_args(argv)
+    if args.markdown:
+        print_tables(args.markdown, markdown)
+        return []
     from hce_engine.encoder import default_model_path, load_encoder
     from hce_engine.tree import build_agglomerative, build_divisive
     if args.smoke:

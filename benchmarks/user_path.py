@@ -2,6 +2,7 @@
 
     python benchmarks/user_path.py [--out benchmarks/results/user_path.json] [--shots docs/screenshots]
                                    [--keep DIR] [--no-shots] [--model DIR]
+    python benchmarks/user_path.py --markdown benchmarks/results/user_path.json   # its table, runs nothing
 
 Starts ``hce --workspace TMP app --port P --sample`` (the bundled all-MiniLM-L6-v2: ``$HCE_DEFAULT_MODEL`` is
 unset), then does what a new user does and times each step from the moment the command was launched:
@@ -9,7 +10,7 @@ unset), then does what a new user does and times each step from the moment the c
   a. the app page served (first page drawn in the browser);
   b. the sample encoded (Corpus page says so) and the Tree page showing its chart: first tree;
   c. first search results (Search page, "a program that never ends"; starting encoder and BM25);
-  d. a quick training run: Train page, preset "quick" (signal ict: the Jargon File has no qrels), the page's
+  d. a quick training run: Train page, preset "quick" (signal self: the Jargon File has no qrels), the page's
      time estimate noted, Start, wait for the run's outcome; timed from the click to the outcome;
   e. its effect: Siblings (before/after), Map (two runs side by side, aligned; UMAP runs in the background),
      Search (starting vs trained vs BM25).
@@ -24,6 +25,7 @@ import argparse
 import datetime
 import io
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -32,7 +34,7 @@ import tempfile
 import time
 
 # common first: it puts the repository on sys.path
-from common import RESULTS, ROOT, machine, write_result
+from common import RESULTS, ROOT, machine, print_tables, source_line, write_result
 
 from benchmarks import app_browser
 from benchmarks.app_browser import ARGS, CHROMIUM, free_port
@@ -326,8 +328,26 @@ def table(marks: dict, notes: dict) -> str:
     return "\n".join(lines)
 
 
+def markdown(result: dict) -> str:
+    """A result file as the README shows it: where it comes from, the step table, the estimate and outcome."""
+    marks, notes = result["seconds_since_app_command"], result["notes"]
+    estimate, taken = notes.get("train_estimate"), notes.get("train_click_to_outcome_s")
+    minutes = re.fullmatch(r"(\d+(?:\.\d+)?) min", estimate or "")
+    ratio = (f" against {taken / 60:.1f} min from Start to the outcome: estimate / actual "
+             f"{float(minutes.group(1)) * 60 / taken:.2f}") if minutes and taken else ""
+    out = [f"{source_line(result)} · load average at the start "
+           f"{', '.join(f'{v:.2f}' for v in result['machine']['load_avg_at_start'])} · query \"{result['query']}\"",
+           "", table(marks, notes), "",
+           f"Training estimate shown before Start: {estimate}{ratio}. "
+           f"Outcome shown: {' '.join(notes.get('train_outcome') or ['none'])}"]
+    if result.get("error"):
+        out.append(f"FAILED: {result['error']}")
+    return "\n".join(out)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--markdown", nargs="+", metavar="RESULT", help="print result files' tables, run nothing")
     ap.add_argument("--out", default=str(RESULTS / "user_path.json"))
     ap.add_argument("--shots", default=str(ROOT / "docs" / "screenshots"))
     ap.add_argument("--no-shots", action="store_true")
@@ -335,6 +355,9 @@ def main() -> int:
     ap.add_argument("--model", help="encoder folder instead of the bundled model (only to debug this script "
                                     "quickly, e.g. with a fake encoder; the timings then mean nothing)")
     a = ap.parse_args()
+    if a.markdown:
+        print_tables(a.markdown, markdown)
+        return 0
     if not os.path.exists(CHROMIUM):
         print(f"{CHROMIUM} is missing (apt-get install chromium)", file=sys.stderr)
         return 2
