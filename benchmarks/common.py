@@ -217,7 +217,8 @@ def print_tables(paths: Sequence[str | Path], render) -> None:
 
 def source_line(result: dict) -> str:
     """One line saying where a result file's numbers come from: its command, commit (and whether the checkout was
-    clean), when it ran and on what machine (the ``hardware``, ``meta`` or ``machine`` entry), for a README table's head."""
+    clean), when it ran and on what machine (the ``hardware``, ``meta`` or ``machine`` entry), for a README
+    table's head."""
     prov = result.get("provenance", {})
     hw = result.get("hardware") or result.get("meta") or result.get("machine") or {}
     load = hw.get("load_avg_at_end")

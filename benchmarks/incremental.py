@@ -42,9 +42,21 @@ from pathlib import Path
 import numpy as np
 
 # common first: it puts the repository on sys.path
-from common import (JARGON, RESULTS, SCIFACT, exact_ranking, load_beir, machine, print_tables, read_docs, seed_run,
-                    source_line, write_beir,
-                    write_jsonl, write_result)
+from common import (
+    JARGON,
+    RESULTS,
+    SCIFACT,
+    exact_ranking,
+    load_beir,
+    machine,
+    print_tables,
+    read_docs,
+    seed_run,
+    source_line,
+    write_beir,
+    write_jsonl,
+    write_result,
+)
 
 METRIC_KEYS = ("ndcg_at_10", "recall_at_10", "recall_at_100", "mrr_at_10", "queries")
 
@@ -449,6 +461,8 @@ def markdown(result: dict) -> str:
              "retrained on the full corpus", "zero_shot": "zero-shot starting encoder"}
     out = [f"{source_line(result)} · preset {meta['preset']}, seed {meta['seed']} · minutes per phase: "
            + ", ".join(f"{k} {v / 60:.1f}" for k, v in phases.items())]
+    cells = [("new", "ndcg_at_10"), ("new", "recall_at_10"), ("old", "ndcg_at_10"), ("old", "recall_at_10"),
+             ("all", "ndcg_at_10")]
     if hold:
         out += ["", f"Hold-out: {hold['held_out']:,} of {hold['documents']:,} documents added after training in "
                 f"{hold['add_documents_s']} s ({hold['queries']['new']} new and {hold['queries']['old']} old test "
@@ -456,20 +470,21 @@ def markdown(result: dict) -> str:
                 "|---|---|---|---|---|---|"]
         for key, label in names.items():
             m = hold[key]
-            out.append(f"| {label} | {m['new']['ndcg_at_10']:.4f} | {m['new']['recall_at_10']:.4f} | "
-                       f"{m['old']['ndcg_at_10']:.4f} | {m['old']['recall_at_10']:.4f} | {m['all']['ndcg_at_10']:.4f} |")
+            out.append(f"| {label} | " + " | ".join(f"{m[g][k]:.4f}" for g, k in cells) + " |")
         gap = hold["gap_incremental_minus_retrained"]
-        out.append(f"| incremental − retrained | {gap['new']['ndcg_at_10']:+.4f} | {gap['new']['recall_at_10']:+.4f} | "
-                   f"{gap['old']['ndcg_at_10']:+.4f} | {gap['old']['recall_at_10']:+.4f} | {gap['all']['ndcg_at_10']:+.4f} |")
+        out.append("| incremental − retrained | " + " | ".join(f"{gap[g][k]:+.4f}" for g, k in cells) + " |")
         foreign = hold.get("foreign")
         if foreign:
-            out += ["", f"Then {foreign['documents']} foreign documents (Jargon File entries) added to the same runs:", "",
+            out += ["", f"Then {foreign['documents']} foreign documents (Jargon File entries) added to the same runs:",
+                    "",
                     "| run | cos to leaf: tree's own | same-domain added | foreign added | nDCG@10 before / after | "
-                    "queries with a foreign doc in top 10 | rebuild / retrain suggested |", "|---|---|---|---|---|---|---|"]
+                    "queries with a foreign doc in top 10 | rebuild / retrain suggested |",
+                    "|---|---|---|---|---|---|---|"]
             for key in ("incremental", "zero_shot"):
                 r = foreign[key]
                 out.append(f"| {names[key]} | {r['cos_leaf_original']:.3f} | {r['cos_leaf_same_domain']:.3f} | "
-                           f"{r['cos_leaf_foreign']:.3f} | {r['ndcg_at_10_before']:.4f} / {r['ndcg_at_10_after']:.4f} | "
+                           f"{r['cos_leaf_foreign']:.3f} | "
+                           f"{r['ndcg_at_10_before']:.4f} / {r['ndcg_at_10_after']:.4f} | "
                            f"{r['queries_with_foreign_in_top10']} of {hold['queries']['all']} | "
                            f"{r['freshness'].get('rebuild_suggested')} / {r['freshness'].get('retrain_suggested')} |")
     curve = result.get("drift") or []
