@@ -174,10 +174,10 @@ def markdown(result: dict) -> str:
     out.append("")
     for res in result["results"]:
         sweep = res["rows"].get("tree", {}).get("sweep") or []
-        if sweep:
-            out.append(f"- {res['label']}, the tree's sweep (probe = beam: recall@10 at share of exact): "
-                       + " · ".join(f"{p['knob']}: {p['recall_at_10']:.3f} at {p['share_of_exact']:.3f}"
-                                    for p in sweep))
+        built = f", built in {res['tree_s']} s (not charged)" if "tree_s" in res else ""
+        out.append(f"- {res['label']} (tree: {res.get('builder')}{built}), the tree's sweep (probe = beam: "
+                   "recall@10 at share of exact): "
+                   + " · ".join(f"{p['knob']}: {p['recall_at_10']:.3f} at {p['share_of_exact']:.3f}" for p in sweep))
     return "\n".join(out).rstrip("\n")
 
 
@@ -212,9 +212,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         ids = np.arange(n, dtype=np.int64)
         t0 = time.perf_counter()
         tree = (build_agglomerative if n <= 50_000 else build_divisive)(x, branching=10, seed=args.seed)
+        tree_s = round(time.perf_counter() - t0, 1)
         res = measure(x, ids, tree, q, enc, texts, args)
-        res.update(label=f"synthetic {n // 1000}k", tree_build_s=round(time.perf_counter() - t0, 1),
-                   builder=tree.builder)
+        res.update(label=f"synthetic {n // 1000}k", tree_s=tree_s, builder=tree.builder)
         results.append(res)
         print(table([res]), file=sys.stderr, flush=True)
     if args.workspace:
