@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 tree = ws.tree(r.run_id).tree
                 q = ws.encode_queries(r, qtexts)
                 res = measure(x, ids, tree, q, ws.run_encoder(r), qtexts, args)
-                res.update(label=f"{corpus} run {r['run_id']} ({r['kind']})", builder=tree.builder)
+                res.update(label=f"{corpus} run {r.run_id} ({r.kind})", builder=tree.builder)
                 results.append(res)
                 print(table([res]), file=sys.stderr, flush=True)
         ws.close()

@@ -195,6 +195,21 @@ def test_tree_index_smoke(tmp_path):
     assert res["rows"]["exact"]["recall_at_10"] == 1.0 and res["rows"]["exact"]["share_of_exact"] == 1.0
     for row in res["rows"].values():
         assert 0.0 <= row["recall_at_10"] <= 1.0 and row["dist_per_query"] > 0 and row["p50_ms"] > 0
+    table = run_script("tree_index.py", "--markdown", str(out)).stdout
+    assert "| synthetic 3k | exact |" in table and "the tree's sweep" in table
+
+
+def test_tree_index_on_a_workspace_run(tmp_path, toy_ws):
+    """``--workspace W --corpus C``: every finished run of the corpus, its stored vectors and tree, its judged
+    queries encoded by the run's own encoder."""
+    toy_ws.encode("toy")
+    toy_ws.close()
+    out = tmp_path / "tree_index_ws.json"
+    run_script("tree_index.py", "--sizes", "--workspace", str(tmp_path / "ws"), "--corpus", "toy",
+               "--queries", "20", "--latency-queries", "3", "--out", str(out))
+    (res,) = json.loads(out.read_text())["results"]
+    assert res["label"] == "toy run 1 (baseline)"
+    assert res["rows"]["exact"]["recall_at_10"] == 1.0
 
 
 @pytest.mark.browser
