@@ -108,6 +108,9 @@ def test_incremental_smoke(tmp_path):
     assert data["drift"][-1]["tree"]["cos_leaf_added"] is not None
     assert "retrain_share" in data["recommendation"]
     assert png.stat().st_size > 10_000
+    table = run_script("incremental.py", "--markdown", str(out)).stdout
+    gap = hold["gap_incremental_minus_retrained"]["new"]["ndcg_at_10"]
+    assert f"| incremental − retrained | {gap:+.4f} |" in table and "| 50% |" in table
 
 
 def test_incremental_holdout_choice():
@@ -160,6 +163,8 @@ def test_quality_and_train_speed_smoke(tmp_path, fake_model):
     res = json.loads(speed.read_text())
     assert [r["lever"] for r in res["rows"]] == ["main", "bf16+sib128"]
     assert res["rows"][0]["ratio_vs_main"] == 1.0 and res["rows"][1]["pairs_per_s"] > 0
+    table = run_script("train_speed.py", "--markdown", str(speed)).stdout
+    assert "| main: fp32, negatives at 256 tokens (= `full`) |" in table and "| 1.00x |" in table
 
 
 def test_import_fuzz_smoke(tmp_path):
