@@ -282,7 +282,9 @@ def build_tree(vectors, builder: str = "agglomerative", branching: int = 10, see
 EXACT_PLACE_LEAVES = 32_768
 #: Nodes kept per level by the descent of :func:`place_documents` in a tree above :data:`EXACT_PLACE_LEAVES`.
 PLACE_BEAM = 32
-_PLACE_CHUNK = 128
+#: Documents descended together: each level gathers (chunk, beam x branching, d) centroids, which at 16 stays in
+#: cache (at 128, 63 MB a level: 1,000 documents placed in 0.46 s instead of 0.28 s in a 200k-document tree).
+_PLACE_CHUNK = 16
 
 
 def place_documents(tree: Tree, vectors, beam: int | None = None) -> np.ndarray:
