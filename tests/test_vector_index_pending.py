@@ -101,7 +101,7 @@ def test_background_fold_races_searches(monkeypatch):
             while not stop.is_set():
                 seen_pending.append(index.pending)
                 _, got = index.search(x[500:520], 5)
-                assert all(np.count_nonzero(row == i) == 1 for row, i in zip(got, range(500, 520))), got
+                assert all(np.count_nonzero(row == i) == 1 for row, i in zip(got, range(500, 520), strict=True)), got
                 _, got = index.search(x[510], 50)
                 assert np.count_nonzero(got == 510) == 1
         except BaseException as exc:  # noqa: BLE001 - reported below

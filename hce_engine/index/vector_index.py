@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import math
 import logging
+import math
 import os
 import threading
 import time

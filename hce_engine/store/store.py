@@ -186,6 +186,24 @@ class Store(SharedConnection):
             params.append([int(i) for i in doc_ids])
         return self.con.execute(sql + " ORDER BY doc_id", params).df()
 
+    def display_rows(self, corpus_id: int, doc_ids: Iterable[int] | None = None) -> pd.DataFrame:
+        """DataFrame (doc_id, ext_id, title, text) ordered by doc_id, removed documents included: ``title`` stripped,
+        ``text`` only where the title is blank (else None), so listing many documents does not read every text.
+        ``doc_ids``: only those (all of the corpus: None)."""
+        sql = ("SELECT doc_id, ext_id, trim(coalesce(title, '')) AS title, "
+               "CASE WHEN trim(coalesce(title, '')) = '' THEN text END AS text FROM documents WHERE corpus_id = ?")
+        params: list[Any] = [corpus_id]
+        if doc_ids is not None:
+            sql += " AND doc_id IN (SELECT unnest(?::BIGINT[]))"
+            params.append([int(i) for i in doc_ids])
+        return self.con.execute(sql + " ORDER BY doc_id", params).df()
+
+    def doc_ids_of(self, corpus_id: int, ext_ids: Iterable[str]) -> dict[str, int]:
+        """{ext id: doc id} of the live documents among ``ext_ids`` (unknown or removed ones left out)."""
+        return dict(self.con.execute(
+            "SELECT ext_id, doc_id FROM documents WHERE corpus_id = ? AND NOT removed AND "
+            "ext_id IN (SELECT unnest(?::VARCHAR[]))", [corpus_id, list(ext_ids)]).fetchall())
+
     def added_times(self, corpus_id: int) -> pd.DataFrame:
         """DataFrame (doc_id, added_at) of the live documents, ordered by doc_id (no texts: cheap at 200k)."""
         return self.con.execute("SELECT doc_id, added_at FROM documents WHERE corpus_id = ? AND NOT removed "
