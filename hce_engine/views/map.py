@@ -15,13 +15,12 @@ from . import label_of, rows_of, snippet
 def _doc_frame(ws, corpus: str, doc_ids: np.ndarray) -> pd.DataFrame:
     """DataFrame(doc_id, ext_id, title) of ``doc_ids`` as lists show them (the title, else a snippet of the text,
     else the external id); texts are read only for documents without a title."""
-    cid = ws.store.corpus_id(corpus)
     doc_ids = np.asarray(doc_ids, dtype=np.int64)
     if len(doc_ids) > _READ_ALL:  # most of a big corpus: read it whole rather than pass a million ids
-        docs = ws.store.display_rows(cid)
+        docs = ws.display_rows(corpus)
         docs = docs[docs["doc_id"].isin(doc_ids)]
     else:
-        docs = ws.store.display_rows(cid, doc_ids)
+        docs = ws.display_rows(corpus, doc_ids)
     titles = docs["title"].astype(object).to_numpy()
     blank = np.flatnonzero(titles == "")
     if len(blank):
@@ -39,7 +38,7 @@ _READ_ALL = 100_000
 def _run_tree(ws, run_id: int, tree_run: int | None):
     """(Tree, terms) that colour run ``run_id``'s map (``tree_run``'s tree when given), or (None, None)."""
     try:
-        run_tree = ws.tree(int(run_id if tree_run is None else tree_run))
+        run_tree = ws.tree_shape(int(run_id if tree_run is None else tree_run))  # no centroids needed
     except NotFoundError:
         return None, None
     return run_tree.tree, run_tree.terms

@@ -326,7 +326,7 @@ def judged_queries(ws, corpus: str, limit: int = 1000) -> list[dict]:
     if qrels.empty:
         return []
     # only the judged documents' ids (a million-document corpus is not read whole)
-    live = ws.store.doc_ids_of(ws.store.corpus_id(corpus), qrels["doc_ext_id"].unique().tolist())
+    live = ws.doc_ids_of(corpus, qrels["doc_ext_id"].unique().tolist())
     out, seen = [], set()
     for split in sorted(set(qrels["split"]), key=lambda s: (s != "train", s)):
         judged = qrels[qrels["split"] == split].groupby("query_id", sort=False)

@@ -102,7 +102,7 @@ class MapVerbs(WorkspaceBase):
     def _tree_ids(self, run_id: int) -> np.ndarray | None:
         """The run's current document ids from its (cached) tree, or None if it has no tree."""
         try:
-            tree = self.tree(int(run_id)).tree
+            tree = self.tree_shape(int(run_id)).tree
         except NotFoundError:
             return None
         return np.sort(tree.doc_ids)
