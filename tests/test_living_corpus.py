@@ -228,3 +228,19 @@ def test_tree_shape_reads_no_centroids_and_follows_updates(ws, tmp_path):
     assert ws.tree_shape(run) is full  # the full tree, once read
     ws.cache.run_deleted(run)
     assert ws.cache.peek("tree_shape", run) is None
+
+
+def test_stored_map_is_cached_until_the_documents_change(ws, tmp_path, monkeypatch):
+    run = ws.latest_run("toy")
+    assert ws.maps_missing() == [run]
+    ws.projection(run)  # computed and stored
+    assert ws.projection_status(run).state == "ready" and ws.maps_missing() == []
+    ids, xy = ws.projection(run)
+    reads = []
+    real = ws.store.read_projection
+    monkeypatch.setattr(ws.store, "read_projection", lambda r: reads.append(r) or real(r))
+    again = ws.projection(run)
+    assert again[0] is ids and reads == [] and not again[1].flags.writeable  # cached, shared read-only
+    ws.add_documents("toy", write_docs(tmp_path / "new.jsonl", [{"_id": "new-1", "text": "zither strings"}]))
+    assert ws.projection_status(run).state == "missing" and ws.maps_missing() == [run]  # not the stale map
+    assert reads == [run]

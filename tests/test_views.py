@@ -407,6 +407,7 @@ def test_map_points_describe_only_the_rows_shown(toy_ws, monkeypatch):
     np.testing.assert_array_equal(other["node_at_level"], views.map_frame(ws, b, level=1, tree_run=a)["node_at_level"])
     sizes = views.tree_overview(ws, a)["nodes"].groupby("level").size().to_dict()
     assert views.level_sizes(ws, a) == sizes
+    assert (views.describe_points(ws, a, pts, paths=False)["path"] == "").all()
 
 
 def test_doc_frame_titles_without_reading_every_text(toy_ws):

@@ -602,6 +602,11 @@ class Store(SharedConnection):
             finally:
                 con.unregister("_proj")
 
+    def projection_counts(self) -> dict[int, int]:
+        """{run id: points of its stored map} for the runs with one."""
+        return {int(r): int(n) for r, n in self.con.execute(
+            "SELECT run_id, count(*) FROM projections GROUP BY run_id").fetchall()}
+
     def read_projection(self, run_id: int) -> tuple[np.ndarray, np.ndarray]:
         tbl = self._arrow("SELECT doc_id, x, y FROM projections WHERE run_id = ? ORDER BY doc_id", [run_id])
         ids = tbl.column("doc_id").to_numpy().astype(np.int64)

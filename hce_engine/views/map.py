@@ -86,10 +86,12 @@ def map_points(ws, run_id: int, level: int = 1, align_to: int | None = None,
                          "node_at_level": nodes, "label": label})
 
 
-def describe_points(ws, run_id: int, points: pd.DataFrame, tree_run: int | None = None) -> pd.DataFrame:
+def describe_points(ws, run_id: int, points: pd.DataFrame, tree_run: int | None = None,
+                    paths: bool = True) -> pd.DataFrame:
     """``points`` (rows of :func:`map_points`) with their documents' texts: DataFrame(doc_id, ext_id, title, x, y,
     node_at_level, label, path) in the same row order, ``label`` as plain strings. Reads only these documents,
-    so describing the drawn or selected points of a million-document map stays cheap."""
+    so describing the drawn or selected points of a million-document map stays cheap. ``paths=False`` leaves
+    ``path`` empty (a big drawing's hover shows the label only)."""
     info = ws.run(run_id, "explore")
     ids = points["doc_id"].to_numpy(np.int64)
     docs = _doc_frame(ws, info.corpus, ids)
@@ -101,7 +103,7 @@ def describe_points(ws, run_id: int, points: pd.DataFrame, tree_run: int | None 
     title[found] = docs["title"].to_numpy()[rows[found]]
     path = np.full(len(ids), "", dtype=object)
     tree, terms = _run_tree(ws, run_id, tree_run)
-    if tree is not None and tree.depth > 0 and len(ids):
+    if paths and tree is not None and tree.depth > 0 and len(ids):
         pos = tree.positions_of(ids)
         have = pos >= 0
         leaves = tree.doc_leaf[pos[have]]

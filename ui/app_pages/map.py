@@ -17,17 +17,20 @@ from ui.common import friendly_errors, get_workspace, md_escape, not_encoded_yet
 ws = get_workspace()
 
 
-@st.cache_data(max_entries=16, ttl=300, show_spinner=False)
+# cache_resource, not cache_data: the frames are shared, not copied (a million rows unpickled on every rerun);
+# nothing on this page modifies them.
+@st.cache_resource(max_entries=16, ttl=300, show_spinner=False)
 def cached_points(_ws, workspace: str, run_id: int, level: int, align_to: int | None, tree_run: int | None):
     """Every document's point and node, no texts (selections and labels use all of them)."""
     return views.map_points(_ws, run_id, level, align_to=align_to, tree_run=tree_run)
 
 
-@st.cache_data(max_entries=16, ttl=300, show_spinner=False)
+@st.cache_resource(max_entries=16, ttl=300, show_spinner=False)
 def cached_drawn(_ws, workspace: str, run_id: int, level: int, align_to: int | None, tree_run: int | None):
     """The points drawn (thinned above views.MAX_DRAWN) with their texts: only these documents are read."""
-    points = cached_points(_ws, workspace, run_id, level, align_to, tree_run)
-    return views.describe_points(_ws, run_id, views.thin_for_display(points), tree_run=tree_run)
+    drawn = views.thin_for_display(cached_points(_ws, workspace, run_id, level, align_to, tree_run))
+    # a big drawing's hover shows each point's node label, not its whole tree path
+    return views.describe_points(_ws, run_id, drawn, tree_run=tree_run, paths=len(drawn) <= figs.LIGHT_HOVER)
 
 
 @st.cache_data(max_entries=32, ttl=300, show_spinner=False)
