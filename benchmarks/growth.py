@@ -426,8 +426,39 @@ def umap_time(x: np.ndarray, args) -> dict:
     return out
 
 
+@contextlib.contextmanager
+def timed_commits(store, spent: dict[str, float]):
+    """Add to ``spent["db_commit"]`` the time the store's outermost transactions take to end (their COMMIT)."""
+    spent.setdefault("db_commit", 0.0)
+    orig = store.transaction
+
+    class Timed:
+        def __init__(self, cm):
+            self.cm = cm
+
+        def __enter__(self):
+            self.depth = getattr(store._local, "depth", 0)
+            return self.cm.__enter__()
+
+        def __exit__(self, *exc):
+            t = time.perf_counter()
+            try:
+                return self.cm.__exit__(*exc)
+            finally:
+                if self.depth == 0:
+                    spent["db_commit"] += time.perf_counter() - t
+
+    store.transaction = lambda *a, **k: Timed(orig(*a, **k))
+    try:
+        yield spent
+    finally:
+        del store.transaction
+
+
 def add_documents_cost(ws, enc, index, args, tmp: str) -> dict:
+    import hce_engine.tree as hce_tree
     from hce_engine.corpus import doc_text
+    from hce_engine.workspace import updates
     docs = short_docs(args.add_docs * args.add_reps)
     reps = []
     for r in range(args.add_reps):
@@ -441,7 +472,11 @@ def add_documents_cost(ws, enc, index, args, tmp: str) -> dict:
         st = ws.store
         with timed_methods([(enc, "encode", "encode"), (st, "insert_documents", "db_insert_docs"),
                             (st, "write_vectors", "db_write_vectors"), (st, "read_tree", "db_read_tree"),
-                            (st, "append_tree_docs", "db_append_tree"), (index, "add", "index_add")]) as spent:
+                            (st, "append_tree_docs", "db_append_tree"), (index, "add", "index_add"),
+                            (hce_tree, "add_documents", "tree_place"), (updates, "read_corpus", "read_file"),
+                            (st, "existing_ext_ids", "db_id_check"),
+                            (ws.cache, "documents_added", "cache_update")]) as spent, \
+                timed_commits(st, spent):
             t = time.perf_counter()
             out = ws.add_documents("synthetic", path)
             total = time.perf_counter() - t

@@ -207,3 +207,40 @@ def test_rebuild_tree_and_foreign_documents(ws, tmp_path):
     f = ws.freshness(run)
     assert f.added_since_tree == 0 and f.tree_rebuild == 1 and not f.rebuild_suggested
     assert f.added_since == 8  # still new to the encoder
+
+
+def test_tree_shape_reads_no_centroids_and_follows_updates(ws, tmp_path):
+    """Maps read the tree without centroids (cached apart); adds, removals and rebuilds replace it."""
+    run = ws.latest_run("toy")
+    full = ws.store.read_tree(run)[0]
+    shape = ws.tree_shape(run).tree
+    assert shape.centroid.shape == (full.n_nodes, 0)
+    for name in ("parent", "level", "size", "doc_leaf", "doc_ids"):
+        assert (getattr(shape, name) == getattr(full, name)).all(), name
+    assert ws.cache.peek("tree", run) is None and ws.tree_shape(run) is ws.cache.peek("tree_shape", run)
+    ws.add_documents("toy", write_docs(tmp_path / "new.jsonl", [{"_id": "new-1", "text": "zither strings"}]))
+    assert ws.tree_shape(run).tree.n_docs == 37
+    ws.remove_documents("toy", ["new-1"])
+    assert ws.tree_shape(run).tree.n_docs == 36
+    ws.rebuild_tree(run)
+    assert ws.tree_shape(run).tree.n_docs == 36
+    full = ws.tree(run)
+    assert ws.tree_shape(run) is full  # the full tree, once read
+    ws.cache.run_deleted(run)
+    assert ws.cache.peek("tree_shape", run) is None
+
+
+def test_stored_map_is_cached_until_the_documents_change(ws, tmp_path, monkeypatch):
+    run = ws.latest_run("toy")
+    assert ws.maps_missing() == [run]
+    ws.projection(run)  # computed and stored
+    assert ws.projection_status(run).state == "ready" and ws.maps_missing() == []
+    ids, xy = ws.projection(run)
+    reads = []
+    real = ws.store.read_projection
+    monkeypatch.setattr(ws.store, "read_projection", lambda r: reads.append(r) or real(r))
+    again = ws.projection(run)
+    assert again[0] is ids and reads == [] and not again[1].flags.writeable  # cached, shared read-only
+    ws.add_documents("toy", write_docs(tmp_path / "new.jsonl", [{"_id": "new-1", "text": "zither strings"}]))
+    assert ws.projection_status(run).state == "missing" and ws.maps_missing() == [run]  # not the stale map
+    assert reads == [run]

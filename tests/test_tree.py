@@ -417,3 +417,12 @@ def test_a_large_tree_places_by_descent(monkeypatch):
     monkeypatch.setattr(builders_mod, "EXACT_PLACE_LEAVES", 2)
     grown = add_documents(t, new, doc_ids=np.arange(1000, 1000 + len(new)))
     assert calls == [builders_mod.PLACE_BEAM] and grown.n_docs == t.n_docs + len(new)
+
+
+def test_reading_a_stored_tree_does_not_import_torch():
+    """The Map page's first view reads a tree; torch (seconds to import) waits until a builder is used."""
+    code = ("import sys; import hce_engine.tree, hce_engine.tree.tree; from hce_engine.tree import Tree, node_label; "
+            "from hce_engine.store import Store; assert 'torch' not in sys.modules, 'torch'; "
+            "from hce_engine.tree import build_divisive; assert 'torch' in sys.modules")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -6,12 +6,12 @@ import math
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
+from conftest import write_toy_beir
 
 from hce_engine import InputError, NotFoundError, Workspace, views
 from hce_engine.encoder.fake import FakeEncoder
-
-from conftest import write_toy_beir
 
 QUERY = "rocket launch orbit space"
 
@@ -381,3 +381,49 @@ def test_walkthrough_example_is_a_pseudo_query_without_judged_queries(tmp_path, 
         assert w["what"] == PSEUDO_PAIR and "pseudo-query" in PSEUDO_PAIR
     finally:
         ws.close()
+
+
+def test_map_points_describe_only_the_rows_shown(toy_ws, monkeypatch):
+    """The Map page's cheap path: every point without texts, texts for the drawn or selected rows only; together
+    they give map_frame's rows; a selection over the points lists documents a thinned drawing left out."""
+    ws, a, b = toy_ws
+    full = views.map_frame(ws, a, level=2)
+    pts = views.map_points(ws, a, level=2)
+    assert list(pts.columns) == ["doc_id", "x", "y", "node_at_level", "label"]
+    assert isinstance(pts["label"].dtype, pd.CategoricalDtype)
+    for col in ["doc_id", "x", "y", "node_at_level"]:
+        np.testing.assert_array_equal(pts[col].to_numpy(), full[col].to_numpy())
+    assert pts["label"].astype(str).tolist() == full["label"].tolist()
+    asked = []
+    real = ws.store.display_rows
+    monkeypatch.setattr(ws.store, "display_rows", lambda cid, ids=None: asked.append(ids) or real(cid, ids))
+    drawn = views.describe_points(ws, a, views.thin_for_display(pts, max_points=8, grid=2))
+    assert len(asked) == 1 and len(asked[0]) == len(drawn) <= 8  # only the drawn documents were read
+    want = full.set_index("doc_id").loc[drawn["doc_id"]].reset_index()
+    pd.testing.assert_frame_equal(drawn.reset_index(drop=True)[list(full.columns)], want[list(full.columns)])
+    box = [{"x": [pts["x"].min() - 1, pts["x"].max() + 1], "y": [pts["y"].min() - 1, pts["y"].max() + 1]}]
+    assert sorted(views.select_region(pts, box)) == sorted(full["doc_id"].tolist())  # all 36, not the 8 drawn
+    other = views.map_points(ws, b, level=1, tree_run=a)
+    np.testing.assert_array_equal(other["node_at_level"], views.map_frame(ws, b, level=1, tree_run=a)["node_at_level"])
+    sizes = views.tree_overview(ws, a)["nodes"].groupby("level").size().to_dict()
+    assert views.level_sizes(ws, a) == sizes
+    assert (views.describe_points(ws, a, pts, paths=False)["path"] == "").all()
+
+
+def test_doc_frame_titles_without_reading_every_text(toy_ws):
+    from hce_engine.views.map import _doc_frame
+    ws, _, _ = toy_ws
+    cid = ws.store.create_corpus("blank-titles", "test")
+    ids = ws.store.insert_documents(cid, ["t", "u", "v"], ["  A title ", "", " "],
+                                    ["text of t", "the text  of u", ""], [None] * 3)
+    df = _doc_frame(ws, "blank-titles", ids[::-1])
+    assert df["title"].tolist() == ["A title", "the text of u", "v"]  # the title, else a snippet, else the id
+    assert df["doc_id"].tolist() == sorted(ids.tolist())
+
+
+def test_judged_queries_reads_no_document_table(toy_ws, monkeypatch):
+    ws, _, _ = toy_ws
+    want = views.judged_queries(ws, "toy")
+    assert want and all(q["doc_ids"] for q in want)
+    monkeypatch.setattr(ws, "documents", lambda *a, **k: pytest.fail("read the whole corpus"))
+    assert views.judged_queries(ws, "toy") == want

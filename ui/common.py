@@ -5,11 +5,15 @@ import contextlib
 import os
 import re
 import threading
+import time
 
 import streamlit as st
 
 from hce_engine import HCEError, Run, Workspace
 from hce_engine.plotting import fmt_duration as fmt_duration  # also re-exported for pages
+
+#: Seconds after the app opened its workspace before UMAP compiles, when every finished run already has its map.
+WARM_DELAY_S = 120.0
 
 
 @st.cache_resource(show_spinner=False)
@@ -21,12 +25,16 @@ def get_workspace() -> Workspace:
         encoding = [ws.start_encode(c["name"]) for c in ws.corpora() if c["runs"] == 0]
     if os.environ.get("HCE_WARM_UMAP", "1") == "1":
         from hce_engine.projection import warm_up
+        # every run has its map: nothing needs UMAP now, so its compile (a core and the GIL for about a minute)
+        # waits, and a fresh app's first pages (a million-document map read cold) do not share the CPU with it
+        delay = 0.0 if encoding or ws.maps_missing() else WARM_DELAY_S
 
         def warm_after_encoding() -> None:
             # UMAP's compile takes a core for about a minute: after the first encode, not beside it (on 2 cores
             # it halved the encoder's speed and delayed the first tree by half a minute)
             for run_id in encoding:
                 ws.jobs.wait(run_id)
+            time.sleep(delay)
             warm_up()
 
         threading.Thread(target=warm_after_encoding, name="umap-warm-up", daemon=True).start()

@@ -7,7 +7,11 @@ Three index kinds are supported:
   HNSW, so removed / replaced vectors are tombstoned and filtered out of results (the search
   over-fetches ``k + #tombstones``, or past :data:`MAX_OVERFETCH` passes faiss a bitmap of live
   vectors). The graph is rebuilt from the live vectors when the tombstones outnumber the live
-  vectors (checked after each add/remove) or on :meth:`VectorIndex.compact`.
+  vectors (checked after each add/remove) or on :meth:`VectorIndex.compact`. A small add (at most
+  :data:`SERIAL_ADD` vectors, a user adding documents) first goes into an exact *pending* buffer that every
+  search scans and merges with the graph's hits (so pending vectors are found exactly); a background thread
+  folds the buffer into the graph :data:`FOLD_CHUNK` vectors at a time under the index's lock, so the adding
+  call does not wait for graph inserts. Pending vectors are saved with the index and folded after a load.
 * ``"ivf"`` - approximate, ``IndexIVFFlat`` (inner product) trained on the vectors given to
   :meth:`VectorIndex.build`; real removal.
 
@@ -17,17 +21,22 @@ Scores are raw inner products: normalise vectors yourself if you want cosine sim
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
+import logging
 import math
 import os
 import threading
+import time
 from typing import Any, Iterator
 
 import faiss
 import numpy as np
 
-__all__ = ["VectorIndex", "APPROX_THRESHOLD", "BLAS_THRESHOLD", "KINDS", "MAX_OVERFETCH", "SERIAL_ADD",
-           "SERIAL_SEARCH_WORK"]
+log = logging.getLogger(__name__)
+
+__all__ = ["VectorIndex", "APPROX_THRESHOLD", "BLAS_THRESHOLD", "FOLD_CHUNK", "KINDS", "MAX_OVERFETCH",
+           "SERIAL_ADD", "SERIAL_SEARCH_WORK"]
 
 #: ``kind="auto"`` uses an exact flat index below this many vectors, HNSW at or above it.
 APPROX_THRESHOLD = 100_000
@@ -57,6 +66,15 @@ SERIAL_SEARCH_WORK = 1 << 25
 #: calling thread, for the same reason: 1,000 inserts into 100k vectors took 0.42-0.78 s on two threads and
 #: 0.19-0.27 s on one on the project's busy 2-core machine. Bulk builds keep all threads.
 SERIAL_ADD = 4096
+
+#: HNSW: pending vectors the background fold inserts into the graph per hold of the index's lock (a search waits
+#: at most one such chunk: about 16 inserts at a million vectors, tens of milliseconds).
+FOLD_CHUNK = 16
+#: Whether a pending buffer is folded by a background thread (tests turn it off to look at the buffer).
+BACKGROUND_FOLD = True
+#: Set at interpreter exit: background folds stop (pending vectors stay pending; ``save`` keeps them).
+_STOP_FOLDING = threading.Event()
+atexit.register(_STOP_FOLDING.set)
 
 KINDS = ("flat", "hnsw", "ivf", "auto")
 
@@ -176,8 +194,9 @@ class VectorIndex:
         self._fixed_ef = (None if ef_construction is None else int(ef_construction),
                           None if ef_search is None else max(1, int(ef_search)))
         self._ef_construction = self._fixed_ef[0] or _DEFAULT_EF_CONSTRUCTION
-        # live external id -> slot (HNSW internal label; 0 for the other kinds)
+        # live external id -> slot (HNSW internal label; 0 for the other kinds); HNSW pending ids are not in it
         self._live: dict[int, int] = {}
+        self._init_pending()
         self._quantizer = None
         if kind == "flat":
             self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(self._dim))
@@ -204,6 +223,14 @@ class VectorIndex:
             index.nprobe = min(nlist, int(nprobe) if nprobe is not None else max(8, nlist // 8))
             self._index = index
 
+    def _init_pending(self) -> None:
+        """HNSW's exact buffer of added vectors not yet in the graph: ids int64 (P,), vectors float32 (P, d), id ->
+        row; and the background thread folding it into the graph (None when none runs). Empty for other kinds."""
+        self._pend_ids = np.empty(0, dtype=np.int64)
+        self._pend_vecs = np.empty((0, self._dim), dtype=np.float32)
+        self._pending: dict[int, int] = {}
+        self._folder: threading.Thread | None = None
+
     # ------------------------------------------------------------------ construction
     @classmethod
     def build(
@@ -227,7 +254,7 @@ class VectorIndex:
         index = cls(vectors.shape[1], kind,
                     train_vectors=vectors if kind in ("ivf", "auto") else None, **params)
         index._follow_size(len(vectors))  # a bulk build starts with its final size's settings
-        index.add(ids, vectors)
+        index._add(ids, vectors, defer=False)  # straight into the graph, never pending
         return index
 
     def _new_hnsw(self, ef_search: int):
@@ -247,6 +274,8 @@ class VectorIndex:
                 arrays["slot_ids"] = self._slot_ids[:self._n_slots].copy()
                 arrays["alive"] = self._alive[:self._n_slots].copy()
                 arrays["fixed_ef"] = np.array([-1 if v is None else v for v in self._fixed_ef], dtype=np.int64)
+                arrays["pending_ids"] = self._pend_ids.copy()
+                arrays["pending_vecs"] = self._pend_vecs.copy()
             else:
                 arrays["ids"] = np.fromiter(self._live.keys(), dtype=np.int64, count=len(self._live))
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -268,6 +297,9 @@ class VectorIndex:
             alive = z["alive"].astype(bool) if hnsw else np.empty(0, bool)
             ids = z["ids"] if not hnsw else np.empty(0, np.int64)
             fixed = z["fixed_ef"].tolist() if "fixed_ef" in z else [-1, -1]  # older files: by size
+            pend_ids = z["pending_ids"].astype(np.int64) if hnsw and "pending_ids" in z else np.empty(0, np.int64)
+            pend_vecs = (z["pending_vecs"].astype(np.float32) if hnsw and "pending_vecs" in z
+                         else np.empty((0, dim), np.float32))
         if kind not in ("flat", "hnsw", "ivf"):
             raise ValueError(f"{path}: unknown index kind {kind!r}")
         index = faiss.deserialize_index(blob)
@@ -277,6 +309,7 @@ class VectorIndex:
         out._dim, out._kind, out._index, out._quantizer = dim, kind, index, None
         out._lock = threading.RLock()
         out._fixed_ef = (None, None)
+        out._init_pending()
         if kind == "hnsw":
             out._fixed_ef = (None if fixed[0] < 0 else int(fixed[0]), None if fixed[1] < 0 else int(fixed[1]))
             if index.ntotal != slot_ids.size or alive.size != slot_ids.size:
@@ -287,7 +320,14 @@ class VectorIndex:
             out._n_dead = int((~alive).sum())
             live = np.flatnonzero(alive)
             out._live = dict(zip(out._slot_ids[live].tolist(), live.tolist(), strict=True))
-            out._follow_size(len(out._live))
+            if pend_ids.size != len(pend_vecs) or pend_vecs.shape[1:] != (dim,) \
+                    or not set(out._live).isdisjoint(pend_ids.tolist()):
+                raise ValueError(f"{path}: inconsistent pending vectors")
+            if pend_ids.size:
+                out._pend_ids, out._pend_vecs = pend_ids, np.ascontiguousarray(pend_vecs)
+                out._pending = dict(zip(pend_ids.tolist(), range(pend_ids.size), strict=True))
+                out._start_folding_locked()
+            out._follow_size(len(out))
         else:
             if index.ntotal != ids.size:
                 raise ValueError(f"{path}: {index.ntotal} vectors but {ids.size} ids")
@@ -339,12 +379,19 @@ class VectorIndex:
     def __len__(self) -> int:
         """Number of live (searchable) vectors."""
         with self._lock:
-            return len(self._live)
+            return len(self._live) + len(self._pending)
+
+    @property
+    def pending(self) -> int:
+        """HNSW: added vectors not yet folded into the graph (searched exactly meanwhile); 0 for other kinds."""
+        with self._lock:
+            return len(self._pending)
 
     def __contains__(self, doc_id: object) -> bool:
         with self._lock:
             try:
-                return int(doc_id) in self._live  # type: ignore[call-overload]
+                key = int(doc_id)  # type: ignore[call-overload]
+                return key in self._live or key in self._pending
             except (TypeError, ValueError):
                 return False
 
@@ -352,6 +399,8 @@ class VectorIndex:
         """int64 (len(self),) live ids, sorted ascending."""
         with self._lock:
             out = np.fromiter(self._live.keys(), dtype=np.int64, count=len(self._live))
+            if self._pending:
+                out = np.concatenate([out, self._pend_ids])
         out.sort()
         return out
 
@@ -363,8 +412,13 @@ class VectorIndex:
         """Add ``vectors`` float32 (n, d) under ``ids`` int64 (n,).
 
         An id already present is replaced (its old vector is no longer returned). Within a
-        batch, the last occurrence of a duplicated id wins. Atomic with respect to search.
+        batch, the last occurrence of a duplicated id wins. Atomic with respect to search. HNSW: a batch of at most
+        :data:`SERIAL_ADD` vectors goes into the pending buffer (searched exactly, folded into the graph in the
+        background); a bigger one is inserted into the graph at once.
         """
+        self._add(ids, vectors, defer=True)
+
+    def _add(self, ids: np.ndarray, vectors: np.ndarray, defer: bool) -> None:
         ids = _as_ids(ids)
         vectors = _as_matrix(vectors, self._dim, "vectors")
         if ids.shape[0] != vectors.shape[0]:
@@ -373,23 +427,77 @@ class VectorIndex:
             return
         ids, vectors = _dedupe_keep_last(ids, vectors)
         with self._lock:
-            existing = [i for i in ids.tolist() if i in self._live]
+            existing = [i for i in ids.tolist() if i in self._live or i in self._pending]
             if existing:
                 self._remove_locked(np.asarray(existing, dtype=np.int64), allow_compact=False)
             if self._kind == "hnsw":
-                start = self._n_slots
-                with _omp_threads(1 if ids.size <= SERIAL_ADD else 1 << 16):
-                    self._index.add(vectors)
-                self._grow_slots(start + ids.size)
-                self._slot_ids[start:start + ids.size] = ids
-                self._alive[start:start + ids.size] = True
-                self._n_slots = start + ids.size
-                self._live.update(zip(ids.tolist(), range(start, start + ids.size), strict=True))
+                if defer and ids.size <= SERIAL_ADD:
+                    start = self._pend_ids.size
+                    self._pend_ids = np.concatenate([self._pend_ids, ids])
+                    self._pend_vecs = np.concatenate([self._pend_vecs, vectors])
+                    self._pending.update(zip(ids.tolist(), range(start, start + ids.size), strict=True))
+                    self._start_folding_locked()
+                else:
+                    self._insert_graph_locked(ids, vectors)
                 self._maybe_compact_locked()
-                self._follow_size(len(self._live))
+                self._follow_size(len(self))
             else:
                 self._index.add_with_ids(vectors, ids)
                 self._live.update(dict.fromkeys(ids.tolist(), 0))
+
+    def _insert_graph_locked(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """HNSW: insert ``vectors`` (n, d) under new ``ids`` (n,) into the graph (small batches on one thread)."""
+        start = self._n_slots
+        with _omp_threads(1 if ids.size <= SERIAL_ADD else 1 << 16):
+            self._index.add(vectors)
+        self._grow_slots(start + ids.size)
+        self._slot_ids[start:start + ids.size] = ids
+        self._alive[start:start + ids.size] = True
+        self._n_slots = start + ids.size
+        self._live.update(zip(ids.tolist(), range(start, start + ids.size), strict=True))
+
+    def _drop_pending_locked(self, keep: np.ndarray) -> None:
+        """Keep the pending rows where ``keep`` (bool (P,)) is true."""
+        self._pend_ids = self._pend_ids[keep]
+        self._pend_vecs = np.ascontiguousarray(self._pend_vecs[keep])
+        self._pending = dict(zip(self._pend_ids.tolist(), range(self._pend_ids.size), strict=True))
+
+    def _fold_locked(self, n: int) -> None:
+        """Move the first ``n`` pending vectors into the graph."""
+        n = min(n, self._pend_ids.size)
+        if n == 0:
+            return
+        self._insert_graph_locked(self._pend_ids[:n].copy(), np.ascontiguousarray(self._pend_vecs[:n]))
+        keep = np.zeros(self._pend_ids.size, dtype=bool)
+        keep[n:] = True
+        self._drop_pending_locked(keep)
+
+    def _start_folding_locked(self) -> None:
+        """Start the background fold of the pending buffer unless one runs (or the interpreter is exiting)."""
+        if self._pending and self._folder is None and BACKGROUND_FOLD and not _STOP_FOLDING.is_set():
+            self._folder = threading.Thread(target=self._fold_loop, name="hce-index-fold", daemon=True)
+            self._folder.start()
+
+    def _fold_loop(self) -> None:
+        """The background fold: :data:`FOLD_CHUNK` pending vectors per hold of the lock until none is left."""
+        try:
+            while not _STOP_FOLDING.is_set():
+                with self._lock:
+                    if not self._pending:
+                        return
+                    self._fold_locked(FOLD_CHUNK)
+                time.sleep(0.001)  # let waiting searches take the lock between chunks
+        except Exception:  # noqa: BLE001 - pending vectors stay searchable; the next add tries again
+            log.exception("folding pending vectors into the HNSW graph failed")
+        finally:
+            with self._lock:
+                self._folder = None
+
+    def fold(self) -> None:
+        """HNSW: insert every pending vector into the graph now, blocking (the background fold does it anyway)."""
+        with self._lock:
+            if self._pending:
+                self._fold_locked(self._pend_ids.size)
 
     def _follow_size(self, n: int) -> None:
         """HNSW: the efConstruction (for the next inserts) and efSearch of an index of ``n`` vectors, where the
@@ -419,13 +527,20 @@ class VectorIndex:
         ids = _as_ids(ids)
         with self._lock:
             removed = self._remove_locked(ids, allow_compact=True)
-            self._follow_size(len(self._live))
+            self._follow_size(len(self))
             return removed
 
     def _remove_locked(self, ids: np.ndarray, allow_compact: bool) -> int:
-        present = sorted({i for i in ids.tolist() if i in self._live})
+        wanted = set(ids.tolist())
+        n_pending = 0
+        if self._pending and not wanted.isdisjoint(self._pending):
+            keep = np.fromiter((i not in wanted for i in self._pend_ids.tolist()), dtype=bool,
+                               count=self._pend_ids.size)
+            n_pending = int((~keep).sum())
+            self._drop_pending_locked(keep)
+        present = sorted(i for i in wanted if i in self._live)
         if not present:
-            return 0
+            return n_pending
         if self._kind == "hnsw":
             slots = np.fromiter((self._live.pop(i) for i in present), dtype=np.int64,
                                 count=len(present))
@@ -440,14 +555,15 @@ class VectorIndex:
                 raise RuntimeError(f"faiss removed {removed} of {arr.size} ids")
             for i in present:
                 del self._live[i]
-        return len(present)
+        return len(present) + n_pending
 
     def _maybe_compact_locked(self) -> None:
-        if self._n_dead > max(len(self._live), 1024):
+        if self._n_dead > max(len(self), 1024):
             self._compact_locked()
 
     def compact(self) -> None:
-        """HNSW only (no-op otherwise): rebuild the graph from live vectors, dropping tombstones."""
+        """HNSW only (no-op otherwise): rebuild the graph from live vectors, dropping tombstones (pending vectors
+        join the rebuilt graph)."""
         with self._lock:
             if self._kind == "hnsw" and self._n_dead:
                 self._compact_locked()
@@ -457,11 +573,14 @@ class VectorIndex:
         vectors = (self._index.reconstruct_batch(live_slots) if live_slots.size
                    else np.empty((0, self._dim), dtype=np.float32))
         ids = self._slot_ids[live_slots]
+        if self._pending:  # the rebuild folds the pending vectors too
+            vectors, ids = np.concatenate([vectors, self._pend_vecs]), np.concatenate([ids, self._pend_ids])
+            self._drop_pending_locked(np.zeros(self._pend_ids.size, dtype=bool))
         ef_search = int(self._index.hnsw.efSearch)
         self._index = self._new_hnsw(ef_search)
-        if live_slots.size:
+        if ids.size:
             self._index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-        n = live_slots.size
+        n = ids.size
         self._slot_ids = np.full(max(n, 1024), -1, dtype=np.int64)
         self._slot_ids[:n] = ids
         self._alive = np.zeros(self._slot_ids.size, dtype=bool)
@@ -478,15 +597,16 @@ class VectorIndex:
             scanned = n
         elif self._kind == "ivf":
             scanned = n * int(self._index.nprobe) // max(1, int(self._index.nlist))
-        else:  # hnsw: about efSearch candidates, each with up to 2M neighbours
-            scanned = max(int(self._index.hnsw.efSearch), k) * 2 * _HNSW_M
+        else:  # hnsw: about efSearch candidates, each with up to 2M neighbours, and the pending vectors
+            scanned = max(int(self._index.hnsw.efSearch), k) * 2 * _HNSW_M + len(self._pending)
         return nq * scanned * self._dim
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` by inner product for ``queries`` float32 (q, d) (a 1-D (d,) is one query).
 
         Returns ``(scores float32 (q, k), ids int64 (q, k))``, best first. When fewer than ``k``
-        live vectors are found, rows are padded with score ``-inf`` and id ``-1``.
+        live vectors are found, rows are padded with score ``-inf`` and id ``-1``. HNSW: the graph's hits merged
+        with an exact scan of the pending vectors.
         """
         k = int(k)
         if k < 0:
@@ -497,11 +617,16 @@ class VectorIndex:
         ids = np.full((nq, k), -1, dtype=np.int64)
         if nq == 0 or k == 0:
             return scores, ids
+        pend = None
         with self._lock, _omp_threads(1 if self._search_work(nq, k) <= SERIAL_SEARCH_WORK else 1 << 16):
             n_live = len(self._live)
+            if self._pending:
+                pend = self._pend_ids, self._pend_vecs  # replaced, never modified in place: safe after the lock
             if n_live == 0:
-                return scores, ids
-            if self._kind == "hnsw":
+                d = np.empty((nq, 0), dtype=np.float32)
+                ext = np.empty((nq, 0), dtype=np.int64)
+                valid = np.empty((nq, 0), dtype=bool)
+            elif self._kind == "hnsw":
                 if self._n_dead == 0 or k + self._n_dead <= MAX_OVERFETCH:
                     # over-fetch past the tombstones, filter below
                     d, lab = self._index.search(queries, min(k + self._n_dead, self._n_slots))
@@ -529,4 +654,22 @@ class VectorIndex:
         valid = valid[:, :m]
         scores[:, :m] = np.where(valid, d[:, :m], -np.inf)
         ids[:, :m] = np.where(valid, ext[:, :m], -1)
+        if pend is not None:
+            scores, ids = _merge_exact(scores, ids, queries, *pend)
         return scores, ids
+
+
+def _merge_exact(scores: np.ndarray, ids: np.ndarray, queries: np.ndarray, extra_ids: np.ndarray,
+                 extra_vecs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Merge top-k ``(scores, ids)`` (q, k) (padded with -inf / -1) with the exact top-k of ``queries`` (q, d) over
+    ``extra_vecs`` (P, d) under ``extra_ids`` (P,), none of them among ``ids``. Returns the merged top-k, best
+    first."""
+    k = scores.shape[1]
+    sims = queries @ extra_vecs.T  # (q, P)
+    kk = min(k, sims.shape[1])
+    top = np.argpartition(-sims, kk - 1, axis=1)[:, :kk] if kk < sims.shape[1] else \
+        np.broadcast_to(np.arange(sims.shape[1]), sims.shape)
+    all_scores = np.concatenate([scores, np.take_along_axis(sims, top, axis=1).astype(np.float32)], axis=1)
+    all_ids = np.concatenate([ids, extra_ids[top]], axis=1)
+    order = np.argsort(-all_scores, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(all_scores, order, axis=1), np.take_along_axis(all_ids, order, axis=1)

@@ -186,6 +186,24 @@ class Store(SharedConnection):
             params.append([int(i) for i in doc_ids])
         return self.con.execute(sql + " ORDER BY doc_id", params).df()
 
+    def display_rows(self, corpus_id: int, doc_ids: Iterable[int] | None = None) -> pd.DataFrame:
+        """DataFrame (doc_id, ext_id, title, text) ordered by doc_id, removed documents included: ``title`` stripped,
+        ``text`` only where the title is blank (else None), so listing many documents does not read every text.
+        ``doc_ids``: only those (all of the corpus: None)."""
+        sql = ("SELECT doc_id, ext_id, trim(coalesce(title, '')) AS title, "
+               "CASE WHEN trim(coalesce(title, '')) = '' THEN text END AS text FROM documents WHERE corpus_id = ?")
+        params: list[Any] = [corpus_id]
+        if doc_ids is not None:
+            sql += " AND doc_id IN (SELECT unnest(?::BIGINT[]))"
+            params.append([int(i) for i in doc_ids])
+        return self.con.execute(sql + " ORDER BY doc_id", params).df()
+
+    def doc_ids_of(self, corpus_id: int, ext_ids: Iterable[str]) -> dict[str, int]:
+        """{ext id: doc id} of the live documents among ``ext_ids`` (unknown or removed ones left out)."""
+        return dict(self.con.execute(
+            "SELECT ext_id, doc_id FROM documents WHERE corpus_id = ? AND NOT removed AND "
+            "ext_id IN (SELECT unnest(?::VARCHAR[]))", [corpus_id, list(ext_ids)]).fetchall())
+
     def added_times(self, corpus_id: int) -> pd.DataFrame:
         """DataFrame (doc_id, added_at) of the live documents, ordered by doc_id (no texts: cheap at 200k)."""
         return self.con.execute("SELECT doc_id, added_at FROM documents WHERE corpus_id = ? AND NOT removed "
@@ -516,8 +534,10 @@ class Store(SharedConnection):
             r["stats"] = json.loads(r["stats"]) if r["stats"] else None
         return rows
 
-    def read_tree(self, run_id: int, rebuild: int | None = None):
-        """(Tree, terms per node, representative doc id per node); latest rebuild by default."""
+    def read_tree(self, run_id: int, rebuild: int | None = None, centroids: bool = True):
+        """(Tree, terms per node, representative doc id per node); latest rebuild by default. ``centroids=False``
+        leaves the centroids out (float32 (n_nodes, 0)): the structure only, several times faster at a million
+        documents (what a map or a node table needs)."""
         from ..tree.tree import Tree
 
         trees = self.list_trees(run_id)
@@ -526,12 +546,15 @@ class Store(SharedConnection):
         meta = trees[-1] if rebuild is None else next((t for t in trees if t["rebuild"] == rebuild), None)
         if meta is None:
             raise NotFoundError(f"run {run_id} has no tree rebuild {rebuild}")
-        nodes = self._arrow("SELECT * FROM tree_nodes WHERE run_id = ? AND rebuild = ? ORDER BY node_id",
+        columns = "*" if centroids else "node_id, parent, level, size, terms, rep_doc_id"
+        nodes = self._arrow(f"SELECT {columns} FROM tree_nodes WHERE run_id = ? AND rebuild = ? ORDER BY node_id",
                             [run_id, meta["rebuild"]])
         docs = self._arrow("SELECT doc_id, leaf FROM tree_docs WHERE run_id = ? AND rebuild = ? ORDER BY doc_id",
                            [run_id, meta["rebuild"]])
         tree = Tree(parent=nodes.column("parent").to_numpy(), level=nodes.column("level").to_numpy(),
-                    centroid=_stack_lists(nodes.column("centroid")), size=nodes.column("size").to_numpy(),
+                    centroid=(_stack_lists(nodes.column("centroid")) if centroids
+                              else np.zeros((nodes.num_rows, 0), dtype=np.float32)),
+                    size=nodes.column("size").to_numpy(),
                     doc_leaf=docs.column("leaf").to_numpy(), doc_ids=docs.column("doc_id").to_numpy(),
                     builder=meta["builder"], branching=meta["branching"])
         terms = [t if t is not None else [] for t in nodes.column("terms").to_pylist()]
@@ -578,6 +601,11 @@ class Store(SharedConnection):
                 con.execute("INSERT INTO projections SELECT * FROM _proj")
             finally:
                 con.unregister("_proj")
+
+    def projection_counts(self) -> dict[int, int]:
+        """{run id: points of its stored map} for the runs with one."""
+        return {int(r): int(n) for r, n in self.con.execute(
+            "SELECT run_id, count(*) FROM projections GROUP BY run_id").fetchall()}
 
     def read_projection(self, run_id: int) -> tuple[np.ndarray, np.ndarray]:
         tbl = self._arrow("SELECT doc_id, x, y FROM projections WHERE run_id = ? ORDER BY doc_id", [run_id])

@@ -282,7 +282,9 @@ def build_tree(vectors, builder: str = "agglomerative", branching: int = 10, see
 EXACT_PLACE_LEAVES = 32_768
 #: Nodes kept per level by the descent of :func:`place_documents` in a tree above :data:`EXACT_PLACE_LEAVES`.
 PLACE_BEAM = 32
-_PLACE_CHUNK = 128
+#: Documents descended together: each level gathers (chunk, beam x branching, d) centroids, which at 16 stays in
+#: cache (at 128, 63 MB a level: 1,000 documents placed in 0.46 s instead of 0.28 s in a 200k-document tree).
+_PLACE_CHUNK = 16
 
 
 def place_documents(tree: Tree, vectors, beam: int | None = None) -> np.ndarray:
@@ -310,9 +312,24 @@ def place_documents(tree: Tree, vectors, beam: int | None = None) -> np.ndarray:
     return out
 
 
+#: (parent array, its children matrix) of the last trees descended: trees grown by :func:`add_documents` share
+#: their parent array, so a run's adds build the matrix once (the array is held, so its id stays its own).
+_KIDS: list[tuple[np.ndarray, np.ndarray]] = []
+
+
 def _children_matrix(tree: Tree) -> np.ndarray:
     """int64 (n_nodes + 1, most children): each node's children, padded with -1; the last row (all -1) is
-    where a padded beam entry (-1) looks up its children."""
+    where a padded beam entry (-1) looks up its children. Cached for the last few parent arrays."""
+    for parent, kids in _KIDS:
+        if parent is tree.parent:
+            return kids
+    kids = _build_children_matrix(tree)
+    _KIDS.insert(0, (tree.parent, kids))
+    del _KIDS[4:]
+    return kids
+
+
+def _build_children_matrix(tree: Tree) -> np.ndarray:
     n = tree.n_nodes
     child = np.argsort(tree.parent[1:], kind="stable") + 1  # child node ids grouped by parent
     counts = np.bincount(tree.parent[1:], minlength=n)
@@ -324,15 +341,16 @@ def _children_matrix(tree: Tree) -> np.ndarray:
 
 def _place_by_descent(tree: Tree, v: np.ndarray, beam: int) -> np.ndarray:
     kids = _children_matrix(tree)
+    depth, n_nodes = tree.depth, tree.n_nodes  # depth scans every node's level: once, not per chunk and level
     out = np.empty(len(v), dtype=np.int64)
     for s in range(0, len(v), _PLACE_CHUNK):
         q = v[s:s + _PLACE_CHUNK]
         front = np.zeros((len(q), 1), dtype=np.int64)  # the root
-        for step in range(tree.depth):
-            cand = kids[np.where(front >= 0, front, tree.n_nodes)].reshape(len(q), -1)
+        for step in range(depth):
+            cand = kids[np.where(front >= 0, front, n_nodes)].reshape(len(q), -1)
             sim = np.einsum("md,mcd->mc", q, tree.centroid[np.maximum(cand, 0)])
             sim[cand < 0] = -np.inf
-            if step == tree.depth - 1:
+            if step == depth - 1:
                 front = np.take_along_axis(cand, np.argmax(sim, axis=1)[:, None], axis=1)
             elif cand.shape[1] > beam:
                 front = np.take_along_axis(cand, np.argpartition(-sim, beam - 1, axis=1)[:, :beam], axis=1)

@@ -7,7 +7,8 @@ Every view takes the :class:`~hce_engine.workspace.Workspace` as its first argum
 * :func:`tree_overview`, :func:`node_detail`, :func:`tree_quality`, :func:`compare_trees` - the hierarchy,
   one node's documents and children, quality statistics per level and rebuild, and how two trees differ.
 * :func:`map_frame`, :func:`map_labels`, :func:`place_query` - the 2-D map (computed by
-  ``Workspace.projection`` / ``ensure_projection``) and where its node labels go.
+  ``Workspace.projection`` / ``ensure_projection``) and where its node labels go; :func:`map_points` (no texts)
+  and :func:`describe_points` (texts of the rows shown) for maps of a million documents.
 * :func:`corpus_stats` - document lengths, duplicates, queries and qrels per split.
 * :func:`teacher_view` - a self-signal training example: a pseudo-query, the hybrid teacher's scores over its
   source's siblings, the student's before and after training.
@@ -49,8 +50,11 @@ from .explain import explain  # noqa: E402
 from .map import (  # noqa: E402
     MAX_DRAWN,
     default_level,
+    describe_points,
+    level_sizes,
     map_frame,
     map_labels,
+    map_points,
     place_query,
     select_region,
     thin_for_display,
@@ -71,5 +75,6 @@ __all__ = ["explain", "walkthrough", "siblings_view", "teacher_view", "doc_queri
            "pseudo_queries",
            "default_compare_run",
            "compare_trees", "tree_overview", "node_detail", "tree_quality", "list_rebuilds",
-           "map_frame", "map_labels", "thin_for_display", "select_region", "place_query", "corpus_stats", "MAX_DRAWN",
+           "map_frame", "map_points", "describe_points", "level_sizes", "map_labels", "thin_for_display",
+           "select_region", "place_query", "corpus_stats", "MAX_DRAWN",
            "default_level"]

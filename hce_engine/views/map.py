@@ -9,15 +9,112 @@ import numpy as np
 import pandas as pd
 
 from ..errors import HCEError, InputError, NotFoundError
-from . import label_of, rows_of
+from . import label_of, rows_of, snippet
 
 
 def _doc_frame(ws, corpus: str, doc_ids: np.ndarray) -> pd.DataFrame:
-    from .siblings import _display_title
-    docs = ws.documents(corpus, include_removed=True, doc_ids=doc_ids)
-    titles = [_display_title(r) for _, r in docs.iterrows()]
+    """DataFrame(doc_id, ext_id, title) of ``doc_ids`` as lists show them (the title, else a snippet of the text,
+    else the external id); texts are read only for documents without a title."""
+    doc_ids = np.asarray(doc_ids, dtype=np.int64)
+    if len(doc_ids) > _READ_ALL:  # most of a big corpus: read it whole rather than pass a million ids
+        docs = ws.display_rows(corpus)
+        docs = docs[docs["doc_id"].isin(doc_ids)]
+    else:
+        docs = ws.display_rows(corpus, doc_ids)
+    titles = docs["title"].astype(object).to_numpy()
+    blank = np.flatnonzero(titles == "")
+    if len(blank):
+        texts, ext = docs["text"].to_numpy(), docs["ext_id"].to_numpy()
+        titles = titles.copy()
+        titles[blank] = [snippet(texts[i], 60) or str(ext[i]) for i in blank]
     return pd.DataFrame({"doc_id": docs["doc_id"].astype(np.int64).to_numpy(), "ext_id": docs["ext_id"].to_numpy(),
                          "title": titles})
+
+
+#: :func:`_doc_frame` reads the whole corpus instead of passing the ids when asked for more than this many.
+_READ_ALL = 100_000
+
+
+def _run_tree(ws, run_id: int, tree_run: int | None):
+    """(Tree, terms) that colour run ``run_id``'s map (``tree_run``'s tree when given), or (None, None)."""
+    try:
+        run_tree = ws.tree_shape(int(run_id if tree_run is None else tree_run))  # no centroids needed
+    except NotFoundError:
+        return None, None
+    return run_tree.tree, run_tree.terms
+
+
+def _nodes_at_level(tree, leaves: np.ndarray, level: int) -> np.ndarray:
+    """The level-``level`` ancestor of each leaf node in ``leaves`` int64 (m,) (-1 stays -1)."""
+    out = np.asarray(leaves, dtype=np.int64).copy()
+    have = out >= 0
+    while True:
+        up = have & (tree.level[np.maximum(out, 0)] > level)
+        if not up.any():
+            return out
+        out[up] = tree.parent[out[up]]
+
+
+def map_points(ws, run_id: int, level: int = 1, align_to: int | None = None,
+               tree_run: int | None = None) -> pd.DataFrame:
+    """Every mapped document's point and node, without any text: DataFrame(doc_id, x, y, node_at_level, label).
+
+    What the map needs at a million documents (selections, label positions, thinning) and cheap to build:
+    ``label`` is categorical (one string per node). Arguments as :func:`map_frame`, which adds the texts.
+    """
+    info = ws.run(run_id, "explore")
+    if tree_run is not None and int(tree_run) != int(run_id):
+        info.check_same_corpus(ws.run(tree_run, "explore"))
+    ids, xy = ws.projection(run_id, align_to)
+    ids = np.asarray(ids, dtype=np.int64)
+    tree, terms = _run_tree(ws, run_id, tree_run)
+    nodes = np.full(len(ids), -1, dtype=np.int64)
+    if tree is not None and tree.depth > 0:
+        pos = tree.positions_of(ids)
+        have = pos >= 0
+        lv = min(max(int(level), 0), tree.depth)
+        nodes[have] = 0 if lv == 0 else _nodes_at_level(tree, tree.doc_leaf[pos[have]], lv)
+        uniq, codes = np.unique(nodes, return_inverse=True)
+        names = [label_of(terms, int(n)) if n > 0 else ("all documents" if n == 0 else "") for n in uniq]
+        cats = list(dict.fromkeys(names))  # labels may repeat across nodes
+        where = {c: i for i, c in enumerate(cats)}
+        label = pd.Categorical.from_codes(np.asarray([where[c] for c in names], dtype=np.int64)[codes.ravel()],
+                                          categories=cats)
+    else:
+        label = pd.Categorical.from_codes(np.zeros(len(ids), dtype=np.int64), categories=[""])
+    return pd.DataFrame({"doc_id": ids, "x": xy[:, 0].astype(float), "y": xy[:, 1].astype(float),
+                         "node_at_level": nodes, "label": label})
+
+
+def describe_points(ws, run_id: int, points: pd.DataFrame, tree_run: int | None = None,
+                    paths: bool = True) -> pd.DataFrame:
+    """``points`` (rows of :func:`map_points`) with their documents' texts: DataFrame(doc_id, ext_id, title, x, y,
+    node_at_level, label, path) in the same row order, ``label`` as plain strings. Reads only these documents,
+    so describing the drawn or selected points of a million-document map stays cheap. ``paths=False`` leaves
+    ``path`` empty (a big drawing's hover shows the label only)."""
+    info = ws.run(run_id, "explore")
+    ids = points["doc_id"].to_numpy(np.int64)
+    docs = _doc_frame(ws, info.corpus, ids)
+    rows = rows_of(docs["doc_id"].to_numpy(), ids) if len(docs) else np.full(len(ids), -1, dtype=np.int64)
+    found = rows >= 0
+    ext = np.full(len(ids), "", dtype=object)
+    title = np.full(len(ids), "(removed document)", dtype=object)
+    ext[found] = docs["ext_id"].to_numpy()[rows[found]]
+    title[found] = docs["title"].to_numpy()[rows[found]]
+    path = np.full(len(ids), "", dtype=object)
+    tree, terms = _run_tree(ws, run_id, tree_run)
+    if paths and tree is not None and tree.depth > 0 and len(ids):
+        pos = tree.positions_of(ids)
+        have = pos >= 0
+        leaves = tree.doc_leaf[pos[have]]
+        uniq, inv = np.unique(leaves, return_inverse=True)
+        memo: dict[int, str] = {}
+        path[have] = np.asarray([_node_path_label(tree, terms, int(lf), memo) for lf in uniq],
+                                dtype=object)[inv.ravel()]
+    return pd.DataFrame({"doc_id": ids, "ext_id": ext, "title": title, "x": points["x"].to_numpy(),
+                         "y": points["y"].to_numpy(), "node_at_level": points["node_at_level"].to_numpy(),
+                         "label": points["label"].astype(str).to_numpy(dtype=object), "path": path},
+                        index=points.index)
 
 
 def map_frame(ws, run_id: int, level: int = 1, align_to: int | None = None,
@@ -27,41 +124,21 @@ def map_frame(ws, run_id: int, level: int = 1, align_to: int | None = None,
     ``level`` 1..depth picks the tree level whose node colours the point (clamped; 0 = the root);
     ``path`` is the document's node labels from level 1 to its leaf, joined by " › ". The nodes come from
     ``tree_run``'s tree (default: the run's own), so two maps can be coloured by one tree. Blocks if the
-    map must be computed (see ``Workspace.ensure_projection``).
+    map must be computed (see ``Workspace.ensure_projection``). Reads every document's title: at a million
+    documents draw from :func:`map_points` and :func:`describe_points` the rows shown instead.
     """
-    info = ws.run(run_id, "explore")
-    if tree_run is not None and int(tree_run) != int(run_id):
-        info.check_same_corpus(ws.run(tree_run, "explore"))
-    ids, xy = ws.projection(run_id, align_to)
-    df = pd.DataFrame({"doc_id": ids, "x": xy[:, 0].astype(float), "y": xy[:, 1].astype(float)})
-    df = df.merge(_doc_frame(ws, info.corpus, ids), on="doc_id", how="left")
-    df["ext_id"] = df["ext_id"].fillna("")
-    df["title"] = df["title"].fillna("(removed document)")
-    try:
-        run_tree = ws.tree(int(run_id if tree_run is None else tree_run))
-        tree, terms = run_tree.tree, run_tree.terms
-    except NotFoundError:
-        tree = None
-    if tree is None or tree.depth == 0:
-        df["node_at_level"], df["label"], df["path"] = -1, "", ""
-    else:
-        pos = tree.positions_of(df["doc_id"].to_numpy())
-        paths = tree.paths()
-        lv = min(max(int(level), 0), tree.depth)
-        have = pos >= 0
-        nodes = np.full(len(df), -1, dtype=np.int64)
-        if lv == 0:
-            nodes[have] = 0
-        else:
-            nodes[have] = paths[pos[have], lv - 1]
-        labels = {int(n): (label_of(terms, int(n)) if n > 0 else "all documents") for n in np.unique(nodes) if n >= 0}
-        df["node_at_level"] = nodes
-        df["label"] = [labels.get(int(n), "") for n in nodes]
-        uniq_paths: dict[int, str] = {}
-        for lf in np.unique(tree.doc_leaf[pos[have]]):
-            uniq_paths[int(lf)] = _node_path_label(tree, terms, int(lf))
-        df["path"] = [uniq_paths.get(int(tree.doc_leaf[p]), "") if p >= 0 else "" for p in pos]
-    return df[["doc_id", "ext_id", "title", "x", "y", "node_at_level", "label", "path"]]
+    points = map_points(ws, run_id, level, align_to, tree_run)
+    return describe_points(ws, run_id, points, tree_run).reset_index(drop=True)
+
+
+def level_sizes(ws, run_id: int) -> dict[int, int]:
+    """{level: non-empty nodes at that level} of the run's tree (level 0, the root, included); {} without a tree.
+    For :func:`default_level`, without building a node table."""
+    tree, _ = _run_tree(ws, run_id, None)
+    if tree is None:
+        return {}
+    levels, counts = np.unique(tree.level[tree.size > 0], return_counts=True)
+    return {int(lv): int(c) for lv, c in zip(levels, counts, strict=True)}
 
 
 def default_level(level_sizes: dict[int, int], wanted: int = 6) -> int:
@@ -71,12 +148,19 @@ def default_level(level_sizes: dict[int, int], wanted: int = 6) -> int:
     return next((lv for lv in levels if level_sizes[lv] >= wanted), levels[-1] if levels else 0)
 
 
-def _node_path_label(tree, terms, node: int) -> str:
-    out, n = [], node
-    while n > 0:
-        out.append(label_of(terms, n))
-        n = int(tree.parent[n])
-    return " › ".join(out[::-1])
+def _node_path_label(tree, terms, node: int, memo: dict[int, str] | None = None) -> str:
+    """The node's labels from level 1 down to it, joined by " › "; ``memo`` ({node: path}) shares the ancestors'
+    paths between calls."""
+    if node <= 0:
+        return ""
+    if memo is not None and node in memo:
+        return memo[node]
+    parent = int(tree.parent[node])
+    head = _node_path_label(tree, terms, parent, memo) if parent > 0 else ""
+    out = f"{head} › {label_of(terms, node)}" if head else label_of(terms, node)
+    if memo is not None:
+        memo[node] = out
+    return out
 
 
 def place_query(ws, run_id: int, query: str, k: int = 10, align_to: int | None = None,

@@ -323,8 +323,10 @@ def judged_queries(ws, corpus: str, limit: int = 1000) -> list[dict]:
     others by name; query ids in natural order), at most ``limit``."""
     qrels = ws.qrels(corpus)
     qrels = qrels[qrels["query"].notna()]
-    docs = ws.documents(corpus)
-    live = {e: int(d) for e, d in zip(docs["ext_id"], docs["doc_id"], strict=True)}
+    if qrels.empty:
+        return []
+    # only the judged documents' ids (a million-document corpus is not read whole)
+    live = ws.doc_ids_of(corpus, qrels["doc_ext_id"].unique().tolist())
     out, seen = [], set()
     for split in sorted(set(qrels["split"]), key=lambda s: (s != "train", s)):
         judged = qrels[qrels["split"] == split].groupby("query_id", sort=False)

@@ -4,6 +4,7 @@ Everything here is derived from the store (or from model folders) and can be reb
 truth. One lock guards every map, so searches from the app's threads and a background job see one state.
 
 Per run: ``index`` (the vector index), ``tree`` (the :class:`~hce_engine.runs.RunTree` of its latest tree),
+``tree_shape`` (the same without centroids, for maps), ``map`` (its stored 2-D map over the tree's documents),
 ``tree_index`` ((the Tree it was built from, TreeIndex)), ``fusion_weight`` (hybrid dense weight) and ``vectors``
 ((ids, float32 vectors), the last ``VECTOR_CACHE_RUNS`` runs only). Per corpus: ``bm25``. Per (model folder,
 device, max length): ``encoder``. Per speed probe: ``speed`` (seconds per sequence, for estimates). Per (corpus,
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from ..runs import RunTree
 
 T = TypeVar("T")
-PER_RUN = ("index", "tree", "tree_index", "fusion_weight", "vectors")
+PER_RUN = ("index", "tree", "tree_shape", "map", "tree_index", "fusion_weight", "vectors")
 KINDS = PER_RUN + ("bm25", "encoder", "speed", "estimate", "query", "per_query")
 QUERY_CACHE = 256  # query vectors kept (insertion-ordered: the oldest goes first)
 PER_QUERY_CACHE = 64  # runs' per-query metrics kept
@@ -92,6 +93,8 @@ class WorkspaceCache:
         """A run's tree was (re)built: read it again; its tree index is rebuilt on next use."""
         with self.lock:
             self._maps["tree"].pop(run_id, None)
+            self._maps["tree_shape"].pop(run_id, None)
+            self._maps["map"].pop(run_id, None)
 
     def judgements_changed(self) -> None:
         """Queries or qrels were added: hybrid weights may now be fitted on other judgements."""
@@ -111,6 +114,8 @@ class WorkspaceCache:
                 if index is not None:
                     index.add(ids, vecs)
                 tree_index = self._maps["tree_index"].pop(run_id, None)
+                self._maps["tree_shape"].pop(run_id, None)
+                self._maps["map"].pop(run_id, None)  # its documents changed: the stored map no longer covers them
                 if run_id in trees:
                     grown = trees[run_id].tree
                     self._maps["tree"][run_id] = trees[run_id]
@@ -130,6 +135,8 @@ class WorkspaceCache:
                 if index is not None:
                     index.remove(ids)
                 tree_index = self._maps["tree_index"].pop(run_id, None)
+                self._maps["tree_shape"].pop(run_id, None)
+                self._maps["map"].pop(run_id, None)  # its documents changed: the stored map no longer covers them
                 if run_id in trees:
                     self._maps["tree"][run_id] = trees[run_id]
                     if tree_index is not None:

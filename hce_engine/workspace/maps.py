@@ -14,6 +14,7 @@ import numpy as np
 
 from ..arrays import normalise, rows_of
 from ..errors import NotFoundError
+from ..runs import RunStatus
 from .base import WorkspaceBase
 
 
@@ -68,6 +69,7 @@ class MapVerbs(WorkspaceBase):
                     init = np.where((rows >= 0)[:, None], ref[1][np.maximum(rows, 0)], centre + jitter)
             xy = project(normalise(vecs), seed=seed, init=init)
             self.store.write_projection(int(run_id), ids, xy)
+            self.cache.drop("map", int(run_id))
             got = (ids, np.asarray(xy, dtype=np.float32))
         ids, xy = got
         if ref is not None:
@@ -99,27 +101,42 @@ class MapVerbs(WorkspaceBase):
         self.map_jobs.start(_map_key(run_id, align_to), "map", lambda job: self.projection(run_id, align_to))
         return self.projection_status(run_id, align_to)
 
+    def maps_missing(self) -> list[int]:
+        """Finished runs whose stored map is missing or has fewer points than their corpus has live documents
+        (counts only, cheap at a million documents): the maps UMAP will be needed for."""
+        points = self.store.projection_counts()
+        live = {c["corpus_id"]: int(c["documents"]) for c in self.store.list_corpora()}
+        return [r.run_id for r in self.runs(status=RunStatus.DONE, metrics=False)
+                if points.get(r.run_id, 0) < live.get(r.corpus_id, 0)]
+
     def _tree_ids(self, run_id: int) -> np.ndarray | None:
         """The run's current document ids from its (cached) tree, or None if it has no tree."""
         try:
-            tree = self.tree(int(run_id)).tree
+            tree = self.tree_shape(int(run_id)).tree
         except NotFoundError:
             return None
         return np.sort(tree.doc_ids)
 
     def _stored_map(self, run_id: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """The stored map restricted to the live documents, or None if missing or some live document lacks a
-        point (documents were added since it was computed)."""
+        """The stored map restricted to the live documents (read-only arrays, cached until the run's documents or
+        tree change), or None if missing or some live document lacks a point (documents were added since it was
+        computed)."""
+        got = self.cache.peek("map", int(run_id))
+        if got is not None:
+            return got
         ids, xy = self.store.read_projection(int(run_id))
         if len(ids) == 0:
             return None
         live = self._tree_ids(run_id)
-        if live is None:
-            return ids, xy
-        rows = rows_of(ids, live)
-        if (rows < 0).any():
-            return None
-        return live, xy[rows]
+        if live is not None:
+            rows = rows_of(ids, live)
+            if (rows < 0).any():
+                return None
+            ids, xy = live, xy[rows]
+        for a in (ids, xy):
+            a.setflags(write=False)
+        self.cache.put("map", int(run_id), (ids, xy))
+        return ids, xy
 
 
 def _map_key(run_id: int, align_to: int | None) -> tuple[int, int | None]:

@@ -17,9 +17,20 @@ from ui.common import friendly_errors, get_workspace, md_escape, not_encoded_yet
 ws = get_workspace()
 
 
-@st.cache_data(max_entries=16, ttl=300, show_spinner=False)
-def cached_frame(_ws, workspace: str, run_id: int, level: int, align_to: int | None, tree_run: int | None):
-    return views.map_frame(_ws, run_id, level, align_to=align_to, tree_run=tree_run)
+# cache_resource, not cache_data: the frames are shared, not copied (a million rows unpickled on every rerun);
+# nothing on this page modifies them.
+@st.cache_resource(max_entries=16, ttl=300, show_spinner=False)
+def cached_points(_ws, workspace: str, run_id: int, level: int, align_to: int | None, tree_run: int | None):
+    """Every document's point and node, no texts (selections and labels use all of them)."""
+    return views.map_points(_ws, run_id, level, align_to=align_to, tree_run=tree_run)
+
+
+@st.cache_resource(max_entries=16, ttl=300, show_spinner=False)
+def cached_drawn(_ws, workspace: str, run_id: int, level: int, align_to: int | None, tree_run: int | None):
+    """The points drawn (thinned above views.MAX_DRAWN) with their texts: only these documents are read."""
+    drawn = views.thin_for_display(cached_points(_ws, workspace, run_id, level, align_to, tree_run))
+    # a big drawing's hover shows each point's node label, not its whole tree path
+    return views.describe_points(_ws, run_id, drawn, tree_run=tree_run, paths=len(drawn) <= figs.LIGHT_HOVER)
 
 
 @st.cache_data(max_entries=32, ttl=300, show_spinner=False)
@@ -93,23 +104,23 @@ def download_html(sections: list, run_id: int) -> None:
                                             "opens offline in any browser.")
 
 
-def show_selection(event, fig, frame, key: str) -> None:
-    """The documents under a box/lasso selection: listed, counted per tree node, exported, or made a corpus."""
+def show_selection(event, fig, points, map_run: int, tree_run: int | None, key: str) -> None:
+    """The documents under a box/lasso selection: listed, counted per tree node, exported, or made a corpus.
+    ``points``: every document of the map (views.map_points of ``map_run``, coloured by ``tree_run``'s tree)."""
     sel = (event or {}).get("selection", {}) if hasattr(event or {}, "get") else {}
     box, lasso = sel.get("box") or [], sel.get("lasso") or []
     # the selected region's documents, all of them (a thinned drawing shows only some); clicked points otherwise
-    ids = views.select_region(frame, box, lasso) if box or lasso else figs.selected_doc_ids(event, fig)
+    ids = views.select_region(points, box, lasso) if box or lasso else figs.selected_doc_ids(event, fig)
     if not ids:
         st.caption("Draw a box or lasso on the map to list documents.")
         return
-    sel = frame[frame["doc_id"].isin(ids)]
+    sel = views.describe_points(ws, map_run, points[points["doc_id"].isin(ids)], tree_run=tree_run)
     st.markdown(f"**{len(sel)} selected documents** in {sel['node_at_level'].nunique()} tree nodes")
     st.dataframe(sel[["ext_id", "title", "label", "path"]], hide_index=True,
                  column_config={"label": "node", "path": "tree path"})
     nodes = sel.groupby("label").size().sort_values(ascending=False).rename("documents").reset_index()
     st.dataframe(nodes, hide_index=True, column_config={"label": "tree node"}, key=f"map_sel_nodes_{key}")
-    docs = ws.documents(corpus)
-    docs = docs[docs["doc_id"].isin(sel["doc_id"])].merge(sel[["doc_id", "label", "path"]], on="doc_id")
+    docs = ws.documents(corpus, doc_ids=sel["doc_id"].tolist()).merge(sel[["doc_id", "label", "path"]], on="doc_id")
     out = docs[["ext_id", "title", "text", "label", "path"]].rename(columns={"ext_id": "_id", "label": "node"})
     c1, c2 = st.columns(2)
     c1.download_button("Selection as CSV", out.to_csv(index=False).encode(), f"{corpus}-selection.csv",
@@ -142,7 +153,7 @@ if corpus:
         labels = {r.run_id: r.label for r in runs}
         rebuilds = views.list_rebuilds(ws, run_id)
         depth = rebuilds[-1]["depth"] if rebuilds else 0
-        sizes = views.tree_overview(ws, run_id)["nodes"].groupby("level").size().to_dict() if depth else {}
+        sizes = views.level_sizes(ws, run_id) if depth else {}
         c1, c2, c3 = st.columns([1, 2, 1])
         level = c1.number_input("Colour by tree level", 0, max(depth, 0), views.default_level(sizes),
                                 key="map_level", help="0 = one colour; higher levels = finer clusters.")
@@ -165,18 +176,20 @@ if corpus:
         if status.state != "ready":
             wait_for(run_id, compare)
             st.stop()
-        frame = cached_frame(ws, ws.path, run_id, int(level), compare, None)
+        points = cached_points(ws, ws.path, run_id, int(level), compare, None)
+        drawn = cached_drawn(ws, ws.path, run_id, int(level), compare, None)
         placed = None
         if query.strip():
             with friendly_errors("Placing the query"):
                 placed = cached_query(ws, ws.path, run_id, query.strip(), compare)
-        marks = views.map_labels(frame) if show_labels else None
-        relevant = frame[frame["doc_id"].isin(relevant_ids)] if relevant_ids else None
-        if len(frame) > views.MAX_DRAWN:
-            st.caption(f"Drawing {views.MAX_DRAWN:,} of {len(frame):,} documents (thinned where the map is dense, "
+        marks = views.map_labels(points) if show_labels else None
+        relevant = (views.describe_points(ws, run_id, points[points["doc_id"].isin(relevant_ids)])
+                    if relevant_ids else None)
+        if len(points) > views.MAX_DRAWN:
+            st.caption(f"Drawing {len(drawn):,} of {len(points):,} documents (thinned where the map is dense, "
                        "sparse regions whole); selections and query hits use every document.")
         if compare is None:
-            fig = figs.map_figure(views.thin_for_display(frame), query=placed, labels=marks, relevant=relevant)
+            fig = figs.map_figure(drawn, query=placed, labels=marks, relevant=relevant)
             chart, side = st.columns([3, 1])
             with chart:
                 event = st.plotly_chart(fig, on_select="rerun", selection_mode=("box", "lasso"), key="map_main",
@@ -184,26 +197,30 @@ if corpus:
             with side:
                 show_metrics(runs, run_id, compare)
             download_html([("Map", fig)], run_id)
-            show_selection(event, fig, frame, "main")
+            show_selection(event, fig, points, run_id, None, "main")
         else:
-            before = cached_frame(ws, ws.path, compare, int(level), None, run_id if same_tree else None)
+            before_tree = run_id if same_tree else None
+            before = cached_points(ws, ws.path, compare, int(level), None, before_tree)
+            drawn_b = cached_drawn(ws, ws.path, compare, int(level), None, before_tree)
             placed_b = None
             if query.strip():
                 with friendly_errors("Placing the query"):
                     placed_b = cached_query(ws, ws.path, compare, query.strip(), None)
             left, right = st.columns(2)
             with left:
-                fig_b = figs.map_figure(views.thin_for_display(before), query=placed_b,
+                fig_b = figs.map_figure(drawn_b, query=placed_b,
                                         title=f"before: {labels[compare]}", height=480,
                                         labels=views.map_labels(before, width=450, height=480) if show_labels else None,
-                                        relevant=before[before["doc_id"].isin(relevant_ids)] if relevant_ids else None,
+                                        relevant=views.describe_points(
+                                            ws, compare, before[before["doc_id"].isin(relevant_ids)], before_tree)
+                                        if relevant_ids else None,
                                         label_width=420)
                 event_b = st.plotly_chart(fig_b, on_select="rerun", selection_mode=("box", "lasso"), key="map_before",
                                           width="stretch")
             with right:
-                fig = figs.map_figure(views.thin_for_display(frame), query=placed,
+                fig = figs.map_figure(drawn, query=placed,
                                       title=f"after: {labels[run_id]}", height=480,
-                                      labels=views.map_labels(frame, width=450, height=480) if show_labels else None,
+                                      labels=views.map_labels(points, width=450, height=480) if show_labels else None,
                                       relevant=relevant, label_width=420)
                 event = st.plotly_chart(fig, on_select="rerun", selection_mode=("box", "lasso"), key="map_main",
                                         width="stretch")
@@ -213,9 +230,9 @@ if corpus:
             download_html([(f"before: {labels[compare]}", fig_b), (f"after: {labels[run_id]}", fig)], run_id)
             a, b = st.columns(2)
             with a:
-                show_selection(event_b, fig_b, before, "before")
+                show_selection(event_b, fig_b, before, compare, before_tree, "before")
             with b:
-                show_selection(event, fig, frame, "after")
+                show_selection(event, fig, points, run_id, None, "after")
         if relevant is not None:
             show_relevant(relevant, run_id, query)
         if placed is not None:
