@@ -529,14 +529,14 @@ COLUMNS = [  # (header, width, key or callable, format)
 def table(rows: list[dict]) -> str:
     """One row per N. Times in s, latencies in ms (p50/p95 per single query, query encoding included).
     The last two columns are diagnostics on one torch thread, not target numbers."""
-    head = "".join(f"{h:>{w}}" for h, w, _, _ in COLUMNS)
+    head = " ".join(f"{h:>{w}}" for h, w, _, _ in COLUMNS)
     lines = [head]
     for r in rows:
         cells = []
         for _, w, key, spec in COLUMNS:
             v = key(r) if callable(key) else fmt(r.get(key), spec)
             cells.append(f"{v:>{w}}")
-        lines.append("".join(cells))
+        lines.append(" ".join(cells))  # a space between cells: a value wider than its column stays apart
     return "\n".join(lines)
 
 
