@@ -148,14 +148,21 @@ def table(results: list[dict]) -> str:
     head = (f"{'corpus':>24s} {'index':20s}{'knob':>18s}{'R@10':>7s}{'dist/q':>10s}{'share':>7s}{'p50 ms':>8s}"
             f"{'p95 ms':>8s}{'build s':>9s}{'MiB':>7s}")
     lines = [head]
+    for label, name, r in _index_rows(results):
+        lines.append(f"{label:>24s} {name:20s}{str(r['knob']):>18s}{r['recall_at_10']:7.3f}"
+                     f"{r['dist_per_query']:10.0f}{r['share_of_exact']:7.3f}{r['p50_ms']:8.1f}{r['p95_ms']:8.1f}"
+                     f"{r['build_s']:9.2f}{r['memory_mib']:7.1f}")
+    return "\n".join(lines)
+
+
+def _index_rows(results: list[dict]):
+    """(label, index name, row) per corpus and index: the corpus's name on its first row (exact search), the query
+    encoding's p50 on the second (HNSW), blank below."""
     for res in results:
         for name, r in res["rows"].items():
-            label = res["label"] if name == "exact" else f"(encode p50 {res['encode_p50_ms']:.1f})" \
+            label = res["label"] if name == "exact" else f"(encode p50 {res['encode_p50_ms']:.1f} ms)" \
                 if name == "hnsw" else ""
-            lines.append(f"{label:>24s} {name:20s}{str(r['knob']):>18s}{r['recall_at_10']:7.3f}"
-                         f"{r['dist_per_query']:10.0f}{r['share_of_exact']:7.3f}{r['p50_ms']:8.1f}{r['p95_ms']:8.1f}"
-                         f"{r['build_s']:9.2f}{r['memory_mib']:7.1f}")
-    return "\n".join(lines)
+            yield label, name, r
 
 
 def markdown(result: dict) -> str:
@@ -164,13 +171,10 @@ def markdown(result: dict) -> str:
     out = [f"{source_line(result)} · load {result.get('machine', {}).get('load_avg')} at the start", "",
            "| corpus | index | knob | R@10 | dist/q | share of exact | p50 ms | p95 ms | build s | MiB |",
            "|---|---|---|---|---|---|---|---|---|---|"]
-    for res in result["results"]:
-        for name, r in res["rows"].items():
-            label = res["label"] if name == "exact" else f"(encode p50 {res['encode_p50_ms']:.1f} ms)" \
-                if name == "hnsw" else ""
-            out.append(f"| {label} | {name} | {r['knob']} | {r['recall_at_10']:.3f} | {r['dist_per_query']:.0f} | "
-                       f"{r['share_of_exact']:.3f} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['build_s']:.2f} | "
-                       f"{r['memory_mib']:.1f} |")
+    for label, name, r in _index_rows(result["results"]):
+        out.append(f"| {label} | {name} | {r['knob']} | {r['recall_at_10']:.3f} | {r['dist_per_query']:.0f} | "
+                   f"{r['share_of_exact']:.3f} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['build_s']:.2f} | "
+                   f"{r['memory_mib']:.1f} |")
     out.append("")
     for res in result["results"]:
         sweep = res["rows"].get("tree", {}).get("sweep") or []

@@ -382,12 +382,17 @@ def test_tree_stats_keys_ranges_and_silhouette():
     assert tree_stats(one, x[:5])["silhouette"] is None
 
 
+def _assert_python_runs(code: str) -> None:
+    """``code`` run in a fresh interpreter (what a module imports shows only there) exits 0."""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
 def test_compute_core_imports_only_numpy_and_torch():
     code = ("import sys; import hce_engine.tree, hce_engine.tree.kmeans, hce_engine.tree.builders, "
             "hce_engine.tree.quality; bad = [m for m in ('faiss', 'sklearn', 'scipy', 'duckdb') "
             "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert r.returncode == 0, r.stdout + r.stderr
+    _assert_python_runs(code)
 
 
 def test_placement_by_descent_finds_the_nearest_leaf_when_its_beam_holds_every_node_and_mostly_with_a_small_one():
@@ -424,5 +429,4 @@ def test_reading_a_stored_tree_does_not_import_torch():
     code = ("import sys; import hce_engine.tree, hce_engine.tree.tree; from hce_engine.tree import Tree, node_label; "
             "from hce_engine.store import Store; assert 'torch' not in sys.modules, 'torch'; "
             "from hce_engine.tree import build_divisive; assert 'torch' in sys.modules")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert r.returncode == 0, r.stdout + r.stderr
+    _assert_python_runs(code)

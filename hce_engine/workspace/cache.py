@@ -93,8 +93,13 @@ class WorkspaceCache:
         """A run's tree was (re)built: read it again; its tree index is rebuilt on next use."""
         with self.lock:
             self._maps["tree"].pop(run_id, None)
-            self._maps["tree_shape"].pop(run_id, None)
-            self._maps["map"].pop(run_id, None)
+            self._drop_map_views(run_id)
+
+    def _drop_map_views(self, run_id: int) -> None:
+        """The run's tree or documents changed: its centroid-free tree and its stored map are read again (the map
+        may no longer cover every document). Call holding the lock."""
+        self._maps["tree_shape"].pop(run_id, None)
+        self._maps["map"].pop(run_id, None)
 
     def judgements_changed(self) -> None:
         """Queries or qrels were added: hybrid weights may now be fitted on other judgements."""
@@ -114,8 +119,7 @@ class WorkspaceCache:
                 if index is not None:
                     index.add(ids, vecs)
                 tree_index = self._maps["tree_index"].pop(run_id, None)
-                self._maps["tree_shape"].pop(run_id, None)
-                self._maps["map"].pop(run_id, None)  # its documents changed: the stored map no longer covers them
+                self._drop_map_views(run_id)
                 if run_id in trees:
                     grown = trees[run_id].tree
                     self._maps["tree"][run_id] = trees[run_id]
@@ -135,8 +139,7 @@ class WorkspaceCache:
                 if index is not None:
                     index.remove(ids)
                 tree_index = self._maps["tree_index"].pop(run_id, None)
-                self._maps["tree_shape"].pop(run_id, None)
-                self._maps["map"].pop(run_id, None)  # its documents changed: the stored map no longer covers them
+                self._drop_map_views(run_id)
                 if run_id in trees:
                     self._maps["tree"][run_id] = trees[run_id]
                     if tree_index is not None:
