@@ -224,11 +224,12 @@ class VectorIndex:
             self._index = index
 
     def _init_pending(self) -> None:
-        """HNSW's exact buffer of added vectors not yet in the graph: ids int64 (P,), vectors float32 (P, d), id ->
-        row; and the background thread folding it into the graph (None when none runs). Empty for other kinds."""
+        """HNSW's exact buffer of added vectors not yet in the graph: ids int64 (P,), vectors float32 (P, d), the
+        set of their ids; and the background thread folding it into the graph (None when none runs). Empty for
+        other kinds."""
         self._pend_ids = np.empty(0, dtype=np.int64)
         self._pend_vecs = np.empty((0, self._dim), dtype=np.float32)
-        self._pending: dict[int, int] = {}
+        self._pending: set[int] = set()
         self._folder: threading.Thread | None = None
 
     # ------------------------------------------------------------------ construction
@@ -325,7 +326,7 @@ class VectorIndex:
                 raise ValueError(f"{path}: inconsistent pending vectors")
             if pend_ids.size:
                 out._pend_ids, out._pend_vecs = pend_ids, np.ascontiguousarray(pend_vecs)
-                out._pending = dict(zip(pend_ids.tolist(), range(pend_ids.size), strict=True))
+                out._pending = set(pend_ids.tolist())
                 out._start_folding_locked()
             out._follow_size(len(out))
         else:
@@ -432,10 +433,9 @@ class VectorIndex:
                 self._remove_locked(np.asarray(existing, dtype=np.int64), allow_compact=False)
             if self._kind == "hnsw":
                 if defer and ids.size <= SERIAL_ADD:
-                    start = self._pend_ids.size
                     self._pend_ids = np.concatenate([self._pend_ids, ids])
                     self._pend_vecs = np.concatenate([self._pend_vecs, vectors])
-                    self._pending.update(zip(ids.tolist(), range(start, start + ids.size), strict=True))
+                    self._pending.update(ids.tolist())
                     self._start_folding_locked()
                 else:
                     self._insert_graph_locked(ids, vectors)
@@ -460,17 +460,18 @@ class VectorIndex:
         """Keep the pending rows where ``keep`` (bool (P,)) is true."""
         self._pend_ids = self._pend_ids[keep]
         self._pend_vecs = np.ascontiguousarray(self._pend_vecs[keep])
-        self._pending = dict(zip(self._pend_ids.tolist(), range(self._pend_ids.size), strict=True))
+        self._pending = set(self._pend_ids.tolist())
 
     def _fold_locked(self, n: int) -> None:
-        """Move the first ``n`` pending vectors into the graph."""
+        """Move the first ``n`` pending vectors into the graph: O(n), the rest stays where it is (views of the
+        same buffer, never written in place, so a search that took the old arrays reads them safely)."""
         n = min(n, self._pend_ids.size)
         if n == 0:
             return
-        self._insert_graph_locked(self._pend_ids[:n].copy(), np.ascontiguousarray(self._pend_vecs[:n]))
-        keep = np.zeros(self._pend_ids.size, dtype=bool)
-        keep[n:] = True
-        self._drop_pending_locked(keep)
+        ids = self._pend_ids[:n].copy()
+        self._insert_graph_locked(ids, self._pend_vecs[:n])
+        self._pend_ids, self._pend_vecs = self._pend_ids[n:], self._pend_vecs[n:]
+        self._pending.difference_update(ids.tolist())
 
     def _start_folding_locked(self) -> None:
         """Start the background fold of the pending buffer unless one runs (or the interpreter is exiting)."""

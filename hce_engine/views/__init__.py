@@ -57,6 +57,7 @@ from .map import (  # noqa: E402
     map_points,
     place_query,
     select_region,
+    selection_file,
     thin_for_display,
 )
 from .siblings import (  # noqa: E402
@@ -76,5 +77,5 @@ __all__ = ["explain", "walkthrough", "siblings_view", "teacher_view", "doc_queri
            "default_compare_run",
            "compare_trees", "tree_overview", "node_detail", "tree_quality", "list_rebuilds",
            "map_frame", "map_points", "describe_points", "level_sizes", "map_labels", "thin_for_display",
-           "select_region", "place_query", "corpus_stats", "MAX_DRAWN",
+           "select_region", "selection_file", "place_query", "corpus_stats", "MAX_DRAWN",
            "default_level"]

@@ -386,6 +386,20 @@ def thin_for_display(frame: pd.DataFrame, max_points: int = MAX_DRAWN, grid: int
     return frame.iloc[keep]
 
 
+def selection_file(ws, corpus: str, selected: pd.DataFrame, fmt: str) -> bytes:
+    """The ``selected`` documents (rows of :func:`describe_points`) as a download: UTF-8 CSV (``fmt="csv"``) or
+    JSON lines (``"jsonl"``) with columns ``_id, title, text, node, path`` in the rows' order; removed documents
+    are left out. Reads the texts of these rows only (the Map page calls it when a download is clicked)."""
+    if fmt not in ("csv", "jsonl"):
+        raise InputError(f"unknown selection format {fmt!r}: use csv or jsonl")
+    docs = ws.documents(corpus, doc_ids=selected["doc_id"].tolist())[["doc_id", "ext_id", "title", "text"]]
+    out = selected[["doc_id", "label", "path"]].merge(docs, on="doc_id")
+    out = out[["ext_id", "title", "text", "label", "path"]].rename(columns={"ext_id": "_id", "label": "node"})
+    if fmt == "csv":
+        return out.to_csv(index=False).encode()
+    return out.to_json(orient="records", lines=True, force_ascii=False).encode()
+
+
 def select_region(frame: pd.DataFrame, box: list | None = None, lasso: list | None = None) -> list[int]:
     """Doc ids of *all* rows of ``frame`` inside a plotly selection's boxes or lasso polygons (exact, also
     for points a thinned drawing left out).

@@ -120,19 +120,18 @@ def show_selection(event, fig, points, map_run: int, tree_run: int | None, key: 
                  column_config={"label": "node", "path": "tree path"})
     nodes = sel.groupby("label").size().sort_values(ascending=False).rename("documents").reset_index()
     st.dataframe(nodes, hide_index=True, column_config={"label": "tree node"}, key=f"map_sel_nodes_{key}")
-    docs = ws.documents(corpus, doc_ids=sel["doc_id"].tolist()).merge(sel[["doc_id", "label", "path"]], on="doc_id")
-    out = docs[["ext_id", "title", "text", "label", "path"]].rename(columns={"ext_id": "_id", "label": "node"})
-    c1, c2 = st.columns(2)
-    c1.download_button("Selection as CSV", out.to_csv(index=False).encode(), f"{corpus}-selection.csv",
-                       "text/csv", key=f"map_sel_csv_{key}")
-    c2.download_button("Selection as JSONL", out.to_json(orient="records", lines=True, force_ascii=False).encode(),
+    corpus_name = str(corpus)  # the pages run only with a corpus picked
+    c1, c2 = st.columns(2)  # the texts are read when a download is clicked, not on every rerun
+    c1.download_button("Selection as CSV", lambda: views.selection_file(ws, corpus_name, sel, "csv"),
+                       f"{corpus}-selection.csv", "text/csv", key=f"map_sel_csv_{key}")
+    c2.download_button("Selection as JSONL", lambda: views.selection_file(ws, corpus_name, sel, "jsonl"),
                        f"{corpus}-selection.jsonl", "application/jsonl", key=f"map_sel_jsonl_{key}")
     with st.form(f"map_subset_{key}", border=False):
         name = st.text_input("New corpus from the selection", value=f"{corpus}-selection", max_chars=100,
                              key=f"map_subset_name_{key}")
         if st.form_submit_button("Create corpus"):
             with friendly_errors("New corpus"):
-                report = ws.subset_corpus(corpus, docs["ext_id"].tolist(), name.strip())
+                report = ws.subset_corpus(corpus, sel.loc[sel["ext_id"] != "", "ext_id"].tolist(), name.strip())
                 st.success(f"Created **{md_escape(report.corpus)}** with {report.documents} documents"
                            + (f" and {report.queries} judged queries" if report.queries else "")
                            + "; encode it on the **Corpus** page.")
