@@ -5,7 +5,9 @@ Fails on any exception box or st.error on any page. Screenshots go to ``test-art
 """
 from __future__ import annotations
 
+import csv
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -373,7 +375,25 @@ def test_map_labels_never_overlap_and_the_query_is_drawn_above_them(server, tmp_
             span = drawn["points"][1] - drawn["points"][0]
             assert span >= 0.85 * (right - left), drawn  # and the points spread over it
             assert all(left - 1 <= a[0] and a[1] <= right + 1 for a in drawn["labels"]), drawn["labels"]
-        place_query_on_map(page, "a program that never ends", "map-labels-query.png")
+        drawn = place_query_on_map(page, "a program that never ends", "map-labels-query.png")[0]
+        # a lasso over the middle of the map lists its documents (each point's doc id is its customdata), and the
+        # CSV download, written when clicked, holds those documents with their texts
+        left, right, top, bottom = drawn["plot"]
+        corners = [(0.25, 0.25), (0.75, 0.25), (0.75, 0.75), (0.25, 0.75), (0.25, 0.26)]
+        page.mouse.move(left + (right - left) * corners[0][0], top + (bottom - top) * corners[0][1])
+        page.mouse.down()
+        for fx, fy in corners[1:]:
+            page.mouse.move(left + (right - left) * fx, top + (bottom - top) * fy, steps=10)
+        page.mouse.up()
+        main.get_by_text(re.compile(r"^\d+ selected documents")).wait_for(timeout=60_000)
+        settle(page)
+        selected = int(re.search(r"(\d+) selected documents", main.inner_text()).group(1))
+        with page.expect_download(timeout=60_000) as download:
+            main.get_by_role("button", name="Selection as CSV").click()
+        with open(download.value.path(), encoding="utf-8", newline="") as f:
+            rows = list(csv.DictReader(f))
+        assert selected > 0 and len(rows) == selected, (selected, len(rows))
+        assert all(r["_id"] and r["text"] for r in rows) and list(rows[0]) == ["_id", "title", "text", "node", "path"]
         check(page, "Map")
 
 

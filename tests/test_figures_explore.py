@@ -153,17 +153,20 @@ def test_map_figure_and_selection():
     fig = map_figs.map_figure(df, query={"query": "q", "x": 0.2, "y": 0.2, "hits": hits}, highlight={1, 2})
     assert [t.name for t in fig.data][-2:] == ["query hits", "query"]
     assert all(isinstance(t, go.Scatter) for t in fig.data)
-    docs = sorted(int(c[0]) for t in fig.data[:3] for c in t.customdata)
+    docs = sorted(int(c) for t in fig.data[:3] for c in t.customdata)  # the doc id per point, a number
     assert docs == list(range(1, 31))
     n = map_figs.GL_THRESHOLD + 1
     big = map_figs.map_figure(frame(n, groups=40))
     assert len(big.data) == 1 and isinstance(big.data[0], go.Scattergl) and not big.data[0].showlegend
     assert len(set(big.data[0].marker.color)) == 20 and len(big.data[0].x) == n
-    # selection: customdata when present, else the figure's trace/point index
-    t0 = fig.data[0]
-    sel = {"selection": {"points": [{"curve_number": 0, "point_index": 1, "customdata": [int(t0.customdata[1][0])]},
-                                    {"curve_number": 0, "point_index": 2}]}}
-    assert map_figs.selected_doc_ids(sel, fig) == [int(t0.customdata[1][0]), int(t0.customdata[2][0])]
+    # selection: customdata when present (a doc id, or a row starting with one), else the trace/point index
+    t0, hit = fig.data[0], fig.data[-2]
+    sel = {"selection": {"points": [{"curve_number": 0, "point_index": 1, "customdata": int(t0.customdata[1])},
+                                    {"curve_number": 0, "point_index": 2},
+                                    {"curve_number": len(fig.data) - 2, "point_index": 0,
+                                     "customdata": list(hit.customdata[0])},
+                                    {"curve_number": len(fig.data) - 1, "point_index": 0}]}}  # the query's star
+    assert map_figs.selected_doc_ids(sel, fig) == [int(t0.customdata[1]), int(t0.customdata[2]), 3]
     assert map_figs.selected_doc_ids(None) == [] and map_figs.selected_doc_ids({"selection": {"points": []}}) == []
 
 

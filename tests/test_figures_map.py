@@ -68,7 +68,7 @@ def test_crowded_labels_do_not_overlap_and_sit_below_the_query():
         star = drawn_boxes(fig, ["★"], [query["x"]], [query["y"]], [14], width)[0]
         assert all(overlaps([star, b]) == [] for b in boxes)
     # the hover of the documents stays whole; the axes span the points, no fixed aspect ratio
-    assert "root › n" in str(fig.data[0].customdata[0][3])
+    assert "root › n" in str(fig.data[0].hovertext[0]) and fig.data[0].hovertemplate.startswith("<b>%{text}</b>")
     assert fig.layout.yaxis.scaleanchor is None and fig.layout.width is None and fig.layout.autosize
 
 

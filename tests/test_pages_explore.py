@@ -264,8 +264,9 @@ def test_map_selection_lists_exports_and_becomes_a_corpus(populated, app_env):
     at = page("map").run()
     ok(at)
     fig = charts(at)[0]
-    doc_ids = [int(d[0]) for t in fig["data"] if "customdata" in t for d in t["customdata"]][:5]
-    at.session_state["map_main"] = {"selection": {"points": [{"customdata": [d]} for d in doc_ids],
+    spec = fig["data"][0]["customdata"]  # the doc ids, sent as a typed array (base64)
+    doc_ids = np.frombuffer(base64.b64decode(spec["bdata"]), dtype=spec["dtype"]).astype(int).tolist()[:5]
+    at.session_state["map_main"] = {"selection": {"points": [{"customdata": d} for d in doc_ids],
                                                   "box": [], "lasso": [], "point_indices": []}}
     at.run()
     ok(at)

@@ -34,6 +34,12 @@ def _short(text: str, limit: int = 80) -> str:
     return html.escape(text if len(text) <= limit else text[:limit - 1] + "…")
 
 
+def _short_each(values: pd.Series, limit: int = 80) -> np.ndarray:
+    """:func:`_short` of every value, computed once per distinct value: object array, same length."""
+    codes, uniques = pd.factorize(values.astype(str), use_na_sentinel=False)
+    return np.asarray([_short(u, limit) for u in uniques], dtype=object)[codes]
+
+
 def _legend_height(names: list[str], width: float) -> float:
     """Pixels a horizontal legend of ``names`` (font 11) takes at ``width``: entries packed in rows, each
     entry's width over-estimated (bold metrics, 46 px for the symbol and gaps), 22 px per row."""
@@ -97,15 +103,18 @@ def map_figure(frame: pd.DataFrame, query: dict | None = None, highlight: set[in
     light = n > LIGHT_HOVER  # big maps: no tree path in the hover, to keep the page payload small
 
     def trace(g: pd.DataFrame, name: str, color, showlegend: bool, group: str):
-        cols = [g["doc_id"].to_numpy(), g["title"].map(_short).to_numpy(), g["ext_id"].map(_short).to_numpy(),
-                (g["label"] if light else g["path"]).map(lambda t: _short(t, 400)).to_numpy()]
         opacity: Any = 0.85
         if highlight:
             opacity = np.where(g["doc_id"].isin(highlight).to_numpy(), 0.95, 0.12).tolist()
+        # customdata is the doc id alone, a number per point (sent as one typed array, as x and y: an object
+        # array is copied and serialised value by value), the hover's two lines are strings without markup (the
+        # serialised JSON writes every "<" and ">" as six characters)
         return scatter(x=g["x"], y=g["y"], mode="markers", name=name, legendgroup=group, showlegend=showlegend,
                        marker={"size": msize, "color": color, "opacity": opacity},
-                       customdata=np.column_stack(cols),
-                       hovertemplate="<b>%{customdata[1]}</b> [%{customdata[2]}]<br>%{customdata[3]}<extra></extra>")
+                       customdata=g["doc_id"].to_numpy(np.int64),
+                       text=_short_each(g["title"]) + " [" + _short_each(g["ext_id"]) + "]",
+                       hovertext=_short_each(g["label"] if light else g["path"], 400),
+                       hovertemplate="<b>%{text}</b><br>%{hovertext}<extra></extra>")
 
     legend: list[str] = []
     if len(order) <= MAX_LEGEND:  # one trace (and legend entry) per node
@@ -180,8 +189,8 @@ def map_figure(frame: pd.DataFrame, query: dict | None = None, highlight: set[in
 def selected_doc_ids(selection: Any, fig: go.Figure | None = None) -> list[int]:
     """Doc ids of the points in a ``st.plotly_chart(on_select=...)`` selection (query marker excluded).
 
-    Uses each point's ``customdata[0]`` when present, else looks the point up in ``fig`` by curve and
-    point index.
+    Uses each point's ``customdata`` (the doc id, or a row that starts with it) when present, else looks the
+    point up in ``fig`` by curve and point index.
     """
     if selection is None:
         return []
@@ -191,12 +200,14 @@ def selected_doc_ids(selection: Any, fig: go.Figure | None = None) -> list[int]:
     for p in points:
         cd = p.get("customdata")
         doc = None
-        if cd is not None and len(cd):
-            doc = cd[0]
-        elif fig is not None and p.get("curve_number") is not None:
+        if cd is None and fig is not None and p.get("curve_number") is not None:
             trace = fig.data[int(p["curve_number"])]
             if trace.customdata is not None and trace.name not in ("query",):
-                doc = trace.customdata[int(p.get("point_index", p.get("point_number", 0)))][0]
+                cd = trace.customdata[int(p.get("point_index", p.get("point_number", 0)))]
+        if cd is not None and np.ndim(cd):  # a row: the doc id first (query hits, relevant squares)
+            doc = cd[0] if len(cd) else None
+        elif cd is not None:  # the documents' traces: the doc id itself
+            doc = cd
         try:
             if doc is not None:
                 out.append(int(doc))

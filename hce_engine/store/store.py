@@ -17,6 +17,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import NotFoundError, WorkspaceBusyError
 from ..tempfiles import alive
@@ -46,6 +47,22 @@ def _stack_lists(column: pa.ChunkedArray | pa.Array, dim: int | None = None) -> 
 
 #: rows per Arrow batch when reading vectors (about 15 MB of d = 384 float32)
 VECTOR_BATCH = 10_000
+
+
+class NodeTerms(Sequence[list[str]]):
+    """Each node's terms, read from the stored list column one node at a time: a million-document tree's 111k
+    nodes turned into Python lists took seconds, where a map's labels need a few of them."""
+
+    def __init__(self, column: pa.ChunkedArray) -> None:
+        self._column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+
+    def __len__(self) -> int:
+        return len(self._column)
+
+    def __getitem__(self, node):  # int -> list[str]; a slice -> a list of them
+        if isinstance(node, slice):
+            return [self[i] for i in range(*node.indices(len(self)))]
+        return self._column[node].as_py() or []
 
 
 class Store(SharedConnection):
@@ -537,7 +554,7 @@ class Store(SharedConnection):
     def read_tree(self, run_id: int, rebuild: int | None = None, centroids: bool = True):
         """(Tree, terms per node, representative doc id per node); latest rebuild by default. ``centroids=False``
         leaves the centroids out (float32 (n_nodes, 0)): the structure only, several times faster at a million
-        documents (what a map or a node table needs)."""
+        documents (what a map or a node table needs), its terms read per node when asked (:class:`NodeTerms`)."""
         from ..tree.tree import Tree
 
         trees = self.list_trees(run_id)
@@ -557,8 +574,9 @@ class Store(SharedConnection):
                     size=nodes.column("size").to_numpy(),
                     doc_leaf=docs.column("leaf").to_numpy(), doc_ids=docs.column("doc_id").to_numpy(),
                     builder=meta["builder"], branching=meta["branching"])
-        terms = [t if t is not None else [] for t in nodes.column("terms").to_pylist()]
-        reps = np.asarray([-1 if r is None else r for r in nodes.column("rep_doc_id").to_pylist()], dtype=np.int64)
+        terms: Sequence[list[str]] = (NodeTerms(nodes.column("terms")) if not centroids else
+                                      [t if t is not None else [] for t in nodes.column("terms").to_pylist()])
+        reps = pc.fill_null(nodes.column("rep_doc_id"), -1).to_numpy().astype(np.int64)
         return tree, terms, reps
 
     # -- metrics and projections --------------------------------------------------------------

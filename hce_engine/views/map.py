@@ -44,15 +44,15 @@ def _run_tree(ws, run_id: int, tree_run: int | None):
     return run_tree.tree, run_tree.terms
 
 
-def _nodes_at_level(tree, leaves: np.ndarray, level: int) -> np.ndarray:
-    """The level-``level`` ancestor of each leaf node in ``leaves`` int64 (m,) (-1 stays -1)."""
-    out = np.asarray(leaves, dtype=np.int64).copy()
-    have = out >= 0
+def _ancestors_at_level(tree, level: int) -> np.ndarray:
+    """int64 (n_nodes,): each node's ancestor at ``level`` (the node itself at or above it). Walks the tree's
+    nodes, not its documents: a million documents' nodes at a level are then one lookup."""
+    anc = np.arange(tree.n_nodes, dtype=np.int64)
     while True:
-        up = have & (tree.level[np.maximum(out, 0)] > level)
-        if not up.any():
-            return out
-        out[up] = tree.parent[out[up]]
+        up = np.flatnonzero(tree.level[anc] > level)
+        if not len(up):
+            return anc
+        anc[up] = tree.parent[anc[up]]
 
 
 def map_points(ws, run_id: int, level: int = 1, align_to: int | None = None,
@@ -73,8 +73,12 @@ def map_points(ws, run_id: int, level: int = 1, align_to: int | None = None,
         pos = tree.positions_of(ids)
         have = pos >= 0
         lv = min(max(int(level), 0), tree.depth)
-        nodes[have] = 0 if lv == 0 else _nodes_at_level(tree, tree.doc_leaf[pos[have]], lv)
-        uniq, codes = np.unique(nodes, return_inverse=True)
+        nodes[have] = 0 if lv == 0 else _ancestors_at_level(tree, lv)[tree.doc_leaf[pos[have]]]
+        # np.unique(nodes, return_inverse=True) without sorting a million values: node ids are below n_nodes
+        uniq = np.flatnonzero(np.bincount(nodes + 1, minlength=tree.n_nodes + 1)) - 1
+        lookup = np.zeros(tree.n_nodes + 1, dtype=np.int64)
+        lookup[uniq + 1] = np.arange(len(uniq))
+        codes = lookup[nodes + 1]
         names = [label_of(terms, int(n)) if n > 0 else ("all documents" if n == 0 else "") for n in uniq]
         cats = list(dict.fromkeys(names))  # labels may repeat across nodes
         where = {c: i for i, c in enumerate(cats)}
@@ -378,10 +382,13 @@ def thin_for_display(frame: pd.DataFrame, max_points: int = MAX_DRAWN, grid: int
             lo = mid
         else:
             hi = mid - 1
-    rng = np.random.default_rng(seed)
-    order = np.lexsort((rng.random(n), cell))  # by cell, random within each cell
-    first = np.searchsorted(cell[order], cell[order], side="left")
-    rank_in_cell = np.arange(n) - first
+    # by cell, in a seeded random order within each cell: a stable sort of shuffled rows by their cell (a radix
+    # sort: cells fit 16 bits at the default grid), then each row's rank among its cell's rows
+    perm = np.random.default_rng(seed).permutation(n)
+    by_cell = np.argsort(cell[perm].astype(np.uint16 if grid * grid <= 1 << 16 else np.int64), kind="stable")
+    order = perm[by_cell]
+    first = np.cumsum(counts) - counts  # the sorted position of each cell's first row
+    rank_in_cell = np.arange(n) - first[cell[order]]
     keep = np.sort(order[rank_in_cell < lo])
     return frame.iloc[keep]
 
