@@ -286,7 +286,7 @@ PLACE_BEAM = 32
 #: cache (at 128, 63 MB a level: 1,000 documents placed in 0.46 s instead of 0.28 s in a 200k-document tree).
 _PLACE_CHUNK = 16
 #: The descent of :func:`place_documents` scores every node of the deepest level above the leaves that has at
-#: most this many nodes (a 1M-document tree's 10,000 nodes of level 4) and descends the rest with its beam.
+#: most this many nodes (one matrix product, no gather) and descends the levels below it with its beam.
 EXACT_LEVEL_NODES = 16_384
 
 
