@@ -344,10 +344,10 @@ def _build_children_matrix(tree: Tree) -> np.ndarray:
 
 def _place_by_descent(tree: Tree, v: np.ndarray, beam: int) -> np.ndarray:
     kids = _children_matrix(tree)
-    depth, n_nodes = tree.depth, tree.n_nodes  # depth scans every node's level: once, not per chunk and level
+    counts = np.bincount(tree.level)  # nodes per level, from one scan of the levels (not per chunk and level)
+    depth, n_nodes = len(counts) - 1, tree.n_nodes
     # the deepest level above the leaves small enough to score every node of it for every document (one matrix
     # product, no gather): the descent starts there from that level's exact top ``beam``
-    counts = np.bincount(tree.level, minlength=depth + 1)
     start = max((lv for lv in range(1, depth) if counts[lv] <= EXACT_LEVEL_NODES), default=0)
     start_nodes = tree.nodes_at(start) if start else np.zeros(1, dtype=np.int64)
     start_cent = tree.centroid[start_nodes]
