@@ -1,8 +1,10 @@
 """Explorer views (hce_engine.views) on the toy corpus with the fake encoder."""
 from __future__ import annotations
 
+import importlib
 import json
 import math
+import re
 import time
 
 import numpy as np
@@ -269,7 +271,7 @@ def test_map_frame_and_place_query(toy_ws, fake_project):
 
 
 # -- corpus stats ---------------------------------------------------------------------------------
-def test_corpus_stats(tmp_path, fake_model, toy_beir):
+def test_corpus_stats(tmp_path, fake_model, toy_beir, monkeypatch):
     ws = Workspace(str(tmp_path / "ws"), default_model=fake_model)
     try:
         ws.import_corpus(toy_beir, name="toy")
@@ -292,6 +294,32 @@ def test_corpus_stats(tmp_path, fake_model, toy_beir):
         # tokens against the 256-token window: words are converted at the stated ratio (256 / 1.4 = 182 words)
         assert (d["max_tokens"], d["tokens_per_word"], d["long_words"]) == (256, 1.4, 182)
         assert d["with_title"] == 0 and d["splits"] == [] and d["queries"] == 0
+        # Unicode: words are runs of letters, digits and '_' (Python's \w), white space is what str.split() splits
+        rows = [{"_id": "u1", "title": "Café ２", "text": "Naïve\u00a0text\u3000HERE x²"},
+                {"_id": "u2", "title": "\t", "text": "naïve text\x85here  X²"},
+                {"_id": "u3", "text": "naïve-text here x²"}]
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        ws.import_corpus(str(path), name="unicode")
+        u = views.corpus_stats(ws, "unicode")
+        expected = [len(re.findall(r"\w+", r.get("title", ""))) + len(re.findall(r"\w+", r["text"])) for r in rows]
+        assert (u["words"]["min"], u["words"]["max"]) == (min(expected), max(expected)) == (4, 6)
+        assert u["duplicates"]["examples"] == [{"ext_ids": ["u1", "u2"], "count": 2, "snippet": "Naïve text HERE x²"}]
+        assert u["with_title"] == 1
+        # the document statistics are saved for the documents' state: read back, recomputed after a removal
+        computed = []
+        module = importlib.import_module("hce_engine.views.corpus_stats")  # views.corpus_stats is the function
+        original = module._document_stats
+
+        def counting(*args):
+            computed.append(args[1])
+            return original(*args)
+        monkeypatch.setattr(module, "_document_stats", counting)
+        assert views.corpus_stats(ws, "unicode") == u and computed == []
+        ws.remove_documents("unicode", ["u2"])
+        after = views.corpus_stats(ws, "unicode")
+        assert computed == ["unicode"] and (after["documents"], after["removed"]) == (2, 1)
+        assert after["duplicates"]["groups"] == 0
+        assert views.corpus_stats(ws, "unicode", bins=5)["words_hist"] and computed == ["unicode"] * 2
     finally:
         ws.close()
 

@@ -152,6 +152,14 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (experiment_id, arm, seed)
         )""",
     ],
+    # 6: a corpus's document statistics, kept for the state of its documents they were computed on
+    [
+        """CREATE TABLE corpus_stats (
+            corpus_id INTEGER PRIMARY KEY,
+            docs_state VARCHAR NOT NULL,
+            stats JSON NOT NULL
+        )""",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

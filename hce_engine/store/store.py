@@ -166,7 +166,7 @@ class Store(SharedConnection):
                 self._delete_run_rows(con, run["run_id"])
             con.execute("DELETE FROM experiment_runs WHERE experiment_id IN "
                         "(SELECT experiment_id FROM experiments WHERE corpus_id = ?)", [corpus_id])
-            for table in ("documents", "queries", "qrels", "experiments", "corpora"):
+            for table in ("documents", "queries", "qrels", "experiments", "corpus_stats", "corpora"):
                 con.execute(f"DELETE FROM {table} WHERE corpus_id = ?", [corpus_id])
 
     # -- documents, queries, qrels ------------------------------------------------------------
@@ -225,6 +225,26 @@ class Store(SharedConnection):
         """DataFrame (doc_id, added_at) of the live documents, ordered by doc_id (no texts: cheap at 200k)."""
         return self.con.execute("SELECT doc_id, added_at FROM documents WHERE corpus_id = ? AND NOT removed "
                                 "ORDER BY doc_id", [corpus_id]).df()
+
+    def docs_state(self, corpus_id: int) -> str:
+        """A key that changes whenever the corpus's documents do: documents are only ever added (new, larger ids)
+        or flagged removed, so the row count, the largest id and the removed ids' count and sum tell the states
+        apart."""
+        row = self._one("SELECT count(*), coalesce(max(doc_id), 0), count(*) FILTER (WHERE removed), "
+                        "coalesce(sum(doc_id) FILTER (WHERE removed), 0) FROM documents WHERE corpus_id = ?",
+                        [corpus_id])
+        return ":".join(str(int(v)) for v in row or ())
+
+    def saved_stats(self, corpus_id: int, docs_state: str) -> dict | None:
+        """The document statistics saved for the corpus when its documents were in ``docs_state`` (else None)."""
+        row = self._one("SELECT stats FROM corpus_stats WHERE corpus_id = ? AND docs_state = ?",
+                        [corpus_id, docs_state])
+        return json.loads(row[0]) if row else None
+
+    def save_stats(self, corpus_id: int, docs_state: str, stats: dict) -> None:
+        """Keep ``stats`` (JSON-friendly) as the corpus's document statistics for ``docs_state``."""
+        self.con.execute("INSERT OR REPLACE INTO corpus_stats VALUES (?, ?, ?)",
+                         [corpus_id, docs_state, json.dumps(stats)])
 
     def existing_ext_ids(self, corpus_id: int, ext_ids: Iterable[str]) -> set[str]:
         return {r[0] for r in self.con.execute(

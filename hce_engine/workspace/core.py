@@ -240,6 +240,19 @@ class Workspace(SearchVerbs, UpdateVerbs, TrainingVerbs, ExperimentVerbs, Export
         """{ext id: doc id} of the corpus's live documents among ``ext_ids`` (others left out)."""
         return self.store.doc_ids_of(self.store.corpus_id(corpus), ext_ids)
 
+    def memo_document_stats(self, corpus: str, params: str, compute: Callable[[], dict]) -> dict:
+        """``compute()`` (a JSON-friendly dict of statistics of the corpus's documents, computed with settings
+        named by ``params``), saved in the workspace: read back while no document is added or removed."""
+        cid = self.store.corpus_id(corpus)
+        state = f"{self.store.docs_state(cid)}|{params}"
+        saved = self.store.saved_stats(cid, state)
+        if saved is not None:
+            return saved
+        stats = compute()
+        if f"{self.store.docs_state(cid)}|{params}" == state:  # nothing was added or removed meanwhile
+            self.store.save_stats(cid, state, stats)
+        return stats
+
     def qrels(self, corpus: str, split: str | None = None) -> pd.DataFrame:
         """The corpus's judgements in ``split`` (default: every split): DataFrame(split, query_id, query,
         doc_ext_id, score), one row per judged (query, document) pair, split after split in name order, then
