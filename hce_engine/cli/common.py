@@ -94,19 +94,19 @@ def run_command(a: argparse.Namespace) -> int:
         print(problem, file=sys.stderr)
         return 1
     try:
-        return _in_workspace(a) if getattr(a, "opens_workspace", True) else a.func(a)
+        return in_workspace(a, a.func) if getattr(a, "opens_workspace", True) else a.func(a)
     except HCEError as exc:
         print(f"hce {a.command}: error: {exc}", file=sys.stderr)
         return 1
 
 
-def _in_workspace(a: argparse.Namespace) -> int:
-    """``a.func`` on the open workspace, closed after it; Ctrl-C is exit status 130."""
+def in_workspace(a: argparse.Namespace, func) -> int:
+    """``func(workspace, a)`` on the open workspace, closed after it; Ctrl-C is exit status 130."""
     from ..workspace import Workspace
     try:
         ws = Workspace(a.workspace)
         try:
-            return a.func(ws, a)
+            return func(ws, a)
         finally:
             ws.close()
     except KeyboardInterrupt:

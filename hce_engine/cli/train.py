@@ -5,17 +5,37 @@ import sys
 
 from ..evaluation.outcome import label_free
 from ..progress import fmt_duration
+from ..training import torchrun
 from ..training.config import DEFAULT_PRESET, LABEL_SOURCE, PRESET_HELP, PRESETS, UNLABELLED_PRESET, TrainConfig
 from . import render
-from .common import AS_JSON, CORPUS, Commands, config_flags, config_settings, print_json, progress_bar
+from .common import AS_JSON, CORPUS, Commands, config_flags, config_settings, in_workspace, print_json, progress_bar
 
 #: The training summary's fields ``hce train --json`` prints beside run_id, status, outcome and checks.
 TRAIN_JSON = ("improved", "start_val", "best_val", "test", "judged", "n_train_pairs", "seconds", "examples_per_s",
               "stage_seconds", "estimate_stages")
 
 
+def cmd_train_ranks(a) -> int:
+    """``hce train``; under torchrun, rank 0 runs it on its workspace and the other ranks follow its run without
+    one (:mod:`hce_engine.training.torchrun`)."""
+    if not torchrun.under_torchrun():
+        return in_workspace(a, cmd_train)
+    if torchrun.rank() != 0:
+        if torchrun.follow():
+            return 0
+        print(f"hce train (rank {torchrun.rank()}): rank 0 stopped before training; its output says why",
+              file=sys.stderr)
+        return 1
+    try:
+        return in_workspace(a, cmd_train)
+    finally:
+        torchrun.release()
+
+
 def cmd_train(ws, a) -> int:
     settings = config_settings(a, TrainConfig)
+    if torchrun.under_torchrun():  # one run over the processes torchrun started
+        settings.setdefault("nproc", torchrun.world())
     if a.resume:
         run = ws.resume(a.resume, progress=progress_bar(a.json))
     else:
@@ -66,4 +86,4 @@ def train_parser(sub: Commands) -> None:
     s.add_argument("--pairs", help="a two-column (query, document id) file to train on (stored as split 'pairs')")
     s.add_argument("--resume", type=int, metavar="RUN", help="continue a cancelled/interrupted run")
     config_flags(s, TrainConfig, show_defaults=False)
-    s.set_defaults(func=cmd_train)
+    s.set_defaults(func=cmd_train_ranks, opens_workspace=False)

@@ -246,10 +246,15 @@ class Store(SharedConnection):
         self.con.execute("INSERT OR REPLACE INTO corpus_stats VALUES (?, ?, ?)",
                          [corpus_id, docs_state, json.dumps(stats)])
 
-    def existing_ext_ids(self, corpus_id: int, ext_ids: Iterable[str]) -> set[str]:
+    def live_count(self, corpus_id: int) -> int:
+        """The corpus's documents not removed."""
+        return int(self._value("SELECT count(*) FROM documents WHERE corpus_id = ? AND NOT removed", [corpus_id]))
+
+    def existing_ext_ids(self, corpus_id: int, ext_ids: Iterable[str], live: bool = False) -> set[str]:
+        """Those of ``ext_ids`` the corpus holds (``live``: and has not removed)."""
         return {r[0] for r in self.con.execute(
-            "SELECT ext_id FROM documents WHERE corpus_id = ? AND ext_id IN (SELECT unnest(?::VARCHAR[]))",
-            [corpus_id, list(ext_ids)]).fetchall()}
+            "SELECT ext_id FROM documents WHERE corpus_id = ? AND ext_id IN (SELECT unnest(?::VARCHAR[]))"
+            + (" AND NOT removed" if live else ""), [corpus_id, list(ext_ids)]).fetchall()}
 
     def mark_removed(self, corpus_id: int, ext_ids: Sequence[str]) -> np.ndarray:
         """Flag documents removed; returns the doc ids that were live and are now removed."""

@@ -104,16 +104,19 @@ def train(encoder, doc_texts: Sequence[str], pairs: list[Pair], config: TrainCon
             :mod:`.distributed`): every rank calls ``train`` with the same arguments; rank 0 builds the tree,
             validates, checkpoints and calls the callbacks (the others' are ignored) and its result is the run's.
             With ``config.nproc > 1`` and no ``ranks``, :func:`.spawn.train_spawned` runs the ranks in spawned
-            processes and hands back rank 0's result and weights (``tree_builder`` must then be picklable).
+            processes and hands back rank 0's result and weights (``tree_builder`` must then be picklable); under
+            ``torchrun``, this process is rank 0 and torchrun's other processes the other ranks
+            (:func:`.torchrun.lead`).
     """
     config.validate()
     if ranks is None and config.nproc > 1:
         from .spawn import train_spawned
-        return train_spawned(encoder, doc_texts, pairs, config, val_pairs=val_pairs,
-                             initial_vectors=initial_vectors, tree_builder=tree_builder, on_step=on_step,
-                             on_tree=on_tree, on_epoch=on_epoch, should_cancel=should_cancel,
-                             checkpoint_dir=checkpoint_dir, resume_from=resume_from, grad_chunk=grad_chunk,
-                             initial_max_length=initial_max_length, teacher=teacher)
+        from .torchrun import lead, under_torchrun
+        run_ranks = lead if under_torchrun() else train_spawned
+        return run_ranks(encoder, doc_texts, pairs, config, val_pairs=val_pairs, initial_vectors=initial_vectors,
+                         tree_builder=tree_builder, on_step=on_step, on_tree=on_tree, on_epoch=on_epoch,
+                         should_cancel=should_cancel, checkpoint_dir=checkpoint_dir, resume_from=resume_from,
+                         grad_chunk=grad_chunk, initial_max_length=initial_max_length, teacher=teacher)
     if ranks is not None and not ranks.root:
         on_step = on_tree = on_epoch = should_cancel = None
     # Same seed, same run (on one machine): seeded generators, deterministic kernels, a fixed thread count.

@@ -81,7 +81,11 @@ class TrainingVerbs(WorkspaceBase):
         cfg.model = self.model_for(cfg.model)
         try:
             cfg.validate()
-            if cfg.nproc > 1:
+            from ..training.torchrun import under_torchrun, world
+            if under_torchrun():  # torchrun started the ranks, on this machine or several
+                if cfg.nproc != world():
+                    raise ValueError(f"--nproc is {cfg.nproc}, but torchrun started {world()} processes")
+            elif cfg.nproc > 1:
                 from ..encoder.sharded import check_nproc
                 check_nproc(cfg.nproc, cfg.device)
         except ValueError as exc:

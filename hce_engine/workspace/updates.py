@@ -114,11 +114,11 @@ class UpdateVerbs(WorkspaceBase):
         from ..tree import remove_documents as tree_remove
         cid = self.store.corpus_id(corpus)
         ext_ids = list(dict.fromkeys(ext_ids))
-        live = set(self.store.documents(cid)["ext_id"])
+        live = self.store.existing_ext_ids(cid, ext_ids, live=True)
         missing = [e for e in ext_ids if e not in live]
         if missing:
             raise NotFoundError(f"not in corpus {corpus!r} (or already removed): {', '.join(missing[:5])}")
-        if len(live) - len(ext_ids) < 1:
+        if self.store.live_count(cid) - len(ext_ids) < 1:
             raise InputError("a corpus must keep at least one document")
         runs = [r.run_id for r in self.runs(corpus, status=RunStatus.DONE, metrics=False)]
         new_trees = {}
