@@ -179,3 +179,20 @@ def test_hce_train_nproc_2(tmp_path, fake_model, toy_beir, monkeypatch, capsys):
     assert run["status"] == "done" and run["config"]["nproc"] == 2
     code = main([*ws, "train", "--corpus", "toy", "--nproc", "10000"])
     assert code == 1 and "--nproc 10000 is more than the" in capsys.readouterr().err
+
+
+def test_a_run_on_gpus_encodes_on_its_processes(ws, monkeypatch):
+    """Where a run's processes pay for encoding (GPUs; forced here on the CPU), its baseline and final encodes run
+    on them too (``encode_sharded``): the vectors are the one-process encodes'."""
+    from hce_engine.encoder import sharded
+    cfg = {**TINY, "nproc": 2, "max_length": 48}  # shorter than the baseline's documents: a final encode
+    real, calls = sharded.encode_sharded, []
+    monkeypatch.setattr("hce_engine.workspace.training.encode_procs", lambda c: c.nproc)
+    monkeypatch.setattr(sharded, "encode_sharded", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
+    run = ws.train("toy", cfg)
+    assert calls == [2, 2]  # the baseline, then the final vectors
+    base = [r for r in ws.runs("toy", kind="baseline")][-1]
+    assert base.config.nproc == 2
+    monkeypatch.undo()
+    again = ws.train("toy", cfg)  # one process encodes (the baseline is reused)
+    np.testing.assert_allclose(ws.store.read_vectors(run)[1], ws.store.read_vectors(again)[1], rtol=1e-4, atol=1e-5)

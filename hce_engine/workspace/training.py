@@ -35,6 +35,18 @@ def judged_unavailable(outcome: dict, exc: BaseException) -> dict:
     return {"judged_error": error, "outcome": {**outcome, "text": f"{text} {note}".strip()}}
 
 
+
+def encode_procs(cfg) -> int:
+    """Processes for a training run's own corpus encodes (its baseline, its final vectors): the run's ``nproc``
+    where they pay, on GPUs (one each); one on a CPU, where processes share its cores (encoding 1,000 texts took
+    longer on 2 than on 1: benchmarks/results/distributed.json), and one under torchrun (rank 0 encodes alone:
+    the other ranks may be on other machines)."""
+    from ..encoder import resolve_device
+    from ..training.torchrun import under_torchrun
+    if cfg.nproc > 1 and not under_torchrun() and resolve_device(cfg.device).type == "cuda":
+        return cfg.nproc
+    return 1
+
 class TrainingVerbs(WorkspaceBase):
     """Mixed into :class:`~hce_engine.workspace.Workspace`."""
 
@@ -144,9 +156,10 @@ class TrainingVerbs(WorkspaceBase):
         cfg = self._train_config(cid, config)
         return self.store.create_run(cid, "train", cfg.to_dict(), cfg.seed, status="running")
 
-    def _baseline_for(self, corpus: str, model: str | None, progress: ProgressFn | None, cancel) -> int:
+    def _baseline_for(self, corpus: str, model: str | None, progress: ProgressFn | None, cancel,
+                      nproc: int = 1) -> int:
         """A finished zero-shot run of ``model`` on the corpus (at ``DEFAULT_MAX_LENGTH`` tokens), encoding one if
-        none exists."""
+        none exists (on ``nproc`` processes)."""
         runs = [r for r in self.runs(corpus, kind="baseline", metrics=False) if r.config.model == model
                 and r.config.max_length == DEFAULT_MAX_LENGTH and r.config.tree]
         for r in reversed(runs):  # one being encoded in the background by this process: wait for it
@@ -155,7 +168,7 @@ class TrainingVerbs(WorkspaceBase):
                     progress(Progress("waiting for baseline", 0, 1))
                 self.jobs.wait(r.run_id)
         done = [r.run_id for r in runs if self.run(r.run_id).done]
-        return done[-1] if done else self.encode(corpus, model=model, progress=progress, cancel=cancel)
+        return done[-1] if done else self.encode(corpus, model=model, progress=progress, cancel=cancel, nproc=nproc)
 
     def training_pairs(self, corpus_id: int, cfg, ext_ids: Sequence[str], texts: Sequence[str]) -> list:
         """The pairs a config trains on: supervised from qrels, ICT from the texts, or both mixed; the self
@@ -223,8 +236,10 @@ class TrainingVerbs(WorkspaceBase):
             cfg = TrainConfig.from_dict(info.config_dict)
             ids, ext_ids, texts = self._texts(cid)
             pairs = self.training_pairs(cid, cfg, ext_ids, texts)
+            procs = encode_procs(cfg)
             base_run = self._baseline_for(corpus, cfg.model,
-                                          lambda ev: report(replace(ev, stage=f"baseline {ev.stage}")), cancel)
+                                          lambda ev: report(replace(ev, stage=f"baseline {ev.stage}")), cancel,
+                                          nproc=procs)
             base_ids, base_vecs = self.store.read_vectors(base_run, live_only_corpus=cid)
             initial = base_vecs if np.array_equal(base_ids, ids) else None
             encoder = load_encoder(cfg.model, device=cfg.device, max_length=cfg.max_length,
@@ -294,8 +309,13 @@ class TrainingVerbs(WorkspaceBase):
                 vecs = result.corpus_vectors  # the last validation encoded the corpus with these weights
             else:
                 report(Progress("final encode", 0, len(texts)))
-                vecs = encoder.encode(texts, max_length=doc_len, cancel=cancel,
-                                      progress=as_stage(report, "final encode"))
+                if procs > 1:  # the saved weights, on the run's processes
+                    from ..encoder.sharded import encode_sharded
+                    vecs = encode_sharded(model_path, texts, procs, max_length=doc_len, device=cfg.device,
+                                          progress=as_stage(report, "final encode"), cancel=cancel)
+                else:
+                    vecs = encoder.encode(texts, max_length=doc_len, cancel=cancel,
+                                          progress=as_stage(report, "final encode"))
             self.store.write_vectors(run_id, ids, vecs)
             # the saved encoder encodes like the run: documents at the length its vectors were made at
             set_max_seq_length(model_path, doc_len)
