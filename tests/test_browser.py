@@ -107,6 +107,9 @@ def test_sample_app_end_to_end(server, tmp_path):
     with chromium_page(tmp_path) as page:
         page.goto(server, timeout=60_000)
         settle(page)
+        # the toolbar holds the "Running..." status and its Stop button (toolbarMode "minimal" hid both, and
+        # with them what settle() waits for)
+        assert page.locator('[data-testid="stToolbar"]').count() == 1
         # --sample imported the Jargon File; the app encodes it in the background and reports when done.
         page.get_by_text("Encoded by run #").wait_for(timeout=120_000)
         settle(page)

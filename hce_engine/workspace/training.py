@@ -35,7 +35,6 @@ def judged_unavailable(outcome: dict, exc: BaseException) -> dict:
     return {"judged_error": error, "outcome": {**outcome, "text": f"{text} {note}".strip()}}
 
 
-
 def encode_procs(cfg) -> int:
     """Processes for a training run's own corpus encodes (its baseline, its final vectors): the run's ``nproc``
     where they pay, on GPUs (one each); one on a CPU, where processes share its cores (encoding 1,000 texts took
@@ -46,6 +45,7 @@ def encode_procs(cfg) -> int:
     if cfg.nproc > 1 and not under_torchrun() and resolve_device(cfg.device).type == "cuda":
         return cfg.nproc
     return 1
+
 
 class TrainingVerbs(WorkspaceBase):
     """Mixed into :class:`~hce_engine.workspace.Workspace`."""
