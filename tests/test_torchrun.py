@@ -19,10 +19,11 @@ TINY = ["--epochs", "1", "--batch-size", "8", "--siblings", "2", "--branching", 
 
 
 def torchrun(workspace: str, model: str, *args: str) -> subprocess.CompletedProcess:
-    """``torchrun --standalone --nproc-per-node 2 -m hce_engine.cli --workspace WS train ARGS``."""
+    """``torchrun --standalone --nproc-per-node 2 -m hce_engine.cli -- --workspace WS train ARGS`` (the README's
+    ``--``: without it torchrun's parser takes ``--signal`` and ``--nproc`` for abbreviations of its own flags)."""
     env = {**os.environ, "HCE_DEFAULT_MODEL": model, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"}
     return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1",
-                           "--nproc-per-node", "2", "-m", "hce_engine.cli", "--workspace", workspace, "train", *args],
+                           "--nproc-per-node", "2", "-m", "hce_engine.cli", "--", "--workspace", workspace, "train", *args],
                           env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
 
 
@@ -36,7 +37,7 @@ def toy(tmp_path, fake_model, toy_beir):
 
 
 def test_a_torchrun_run_is_the_spawned_run(toy, fake_model, monkeypatch, capsys):
-    done = torchrun(toy, fake_model, "--corpus", "toy", *TINY, "--json")
+    done = torchrun(toy, fake_model, "--corpus", "toy", *TINY, "--signal", "supervised", "--nproc", "2", "--json")
     assert done.returncode == 0, done.stderr[-2000:]
     launched = json.loads(done.stdout.strip().splitlines()[-1])["run_id"]
     monkeypatch.setenv("HCE_DEFAULT_MODEL", fake_model)
@@ -83,8 +84,7 @@ def test_a_failing_rank_0_stops_the_others(toy, fake_model):
 
 def test_other_ranks_open_no_workspace(tmp_path, toy, fake_model, monkeypatch):
     """A rank other than 0 may run on a machine without the workspace: it follows rank 0 without opening one. Rank
-    0's run takes torchrun's process count (torchrun's own parser takes ``--nproc`` for ``--nproc-per-node``, so
-    a user leaves it out)."""
+    0's run takes torchrun's process count, and refuses another."""
     from hce_engine import InputError
     from hce_engine.training import torchrun as tr
     followed = []

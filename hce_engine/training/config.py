@@ -110,8 +110,8 @@ class TrainConfig:
     nproc: int = _f(1, "Processes that train the run together (torch.distributed data parallel): each embeds its "
                     "share of every batch, the loss sees the whole batch, gradients are summed; up to the GPUs "
                     "(device cuda or auto), or the CPU cores (on a CPU they add no compute: they share its "
-                    "cores). Not with the self signal. Under torchrun (several machines, README.md) leave it out: "
-                    "the run has the ranks torchrun starts.")
+                    "cores). Not with the self signal. Under torchrun (several machines, README.md) the run has the "
+                    "ranks torchrun starts.")
     model: str | None = _f(None, "Starting encoder folder (empty = the bundled all-MiniLM-L6-v2).")
 
     # ------------------------------------------------------------------ (de)serialisation

@@ -9,7 +9,9 @@ the settings. The other ranks open no workspace and read no file: :func:`follow`
 loop (:func:`.loop.train` with ``ranks``). Cancel and resume go through rank 0, as with spawned ranks.
 
     torchrun --nnodes 2 --nproc-per-node 1 --node-rank 0 --rdzv-backend c10d --rdzv-endpoint HOST:29500 \\
-        -m hce_engine.cli --workspace WS train --corpus NAME --preset full
+        -m hce_engine.cli -- --workspace WS train --corpus NAME --preset full
+
+(``--`` keeps torchrun's parser, which accepts abbreviations of its own flags, off ``hce``'s.)
 
 Depends only on torch and the training package.
 """
