@@ -22,9 +22,9 @@ def torchrun(workspace: str, model: str, *args: str) -> subprocess.CompletedProc
     """``torchrun --standalone --nproc-per-node 2 -m hce_engine.cli -- --workspace WS train ARGS`` (the README's
     ``--``: without it torchrun's parser takes ``--signal`` and ``--nproc`` for abbreviations of its own flags)."""
     env = {**os.environ, "HCE_DEFAULT_MODEL": model, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1",
-                           "--nproc-per-node", "2", "-m", "hce_engine.cli", "--", "--workspace", workspace, "train", *args],
-                          env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc-per-node", "2"]
+    return subprocess.run([*launch, "-m", "hce_engine.cli", "--", "--workspace", workspace, "train", *args], env=env,
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
 
 
 @pytest.fixture
