@@ -96,6 +96,8 @@ def test_eval_without_run_creates_baseline(hce, toy_beir):
     (("eval", "--corpus", "toy", "--split", "dev"), "no qrels for split 'dev'"),
     (("import", "/no/such/file.jsonl"), "file not found"),
     (("encode", "--corpus", "toy", "--branching", "1"), "branching must be an integer >= 2"),
+    (("train",), "--corpus is required (or --resume RUN to continue a run)"),
+    (("train", "--resume", "1"), "no run 1"),  # --resume needs no --corpus
 ])
 def test_errors_exit_1_on_stderr(hce, toy_beir, args, needle):
     hce("import", toy_beir, "--name", "toy")

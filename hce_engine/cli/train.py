@@ -8,7 +8,7 @@ from ..progress import fmt_duration
 from ..training import torchrun
 from ..training.config import DEFAULT_PRESET, LABEL_SOURCE, PRESET_HELP, PRESETS, UNLABELLED_PRESET, TrainConfig
 from . import render
-from .common import AS_JSON, CORPUS, Commands, config_flags, config_settings, in_workspace, print_json, progress_bar
+from .common import AS_JSON, Commands, config_flags, config_settings, in_workspace, print_json, progress_bar
 
 #: The training summary's fields ``hce train --json`` prints beside run_id, status, outcome and checks.
 TRAIN_JSON = ("improved", "start_val", "best_val", "test", "judged", "n_train_pairs", "seconds", "examples_per_s",
@@ -77,8 +77,9 @@ def cmd_train(ws, a) -> int:
 
 
 def train_parser(sub: Commands) -> None:
-    s = sub.add_parser("train", parents=[CORPUS, AS_JSON],
+    s = sub.add_parser("train", parents=[AS_JSON],
                        help="train an HCE encoder on a corpus; prints the run id and its outcome")
+    s.add_argument("--corpus", help="the corpus's name (hce corpora lists them); not needed with --resume")
     s.add_argument("--preset", choices=list(PRESETS),
                    help=f"start from a preset (default {DEFAULT_PRESET}, or {UNLABELLED_PRESET} on a "
                    "corpus without judged training queries; flags "
@@ -86,4 +87,6 @@ def train_parser(sub: Commands) -> None:
     s.add_argument("--pairs", help="a two-column (query, document id) file to train on (stored as split 'pairs')")
     s.add_argument("--resume", type=int, metavar="RUN", help="continue a cancelled/interrupted run")
     config_flags(s, TrainConfig, show_defaults=False)
-    s.set_defaults(func=cmd_train_ranks, opens_workspace=False)
+    s.set_defaults(func=cmd_train_ranks, opens_workspace=False,
+                   check=lambda a: None if a.corpus or a.resume else "hce train: error: --corpus is required "
+                   "(or --resume RUN to continue a run)")
