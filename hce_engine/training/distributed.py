@@ -88,6 +88,18 @@ def sync_grads(summed: Sequence[torch.nn.Parameter], averaged: Sequence[torch.nn
         p.grad = None if has[i] == 0 else (g / world if i >= len(summed) else g)
 
 
+def to_rank_device(encoder, local_rank: int) -> torch.device:
+    """Move ``encoder`` to its rank's device and return it: ``cuda:local_rank`` (made the current device) when the
+    encoder is on CUDA, else the CPU. Sets ``encoder.device``."""
+    cuda = torch.device(getattr(encoder, "device", "cpu")).type == "cuda"
+    dev = torch.device(f"cuda:{local_rank}") if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(dev)
+    encoder.to(dev)
+    encoder.device = dev
+    return dev
+
+
 class Ranks:
     """This process's place in a started process group: ``rank``, ``world`` and rank 0's messages.
 

@@ -21,7 +21,7 @@ from torch.multiprocessing.spawn import start_processes
 from ..encoder.sharded import check_nproc, collect, free_port
 from ..threads import PROCESS_THREADS
 from .config import TrainConfig
-from .distributed import Ranks
+from .distributed import Ranks, to_rank_device
 from .events import TrainResult
 from .pairs import Pair
 
@@ -64,13 +64,8 @@ def _rank(rank: int, world: int, port: int, messages, stop, blob: bytes, doc_tex
     from .loop import train
     torch.set_num_threads(max(1, PROCESS_THREADS // world))
     encoder = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=False)
-    cuda = torch.device(encoder.device).type == "cuda"
-    dev = torch.device(f"cuda:{rank}") if cuda else torch.device("cpu")
-    if cuda:
-        torch.cuda.set_device(dev)
-    encoder.to(dev)
-    encoder.device = dev
-    dist.init_process_group("nccl" if cuda else "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+    dev = to_rank_device(encoder, rank)
+    dist.init_process_group("nccl" if dev.type == "cuda" else "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
                             world_size=world)
     root = rank == 0
 

@@ -24,6 +24,7 @@ import os
 import torch
 import torch.distributed as dist
 
+from .distributed import Ranks, to_rank_device
 from .events import TrainResult
 
 #: How long a rank waits in a collective: the others wait while rank 0 encodes the corpus (its tree, a rebuild).
@@ -56,29 +57,22 @@ def _join() -> None:
         dist.init_process_group("cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo", timeout=TIMEOUT)
 
 
-def _device(encoder) -> torch.device:
-    """This rank's device: its local GPU (``LOCAL_RANK``) when the run trains on CUDA, else the CPU."""
-    if torch.device(getattr(encoder, "device", "cpu")).type != "cuda":
-        return torch.device("cpu")
-    dev = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}")
-    torch.cuda.set_device(dev)
-    return dev
+def _to_local_device(encoder) -> torch.device:
+    """Move ``encoder`` to this rank's device: its machine's GPU ``LOCAL_RANK`` when the run trains on CUDA."""
+    return to_rank_device(encoder, int(os.environ.get("LOCAL_RANK", "0")))
 
 
 def lead(encoder, doc_texts, pairs, config, **kwargs) -> TrainResult:
     """Rank 0: send the other ranks the encoder, ``doc_texts``, ``pairs``, ``config`` and the ``train`` arguments
     they share, then run :func:`.loop.train` as rank 0 with the callbacks in this process. Returns its result; the
     trained weights are in ``encoder``."""
-    from .distributed import Ranks
     from .loop import train
     if config.nproc != world():
         raise ValueError(f"nproc is {config.nproc} but torchrun started {world()} ranks")
     global _sent
     _join()
     try:
-        dev = _device(encoder)
-        encoder.to(dev)
-        encoder.device = dev
+        dev = _to_local_device(encoder)
         blob = io.BytesIO()
         torch.save(encoder, blob)
         shared = {k: v for k, v in kwargs.items() if k not in ROOT_ONLY}
@@ -95,7 +89,6 @@ def release() -> None:
     global _sent
     if _sent:
         return
-    from .distributed import Ranks
     _join()
     try:
         Ranks("cpu").from_root(None)
@@ -107,7 +100,6 @@ def release() -> None:
 def follow() -> bool:
     """A rank other than 0: receive what :func:`lead` sends and train with it; returns when the run ends (rank 0
     keeps the result): True, or False when rank 0 ended without a run (:func:`release`)."""
-    from .distributed import Ranks
     from .loop import train
     _join()
     try:
@@ -116,9 +108,7 @@ def follow() -> bool:
             return False
         blob, doc_texts, pairs, config, shared = sent
         encoder = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=False)  # rank 0's, not a user's
-        dev = _device(encoder)
-        encoder.to(dev)
-        encoder.device = dev
+        dev = _to_local_device(encoder)
         train(encoder, doc_texts, pairs, config, ranks=Ranks(dev), **shared)
         return True
     finally:
